@@ -1,0 +1,448 @@
+//! The connection layer every command shares.
+//!
+//! A [`Db`] is a pool of connections to one endpoint, set up so that values read from any
+//! server are comparable: `time_zone = '+00:00'` (TIMESTAMP in UTC), `NAMES utf8mb4` (text
+//! arrives as UTF-8 whatever the column's charset), and, where a command only reads,
+//! `TRANSACTION READ ONLY`, so that a bug can not turn into a write. A per-query time limit
+//! uses the server's own mechanism (`max_statement_time` on MariaDB, `MAX_EXECUTION_TIME`
+//! on MySQL and TiDB), so a runaway query dies on the server, not just in the client.
+//!
+//! Interruption: every checked-out connection registers its server-side id. When the
+//! [`CancellationToken`] given at connect time fires (Ctrl-C), a watcher task opens a fresh
+//! connection and sends `KILL QUERY` for each of them, so nothing keeps running on a
+//! production server after cutover has gone, and every pending call returns
+//! [`DbError::Interrupted`].
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use mysql_async::{Opts, OptsBuilder, PoolConstraints, PoolOpts, SslOpts};
+use tokio_util::sync::CancellationToken;
+
+use crate::endpoint::{Endpoint, Role, SslMode};
+
+/// How long an interrupted query may take to die after its `KILL QUERY`.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// Which server software answers. Some SQL and some renderings differ between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    MariaDb,
+    MySql,
+    TiDb,
+}
+
+impl Flavor {
+    pub fn from_version(version: &str) -> Flavor {
+        let v = version.to_ascii_lowercase();
+        if v.contains("tidb") {
+            Flavor::TiDb
+        } else if v.contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Flavor::MariaDb => "MariaDB",
+            Flavor::MySql => "MySQL",
+            Flavor::TiDb => "TiDB",
+        }
+    }
+}
+
+/// How sessions are set up.
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    /// Open every session `READ ONLY`. True for every command that only reads.
+    pub read_only: bool,
+    /// Server-side limit for each statement; `None` for no limit.
+    pub query_timeout: Option<Duration>,
+    /// Connections kept at most.
+    pub max_connections: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            read_only: true,
+            query_timeout: None,
+            max_connections: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DbError {
+    #[error("cannot connect to {role} {endpoint}: {message}")]
+    Connect {
+        role: Role,
+        endpoint: String,
+        message: String,
+    },
+    #[error("{role} query failed: {message}")]
+    Query { role: Role, message: String },
+    #[error("{role} query exceeded the time limit of {limit:?}")]
+    Timeout { role: Role, limit: Duration },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl DbError {
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self, DbError::Interrupted)
+    }
+}
+
+/// A pool of connections to one endpoint, in one role.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DbInner>,
+}
+
+struct DbInner {
+    role: Role,
+    endpoint: Endpoint,
+    pool: mysql_async::Pool,
+    flavor: Flavor,
+    version: String,
+    options: SessionOptions,
+    running: Mutex<HashSet<u32>>,
+    cancel: CancellationToken,
+}
+
+impl Db {
+    /// Connects (one probe connection to learn the server's flavor), and prepares a pool whose
+    /// connections are all set up the same way. `cancel` interrupts every query of this pool.
+    pub async fn connect(
+        endpoint: &Endpoint,
+        role: Role,
+        options: SessionOptions,
+        cancel: CancellationToken,
+    ) -> Result<Db, DbError> {
+        let connect_err = |message: String| DbError::Connect {
+            role,
+            endpoint: endpoint.redacted(),
+            message,
+        };
+        let (base, ssl_used) = match endpoint.ssl_mode {
+            SslMode::Preferred => {
+                // Try TLS first; fall back to plain only when the server has no TLS at all.
+                let tls = base_opts(endpoint, true).map_err(connect_err)?;
+                match probe(tls.clone()).await {
+                    Ok(v) => (tls, Some(v)),
+                    Err(e) if e.to_string().contains("does not support SSL") => {
+                        (base_opts(endpoint, false).map_err(connect_err)?, None)
+                    }
+                    Err(e) => return Err(connect_err(clean_message(&e))),
+                }
+            }
+            SslMode::Disabled => (base_opts(endpoint, false).map_err(connect_err)?, None),
+            _ => (base_opts(endpoint, true).map_err(connect_err)?, None),
+        };
+        let version = match ssl_used {
+            Some(v) => v,
+            None => probe(base.clone())
+                .await
+                .map_err(|e| connect_err(clean_message(&e)))?,
+        };
+        let flavor = Flavor::from_version(&version);
+        let mut init = vec![
+            "SET NAMES utf8mb4".to_string(),
+            "SET time_zone = '+00:00'".to_string(),
+        ];
+        if options.read_only {
+            init.push("SET SESSION TRANSACTION READ ONLY".to_string());
+        }
+        if let Some(limit) = options.query_timeout {
+            init.push(match flavor {
+                Flavor::MariaDb => format!(
+                    "SET SESSION max_statement_time = {:.3}",
+                    limit.as_secs_f64()
+                ),
+                Flavor::MySql | Flavor::TiDb => {
+                    format!("SET SESSION MAX_EXECUTION_TIME = {}", limit.as_millis())
+                }
+            });
+        }
+        let constraints = PoolConstraints::new(0, options.max_connections.max(1))
+            .ok_or_else(|| connect_err("bad pool size".to_string()))?;
+        let opts = OptsBuilder::from_opts(base).init(init).pool_opts(
+            // No COM_RESET_CONNECTION on check-in: it would undo the `init` set-up above.
+            PoolOpts::default()
+                .with_constraints(constraints)
+                .with_reset_connection(false),
+        );
+        let pool = mysql_async::Pool::new(opts);
+        let inner = Arc::new(DbInner {
+            role,
+            endpoint: endpoint.clone(),
+            pool,
+            flavor,
+            version,
+            options,
+            running: Mutex::new(HashSet::new()),
+            cancel: cancel.clone(),
+        });
+        // The watcher holds only a weak handle, so it does not keep the pool alive.
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            cancel.cancelled().await;
+            if let Some(inner) = weak.upgrade() {
+                Db { inner }.kill_running().await;
+            }
+        });
+        let db = Db { inner };
+        // Fail now, with a clear message, if the session set-up itself is refused.
+        db.conn().await?;
+        Ok(db)
+    }
+
+    pub fn role(&self) -> Role {
+        self.inner.role
+    }
+    pub fn flavor(&self) -> Flavor {
+        self.inner.flavor
+    }
+    pub fn version(&self) -> &str {
+        &self.inner.version
+    }
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+    pub fn options(&self) -> &SessionOptions {
+        &self.inner.options
+    }
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.inner.cancel
+    }
+
+    /// Checks out a connection. It stays registered for `KILL QUERY` until dropped.
+    pub async fn conn(&self) -> Result<Conn, DbError> {
+        let inner = &self.inner;
+        let conn = tokio::select! {
+            c = inner.pool.get_conn() => c.map_err(|e| DbError::Connect {
+                role: inner.role,
+                endpoint: inner.endpoint.redacted(),
+                message: clean_message(&e),
+            })?,
+            _ = inner.cancel.cancelled() => return Err(DbError::Interrupted),
+        };
+        let id = conn.id();
+        lock(&inner.running).insert(id);
+        Ok(Conn {
+            conn: Some(conn),
+            id,
+            db: self.clone(),
+        })
+    }
+
+    /// Runs one query on a pooled connection and collects its rows.
+    pub async fn query<T: FromRow + Send + 'static>(&self, sql: &str) -> Result<Vec<T>, DbError> {
+        self.conn().await?.query(sql).await
+    }
+
+    /// Runs a statement (text protocol) and discards its result. Only callers that are allowed
+    /// to write use this for writes (see ARCHITECTURE.md).
+    pub async fn execute(&self, sql: &str) -> Result<(), DbError> {
+        self.conn().await?.execute(sql).await
+    }
+
+    /// Sends `KILL QUERY` for every connection currently checked out.
+    pub async fn kill_running(&self) {
+        let ids: Vec<u32> = lock(&self.inner.running).iter().copied().collect();
+        if ids.is_empty() {
+            return;
+        }
+        // A fresh, unpooled connection: the pool may be exhausted by the very queries we kill.
+        let opts: Opts = self.inner.pool_opts_for_kill();
+        if let Ok(mut c) = mysql_async::Conn::new(opts).await {
+            for id in ids {
+                let _ = c.query_drop(format!("KILL QUERY {id}")).await;
+            }
+            let _ = c.disconnect().await;
+        }
+    }
+
+    /// Closes the pool gracefully.
+    pub async fn disconnect(self) {
+        if let Ok(inner) = Arc::try_unwrap(self.inner) {
+            let _ = inner.pool.disconnect().await;
+        }
+    }
+
+    /// Maps a driver error of a query on this pool: time limits and our own `KILL QUERY`
+    /// become [`DbError::Timeout`] and [`DbError::Interrupted`].
+    pub fn map_err(&self, e: mysql_async::Error) -> DbError {
+        map_query_error(self.inner.role, self.inner.options.query_timeout, e)
+    }
+}
+
+impl DbInner {
+    fn pool_opts_for_kill(&self) -> Opts {
+        // Same endpoint and TLS, no init statements (a READ ONLY session may still KILL).
+        base_opts(&self.endpoint, self.endpoint.ssl_mode != SslMode::Disabled)
+            .unwrap_or_else(|_| Opts::default())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned registry only means another task panicked while holding it; the set of ids
+    // is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A checked-out connection with its server-side id registered for `KILL QUERY`.
+pub struct Conn {
+    conn: Option<mysql_async::Conn>,
+    id: u32,
+    db: Db,
+}
+
+impl Conn {
+    /// The server's connection id (`CONNECTION_ID()`).
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The underlying connection, for streaming results. Callers race their awaits against
+    /// [`Db::cancel_token`].
+    pub fn raw(&mut self) -> &mut mysql_async::Conn {
+        // `conn` is only `None` inside `drop`.
+        self.conn.as_mut().expect("connection present until drop")
+    }
+
+    pub async fn query<T: FromRow + Send + 'static>(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<T>, DbError> {
+        let cancel = self.db.inner.cancel.clone();
+        let db = self.db.clone();
+        let conn = self.raw();
+        let fut = conn.query(sql);
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => r.map_err(|e| db.map_err(e)),
+            _ = cancel.cancelled() => {
+                // The watcher sends KILL QUERY for this connection; give the server a moment
+                // to stop the query, so nothing keeps running after we are gone.
+                let _ = tokio::time::timeout(KILL_GRACE, &mut fut).await;
+                Err(DbError::Interrupted)
+            }
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
+        let cancel = self.db.inner.cancel.clone();
+        let db = self.db.clone();
+        let conn = self.raw();
+        let fut = conn.query_drop(sql);
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => r.map_err(|e| db.map_err(e)),
+            _ = cancel.cancelled() => {
+                let _ = tokio::time::timeout(KILL_GRACE, &mut fut).await;
+                Err(DbError::Interrupted)
+            }
+        }
+    }
+
+    /// Maps a driver error of a query run on this connection.
+    pub fn map_err(&self, e: mysql_async::Error) -> DbError {
+        self.db.map_err(e)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        lock(&self.db.inner.running).remove(&self.id);
+        // Dropping a `mysql_async::Conn` hands it back to the pool (or closes it when a
+        // result is still unread).
+        drop(self.conn.take());
+    }
+}
+
+fn map_query_error(role: Role, limit: Option<Duration>, e: mysql_async::Error) -> DbError {
+    if let mysql_async::Error::Server(s) = &e {
+        match (s.code, limit) {
+            // 1969: MariaDB max_statement_time; 3024: MySQL MAX_EXECUTION_TIME.
+            (1969 | 3024, Some(limit)) => return DbError::Timeout { role, limit },
+            // 1317: our own KILL QUERY after Ctrl-C.
+            (1317, _) => return DbError::Interrupted,
+            _ => {}
+        }
+    }
+    DbError::Query {
+        role,
+        message: clean_message(&e),
+    }
+}
+
+/// The driver's message, on one line.
+fn clean_message(e: &mysql_async::Error) -> String {
+    let s = match e {
+        mysql_async::Error::Server(s) => format!("ERROR {} ({}): {}", s.code, s.state, s.message),
+        mysql_async::Error::Io(io) => format!("{io}"),
+        other => other.to_string(),
+    };
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+async fn probe(opts: Opts) -> Result<String, mysql_async::Error> {
+    let mut c = mysql_async::Conn::new(opts).await?;
+    let v: Option<String> = c.query_first("SELECT VERSION()").await?;
+    let _ = c.disconnect().await;
+    Ok(v.unwrap_or_default())
+}
+
+fn base_opts(e: &Endpoint, tls: bool) -> Result<Opts, String> {
+    let mut b = OptsBuilder::default()
+        .user(Some(e.user.clone()))
+        .pass(e.password.as_ref().map(|p| p.expose().to_string()))
+        .db_name(e.database.clone())
+        .stmt_cache_size(64)
+        .tcp_nodelay(true);
+    match &e.socket {
+        Some(sock) => {
+            b = b.socket(Some(sock.display().to_string()));
+        }
+        None => {
+            b = b
+                .ip_or_hostname(e.host.clone())
+                .tcp_port(e.port)
+                .prefer_socket(false);
+        }
+    }
+    if tls {
+        let mut ssl = SslOpts::default();
+        match e.ssl_mode {
+            SslMode::Disabled => {}
+            SslMode::Preferred | SslMode::Required => {
+                ssl = ssl
+                    .with_danger_accept_invalid_certs(true)
+                    .with_danger_skip_domain_validation(true);
+            }
+            SslMode::VerifyCa => {
+                ssl = ssl.with_danger_skip_domain_validation(true);
+            }
+            SslMode::VerifyIdentity => {}
+        }
+        if let Some(ca) = &e.ssl_ca {
+            if !ca.exists() {
+                return Err(format!("ssl-ca file {} does not exist", ca.display()));
+            }
+            ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+        }
+        b = b.ssl_opts(Some(ssl));
+    }
+    Ok(b.into())
+}

@@ -1,0 +1,538 @@
+//! The table differ: chunk → checksum on both sides → equal, or drill down → rows → compare.
+//!
+//! Read this top to bottom:
+//!
+//! 1. [`diff_table`] describes the table on both sides and makes a [`Plan`].
+//! 2. It asks both sides for the smallest and largest key and starts `threads` workers that
+//!    take ranges from a shared [`Splitter`].
+//! 3. A worker checksums its range on both servers at once ([`checksum`]). Equal counts and
+//!    sums: the range is equal, and its source rows count as compared.
+//! 4. Otherwise the range is split into `fanout` parts over the keys actually present, and
+//!    every part whose checksum differs is split again, until a part holds at most
+//!    `row_threshold` rows on either side. Every bad part is followed, not only one, so
+//!    several differences in one chunk are all found.
+//! 5. Such a part is read from both servers in key order, streamed, and merge-compared
+//!    ([`compare_rows`]) with the value model, which alone decides what differs.
+//!
+//! Memory is bounded by the number of workers times the row threshold (rows are streamed,
+//! not collected) plus the kept diff samples (`max_diffs`); it does not grow with the table.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cutover_core::schema::{describe, TableName};
+use cutover_core::sql::quote_ident;
+use cutover_core::value::{same, CompareOptions, Value};
+use cutover_core::{Db, DbError};
+use mysql_async::prelude::Queryable;
+
+use crate::chunk::{KeyRange, Splitter};
+use crate::plan::{Plan, Side};
+use crate::report::{ColumnDiff, DiffKind, RowDiff, Status, TableReport};
+
+/// Options of a diff run.
+#[derive(Clone, Debug)]
+pub struct DiffOptions {
+    /// Workers per table; each keeps one connection per side busy.
+    pub threads: usize,
+    /// The time one chunk's checksum should take; chunk widths adapt toward it.
+    pub chunk_time: Duration,
+    /// Rows of the first chunk, before any timing is known.
+    pub first_chunk_rows: u64,
+    /// A differing part with at most this many rows on each side is compared row by row.
+    pub row_threshold: u64,
+    /// How many parts a differing range is split into.
+    pub fanout: usize,
+    /// Row differences kept per table in the report (the counts are always complete).
+    pub max_diffs: usize,
+    pub compare: CompareOptions,
+}
+
+impl Default for DiffOptions {
+    fn default() -> Self {
+        DiffOptions {
+            threads: 4,
+            chunk_time: Duration::from_millis(100),
+            first_chunk_rows: 20_000,
+            row_threshold: 2_000,
+            fanout: 16,
+            max_diffs: 1_000,
+            compare: CompareOptions::default(),
+        }
+    }
+}
+
+/// Progress events. The engine never prints; the binary turns these into a progress bar.
+pub trait Progress: Send + Sync {
+    fn table_started(&self, _source: &TableName, _estimated_rows: u64) {}
+    fn rows_done(&self, _source: &TableName, _rows: u64) {}
+    fn table_finished(&self, _report: &TableReport) {}
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Debug, thiserror::Error)]
+enum TableError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What the workers of one table find, merged under a lock.
+struct Findings {
+    report: TableReport,
+    max_diffs: usize,
+}
+
+impl Findings {
+    fn add(&mut self, diff: RowDiff) {
+        match diff.kind {
+            DiffKind::MissingInTarget => self.report.missing_in_target += 1,
+            DiffKind::ExtraInTarget => self.report.extra_in_target += 1,
+            DiffKind::Mismatched => self.report.mismatched += 1,
+        }
+        if self.report.diffs.len() < self.max_diffs {
+            self.report.diffs.push(diff);
+        } else {
+            self.report.diffs_truncated = true;
+        }
+    }
+}
+
+/// Compares one table. Never fails: a problem becomes the table's `error` status.
+pub async fn diff_table(
+    source: &Db,
+    target: &Db,
+    source_name: &TableName,
+    target_name: &TableName,
+    opts: &DiffOptions,
+    progress: &dyn Progress,
+) -> TableReport {
+    let started = Instant::now();
+    let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
+    match diff_table_inner(source, target, source_name, target_name, opts, progress).await {
+        Ok(r) => report = r,
+        Err(e) => {
+            report.error = Some(match e {
+                TableError::Db(DbError::Interrupted) => "interrupted".to_string(),
+                other => other.to_string(),
+            });
+        }
+    }
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    report.settle();
+    if report.status != Status::Error {
+        report.diffs.sort_by(|a, b| {
+            let ka = serde_json::Value::Object(a.key.clone()).to_string();
+            let kb = serde_json::Value::Object(b.key.clone()).to_string();
+            key_order(&a.key, &b.key).then(ka.cmp(&kb))
+        });
+    }
+    progress.table_finished(&report);
+    report
+}
+
+fn key_order(
+    a: &serde_json::Map<String, serde_json::Value>,
+    b: &serde_json::Map<String, serde_json::Value>,
+) -> std::cmp::Ordering {
+    let num = |m: &serde_json::Map<String, serde_json::Value>| {
+        m.values().next().and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_f64(),
+            serde_json::Value::String(s) => s.parse::<f64>().ok(),
+            _ => None,
+        })
+    };
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => std::cmp::Ordering::Equal,
+    }
+}
+
+async fn diff_table_inner(
+    source: &Db,
+    target: &Db,
+    source_name: &TableName,
+    target_name: &TableName,
+    opts: &DiffOptions,
+    progress: &dyn Progress,
+) -> Result<TableReport, TableError> {
+    let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
+    let s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
+    let t = t?.ok_or_else(|| TableError::Other("table missing on the target".into()))?;
+    let estimated = s.estimated_rows.max(t.estimated_rows);
+    let plan = Plan::new(s, t).map_err(|e| TableError::Other(e.to_string()))?;
+    let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
+    report.schema = plan.schema.clone();
+    progress.table_started(source_name, estimated);
+
+    let ctx = Arc::new(Ctx {
+        source: source.clone(),
+        target: target.clone(),
+        source_sql: TableSql::new(&plan, Side::Source),
+        target_sql: TableSql::new(&plan, Side::Target),
+        plan,
+        opts: opts.clone(),
+        findings: Mutex::new(Findings {
+            report,
+            max_diffs: opts.max_diffs,
+        }),
+    });
+
+    let (sb, tb) = tokio::join!(ctx.bounds(Side::Source), ctx.bounds(Side::Target));
+    let bounds = match (sb?, tb?) {
+        (None, None) => None,
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+    };
+    let splitter = Arc::new(Mutex::new(Splitter::new(
+        bounds,
+        estimated,
+        opts.first_chunk_rows,
+        opts.chunk_time,
+    )));
+
+    // Workers run on this task's runtime; the first error stops the others.
+    let failed: Arc<Mutex<Option<TableError>>> = Arc::new(Mutex::new(None));
+    let mut workers = Vec::new();
+    for _ in 0..opts.threads.max(1) {
+        let ctx = ctx.clone();
+        let splitter = splitter.clone();
+        let failed = failed.clone();
+        workers.push(async move {
+            loop {
+                if lock(&failed).is_some() {
+                    return;
+                }
+                let Some(range) = lock(&splitter).next_range() else {
+                    return;
+                };
+                let started = Instant::now();
+                match ctx.check_range(range).await {
+                    Ok(rows) => {
+                        lock(&splitter).feedback(&range, rows, started.elapsed());
+                        {
+                            let mut f = lock(&ctx.findings);
+                            f.report.rows_compared += rows;
+                            f.report.chunks += 1;
+                        }
+                        progress.rows_done(source_name, rows);
+                    }
+                    Err(e) => {
+                        let mut slot = lock(&failed);
+                        if slot.is_none() {
+                            *slot = Some(e);
+                        }
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    futures_util::future::join_all(workers).await;
+    if let Some(e) = lock(&failed).take() {
+        return Err(e);
+    }
+    let report = lock(&ctx.findings).report.clone();
+    Ok(report)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SQL texts of one side, built once per table.
+struct TableSql {
+    table: String,
+    key: String,
+    checksum_select: String,
+    row_select: String,
+}
+
+impl TableSql {
+    fn new(plan: &Plan, side: Side) -> TableSql {
+        let cols: Vec<String> = plan
+            .columns
+            .iter()
+            .map(|p| quote_ident(&side.column(p).name))
+            .collect();
+        TableSql {
+            table: side.table(plan).name.quoted(),
+            key: quote_ident(&side.column(plan.key_pair()).name),
+            checksum_select: plan.checksum_select(side),
+            row_select: cols.join(", "),
+        }
+    }
+}
+
+/// One side's checksum of a range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Checksum {
+    count: u64,
+    sum1: u128,
+    sum2: u128,
+    min: Option<i128>,
+    max: Option<i128>,
+}
+
+impl Checksum {
+    fn same_rows(&self, other: &Checksum) -> bool {
+        self.count == other.count && self.sum1 == other.sum1 && self.sum2 == other.sum2
+    }
+}
+
+struct Ctx {
+    source: Db,
+    target: Db,
+    plan: Plan,
+    source_sql: TableSql,
+    target_sql: TableSql,
+    opts: DiffOptions,
+    findings: Mutex<Findings>,
+}
+
+impl Ctx {
+    fn side(&self, side: Side) -> (&Db, &TableSql) {
+        match side {
+            Side::Source => (&self.source, &self.source_sql),
+            Side::Target => (&self.target, &self.target_sql),
+        }
+    }
+
+    async fn bounds(&self, side: Side) -> Result<Option<(i128, i128)>, TableError> {
+        let (db, sql) = self.side(side);
+        let rows: Vec<(Option<String>, Option<String>)> = db
+            .query(&format!(
+                "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t}",
+                k = sql.key,
+                t = sql.table
+            ))
+            .await?;
+        match rows.into_iter().next() {
+            Some((Some(a), Some(b))) => Ok(Some((parse_i128(&a)?, parse_i128(&b)?))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn checksum(&self, side: Side, range: KeyRange) -> Result<Checksum, TableError> {
+        let (db, sql) = self.side(side);
+        let text = format!(
+            "SELECT {sel}, CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w}",
+            sel = sql.checksum_select,
+            k = sql.key,
+            t = sql.table,
+            w = range.predicate(&sql.key),
+        );
+        type Row = (u64, String, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = db.query(&text).await?;
+        let (count, s1, s2, min, max) = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| TableError::Other("checksum query returned no row".into()))?;
+        Ok(Checksum {
+            count,
+            sum1: parse_u128(&s1)?,
+            sum2: parse_u128(&s2)?,
+            min: min.as_deref().map(parse_i128).transpose()?,
+            max: max.as_deref().map(parse_i128).transpose()?,
+        })
+    }
+
+    async fn checksums(&self, range: KeyRange) -> Result<(Checksum, Checksum), TableError> {
+        let (s, t) = tokio::join!(
+            self.checksum(Side::Source, range),
+            self.checksum(Side::Target, range)
+        );
+        Ok((s?, t?))
+    }
+
+    /// Checks one range; returns the number of source rows it covers.
+    async fn check_range(&self, range: KeyRange) -> Result<u64, TableError> {
+        let (s, t) = self.checksums(range).await?;
+        if s.same_rows(&t) {
+            return Ok(s.count);
+        }
+        let mut stack = vec![(range, s, t)];
+        while let Some((r, s, t)) = stack.pop() {
+            let lo = min_opt(s.min, t.min);
+            let hi = max_opt(s.max, t.max);
+            let single_key = lo.is_some() && lo == hi;
+            if s.count.max(t.count) <= self.opts.row_threshold || single_key {
+                self.compare_rows(r).await?;
+                continue;
+            }
+            let (Some(lo), Some(hi)) = (lo, hi) else {
+                self.compare_rows(r).await?;
+                continue;
+            };
+            for part in KeyRange::split(lo, hi, self.opts.fanout) {
+                let (ps, pt) = self.checksums(part).await?;
+                if !ps.same_rows(&pt) {
+                    stack.push((part, ps, pt));
+                }
+            }
+        }
+        Ok(s.count)
+    }
+
+    /// Streams the range from both sides in key order and merge-compares the rows.
+    async fn compare_rows(&self, range: KeyRange) -> Result<(), TableError> {
+        let (sdb, ssql) = self.side(Side::Source);
+        let (tdb, tsql) = self.side(Side::Target);
+        let q = |sql: &TableSql| {
+            format!(
+                "SELECT {cols} FROM {t} WHERE {w} ORDER BY {k}",
+                cols = sql.row_select,
+                t = sql.table,
+                w = range.predicate(&sql.key),
+                k = sql.key
+            )
+        };
+        let (sq, tq) = (q(ssql), q(tsql));
+        let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
+        let cancel = sdb.cancel_token().clone();
+        let (serr, terr) = (sdb.clone(), tdb.clone());
+        // The binary protocol: FLOAT and DOUBLE arrive as their exact bits.
+        let (sres, tres) = tokio::join!(
+            sc.raw().exec_iter(sq.as_str(), ()),
+            tc.raw().exec_iter(tq.as_str(), ())
+        );
+        let mut sres = sres.map_err(|e| conn_err(&serr, e))?;
+        let mut tres = tres.map_err(|e| conn_err(&terr, e))?;
+        let mut a = self.next_row(&mut sres, Side::Source, &serr).await?;
+        let mut b = self.next_row(&mut tres, Side::Target, &terr).await?;
+        loop {
+            if cancel.is_cancelled() {
+                return Err(DbError::Interrupted.into());
+            }
+            match (a.take(), b.take()) {
+                (None, None) => break,
+                (Some(x), None) => {
+                    self.record(DiffKind::MissingInTarget, &x, None);
+                    a = self.next_row(&mut sres, Side::Source, &serr).await?;
+                }
+                (None, Some(y)) => {
+                    self.record(DiffKind::ExtraInTarget, &y, None);
+                    b = self.next_row(&mut tres, Side::Target, &terr).await?;
+                }
+                (Some(x), Some(y)) => match x[self.plan.key].key_cmp(&y[self.plan.key]) {
+                    std::cmp::Ordering::Less => {
+                        self.record(DiffKind::MissingInTarget, &x, None);
+                        a = self.next_row(&mut sres, Side::Source, &serr).await?;
+                        b = Some(y);
+                    }
+                    std::cmp::Ordering::Greater => {
+                        self.record(DiffKind::ExtraInTarget, &y, None);
+                        b = self.next_row(&mut tres, Side::Target, &terr).await?;
+                        a = Some(x);
+                    }
+                    std::cmp::Ordering::Equal => {
+                        self.compare_pair(&x, &y);
+                        a = self.next_row(&mut sres, Side::Source, &serr).await?;
+                        b = self.next_row(&mut tres, Side::Target, &terr).await?;
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn next_row(
+        &self,
+        res: &mut mysql_async::QueryResult<'_, '_, mysql_async::BinaryProtocol>,
+        side: Side,
+        db: &Db,
+    ) -> Result<Option<Vec<Value>>, TableError> {
+        let row = res.next().await.map_err(|e| conn_err(db, e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let raw = row.unwrap();
+        let mut out = Vec::with_capacity(raw.len());
+        for (v, p) in raw.into_iter().zip(&self.plan.columns) {
+            let col = side.column(p);
+            out.push(Value::from_mysql(v, &col.kind).map_err(|e| {
+                TableError::Other(format!("{} column `{}`: {e}", db.role(), col.name))
+            })?);
+        }
+        Ok(Some(out))
+    }
+
+    fn compare_pair(&self, x: &[Value], y: &[Value]) {
+        let opts = &self.opts.compare;
+        let mut cols = Vec::new();
+        for (i, p) in self.plan.columns.iter().enumerate() {
+            if !same(&x[i], &y[i], opts) {
+                cols.push(ColumnDiff {
+                    column: p.name().to_string(),
+                    source: x[i].to_json(),
+                    target: y[i].to_json(),
+                });
+            }
+        }
+        if !cols.is_empty() {
+            let mut f = lock(&self.findings);
+            f.add(RowDiff {
+                kind: DiffKind::Mismatched,
+                key: self.key_json(x),
+                columns: cols,
+            });
+        }
+    }
+
+    fn record(&self, kind: DiffKind, row: &[Value], _other: Option<&[Value]>) {
+        let diff = RowDiff {
+            kind,
+            key: self.key_json(row),
+            columns: Vec::new(),
+        };
+        lock(&self.findings).add(diff);
+    }
+
+    fn key_json(&self, row: &[Value]) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert(
+            self.plan.key_pair().name().to_string(),
+            row[self.plan.key].to_json(),
+        );
+        m
+    }
+}
+
+fn conn_err(db: &Db, e: mysql_async::Error) -> TableError {
+    if db.cancel_token().is_cancelled() {
+        return DbError::Interrupted.into();
+    }
+    TableError::Db(db.map_err(e))
+}
+
+fn min_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) | (None, x) => x,
+    }
+}
+
+fn max_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) | (None, x) => x,
+    }
+}
+
+fn parse_i128(s: &str) -> Result<i128, TableError> {
+    s.trim()
+        .parse()
+        .map_err(|_| TableError::Other(format!("unexpected key value `{s}` from the server")))
+}
+
+fn parse_u128(s: &str) -> Result<u128, TableError> {
+    // A SUM over DECIMAL may print a scale (`123.0`) on some servers.
+    let s = s.trim();
+    let int = s.split('.').next().unwrap_or(s);
+    int.parse()
+        .map_err(|_| TableError::Other(format!("unexpected checksum `{s}` from the server")))
+}

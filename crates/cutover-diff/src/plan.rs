@@ -1,0 +1,278 @@
+//! Table plans: which columns are compared, by which key, with which checksum expression.
+//!
+//! ## The checksum
+//!
+//! For a range of rows, each server computes
+//!
+//! ```sql
+//! SELECT COUNT(*),
+//!        SUM(CRC32(CONCAT_WS('#', f1, f2, …, fn, nulls))),
+//!        SUM(CRC32(CONCAT_WS('#', fn, …, f2, f1, nulls))),
+//!        MIN(key), MAX(key)
+//! FROM t WHERE key >= ? AND key < ?
+//! ```
+//!
+//! - Two CRC32s over two different layouts of the row give 64 bits per row; CRC32 is linear,
+//!   so the second layout is a different order of the fields rather than a salt (a constant
+//!   prefix or suffix would make the second CRC a function of the first).
+//! - `SUM`, not `BIT_XOR`: XOR cancels a pair of duplicate rows; a sum (with the count) does
+//!   not. Sums of 32-bit values are exact DECIMALs on every server.
+//! - Every string-like field `f` is written `LENGTH(f), f`, so a separator inside a value
+//!   cannot shift fields: `('a#b','c')` and `('a','b#c')` render differently.
+//! - `CONCAT_WS` skips NULLs; the `nulls` field (`CONCAT(ISNULL(a), ISNULL(b), …)` over the
+//!   NULL-able columns) says which were skipped, so NULL and `''` differ.
+//! - Only functions MySQL 5.7/8.0, Aurora, MariaDB and TiDB all document: `COUNT`, `SUM`,
+//!   `CRC32`, `CONCAT_WS`, `CONCAT`, `LENGTH`, `ISNULL`, `CAST`, `CONVERT … USING`.
+//!
+//! Renderings are chosen per column so that *identical data renders identically on both
+//! sides*; where it might not (a FLOAT text form, JSON text), a mismatch only costs a
+//! drill-down: the rows are then fetched and compared with the value model, which has the
+//! last word. The one thing a rendering must never do is render different data alike, so:
+//! FLOAT is widened to DOUBLE (`f + 0e0`: FLOAT's own text has 6 digits and is not
+//! injective), BIT is read as a number, text whose charset differs between the sides is
+//! converted to utf8mb4 on both, and DECIMAL or temporal columns whose declared scale differs
+//! are cast to the larger one.
+
+use cutover_core::schema::{Column, Table};
+use cutover_core::sql::quote_ident;
+use cutover_core::value::ColumnKind;
+
+use crate::report::SchemaDiff;
+
+/// A column compared on both sides (names may differ in case).
+#[derive(Clone, Debug)]
+pub struct ColumnPair {
+    pub source: Column,
+    pub target: Column,
+}
+
+impl ColumnPair {
+    pub fn name(&self) -> &str {
+        &self.source.name
+    }
+}
+
+/// How a table is compared.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub source: Table,
+    pub target: Table,
+    /// The integer key column (index into `columns`).
+    pub key: usize,
+    /// Common columns, in source order.
+    pub columns: Vec<ColumnPair>,
+    /// Definition differences, reported as such.
+    pub schema: Vec<SchemaDiff>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PlanError {
+    #[error("no primary key or NOT NULL unique key on the source: tables without a usable key are not supported yet")]
+    NoKey,
+    #[error("key ({0}) is not a single integer column: only integer keys are supported yet")]
+    NotIntegerKey(String),
+    #[error("key column `{0}` is missing on the target")]
+    KeyMissingOnTarget(String),
+    #[error("key column `{0}` is not an integer on the target ({1})")]
+    KeyTypeOnTarget(String, String),
+    #[error("no column in common between source and target")]
+    NoCommonColumns,
+}
+
+impl Plan {
+    pub fn new(source: Table, target: Table) -> Result<Plan, PlanError> {
+        let mut schema = Vec::new();
+        let mut columns = Vec::new();
+        for sc in &source.columns {
+            match target.column(&sc.name) {
+                Some(tc) => {
+                    compare_columns(sc, tc, &mut schema);
+                    columns.push(ColumnPair {
+                        source: sc.clone(),
+                        target: tc.clone(),
+                    });
+                }
+                None => schema.push(SchemaDiff {
+                    object: sc.name.clone(),
+                    what: "missing_in_target".into(),
+                    source: Some(sc.column_type.clone()),
+                    target: None,
+                }),
+            }
+        }
+        for tc in &target.columns {
+            if source.column(&tc.name).is_none() {
+                schema.push(SchemaDiff {
+                    object: tc.name.clone(),
+                    what: "extra_in_target".into(),
+                    source: None,
+                    target: Some(tc.column_type.clone()),
+                });
+            }
+        }
+        if columns.is_empty() {
+            return Err(PlanError::NoCommonColumns);
+        }
+        let key = source.row_key().ok_or(PlanError::NoKey)?;
+        if key.columns.len() != 1 {
+            return Err(PlanError::NotIntegerKey(key.columns.join(", ")));
+        }
+        let key_name = &key.columns[0];
+        let key_col = source.column(key_name).ok_or(PlanError::NoKey)?;
+        if !key_col.kind.is_integer() {
+            return Err(PlanError::NotIntegerKey(key_name.clone()));
+        }
+        let key = columns
+            .iter()
+            .position(|c| c.source.name.eq_ignore_ascii_case(key_name))
+            .ok_or_else(|| PlanError::KeyMissingOnTarget(key_name.clone()))?;
+        if !columns[key].target.kind.is_integer() {
+            return Err(PlanError::KeyTypeOnTarget(
+                key_name.clone(),
+                columns[key].target.column_type.clone(),
+            ));
+        }
+        Ok(Plan {
+            source,
+            target,
+            key,
+            columns,
+            schema,
+        })
+    }
+
+    pub fn key_pair(&self) -> &ColumnPair {
+        &self.columns[self.key]
+    }
+
+    /// The checksum's select list for one side: `COUNT(*), SUM(…), SUM(…)`.
+    pub fn checksum_select(&self, side: Side) -> String {
+        let fields: Vec<String> = self.columns.iter().map(|p| render(p, side)).collect();
+        let nullable: Vec<String> = self
+            .columns
+            .iter()
+            .filter(|p| p.source.nullable || p.target.nullable)
+            .map(|p| format!("ISNULL({})", quote_ident(side.column(p).name.as_str())))
+            .collect();
+        let nulls = if nullable.is_empty() {
+            String::new()
+        } else {
+            format!(", CONCAT({})", nullable.join(", "))
+        };
+        let forward = fields.join(", ");
+        let backward = fields.iter().rev().cloned().collect::<Vec<_>>().join(", ");
+        format!(
+            "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {forward}{nulls}))), 0), \
+             COALESCE(SUM(CRC32(CONCAT_WS('#', {backward}{nulls}))), 0)"
+        )
+    }
+}
+
+/// Which side a SQL text is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    pub fn column<'a>(&self, p: &'a ColumnPair) -> &'a Column {
+        match self {
+            Side::Source => &p.source,
+            Side::Target => &p.target,
+        }
+    }
+    pub fn table<'a>(&self, plan: &'a Plan) -> &'a Table {
+        match self {
+            Side::Source => &plan.source,
+            Side::Target => &plan.target,
+        }
+    }
+}
+
+/// One column's field(s) in the checksum text, for one side. See the module docs.
+fn render(p: &ColumnPair, side: Side) -> String {
+    let c = side.column(p);
+    let q = quote_ident(&c.name);
+    let (sk, tk) = (&p.source.kind, &p.target.kind);
+    let with_len = |e: String| format!("LENGTH({e}), {e}");
+    match &c.kind {
+        ColumnKind::Float => format!("({q} + 0e0)"),
+        ColumnKind::Bit { .. } => format!("CAST({q} AS UNSIGNED)"),
+        ColumnKind::Decimal { .. } => match (sk, tk) {
+            (ColumnKind::Decimal { scale: a, .. }, ColumnKind::Decimal { scale: b, .. })
+                if a != b =>
+            {
+                format!("CAST({q} AS DECIMAL(65, {}))", (*a).max(*b).min(30))
+            }
+            _ => q,
+        },
+        ColumnKind::DateTime { .. } | ColumnKind::Timestamp { .. } => match fsp_pair(sk, tk) {
+            Some((a, b)) if a != b => format!("CAST({q} AS DATETIME({}))", a.max(b)),
+            _ => q,
+        },
+        ColumnKind::Time { .. } => match fsp_pair(sk, tk) {
+            Some((a, b)) if a != b => format!("CAST({q} AS TIME({}))", a.max(b)),
+            _ => q,
+        },
+        ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json => {
+            if p.source.charset != p.target.charset {
+                with_len(format!("CONVERT({q} USING utf8mb4)"))
+            } else {
+                with_len(q)
+            }
+        }
+        ColumnKind::Binary | ColumnKind::Other { .. } => with_len(q),
+        ColumnKind::Int { .. } | ColumnKind::Double | ColumnKind::Year | ColumnKind::Date => q,
+    }
+}
+
+fn fsp_pair(a: &ColumnKind, b: &ColumnKind) -> Option<(u32, u32)> {
+    let f = |k: &ColumnKind| match k {
+        ColumnKind::DateTime { fsp } | ColumnKind::Timestamp { fsp } | ColumnKind::Time { fsp } => {
+            Some(*fsp)
+        }
+        _ => None,
+    };
+    Some((f(a)?, f(b)?))
+}
+
+/// Definition differences of one column pair that matter to a DBA.
+fn compare_columns(s: &Column, t: &Column, out: &mut Vec<SchemaDiff>) {
+    let mut push = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(SchemaDiff {
+                object: s.name.clone(),
+                what: what.into(),
+                source: Some(a),
+                target: Some(b),
+            });
+        }
+    };
+    push("type", normalized_type(s), normalized_type(t));
+    push("nullable", s.nullable.to_string(), t.nullable.to_string());
+    push(
+        "charset",
+        s.charset.clone().unwrap_or_default(),
+        t.charset.clone().unwrap_or_default(),
+    );
+    push(
+        "collation",
+        s.collation.clone().unwrap_or_default(),
+        t.collation.clone().unwrap_or_default(),
+    );
+}
+
+/// The column type without what does not change the data: integer display widths
+/// (`int(11)` is `int`; MySQL 8 and TiDB no longer print them).
+fn normalized_type(c: &Column) -> String {
+    let t = c.column_type.to_ascii_lowercase();
+    if c.kind.is_integer() {
+        if let (Some(open), Some(close)) = (t.find('('), t.find(')')) {
+            if open < close {
+                return format!("{}{}", &t[..open], &t[close + 1..]);
+            }
+        }
+    }
+    t
+}

@@ -1,0 +1,179 @@
+//! The diff report: what `--format json` prints and what the human summary is made from.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Equal,
+    Different,
+    Error,
+    Skipped,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffKind {
+    MissingInTarget,
+    ExtraInTarget,
+    Mismatched,
+}
+
+/// One column that differs in a mismatched row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ColumnDiff {
+    pub column: String,
+    pub source: serde_json::Value,
+    pub target: serde_json::Value,
+}
+
+/// One row that differs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RowDiff {
+    pub kind: DiffKind,
+    /// The key columns and their values.
+    pub key: serde_json::Map<String, serde_json::Value>,
+    /// For `mismatched`: the columns that differ, with both values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnDiff>,
+}
+
+/// A difference in table definitions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SchemaDiff {
+    /// The column (or `table` for table-level facts).
+    pub object: String,
+    /// What differs: `missing_in_target`, `extra_in_target`, `type`, `nullable`, …
+    pub what: String,
+    pub source: Option<String>,
+    pub target: Option<String>,
+}
+
+impl SchemaDiff {
+    /// A column on one side only: its data is not on the other side. Other definition
+    /// differences (type, collation, …) are reported, and the rows decide the verdict.
+    pub fn loses_data(&self) -> bool {
+        self.what == "missing_in_target" || self.what == "extra_in_target"
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TableReport {
+    pub source: String,
+    pub target: String,
+    pub status: Status,
+    pub missing_in_target: u64,
+    pub extra_in_target: u64,
+    pub mismatched: u64,
+    /// At most `--max-diffs` rows; the counts above are always complete.
+    pub diffs: Vec<RowDiff>,
+    pub diffs_truncated: bool,
+    pub schema: Vec<SchemaDiff>,
+    pub error: Option<String>,
+    pub rows_compared: u64,
+    pub chunks: u64,
+    /// How rows were compared: `checksum` (pushed down, rows fetched only under a bad
+    /// checksum) or `rows` (every row downloaded).
+    pub method: &'static str,
+    pub elapsed_ms: u64,
+}
+
+impl TableReport {
+    pub fn new(source: String, target: String) -> TableReport {
+        TableReport {
+            source,
+            target,
+            status: Status::Equal,
+            missing_in_target: 0,
+            extra_in_target: 0,
+            mismatched: 0,
+            diffs: Vec::new(),
+            diffs_truncated: false,
+            schema: Vec::new(),
+            error: None,
+            rows_compared: 0,
+            chunks: 0,
+            method: "checksum",
+            elapsed_ms: 0,
+        }
+    }
+
+    pub fn differences(&self) -> u64 {
+        self.missing_in_target + self.extra_in_target + self.mismatched
+    }
+
+    /// Sets the status from what was found.
+    pub fn settle(&mut self) {
+        self.status = if self.error.is_some() {
+            Status::Error
+        } else if self.status == Status::Skipped {
+            Status::Skipped
+        } else if self.differences() > 0 || self.schema.iter().any(SchemaDiff::loses_data) {
+            Status::Different
+        } else {
+            Status::Equal
+        };
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub tables: u64,
+    pub equal: u64,
+    pub different: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    pub rows_compared: u64,
+    pub missing_in_target: u64,
+    pub extra_in_target: u64,
+    pub mismatched: u64,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub version: String,
+    pub source: String,
+    pub target: String,
+    pub tables: Vec<TableReport>,
+    pub summary: Summary,
+    /// True when the run was interrupted (Ctrl-C) before every table was compared.
+    pub interrupted: bool,
+}
+
+impl Report {
+    pub fn summarize(&mut self, elapsed_ms: u64) {
+        let mut s = Summary {
+            elapsed_ms,
+            ..Summary::default()
+        };
+        for t in &self.tables {
+            s.tables += 1;
+            match t.status {
+                Status::Equal => s.equal += 1,
+                Status::Different => s.different += 1,
+                Status::Error => s.errors += 1,
+                Status::Skipped => s.skipped += 1,
+            }
+            s.rows_compared += t.rows_compared;
+            s.missing_in_target += t.missing_in_target;
+            s.extra_in_target += t.extra_in_target;
+            s.mismatched += t.mismatched;
+        }
+        self.summary = s;
+    }
+
+    /// The `diff(1)`-like exit code: 0 equal, 1 differences, 2 could not compare, 130
+    /// interrupted.
+    pub fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            130
+        } else if self.summary.errors > 0 {
+            2
+        } else if self.summary.different > 0 {
+            1
+        } else {
+            0
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cutover",
+    version,
+    about = "Move a live MySQL database to TiDB (or any MySQL-compatible target) with no surprises.",
+    after_help = "Exit codes: 0 no differences, 1 differences, 2 could not run or compare, 130 interrupted."
+)]
+pub struct Cli {
+    /// The config file (default: ./cutover.toml when it exists). Flags override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compare tables between source and target: checksums in the databases, rows where they differ.
+    Diff(DiffArgs),
+    /// Start, stop or show a local source/target pair of MariaDB servers.
+    Sandbox(SandboxArgs),
+    /// Walk through a migration check end to end on a local sandbox.
+    Demo(DemoArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Where the servers are and how to log in. Shared by every command that reads databases.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EndpointArgs {
+    /// Source DSN: mysql://user[:password]@host[:port][/db][?ssl-mode=…&ssl-ca=FILE&socket=PATH]
+    #[arg(long, value_name = "DSN")]
+    pub source: Option<String>,
+    /// Target DSN (same form as --source).
+    #[arg(long, value_name = "DSN")]
+    pub target: Option<String>,
+    /// Read the source password from FILE (else the DSN, else $CUTOVER_SOURCE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub source_password_file: Option<PathBuf>,
+    /// Read the target password from FILE (else the DSN, else $CUTOVER_TARGET_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub target_password_file: Option<PathBuf>,
+    /// Server-side time limit per query (max_statement_time / MAX_EXECUTION_TIME), e.g. 30s.
+    #[arg(long, value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Tables to compare: db.table or db.* (repeatable, or comma-separated). Default: every
+    /// database except system and replication-bookkeeping schemas.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// Tables to skip (reported as skipped): db.table or db.*.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub skip: Vec<String>,
+    /// Concurrent chunks per table (each uses one connection per side).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Target time of one chunk's checksum; chunk sizes adapt toward it.
+    #[arg(long, value_name = "DURATION")]
+    pub chunk_time: Option<String>,
+    /// Differing parts of at most this many rows are compared row by row.
+    #[arg(long, value_name = "ROWS")]
+    pub row_threshold: Option<u64>,
+    /// Compare FLOAT/DOUBLE with this relative tolerance instead of exactly.
+    #[arg(long, value_name = "T")]
+    pub float_tolerance: Option<f64>,
+    /// Row differences listed per table (counts are always complete).
+    #[arg(long, value_name = "N")]
+    pub max_diffs: Option<usize>,
+    /// Output: a human summary, or the JSON report on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    #[command(subcommand)]
+    pub action: SandboxAction,
+    /// The sandbox directory.
+    #[arg(
+        long,
+        global = true,
+        default_value = ".cutover-sandbox",
+        value_name = "DIR"
+    )]
+    pub dir: PathBuf,
+    /// InnoDB buffer pool of each server, in MiB.
+    #[arg(long, global = true, default_value_t = 256, value_name = "MIB")]
+    pub buffer_pool_mb: u64,
+    /// Output: human lines, or JSON.
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+pub enum SandboxAction {
+    /// Start a source (server_id 1, ROW binlog, FULL row image) and a target (server_id 2).
+    Up,
+    /// Stop both servers and remove the directory.
+    Down,
+    /// Show the servers and their DSNs.
+    Status,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Rows in the demo's largest table.
+    #[arg(long, default_value_t = 200_000)]
+    pub rows: u64,
+}

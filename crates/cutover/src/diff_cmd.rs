@@ -1,0 +1,157 @@
+//! `cutover diff`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use cutover_core::config::{parse_duration, Config, Pattern, Routes};
+use cutover_core::{CompareOptions, Db, Role, SessionOptions};
+use cutover_diff::{DiffOptions, Selection};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{DiffArgs, Format};
+use crate::{progress, render};
+
+pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
+    let cfg = load_config(config)?;
+    let threads = args.threads.or(cfg.diff.threads).unwrap_or(4).max(1);
+    let query_timeout = match &args.endpoints.query_timeout {
+        Some(s) => Some(parse_duration(s).map_err(|e| anyhow!("--query-timeout: {e}"))?),
+        None => cfg.diff.query_timeout,
+    };
+    let chunk_time = match &args.chunk_time {
+        Some(s) => parse_duration(s).map_err(|e| anyhow!("--chunk-time: {e}"))?,
+        None => cfg.diff.chunk_time.unwrap_or(Duration::from_millis(100)),
+    };
+    let defaults = DiffOptions::default();
+    let opts = DiffOptions {
+        threads,
+        chunk_time,
+        row_threshold: args
+            .row_threshold
+            .or(cfg.diff.row_threshold)
+            .unwrap_or(defaults.row_threshold)
+            .max(1),
+        max_diffs: args
+            .max_diffs
+            .or(cfg.diff.max_diffs)
+            .unwrap_or(defaults.max_diffs),
+        compare: CompareOptions {
+            float_tolerance: args.float_tolerance.or(cfg.diff.float_tolerance),
+        },
+        ..defaults
+    };
+    let patterns = |v: &[String]| -> Result<Vec<Pattern>> {
+        v.iter()
+            .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables/--skip: {e}")))
+            .collect()
+    };
+    let tables = if args.tables.is_empty() {
+        patterns(&cfg.filter.tables)?
+    } else {
+        patterns(&args.tables)?
+    };
+    let mut skip = patterns(&args.skip)?;
+    skip.extend(patterns(&cfg.filter.exclude)?);
+    let routes = Routes::new(&cfg.routes).map_err(|e| anyhow!("route: {e}"))?;
+
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let session = SessionOptions {
+        read_only: true,
+        query_timeout,
+        max_connections: threads * 2 + 2,
+    };
+    let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
+
+    let selection = Selection {
+        tables,
+        skip,
+        routes,
+    };
+    let pairs = cutover_diff::select_tables(&source, &selection)
+        .await
+        .context("listing source tables")?;
+    if pairs.is_empty() {
+        return Err(anyhow!("no tables match the selection on the source"));
+    }
+    let bar = progress::DiffProgress::new(pairs.len());
+    let report = cutover_diff::run(&source, &target, &pairs, &opts, &bar).await;
+    bar.finish();
+    match args.format {
+        Format::Human => print!("{}", render::diff_human(&report)),
+        Format::Json => {
+            eprint!("{}", render::diff_human(&report));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).context("rendering the report")?
+            );
+        }
+    }
+    if report.interrupted {
+        eprintln!("cutover: interrupted; the report above covers the tables compared so far");
+    }
+    source.kill_running().await;
+    target.kill_running().await;
+    Ok(report.exit_code() as u8)
+}
+
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            let p = Path::new("cutover.toml");
+            if p.exists() {
+                Ok(Config::load(p)?)
+            } else {
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+/// Sets the token on Ctrl-C (SIGINT) or SIGTERM; queries on the servers are then killed.
+pub fn spawn_ctrl_c(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        cancel.cancel();
+    });
+}
+
+/// Resolves both endpoints (flag, then config; passwords from file, DSN, environment) and
+/// connects to both at once.
+pub async fn connect_pair(
+    cfg: &Config,
+    args: &crate::cli::EndpointArgs,
+    session: SessionOptions,
+    cancel: CancellationToken,
+) -> Result<(Db, Db)> {
+    let src = crate::endpoints::resolve(
+        Role::Source,
+        args.source.as_deref(),
+        cfg.source.as_ref(),
+        args.source_password_file.clone(),
+    )?;
+    let tgt = crate::endpoints::resolve(
+        Role::Target,
+        args.target.as_deref(),
+        cfg.target.as_ref(),
+        args.target_password_file.clone(),
+    )?;
+    let (s, t) = tokio::join!(
+        Db::connect(&src, Role::Source, session.clone(), cancel.clone()),
+        Db::connect(&tgt, Role::Target, session, cancel)
+    );
+    Ok((s?, t?))
+}

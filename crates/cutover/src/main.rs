@@ -1,0 +1,49 @@
+//! The `cutover` binary: parses arguments, wires the engine crates together, prints.
+//! Nothing here computes a verdict; it only decides how to show one and which exit code
+//! it gives (0 equal, 1 differences, 2 could not compare, 130 interrupted).
+
+mod cli;
+mod demo;
+mod diff_cmd;
+mod endpoints;
+mod progress;
+mod render;
+mod sandbox_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cutover: error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Diff(args) => diff_cmd::run(cli.config.as_deref(), args).await,
+            cli::Command::Sandbox(args) => sandbox_cmd::run(args),
+            cli::Command::Demo(args) => demo::run(args).await,
+        }
+    });
+    // Pools close in the background; do not wait for idle connections to say goodbye.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("cutover: error: {}", one_line(&format!("{e:#}")));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

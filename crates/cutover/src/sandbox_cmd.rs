@@ -1,0 +1,72 @@
+//! `cutover sandbox up|down|status`.
+
+use anyhow::Result;
+use cutover_sandbox::{Sandbox, Settings};
+
+use crate::cli::{Format, SandboxAction, SandboxArgs};
+
+pub fn run(args: SandboxArgs) -> Result<u8> {
+    match args.action {
+        SandboxAction::Up => {
+            let settings = Settings {
+                buffer_pool_mb: args.buffer_pool_mb,
+                ..Settings::default()
+            };
+            let sb = Sandbox::up(&args.dir, &settings)?;
+            print(&sb, args.format, true);
+        }
+        SandboxAction::Down => {
+            Sandbox::down(&args.dir)?;
+            if args.format == Format::Human {
+                println!("sandbox in {} stopped and removed", args.dir.display());
+            }
+        }
+        SandboxAction::Status => {
+            let sb = Sandbox::load(&args.dir)?;
+            print(&sb, args.format, false);
+            if !(sb.source.is_alive() && sb.target.is_alive()) {
+                return Ok(2);
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn print(sb: &Sandbox, format: Format, started: bool) {
+    match format {
+        Format::Json => {
+            let v = serde_json::json!({
+                "dir": sb.dir,
+                "version": sb.version,
+                "source": {"dsn": sb.source.dsn(None), "port": sb.source.port,
+                           "socket": sb.source.socket, "pid": sb.source.pid,
+                           "running": sb.source.is_alive()},
+                "target": {"dsn": sb.target.dsn(None), "port": sb.target.port,
+                           "socket": sb.target.socket, "pid": sb.target.pid,
+                           "running": sb.target.is_alive()},
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Format::Human => {
+            if started {
+                println!("sandbox started in {} ({})", sb.dir.display(), sb.version);
+            }
+            for s in [&sb.source, &sb.target] {
+                println!(
+                    "{:6} {}  server_id={} pid={} {}",
+                    s.role,
+                    s.dsn(None),
+                    s.server_id,
+                    s.pid,
+                    if s.is_alive() { "running" } else { "stopped" }
+                );
+            }
+            println!(
+                "user `app` has password `{}`; try: cutover diff --source {} --target {}",
+                cutover_sandbox::APP_PASSWORD,
+                sb.source.dsn(None),
+                sb.target.dsn(None)
+            );
+        }
+    }
+}
