@@ -136,7 +136,7 @@ impl Db {
                 let tls = base_opts(endpoint, true).map_err(connect_err)?;
                 match probe(tls.clone()).await {
                     Ok(v) => (tls, Some(v)),
-                    Err(e) if e.to_string().contains("does not support SSL") => {
+                    Err(e) if no_tls_on_server(&e) => {
                         (base_opts(endpoint, false).map_err(connect_err)?, None)
                     }
                     Err(e) => return Err(connect_err(clean_message(&e))),
@@ -445,4 +445,9 @@ fn base_opts(e: &Endpoint, tls: bool) -> Result<Opts, String> {
         b = b.ssl_opts(Some(ssl));
     }
     Ok(b.into())
+}
+
+/// The driver's refusal when the server has no TLS at all (not a TLS failure).
+fn no_tls_on_server(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
 }

@@ -1,0 +1,337 @@
+//! `cutover diff` on integer-keyed tables: every column type, exact reports, exit codes.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+const ALL_TYPES: &str = "
+CREATE TABLE t (
+  id INT PRIMARY KEY,
+  i BIGINT UNSIGNED NOT NULL,
+  d DECIMAL(12,3),
+  f FLOAT,
+  g DOUBLE,
+  s VARCHAR(40),
+  c CHAR(10),
+  l TEXT CHARACTER SET latin1,
+  b VARBINARY(16),
+  bl BLOB,
+  dt DATE,
+  dtm DATETIME(6),
+  ts TIMESTAMP(3) NULL,
+  tm TIME(6),
+  y YEAR,
+  bt BIT(8),
+  e ENUM('red','green','blue'),
+  st SET('a','b','c'),
+  j JSON
+);
+INSERT INTO t SELECT seq, seq * 1000003, seq / 7, seq / 3, seq / 11, CONCAT('name-', seq),
+  CONCAT('c', seq % 10), CONCAT('caf', CHAR(233 USING latin1), seq), UNHEX(CONCAT('FF00', HEX(seq))),
+  REPEAT(UNHEX('00FE'), seq % 5), '2024-01-01' + INTERVAL seq DAY,
+  '2024-01-01 00:00:00.000001' + INTERVAL seq SECOND, '2024-06-01 12:00:00.123' + INTERVAL seq MINUTE,
+  SEC_TO_TIME(seq * 37), 1990 + seq % 50, seq % 256, ELT(1 + seq % 3, 'red', 'green', 'blue'),
+  ELT(1 + seq % 3, 'a', 'a,b', 'b,c'), JSON_OBJECT('n', seq, 'tags', JSON_ARRAY('x', seq))
+FROM seq_1_to_300;
+UPDATE t SET s = '' WHERE id = 70;
+UPDATE t SET s = 'a#b', c = 'c' WHERE id = 210";
+
+const MUTATIONS: &str = "
+UPDATE t SET i = i + 1 WHERE id = 10;
+UPDATE t SET d = d + 0.001 WHERE id = 20;
+UPDATE t SET f = f + 0.0001 WHERE id = 30;
+UPDATE t SET g = g + 0.000000001 WHERE id = 40;
+UPDATE t SET s = UPPER(s) WHERE id = 50;
+UPDATE t SET s = CONCAT(s, ' ') WHERE id = 60;
+UPDATE t SET s = NULL WHERE id = 70;
+UPDATE t SET l = 'cafe80' WHERE id = 80;
+UPDATE t SET b = UNHEX('FF01') WHERE id = 90;
+UPDATE t SET bl = CONCAT(bl, UNHEX('00')) WHERE id = 100;
+UPDATE t SET dt = dt + INTERVAL 1 DAY WHERE id = 110;
+UPDATE t SET dtm = dtm + INTERVAL 1 MICROSECOND WHERE id = 120;
+UPDATE t SET ts = ts + INTERVAL 1000 MICROSECOND WHERE id = 130;
+UPDATE t SET tm = tm + INTERVAL 1 MICROSECOND WHERE id = 140;
+UPDATE t SET y = y + 1 WHERE id = 150;
+UPDATE t SET bt = bt ^ 1 WHERE id = 160;
+UPDATE t SET e = 'blue' WHERE id = 170 AND e <> 'blue';
+UPDATE t SET e = 'red' WHERE id = 170 AND e = 'blue';
+UPDATE t SET st = 'a,b,c' WHERE id = 180;
+UPDATE t SET j = JSON_SET(j, '$.n', 0) WHERE id = 190;
+UPDATE t SET j = '{ \"tags\" : [\"x\", 191], \"n\" : 191 }' WHERE id = 191;
+UPDATE t SET s = 'a', c = 'b#c' WHERE id = 210;
+DELETE FROM t WHERE id IN (200, 201);
+INSERT INTO t (id, i) VALUES (1000, 1)";
+
+#[tokio::test]
+async fn finds_every_injected_difference_in_every_column_type() {
+    fresh_db("types").await;
+    both(&format!("USE types; {ALL_TYPES}")).await;
+    exec(Side::Target, &format!("USE types; {MUTATIONS}")).await;
+
+    let r = diff_json("types.t", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = r.json();
+    let t = &v["tables"][0];
+    assert_eq!(t["status"], "different");
+    assert_eq!(t["missing_in_target"], 2);
+    assert_eq!(t["extra_in_target"], 1);
+    assert_eq!(t["mismatched"], 20);
+    assert_eq!(t["rows_compared"], 300);
+    let got: Vec<(String, i64, Vec<String>)> = t["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["key"]["id"].as_i64().unwrap(),
+                d["columns"]
+                    .as_array()
+                    .map(|a| a.iter().map(|c| c["column"].as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let m = |id: i64, cols: &[&str]| {
+        ("mismatched".to_string(), id, cols.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+    };
+    let expected = vec![
+        m(10, &["i"]),
+        m(20, &["d"]),
+        m(30, &["f"]),
+        m(40, &["g"]),
+        m(50, &["s"]),
+        m(60, &["s"]),
+        m(70, &["s"]),
+        m(80, &["l"]),
+        m(90, &["b"]),
+        m(100, &["bl"]),
+        m(110, &["dt"]),
+        m(120, &["dtm"]),
+        m(130, &["ts"]),
+        m(140, &["tm"]),
+        m(150, &["y"]),
+        m(160, &["bt"]),
+        m(170, &["e"]),
+        m(180, &["st"]),
+        m(190, &["j"]),
+        ("missing_in_target".into(), 200, vec![]),
+        ("missing_in_target".into(), 201, vec![]),
+        m(210, &["s", "c"]),
+        ("extra_in_target".into(), 1000, vec![]),
+    ];
+    assert_eq!(got, expected);
+    // Values in JSON: text as text, NULL as null, bytes that are not UTF-8 as hex.
+    let diffs = t["diffs"].as_array().unwrap();
+    let col = |id: i64| {
+        diffs.iter().find(|d| d["key"]["id"] == id).unwrap()["columns"][0].clone()
+    };
+    assert_eq!(col(60), json!({"column": "s", "source": "name-60", "target": "name-60 "}));
+    assert_eq!(col(70), json!({"column": "s", "source": "", "target": null}));
+    assert_eq!(col(80)["source"], json!("café80"));
+    assert_eq!(col(90)["target"], json!({"hex": "ff01"}));
+    assert_eq!(col(10)["target"], json!(10000031));
+}
+
+#[tokio::test]
+async fn exact_json_report() {
+    fresh_db("exact").await;
+    both(
+        "USE exact; CREATE TABLE a (id BIGINT PRIMARY KEY, v VARCHAR(10) NOT NULL);
+         INSERT INTO a SELECT seq, CONCAT('v', seq) FROM seq_1_to_50;
+         CREATE TABLE same (id INT PRIMARY KEY, v INT); INSERT INTO same VALUES (1, 1)",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE exact; UPDATE a SET v = 'changed' WHERE id = 7; DELETE FROM a WHERE id = 8;
+         INSERT INTO a VALUES (51, 'new')",
+    )
+    .await;
+    let r = diff_json("exact.*", &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let mut v = r.json();
+    // What varies from run to run.
+    assert!(v["version"].is_string());
+    assert!(v["summary"]["elapsed_ms"].is_u64());
+    v["summary"]["elapsed_ms"] = json!(0);
+    for t in v["tables"].as_array_mut().unwrap() {
+        assert!(t["elapsed_ms"].is_u64());
+        t["elapsed_ms"] = json!(0);
+        t["chunks"] = json!(0);
+    }
+    v["version"] = json!("x");
+    v["source"] = json!("s");
+    v["target"] = json!("t");
+    let expected = json!({
+        "version": "x", "source": "s", "target": "t",
+        "tables": [
+            {"source": "exact.a", "target": "exact.a", "status": "different",
+             "missing_in_target": 1, "extra_in_target": 1, "mismatched": 1,
+             "diffs": [
+                 {"kind": "mismatched", "key": {"id": 7},
+                  "columns": [{"column": "v", "source": "v7", "target": "changed"}]},
+                 {"kind": "missing_in_target", "key": {"id": 8}},
+                 {"kind": "extra_in_target", "key": {"id": 51}}
+             ],
+             "diffs_truncated": false, "schema": [], "error": null,
+             "rows_compared": 50, "chunks": 0, "method": "checksum", "elapsed_ms": 0},
+            {"source": "exact.same", "target": "exact.same", "status": "equal",
+             "missing_in_target": 0, "extra_in_target": 0, "mismatched": 0, "diffs": [],
+             "diffs_truncated": false, "schema": [], "error": null,
+             "rows_compared": 1, "chunks": 0, "method": "checksum", "elapsed_ms": 0}
+        ],
+        "summary": {"tables": 2, "equal": 1, "different": 1, "errors": 0, "skipped": 0,
+                    "rows_compared": 51, "missing_in_target": 1, "extra_in_target": 1,
+                    "mismatched": 1, "elapsed_ms": 0},
+        "interrupted": false
+    });
+    assert_eq!(v, expected);
+}
+
+#[tokio::test]
+async fn equal_data_in_different_forms_is_equal() {
+    fresh_db("forms").await;
+    exec(
+        Side::Source,
+        "USE forms; CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20) CHARACTER SET latin1,
+           amount DECIMAL(10,2), doc JSON, f FLOAT);
+         INSERT INTO t SELECT seq, CONCAT('Zoë ', seq), seq / 4, JSON_OBJECT('a', seq, 'b', 'x'), seq / 3
+         FROM seq_1_to_500",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE forms; CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20) CHARACTER SET utf8mb4,
+           amount DECIMAL(14,4), doc JSON, f FLOAT);
+         INSERT INTO t SELECT seq, CONCAT('Zoë ', seq), ROUND(seq / 4, 2),
+           CONCAT('{\"b\": \"x\", \"a\": ', seq, '}'), seq / 3 FROM seq_1_to_500",
+    )
+    .await;
+    let r = diff_json("forms.t", &[]);
+    let v = r.json();
+    let t = &v["tables"][0];
+    assert_eq!(t["status"], "equal", "{}", r.stdout);
+    assert_eq!(r.code, 0);
+    assert_eq!(t["rows_compared"], 500);
+    // The definitions differ and the report says so.
+    let whats: Vec<(String, String)> = t["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["object"].as_str().unwrap().into(), s["what"].as_str().unwrap().into()))
+        .collect();
+    assert!(whats.contains(&("amount".into(), "type".into())), "{whats:?}");
+    assert!(whats.contains(&("name".into(), "charset".into())), "{whats:?}");
+}
+
+#[tokio::test]
+async fn integer_keys_of_every_width_and_sign() {
+    fresh_db("intkeys").await;
+    both(
+        "USE intkeys;
+         CREATE TABLE u (id BIGINT UNSIGNED PRIMARY KEY, v INT);
+         INSERT INTO u VALUES (0, 1), (1, 1), (9223372036854775807, 1), (9223372036854775808, 1),
+           (18446744073709551614, 1), (18446744073709551615, 1);
+         CREATE TABLE n (id INT PRIMARY KEY, v INT);
+         INSERT INTO n SELECT CAST(seq AS SIGNED) - 5000, seq FROM seq_1_to_10000;
+         CREATE TABLE sparse (id BIGINT PRIMARY KEY, v INT);
+         INSERT INTO sparse SELECT seq * 1000000007, seq FROM seq_1_to_3000;
+         CREATE TABLE tiny (id TINYINT PRIMARY KEY, v INT);
+         INSERT INTO tiny SELECT CAST(seq AS SIGNED) - 128, seq FROM seq_0_to_255;
+         CREATE TABLE empty (id INT PRIMARY KEY)",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE intkeys;
+         UPDATE u SET v = 2 WHERE id = 18446744073709551615;
+         DELETE FROM u WHERE id = 9223372036854775808;
+         UPDATE n SET v = -1 WHERE id IN (-4999, 0, 5000);
+         DELETE FROM sparse WHERE id = 1500 * 1000000007;
+         INSERT INTO sparse VALUES (-1, 0);
+         UPDATE tiny SET v = 1000 WHERE id IN (-128, 127)",
+    )
+    .await;
+    let r = diff_json("intkeys.*", &["--threads", "3", "--row-threshold", "7"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = r.json();
+    let table = |name: &str| {
+        v["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["source"] == name)
+            .unwrap()
+            .clone()
+    };
+    let keys = |t: &serde_json::Value| -> Vec<(String, String)> {
+        t["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["kind"].as_str().unwrap().into(), d["key"]["id"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        keys(&table("intkeys.u")),
+        vec![
+            ("missing_in_target".into(), "\"9223372036854775808\"".into()),
+            ("mismatched".into(), "\"18446744073709551615\"".into()),
+        ]
+    );
+    assert_eq!(
+        keys(&table("intkeys.n")),
+        vec![
+            ("mismatched".into(), "-4999".into()),
+            ("mismatched".into(), "0".into()),
+            ("mismatched".into(), "5000".into()),
+        ]
+    );
+    assert_eq!(
+        keys(&table("intkeys.sparse")),
+        vec![
+            ("extra_in_target".into(), "-1".into()),
+            ("missing_in_target".into(), "1500000010500".into()),
+        ]
+    );
+    assert_eq!(
+        keys(&table("intkeys.tiny")),
+        vec![("mismatched".into(), "-128".into()), ("mismatched".into(), "127".into())]
+    );
+    assert_eq!(table("intkeys.empty")["status"], "equal");
+    assert_eq!(table("intkeys.n")["rows_compared"], 10000);
+}
+
+#[tokio::test]
+async fn missing_tables_and_skips_are_per_table() {
+    fresh_db("pertable").await;
+    both("USE pertable; CREATE TABLE ok (id INT PRIMARY KEY); CREATE TABLE skipme (id INT PRIMARY KEY)")
+        .await;
+    exec(Side::Source, "USE pertable; CREATE TABLE only_source (id INT PRIMARY KEY)").await;
+    let r = diff_json("pertable.*", &["--skip", "pertable.skipme"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let v = r.json();
+    let statuses: Vec<(String, String)> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["source"].as_str().unwrap().into(), t["status"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("pertable.ok".into(), "equal".into()),
+            ("pertable.only_source".into(), "error".into()),
+            ("pertable.skipme".into(), "skipped".into()),
+        ]
+    );
+    assert_eq!(v["tables"][1]["error"], "table missing on the target");
+    // A table named exactly that does not exist is an error of that table, not of the run.
+    let r = diff_json("pertable.ok,pertable.nosuch", &[]);
+    assert_eq!(r.code, 2);
+    let v = r.json();
+    assert_eq!(v["tables"][0]["status"], "error");
+    assert_eq!(v["tables"][0]["error"], "table not found on the source");
+    assert_eq!(v["tables"][1]["status"], "equal");
+}

@@ -1,0 +1,133 @@
+//! Shared test plumbing: the sandbox, SQL on either side, running the binary.
+
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cutover_sandbox::{Sandbox, Settings};
+use mysql_async::prelude::Queryable;
+
+pub fn sandbox() -> &'static Sandbox {
+    static SB: OnceLock<Sandbox> = OnceLock::new();
+    SB.get_or_init(|| {
+        Sandbox::start_owned(&Settings::default()).unwrap_or_else(|e| panic!("sandbox: {e}"))
+    })
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+pub fn port(side: Side) -> u16 {
+    match side {
+        Side::Source => sandbox().source.port,
+        Side::Target => sandbox().target.port,
+    }
+}
+
+pub fn dsn(side: Side) -> String {
+    format!("mysql://root@127.0.0.1:{}", port(side))
+}
+
+pub async fn conn(side: Side) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port(side))
+        .user(Some("root"))
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts).await.expect("test connection")
+}
+
+/// Runs `;`-separated statements (no `;` inside literals) on one side.
+pub async fn exec(side: Side, sql: &str) {
+    let mut c = conn(side).await;
+    c.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{side:?}: {e}\n{sql}"));
+    let _ = c.disconnect().await;
+}
+
+/// Runs the same statements on both sides.
+pub async fn both(sql: &str) {
+    exec(Side::Source, sql).await;
+    exec(Side::Target, sql).await;
+}
+
+/// A fresh database of this name on both sides.
+pub async fn fresh_db(name: &str) {
+    both(&format!(
+        "DROP DATABASE IF EXISTS `{name}`; CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+    ))
+    .await;
+}
+
+pub fn cutover() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cutover"));
+    c.env_remove("CUTOVER_SOURCE_PASSWORD")
+        .env_remove("CUTOVER_TARGET_PASSWORD")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null());
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+    /// Asserts the run failed the way bad input should: exit 2, one `cutover: error:` line,
+    /// no panic.
+    pub fn assert_clean_error(&self, contains: &str) {
+        assert_eq!(self.code, 2, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected:\n{}", self.stderr);
+        assert!(lines[0].starts_with("cutover: error: "), "{}", self.stderr);
+        assert!(
+            self.stderr.to_lowercase().contains(&contains.to_lowercase()),
+            "expected `{contains}` in: {}",
+            self.stderr
+        );
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let out: Output = cmd.output().expect("running cutover");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `cutover diff` between the sandbox sides over the given tables, as JSON.
+pub fn diff_json(tables: &str, extra: &[&str]) -> Run {
+    run(cutover()
+        .args(["diff", "--source", &dsn(Side::Source), "--target", &dsn(Side::Target)])
+        .args(["--tables", tables, "--format", "json"])
+        .args(extra))
+}
+
+/// Polls `cond` until it holds or the deadline passes.
+pub async fn wait_for<F, Fut>(what: &str, deadline: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let end = Instant::now() + deadline;
+    while Instant::now() < end {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the `cutover` binary against real MariaDB servers.
+//!
+//! One sandbox pair (source and target) is started for this test binary; every test makes
+//! its own databases on it, so tests run in parallel without sharing data.
+
+mod connection;
+mod diff;
+mod harness;
+mod interrupt;
