@@ -449,5 +449,8 @@ fn base_opts(e: &Endpoint, tls: bool) -> Result<Opts, String> {
 
 /// The driver's refusal when the server has no TLS at all (not a TLS failure).
 fn no_tls_on_server(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+    matches!(
+        e,
+        mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer)
+    )
 }

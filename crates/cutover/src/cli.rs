@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Compare tables between source and target: checksums in the databases, rows where they differ.
-    Diff(DiffArgs),
+    Diff(Box<DiffArgs>),
     /// Start, stop or show a local source/target pair of MariaDB servers.
     Sandbox(SandboxArgs),
     /// Walk through a migration check end to end on a local sandbox.

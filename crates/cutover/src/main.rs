@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async move {
         match cli.command {
-            cli::Command::Diff(args) => diff_cmd::run(cli.config.as_deref(), args).await,
+            cli::Command::Diff(args) => diff_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Sandbox(args) => sandbox_cmd::run(args),
             cli::Command::Demo(args) => demo::run(args).await,
         }

@@ -17,7 +17,9 @@ async fn one_table(db: &str) {
 
 fn diff(source: &str, target: &str, tables: &str) -> std::process::Command {
     let mut c = cutover();
-    c.args(["diff", "--source", source, "--target", target, "--tables", tables]);
+    c.args([
+        "diff", "--source", source, "--target", target, "--tables", tables,
+    ]);
     c.args(["--format", "json"]);
     c
 }
@@ -40,24 +42,35 @@ async fn password_from_dsn_file_and_environment_never_shown() {
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains(APP_PASSWORD) && !r.stderr.contains(APP_PASSWORD));
-    assert_eq!(r.json()["target"], format!("mysql://app:***@127.0.0.1:{}", port(Side::Target)));
+    assert_eq!(
+        r.json()["target"],
+        format!("mysql://app:***@127.0.0.1:{}", port(Side::Target))
+    );
 
     // From files.
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("pw");
     writeln!(std::fs::File::create(&f).unwrap(), "{APP_PASSWORD}").unwrap();
-    let r = run(diff(&app_dsn(Side::Source, None), &app_dsn(Side::Target, None), "pw.t")
-        .arg("--source-password-file")
-        .arg(&f)
-        .arg("--target-password-file")
-        .arg(&f));
+    let r = run(diff(
+        &app_dsn(Side::Source, None),
+        &app_dsn(Side::Target, None),
+        "pw.t",
+    )
+    .arg("--source-password-file")
+    .arg(&f)
+    .arg("--target-password-file")
+    .arg(&f));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stdout.contains(APP_PASSWORD) && !r.stderr.contains(APP_PASSWORD));
 
     // From the environment.
-    let r = run(diff(&app_dsn(Side::Source, None), &app_dsn(Side::Target, None), "pw.t")
-        .env("CUTOVER_SOURCE_PASSWORD", APP_PASSWORD)
-        .env("CUTOVER_TARGET_PASSWORD", APP_PASSWORD));
+    let r = run(diff(
+        &app_dsn(Side::Source, None),
+        &app_dsn(Side::Target, None),
+        "pw.t",
+    )
+    .env("CUTOVER_SOURCE_PASSWORD", APP_PASSWORD)
+    .env("CUTOVER_TARGET_PASSWORD", APP_PASSWORD));
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     // A wrong password: one clear line, exit 2, and the password is not repeated.
@@ -71,9 +84,11 @@ async fn password_from_dsn_file_and_environment_never_shown() {
     assert!(r.stderr.contains("app:***@"), "{}", r.stderr);
 
     // A password file that does not exist.
-    let r = run(diff(&app_dsn(Side::Source, None), &dsn(Side::Target), "pw.t")
-        .arg("--source-password-file")
-        .arg(dir.path().join("nope")));
+    let r = run(
+        diff(&app_dsn(Side::Source, None), &dsn(Side::Target), "pw.t")
+            .arg("--source-password-file")
+            .arg(dir.path().join("nope")),
+    );
     r.assert_clean_error("cannot read password file");
 }
 
@@ -81,8 +96,15 @@ async fn password_from_dsn_file_and_environment_never_shown() {
 async fn unix_socket_and_database_in_the_dsn() {
     one_table("sock").await;
     let sb = sandbox();
-    let src = format!("mysql://root@localhost/sock?socket={}", sb.source.socket.display());
-    let r = run(&mut diff(&src, &format!("{}/sock", dsn(Side::Target)), "sock.t"));
+    let src = format!(
+        "mysql://root@localhost/sock?socket={}",
+        sb.source.socket.display()
+    );
+    let r = run(&mut diff(
+        &src,
+        &format!("{}/sock", dsn(Side::Target)),
+        "sock.t",
+    ));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.json()["summary"]["rows_compared"], 1);
 }
@@ -111,7 +133,10 @@ async fn tls_modes() {
     ));
     r.assert_clean_error("needs ssl-ca");
     let r = run(&mut diff(
-        &format!("{}?ssl-mode=verify-identity&ssl-ca=/nonexistent/ca.pem", dsn(Side::Source)),
+        &format!(
+            "{}?ssl-mode=verify-identity&ssl-ca=/nonexistent/ca.pem",
+            dsn(Side::Source)
+        ),
         &dsn(Side::Target),
         "tls.t",
     ));
@@ -121,7 +146,11 @@ async fn tls_modes() {
 #[tokio::test]
 async fn bad_input_gets_one_clear_line() {
     // Unreachable host: a port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let r = run(&mut diff(
         &format!("mysql://root@127.0.0.1:{closed}"),
         &dsn(Side::Target),
@@ -130,7 +159,11 @@ async fn bad_input_gets_one_clear_line() {
     r.assert_clean_error("cannot connect to source");
 
     // Not a MySQL DSN.
-    let r = run(&mut diff("postgres://u:pw@127.0.0.1/db", &dsn(Side::Target), "x.t"));
+    let r = run(&mut diff(
+        "postgres://u:pw@127.0.0.1/db",
+        &dsn(Side::Target),
+        "x.t",
+    ));
     r.assert_clean_error("unsupported DSN scheme `postgres`");
     let r = run(&mut diff("not a dsn", &dsn(Side::Target), "x.t"));
     r.assert_clean_error("--source");
@@ -138,7 +171,11 @@ async fn bad_input_gets_one_clear_line() {
     // A malformed config file.
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cutover.toml");
-    std::fs::write(&cfg, "[source]\ndsn = \"mysql://root@h\"\n[diff]\nthreads = \"lots\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[source]\ndsn = \"mysql://root@h\"\n[diff]\nthreads = \"lots\"\n",
+    )
+    .unwrap();
     let r = run(cutover().arg("diff").arg("--config").arg(&cfg));
     r.assert_clean_error("cutover.toml");
     let r = run(cutover().args(["diff", "--config", "/nonexistent/cutover.toml"]));
@@ -159,8 +196,16 @@ async fn bad_input_gets_one_clear_line() {
 async fn config_file_supplies_endpoints_and_routes() {
     fresh_db("cfg_src").await;
     fresh_db("cfg_dst").await;
-    exec(Side::Source, "USE cfg_src; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1,1),(2,2)").await;
-    exec(Side::Target, "USE cfg_dst; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1,1),(2,3)").await;
+    exec(
+        Side::Source,
+        "USE cfg_src; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1,1),(2,2)",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE cfg_dst; CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1,1),(2,3)",
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cutover.toml");
     std::fs::write(
@@ -173,7 +218,10 @@ async fn config_file_supplies_endpoints_and_routes() {
         ),
     )
     .unwrap();
-    let r = run(cutover().arg("--config").arg(&cfg).args(["diff", "--format", "json"]));
+    let r = run(cutover()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["diff", "--format", "json"]));
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = r.json();
     assert_eq!(v["tables"][0]["source"], "cfg_src.t");

@@ -87,13 +87,21 @@ async fn finds_every_injected_difference_in_every_column_type() {
                 d["key"]["id"].as_i64().unwrap(),
                 d["columns"]
                     .as_array()
-                    .map(|a| a.iter().map(|c| c["column"].as_str().unwrap().to_string()).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|c| c["column"].as_str().unwrap().to_string())
+                            .collect()
+                    })
                     .unwrap_or_default(),
             )
         })
         .collect();
     let m = |id: i64, cols: &[&str]| {
-        ("mismatched".to_string(), id, cols.iter().map(|c| c.to_string()).collect::<Vec<_>>())
+        (
+            "mismatched".to_string(),
+            id,
+            cols.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+        )
     };
     let expected = vec![
         m(10, &["i"]),
@@ -123,11 +131,15 @@ async fn finds_every_injected_difference_in_every_column_type() {
     assert_eq!(got, expected);
     // Values in JSON: text as text, NULL as null, bytes that are not UTF-8 as hex.
     let diffs = t["diffs"].as_array().unwrap();
-    let col = |id: i64| {
-        diffs.iter().find(|d| d["key"]["id"] == id).unwrap()["columns"][0].clone()
-    };
-    assert_eq!(col(60), json!({"column": "s", "source": "name-60", "target": "name-60 "}));
-    assert_eq!(col(70), json!({"column": "s", "source": "", "target": null}));
+    let col = |id: i64| diffs.iter().find(|d| d["key"]["id"] == id).unwrap()["columns"][0].clone();
+    assert_eq!(
+        col(60),
+        json!({"column": "s", "source": "name-60", "target": "name-60 "})
+    );
+    assert_eq!(
+        col(70),
+        json!({"column": "s", "source": "", "target": null})
+    );
     assert_eq!(col(80)["source"], json!("café80"));
     assert_eq!(col(90)["target"], json!({"hex": "ff01"}));
     assert_eq!(col(10)["target"], json!(10000031));
@@ -219,10 +231,21 @@ async fn equal_data_in_different_forms_is_equal() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["object"].as_str().unwrap().into(), s["what"].as_str().unwrap().into()))
+        .map(|s| {
+            (
+                s["object"].as_str().unwrap().into(),
+                s["what"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert!(whats.contains(&("amount".into(), "type".into())), "{whats:?}");
-    assert!(whats.contains(&("name".into(), "charset".into())), "{whats:?}");
+    assert!(
+        whats.contains(&("amount".into(), "type".into())),
+        "{whats:?}"
+    );
+    assert!(
+        whats.contains(&("name".into(), "charset".into())),
+        "{whats:?}"
+    );
 }
 
 #[tokio::test]
@@ -270,7 +293,12 @@ async fn integer_keys_of_every_width_and_sign() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|d| (d["kind"].as_str().unwrap().into(), d["key"]["id"].to_string()))
+            .map(|d| {
+                (
+                    d["kind"].as_str().unwrap().into(),
+                    d["key"]["id"].to_string(),
+                )
+            })
             .collect()
     };
     assert_eq!(
@@ -297,7 +325,10 @@ async fn integer_keys_of_every_width_and_sign() {
     );
     assert_eq!(
         keys(&table("intkeys.tiny")),
-        vec![("mismatched".into(), "-128".into()), ("mismatched".into(), "127".into())]
+        vec![
+            ("mismatched".into(), "-128".into()),
+            ("mismatched".into(), "127".into())
+        ]
     );
     assert_eq!(table("intkeys.empty")["status"], "equal");
     assert_eq!(table("intkeys.n")["rows_compared"], 10000);
@@ -308,7 +339,11 @@ async fn missing_tables_and_skips_are_per_table() {
     fresh_db("pertable").await;
     both("USE pertable; CREATE TABLE ok (id INT PRIMARY KEY); CREATE TABLE skipme (id INT PRIMARY KEY)")
         .await;
-    exec(Side::Source, "USE pertable; CREATE TABLE only_source (id INT PRIMARY KEY)").await;
+    exec(
+        Side::Source,
+        "USE pertable; CREATE TABLE only_source (id INT PRIMARY KEY)",
+    )
+    .await;
     let r = diff_json("pertable.*", &["--skip", "pertable.skipme"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let v = r.json();
@@ -316,7 +351,12 @@ async fn missing_tables_and_skips_are_per_table() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| (t["source"].as_str().unwrap().into(), t["status"].as_str().unwrap().into()))
+        .map(|t| {
+            (
+                t["source"].as_str().unwrap().into(),
+                t["status"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         statuses,

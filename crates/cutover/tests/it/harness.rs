@@ -80,19 +80,29 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     /// Asserts the run failed the way bad input should: exit 2, one `cutover: error:` line,
     /// no panic.
     pub fn assert_clean_error(&self, contains: &str) {
-        assert_eq!(self.code, 2, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 2,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
         let lines: Vec<&str> = self.stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line expected:\n{}", self.stderr);
         assert!(lines[0].starts_with("cutover: error: "), "{}", self.stderr);
         assert!(
-            self.stderr.to_lowercase().contains(&contains.to_lowercase()),
+            self.stderr
+                .to_lowercase()
+                .contains(&contains.to_lowercase()),
             "expected `{contains}` in: {}",
             self.stderr
         );
@@ -111,7 +121,13 @@ pub fn run(cmd: &mut Command) -> Run {
 /// `cutover diff` between the sandbox sides over the given tables, as JSON.
 pub fn diff_json(tables: &str, extra: &[&str]) -> Run {
     run(cutover()
-        .args(["diff", "--source", &dsn(Side::Source), "--target", &dsn(Side::Target)])
+        .args([
+            "diff",
+            "--source",
+            &dsn(Side::Source),
+            "--target",
+            &dsn(Side::Target),
+        ])
         .args(["--tables", tables, "--format", "json"])
         .args(extra))
 }

@@ -40,15 +40,23 @@ async fn locked_table(db: &str) -> mysql_async::Conn {
 async fn ctrl_c_kills_server_queries_and_exits_130() {
     let holder = locked_table("intr").await;
     let child = cutover()
-        .args(["diff", "--source", &dsn(Side::Source), "--target", &dsn(Side::Target)])
+        .args([
+            "diff",
+            "--source",
+            &dsn(Side::Source),
+            "--target",
+            &dsn(Side::Target),
+        ])
         .args(["--tables", "intr.t", "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for("cutover's query to wait on the lock", Duration::from_secs(60), || async {
-        !running_queries("intr").await.is_empty()
-    })
+    wait_for(
+        "cutover's query to wait on the lock",
+        Duration::from_secs(60),
+        || async { !running_queries("intr").await.is_empty() },
+    )
     .await;
     // SAFETY: signalling our own child.
     unsafe {
@@ -58,14 +66,21 @@ async fn ctrl_c_kills_server_queries_and_exits_130() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["interrupted"], true);
     assert_eq!(v["tables"][0]["error"], "interrupted");
     // Nothing of ours keeps running on the server, although the lock is still held.
-    wait_for("the killed query to be gone", Duration::from_secs(30), || async {
-        running_queries("intr").await.is_empty()
-    })
+    wait_for(
+        "the killed query to be gone",
+        Duration::from_secs(30),
+        || async { running_queries("intr").await.is_empty() },
+    )
     .await;
     drop(holder);
 }
@@ -74,8 +89,21 @@ async fn ctrl_c_kills_server_queries_and_exits_130() {
 async fn query_time_limit_is_enforced_by_the_server() {
     let holder = locked_table("tlimit").await;
     let r = run(cutover()
-        .args(["diff", "--source", &dsn(Side::Source), "--target", &dsn(Side::Target)])
-        .args(["--tables", "tlimit.t", "--format", "json", "--query-timeout", "1s"]));
+        .args([
+            "diff",
+            "--source",
+            &dsn(Side::Source),
+            "--target",
+            &dsn(Side::Target),
+        ])
+        .args([
+            "--tables",
+            "tlimit.t",
+            "--format",
+            "json",
+            "--query-timeout",
+            "1s",
+        ]));
     assert_eq!(r.code, 2, "{}", r.stderr);
     let v = r.json();
     assert_eq!(v["tables"][0]["status"], "error");
