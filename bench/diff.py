@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Benchmark `cutover diff` against reladiff, pt-table-sync --print and the checksum floor.
+
+A sysbench table of --rows rows is made on the source of a fresh sandbox pair, copied to the
+target, and the target gets 7 scattered differences. Every tool then runs --runs times,
+alternating (after one warm-up round), each as a subprocess under GNU time. The script prints
+median/min wall time, peak RSS, the differences each tool found, and the ratios against the
+targets of the acceptance text. Results also go to bench/out/diff-<date>.json.
+
+Usage: python3 bench/diff.py [--rows 1000000] [--runs 5] [--keep]
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CUTOVER = ROOT / "target" / "release" / "cutover"
+GNU_TIME = "/usr/bin/time"
+FLOOR_SQL = "SELECT BIT_XOR(CRC32(CONCAT_WS('#',id,k,c,pad))) FROM sbtest1"
+KINDS = ("mismatched", "missing_in_target", "extra_in_target")
+TARGETS = {  # name: (description, test on the results)
+    "pt-table-sync / cutover >= 4": lambda r: ratio(r, "pt-table-sync", "cutover") >= 4,
+    "reladiff / cutover >= 8": lambda r: ratio(r, "reladiff", "cutover") >= 8,
+    "cutover / floor <= 2": lambda r: ratio(r, "cutover", "floor") <= 2,
+    "cutover peak RSS < 100 MiB": lambda r: r["cutover"]["peak_rss_mib"] < 100,
+}
+
+
+def sh(cmd, **kw):
+    """Runs a command (list, or a string for the shell), failing loudly."""
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, text=True, **kw)
+
+
+def ensure_tools():
+    """Installs the Debian packages and reladiff when something is missing."""
+    apt = {"sysbench": "sysbench", "pt-table-sync": "percona-toolkit", "mariadbd": "mariadb-server",
+           "mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", GNU_TIME: "time"}
+    missing = sorted({pkg for exe, pkg in apt.items() if not shutil.which(exe)})
+    if missing:
+        print(f"installing {' '.join(missing)}", flush=True)
+        sh(["apt-get", "update"])
+        sh(["apt-get", "install", "-y", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    if not (importlib.util.find_spec("reladiff") and importlib.util.find_spec("mysql.connector")):
+        print("installing reladiff[mysql]", flush=True)
+        sh([sys.executable, "-m", "pip", "install", "reladiff[mysql]"])
+
+
+def mariadb(port, sql, db="sbtest"):
+    return sh(["mariadb", "-h127.0.0.1", f"-P{port}", "-uroot", "-N", "-e", sql, db],
+              capture_output=True).stdout.strip()
+
+
+def prepare_data(src, tgt, rows):
+    """sysbench table on the source, dump → target, then 7 differences on the target.
+
+    Returns the expected differences: {kind: sorted ids}."""
+    for port in (src, tgt):
+        mariadb(port, "CREATE DATABASE sbtest", db="mysql")
+    t0 = time.monotonic()
+    sh(["sysbench", "oltp_read_only", "--db-driver=mysql", "--mysql-host=127.0.0.1",
+        f"--mysql-port={src}", "--mysql-user=root", "--mysql-db=sbtest", "--tables=1",
+        f"--table-size={rows}", "prepare"], stdout=subprocess.DEVNULL)
+    pick = lambda pct, off: rows * pct // 100 + off  # noqa: E731 (scattered ids)
+    gap = pick(37, 2)
+    mariadb(src, f"DELETE FROM sbtest1 WHERE id = {gap}")  # a hole on both sides, filled on the target
+    sh(f"mariadb-dump -h127.0.0.1 -P{src} -uroot --single-transaction --quick sbtest"
+       f" | mariadb -h127.0.0.1 -P{tgt} -uroot sbtest")
+    print(f"data ready in {time.monotonic() - t0:.0f}s", flush=True)
+    upd, dele, ins = [pick(11, 3), pick(52, 7), pick(93, 1)], [pick(24, 5), pick(71, 9)], [gap, rows + 1000]
+    mariadb(tgt, f"UPDATE sbtest1 SET c = REVERSE(c) WHERE id = {upd[0]};"
+                 f"UPDATE sbtest1 SET k = k + 1 WHERE id = {upd[1]};"
+                 f"UPDATE sbtest1 SET pad = REVERSE(pad) WHERE id = {upd[2]};"
+                 f"DELETE FROM sbtest1 WHERE id IN ({dele[0]}, {dele[1]});"
+                 f"INSERT INTO sbtest1 (id, k, c, pad) VALUES ({ins[0]}, 4242, 'bench-inside', 'x'),"
+                 f" ({ins[1]}, 4243, 'bench-after-end', 'y')")
+    counts = [mariadb(p, "SELECT COUNT(*) FROM sbtest1") for p in (src, tgt)]
+    print(f"rows: source {counts[0]}, target {counts[1]}", flush=True)
+    return {"mismatched": sorted(upd), "missing_in_target": sorted(dele), "extra_in_target": sorted(ins)}
+
+
+def measured(cmd, env=None):
+    """Starts cmd under GNU time; returns a function that waits and gives (stdout, stderr, rss KiB)."""
+    fd, tfile = tempfile.mkstemp(prefix="bench-time-")
+    os.close(fd)
+    p = subprocess.Popen([GNU_TIME, "-f", "%e %M", "-o", tfile, *cmd], text=True, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def wait():
+        out, err = p.communicate()
+        rss = int(Path(tfile).read_text().split()[-1])  # last line: a failure adds one before
+        os.unlink(tfile)
+        return out, err, rss, p.returncode
+    return wait
+
+
+def found_cutover(out, err):
+    table = json.loads(out)["tables"][0]
+    found = {k: [] for k in KINDS}
+    for d in table["diffs"]:
+        found[d["kind"]].append(d["key"]["id"])
+    extra = {k: table[k] for k in ("chunks", "rows_compared", "elapsed_ms", "method")}
+    return found, extra
+
+
+def found_reladiff(out, err):
+    minus, plus = set(), set()
+    for line in out.splitlines():
+        if line.strip():
+            sign, values = json.loads(line)
+            (minus if sign == "-" else plus).add(int(values[0]))
+    return {"mismatched": minus & plus, "missing_in_target": minus - plus,
+            "extra_in_target": plus - minus}, {}
+
+
+def found_pt(out, err):
+    kinds = {"UPDATE": "mismatched", "REPLACE": "mismatched", "INSERT": "missing_in_target",
+             "DELETE": "extra_in_target"}
+    found = {k: [] for k in KINDS}
+    for line in out.splitlines():
+        m = re.match(r"(UPDATE|REPLACE|INSERT|DELETE)\b.*?(?:WHERE `id`=|VALUES \()'(-?\d+)'", line)
+        if m:
+            found[kinds[m[1]]].append(int(m[2]))
+    return found, {"statements": sum(map(len, found.values()))}
+
+
+def run_tool(name, src, tgt, reladiff_threads):
+    """One run of one tool: {wall_s, rss_kib, found, ...}."""
+    s, t = f"mysql://root@127.0.0.1:{src}", f"mysql://root@127.0.0.1:{tgt}"
+    if name == "floor":
+        t0 = time.monotonic()
+        waits = [measured(["mariadb", "-h127.0.0.1", f"-P{p}", "-uroot", "-N", "-e", FLOOR_SQL, "sbtest"])
+                 for p in (src, tgt)]
+        results = [w() for w in waits]
+        wall = time.monotonic() - t0
+        sums = [r[0].strip() for r in results]
+        return {"wall_s": wall, "rss_kib": max(r[2] for r in results), "found": None,
+                "checksums_differ": sums[0] != sums[1]}
+    if name == "cutover":
+        cmd, parse, env = [str(CUTOVER), "diff", "--source", s, "--target", t,
+                           "--tables", "sbtest.sbtest1", "--format", "json"], found_cutover, None
+    elif name == "reladiff":
+        cmd = [sys.executable, "-m", "reladiff", f"{s}/sbtest", "sbtest1", f"{t}/sbtest", "sbtest1",
+               "-k", "id", "-c", "k", "-c", "c", "-c", "pad", "--json"]
+        if reladiff_threads:
+            cmd += ["-j", str(reladiff_threads)]
+        parse, env = found_reladiff, {**os.environ, "COLUMNS": "100000"}  # rich wraps at 80 otherwise
+    else:
+        cmd = ["pt-table-sync", "--print", "--databases", "sbtest", "--tables", "sbtest1",
+               f"h=127.0.0.1,P={src},u=root", f"h=127.0.0.1,P={tgt},u=root"]
+        parse, env = found_pt, None
+    t0 = time.monotonic()
+    out, err, rss, rc = measured(cmd, env)()
+    wall = time.monotonic() - t0
+    try:
+        found, extra = parse(out, err)
+        found = {k: sorted(v) for k, v in found.items()}
+    except Exception as e:  # a crashed tool is a wrong result, not a crashed benchmark
+        found, extra = None, {"error": f"{e}; rc={rc}; stderr: {err.strip()[-500:]}"}
+    return {"wall_s": wall, "rss_kib": rss, "rc": rc, "found": found, **extra}
+
+
+def ratio(res, a, b):
+    return res[a]["median_s"] / res[b]["median_s"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    ap.add_argument("--tools", default="cutover,reladiff,pt-table-sync,floor")
+    ap.add_argument("--reladiff-threads", type=int, help="reladiff -j (default: its own, 1)")
+    args = ap.parse_args()
+    assert args.rows >= 1000, "--rows must be at least 1000"
+    tools = args.tools.split(",")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
+
+    ensure_tools()
+    sh(["cargo", "build", "--release", "-p", "cutover"], cwd=ROOT)
+    sandbox = Path(tempfile.mkdtemp(prefix="cutover-bench-"))
+    try:
+        up = json.loads(sh([str(CUTOVER), "sandbox", "up", "--dir", str(sandbox), "--buffer-pool-mb",
+                            "1024", "--format", "json"], capture_output=True).stdout)
+        src, tgt = up["source"]["port"], up["target"]["port"]
+        print(f"sandbox {sandbox}: source :{src}, target :{tgt}", flush=True)
+        expected = prepare_data(src, tgt, args.rows)
+        print(f"expected differences: {expected}", flush=True)
+
+        runs = {name: [] for name in tools}
+        for rnd in range(args.runs + 1):
+            for name in tools:
+                r = run_tool(name, src, tgt, args.reladiff_threads)
+                label = "warm-up" if rnd == 0 else f"run {rnd}"
+                print(f"{label:8} {name:14} {r['wall_s']:7.2f}s {r['rss_kib'] / 1024:7.1f} MiB", flush=True)
+                if rnd:
+                    runs[name].append(r)
+        report(args, tools, runs, expected, up)
+    finally:
+        if args.keep:
+            print(f"sandbox kept: {CUTOVER} sandbox down --dir {sandbox}")
+        else:
+            subprocess.run([str(CUTOVER), "sandbox", "down", "--dir", str(sandbox)])
+            shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def report(args, tools, runs, expected, up):
+    res, wrong = {}, []
+    for name in tools:
+        rs = runs[name]
+        walls = [r["wall_s"] for r in rs]
+        if name == "floor":
+            ok = all(r["checksums_differ"] for r in rs)
+            found = "checksums differ" if ok else "checksums EQUAL"
+        else:
+            ok = all(r["found"] == expected for r in rs)
+            f = rs[-1]["found"]
+            found = f"{sum(map(len, f.values()))} ({'/'.join(str(len(f[k])) for k in KINDS)})" if f else "error"
+        if not ok:
+            wrong.append(name)
+        res[name] = {"median_s": statistics.median(walls), "min_s": min(walls),
+                     "peak_rss_mib": max(r["rss_kib"] for r in rs) / 1024, "correct": ok,
+                     "found": found, "runs": rs}
+
+    print(f"\n{args.rows} rows, {args.runs} runs each; found = total (mismatched/missing/extra)")
+    print(f"{'tool':14} {'median s':>9} {'min s':>7} {'peak RSS MiB':>13}  found")
+    for name in tools:
+        r = res[name]
+        print(f"{name:14} {r['median_s']:9.2f} {r['min_s']:7.2f} {r['peak_rss_mib']:13.1f}  {r['found']}")
+    for name in wrong:
+        print(f"WRONG RESULT: {name}: expected {expected}, got {[r.get('found') for r in runs[name]]}")
+    if "cutover" in res:
+        c = res["cutover"]["runs"]
+        print("cutover engine time (ms): " + ", ".join(str(r.get("elapsed_ms")) for r in c)
+              + "; chunks: " + ", ".join(str(r.get("chunks")) for r in c))
+
+    verdicts = {}
+    print()
+    for name in ("pt-table-sync", "reladiff", "floor"):
+        if name in res and "cutover" in res:
+            a, b = (name, "cutover") if name != "floor" else ("cutover", "floor")
+            print(f"{a} / {b}: {ratio(res, a, b):.2f}x")
+    for desc, test in TARGETS.items():
+        try:
+            verdicts[desc] = bool(test(res))
+        except KeyError:
+            continue
+        print(f"{'PASS' if verdicts[desc] else 'FAIL'}  {desc}")
+
+    out = ROOT / "bench" / "out" / f"diff-{datetime.now():%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"rows": args.rows, "runs": args.runs, "nproc": os.cpu_count(),
+                               "server": up.get("version"), "expected": expected, "results": res,
+                               "targets": verdicts, "wrong": wrong}, indent=2))
+    print(f"\nwritten {out.relative_to(ROOT)}")
+    if wrong or not all(verdicts.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
