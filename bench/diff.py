@@ -30,7 +30,7 @@ CUTOVER = ROOT / "target" / "release" / "cutover"
 GNU_TIME = "/usr/bin/time"
 FLOOR_SQL = "SELECT BIT_XOR(CRC32(CONCAT_WS('#',id,k,c,pad))) FROM sbtest1"
 KINDS = ("mismatched", "missing_in_target", "extra_in_target")
-TARGETS = {  # name: (description, test on the results)
+TARGETS = {  # description: test on the results
     "pt-table-sync / cutover >= 4": lambda r: ratio(r, "pt-table-sync", "cutover") >= 4,
     "reladiff / cutover >= 8": lambda r: ratio(r, "reladiff", "cutover") >= 8,
     "cutover / floor <= 2": lambda r: ratio(r, "cutover", "floor") <= 2,

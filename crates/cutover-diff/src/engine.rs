@@ -7,7 +7,8 @@
 //!    take ranges from a shared [`Splitter`].
 //! 3. A worker checksums its range on both servers at once ([`checksum`]). Equal counts and
 //!    sums: the range is equal, and its source rows count as compared.
-//! 4. Otherwise the range is split into `fanout` parts over the keys actually present, and
+//! 4. Otherwise the range is split into `fanout` parts over the keys actually present (all
+//!    parts' checksums come from one `GROUP BY` scan per side), and
 //!    every part whose checksum differs is split again, until a part holds at most
 //!    `row_threshold` rows on either side. Every bad part is followed, not only one, so
 //!    several differences in one chunk are all found.
@@ -55,7 +56,7 @@ impl Default for DiffOptions {
             chunk_time: Duration::from_millis(100),
             first_chunk_rows: 20_000,
             row_threshold: 2_000,
-            fanout: 16,
+            fanout: 64,
             max_diffs: 1_000,
             compare: CompareOptions::default(),
         }
@@ -190,7 +191,6 @@ async fn diff_table_inner(
     };
     let splitter = Arc::new(Mutex::new(Splitter::new(
         bounds,
-        estimated,
         opts.first_chunk_rows,
         opts.chunk_time,
     )));
@@ -368,14 +368,99 @@ impl Ctx {
                 self.compare_rows(r).await?;
                 continue;
             };
-            for part in KeyRange::split(lo, hi, self.opts.fanout) {
-                let (ps, pt) = self.checksums(part).await?;
-                if !ps.same_rows(&pt) {
-                    stack.push((part, ps, pt));
-                }
-            }
+            stack.extend(self.differing_parts(lo, hi).await?);
         }
         Ok(s.count)
+    }
+
+    /// Cuts `[lo, hi]` into `fanout` parts by key value and returns the parts whose checksums
+    /// differ. Both sides compute all parts' checksums in one scan (`GROUP BY` the part
+    /// number), so a level of the drill-down reads the range once, not once per part.
+    async fn differing_parts(
+        &self,
+        lo: i128,
+        hi: i128,
+    ) -> Result<Vec<(KeyRange, Checksum, Checksum)>, TableError> {
+        let span = hi - lo + 1;
+        let parts = (self.opts.fanout.max(2) as i128).min(span);
+        let step = (span + parts - 1) / parts;
+        let part_range = |b: i128| KeyRange {
+            lo: Some(lo + b * step),
+            hi: Some((lo + (b + 1) * step - 1).min(hi)),
+        };
+        let mut out = Vec::new();
+        if span > i64::MAX as i128 {
+            // `key - lo` could overflow a BIGINT on the server: one query per part instead.
+            for b in 0..parts {
+                let part = part_range(b);
+                let (ps, pt) = self.checksums(part).await?;
+                if !ps.same_rows(&pt) {
+                    out.push((part, ps, pt));
+                }
+            }
+            return Ok(out);
+        }
+        let range = KeyRange {
+            lo: Some(lo),
+            hi: Some(hi),
+        };
+        let (s, t) = tokio::join!(
+            self.part_checksums(Side::Source, range, lo, step),
+            self.part_checksums(Side::Target, range, lo, step)
+        );
+        let (s, t) = (s?, t?);
+        let empty = Checksum {
+            count: 0,
+            sum1: 0,
+            sum2: 0,
+            min: None,
+            max: None,
+        };
+        let mut buckets: Vec<i128> = s.keys().chain(t.keys()).copied().collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        for b in buckets {
+            let ps = s.get(&b).copied().unwrap_or(empty);
+            let pt = t.get(&b).copied().unwrap_or(empty);
+            if !ps.same_rows(&pt) {
+                out.push((part_range(b), ps, pt));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn part_checksums(
+        &self,
+        side: Side,
+        range: KeyRange,
+        lo: i128,
+        step: i128,
+    ) -> Result<std::collections::HashMap<i128, Checksum>, TableError> {
+        let (db, sql) = self.side(side);
+        let text = format!(
+            "SELECT CAST(({k} - ({lo})) DIV {step} AS CHAR), {sel}, CAST(MIN({k}) AS CHAR), \
+             CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w} GROUP BY 1",
+            sel = sql.checksum_select,
+            k = sql.key,
+            t = sql.table,
+            w = range.predicate(&sql.key),
+        );
+        type Row = (String, u64, String, String, Option<String>, Option<String>);
+        let rows: Vec<Row> = db.query(&text).await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for (b, count, s1, s2, min, max) in rows {
+            out.insert(
+                parse_i128(&b)?,
+                Checksum {
+                    count,
+                    sum1: parse_u128(&s1)?,
+                    sum2: parse_u128(&s2)?,
+                    min: min.as_deref().map(parse_i128).transpose()?,
+                    max: max.as_deref().map(parse_i128).transpose()?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// Streams the range from both sides in key order and merge-compares the rows.
