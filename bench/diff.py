@@ -87,6 +87,8 @@ def prepare_data(src, tgt, rows):
                  f" ({ins[1]}, 4243, 'bench-after-end', 'y')")
     counts = [mariadb(p, "SELECT COUNT(*) FROM sbtest1") for p in (src, tgt)]
     print(f"rows: source {counts[0]}, target {counts[1]}", flush=True)
+    if counts != [str(rows - 1)] * 2:  # the pipe above hides a failed dump: check the copy
+        sys.exit(f"unexpected row counts {counts}, wanted {rows - 1} on each side")
     return {"mismatched": sorted(upd), "missing_in_target": sorted(dele), "extra_in_target": sorted(ins)}
 
 

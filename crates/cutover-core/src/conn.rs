@@ -111,6 +111,7 @@ struct DbInner {
     pool: mysql_async::Pool,
     flavor: Flavor,
     version: String,
+    tls: Option<String>,
     options: SessionOptions,
     running: Mutex<HashSet<u32>>,
     cancel: CancellationToken,
@@ -131,6 +132,11 @@ impl Db {
             message,
         };
         let (base, ssl_used) = match endpoint.ssl_mode {
+            // A unix socket is local already; like the MySQL client, `preferred` does not
+            // ask for TLS on it.
+            SslMode::Preferred if endpoint.socket.is_some() => {
+                (base_opts(endpoint, false).map_err(connect_err)?, None)
+            }
             SslMode::Preferred => {
                 // Try TLS first; fall back to plain only when the server has no TLS at all.
                 let tls = base_opts(endpoint, true).map_err(connect_err)?;
@@ -145,7 +151,7 @@ impl Db {
             SslMode::Disabled => (base_opts(endpoint, false).map_err(connect_err)?, None),
             _ => (base_opts(endpoint, true).map_err(connect_err)?, None),
         };
-        let version = match ssl_used {
+        let (version, tls) = match ssl_used {
             Some(v) => v,
             None => probe(base.clone())
                 .await
@@ -185,6 +191,7 @@ impl Db {
             pool,
             flavor,
             version,
+            tls,
             options,
             running: Mutex::new(HashSet::new()),
             cancel: cancel.clone(),
@@ -211,6 +218,10 @@ impl Db {
     }
     pub fn version(&self) -> &str {
         &self.inner.version
+    }
+    /// The TLS cipher of the connections, `None` when they are not encrypted.
+    pub fn tls(&self) -> Option<&str> {
+        self.inner.tls.as_deref()
     }
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
@@ -397,11 +408,17 @@ fn clean_message(e: &mysql_async::Error) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-async fn probe(opts: Opts) -> Result<String, mysql_async::Error> {
+/// Connects once: the server's version, and the TLS cipher in use (if any).
+async fn probe(opts: Opts) -> Result<(String, Option<String>), mysql_async::Error> {
     let mut c = mysql_async::Conn::new(opts).await?;
     let v: Option<String> = c.query_first("SELECT VERSION()").await?;
+    let cipher: Option<(String, String)> = c
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap_or(None);
     let _ = c.disconnect().await;
-    Ok(v.unwrap_or_default())
+    let cipher = cipher.map(|(_, c)| c).filter(|c| !c.is_empty());
+    Ok((v.unwrap_or_default(), cipher))
 }
 
 fn base_opts(e: &Endpoint, tls: bool) -> Result<Opts, String> {

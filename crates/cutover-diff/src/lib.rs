@@ -95,6 +95,16 @@ pub async fn run(
         version: env!("CARGO_PKG_VERSION").to_string(),
         source: source.endpoint().redacted(),
         target: target.endpoint().redacted(),
+        connections: report::Connections {
+            source: report::Connection {
+                server: source.version().to_string(),
+                tls: source.tls().map(str::to_string),
+            },
+            target: report::Connection {
+                server: target.version().to_string(),
+                tls: target.tls().map(str::to_string),
+            },
+        },
         tables: Vec::new(),
         summary: Default::default(),
         interrupted: false,

@@ -116,6 +116,12 @@ impl TableReport {
     }
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Connections {
+    pub source: Connection,
+    pub target: Connection,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Summary {
     pub tables: u64,
@@ -130,11 +136,21 @@ pub struct Summary {
     pub elapsed_ms: u64,
 }
 
+/// What a side's connections looked like.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Connection {
+    /// `VERSION()` of the server.
+    pub server: String,
+    /// The TLS cipher, `null` when the connections are not encrypted.
+    pub tls: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub version: String,
     pub source: String,
     pub target: String,
+    pub connections: Connections,
     pub tables: Vec<TableReport>,
     pub summary: Summary,
     /// True when the run was interrupted (Ctrl-C) before every table was compared.

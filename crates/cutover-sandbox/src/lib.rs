@@ -41,6 +41,8 @@ pub enum SandboxError {
     Init { role: &'static str, log: String },
     #[error("the {role} server did not start: {log}")]
     Start { role: &'static str, log: String },
+    #[error("{0}")]
+    Tls(String),
     #[error("no sandbox in {0} (run `cutover sandbox up` first)")]
     Missing(PathBuf),
     #[error("a sandbox is already running in {0}; run `cutover sandbox down` first")]
@@ -57,6 +59,9 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
 pub struct Settings {
     /// `innodb_buffer_pool_size` in MiB, for each server.
     pub buffer_pool_mb: u64,
+    /// Serve TLS with a certificate for `localhost` and `127.0.0.1` from a CA made for this
+    /// sandbox (`DIR/tls/ca.pem`).
+    pub tls: bool,
     /// Extra `--option=value` arguments for both servers.
     pub extra_args: Vec<String>,
 }
@@ -65,8 +70,60 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             buffer_pool_mb: 128,
+            tls: false,
             extra_args: Vec::new(),
         }
+    }
+}
+
+/// Certificates for a TLS sandbox: a CA, and a server certificate it signed.
+pub mod tls {
+    use std::path::{Path, PathBuf};
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    /// Paths of the PEM files written by [`generate`].
+    #[derive(Clone, Debug)]
+    pub struct Files {
+        pub ca: PathBuf,
+        pub cert: PathBuf,
+        pub key: PathBuf,
+    }
+
+    /// Writes `ca.pem`, `server.pem` and `server-key.pem` into `dir`. The server
+    /// certificate names `localhost` and `127.0.0.1`.
+    pub fn generate(dir: &Path, ca_name: &str) -> Result<Files, String> {
+        let err = |e: rcgen::Error| format!("generating TLS certificates: {e}");
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, ca_name);
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .map_err(err)?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let cert = params.signed_by(&key, &issuer).map_err(err)?;
+        let files = Files {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server-key.pem"),
+        };
+        for (path, text) in [
+            (&files.ca, ca_cert.pem()),
+            (&files.cert, cert.pem()),
+            (&files.key, key.serialize_pem()),
+        ] {
+            std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        }
+        Ok(files)
     }
 }
 
@@ -118,6 +175,9 @@ pub struct Sandbox {
     pub source: Server,
     pub target: Server,
     pub version: String,
+    /// The CA that signed the servers' certificates, when the sandbox serves TLS.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Sandbox {
@@ -230,6 +290,19 @@ fn start(dir: &Path, settings: &Settings, owner: Option<u32>) -> Result<Sandbox,
         .map_err(io(format!("creating {}", dir.display())))?;
     let init = dir.join("init.sql");
     std::fs::write(&init, INIT_SQL).map_err(io(format!("writing {}", init.display())))?;
+    let mut settings = settings.clone();
+    let mut tls_ca = None;
+    if settings.tls {
+        let files =
+            tls::generate(&dir.join("tls"), "cutover sandbox CA").map_err(SandboxError::Tls)?;
+        settings.extra_args.extend([
+            format!("--ssl-ca={}", files.ca.display()),
+            format!("--ssl-cert={}", files.cert.display()),
+            format!("--ssl-key={}", files.key.display()),
+        ]);
+        tls_ca = Some(files.ca);
+    }
+    let settings = &settings;
 
     // Both data directories are initialised at once: it is most of the start-up time.
     let roles: [(&'static str, u32); 2] = [("source", 1), ("target", 2)];
@@ -289,6 +362,7 @@ fn start(dir: &Path, settings: &Settings, owner: Option<u32>) -> Result<Sandbox,
         source,
         target,
         version,
+        tls_ca,
     })
 }
 

@@ -101,6 +101,9 @@ pub struct SandboxArgs {
     /// InnoDB buffer pool of each server, in MiB.
     #[arg(long, global = true, default_value_t = 256, value_name = "MIB")]
     pub buffer_pool_mb: u64,
+    /// Serve TLS, with certificates from a CA made for this sandbox (DIR/tls/ca.pem).
+    #[arg(long, global = true)]
+    pub tls: bool,
     /// Output: human lines, or JSON.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub format: Format,

@@ -6,7 +6,19 @@ use cutover_diff::report::{DiffKind, Report, Status};
 /// The summary a DBA reads: one row per table, then the differences found, then totals.
 pub fn diff_human(r: &Report) -> String {
     let mut out = String::new();
-    out.push_str(&format!("source: {}\ntarget: {}\n", r.source, r.target));
+    for (name, dsn, c) in [
+        ("source", &r.source, &r.connections.source),
+        ("target", &r.target, &r.connections.target),
+    ] {
+        out.push_str(&format!(
+            "{name}: {dsn} ({}, {})\n",
+            c.server,
+            c.tls
+                .as_deref()
+                .map(|t| format!("TLS {t}"))
+                .unwrap_or_else(|| "no TLS".into())
+        ));
+    }
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)

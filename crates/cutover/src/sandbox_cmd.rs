@@ -10,6 +10,7 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         SandboxAction::Up => {
             let settings = Settings {
                 buffer_pool_mb: args.buffer_pool_mb,
+                tls: args.tls,
                 ..Settings::default()
             };
             let sb = Sandbox::up(&args.dir, &settings)?;
@@ -38,6 +39,7 @@ fn print(sb: &Sandbox, format: Format, started: bool) {
             let v = serde_json::json!({
                 "dir": sb.dir,
                 "version": sb.version,
+                "tls_ca": sb.tls_ca,
                 "source": {"dsn": sb.source.dsn(None), "port": sb.source.port,
                            "socket": sb.source.socket, "pid": sb.source.pid,
                            "running": sb.source.is_alive()},
@@ -59,6 +61,12 @@ fn print(sb: &Sandbox, format: Format, started: bool) {
                     s.server_id,
                     s.pid,
                     if s.is_alive() { "running" } else { "stopped" }
+                );
+            }
+            if let Some(ca) = &sb.tls_ca {
+                println!(
+                    "TLS: add ?ssl-mode=verify-identity&ssl-ca={} to a DSN",
+                    ca.display()
                 );
             }
             println!(

@@ -110,33 +110,65 @@ async fn unix_socket_and_database_in_the_dsn() {
 }
 
 #[tokio::test]
-async fn tls_modes() {
+async fn tls_modes_over_rustls() {
     one_table("tls").await;
-    // The sandbox servers have no TLS: `preferred` falls back to plain, `required` refuses.
+    let ca = sandbox()
+        .tls_ca
+        .clone()
+        .expect("the test sandbox serves TLS");
+    let with = |q: &str| format!("{}?{q}", dsn(Side::Source));
+    let tls_of = |r: &Run| r.json()["connections"]["source"]["tls"].clone();
+
+    // `preferred` (the default) and `required` encrypt; `disabled` does not.
+    for q in ["ssl-mode=preferred", "ssl-mode=required"] {
+        let r = run(&mut diff(&with(q), &dsn(Side::Target), "tls.t"));
+        assert_eq!(r.code, 0, "{q}: {}", r.stderr);
+        assert!(
+            tls_of(&r).as_str().is_some_and(|c| !c.is_empty()),
+            "{q}: {}",
+            r.stdout
+        );
+    }
     let r = run(&mut diff(
-        &format!("{}?ssl-mode=preferred", dsn(Side::Source)),
-        &format!("{}?ssl-mode=disabled", dsn(Side::Target)),
+        &with("ssl-mode=disabled"),
+        &dsn(Side::Target),
         "tls.t",
     ));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(tls_of(&r), serde_json::Value::Null);
+
+    // The certificate checks: the sandbox's CA verifies, another CA does not.
+    let good = format!("ssl-ca={}", ca.display());
+    for mode in ["verify-ca", "verify-identity"] {
+        let r = run(&mut diff(
+            &with(&format!("ssl-mode={mode}&{good}")),
+            &dsn(Side::Target),
+            "tls.t",
+        ));
+        assert_eq!(r.code, 0, "{mode}: {}", r.stderr);
+        assert!(tls_of(&r).is_string());
+    }
+    let other = tempfile::tempdir().unwrap();
+    let foreign = cutover_sandbox::tls::generate(other.path(), "some other CA").unwrap();
     let r = run(&mut diff(
-        &format!("{}?ssl-mode=required", dsn(Side::Source)),
+        &with(&format!(
+            "ssl-mode=verify-ca&ssl-ca={}",
+            foreign.ca.display()
+        )),
         &dsn(Side::Target),
         "tls.t",
     ));
     r.assert_clean_error("cannot connect to source");
+
     // verify-ca without a CA file, and a CA file that does not exist.
     let r = run(&mut diff(
-        &format!("{}?ssl-mode=verify-ca", dsn(Side::Source)),
+        &with("ssl-mode=verify-ca"),
         &dsn(Side::Target),
         "tls.t",
     ));
     r.assert_clean_error("needs ssl-ca");
     let r = run(&mut diff(
-        &format!(
-            "{}?ssl-mode=verify-identity&ssl-ca=/nonexistent/ca.pem",
-            dsn(Side::Source)
-        ),
+        &with("ssl-mode=verify-identity&ssl-ca=/nonexistent/ca.pem"),
         &dsn(Side::Target),
         "tls.t",
     ));

@@ -172,11 +172,16 @@ async fn exact_json_report() {
         t["elapsed_ms"] = json!(0);
         t["chunks"] = json!(0);
     }
+    assert!(v["connections"]["source"]["server"]
+        .as_str()
+        .unwrap()
+        .contains("MariaDB"));
+    v["connections"] = json!(null);
     v["version"] = json!("x");
     v["source"] = json!("s");
     v["target"] = json!("t");
     let expected = json!({
-        "version": "x", "source": "s", "target": "t",
+        "version": "x", "source": "s", "target": "t", "connections": null,
         "tables": [
             {"source": "exact.a", "target": "exact.a", "status": "different",
              "missing_in_target": 1, "extra_in_target": 1, "mismatched": 1,

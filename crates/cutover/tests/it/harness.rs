@@ -10,7 +10,11 @@ use mysql_async::prelude::Queryable;
 pub fn sandbox() -> &'static Sandbox {
     static SB: OnceLock<Sandbox> = OnceLock::new();
     SB.get_or_init(|| {
-        Sandbox::start_owned(&Settings::default()).unwrap_or_else(|e| panic!("sandbox: {e}"))
+        let settings = Settings {
+            tls: true,
+            ..Settings::default()
+        };
+        Sandbox::start_owned(&settings).unwrap_or_else(|e| panic!("sandbox: {e}"))
     })
 }
 

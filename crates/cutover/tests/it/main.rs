@@ -7,3 +7,4 @@ mod connection;
 mod diff;
 mod harness;
 mod interrupt;
+mod sandbox;

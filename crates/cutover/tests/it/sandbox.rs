@@ -1,0 +1,84 @@
+//! `cutover sandbox up|status|down`, and a server without TLS.
+
+use crate::harness::*;
+
+/// Stops the sandbox if a test fails half way.
+struct Down(std::path::PathBuf);
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = cutover()
+            .args(["sandbox", "down", "--dir"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn sandbox_up_status_down() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("sb");
+    let _guard = Down(dir.clone());
+    let r = run(cutover()
+        .args([
+            "sandbox",
+            "up",
+            "--buffer-pool-mb",
+            "64",
+            "--format",
+            "json",
+            "--dir",
+        ])
+        .arg(&dir));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    let src = v["source"]["dsn"].as_str().unwrap().to_string();
+    let tgt = v["target"]["dsn"].as_str().unwrap().to_string();
+    assert_eq!(v["source"]["running"], true);
+
+    // A second `up` in the same directory refuses.
+    let r = run(cutover().args(["sandbox", "up", "--dir"]).arg(&dir));
+    r.assert_clean_error("already running");
+
+    let r = run(cutover().args(["sandbox", "status", "--dir"]).arg(&dir));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("server_id=1") && r.stdout.contains("server_id=2"),
+        "{}",
+        r.stdout
+    );
+
+    // The source is a binlog source as verify and replication need it.
+    let r = run(cutover().args([
+        "diff",
+        "--source",
+        &src,
+        "--target",
+        &tgt,
+        "--tables",
+        "mysql.help_topic",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Without TLS on the server, `preferred` falls back to plain and `required` refuses.
+    assert_eq!(
+        r.json()["connections"]["source"]["tls"],
+        serde_json::Value::Null
+    );
+    let r = run(cutover().args([
+        "diff",
+        "--source",
+        &format!("{src}?ssl-mode=required"),
+        "--target",
+        &tgt,
+        "--tables",
+        "mysql.help_topic",
+    ]));
+    r.assert_clean_error("cannot connect to source");
+
+    let r = run(cutover().args(["sandbox", "down", "--dir"]).arg(&dir));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!dir.exists());
+    let r = run(cutover().args(["sandbox", "status", "--dir"]).arg(&dir));
+    r.assert_clean_error("no sandbox in");
+}
