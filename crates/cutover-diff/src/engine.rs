@@ -487,8 +487,13 @@ impl Ctx {
         );
         let mut sres = sres.map_err(|e| conn_err(&serr, e))?;
         let mut tres = tres.map_err(|e| conn_err(&terr, e))?;
-        let mut a = self.next_row(&mut sres, Side::Source, &serr).await?;
-        let mut b = self.next_row(&mut tres, Side::Target, &terr).await?;
+        let mut fetched = 0u64;
+        let mut a = self
+            .next_row(&mut sres, Side::Source, &serr, &mut fetched)
+            .await?;
+        let mut b = self
+            .next_row(&mut tres, Side::Target, &terr, &mut fetched)
+            .await?;
         loop {
             if cancel.is_cancelled() {
                 return Err(DbError::Interrupted.into());
@@ -497,31 +502,44 @@ impl Ctx {
                 (None, None) => break,
                 (Some(x), None) => {
                     self.record(DiffKind::MissingInTarget, &x, None);
-                    a = self.next_row(&mut sres, Side::Source, &serr).await?;
+                    a = self
+                        .next_row(&mut sres, Side::Source, &serr, &mut fetched)
+                        .await?;
                 }
                 (None, Some(y)) => {
                     self.record(DiffKind::ExtraInTarget, &y, None);
-                    b = self.next_row(&mut tres, Side::Target, &terr).await?;
+                    b = self
+                        .next_row(&mut tres, Side::Target, &terr, &mut fetched)
+                        .await?;
                 }
                 (Some(x), Some(y)) => match x[self.plan.key].key_cmp(&y[self.plan.key]) {
                     std::cmp::Ordering::Less => {
                         self.record(DiffKind::MissingInTarget, &x, None);
-                        a = self.next_row(&mut sres, Side::Source, &serr).await?;
+                        a = self
+                            .next_row(&mut sres, Side::Source, &serr, &mut fetched)
+                            .await?;
                         b = Some(y);
                     }
                     std::cmp::Ordering::Greater => {
                         self.record(DiffKind::ExtraInTarget, &y, None);
-                        b = self.next_row(&mut tres, Side::Target, &terr).await?;
+                        b = self
+                            .next_row(&mut tres, Side::Target, &terr, &mut fetched)
+                            .await?;
                         a = Some(x);
                     }
                     std::cmp::Ordering::Equal => {
                         self.compare_pair(&x, &y);
-                        a = self.next_row(&mut sres, Side::Source, &serr).await?;
-                        b = self.next_row(&mut tres, Side::Target, &terr).await?;
+                        a = self
+                            .next_row(&mut sres, Side::Source, &serr, &mut fetched)
+                            .await?;
+                        b = self
+                            .next_row(&mut tres, Side::Target, &terr, &mut fetched)
+                            .await?;
                     }
                 },
             }
         }
+        lock(&self.findings).report.rows_fetched += fetched;
         Ok(())
     }
 
@@ -530,11 +548,13 @@ impl Ctx {
         res: &mut mysql_async::QueryResult<'_, '_, mysql_async::BinaryProtocol>,
         side: Side,
         db: &Db,
+        fetched: &mut u64,
     ) -> Result<Option<Vec<Value>>, TableError> {
         let row = res.next().await.map_err(|e| conn_err(db, e))?;
         let Some(row) = row else {
             return Ok(None);
         };
+        *fetched += 1;
         let raw = row.unwrap();
         let mut out = Vec::with_capacity(raw.len());
         for (v, p) in raw.into_iter().zip(&self.plan.columns) {

@@ -6,23 +6,37 @@
 //!
 //! ```sql
 //! SELECT COUNT(*),
-//!        SUM(CRC32(CONCAT_WS('#', f1, f2, …, fn, nulls))),
-//!        SUM(CRC32(CONCAT_WS('#', fn, …, f2, f1, nulls))),
+//!        SUM(CRC32(CONCAT_WS('#', a1, a2, …, nulls))),
+//!        SUM(CRC32(CONCAT_WS('#', b1, b2, …, nulls))),
 //!        MIN(key), MAX(key)
-//! FROM t WHERE key >= ? AND key < ?
+//! FROM t WHERE key >= ? AND key <= ?
 //! ```
 //!
-//! - Two CRC32s over two different layouts of the row give 64 bits per row; CRC32 is linear,
-//!   so the second layout is a different order of the fields rather than a salt (a constant
-//!   prefix or suffix would make the second CRC a function of the first).
-//! - `SUM`, not `BIT_XOR`: XOR cancels a pair of duplicate rows; a sum (with the count) does
-//!   not. Sums of 32-bit values are exact DECIMALs on every server.
-//! - Every string-like field `f` is written `LENGTH(f), f`, so a separator inside a value
-//!   cannot shift fields: `('a#b','c')` and `('a','b#c')` render differently.
-//! - `CONCAT_WS` skips NULLs; the `nulls` field (`CONCAT(ISNULL(a), ISNULL(b), …)` over the
+//! where `a_i` and `b_i` are two *different views* of column `i`:
+//!
+//! | column | `a` (first hash) | `b` (second hash) |
+//! |---|---|---|
+//! | text, bytes, JSON, ENUM/SET | `CRC32(c)` | `CRC32(HEX(c))` |
+//! | integers | `c` | `HEX(c)` |
+//! | everything else | its text `t` | `HEX(CAST(t AS CHAR))` |
+//!
+//! Why this shape:
+//! - **64 bits per row, really independent.** CRC32 is linear: a same-length change `d` goes
+//!   unnoticed exactly when the CRC polynomial divides `d`, *wherever* `d` sits in the string.
+//!   So two CRC32s over two layouts of the same bytes (say the fields forward and backward)
+//!   miss the same changes and add no bits. The second hash therefore sees every value
+//!   through `HEX`, which is not linear: a change that one CRC misses is, independently,
+//!   missed by the other with probability 2^-32.
+//! - **Separator-safe without escaping.** Strings enter as their CRC32 (a number), and no other
+//!   rendering can contain `#`, so `('a#b','c')` and `('a','b#c')` give different fields.
+//! - **NULL-safe.** `CONCAT_WS` skips NULLs; the `nulls` field (`CONCAT(ISNULL(a), …)` over the
 //!   NULL-able columns) says which were skipped, so NULL and `''` differ.
+//! - **`SUM`, not `BIT_XOR`**: XOR cancels a pair of duplicate rows; a sum (with the count) does
+//!   not. Sums of 32-bit values are exact DECIMALs on every server.
+//! - **Cheap.** Long strings are read by CRC32 and HEX without being concatenated into one long
+//!   row string; the strings that are concatenated are short numbers.
 //! - Only functions MySQL 5.7/8.0, Aurora, MariaDB and TiDB all document: `COUNT`, `SUM`,
-//!   `CRC32`, `CONCAT_WS`, `CONCAT`, `LENGTH`, `ISNULL`, `CAST`, `CONVERT … USING`.
+//!   `CRC32`, `HEX`, `CONCAT_WS`, `CONCAT`, `ISNULL`, `CAST`, `CONVERT … USING`.
 //!
 //! Renderings are chosen per column so that *identical data renders identically on both
 //! sides*; where it might not (a FLOAT text form, JSON text), a mismatch only costs a
@@ -30,8 +44,9 @@
 //! last word. The one thing a rendering must never do is render different data alike, so:
 //! FLOAT is widened to DOUBLE (`f + 0e0`: FLOAT's own text has 6 digits and is not
 //! injective), BIT is read as a number, text whose charset differs between the sides is
-//! converted to utf8mb4 on both, and DECIMAL or temporal columns whose declared scale differs
-//! are cast to the larger one.
+//! converted to utf8mb4 on both, DECIMAL or temporal columns whose declared scale differs are
+//! cast to the larger one, and `HEX` is only applied to integers or text (`HEX(1.5)` would
+//! round to an integer).
 
 use cutover_core::schema::{Column, Table};
 use cutover_core::sql::quote_ident;
@@ -147,7 +162,7 @@ impl Plan {
 
     /// The checksum's select list for one side: `COUNT(*), SUM(…), SUM(…)`.
     pub fn checksum_select(&self, side: Side) -> String {
-        let fields: Vec<String> = self.columns.iter().map(|p| render(p, side)).collect();
+        let views: Vec<(String, String)> = self.columns.iter().map(|p| render(p, side)).collect();
         let nullable: Vec<String> = self
             .columns
             .iter()
@@ -159,11 +174,13 @@ impl Plan {
         } else {
             format!(", CONCAT({})", nullable.join(", "))
         };
-        let forward = fields.join(", ");
-        let backward = fields.iter().rev().cloned().collect::<Vec<_>>().join(", ");
+        let first: Vec<&str> = views.iter().map(|v| v.0.as_str()).collect();
+        let second: Vec<&str> = views.iter().map(|v| v.1.as_str()).collect();
         format!(
-            "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {forward}{nulls}))), 0), \
-             COALESCE(SUM(CRC32(CONCAT_WS('#', {backward}{nulls}))), 0)"
+            "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0), \
+             COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0)",
+            first.join(", "),
+            second.join(", ")
         )
     }
 }
@@ -190,40 +207,55 @@ impl Side {
     }
 }
 
-/// One column's field(s) in the checksum text, for one side. See the module docs.
-fn render(p: &ColumnPair, side: Side) -> String {
+/// One column's two views in the checksum text, for one side. See the module docs.
+fn render(p: &ColumnPair, side: Side) -> (String, String) {
     let c = side.column(p);
     let q = quote_ident(&c.name);
     let (sk, tk) = (&p.source.kind, &p.target.kind);
-    let with_len = |e: String| format!("LENGTH({e}), {e}");
+    let text = |t: String| {
+        let second = format!("HEX(CAST({t} AS CHAR))");
+        (t, second)
+    };
     match &c.kind {
-        ColumnKind::Float => format!("({q} + 0e0)"),
-        ColumnKind::Bit { .. } => format!("CAST({q} AS UNSIGNED)"),
+        ColumnKind::Int { .. } | ColumnKind::Year => (q.clone(), format!("HEX({q})")),
+        ColumnKind::Bit { .. } => {
+            let n = format!("CAST({q} AS UNSIGNED)");
+            (n.clone(), format!("HEX({n})"))
+        }
+        ColumnKind::Float => text(format!("({q} + 0e0)")),
         ColumnKind::Decimal { .. } => match (sk, tk) {
             (ColumnKind::Decimal { scale: a, .. }, ColumnKind::Decimal { scale: b, .. })
                 if a != b =>
             {
-                format!("CAST({q} AS DECIMAL(65, {}))", (*a).max(*b).min(30))
+                text(format!(
+                    "CAST({q} AS DECIMAL(65, {}))",
+                    (*a).max(*b).min(30)
+                ))
             }
-            _ => q,
+            _ => text(q),
         },
         ColumnKind::DateTime { .. } | ColumnKind::Timestamp { .. } => match fsp_pair(sk, tk) {
-            Some((a, b)) if a != b => format!("CAST({q} AS DATETIME({}))", a.max(b)),
-            _ => q,
+            Some((a, b)) if a != b => text(format!("CAST({q} AS DATETIME({}))", a.max(b))),
+            _ => text(q),
         },
         ColumnKind::Time { .. } => match fsp_pair(sk, tk) {
-            Some((a, b)) if a != b => format!("CAST({q} AS TIME({}))", a.max(b)),
-            _ => q,
+            Some((a, b)) if a != b => text(format!("CAST({q} AS TIME({}))", a.max(b))),
+            _ => text(q),
         },
-        ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json => {
-            if p.source.charset != p.target.charset {
-                with_len(format!("CONVERT({q} USING utf8mb4)"))
+        ColumnKind::Double | ColumnKind::Date => text(q),
+        ColumnKind::Text { .. }
+        | ColumnKind::Enum
+        | ColumnKind::Set
+        | ColumnKind::Json
+        | ColumnKind::Binary
+        | ColumnKind::Other { .. } => {
+            let x = if p.source.charset != p.target.charset && c.kind.is_text_like() {
+                format!("CONVERT({q} USING utf8mb4)")
             } else {
-                with_len(q)
-            }
+                q
+            };
+            (format!("CRC32({x})"), format!("CRC32(HEX({x}))"))
         }
-        ColumnKind::Binary | ColumnKind::Other { .. } => with_len(q),
-        ColumnKind::Int { .. } | ColumnKind::Double | ColumnKind::Year | ColumnKind::Date => q,
     }
 }
 

@@ -72,6 +72,9 @@ pub struct TableReport {
     pub error: Option<String>,
     pub rows_compared: u64,
     pub chunks: u64,
+    /// Rows read from the servers to compare them one by one (both sides together): what the
+    /// checksums could not settle.
+    pub rows_fetched: u64,
     /// How rows were compared: `checksum` (pushed down, rows fetched only under a bad
     /// checksum) or `rows` (every row downloaded).
     pub method: &'static str,
@@ -93,6 +96,7 @@ impl TableReport {
             error: None,
             rows_compared: 0,
             chunks: 0,
+            rows_fetched: 0,
             method: "checksum",
             elapsed_ms: 0,
         }

@@ -171,6 +171,7 @@ async fn exact_json_report() {
         assert!(t["elapsed_ms"].is_u64());
         t["elapsed_ms"] = json!(0);
         t["chunks"] = json!(0);
+        t["rows_fetched"] = json!(0);
     }
     assert!(v["connections"]["source"]["server"]
         .as_str()
@@ -192,11 +193,11 @@ async fn exact_json_report() {
                  {"kind": "extra_in_target", "key": {"id": 51}}
              ],
              "diffs_truncated": false, "schema": [], "error": null,
-             "rows_compared": 50, "chunks": 0, "method": "checksum", "elapsed_ms": 0},
+             "rows_compared": 50, "chunks": 0, "rows_fetched": 0, "method": "checksum", "elapsed_ms": 0},
             {"source": "exact.same", "target": "exact.same", "status": "equal",
              "missing_in_target": 0, "extra_in_target": 0, "mismatched": 0, "diffs": [],
              "diffs_truncated": false, "schema": [], "error": null,
-             "rows_compared": 1, "chunks": 0, "method": "checksum", "elapsed_ms": 0}
+             "rows_compared": 1, "chunks": 0, "rows_fetched": 0, "method": "checksum", "elapsed_ms": 0}
         ],
         "summary": {"tables": 2, "equal": 1, "different": 1, "errors": 0, "skipped": 0,
                     "rows_compared": 51, "missing_in_target": 1, "extra_in_target": 1,

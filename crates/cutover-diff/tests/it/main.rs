@@ -1,0 +1,302 @@
+//! The checksum itself, evaluated by a real server: every single change to a row must change
+//! that row's checksum, and a swap of values between rows must change a chunk's checksum.
+//! (The binary's tests check whole diffs; these check that the checksum never lets a
+//! difference through to "equal".)
+
+use cutover_core::schema::{describe, TableName};
+use cutover_core::{Db, Endpoint, Role, SessionOptions};
+use cutover_diff::plan::{Plan, Side};
+use cutover_sandbox::{Sandbox, Settings};
+use mysql_async::prelude::Queryable;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+
+const TABLE: &str = "CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(40) NULL, b VARCHAR(40) NULL,
+  f FLOAT, g DOUBLE, d DECIMAL(12,3), dt DATETIME(6), bin VARBINARY(16), j JSON,
+  bt BIT(16), e ENUM('x','y','z'), n BIGINT)";
+
+/// A row as SQL literals, in column order.
+#[derive(Clone, Debug)]
+struct Row {
+    a: Option<String>,
+    b: Option<String>,
+    f: f32,
+    g: f64,
+    d: i64, // thousandths
+    micros: i64,
+    bin: Vec<u8>,
+    j: i64,
+    bt: u16,
+    e: u8,
+    n: i64,
+}
+
+fn lit(s: &Option<String>) -> String {
+    match s {
+        None => "NULL".into(),
+        Some(s) => format!("X'{}'", cutover_core::value::hex(s.as_bytes())),
+    }
+}
+
+impl Row {
+    fn values(&self, id: i64) -> String {
+        format!(
+            "({id}, CONVERT({} USING utf8mb4), CONVERT({} USING utf8mb4), {:e}, {:e}, {}.{:03}, \
+             '2024-01-01' + INTERVAL {} MICROSECOND, X'{}', JSON_OBJECT('v', {}), {}, {}, {})",
+            lit(&self.a).replace("NULL", "NULL"),
+            lit(&self.b),
+            self.f,
+            self.g,
+            self.d / 1000,
+            (self.d % 1000).abs(),
+            self.micros,
+            cutover_core::value::hex(&self.bin),
+            self.j,
+            self.bt,
+            self.e + 1,
+            self.n
+        )
+        .replace("CONVERT(NULL USING utf8mb4)", "NULL")
+    }
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        proptest::option::of("[a-zA-Z# ]{0,12}"),
+        proptest::option::of("[a-zA-Z# ]{0,12}"),
+        -1.0e6f32..1.0e6,
+        -1.0e12f64..1.0e12,
+        0i64..1_000_000_000,
+        0i64..1_000_000_000_000,
+        proptest::collection::vec(any::<u8>(), 1..16),
+        any::<i32>(),
+        any::<u16>(),
+        0u8..3,
+        any::<i64>(),
+    )
+        .prop_map(|(a, b, f, g, d, micros, bin, j, bt, e, n)| Row {
+            a,
+            b,
+            f,
+            g,
+            d,
+            micros,
+            bin,
+            j: j as i64,
+            bt,
+            e,
+            n,
+        })
+}
+
+/// One change to a row, chosen by `kind`; every kind is a real data difference.
+fn mutate(r: &Row, kind: u8) -> Row {
+    let mut m = r.clone();
+    let flip_case = |s: &str| {
+        let mut out: String = s.to_string();
+        if let Some(i) = s.find(|c: char| c.is_ascii_alphabetic()) {
+            let c = s.as_bytes()[i] as char;
+            let f = if c.is_ascii_lowercase() {
+                c.to_ascii_uppercase()
+            } else {
+                c.to_ascii_lowercase()
+            };
+            out.replace_range(i..i + 1, &f.to_string());
+        } else {
+            out.push('Q');
+        }
+        out
+    };
+    match kind % 14 {
+        0 => m.a = Some(flip_case(r.a.as_deref().unwrap_or(""))),
+        1 => m.a = Some(format!("{} ", r.a.as_deref().unwrap_or(""))),
+        2 => {
+            m.a = if r.a.is_some() {
+                None
+            } else {
+                Some(String::new())
+            }
+        }
+        3 => {
+            // Separator shift: move the boundary between a and b.
+            let joined = format!(
+                "{}#{}",
+                r.a.as_deref().unwrap_or(""),
+                r.b.as_deref().unwrap_or("")
+            );
+            let cut = joined.len() / 2;
+            m.a = Some(joined[..cut].to_string());
+            m.b = Some(joined[cut..].to_string());
+            if m.a == r.a && m.b == r.b {
+                m.a = Some(format!("{}#", joined));
+            }
+        }
+        4 => {
+            std::mem::swap(&mut m.a, &mut m.b);
+            if m.a == r.a {
+                m.b = Some(format!("{}x", r.b.as_deref().unwrap_or("")));
+            }
+        }
+        5 => m.f = f32::from_bits(r.f.to_bits() ^ 1),
+        6 => m.g = f64::from_bits(r.g.to_bits() ^ 1),
+        7 => m.d = r.d + 1,
+        8 => m.micros = r.micros + 1,
+        9 => m.bin[0] ^= 0x80,
+        10 => m.j = r.j.wrapping_add(1),
+        11 => m.bt = r.bt ^ 1,
+        12 => m.e = (r.e + 1) % 3,
+        _ => m.n = r.n.wrapping_add(1),
+    }
+    m
+}
+
+async fn exec(port: u16, sql: &str) {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut c = mysql_async::Conn::new(opts).await.unwrap();
+    c.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    c.disconnect().await.unwrap();
+}
+
+async fn db(port: u16, role: Role) -> Db {
+    let e = Endpoint::parse(&format!("mysql://root@127.0.0.1:{port}")).unwrap();
+    Db::connect(&e, role, SessionOptions::default(), Default::default())
+        .await
+        .unwrap()
+}
+
+/// Per-row checksums `(id, count, sum1, sum2)` of one side.
+async fn per_row(db: &Db, plan: &Plan, side: Side, table: &str) -> Vec<(i64, u64, String, String)> {
+    db.query(&format!(
+        "SELECT id, {} FROM {table} GROUP BY id ORDER BY id",
+        plan.checksum_select(side)
+    ))
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk() {
+    let sb = Sandbox::start_owned(&Settings::default()).unwrap();
+    let (sp, tp) = (sb.source.port, sb.target.port);
+    for p in [sp, tp] {
+        exec(p, &format!("CREATE DATABASE c; USE c; {TABLE}")).await;
+    }
+    let mut runner = TestRunner::deterministic();
+    let strategy = row();
+    const N: i64 = 700;
+    let mut src = Vec::new();
+    let mut tgt = Vec::new();
+    for id in 1..=N {
+        let r = strategy.new_tree(&mut runner).unwrap().current();
+        let m = mutate(&r, (id % 14) as u8);
+        src.push(r.values(id));
+        tgt.push(m.values(id));
+    }
+    exec(
+        sp,
+        &format!("USE c; INSERT INTO t VALUES {}", src.join(",")),
+    )
+    .await;
+    exec(
+        tp,
+        &format!("USE c; INSERT INTO t VALUES {}", tgt.join(",")),
+    )
+    .await;
+    // Untouched rows, to check equal data gives equal checksums.
+    let same: Vec<String> = (0..50)
+        .map(|i| {
+            strategy
+                .new_tree(&mut runner)
+                .unwrap()
+                .current()
+                .values(10_000 + i)
+        })
+        .collect();
+    for p in [sp, tp] {
+        exec(
+            p,
+            &format!("USE c; INSERT INTO t VALUES {}", same.join(",")),
+        )
+        .await;
+    }
+
+    let (s, t) = (db(sp, Role::Source).await, db(tp, Role::Target).await);
+    let name = TableName::new("c", "t");
+    let plan = Plan::new(
+        describe(&s, &name).await.unwrap().unwrap(),
+        describe(&t, &name).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let a = per_row(&s, &plan, Side::Source, "c.t").await;
+    let b = per_row(&t, &plan, Side::Target, "c.t").await;
+    assert_eq!(a.len(), b.len());
+    let mut missed = Vec::new();
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.0, y.0);
+        let changed = x.0 < 10_000;
+        let differs = x.2 != y.2 && x.3 != y.3;
+        if changed && !differs {
+            missed.push((
+                x.0,
+                x.2 == y.2,
+                x.3 == y.3,
+                &src[(x.0 - 1) as usize],
+                &tgt[(x.0 - 1) as usize],
+            ));
+        }
+        if !changed {
+            assert_eq!(x, y, "equal rows must have equal checksums");
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "both hashes must see every change: {missed:#?}"
+    );
+
+    // Values swapped between rows: each row changes, the multiset of values does not.
+    for p in [sp, tp] {
+        exec(
+            p,
+            "USE c; CREATE TABLE w (id INT PRIMARY KEY, a VARCHAR(10), n INT);
+             INSERT INTO w VALUES (1, 'alpha', 10), (2, 'beta', 20), (3, 'gamma', 30)",
+        )
+        .await;
+    }
+    exec(
+        tp,
+        "USE c; UPDATE w SET a = ELT(id, 'beta', 'alpha', 'gamma'), n = ELT(id, 20, 10, 30)",
+    )
+    .await;
+    exec(tp, "USE c; UPDATE w SET a = 'gamma', n = 30 WHERE id = 3").await;
+    exec(tp, "USE c; UPDATE w SET n = ELT(id, 10, 20, 30)").await;
+    let wn = TableName::new("c", "w");
+    let wplan = Plan::new(
+        describe(&s, &wn).await.unwrap().unwrap(),
+        describe(&t, &wn).await.unwrap().unwrap(),
+    )
+    .unwrap();
+    let total = |db: Db, side| {
+        let sql = format!("SELECT {} FROM c.w", wplan.checksum_select(side));
+        async move { db.query::<(u64, String, String)>(&sql).await.unwrap() }
+    };
+    let (x, y) = (
+        total(s.clone(), Side::Source).await,
+        total(t.clone(), Side::Target).await,
+    );
+    assert_eq!(x[0].0, y[0].0);
+    assert_ne!(
+        x[0].1, y[0].1,
+        "a swap of values between rows must change the first sum"
+    );
+    assert_ne!(
+        x[0].2, y[0].2,
+        "a swap of values between rows must change the second sum"
+    );
+}
