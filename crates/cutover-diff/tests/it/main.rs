@@ -44,7 +44,7 @@ impl Row {
         format!(
             "({id}, CONVERT({} USING utf8mb4), CONVERT({} USING utf8mb4), {:e}, {:e}, {}.{:03}, \
              '2024-01-01' + INTERVAL {} MICROSECOND, X'{}', JSON_OBJECT('v', {}), {}, {}, {})",
-            lit(&self.a).replace("NULL", "NULL"),
+            lit(&self.a),
             lit(&self.b),
             self.f,
             self.g,
