@@ -111,6 +111,19 @@ pub async fn run(
     };
     let cancel = source.cancel_token().clone();
     for pair in pairs {
+        let merged = pairs.iter().filter(|p| p.target == pair.target).count();
+        if merged > 1 && !pair.skipped {
+            // Comparing one shard against the merged table would report every other shard's
+            // rows as extra: refuse rather than mislead.
+            let mut t = TableReport::new(pair.source.to_string(), pair.target.to_string());
+            t.error = Some(format!(
+                "{merged} source tables are routed into {}: comparing merged shards is not supported yet",
+                pair.target
+            ));
+            t.settle();
+            report.tables.push(t);
+            continue;
+        }
         if pair.skipped {
             let mut t = TableReport::new(pair.source.to_string(), pair.target.to_string());
             t.status = Status::Skipped;

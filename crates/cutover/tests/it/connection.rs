@@ -259,4 +259,36 @@ async fn config_file_supplies_endpoints_and_routes() {
     assert_eq!(v["tables"][0]["source"], "cfg_src.t");
     assert_eq!(v["tables"][0]["target"], "cfg_dst.t");
     assert_eq!(v["tables"][0]["mismatched"], 1);
+
+    // Two source tables routed into one target table: refused per table, not misreported.
+    exec(
+        Side::Source,
+        "USE cfg_src; CREATE TABLE t2 (id INT PRIMARY KEY, v INT)",
+    )
+    .await;
+    let merge = dir.path().join("merge.toml");
+    std::fs::write(
+        &merge,
+        format!(
+            "[source]\ndsn = \"{}\"\n[target]\ndsn = \"{}\"\n\
+             [[route]]\nsource = \"cfg_src.*\"\ntarget = \"cfg_dst.t\"\n",
+            dsn(Side::Source),
+            dsn(Side::Target)
+        ),
+    )
+    .unwrap();
+    let r = run(cutover().arg("--config").arg(&merge).args([
+        "diff",
+        "--tables",
+        "cfg_src.*",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["tables"][0]["status"], "error");
+    assert!(v["tables"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not supported yet"));
 }

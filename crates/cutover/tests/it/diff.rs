@@ -143,6 +143,22 @@ async fn finds_every_injected_difference_in_every_column_type() {
     assert_eq!(col(80)["source"], json!("café80"));
     assert_eq!(col(90)["target"], json!({"hex": "ff01"}));
     assert_eq!(col(10)["target"], json!(10000031));
+
+    // With a tolerance, the tiny FLOAT and DOUBLE changes are no longer differences.
+    let r = diff_json("types.t", &["--float-tolerance", "0.001"]);
+    let v = r.json();
+    let cols: Vec<String> = v["tables"][0]["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["columns"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["column"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !cols.contains(&"f".to_string()) && !cols.contains(&"g".to_string()),
+        "{cols:?}"
+    );
+    assert_eq!(v["tables"][0]["mismatched"], 18);
 }
 
 #[tokio::test]
