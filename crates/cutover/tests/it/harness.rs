@@ -122,18 +122,19 @@ pub fn run(cmd: &mut Command) -> Run {
     }
 }
 
-/// `cutover diff` between the sandbox sides over the given tables, as JSON.
-pub fn diff_json(tables: &str, extra: &[&str]) -> Run {
-    run(cutover()
-        .args([
-            "diff",
-            "--source",
-            &dsn(Side::Source),
-            "--target",
-            &dsn(Side::Target),
-        ])
+/// The command `cutover diff` between the sandbox sides over the given tables, as JSON.
+pub fn diff_command(tables: &str, extra: &[&str]) -> Command {
+    let mut c = cutover();
+    c.args(["diff", "--source", &dsn(Side::Source)])
+        .args(["--target", &dsn(Side::Target)])
         .args(["--tables", tables, "--format", "json"])
-        .args(extra))
+        .args(extra);
+    c
+}
+
+/// Runs `cutover diff` between the sandbox sides over the given tables, as JSON.
+pub fn diff_json(tables: &str, extra: &[&str]) -> Run {
+    run(&mut diff_command(tables, extra))
 }
 
 /// Polls `cond` until it holds or the deadline passes.

@@ -39,15 +39,7 @@ async fn locked_table(db: &str) -> mysql_async::Conn {
 #[tokio::test]
 async fn ctrl_c_kills_server_queries_and_exits_130() {
     let holder = locked_table("intr").await;
-    let child = cutover()
-        .args([
-            "diff",
-            "--source",
-            &dsn(Side::Source),
-            "--target",
-            &dsn(Side::Target),
-        ])
-        .args(["--tables", "intr.t", "--format", "json"])
+    let child = diff_command("intr.t", &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -88,22 +80,7 @@ async fn ctrl_c_kills_server_queries_and_exits_130() {
 #[tokio::test]
 async fn query_time_limit_is_enforced_by_the_server() {
     let holder = locked_table("tlimit").await;
-    let r = run(cutover()
-        .args([
-            "diff",
-            "--source",
-            &dsn(Side::Source),
-            "--target",
-            &dsn(Side::Target),
-        ])
-        .args([
-            "--tables",
-            "tlimit.t",
-            "--format",
-            "json",
-            "--query-timeout",
-            "1s",
-        ]));
+    let r = diff_json("tlimit.t", &["--query-timeout", "1s"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let v = r.json();
     assert_eq!(v["tables"][0]["status"], "error");
