@@ -19,7 +19,8 @@
 //! exits, so no test leaves servers behind.
 
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -311,7 +312,12 @@ fn start(dir: &Path, settings: &Settings, owner: Option<u32>) -> Result<Sandbox,
         .map(|(role, _)| {
             let datadir = dir.join(role);
             let _ = std::fs::remove_dir_all(&datadir);
+            // A private temporary directory: bootstraps running at the same time (several
+            // sandboxes, parallel tests) otherwise clash on temporary table files in /tmp.
+            let tmp = dir.join(format!("{role}-tmp"));
+            let _ = std::fs::create_dir_all(&tmp);
             let mut cmd = Command::new(&install);
+            cmd.env("TMPDIR", &tmp);
             cmd.arg("--no-defaults")
                 .arg(format!("--datadir={}", datadir.display()))
                 .arg("--auth-root-authentication-method=normal")
@@ -395,6 +401,10 @@ fn start_server(
             ))
             .arg(format!("--log-error={}", log.display()))
             .arg(format!("--init-file={}", init.display()))
+            .arg(format!(
+                "--tmpdir={}",
+                dir.join(format!("{role}-tmp")).display()
+            ))
             .arg(format!("--server-id={server_id}"))
             .arg(format!("--log-bin={}", datadir.join("binlog").display()))
             .arg("--binlog-format=ROW")
@@ -434,7 +444,7 @@ fn start_server(
                 last_log = std::fs::read_to_string(&log).unwrap_or_default();
                 break;
             }
-            if handshake_ok(port) {
+            if handshake_ok(&socket) {
                 // Reap the child in the background so it never becomes a zombie while we live.
                 std::thread::spawn(move || {
                     let _ = child.wait();
@@ -465,10 +475,13 @@ fn start_server(
     })
 }
 
-/// Whether the server at `port` accepts a connection and sends its handshake (so init-file
-/// users exist: the server runs the init file before it listens).
-fn handshake_ok(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+/// Whether the server behind `socket` accepts a connection and sends its handshake. The unix
+/// socket (unique to this data directory) is asked rather than the TCP port: a port found
+/// free may meanwhile serve another sandbox's server, and a server binds its TCP port before
+/// it creates its socket, so a handshake here means the port is ours too. The server runs
+/// the init file (the users) before it listens.
+fn handshake_ok(socket: &Path) -> bool {
+    let Ok(mut s) = UnixStream::connect(socket) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
