@@ -38,7 +38,7 @@ impl Progress for DiffProgress {
         );
         bar.set_style(
             ProgressStyle::with_template(
-                "{prefix} {msg:30} [{bar:30}] {human_pos}/{human_len} rows {per_sec} ETA {eta}",
+                "{prefix} {msg:30} [{bar:30}] {human_pos}/{human_len} rows, {elapsed} elapsed, ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
