@@ -29,7 +29,8 @@ use mysql_async::prelude::Queryable;
 
 use crate::chunk::{KeyRange, Splitter};
 use crate::plan::{Plan, Side};
-use crate::report::{ColumnDiff, DiffKind, RowDiff, Status, TableReport};
+use crate::report::{ColumnDiff, DiffKind, RowDiff, SchemaDiff, Status, TableReport};
+use crate::schema_diff::{self, ColumnFilter};
 
 /// Options of a diff run.
 #[derive(Clone, Debug)]
@@ -47,6 +48,10 @@ pub struct DiffOptions {
     /// Row differences kept per table in the report (the counts are always complete).
     pub max_diffs: usize,
     pub compare: CompareOptions,
+    /// Which columns take part (`--columns`, `--ignore-columns`).
+    pub columns: ColumnFilter,
+    /// Compare only the definitions (`--schema-only`): no rows are read.
+    pub schema_only: bool,
 }
 
 impl Default for DiffOptions {
@@ -59,6 +64,8 @@ impl Default for DiffOptions {
             fanout: 64,
             max_diffs: 1_000,
             compare: CompareOptions::default(),
+            columns: ColumnFilter::default(),
+            schema_only: false,
         }
     }
 }
@@ -114,7 +121,20 @@ pub async fn diff_table(
 ) -> TableReport {
     let started = Instant::now();
     let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
-    match diff_table_inner(source, target, source_name, target_name, opts, progress).await {
+    // The schema section is filled in first, so that it is there even when the rows cannot
+    // be compared.
+    let mut schema = Vec::new();
+    match diff_table_inner(
+        source,
+        target,
+        source_name,
+        target_name,
+        opts,
+        progress,
+        &mut schema,
+    )
+    .await
+    {
         Ok(r) => report = r,
         Err(e) => {
             report.error = Some(match e {
@@ -123,8 +143,12 @@ pub async fn diff_table(
             });
         }
     }
+    report.schema = schema;
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report.settle();
+    if opts.schema_only && report.status == Status::Equal && !report.schema.is_empty() {
+        report.status = Status::Different;
+    }
     if report.status != Status::Error {
         report.diffs.sort_by(|a, b| {
             let ka = serde_json::Value::Object(a.key.clone()).to_string();
@@ -160,14 +184,19 @@ async fn diff_table_inner(
     target_name: &TableName,
     opts: &DiffOptions,
     progress: &dyn Progress,
+    schema: &mut Vec<SchemaDiff>,
 ) -> Result<TableReport, TableError> {
     let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
     let s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
     let t = t?.ok_or_else(|| TableError::Other("table missing on the target".into()))?;
-    let estimated = s.estimated_rows.max(t.estimated_rows);
-    let plan = Plan::new(s, t).map_err(|e| TableError::Other(e.to_string()))?;
+    *schema = schema_diff::compare(&s, &t, &opts.columns);
     let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
-    report.schema = plan.schema.clone();
+    if opts.schema_only {
+        report.method = "schema";
+        return Ok(report);
+    }
+    let estimated = s.estimated_rows.max(t.estimated_rows);
+    let plan = Plan::new(s, t, &opts.columns).map_err(|e| TableError::Other(e.to_string()))?;
     progress.table_started(source_name, estimated);
 
     let ctx = Arc::new(Ctx {

@@ -10,6 +10,7 @@ pub mod chunk;
 pub mod engine;
 pub mod plan;
 pub mod report;
+pub mod schema_diff;
 
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use cutover_core::{Db, DbError, SYSTEM_SCHEMAS};
 
 pub use engine::{diff_table, DiffOptions, NoProgress, Progress};
 pub use report::{Report, Status, TableReport};
+pub use schema_diff::ColumnFilter;
 
 /// A source table and the target table it is compared with.
 #[derive(Clone, Debug, PartialEq, Eq)]

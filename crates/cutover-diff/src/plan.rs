@@ -53,6 +53,7 @@ use cutover_core::sql::quote_ident;
 use cutover_core::value::ColumnKind;
 
 use crate::report::SchemaDiff;
+use crate::schema_diff::{self, ColumnFilter};
 
 /// A column compared on both sides (names may differ in case).
 #[derive(Clone, Debug)]
@@ -90,41 +91,27 @@ pub enum PlanError {
     KeyMissingOnTarget(String),
     #[error("key column `{0}` is not an integer on the target ({1})")]
     KeyTypeOnTarget(String, String),
+    #[error("key column `{0}` is excluded by --columns/--ignore-columns; it identifies the rows")]
+    KeyExcluded(String),
     #[error("no column in common between source and target")]
     NoCommonColumns,
 }
 
 impl Plan {
-    pub fn new(source: Table, target: Table) -> Result<Plan, PlanError> {
-        let mut schema = Vec::new();
-        let mut columns = Vec::new();
-        for sc in &source.columns {
-            match target.column(&sc.name) {
-                Some(tc) => {
-                    compare_columns(sc, tc, &mut schema);
-                    columns.push(ColumnPair {
-                        source: sc.clone(),
-                        target: tc.clone(),
-                    });
-                }
-                None => schema.push(SchemaDiff {
-                    object: sc.name.clone(),
-                    what: "missing_in_target".into(),
-                    source: Some(sc.column_type.clone()),
-                    target: None,
-                }),
-            }
-        }
-        for tc in &target.columns {
-            if source.column(&tc.name).is_none() {
-                schema.push(SchemaDiff {
-                    object: tc.name.clone(),
-                    what: "extra_in_target".into(),
-                    source: None,
-                    target: Some(tc.column_type.clone()),
-                });
-            }
-        }
+    pub fn new(source: Table, target: Table, filter: &ColumnFilter) -> Result<Plan, PlanError> {
+        let schema = schema_diff::compare(&source, &target, filter);
+        let table = source.name.to_string();
+        let columns: Vec<ColumnPair> = source
+            .columns
+            .iter()
+            .filter(|c| filter.keeps(&table, &c.name))
+            .filter_map(|sc| {
+                target.column(&sc.name).map(|tc| ColumnPair {
+                    source: sc.clone(),
+                    target: tc.clone(),
+                })
+            })
+            .collect();
         if columns.is_empty() {
             return Err(PlanError::NoCommonColumns);
         }
@@ -136,6 +123,9 @@ impl Plan {
         let key_col = source.column(key_name).ok_or(PlanError::NoKey)?;
         if !key_col.kind.is_integer() {
             return Err(PlanError::NotIntegerKey(key_name.clone()));
+        }
+        if !filter.keeps(&table, key_name) {
+            return Err(PlanError::KeyExcluded(key_name.clone()));
         }
         let key = columns
             .iter()
@@ -267,44 +257,4 @@ fn fsp_pair(a: &ColumnKind, b: &ColumnKind) -> Option<(u32, u32)> {
         _ => None,
     };
     Some((f(a)?, f(b)?))
-}
-
-/// Definition differences of one column pair that matter to a DBA.
-fn compare_columns(s: &Column, t: &Column, out: &mut Vec<SchemaDiff>) {
-    let mut push = |what: &str, a: String, b: String| {
-        if a != b {
-            out.push(SchemaDiff {
-                object: s.name.clone(),
-                what: what.into(),
-                source: Some(a),
-                target: Some(b),
-            });
-        }
-    };
-    push("type", normalized_type(s), normalized_type(t));
-    push("nullable", s.nullable.to_string(), t.nullable.to_string());
-    push(
-        "charset",
-        s.charset.clone().unwrap_or_default(),
-        t.charset.clone().unwrap_or_default(),
-    );
-    push(
-        "collation",
-        s.collation.clone().unwrap_or_default(),
-        t.collation.clone().unwrap_or_default(),
-    );
-}
-
-/// The column type without what does not change the data: integer display widths
-/// (`int(11)` is `int`; MySQL 8 and TiDB no longer print them).
-fn normalized_type(c: &Column) -> String {
-    let t = c.column_type.to_ascii_lowercase();
-    if c.kind.is_integer() {
-        if let (Some(open), Some(close)) = (t.find('('), t.find(')')) {
-            if open < close {
-                return format!("{}{}", &t[..open], &t[close + 1..]);
-            }
-        }
-    }
-    t
 }

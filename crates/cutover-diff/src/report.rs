@@ -51,9 +51,11 @@ pub struct SchemaDiff {
 
 impl SchemaDiff {
     /// A column on one side only: its data is not on the other side. Other definition
-    /// differences (type, collation, …) are reported, and the rows decide the verdict.
+    /// differences (type, collation, indexes, …) are reported, and the rows decide the
+    /// verdict.
     pub fn loses_data(&self) -> bool {
-        self.what == "missing_in_target" || self.what == "extra_in_target"
+        !self.object.starts_with("index ")
+            && (self.what == "missing_in_target" || self.what == "extra_in_target")
     }
 }
 

@@ -81,6 +81,16 @@ pub struct DiffArgs {
     /// Row differences listed per table (counts are always complete).
     #[arg(long, value_name = "N")]
     pub max_diffs: Option<usize>,
+    /// Compare only these columns: `column` (every table) or `db.table.column` (repeatable,
+    /// comma-separated). Key columns must stay.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN")]
+    pub columns: Vec<String>,
+    /// Leave these columns out of the comparison and of the schema section.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMN")]
+    pub ignore_columns: Vec<String>,
+    /// Compare only the table definitions (columns, types, defaults, indexes, collations).
+    #[arg(long)]
+    pub schema_only: bool,
     /// Output: a human summary, or the JSON report on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,

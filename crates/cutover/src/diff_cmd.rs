@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use cutover_core::config::{parse_duration, Config, Pattern, Routes};
 use cutover_core::{CompareOptions, Db, Role, SessionOptions};
-use cutover_diff::{DiffOptions, Selection};
+use cutover_diff::{ColumnFilter, DiffOptions, Selection};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DiffArgs, Format};
@@ -39,6 +39,11 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         compare: CompareOptions {
             float_tolerance: args.float_tolerance.or(cfg.diff.float_tolerance),
         },
+        columns: ColumnFilter {
+            only: args.columns.clone(),
+            ignore: args.ignore_columns.clone(),
+        },
+        schema_only: args.schema_only,
         ..defaults
     };
     let patterns = |v: &[String]| -> Result<Vec<Pattern>> {

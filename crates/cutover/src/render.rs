@@ -48,10 +48,15 @@ pub fn diff_human(r: &Report) -> String {
             out.push_str(&format!("{}: error: {}\n", tr.source, e));
         }
         for s in &tr.schema {
+            let object = if s.object.starts_with("index ") || s.object == "table" {
+                s.object.clone()
+            } else {
+                format!("column {}", s.object)
+            };
             out.push_str(&format!(
-                "{}: schema: column {} {}: source {} / target {}\n",
+                "{}: schema: {} {}: source {} / target {}\n",
                 tr.source,
-                s.object,
+                object,
                 s.what,
                 s.source.as_deref().unwrap_or("-"),
                 s.target.as_deref().unwrap_or("-")

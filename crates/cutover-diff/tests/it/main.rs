@@ -6,6 +6,7 @@
 use cutover_core::schema::{describe, TableName};
 use cutover_core::{Db, Endpoint, Role, SessionOptions};
 use cutover_diff::plan::{Plan, Side};
+use cutover_diff::ColumnFilter;
 use cutover_sandbox::{Sandbox, Settings};
 use mysql_async::prelude::Queryable;
 use proptest::prelude::*;
@@ -232,6 +233,7 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
     let plan = Plan::new(
         describe(&s, &name).await.unwrap().unwrap(),
         describe(&t, &name).await.unwrap().unwrap(),
+        &ColumnFilter::default(),
     )
     .unwrap();
     let a = per_row(&s, &plan, Side::Source, "c.t").await;
@@ -280,6 +282,7 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
     let wplan = Plan::new(
         describe(&s, &wn).await.unwrap().unwrap(),
         describe(&t, &wn).await.unwrap().unwrap(),
+        &ColumnFilter::default(),
     )
     .unwrap();
     let total = |db: Db, side| {

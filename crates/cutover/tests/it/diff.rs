@@ -397,3 +397,95 @@ async fn missing_tables_and_skips_are_per_table() {
     assert_eq!(v["tables"][0]["error"], "table not found on the source");
     assert_eq!(v["tables"][1]["status"], "equal");
 }
+
+#[tokio::test]
+async fn schema_section_schema_only_and_column_filters() {
+    fresh_db("defs").await;
+    exec(
+        Side::Source,
+        "USE defs; CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'x',
+           qty INT DEFAULT 1, legacy_flag TINYINT, note TEXT, KEY by_name (name), UNIQUE KEY uq (qty))
+         DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_general_ci;
+         INSERT INTO t VALUES (1, 'a', 1, 0, 'n1'), (2, 'b', 2, 0, 'n2')",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE defs; CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20) NOT NULL DEFAULT 'y',
+           qty INT DEFAULT 1, note TEXT, added INT, KEY by_name (name, qty), KEY by_note (note(10)))
+         DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_bin;
+         INSERT INTO t VALUES (1, 'a', 1, 'n1', NULL), (2, 'b', 2, 'changed', NULL)",
+    )
+    .await;
+    let schema_of = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["tables"][0]["schema"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["object"].as_str().unwrap().into(),
+                    s["what"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let r = diff_json("defs.t", &["--schema-only"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["tables"][0]["status"], "different");
+    assert_eq!(v["tables"][0]["method"], "schema");
+    assert_eq!(v["tables"][0]["rows_compared"], 0);
+    let mut got = schema_of(&v);
+    got.sort();
+    let mut want: Vec<(String, String)> = [
+        ("name", "default"),
+        ("name", "collation"),
+        ("note", "collation"),
+        ("legacy_flag", "missing_in_target"),
+        ("added", "extra_in_target"),
+        ("index by_name", "definition"),
+        ("index uq", "missing_in_target"),
+        ("index by_note", "extra_in_target"),
+        ("table", "collation"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    want.sort();
+    assert_eq!(got, want);
+
+    // A full diff: the common columns are compared, the missing column makes it different.
+    let r = diff_json("defs.t", &[]);
+    let v = r.json();
+    assert_eq!(v["tables"][0]["mismatched"], 1);
+    assert_eq!(v["tables"][0]["diffs"][0]["columns"][0]["column"], "note");
+
+    // Ignoring the columns that differ silences them, in the rows and in the schema.
+    let r = diff_json(
+        "defs.t",
+        &["--ignore-columns", "legacy_flag,defs.t.added,note"],
+    );
+    let v = r.json();
+    assert_eq!(v["tables"][0]["mismatched"], 0);
+    assert!(!schema_of(&v)
+        .iter()
+        .any(|(o, _)| o == "legacy_flag" || o == "added" || o == "note"));
+    assert_eq!(v["tables"][0]["status"], "equal", "{}", r.stdout);
+    assert_eq!(r.code, 0);
+
+    // --columns restricts the comparison; the key cannot be left out.
+    let r = diff_json("defs.t", &["--columns", "id,name,qty"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let r = diff_json("defs.t", &["--columns", "name"]);
+    assert_eq!(r.code, 2);
+    assert!(r.json()["tables"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("identifies the rows"));
+    // The schema section is there even when the rows could not be compared.
+    assert!(!r.json()["tables"][0]["schema"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
