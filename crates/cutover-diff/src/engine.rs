@@ -28,6 +28,7 @@ use cutover_core::{Db, DbError};
 use mysql_async::prelude::Queryable;
 
 use crate::chunk::{KeyRange, Splitter};
+use crate::fix::{FixSink, FixWriter};
 use crate::plan::{Plan, Side};
 use crate::report::{ColumnDiff, DiffKind, RowDiff, SchemaDiff, Status, TableReport};
 use crate::schema_diff::{self, ColumnFilter};
@@ -118,23 +119,20 @@ pub async fn diff_table(
     target_name: &TableName,
     opts: &DiffOptions,
     progress: &dyn Progress,
+    fix: Option<&dyn FixSink>,
 ) -> TableReport {
     let started = Instant::now();
     let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
     // The schema section is filled in first, so that it is there even when the rows cannot
     // be compared.
     let mut schema = Vec::new();
-    match diff_table_inner(
+    let job = Job {
         source,
         target,
         source_name,
         target_name,
-        opts,
-        progress,
-        &mut schema,
-    )
-    .await
-    {
+    };
+    match diff_table_inner(&job, opts, progress, fix, &mut schema).await {
         Ok(r) => report = r,
         Err(e) => {
             report.error = Some(match e {
@@ -177,15 +175,27 @@ fn key_order(
     }
 }
 
+/// The two tables one `diff_table` compares.
+struct Job<'a> {
+    source: &'a Db,
+    target: &'a Db,
+    source_name: &'a TableName,
+    target_name: &'a TableName,
+}
+
 async fn diff_table_inner(
-    source: &Db,
-    target: &Db,
-    source_name: &TableName,
-    target_name: &TableName,
+    job: &Job<'_>,
     opts: &DiffOptions,
     progress: &dyn Progress,
+    fix: Option<&dyn FixSink>,
     schema: &mut Vec<SchemaDiff>,
 ) -> Result<TableReport, TableError> {
+    let Job {
+        source,
+        target,
+        source_name,
+        target_name,
+    } = *job;
     let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
     let s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
     let t = t?.ok_or_else(|| TableError::Other("table missing on the target".into()))?;
@@ -205,6 +215,8 @@ async fn diff_table_inner(
         source_sql: TableSql::new(&plan, Side::Source),
         target_sql: TableSql::new(&plan, Side::Target),
         plan,
+        target_name: target_name.clone(),
+        fix,
         opts: opts.clone(),
         findings: Mutex::new(Findings {
             report,
@@ -313,17 +325,20 @@ impl Checksum {
     }
 }
 
-struct Ctx {
+struct Ctx<'a> {
     source: Db,
     target: Db,
     plan: Plan,
+    target_name: TableName,
+    /// Where fix SQL goes, when asked for.
+    fix: Option<&'a dyn FixSink>,
     source_sql: TableSql,
     target_sql: TableSql,
     opts: DiffOptions,
     findings: Mutex<Findings>,
 }
 
-impl Ctx {
+impl Ctx<'_> {
     fn side(&self, side: Side) -> (&Db, &TableSql) {
         match side {
             Side::Source => (&self.source, &self.source_sql),
@@ -598,13 +613,20 @@ impl Ctx {
     fn compare_pair(&self, x: &[Value], y: &[Value]) {
         let opts = &self.opts.compare;
         let mut cols = Vec::new();
+        let mut differing = Vec::new();
         for (i, p) in self.plan.columns.iter().enumerate() {
             if !same(&x[i], &y[i], opts) {
+                differing.push(i);
                 cols.push(ColumnDiff {
                     column: p.name().to_string(),
                     source: x[i].to_json(),
                     target: y[i].to_json(),
                 });
+            }
+        }
+        if let (Some(sink), false) = (self.fix, differing.is_empty()) {
+            for stmt in FixWriter::new(&self.plan, &self.target_name).change(x, &differing) {
+                stmt.send(sink);
             }
         }
         if !cols.is_empty() {
@@ -618,6 +640,14 @@ impl Ctx {
     }
 
     fn record(&self, kind: DiffKind, row: &[Value], _other: Option<&[Value]>) {
+        if let Some(sink) = self.fix {
+            let w = FixWriter::new(&self.plan, &self.target_name);
+            match kind {
+                DiffKind::MissingInTarget => sink.insert(w.insert(row)),
+                DiffKind::ExtraInTarget => sink.delete(w.delete(row)),
+                DiffKind::Mismatched => {}
+            }
+        }
         let diff = RowDiff {
             kind,
             key: self.key_json(row),

@@ -8,6 +8,7 @@
 
 pub mod chunk;
 pub mod engine;
+pub mod fix;
 pub mod plan;
 pub mod report;
 pub mod schema_diff;
@@ -91,6 +92,7 @@ pub async fn run(
     pairs: &[TablePair],
     opts: &DiffOptions,
     progress: &dyn Progress,
+    fix: Option<&dyn fix::FixSink>,
 ) -> Report {
     let started = Instant::now();
     let mut report = Report {
@@ -136,7 +138,16 @@ pub async fn run(
             report.interrupted = true;
             break;
         }
-        let t = diff_table(source, target, &pair.source, &pair.target, opts, progress).await;
+        let t = diff_table(
+            source,
+            target,
+            &pair.source,
+            &pair.target,
+            opts,
+            progress,
+            fix,
+        )
+        .await;
         if cancel.is_cancelled() {
             report.interrupted = true;
         }

@@ -91,6 +91,17 @@ pub struct DiffArgs {
     /// Compare only the table definitions (columns, types, defaults, indexes, collations).
     #[arg(long)]
     pub schema_only: bool,
+    /// Write the SQL that makes the target equal to the source to FILE (DELETE, UPDATE,
+    /// INSERT in one transaction; never REPLACE).
+    #[arg(long, value_name = "FILE")]
+    pub fix_sql: Option<std::path::PathBuf>,
+    /// Execute the fix SQL on the target, after showing what it changes and asking.
+    /// The only way `diff` writes to a database.
+    #[arg(long)]
+    pub apply: bool,
+    /// With --apply: do not ask (for scripts).
+    #[arg(long)]
+    pub yes: bool,
     /// Output: a human summary, or the JSON report on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,

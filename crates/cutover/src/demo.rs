@@ -141,7 +141,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         })
         .collect();
     let bar = progress::DiffProgress::new(pairs.len());
-    let report = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar).await;
+    let report = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;
     bar.finish();
     print!("{}", render::diff_human(&report));
     if report.interrupted {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use cutover_core::config::{parse_duration, Config, Pattern, Routes};
 use cutover_core::{CompareOptions, Db, Role, SessionOptions};
+use cutover_diff::fix::{self, FixSink, SpoolSink};
 use cutover_diff::{ColumnFilter, DiffOptions, Selection};
 use tokio_util::sync::CancellationToken;
 
@@ -80,8 +81,21 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     if pairs.is_empty() {
         return Err(anyhow!("no tables match the selection on the source"));
     }
+    let sink = if args.fix_sql.is_some() || args.apply {
+        Some(SpoolSink::new().context("creating the fix SQL spool")?)
+    } else {
+        None
+    };
     let bar = progress::DiffProgress::new(pairs.len());
-    let report = cutover_diff::run(&source, &target, &pairs, &opts, &bar).await;
+    let report = cutover_diff::run(
+        &source,
+        &target,
+        &pairs,
+        &opts,
+        &bar,
+        sink.as_ref().map(|s| s as &dyn FixSink),
+    )
+    .await;
     bar.finish();
     match args.format {
         Format::Human => print!("{}", render::diff_human(&report)),
@@ -95,6 +109,20 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     }
     if report.interrupted {
         eprintln!("cutover: interrupted; the report above covers the tables compared so far");
+    }
+    if let Some(sink) = &sink {
+        if let Some(path) = &args.fix_sql {
+            write_fix_sql(sink, path, &report.target)?;
+            eprintln!("fix SQL written to {}", path.display());
+        }
+        if args.apply {
+            if report.interrupted {
+                return Err(anyhow!(
+                    "interrupted: the fix SQL is incomplete and was not applied"
+                ));
+            }
+            apply(sink, &target, &args, cancel.clone()).await?;
+        }
     }
     source.kill_running().await;
     target.kill_running().await;
@@ -159,4 +187,91 @@ pub async fn connect_pair(
         Db::connect(&tgt, Role::Target, session, cancel)
     );
     Ok((s?, t?))
+}
+
+fn write_fix_sql(sink: &SpoolSink, path: &Path, target: &str) -> Result<()> {
+    use std::io::Write;
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("creating the fix SQL file {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let result = (|| -> std::io::Result<()> {
+        w.write_all(fix::header(target, sink.counts()).as_bytes())?;
+        sink.for_each(|line| writeln!(w, "{line}"))?;
+        w.write_all(fix::FOOTER.as_bytes())?;
+        w.flush()
+    })();
+    result.with_context(|| format!("writing the fix SQL file {}", path.display()))
+}
+
+/// Runs the fix SQL on the target in one transaction, after saying what it changes and
+/// asking (unless `--yes`).
+async fn apply(
+    sink: &SpoolSink,
+    target: &Db,
+    args: &DiffArgs,
+    cancel: CancellationToken,
+) -> Result<()> {
+    let (d, u, i) = sink.counts();
+    if d + u + i == 0 {
+        eprintln!("nothing to apply: no row differs");
+        return Ok(());
+    }
+    eprintln!(
+        "--apply will change the target {}: {d} DELETE, {u} UPDATE, {i} INSERT, in one transaction",
+        target.endpoint()
+    );
+    if !args.yes {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(anyhow!(
+                "--apply asks before it writes, and standard input is not a terminal: add --yes to apply without asking"
+            ));
+        }
+        eprint!("apply these changes? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            eprintln!("not applied");
+            return Ok(());
+        }
+    }
+    // The one writable session of `diff`: opened here, for exactly these statements.
+    let writer = Db::connect(
+        target.endpoint(),
+        Role::Target,
+        SessionOptions {
+            read_only: false,
+            query_timeout: None,
+            max_connections: 1,
+        },
+        cancel,
+    )
+    .await?;
+    let mut conn = writer.conn().await?;
+    let header = fix::header("", (d, u, i));
+    let setup: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.trim().is_empty())
+        .collect();
+    for stmt in setup {
+        conn.execute(stmt).await?;
+    }
+    let mut statements = Vec::new();
+    sink.for_each(|line| {
+        statements.push(line.to_string());
+        Ok(())
+    })?;
+    for stmt in &statements {
+        if let Err(e) = conn.execute(stmt).await {
+            let _ = conn.execute("ROLLBACK").await;
+            return Err(anyhow!(
+                "applying the fix SQL failed, nothing was changed: {e}"
+            ));
+        }
+    }
+    for stmt in fix::FOOTER.lines() {
+        conn.execute(stmt).await?;
+    }
+    eprintln!("applied {} statements to the target", statements.len());
+    Ok(())
 }

@@ -489,3 +489,70 @@ async fn schema_section_schema_only_and_column_filters() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn fix_sql_round_trip() {
+    fresh_db("fixrt").await;
+    both(&format!(
+        "USE fixrt; {ALL_TYPES};
+         CREATE TABLE u (id INT PRIMARY KEY, email VARCHAR(20) NOT NULL, UNIQUE KEY (email));
+         INSERT INTO u VALUES (1, 'a@x'), (2, 'b@x'), (3, 'c@x');
+         CREATE TABLE g (id INT PRIMARY KEY, a INT, twice INT AS (a * 2) STORED);
+         INSERT INTO g (id, a) VALUES (1, 1), (2, 2), (0, 5)"
+    ))
+    .await;
+    exec(
+        Side::Target,
+        &format!(
+            "USE fixrt; {MUTATIONS};
+             UPDATE u SET email = CONCAT(email, '.tmp');
+             UPDATE u SET email = 'b@x' WHERE id = 1;
+             UPDATE u SET email = 'a@x' WHERE id = 2;
+             DELETE FROM g WHERE id IN (0, 2); UPDATE g SET a = 9 WHERE id = 1"
+        ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fix.sql");
+    let fix = file.to_str().unwrap();
+    let r = diff_json("fixrt.*", &["--fix-sql", fix]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let sql = std::fs::read_to_string(&file).unwrap();
+    assert!(sql.starts_with("-- cutover fix SQL"), "{sql}");
+    assert!(
+        sql.contains("START TRANSACTION;") && sql.trim_end().ends_with("foreign_key_checks = 1;")
+    );
+    assert!(!sql.to_uppercase().contains("REPLACE"), "{sql}");
+    // Deletes come first, inserts last.
+    let first_insert = sql.find("INSERT INTO").unwrap();
+    assert!(sql.rfind("DELETE FROM").unwrap() < first_insert);
+    assert!(
+        !sql.contains("`twice`"),
+        "generated columns are left out: {sql}"
+    );
+
+    // --apply without --yes and without a terminal refuses, and changes nothing.
+    let r = diff_json("fixrt.*", &["--apply"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("cutover: error: --apply asks"),
+        "{}",
+        r.stderr
+    );
+    let r = diff_json("fixrt.*", &[]);
+    assert_eq!(r.code, 1);
+
+    let r = diff_json("fixrt.*", &["--apply", "--yes"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("applied"), "{}", r.stderr);
+    let r = diff_json("fixrt.*", &[]);
+    assert_eq!(
+        r.code, 0,
+        "after --apply the tables are equal: {}",
+        r.stdout
+    );
+}

@@ -1,0 +1,245 @@
+//! Fix SQL: the statements that make the target's rows equal to the source's.
+//!
+//! - A row missing on the target: `INSERT`. A row only on the target: `DELETE`. A changed row:
+//!   `UPDATE` of the differing columns, or `DELETE` + `INSERT` when a differing column is part
+//!   of a unique key (an `UPDATE` could clash with the row that currently holds that value).
+//!   Never `REPLACE`: it fires `ON DELETE CASCADE` and silently removes rows that clash on
+//!   other unique keys.
+//! - Order: every `DELETE`, then every `UPDATE`, then every `INSERT`, so a value is freed
+//!   before it is taken again.
+//! - Literals are binary-safe and mean the same under every `sql_mode`: text as
+//!   `CONVERT(X'…' USING utf8mb4)`, bytes as `X'…'`, FLOAT/DOUBLE in their shortest exact form.
+//! - Generated columns are left out: the target computes them.
+//!
+//! The engine hands statements to a [`FixSink`] as it finds differences; the sink keeps the
+//! three phases apart (on disk, so memory does not grow with the number of differences).
+
+use std::io::{BufRead, BufWriter, Write};
+use std::sync::Mutex;
+
+use cutover_core::schema::TableName;
+use cutover_core::sql::{quote_bytes, quote_ident};
+use cutover_core::value::{hex, Value};
+
+use crate::plan::Plan;
+
+/// Where the statements go, by phase.
+pub trait FixSink: Send + Sync {
+    fn delete(&self, sql: String);
+    fn update(&self, sql: String);
+    fn insert(&self, sql: String);
+}
+
+/// A SQL literal for a value of the target column.
+pub fn literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Bit(b) => b.to_string(),
+        Value::Decimal(d) => d.to_string(),
+        // Rust's `{:?}` is the shortest text that reads back to the same bits.
+        Value::Float(f) => format!("{f:?}"),
+        Value::Double(d) => format!("{d:?}"),
+        Value::Text(s) => format!("CONVERT(X'{}' USING utf8mb4)", hex(s.as_bytes())),
+        Value::Bytes(b) => quote_bytes(b),
+        Value::Json(j) => format!(
+            "CONVERT(X'{}' USING utf8mb4)",
+            hex(j.to_string().as_bytes())
+        ),
+        Value::Date(_) | Value::DateTime(_) | Value::Time(_) => format!("'{v}'"),
+    }
+}
+
+/// Builds statements for one table.
+pub struct FixWriter<'a> {
+    plan: &'a Plan,
+    table: String,
+}
+
+impl<'a> FixWriter<'a> {
+    pub fn new(plan: &'a Plan, target: &TableName) -> FixWriter<'a> {
+        FixWriter {
+            plan,
+            table: target.quoted(),
+        }
+    }
+
+    fn name(&self, i: usize) -> String {
+        quote_ident(&self.plan.columns[i].target.name)
+    }
+
+    fn key_predicate(&self, row: &[Value]) -> String {
+        format!(
+            "{} = {}",
+            self.name(self.plan.key),
+            literal(&row[self.plan.key])
+        )
+    }
+
+    /// `INSERT` of a source row (generated columns left out).
+    pub fn insert(&self, row: &[Value]) -> String {
+        let idx: Vec<usize> = (0..self.plan.columns.len())
+            .filter(|i| !self.plan.columns[*i].target.generated)
+            .collect();
+        let cols: Vec<String> = idx.iter().map(|i| self.name(*i)).collect();
+        let vals: Vec<String> = idx.iter().map(|i| literal(&row[*i])).collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES ({});",
+            self.table,
+            cols.join(", "),
+            vals.join(", ")
+        )
+    }
+
+    /// `DELETE` of a target row by its key.
+    pub fn delete(&self, row: &[Value]) -> String {
+        format!(
+            "DELETE FROM {} WHERE {};",
+            self.table,
+            self.key_predicate(row)
+        )
+    }
+
+    /// Statements for a changed row: `(delete, update, insert)`, some empty.
+    pub fn change(&self, source_row: &[Value], differing: &[usize]) -> Vec<Phase> {
+        let in_unique = differing.iter().any(|i| {
+            let name = &self.plan.columns[*i].target.name;
+            self.plan
+                .target
+                .indexes
+                .iter()
+                .any(|ix| ix.unique && ix.columns.iter().any(|c| c.eq_ignore_ascii_case(name)))
+        });
+        if in_unique {
+            return vec![
+                Phase::Delete(self.delete(source_row)),
+                Phase::Insert(self.insert(source_row)),
+            ];
+        }
+        let sets: Vec<String> = differing
+            .iter()
+            .filter(|i| !self.plan.columns[**i].target.generated)
+            .map(|i| format!("{} = {}", self.name(*i), literal(&source_row[*i])))
+            .collect();
+        if sets.is_empty() {
+            return Vec::new();
+        }
+        vec![Phase::Update(format!(
+            "UPDATE {} SET {} WHERE {};",
+            self.table,
+            sets.join(", "),
+            self.key_predicate(source_row)
+        ))]
+    }
+}
+
+/// A statement and the phase it belongs to.
+pub enum Phase {
+    Delete(String),
+    Update(String),
+    Insert(String),
+}
+
+impl Phase {
+    pub fn send(self, sink: &dyn FixSink) {
+        match self {
+            Phase::Delete(s) => sink.delete(s),
+            Phase::Update(s) => sink.update(s),
+            Phase::Insert(s) => sink.insert(s),
+        }
+    }
+}
+
+/// A [`FixSink`] that spools each phase to its own temporary file, one statement per line.
+pub struct SpoolSink {
+    phases: [Mutex<Spool>; 3],
+}
+
+struct Spool {
+    writer: BufWriter<std::fs::File>,
+    count: u64,
+    error: Option<std::io::Error>,
+}
+
+impl SpoolSink {
+    pub fn new() -> std::io::Result<SpoolSink> {
+        let spool = || -> std::io::Result<Mutex<Spool>> {
+            Ok(Mutex::new(Spool {
+                writer: BufWriter::new(tempfile::tempfile()?),
+                count: 0,
+                error: None,
+            }))
+        };
+        Ok(SpoolSink {
+            phases: [spool()?, spool()?, spool()?],
+        })
+    }
+
+    fn push(&self, phase: usize, sql: String) {
+        let mut s = self.phases[phase].lock().unwrap_or_else(|p| p.into_inner());
+        if s.error.is_none() {
+            if let Err(e) = writeln!(s.writer, "{sql}") {
+                s.error = Some(e);
+            }
+        }
+        s.count += 1;
+    }
+
+    /// Statements per phase: `(deletes, updates, inserts)`.
+    pub fn counts(&self) -> (u64, u64, u64) {
+        let c = |i: usize| self.phases[i].lock().map(|s| s.count).unwrap_or(0);
+        (c(0), c(1), c(2))
+    }
+
+    /// Calls `f` with every statement in order (deletes, updates, inserts).
+    pub fn for_each(&self, mut f: impl FnMut(&str) -> std::io::Result<()>) -> std::io::Result<()> {
+        for phase in &self.phases {
+            let mut s = phase.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(e) = s.error.take() {
+                return Err(e);
+            }
+            s.writer.flush()?;
+            let mut file = s.writer.get_ref().try_clone()?;
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            for line in std::io::BufReader::new(file).lines() {
+                f(&line?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FixSink for SpoolSink {
+    fn delete(&self, sql: String) {
+        self.push(0, sql)
+    }
+    fn update(&self, sql: String) {
+        self.push(1, sql)
+    }
+    fn insert(&self, sql: String) {
+        self.push(2, sql)
+    }
+}
+
+/// The header of a fix file: what it does and how it must run.
+pub fn header(target: &str, counts: (u64, u64, u64)) -> String {
+    format!(
+        "-- cutover fix SQL for {target}\n\
+         -- {} DELETE, {} UPDATE, {} INSERT; deletes first, then updates, then inserts.\n\
+         -- foreign_key_checks is turned off while it runs: rows are fixed table by table, not\n\
+         -- in the order the foreign keys would need; it is turned back on at the end.\n\
+         -- sql_mode NO_AUTO_VALUE_ON_ZERO keeps a key of 0 as 0; time_zone +00:00 because\n\
+         -- TIMESTAMP values are written in UTC.\n\
+         SET NAMES utf8mb4;\n\
+         SET SESSION time_zone = '+00:00';\n\
+         SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO';\n\
+         SET SESSION foreign_key_checks = 0;\n\
+         START TRANSACTION;\n",
+        counts.0, counts.1, counts.2
+    )
+}
+
+/// The end of a fix file.
+pub const FOOTER: &str = "COMMIT;\nSET SESSION foreign_key_checks = 1;\n";
