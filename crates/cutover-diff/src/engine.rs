@@ -29,7 +29,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::chunk::{KeyRange, Splitter};
 use crate::fix::{FixSink, FixWriter};
-use crate::plan::{Plan, Side};
+use crate::plan::{Mode, Plan, Side};
 use crate::report::{ColumnDiff, DiffKind, RowDiff, SchemaDiff, Status, TableReport};
 use crate::schema_diff::{self, ColumnFilter};
 
@@ -98,10 +98,11 @@ struct Findings {
 
 impl Findings {
     fn add(&mut self, diff: RowDiff) {
+        let n = diff.count.unwrap_or(1);
         match diff.kind {
-            DiffKind::MissingInTarget => self.report.missing_in_target += 1,
-            DiffKind::ExtraInTarget => self.report.extra_in_target += 1,
-            DiffKind::Mismatched => self.report.mismatched += 1,
+            DiffKind::MissingInTarget => self.report.missing_in_target += n,
+            DiffKind::ExtraInTarget => self.report.extra_in_target += n,
+            DiffKind::Mismatched => self.report.mismatched += n,
         }
         if self.report.diffs.len() < self.max_diffs {
             self.report.diffs.push(diff);
@@ -224,6 +225,14 @@ async fn diff_table_inner(
         }),
     });
 
+    if ctx.plan.mode != Mode::IntegerRanges {
+        if ctx.plan.mode == Mode::Multiset {
+            lock(&ctx.findings).report.method = "multiset";
+        }
+        ctx.bucket_diff(estimated, progress, source_name).await?;
+        let report = lock(&ctx.findings).report.clone();
+        return Ok(report);
+    }
     let (sb, tb) = tokio::join!(ctx.bounds(Side::Source), ctx.bounds(Side::Target));
     let bounds = match (sb?, tb?) {
         (None, None) => None,
@@ -507,6 +516,196 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// Compares a table without an integer key: checksums per hash bucket of the key (one
+    /// scan per side), then the rows of the buckets that differ, matched by their exact key
+    /// (or, keyless, counted as a multiset).
+    async fn bucket_diff(
+        &self,
+        estimated: u64,
+        progress: &dyn Progress,
+        source_name: &TableName,
+    ) -> Result<(), TableError> {
+        // About a thousand rows a bucket: a differing bucket costs little to read.
+        let buckets = (estimated / 1000).clamp(16, 1 << 20);
+        let (s, t) = tokio::join!(
+            self.bucket_sums(Side::Source, buckets),
+            self.bucket_sums(Side::Target, buckets)
+        );
+        let (s, t) = (s?, t?);
+        let rows: u64 = s.values().map(|c| c.count).sum();
+        {
+            let mut f = lock(&self.findings);
+            f.report.rows_compared += rows;
+            f.report.chunks += 1;
+        }
+        progress.rows_done(source_name, rows);
+        let mut ids: Vec<u64> = s.keys().chain(t.keys()).copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut batch: Vec<u64> = Vec::new();
+        let mut batch_rows = 0u64;
+        for b in ids {
+            let (x, y) = (s.get(&b), t.get(&b));
+            let equal = matches!((x, y), (Some(x), Some(y)) if x.same_rows(y));
+            if equal {
+                continue;
+            }
+            let size = x
+                .map(|c| c.count)
+                .unwrap_or(0)
+                .max(y.map(|c| c.count).unwrap_or(0));
+            // Bounded batches keep memory flat however many buckets differ.
+            if !batch.is_empty() && (batch_rows + size > 100_000 || batch.len() >= 500) {
+                self.compare_buckets(buckets, &batch).await?;
+                batch.clear();
+                batch_rows = 0;
+            }
+            batch.push(b);
+            batch_rows += size;
+        }
+        if !batch.is_empty() {
+            self.compare_buckets(buckets, &batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn bucket_sums(
+        &self,
+        side: Side,
+        buckets: u64,
+    ) -> Result<std::collections::HashMap<u64, Checksum>, TableError> {
+        let (db, sql) = self.side(side);
+        let text = format!(
+            "SELECT {b}, {sel} FROM {t} GROUP BY 1",
+            b = self.plan.bucket_expr(side, buckets),
+            sel = sql.checksum_select,
+            t = sql.table,
+        );
+        let rows: Vec<(u64, u64, String, String)> = db.query(&text).await?;
+        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        for (b, count, s1, s2) in rows {
+            out.insert(
+                b,
+                Checksum {
+                    count,
+                    sum1: parse_u128(&s1)?,
+                    sum2: parse_u128(&s2)?,
+                    min: None,
+                    max: None,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Reads the rows of some buckets from both sides and matches them by exact key.
+    async fn compare_buckets(&self, buckets: u64, ids: &[u64]) -> Result<(), TableError> {
+        let list: Vec<String> = ids.iter().map(|b| b.to_string()).collect();
+        let q = |side: Side| {
+            let (_, sql) = self.side(side);
+            format!(
+                "SELECT {cols} FROM {t} WHERE {b} IN ({list})",
+                cols = sql.row_select,
+                t = sql.table,
+                b = self.plan.bucket_expr(side, buckets),
+                list = list.join(", ")
+            )
+        };
+        let key_of = |row: &[Value]| {
+            let mut k = Vec::new();
+            for i in &self.plan.key_columns {
+                row[*i].encode(&mut k);
+            }
+            k
+        };
+        let mut fetched = 0u64;
+        // The target's rows of these buckets, by key.
+        let mut target: std::collections::HashMap<Vec<u8>, Vec<Vec<Value>>> =
+            std::collections::HashMap::new();
+        {
+            let (db, _) = self.side(Side::Target);
+            let mut c = db.conn().await?;
+            let sqlt = q(Side::Target);
+            let mut res = c
+                .raw()
+                .exec_iter(sqlt.as_str(), ())
+                .await
+                .map_err(|e| conn_err(db, e))?;
+            while let Some(row) = self
+                .next_row(&mut res, Side::Target, db, &mut fetched)
+                .await?
+            {
+                target.entry(key_of(&row)).or_default().push(row);
+            }
+        }
+        let multiset = self.plan.mode == Mode::Multiset;
+        let mut missing: std::collections::HashMap<Vec<u8>, (u64, Vec<Value>)> =
+            std::collections::HashMap::new();
+        {
+            let (db, _) = self.side(Side::Source);
+            let mut c = db.conn().await?;
+            let sqls = q(Side::Source);
+            let mut res = c
+                .raw()
+                .exec_iter(sqls.as_str(), ())
+                .await
+                .map_err(|e| conn_err(db, e))?;
+            while let Some(row) = self
+                .next_row(&mut res, Side::Source, db, &mut fetched)
+                .await?
+            {
+                let key = key_of(&row);
+                match target.get_mut(&key).and_then(|v| v.pop()) {
+                    Some(other) if !multiset => self.compare_pair(&row, &other),
+                    Some(_) => {}
+                    None if multiset => missing.entry(key).or_insert((0, row)).0 += 1,
+                    None => self.record(DiffKind::MissingInTarget, &row, None),
+                }
+            }
+        }
+        for (_, (n, row)) in missing {
+            self.record_counted(DiffKind::MissingInTarget, &row, n);
+        }
+        for (_, rows) in target {
+            if multiset {
+                if let Some(row) = rows.first() {
+                    self.record_counted(DiffKind::ExtraInTarget, row, rows.len() as u64);
+                }
+            } else {
+                for row in &rows {
+                    self.record(DiffKind::ExtraInTarget, row, None);
+                }
+            }
+        }
+        lock(&self.findings).report.rows_fetched += fetched;
+        Ok(())
+    }
+
+    /// A keyless row that is missing (or extra) `n` times: one entry with its count.
+    fn record_counted(&self, kind: DiffKind, row: &[Value], n: u64) {
+        if n == 0 {
+            return;
+        }
+        if let Some(sink) = self.fix {
+            let w = FixWriter::new(&self.plan, &self.target_name);
+            match kind {
+                DiffKind::MissingInTarget => {
+                    for _ in 0..n {
+                        sink.insert(w.insert(row));
+                    }
+                }
+                DiffKind::ExtraInTarget => sink.delete(w.delete_n(row, n)),
+                DiffKind::Mismatched => {}
+            }
+        }
+        lock(&self.findings).add(RowDiff {
+            kind,
+            key: self.key_json(row),
+            columns: Vec::new(),
+            count: Some(n),
+        });
+    }
+
     /// Streams the range from both sides in key order and merge-compares the rows.
     async fn compare_rows(&self, range: KeyRange) -> Result<(), TableError> {
         let (sdb, ssql) = self.side(Side::Source);
@@ -635,6 +834,7 @@ impl Ctx<'_> {
                 kind: DiffKind::Mismatched,
                 key: self.key_json(x),
                 columns: cols,
+                count: None,
             });
         }
     }
@@ -652,16 +852,16 @@ impl Ctx<'_> {
             kind,
             key: self.key_json(row),
             columns: Vec::new(),
+            count: None,
         };
         lock(&self.findings).add(diff);
     }
 
     fn key_json(&self, row: &[Value]) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
-        m.insert(
-            self.plan.key_pair().name().to_string(),
-            row[self.plan.key].to_json(),
-        );
+        for i in &self.plan.key_columns {
+            m.insert(self.plan.columns[*i].name().to_string(), row[*i].to_json());
+        }
         m
     }
 }

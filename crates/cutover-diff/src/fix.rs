@@ -69,11 +69,37 @@ impl<'a> FixWriter<'a> {
         quote_ident(&self.plan.columns[i].target.name)
     }
 
+    /// The exact match of a row's key (every column of a keyless row): NULL-safe, and for
+    /// text also byte-exact, since the column's collation may call `'a'` and `'A '` equal.
     fn key_predicate(&self, row: &[Value]) -> String {
+        let parts: Vec<String> = self
+            .plan
+            .key_columns
+            .iter()
+            .map(|i| {
+                let col = &self.plan.columns[*i].target;
+                let name = self.name(*i);
+                match (&row[*i], &col.kind) {
+                    (Value::Null, _) => format!("{name} IS NULL"),
+                    // A FLOAT column compares as DOUBLE: compare with the exact widened value.
+                    (Value::Float(f), _) => format!("({name} + 0e0) = {:?}", *f as f64),
+                    (v @ Value::Text(_), k) if k.is_text_like() => {
+                        let l = literal(v);
+                        format!("{name} = {l} AND {name} = {l} COLLATE utf8mb4_bin")
+                    }
+                    (v, _) => format!("{name} = {}", literal(v)),
+                }
+            })
+            .collect();
+        parts.join(" AND ")
+    }
+
+    /// `DELETE` of `n` copies of a keyless row.
+    pub fn delete_n(&self, row: &[Value], n: u64) -> String {
         format!(
-            "{} = {}",
-            self.name(self.plan.key),
-            literal(&row[self.plan.key])
+            "DELETE FROM {} WHERE {} LIMIT {n};",
+            self.table,
+            self.key_predicate(row)
         )
     }
 

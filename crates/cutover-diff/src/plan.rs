@@ -73,8 +73,12 @@ impl ColumnPair {
 pub struct Plan {
     pub source: Table,
     pub target: Table,
-    /// The integer key column (index into `columns`).
+    /// The first key column (index into `columns`); the integer key in `IntegerRanges`.
     pub key: usize,
+    /// The columns that identify a row (indexes into `columns`): the key, or every column of
+    /// a keyless table.
+    pub key_columns: Vec<usize>,
+    pub mode: Mode,
     /// Common columns, in source order.
     pub columns: Vec<ColumnPair>,
     /// Definition differences, reported as such.
@@ -83,14 +87,8 @@ pub struct Plan {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    #[error("no primary key or NOT NULL unique key on the source: tables without a usable key are not supported yet")]
-    NoKey,
-    #[error("key ({0}) is not a single integer column: only integer keys are supported yet")]
-    NotIntegerKey(String),
     #[error("key column `{0}` is missing on the target")]
     KeyMissingOnTarget(String),
-    #[error("key column `{0}` is not an integer on the target ({1})")]
-    KeyTypeOnTarget(String, String),
     #[error("key column `{0}` is excluded by --columns/--ignore-columns; it identifies the rows")]
     KeyExcluded(String),
     #[error("no column in common between source and target")]
@@ -115,35 +113,58 @@ impl Plan {
         if columns.is_empty() {
             return Err(PlanError::NoCommonColumns);
         }
-        let key = source.row_key().ok_or(PlanError::NoKey)?;
-        if key.columns.len() != 1 {
-            return Err(PlanError::NotIntegerKey(key.columns.join(", ")));
+        let Some(key) = source.row_key() else {
+            // No key: the rows are a multiset, identified by all their values.
+            let key_columns = (0..columns.len()).collect();
+            return Ok(Plan {
+                source,
+                target,
+                key: 0,
+                key_columns,
+                mode: Mode::Multiset,
+                columns,
+                schema,
+            });
+        };
+        let mut key_columns = Vec::new();
+        for name in &key.columns {
+            if !filter.keeps(&table, name) {
+                return Err(PlanError::KeyExcluded(name.clone()));
+            }
+            key_columns.push(
+                columns
+                    .iter()
+                    .position(|c| c.source.name.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| PlanError::KeyMissingOnTarget(name.clone()))?,
+            );
         }
-        let key_name = &key.columns[0];
-        let key_col = source.column(key_name).ok_or(PlanError::NoKey)?;
-        if !key_col.kind.is_integer() {
-            return Err(PlanError::NotIntegerKey(key_name.clone()));
-        }
-        if !filter.keeps(&table, key_name) {
-            return Err(PlanError::KeyExcluded(key_name.clone()));
-        }
-        let key = columns
-            .iter()
-            .position(|c| c.source.name.eq_ignore_ascii_case(key_name))
-            .ok_or_else(|| PlanError::KeyMissingOnTarget(key_name.clone()))?;
-        if !columns[key].target.kind.is_integer() {
-            return Err(PlanError::KeyTypeOnTarget(
-                key_name.clone(),
-                columns[key].target.column_type.clone(),
-            ));
-        }
+        let integer = key_columns.len() == 1
+            && columns[key_columns[0]].source.kind.is_integer()
+            && columns[key_columns[0]].target.kind.is_integer();
         Ok(Plan {
             source,
             target,
-            key,
+            key: key_columns[0],
+            key_columns,
+            mode: if integer {
+                Mode::IntegerRanges
+            } else {
+                Mode::HashBuckets
+            },
             columns,
             schema,
         })
+    }
+
+    /// The SQL expression that spreads rows over buckets by their key (all columns for a
+    /// keyless table): the same on both sides for the same key, whatever the collations.
+    pub fn bucket_expr(&self, side: Side, buckets: u64) -> String {
+        let views: Vec<String> = self
+            .key_columns
+            .iter()
+            .map(|i| render(&self.columns[*i], side).0)
+            .collect();
+        format!("CRC32(CONCAT_WS('#', {})) % {buckets}", views.join(", "))
     }
 
     pub fn key_pair(&self) -> &ColumnPair {
@@ -173,6 +194,21 @@ impl Plan {
             second.join(", ")
         )
     }
+}
+
+/// How a table's rows are cut into comparable pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A single integer key: ranges of key values (cheap range scans, resumable, adaptive).
+    IntegerRanges,
+    /// Any other key (strings, several columns): buckets by a hash of the key's exact
+    /// value, so the collations of the two sides cannot make them disagree on which rows a
+    /// piece holds. Each pass is one linear scan per side.
+    HashBuckets,
+    /// No usable key: rows are compared as a multiset (row → count), bucketed by a hash of
+    /// the whole row.
+    Multiset,
 }
 
 /// Which side a SQL text is for.

@@ -36,6 +36,9 @@ pub struct RowDiff {
     /// For `mismatched`: the columns that differ, with both values.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnDiff>,
+    /// For a keyless table: how many copies of this row are missing (or extra).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// A difference in table definitions.

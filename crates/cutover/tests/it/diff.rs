@@ -556,3 +556,126 @@ async fn fix_sql_round_trip() {
         r.stdout
     );
 }
+
+#[tokio::test]
+async fn string_composite_and_keyless_tables_across_collations() {
+    fresh_db("anykey").await;
+    let make = |cs: &str| {
+        format!(
+            "USE anykey;
+             CREATE TABLE s (code VARCHAR(20) PRIMARY KEY, v INT) COLLATE {cs};
+             INSERT INTO s SELECT CONCAT('k', seq, IF(seq % 7 = 0, ' x', '')), seq FROM seq_1_to_3000;
+             CREATE TABLE c (region CHAR(2), id INT, name VARCHAR(20), PRIMARY KEY (region, id)) COLLATE {cs};
+             INSERT INTO c SELECT ELT(1 + seq % 3, 'de', 'se', 'us'), seq, CONCAT('n', seq) FROM seq_1_to_2000;
+             CREATE TABLE bag (a VARCHAR(10), b INT) COLLATE {cs};
+             INSERT INTO bag VALUES ('x', 1), ('x', 1), ('x', 1), ('y', NULL), ('', 2), (NULL, 2)"
+        )
+    };
+    exec(Side::Source, &make("utf8mb4_general_ci")).await;
+    exec(Side::Target, &make("utf8mb4_bin")).await;
+
+    // Identical data under different collations: no difference at all.
+    let r = diff_json("anykey.*", &[]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v = r.json();
+    let methods: Vec<&str> = v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(methods, vec!["multiset", "checksum", "checksum"]);
+    assert_eq!(v["summary"]["rows_compared"], 3000 + 2000 + 6);
+
+    exec(
+        Side::Target,
+        "USE anykey;
+         UPDATE s SET code = 'K5' WHERE code = 'k5';
+         UPDATE s SET code = 'k6 ' WHERE code = 'k6';
+         UPDATE s SET v = -1 WHERE code = 'k7 x';
+         DELETE FROM c WHERE region = 'se' AND id = 1;
+         UPDATE c SET name = NULL WHERE region = 'us' AND id = 2;
+         DELETE FROM bag WHERE a = 'x' LIMIT 2;
+         INSERT INTO bag VALUES (NULL, 2);
+         UPDATE bag SET a = NULL WHERE a = ''",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fix = dir.path().join("fix.sql");
+    let r = diff_json("anykey.*", &["--fix-sql", fix.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v = r.json();
+    let table = |name: &str| {
+        v["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["source"] == name)
+            .unwrap()
+            .clone()
+    };
+    let s = table("anykey.s");
+    let kinds: Vec<(String, String)> = s["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().into(),
+                d["key"]["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut kinds_sorted = kinds.clone();
+    kinds_sorted.sort();
+    assert_eq!(
+        kinds_sorted,
+        vec![
+            ("extra_in_target".into(), "K5".into()),
+            ("extra_in_target".into(), "k6 ".into()),
+            ("mismatched".into(), "k7 x".into()),
+            ("missing_in_target".into(), "k5".into()),
+            ("missing_in_target".into(), "k6".into()),
+        ]
+    );
+    let c = table("anykey.c");
+    assert_eq!(
+        (c["missing_in_target"].as_u64(), c["mismatched"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(c["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["key"] == serde_json::json!({"region": "se", "id": 1})));
+    let bag = table("anykey.bag");
+    assert_eq!(bag["method"], "multiset");
+    assert_eq!(bag["mismatched"], 0);
+    let mut entries: Vec<(String, String, u64)> = bag["diffs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().into(),
+                d["key"].to_string(),
+                d["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        vec![
+            ("extra_in_target".into(), r#"{"a":null,"b":2}"#.into(), 2),
+            ("missing_in_target".into(), r#"{"a":"","b":2}"#.into(), 1),
+            ("missing_in_target".into(), r#"{"a":"x","b":1}"#.into(), 2),
+        ]
+    );
+
+    // The fix SQL converges.
+    let r = diff_json("anykey.*", &["--apply", "--yes"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = diff_json("anykey.*", &[]);
+    assert_eq!(r.code, 0, "after --apply: {}", r.stdout);
+}
