@@ -13,10 +13,7 @@ pub fn quote_ident(name: &str) -> String {
 /// A UTF-8 string literal that means the same under every `sql_mode`.
 pub fn quote_str(s: &str) -> String {
     if s.chars().any(|c| c == '\\' || c.is_control()) {
-        format!(
-            "CONVERT(X'{}' USING utf8mb4)",
-            crate::value::hex(s.as_bytes())
-        )
+        format!("_utf8mb4 X'{}'", crate::value::hex(s.as_bytes()))
     } else {
         format!("'{}'", s.replace('\'', "''"))
     }
@@ -40,7 +37,7 @@ mod tests {
     #[test]
     fn strings() {
         assert_eq!(quote_str("it's"), "'it''s'");
-        assert_eq!(quote_str("a\\b"), "CONVERT(X'615c62' USING utf8mb4)");
+        assert_eq!(quote_str("a\\b"), "_utf8mb4 X'615c62'");
         assert_eq!(quote_bytes(&[0, 255]), "X'00ff'");
     }
 }

@@ -8,7 +8,7 @@
 //! - Order: every `DELETE`, then every `UPDATE`, then every `INSERT`, so a value is freed
 //!   before it is taken again.
 //! - Literals are binary-safe and mean the same under every `sql_mode`: text as
-//!   `CONVERT(X'…' USING utf8mb4)`, bytes as `X'…'`, FLOAT/DOUBLE in their shortest exact form.
+//!   `_utf8mb4 X'…'` (a coercible literal: it takes the column's collation), bytes as `X'…'`, FLOAT/DOUBLE in their shortest exact form.
 //! - Generated columns are left out: the target computes them.
 //!
 //! The engine hands statements to a [`FixSink`] as it finds differences; the sink keeps the
@@ -41,12 +41,9 @@ pub fn literal(v: &Value) -> String {
         // Rust's `{:?}` is the shortest text that reads back to the same bits.
         Value::Float(f) => format!("{f:?}"),
         Value::Double(d) => format!("{d:?}"),
-        Value::Text(s) => format!("CONVERT(X'{}' USING utf8mb4)", hex(s.as_bytes())),
+        Value::Text(s) => format!("_utf8mb4 X'{}'", hex(s.as_bytes())),
         Value::Bytes(b) => quote_bytes(b),
-        Value::Json(j) => format!(
-            "CONVERT(X'{}' USING utf8mb4)",
-            hex(j.to_string().as_bytes())
-        ),
+        Value::Json(j) => format!("_utf8mb4 X'{}'", hex(j.to_string().as_bytes())),
         Value::Date(_) | Value::DateTime(_) | Value::Time(_) => format!("'{v}'"),
     }
 }

@@ -3,6 +3,8 @@
 //! (The binary's tests check whole diffs; these check that the checksum never lets a
 //! difference through to "equal".)
 
+mod random_tables;
+
 use cutover_core::schema::{describe, TableName};
 use cutover_core::{Db, Endpoint, Role, SessionOptions};
 use cutover_diff::plan::{Plan, Side};

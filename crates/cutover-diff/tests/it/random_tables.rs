@@ -1,0 +1,284 @@
+//! A property test on real servers: random schemas (key kinds, collations that differ between
+//! the sides, NULL-able columns), random data, random changes on the target. The differences
+//! reported must be exactly the changes made, and the fix SQL must make the tables equal.
+
+use std::collections::BTreeSet;
+
+use cutover_core::schema::TableName;
+use cutover_core::{Db, Endpoint, Role, SessionOptions};
+use cutover_diff::fix::SpoolSink;
+use cutover_diff::{diff_table, DiffOptions, NoProgress};
+use cutover_sandbox::{Sandbox, Settings};
+use mysql_async::prelude::Queryable;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestRunner};
+
+#[derive(Clone, Debug)]
+enum Key {
+    Int,
+    BigUnsigned,
+    Text,
+    Composite,
+    None,
+}
+
+#[derive(Clone, Debug)]
+struct Case {
+    key: Key,
+    source_collation: &'static str,
+    target_collation: &'static str,
+    rows: usize,
+    /// (row index, change kind) pairs; kinds: 0 delete, 1 update value, 2 update to NULL,
+    /// 3 change key case (text keys) or update.
+    changes: Vec<(usize, u8)>,
+    inserts: usize,
+}
+
+const COLLATIONS: &[&str] = &["utf8mb4_general_ci", "utf8mb4_bin", "utf8mb4_unicode_ci"];
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop_oneof![
+            Just(Key::Int),
+            Just(Key::BigUnsigned),
+            Just(Key::Text),
+            Just(Key::Composite),
+            Just(Key::None)
+        ],
+        0..COLLATIONS.len(),
+        0..COLLATIONS.len(),
+        5usize..120,
+        proptest::collection::vec((0usize..1000, 0u8..4), 0..8),
+        0usize..3,
+    )
+        .prop_map(|(key, a, b, rows, changes, inserts)| Case {
+            key,
+            source_collation: COLLATIONS[a],
+            target_collation: COLLATIONS[b],
+            rows,
+            changes,
+            inserts,
+        })
+}
+
+fn key_columns(k: &Key) -> &'static str {
+    match k {
+        Key::Int => "id INT NOT NULL, PRIMARY KEY (id)",
+        Key::BigUnsigned => "id BIGINT UNSIGNED NOT NULL, PRIMARY KEY (id)",
+        Key::Text => "id VARCHAR(20) NOT NULL, PRIMARY KEY (id)",
+        Key::Composite => "id VARCHAR(20) NOT NULL, n INT NOT NULL, PRIMARY KEY (id, n)",
+        Key::None => "id VARCHAR(20) NULL",
+    }
+}
+
+fn id_value(k: &Key, i: usize) -> String {
+    match k {
+        Key::Int => format!("{}", i as i64 * 7 - 100),
+        Key::BigUnsigned => format!("{}", 18_000_000_000_000_000_000u64 + i as u64),
+        Key::Text | Key::Composite | Key::None => format!("'k{i}'"),
+    }
+}
+
+fn row_values(k: &Key, i: usize) -> String {
+    let n = if matches!(k, Key::Composite) {
+        format!("{}, ", i % 3)
+    } else {
+        String::new()
+    };
+    format!(
+        "({}, {n}{}, {}, {}.{:02}, {})",
+        id_value(k, i),
+        if i % 5 == 0 {
+            "NULL".to_string()
+        } else {
+            format!("'v{i}'")
+        },
+        if i % 4 == 0 {
+            "NULL".to_string()
+        } else {
+            (i * 31).to_string()
+        },
+        i,
+        i % 100,
+        i as f64 / 3.0
+    )
+}
+
+async fn exec(port: u16, sql: &str) {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut c = mysql_async::Conn::new(opts).await.unwrap();
+    c.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    c.disconnect().await.unwrap();
+}
+
+async fn db(port: u16, role: Role) -> Db {
+    let e = Endpoint::parse(&format!("mysql://root@127.0.0.1:{port}")).unwrap();
+    Db::connect(&e, role, SessionOptions::default(), Default::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
+    let sb = Sandbox::start_owned(&Settings::default()).unwrap();
+    let (sp, tp) = (sb.source.port, sb.target.port);
+    let (s, t) = (db(sp, Role::Source).await, db(tp, Role::Target).await);
+    let mut runner = TestRunner::new(Config {
+        rng_algorithm: proptest::test_runner::RngAlgorithm::ChaCha,
+        ..Config::default()
+    });
+    let strategy = case();
+    let mut checked = 0;
+    for n in 0..24 {
+        let c = strategy.new_tree(&mut runner).unwrap().current();
+        let name = format!("r{n}");
+        let cols = format!(
+            "{}, v VARCHAR(20) NULL, w INT NULL, d DECIMAL(10,2) NOT NULL, x DOUBLE NOT NULL",
+            key_columns(&c.key)
+        );
+        let rows: Vec<String> = (0..c.rows).map(|i| row_values(&c.key, i)).collect();
+        for (port, coll) in [(sp, c.source_collation), (tp, c.target_collation)] {
+            exec(
+                port,
+                &format!(
+                    "CREATE DATABASE IF NOT EXISTS p; USE p; DROP TABLE IF EXISTS {name};
+                     CREATE TABLE {name} ({cols}) COLLATE {coll};
+                     INSERT INTO {name} VALUES {}",
+                    rows.join(", ")
+                ),
+            )
+            .await;
+        }
+        // Changes on the target, and what the diff must say about them.
+        let keyless = matches!(c.key, Key::None);
+        let mut expected: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut touched = BTreeSet::new();
+        let key_json = |i: usize| -> String {
+            match c.key {
+                Key::Int => format!(r#"{{"id":{}}}"#, i as i64 * 7 - 100),
+                Key::BigUnsigned => {
+                    format!(r#"{{"id":"{}"}}"#, 18_000_000_000_000_000_000u64 + i as u64)
+                }
+                Key::Text => format!(r#"{{"id":"k{i}"}}"#),
+                Key::Composite => format!(r#"{{"id":"k{i}","n":{}}}"#, i % 3),
+                Key::None => format!("row {i}"),
+            }
+        };
+        let pred = |i: usize| match c.key {
+            Key::Composite => format!("id = {} AND n = {}", id_value(&c.key, i), i % 3),
+            _ => format!("id = {}", id_value(&c.key, i)),
+        };
+        for (r, kind) in &c.changes {
+            let i = r % c.rows;
+            if !touched.insert(i) {
+                continue;
+            }
+            let (sql, what) = match kind {
+                0 => (
+                    format!("DELETE FROM {name} WHERE {}", pred(i)),
+                    "missing_in_target",
+                ),
+                1 => (
+                    format!("UPDATE {name} SET w = COALESCE(w, 0) + 1 WHERE {}", pred(i)),
+                    "mismatched",
+                ),
+                2 if i % 5 != 0 => (
+                    format!("UPDATE {name} SET v = NULL WHERE {}", pred(i)),
+                    "mismatched",
+                ),
+                _ => (
+                    format!("UPDATE {name} SET x = x + 1 WHERE {}", pred(i)),
+                    "mismatched",
+                ),
+            };
+            exec(tp, &format!("USE p; {sql}")).await;
+            if keyless {
+                // A changed keyless row is one row missing and another extra.
+                expected.insert(("missing_in_target".into(), key_json(i)));
+                if what == "mismatched" {
+                    expected.insert(("extra_in_target".into(), key_json(i)));
+                }
+            } else {
+                expected.insert((what.into(), key_json(i)));
+            }
+        }
+        for j in 0..c.inserts {
+            let i = 10_000 + j;
+            exec(
+                tp,
+                &format!("USE p; INSERT INTO {name} VALUES {}", row_values(&c.key, i)),
+            )
+            .await;
+            expected.insert(("extra_in_target".into(), key_json(i)));
+        }
+
+        let table = TableName::new("p", name.clone());
+        let opts = DiffOptions {
+            row_threshold: 7,
+            ..DiffOptions::default()
+        };
+        let sink = SpoolSink::new().unwrap();
+        let report = diff_table(&s, &t, &table, &table, &opts, &NoProgress, Some(&sink)).await;
+        assert!(report.error.is_none(), "{c:?}: {:?}", report.error);
+        let got: BTreeSet<(String, String)> = report
+            .diffs
+            .iter()
+            .map(|d| {
+                let kind = serde_json::to_value(d.kind)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let key = serde_json::Value::Object(d.key.clone());
+                let key = if keyless {
+                    // The whole row is the key; name it by its `id` like the expectation.
+                    format!(
+                        "row {}",
+                        key["id"].as_str().unwrap_or("").trim_start_matches('k')
+                    )
+                } else {
+                    key.to_string()
+                };
+                (kind, key)
+            })
+            .collect();
+        assert_eq!(got, expected, "{c:?}");
+        checked += got.len();
+        eprintln!(
+            "case {n}: {:?} {} -> {}, {} rows, {} differences",
+            c.key,
+            c.source_collation,
+            c.target_collation,
+            c.rows,
+            got.len()
+        );
+
+        // Apply the fix SQL on the target; then nothing differs.
+        let mut script = String::from("USE p; SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'; ");
+        sink.for_each(|l| {
+            script.push_str(l);
+            script.push(' ');
+            Ok(())
+        })
+        .unwrap();
+        exec(tp, &script).await;
+        let again = diff_table(&s, &t, &table, &table, &opts, &NoProgress, None).await;
+        assert_eq!(
+            again.differences(),
+            0,
+            "{c:?}: after the fix {:?}",
+            again.diffs
+        );
+    }
+    assert!(
+        checked > 24,
+        "the cases must change something: {checked} differences"
+    );
+}
