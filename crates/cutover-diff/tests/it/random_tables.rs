@@ -89,12 +89,12 @@ fn row_values(k: &Key, i: usize) -> String {
     format!(
         "({}, {n}{}, {}, {}.{:02}, {})",
         id_value(k, i),
-        if i % 5 == 0 {
+        if i.is_multiple_of(5) {
             "NULL".to_string()
         } else {
             format!("'v{i}'")
         },
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             "NULL".to_string()
         } else {
             (i * 31).to_string()
@@ -189,7 +189,7 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
                     format!("UPDATE {name} SET w = COALESCE(w, 0) + 1 WHERE {}", pred(i)),
                     "mismatched",
                 ),
-                2 if i % 5 != 0 => (
+                2 if !i.is_multiple_of(5) => (
                     format!("UPDATE {name} SET v = NULL WHERE {}", pred(i)),
                     "mismatched",
                 ),
