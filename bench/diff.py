@@ -35,6 +35,17 @@ TARGETS = {  # description: test on the results
     "reladiff / cutover >= 8": lambda r: ratio(r, "reladiff", "cutover") >= 8,
     "cutover / floor <= 2": lambda r: ratio(r, "cutover", "floor") <= 2,
     "cutover peak RSS < 100 MiB": lambda r: r["cutover"]["peak_rss_mib"] < 100,
+    "cutover-varchar / cutover <= 1.5": lambda r: ratio(r, "cutover-varchar", "cutover") <= 1.5,
+}
+# Copies of sbtest1 made on each side from that side's sbtest1, so they carry the same 7
+# differences: a VARCHAR key ('user-<id>', utf8mb4_general_ci on the source, utf8mb4_bin on the
+# target, as MySQL 5.7 -> TiDB), and no key at all.
+EXTRA_TABLES = {
+    "sbvar": "CREATE TABLE sbvar (id VARCHAR(20) NOT NULL PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL,"
+             " pad CHAR(60) NOT NULL) COLLATE {coll};"
+             " INSERT INTO sbvar SELECT CONCAT('user-', id), k, c, pad FROM sbtest1",
+    "sbbag": "CREATE TABLE sbbag (k INT NOT NULL, c CHAR(120) NOT NULL, pad CHAR(60) NOT NULL) COLLATE {coll};"
+             " INSERT INTO sbbag SELECT k, c, pad FROM sbtest1",
 }
 
 
@@ -85,6 +96,9 @@ def prepare_data(src, tgt, rows):
                  f"DELETE FROM sbtest1 WHERE id IN ({dele[0]}, {dele[1]});"
                  f"INSERT INTO sbtest1 (id, k, c, pad) VALUES ({ins[0]}, 4242, 'bench-inside', 'x'),"
                  f" ({ins[1]}, 4243, 'bench-after-end', 'y')")
+    for port, coll in ((src, "utf8mb4_general_ci"), (tgt, "utf8mb4_bin")):
+        for sql in EXTRA_TABLES.values():
+            mariadb(port, sql.format(coll=coll))
     counts = [mariadb(p, "SELECT COUNT(*) FROM sbtest1") for p in (src, tgt)]
     print(f"rows: source {counts[0]}, target {counts[1]}", flush=True)
     if counts != [str(rows - 1)] * 2:  # the pipe above hides a failed dump: check the copy
@@ -110,8 +124,12 @@ def measured(cmd, env=None):
 def found_cutover(out, err):
     table = json.loads(out)["tables"][0]
     found = {k: [] for k in KINDS}
+    if table["method"] == "multiset":  # keyless: rows, not keys; compare the counts
+        return {k: list(range(table[k])) for k in KINDS}, {
+            k: table[k] for k in ("chunks", "rows_compared", "elapsed_ms", "method")}
     for d in table["diffs"]:
-        found[d["kind"]].append(d["key"]["id"])
+        key = d["key"]["id"]
+        found[d["kind"]].append(int(key[5:]) if isinstance(key, str) else key)
     extra = {k: table[k] for k in ("chunks", "rows_compared", "elapsed_ms", "method")}
     return found, extra
 
@@ -149,9 +167,10 @@ def run_tool(name, src, tgt, reladiff_threads):
         sums = [r[0].strip() for r in results]
         return {"wall_s": wall, "rss_kib": max(r[2] for r in results), "found": None,
                 "checksums_differ": sums[0] != sums[1]}
-    if name == "cutover":
+    if name.startswith("cutover"):
+        table = {"cutover": "sbtest1", "cutover-varchar": "sbvar", "cutover-keyless": "sbbag"}[name]
         cmd, parse, env = [str(CUTOVER), "diff", "--source", s, "--target", t,
-                           "--tables", "sbtest.sbtest1", "--format", "json"], found_cutover, None
+                           "--tables", f"sbtest.{table}", "--format", "json"], found_cutover, None
     elif name == "reladiff":
         cmd = [sys.executable, "-m", "reladiff", f"{s}/sbtest", "sbtest1", f"{t}/sbtest", "sbtest1",
                "-k", "id", "-c", "k", "-c", "c", "-c", "pad", "--json"]
@@ -182,7 +201,7 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
-    ap.add_argument("--tools", default="cutover,reladiff,pt-table-sync,floor")
+    ap.add_argument("--tools", default="cutover,reladiff,pt-table-sync,floor,cutover-varchar,cutover-keyless")
     ap.add_argument("--reladiff-threads", type=int, help="reladiff -j (default: its own, 1)")
     args = ap.parse_args()
     assert args.rows >= 1000, "--rows must be at least 1000"
@@ -226,7 +245,12 @@ def report(args, tools, runs, expected, up):
             ok = all(r["checksums_differ"] for r in rs)
             found = "checksums differ" if ok else "checksums EQUAL"
         else:
-            ok = all(r["found"] == expected for r in rs)
+            want = expected
+            if name == "cutover-keyless":  # a changed row is one row missing and one extra
+                n = {k: len(v) for k, v in expected.items()}
+                want = {"mismatched": [], "missing_in_target": list(range(n["missing_in_target"] + n["mismatched"])),
+                        "extra_in_target": list(range(n["extra_in_target"] + n["mismatched"]))}
+            ok = all(r["found"] == want for r in rs)
             f = rs[-1]["found"]
             found = f"{sum(map(len, f.values()))} ({'/'.join(str(len(f[k])) for k in KINDS)})" if f else "error"
         if not ok:
@@ -249,9 +273,9 @@ def report(args, tools, runs, expected, up):
 
     verdicts = {}
     print()
-    for name in ("pt-table-sync", "reladiff", "floor"):
+    for name in ("pt-table-sync", "reladiff", "floor", "cutover-varchar", "cutover-keyless"):
         if name in res and "cutover" in res:
-            a, b = (name, "cutover") if name != "floor" else ("cutover", "floor")
+            a, b = (name, "cutover") if name not in ("floor",) else ("cutover", "floor")
             print(f"{a} / {b}: {ratio(res, a, b):.2f}x")
     for desc, test in TARGETS.items():
         try:
