@@ -164,7 +164,11 @@ impl Plan {
             .iter()
             .map(|i| render(&self.columns[*i], side).0)
             .collect();
-        format!("CRC32(CONCAT_WS('#', {})) % {buckets}", views.join(", "))
+        match views.as_slice() {
+            // One text key is already a CRC32: no need to hash its hash.
+            [one] if one.starts_with("CRC32(") => format!("{one} % {buckets}"),
+            _ => format!("CRC32(CONCAT_WS('#', {})) % {buckets}", views.join(", ")),
+        }
     }
 
     pub fn key_pair(&self) -> &ColumnPair {
