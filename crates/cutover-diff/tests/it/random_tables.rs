@@ -5,11 +5,12 @@
 use std::collections::BTreeSet;
 
 use cutover_core::schema::TableName;
-use cutover_core::{Db, Endpoint, Role, SessionOptions};
+use cutover_core::Role;
+
+use super::{db, exec};
 use cutover_diff::fix::SpoolSink;
 use cutover_diff::{diff_table, DiffOptions, NoProgress};
 use cutover_sandbox::{Sandbox, Settings};
-use mysql_async::prelude::Queryable;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -103,26 +104,6 @@ fn row_values(k: &Key, i: usize) -> String {
         i % 100,
         i as f64 / 3.0
     )
-}
-
-async fn exec(port: u16, sql: &str) {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some("root"))
-        .prefer_socket(false);
-    let mut c = mysql_async::Conn::new(opts).await.unwrap();
-    c.query_drop(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
-    c.disconnect().await.unwrap();
-}
-
-async fn db(port: u16, role: Role) -> Db {
-    let e = Endpoint::parse(&format!("mysql://root@127.0.0.1:{port}")).unwrap();
-    Db::connect(&e, role, SessionOptions::default(), Default::default())
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -249,17 +249,7 @@ async fn equal_data_in_different_forms_is_equal() {
     assert_eq!(r.code, 0);
     assert_eq!(t["rows_compared"], 500);
     // The definitions differ and the report says so.
-    let whats: Vec<(String, String)> = t["schema"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["object"].as_str().unwrap().into(),
-                s["what"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let whats = pairs(&t["schema"], "object", "what");
     assert!(
         whats.contains(&("amount".into(), "type".into())),
         "{whats:?}"
@@ -369,17 +359,7 @@ async fn missing_tables_and_skips_are_per_table() {
     let r = diff_json("pertable.*", &["--skip", "pertable.skipme"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let v = r.json();
-    let statuses: Vec<(String, String)> = v["tables"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["source"].as_str().unwrap().into(),
-                t["status"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
+    let statuses = pairs(&v["tables"], "source", "status");
     assert_eq!(
         statuses,
         vec![
@@ -417,19 +397,7 @@ async fn schema_section_schema_only_and_column_filters() {
          INSERT INTO t VALUES (1, 'a', 1, 'n1', NULL), (2, 'b', 2, 'changed', NULL)",
     )
     .await;
-    let schema_of = |v: &serde_json::Value| -> Vec<(String, String)> {
-        v["tables"][0]["schema"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["object"].as_str().unwrap().into(),
-                    s["what"].as_str().unwrap().into(),
-                )
-            })
-            .collect()
-    };
+    let schema_of = |v: &serde_json::Value| pairs(&v["tables"][0]["schema"], "object", "what");
     let r = diff_json("defs.t", &["--schema-only"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = r.json();

@@ -152,3 +152,20 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// `(a, b)` string pairs from an array of JSON objects, e.g. `(source, status)` per table.
+pub fn pairs(items: &serde_json::Value, a: &str, b: &str) -> Vec<(String, String)> {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {items}"))
+        .iter()
+        .map(|x| {
+            let s = |k: &str| {
+                x[k].as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x[k].to_string())
+            };
+            (s(a), s(b))
+        })
+        .collect()
+}
