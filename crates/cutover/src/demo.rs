@@ -50,6 +50,14 @@ CREATE TABLE sessions (
   token VARBINARY(16) NOT NULL,
   flags BIT(8) NOT NULL,
   seen TIME(3)
+) {cs};
+CREATE TABLE coupons (
+  code VARCHAR(32) PRIMARY KEY,
+  percent TINYINT NOT NULL
+) {cs};
+CREATE TABLE audit_log (
+  at DATETIME NOT NULL,
+  event VARCHAR(40) NOT NULL
 ) {cs}";
 
 /// Data, the same on both sides. `{n}` is the size of the largest table.
@@ -66,17 +74,25 @@ INSERT INTO orders (id, customer_id, status, total, placed_at, note) SELECT seq,
   '2024-01-01' + INTERVAL seq SECOND, IF(seq % 3 = 0, NULL, IF(seq % 3 = 1, '', 'gift wrap'))
   FROM seq_1_to_{n};
 INSERT INTO sessions SELECT seq, UNHEX(MD5(seq)), seq % 256, SEC_TO_TIME(seq % 86400)
-  FROM seq_1_to_{n4}";
+  FROM seq_1_to_{n4};
+INSERT INTO coupons SELECT CONCAT('SAVE', seq), seq % 50 FROM seq_1_to_5000;
+INSERT INTO audit_log SELECT '2024-01-01' + INTERVAL (seq DIV 3) MINUTE, ELT(1 + seq % 2, 'login', 'logout')
+  FROM seq_1_to_30000";
 
-/// Drift on the target: each line is one difference the diff must find.
-const DRIFT: &[(&str, &str, DiffKind, u64)] = &[
-    ("UPDATE customers SET name = LOWER(name) WHERE id = 4242", "customers", DiffKind::Mismatched, 4242),
-    ("UPDATE customers SET email = '' WHERE id = 17 * 300", "customers", DiffKind::Mismatched, 5100),
-    ("UPDATE products SET weight = weight + 0.001 WHERE id = 1500", "products", DiffKind::Mismatched, 1500),
-    ("UPDATE orders SET note = CONCAT(note, ' ') WHERE id = 100001", "orders", DiffKind::Mismatched, 100001),
-    ("DELETE FROM orders WHERE id = 150000", "orders", DiffKind::MissingInTarget, 150000),
-    ("INSERT INTO orders (id, customer_id, status, total, placed_at) VALUES (999999999, 1, 'new', 1, '2024-01-01')", "orders", DiffKind::ExtraInTarget, 999999999),
-    ("UPDATE sessions SET token = UNHEX('00FF00FF00FF00FF00FF00FF00FF00FF') WHERE id = 777", "sessions", DiffKind::Mismatched, 777),
+/// Drift on the target: each line is one difference the diff must find, with its key.
+const DRIFT: &[(&str, &str, DiffKind, &str)] = &[
+    ("UPDATE customers SET name = LOWER(name) WHERE id = 4242", "customers", DiffKind::Mismatched, r#"{"id":4242}"#),
+    ("UPDATE customers SET email = '' WHERE id = 17 * 300", "customers", DiffKind::Mismatched, r#"{"id":5100}"#),
+    ("UPDATE products SET weight = weight + 0.001 WHERE id = 1500", "products", DiffKind::Mismatched, r#"{"id":1500}"#),
+    ("UPDATE orders SET note = CONCAT(note, ' ') WHERE id = 100001", "orders", DiffKind::Mismatched, r#"{"id":100001}"#),
+    ("DELETE FROM orders WHERE id = 150000", "orders", DiffKind::MissingInTarget, r#"{"id":150000}"#),
+    ("INSERT INTO orders (id, customer_id, status, total, placed_at) VALUES (999999999, 1, 'new', 1, '2024-01-01')", "orders", DiffKind::ExtraInTarget, r#"{"id":999999999}"#),
+    ("UPDATE sessions SET token = UNHEX('00FF00FF00FF00FF00FF00FF00FF00FF') WHERE id = 777", "sessions", DiffKind::Mismatched, r#"{"id":777}"#),
+    // A string key whose case changes: a different row, even where the collation says equal.
+    ("UPDATE coupons SET code = 'save42' WHERE code = 'SAVE42'", "coupons", DiffKind::MissingInTarget, r#"{"code":"SAVE42"}"#),
+    ("UPDATE coupons SET code = 'save42' WHERE code = 'SAVE42'", "coupons", DiffKind::ExtraInTarget, r#"{"code":"save42"}"#),
+    // A keyless table: one of three identical rows lost.
+    ("DELETE FROM audit_log WHERE at = '2024-01-01 00:10:00' AND event = 'logout' LIMIT 1", "audit_log", DiffKind::MissingInTarget, r#"{"at":"2024-01-01 00:10:00","event":"logout"}"#),
 ];
 
 pub async fn run(args: DemoArgs) -> Result<u8> {
@@ -103,8 +119,8 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
 
     let started = Instant::now();
     say(&format!(
-        "loading a shop schema on the source: 4 tables, {} rows…",
-        n + n / 4 * 2 + 2000
+        "loading a shop schema on the source: 6 tables, {} rows…",
+        n + n / 4 * 2 + 2000 + 5000 + 30000
     ));
     load(&src, "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", n).await?;
     say("copying it to the target, with TiDB-like definitions (utf8mb4_bin)…");
@@ -118,12 +134,20 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     ));
 
     say(&format!(
-        "letting {} rows drift on the target:",
-        DRIFT.len()
+        "letting {} statements drift the target:",
+        DRIFT
+            .iter()
+            .map(|d| d.0)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
     ));
+    // One statement can cause two differences (a changed key: one row missing, one extra).
+    let mut done = std::collections::HashSet::new();
     for (sql, table, _, _) in DRIFT {
-        say(&format!("  {table}: {sql}"));
-        tgt.execute(&format!("USE shop; {sql}")).await?;
+        if done.insert(*sql) {
+            say(&format!("  {table}: {sql}"));
+            tgt.execute(&format!("USE shop; {sql}")).await?;
+        }
     }
     src.disconnect().await;
     tgt.disconnect().await;
@@ -132,14 +156,21 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     let reader = SessionOptions::default();
     let src = connect(&sb.source.dsn(None), Role::Source, reader.clone(), &cancel).await?;
     let tgt = connect(&sb.target.dsn(None), Role::Target, reader, &cancel).await?;
-    let pairs: Vec<TablePair> = ["customers", "orders", "products", "sessions"]
-        .iter()
-        .map(|t| TablePair {
-            source: TableName::new("shop", *t),
-            target: TableName::new("shop", *t),
-            skipped: false,
-        })
-        .collect();
+    let pairs: Vec<TablePair> = [
+        "audit_log",
+        "coupons",
+        "customers",
+        "orders",
+        "products",
+        "sessions",
+    ]
+    .iter()
+    .map(|t| TablePair {
+        source: TableName::new("shop", *t),
+        target: TableName::new("shop", *t),
+        skipped: false,
+    })
+    .collect();
     let bar = progress::DiffProgress::new(pairs.len());
     let report = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;
     bar.finish();
@@ -149,31 +180,32 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
 
     // Did it find exactly what we injected?
-    let mut found: Vec<(String, DiffKind, u64)> = report
+    let mut found: Vec<(String, String, String)> = report
         .tables
         .iter()
         .flat_map(|t| {
             t.diffs.iter().map(move |d| {
-                let key = d.key.values().next().and_then(|v| v.as_u64()).unwrap_or(0);
-                (
-                    t.source.trim_start_matches("shop.").to_string(),
-                    d.kind,
-                    key,
-                )
+                let key = serde_json::Value::Object(d.key.clone()).to_string();
+                let kind = serde_json::to_string(&d.kind).unwrap_or_default();
+                (t.source.trim_start_matches("shop.").to_string(), kind, key)
             })
         })
         .collect();
-    let mut expected: Vec<(String, DiffKind, u64)> = DRIFT
+    let mut expected: Vec<(String, String, String)> = DRIFT
         .iter()
-        .map(|(_, t, k, key)| (t.to_string(), *k, *key))
+        .map(|(_, t, k, key)| {
+            let kind = serde_json::to_string(k).unwrap_or_default();
+            (t.to_string(), kind, key.to_string())
+        })
         .collect();
-    found.sort_by_key(|x| (x.0.clone(), x.2));
-    expected.sort_by_key(|x| (x.0.clone(), x.2));
+    found.sort();
+    expected.sort();
     println!();
     if found == expected {
         say(&format!(
-            "cutover found exactly the {} injected differences among {} rows, and none where \
-             the data is equal in another form (utf8mb4_bin vs general_ci, re-serialised JSON). \
+            "cutover found exactly the {} injected differences among {} rows (integer, string \
+             and no keys), and none where the data is equal in another form (utf8mb4_bin vs \
+             general_ci, re-serialised JSON). \
              In a real migration: `cutover diff --format json` for machines, exit code 1 when \
              anything differs.",
             expected.len(),

@@ -64,7 +64,10 @@ pub fn diff_human(r: &Report) -> String {
         }
         const SHOWN: usize = 20;
         for d in tr.diffs.iter().take(SHOWN) {
-            let key = serde_json::Value::Object(d.key.clone()).to_string();
+            let mut key = serde_json::Value::Object(d.key.clone()).to_string();
+            if let Some(n) = d.count {
+                key.push_str(&format!(" ×{n}"));
+            }
             match d.kind {
                 DiffKind::MissingInTarget => {
                     out.push_str(&format!("{}: missing in target {key}\n", tr.source))
