@@ -142,7 +142,7 @@ pub enum SandboxAction {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Rows in the demo's largest table.
+    /// Rows in the demo's largest table (at least 200000).
     #[arg(long, default_value_t = 200_000)]
     pub rows: u64,
 }

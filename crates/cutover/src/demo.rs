@@ -96,7 +96,8 @@ const DRIFT: &[(&str, &str, DiffKind, &str)] = &[
 ];
 
 pub async fn run(args: DemoArgs) -> Result<u8> {
-    let n = args.rows.max(1000);
+    // The drift below names rows that exist from 200k rows on.
+    let n = args.rows.max(200_000);
     say("starting a local source and target (MariaDB sandbox)…");
     let sb = tokio::task::spawn_blocking(|| Sandbox::start_owned(&Settings::default()))
         .await

@@ -82,3 +82,15 @@ async fn sandbox_up_status_down() {
     let r = run(cutover().args(["sandbox", "status", "--dir"]).arg(&dir));
     r.assert_clean_error("no sandbox in");
 }
+
+#[tokio::test]
+async fn the_demo_finds_exactly_what_it_injected() {
+    let r = run(cutover().arg("demo"));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("cutover found exactly the 10 injected differences"),
+        "{}",
+        r.stdout
+    );
+}
