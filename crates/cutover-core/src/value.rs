@@ -486,6 +486,18 @@ impl Value {
             (Value::Null, Value::Null) => Ordering::Equal,
             (Value::Null, _) => Ordering::Less,
             (_, Value::Null) => Ordering::Greater,
+            // Text and bytes by their bytes: UTF-8 byte order is code point order, which is
+            // what `ORDER BY CAST(CONVERT(c USING utf8mb4) AS BINARY)` returns.
+            (Value::Text(_) | Value::Bytes(_), Value::Text(_) | Value::Bytes(_)) => {
+                fn raw(v: &Value) -> &[u8] {
+                    match v {
+                        Value::Text(s) => s.as_bytes(),
+                        Value::Bytes(b) => b,
+                        _ => &[],
+                    }
+                }
+                raw(self).cmp(raw(other))
+            }
             (a, b) => {
                 if let (Some(x), Some(y)) = (a.as_decimal(), b.as_decimal()) {
                     return x.cmp(&y);

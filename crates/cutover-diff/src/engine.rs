@@ -53,6 +53,9 @@ pub struct DiffOptions {
     pub columns: ColumnFilter,
     /// Compare only the definitions (`--schema-only`): no rows are read.
     pub schema_only: bool,
+    /// A hash-bucketed table with more differing rows than this is compared in one ordered
+    /// pass per side instead of bucket by bucket (each batch of buckets is one more scan).
+    pub ordered_above_rows: u64,
 }
 
 impl Default for DiffOptions {
@@ -67,9 +70,13 @@ impl Default for DiffOptions {
             compare: CompareOptions::default(),
             columns: ColumnFilter::default(),
             schema_only: false,
+            ordered_above_rows: 4 * BUCKET_BATCH_ROWS,
         }
     }
 }
+
+/// Rows of differing buckets read and matched at a time (memory stays bounded by this).
+const BUCKET_BATCH_ROWS: u64 = 100_000;
 
 /// Progress events. The engine never prints; the binary turns these into a progress bar.
 pub trait Progress: Send + Sync {
@@ -542,6 +549,21 @@ impl Ctx<'_> {
         let mut ids: Vec<u64> = s.keys().chain(t.keys()).copied().collect();
         ids.sort_unstable();
         ids.dedup();
+        let differing: u64 = ids
+            .iter()
+            .filter(|b| !matches!((s.get(b), t.get(b)), (Some(x), Some(y)) if x.same_rows(y)))
+            .map(|b| {
+                let n = |m: &std::collections::HashMap<u64, Checksum>| {
+                    m.get(b).map(|c| c.count).unwrap_or(0)
+                };
+                n(&s).max(n(&t))
+            })
+            .sum();
+        // Each batch below is one more scan of the table: past a few batches, one ordered
+        // pass per side is cheaper, and its cost does not grow with the differences.
+        if differing > self.opts.ordered_above_rows {
+            return self.compare_ordered().await;
+        }
         let mut batch: Vec<u64> = Vec::new();
         let mut batch_rows = 0u64;
         for b in ids {
@@ -555,7 +577,7 @@ impl Ctx<'_> {
                 .unwrap_or(0)
                 .max(y.map(|c| c.count).unwrap_or(0));
             // Bounded batches keep memory flat however many buckets differ.
-            if !batch.is_empty() && (batch_rows + size > 100_000 || batch.len() >= 500) {
+            if !batch.is_empty() && (batch_rows + size > BUCKET_BATCH_ROWS || batch.len() >= 500) {
                 self.compare_buckets(buckets, &batch).await?;
                 batch.clear();
                 batch_rows = 0;
@@ -708,8 +730,8 @@ impl Ctx<'_> {
 
     /// Streams the range from both sides in key order and merge-compares the rows.
     async fn compare_rows(&self, range: KeyRange) -> Result<(), TableError> {
-        let (sdb, ssql) = self.side(Side::Source);
-        let (tdb, tsql) = self.side(Side::Target);
+        let (_, ssql) = self.side(Side::Source);
+        let (_, tsql) = self.side(Side::Target);
         let q = |sql: &TableSql| {
             format!(
                 "SELECT {cols} FROM {t} WHERE {w} ORDER BY {k}",
@@ -719,71 +741,132 @@ impl Ctx<'_> {
                 k = sql.key
             )
         };
-        let (sq, tq) = (q(ssql), q(tsql));
+        self.merge_ordered(&q(ssql), &q(tsql)).await
+    }
+
+    /// Streams two result sets ordered by the key (binary order for text) and merges them:
+    /// rows with equal keys are compared, the others are missing or extra. In a keyless
+    /// table the key is the whole row, so equal keys consume one copy from each side, and a
+    /// run of identical unmatched rows is reported once with its count.
+    async fn merge_ordered(&self, sq: &str, tq: &str) -> Result<(), TableError> {
+        let (sdb, tdb) = (&self.source, &self.target);
         let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
         let cancel = sdb.cancel_token().clone();
-        let (serr, terr) = (sdb.clone(), tdb.clone());
         // The binary protocol: FLOAT and DOUBLE arrive as their exact bits.
-        let (sres, tres) = tokio::join!(
-            sc.raw().exec_iter(sq.as_str(), ()),
-            tc.raw().exec_iter(tq.as_str(), ())
-        );
-        let mut sres = sres.map_err(|e| conn_err(&serr, e))?;
-        let mut tres = tres.map_err(|e| conn_err(&terr, e))?;
+        let (sres, tres) = tokio::join!(sc.raw().exec_iter(sq, ()), tc.raw().exec_iter(tq, ()));
+        let mut sres = sres.map_err(|e| conn_err(sdb, e))?;
+        let mut tres = tres.map_err(|e| conn_err(tdb, e))?;
         let mut fetched = 0u64;
+        let multiset = self.plan.mode == Mode::Multiset;
+        // A run of identical unmatched rows in a keyless table: (kind, row, count).
+        let mut run: Option<(DiffKind, Vec<Value>, u64)> = None;
+        let mut unmatched = |this: &Self, kind: DiffKind, row: Vec<Value>| {
+            if !multiset {
+                this.record(kind, &row, None);
+                return;
+            }
+            match &mut run {
+                Some((k, r, n)) if *k == kind && this.key_order(r, &row).is_eq() => *n += 1,
+                _ => {
+                    if let Some((k, r, n)) = run.replace((kind, row, 1)) {
+                        this.record_counted(k, &r, n);
+                    }
+                }
+            }
+        };
         let mut a = self
-            .next_row(&mut sres, Side::Source, &serr, &mut fetched)
+            .next_row(&mut sres, Side::Source, sdb, &mut fetched)
             .await?;
         let mut b = self
-            .next_row(&mut tres, Side::Target, &terr, &mut fetched)
+            .next_row(&mut tres, Side::Target, tdb, &mut fetched)
             .await?;
         loop {
             if cancel.is_cancelled() {
                 return Err(DbError::Interrupted.into());
             }
-            match (a.take(), b.take()) {
+            let order = match (&a, &b) {
                 (None, None) => break,
-                (Some(x), None) => {
-                    self.record(DiffKind::MissingInTarget, &x, None);
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(x), Some(y)) => self.key_order(x, y),
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    if let Some(x) = a.take() {
+                        unmatched(self, DiffKind::MissingInTarget, x);
+                    }
                     a = self
-                        .next_row(&mut sres, Side::Source, &serr, &mut fetched)
+                        .next_row(&mut sres, Side::Source, sdb, &mut fetched)
                         .await?;
                 }
-                (None, Some(y)) => {
-                    self.record(DiffKind::ExtraInTarget, &y, None);
+                std::cmp::Ordering::Greater => {
+                    if let Some(y) = b.take() {
+                        unmatched(self, DiffKind::ExtraInTarget, y);
+                    }
                     b = self
-                        .next_row(&mut tres, Side::Target, &terr, &mut fetched)
+                        .next_row(&mut tres, Side::Target, tdb, &mut fetched)
                         .await?;
                 }
-                (Some(x), Some(y)) => match x[self.plan.key].key_cmp(&y[self.plan.key]) {
-                    std::cmp::Ordering::Less => {
-                        self.record(DiffKind::MissingInTarget, &x, None);
-                        a = self
-                            .next_row(&mut sres, Side::Source, &serr, &mut fetched)
-                            .await?;
-                        b = Some(y);
+                std::cmp::Ordering::Equal => {
+                    if let (Some(x), Some(y), false) = (&a, &b, multiset) {
+                        self.compare_pair(x, y);
                     }
-                    std::cmp::Ordering::Greater => {
-                        self.record(DiffKind::ExtraInTarget, &y, None);
-                        b = self
-                            .next_row(&mut tres, Side::Target, &terr, &mut fetched)
-                            .await?;
-                        a = Some(x);
-                    }
-                    std::cmp::Ordering::Equal => {
-                        self.compare_pair(&x, &y);
-                        a = self
-                            .next_row(&mut sres, Side::Source, &serr, &mut fetched)
-                            .await?;
-                        b = self
-                            .next_row(&mut tres, Side::Target, &terr, &mut fetched)
-                            .await?;
-                    }
-                },
+                    a = self
+                        .next_row(&mut sres, Side::Source, sdb, &mut fetched)
+                        .await?;
+                    b = self
+                        .next_row(&mut tres, Side::Target, tdb, &mut fetched)
+                        .await?;
+                }
             }
+        }
+        if let Some((k, r, n)) = run {
+            self.record_counted(k, &r, n);
         }
         lock(&self.findings).report.rows_fetched += fetched;
         Ok(())
+    }
+
+    /// The order of two rows by their key columns, as the servers' `ORDER BY` returns them.
+    fn key_order(&self, x: &[Value], y: &[Value]) -> std::cmp::Ordering {
+        for i in &self.plan.key_columns {
+            let o = x[*i].key_cmp(&y[*i]);
+            if o.is_ne() {
+                return o;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+
+    /// Compares a whole table in one ordered pass per side: for hash-bucketed tables where
+    /// so many buckets differ that reading them bucket by bucket would scan the table again
+    /// and again. Each server sorts once (by the key's bytes, whatever its collation); the
+    /// client merges two streams in constant memory.
+    async fn compare_ordered(&self) -> Result<(), TableError> {
+        let q = |side: Side| {
+            let (_, sql) = self.side(side);
+            let order: Vec<String> = self
+                .plan
+                .key_columns
+                .iter()
+                .map(|i| {
+                    let c = side.column(&self.plan.columns[*i]);
+                    let q = quote_ident(&c.name);
+                    if c.kind.is_text_like() {
+                        format!("CAST(CONVERT({q} USING utf8mb4) AS BINARY)")
+                    } else {
+                        q
+                    }
+                })
+                .collect();
+            format!(
+                "SELECT {cols} FROM {t} ORDER BY {o}",
+                cols = sql.row_select,
+                t = sql.table,
+                o = order.join(", ")
+            )
+        };
+        self.merge_ordered(&q(Side::Source), &q(Side::Target)).await
     }
 
     async fn next_row(
