@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 use cutover_core::schema::{describe, TableName};
 use cutover_core::sql::quote_ident;
-use cutover_core::value::{same, CompareOptions, Value};
+use cutover_core::value::{same, ColumnKind, CompareOptions, Value};
 use cutover_core::{Db, DbError};
 use mysql_async::prelude::Queryable;
 
 use crate::chunk::{KeyRange, Splitter};
 use crate::fix::{FixSink, FixWriter};
 use crate::plan::{Mode, Plan, Side};
-use crate::report::{ColumnDiff, DiffKind, RowDiff, SchemaDiff, Status, TableReport};
+use crate::report::{ColumnDiff, DiffKind, Rendering, RowDiff, SchemaDiff, Status, TableReport};
 use crate::schema_diff::{self, ColumnFilter};
 
 /// Options of a diff run.
@@ -215,6 +215,26 @@ async fn diff_table_inner(
     }
     let estimated = s.estimated_rows.max(t.estimated_rows);
     let plan = Plan::new(s, t, &opts.columns).map_err(|e| TableError::Other(e.to_string()))?;
+    let same_engine = source.flavor() == target.flavor();
+    report.renderings = plan
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            [&p.source.kind, &p.target.kind]
+                .iter()
+                .any(|k| matches!(k, ColumnKind::Float | ColumnKind::Double | ColumnKind::Json))
+        })
+        .map(|(i, p)| Rendering {
+            column: p.name().to_string(),
+            checksum: plan.checksum_view(i, Side::Source),
+            settled_by: if same_engine && p.source.kind == p.target.kind {
+                "identical"
+            } else {
+                "rows"
+            },
+        })
+        .collect();
     progress.table_started(source_name, estimated);
 
     let ctx = Arc::new(Ctx {

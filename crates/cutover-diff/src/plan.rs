@@ -156,6 +156,11 @@ impl Plan {
         })
     }
 
+    /// The first checksum view of column `i` on one side (for reports).
+    pub fn checksum_view(&self, i: usize, side: Side) -> String {
+        render(&self.columns[i], side).0
+    }
+
     /// The SQL expression that spreads rows over buckets by their key (all columns for a
     /// keyless table): the same on both sides for the same key, whatever the collations.
     pub fn bucket_expr(&self, side: Side, buckets: u64) -> String {

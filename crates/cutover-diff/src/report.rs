@@ -62,6 +62,18 @@ impl SchemaDiff {
     }
 }
 
+/// How a column whose text form differs between engines enters the checksum.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Rendering {
+    pub column: String,
+    /// The expression the checksum hashes on the source.
+    pub checksum: String,
+    /// `identical`: both servers render it alike (same engine). `rows`: the engines may
+    /// render equal values differently; a chunk that differs only by that is settled from the
+    /// rows, compared by value.
+    pub settled_by: &'static str,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TableReport {
     pub source: String,
@@ -74,6 +86,10 @@ pub struct TableReport {
     pub diffs: Vec<RowDiff>,
     pub diffs_truncated: bool,
     pub schema: Vec<SchemaDiff>,
+    /// Columns of types that engines render differently (FLOAT, DOUBLE, JSON): how the
+    /// checksum treats them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub renderings: Vec<Rendering>,
     pub error: Option<String>,
     pub rows_compared: u64,
     pub chunks: u64,
@@ -98,6 +114,7 @@ impl TableReport {
             diffs: Vec::new(),
             diffs_truncated: false,
             schema: Vec::new(),
+            renderings: Vec::new(),
             error: None,
             rows_compared: 0,
             chunks: 0,

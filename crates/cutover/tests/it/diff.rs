@@ -143,6 +143,15 @@ async fn finds_every_injected_difference_in_every_column_type() {
     assert_eq!(col(80)["source"], json!("café80"));
     assert_eq!(col(90)["target"], json!({"hex": "ff01"}));
     assert_eq!(col(10)["target"], json!(10000031));
+    // The report says how the columns that engines render differently are checksummed.
+    assert_eq!(
+        t["renderings"],
+        json!([
+            {"column": "f", "checksum": "(`f` + 0e0)", "settled_by": "identical"},
+            {"column": "g", "checksum": "`g`", "settled_by": "identical"},
+            {"column": "j", "checksum": "CRC32(`j`)", "settled_by": "identical"}
+        ])
+    );
 
     // With a tolerance, the tiny FLOAT and DOUBLE changes are no longer differences.
     let r = diff_json("types.t", &["--float-tolerance", "0.001"]);
