@@ -519,7 +519,7 @@ impl Ctx<'_> {
         let (db, sql) = self.side(side);
         let text = format!(
             "SELECT CAST(({k} - ({lo})) DIV {step} AS CHAR), {sel}, CAST(MIN({k}) AS CHAR), \
-             CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w} GROUP BY 1",
+             CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w} GROUP BY 1 ORDER BY NULL",
             sel = sql.checksum_select,
             k = sql.key,
             t = sql.table,
@@ -618,7 +618,9 @@ impl Ctx<'_> {
     ) -> Result<std::collections::HashMap<u64, Checksum>, TableError> {
         let (db, sql) = self.side(side);
         let text = format!(
-            "SELECT {b}, {sel} FROM {t} GROUP BY 1",
+            // `ORDER BY NULL`: the groups need no sorting (MariaDB and MySQL 5.7 would sort
+            // them to honour the old implicit GROUP BY order).
+            "SELECT {b}, {sel} FROM {t} GROUP BY 1 ORDER BY NULL",
             b = self.plan.bucket_expr(side, buckets),
             sel = sql.checksum_select,
             t = sql.table,
