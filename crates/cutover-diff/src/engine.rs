@@ -703,7 +703,7 @@ impl Ctx<'_> {
                     Some(other) if !multiset => self.compare_pair(&row, &other),
                     Some(_) => {}
                     None if multiset => missing.entry(key).or_insert((0, row)).0 += 1,
-                    None => self.record(DiffKind::MissingInTarget, &row, None),
+                    None => self.record(DiffKind::MissingInTarget, &row),
                 }
             }
         }
@@ -717,7 +717,7 @@ impl Ctx<'_> {
                 }
             } else {
                 for row in &rows {
-                    self.record(DiffKind::ExtraInTarget, row, None);
+                    self.record(DiffKind::ExtraInTarget, row);
                 }
             }
         }
@@ -784,7 +784,7 @@ impl Ctx<'_> {
         let mut run: Option<(DiffKind, Vec<Value>, u64)> = None;
         let mut unmatched = |this: &Self, kind: DiffKind, row: Vec<Value>| {
             if !multiset {
-                this.record(kind, &row, None);
+                this.record(kind, &row);
                 return;
             }
             match &mut run {
@@ -944,7 +944,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn record(&self, kind: DiffKind, row: &[Value], _other: Option<&[Value]>) {
+    fn record(&self, kind: DiffKind, row: &[Value]) {
         if let Some(sink) = self.fix {
             let w = FixWriter::new(&self.plan, &self.target_name);
             match kind {
