@@ -503,7 +503,8 @@ impl Value {
                     return x.cmp(&y);
                 }
                 if let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) {
-                    return x.total_cmp(&y);
+                    // As the servers order them: -0 and 0 are the same number.
+                    return x.partial_cmp(&y).unwrap_or_else(|| x.total_cmp(&y));
                 }
                 match (a, b) {
                     (Value::Date(x) | Value::DateTime(x), Value::Date(y) | Value::DateTime(y)) => {

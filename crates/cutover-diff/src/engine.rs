@@ -581,7 +581,14 @@ impl Ctx<'_> {
             .sum();
         // Each batch below is one more scan of the table: past a few batches, one ordered
         // pass per side is cheaper, and its cost does not grow with the differences.
-        if differing > self.opts.ordered_above_rows {
+        // JSON columns in the key (a keyless table) would be sorted by the server by their
+        // stored text, which the client cannot reproduce from parsed JSON: those tables stay
+        // on the order-free bucket matching.
+        let orderable = !self.plan.key_columns.iter().any(|i| {
+            let p = &self.plan.columns[*i];
+            p.source.kind == ColumnKind::Json || p.target.kind == ColumnKind::Json
+        });
+        if orderable && differing > self.opts.ordered_above_rows {
             return self.compare_ordered().await;
         }
         let mut batch: Vec<u64> = Vec::new();
