@@ -29,7 +29,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::chunk::{KeyRange, Splitter};
 use crate::fix::{FixSink, FixWriter};
-use crate::plan::{Mode, Plan, Side};
+use crate::plan::{Mode, Plan, RowHash, Side};
 use crate::report::{ColumnDiff, DiffKind, Rendering, RowDiff, SchemaDiff, Status, TableReport};
 use crate::schema_diff::{self, ColumnFilter};
 
@@ -56,6 +56,8 @@ pub struct DiffOptions {
     /// A hash-bucketed table with more differing rows than this is compared in one ordered
     /// pass per side instead of bucket by bucket (each batch of buckets is one more scan).
     pub ordered_above_rows: u64,
+    /// The row hash to use; `None` picks the best both servers have.
+    pub row_hash: Option<RowHash>,
 }
 
 impl Default for DiffOptions {
@@ -71,6 +73,7 @@ impl Default for DiffOptions {
             columns: ColumnFilter::default(),
             schema_only: false,
             ordered_above_rows: 4 * BUCKET_BATCH_ROWS,
+            row_hash: None,
         }
     }
 }
@@ -214,7 +217,11 @@ async fn diff_table_inner(
         return Ok(report);
     }
     let estimated = s.estimated_rows.max(t.estimated_rows);
-    let plan = Plan::new(s, t, &opts.columns).map_err(|e| TableError::Other(e.to_string()))?;
+    let mut plan = Plan::new(s, t, &opts.columns).map_err(|e| TableError::Other(e.to_string()))?;
+    plan.hash = opts
+        .row_hash
+        .unwrap_or_else(|| RowHash::for_servers(source.version(), target.version()));
+    report.row_hash = Some(plan.hash);
     let same_engine = source.flavor() == target.flavor();
     report.renderings = plan
         .columns
@@ -454,93 +461,73 @@ impl Ctx<'_> {
     }
 
     /// Cuts `[lo, hi]` into `fanout` parts by key value and returns the parts whose checksums
-    /// differ. Both sides compute all parts' checksums in one scan (`GROUP BY` the part
-    /// number), so a level of the drill-down reads the range once, not once per part.
+    /// differ. Each side computes all parts' checksums in one statement (a `UNION ALL` of
+    /// range aggregates: each part is an index range scan, and no temporary table is needed,
+    /// which a `GROUP BY` over the range would build), so a level of the drill-down reads the
+    /// range once, not once per part.
     async fn differing_parts(
         &self,
         lo: i128,
         hi: i128,
     ) -> Result<Vec<(KeyRange, Checksum, Checksum)>, TableError> {
-        let span = hi - lo + 1;
-        let parts = (self.opts.fanout.max(2) as i128).min(span);
-        let step = (span + parts - 1) / parts;
-        let part_range = |b: i128| KeyRange {
-            lo: Some(lo + b * step),
-            hi: Some((lo + (b + 1) * step - 1).min(hi)),
-        };
-        let mut out = Vec::new();
-        if span > i64::MAX as i128 {
-            // `key - lo` could overflow a BIGINT on the server: one query per part instead.
-            for b in 0..parts {
-                let part = part_range(b);
-                let (ps, pt) = self.checksums(part).await?;
-                if !ps.same_rows(&pt) {
-                    out.push((part, ps, pt));
-                }
-            }
-            return Ok(out);
-        }
-        let range = KeyRange {
-            lo: Some(lo),
-            hi: Some(hi),
-        };
+        // A long checksum text (a wide table) gets fewer parts, so that the statement stays
+        // well under any `max_allowed_packet`.
+        let text_len = self.source_sql.checksum_select.len() + 200;
+        let parts = self.opts.fanout.clamp(2, (512 * 1024 / text_len).max(2));
+        let ranges = KeyRange::split(lo, hi, parts);
         let (s, t) = tokio::join!(
-            self.part_checksums(Side::Source, range, lo, step),
-            self.part_checksums(Side::Target, range, lo, step)
+            self.part_checksums(Side::Source, &ranges),
+            self.part_checksums(Side::Target, &ranges)
         );
         let (s, t) = (s?, t?);
-        let empty = Checksum {
-            count: 0,
-            sum1: 0,
-            sum2: 0,
-            min: None,
-            max: None,
-        };
-        let mut buckets: Vec<i128> = s.keys().chain(t.keys()).copied().collect();
-        buckets.sort_unstable();
-        buckets.dedup();
-        for b in buckets {
-            let ps = s.get(&b).copied().unwrap_or(empty);
-            let pt = t.get(&b).copied().unwrap_or(empty);
-            if !ps.same_rows(&pt) {
-                out.push((part_range(b), ps, pt));
-            }
-        }
-        Ok(out)
+        Ok(ranges
+            .into_iter()
+            .zip(s.into_iter().zip(t))
+            .filter(|(_, (ps, pt))| !ps.same_rows(pt))
+            .map(|(r, (ps, pt))| (r, ps, pt))
+            .collect())
     }
 
+    /// The checksums of `ranges` on one side, in their order, from one statement.
     async fn part_checksums(
         &self,
         side: Side,
-        range: KeyRange,
-        lo: i128,
-        step: i128,
-    ) -> Result<std::collections::HashMap<i128, Checksum>, TableError> {
+        ranges: &[KeyRange],
+    ) -> Result<Vec<Checksum>, TableError> {
         let (db, sql) = self.side(side);
-        let text = format!(
-            "SELECT CAST(({k} - ({lo})) DIV {step} AS CHAR), {sel}, CAST(MIN({k}) AS CHAR), \
-             CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w} GROUP BY 1 ORDER BY NULL",
-            sel = sql.checksum_select,
-            k = sql.key,
-            t = sql.table,
-            w = range.predicate(&sql.key),
-        );
-        type Row = (String, u64, String, String, Option<String>, Option<String>);
+        let text = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                format!(
+                    "SELECT {i}, {sel}, CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) \
+                     FROM {t} WHERE {w}",
+                    sel = sql.checksum_select,
+                    k = sql.key,
+                    t = sql.table,
+                    w = r.predicate(&sql.key),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        type Row = (usize, u64, String, String, Option<String>, Option<String>);
         let rows: Vec<Row> = db.query(&text).await?;
-        let mut out = std::collections::HashMap::with_capacity(rows.len());
-        for (b, count, s1, s2, min, max) in rows {
-            out.insert(
-                parse_i128(&b)?,
-                Checksum {
-                    count,
-                    sum1: parse_u128(&s1)?,
-                    sum2: parse_u128(&s2)?,
-                    min: min.as_deref().map(parse_i128).transpose()?,
-                    max: max.as_deref().map(parse_i128).transpose()?,
-                },
-            );
+        let mut out = vec![None; ranges.len()];
+        for (i, count, s1, s2, min, max) in rows {
+            let slot = out
+                .get_mut(i)
+                .ok_or_else(|| TableError::Other("part checksum out of range".into()))?;
+            *slot = Some(Checksum {
+                count,
+                sum1: parse_u128(&s1)?,
+                sum2: parse_u128(&s2)?,
+                min: min.as_deref().map(parse_i128).transpose()?,
+                max: max.as_deref().map(parse_i128).transpose()?,
+            });
         }
-        Ok(out)
+        out.into_iter()
+            .map(|c| c.ok_or_else(|| TableError::Other("a part checksum is missing".into())))
+            .collect()
     }
 
     /// Compares a table without an integer key: checksums per hash bucket of the key (one

@@ -2,14 +2,33 @@
 //!
 //! ## The checksum
 //!
-//! For a range of rows, each server computes
+//! For a range of rows, each server computes a count and a sum of 64-bit row hashes:
 //!
 //! ```sql
-//! SELECT COUNT(*),
-//!        SUM(CRC32(CONCAT_WS('#', a1, a2, …, nulls))),
-//!        SUM(CRC32(CONCAT_WS('#', b1, b2, …, nulls))),
-//!        MIN(key), MAX(key)
-//! FROM t WHERE key >= ? AND key <= ?
+//! SELECT COUNT(*), SUM(<row hash>), …, MIN(key), MAX(key) FROM t WHERE key >= ? AND key <= ?
+//! ```
+//!
+//! The row hash has two forms ([`RowHash`]); the engine picks the first when both servers have
+//! it, and the second everywhere else.
+//!
+//! **`crc32_pair`** (both sides MariaDB ≥ 10.8):
+//!
+//! ```sql
+//! SUM(CRC32(@cutover_row := CONCAT_WS(CHAR(255), v1, …, vn, LENGTH(b1), …, LENGTH(bk-1), nulls))
+//!     + (CRC32C(@cutover_row) << 32)), 0
+//! ```
+//!
+//! One row string `R`, built once, hashed by two CRCs with *different polynomials*
+//! (IEEE and Castagnoli). CRCs are linear: a change `d` to `R` goes unnoticed by one exactly
+//! when its polynomial divides `d`; by both only when their product, of degree 64, does. So
+//! the two halves are independent bits, and every burst change of up to 32 bits is certain to
+//! be seen. Both are in the row's one expression, evaluated left to right, so the second reads
+//! the variable the first has just set for this row.
+//!
+//! **`hex_views`** (portable: MySQL 5.7/8.0, Aurora, TiDB, mixed pairs):
+//!
+//! ```sql
+//! SUM(CRC32(CONCAT_WS('#', a1, …, an, nulls))), SUM(CRC32(CONCAT_WS('#', b1, …, bn, nulls)))
 //! ```
 //!
 //! where `a_i` and `b_i` are two *different views* of column `i`:
@@ -20,23 +39,27 @@
 //! | integers | `c` | `HEX(c)` |
 //! | everything else | its text `t` | `HEX(CAST(t AS CHAR))` |
 //!
-//! Why this shape:
-//! - **64 bits per row, really independent.** CRC32 is linear: a same-length change `d` goes
-//!   unnoticed exactly when the CRC polynomial divides `d`, *wherever* `d` sits in the string.
-//!   So two CRC32s over two layouts of the same bytes (say the fields forward and backward)
-//!   miss the same changes and add no bits. The second hash therefore sees every value
-//!   through `HEX`, which is not linear: a change that one CRC misses is, independently,
-//!   missed by the other with probability 2^-32.
-//! - **Separator-safe without escaping.** Strings enter as their CRC32 (a number), and no other
-//!   rendering can contain `#`, so `('a#b','c')` and `('a','b#c')` give different fields.
+//! Two CRC32s (one polynomial) over two layouts of the same bytes would miss the same
+//! changes and add no bits, so the second hash sees every value through `HEX`, which is not
+//! linear: a change that one CRC misses is, independently, missed by the other with
+//! probability 2^-32. It costs about a third more than `crc32_pair` (measured in `bench/`).
+//!
+//! Common to both:
+//! - **Separator-safe without escaping.** In `crc32_pair` the separator is the byte 0xFF,
+//!   which no number, date or utf8mb4 text contains (the server stores only well-formed
+//!   text, and text in other charsets is converted to utf8mb4). Only raw bytes (BINARY, BLOB,
+//!   …) can hold it; the byte length `LENGTH(b)` of each such field but one is part of `R`.
+//!   So `R` decodes to exactly one row: `('a#b','c')` and `('a','b#c')` differ, and so do
+//!   binary values cut at a 0xFF elsewhere. (Reading a CHAR column strips its pad; each
+//!   `LENGTH` reads the column again, which is why text gets none.) In `hex_views` strings
+//!   enter as their CRC32, a number, and the separator is `#`.
 //! - **NULL-safe.** `CONCAT_WS` skips NULLs; the `nulls` field (`CONCAT(ISNULL(a), …)` over the
 //!   NULL-able columns) says which were skipped, so NULL and `''` differ.
 //! - **`SUM`, not `BIT_XOR`**: XOR cancels a pair of duplicate rows; a sum (with the count) does
-//!   not. Sums of 32-bit values are exact DECIMALs on every server.
-//! - **Cheap.** Long strings are read by CRC32 and HEX without being concatenated into one long
-//!   row string; the strings that are concatenated are short numbers.
-//! - Only functions MySQL 5.7/8.0, Aurora, MariaDB and TiDB all document: `COUNT`, `SUM`,
-//!   `CRC32`, `HEX`, `CONCAT_WS`, `CONCAT`, `ISNULL`, `CAST`, `CONVERT … USING`.
+//!   not. Sums are exact DECIMALs on every server.
+//! - Only functions the servers document: `COUNT`, `SUM`, `CRC32`, `HEX`, `CONCAT_WS`, `CONCAT`,
+//!   `ISNULL`, `LENGTH`, `CAST`, `CONVERT … USING`; `CRC32C` and user variables only where
+//!   both sides are MariaDB ≥ 10.8.
 //!
 //! Renderings are chosen per column so that *identical data renders identically on both
 //! sides*; where it might not (a FLOAT text form, JSON text), a mismatch only costs a
@@ -83,6 +106,40 @@ pub struct Plan {
     pub columns: Vec<ColumnPair>,
     /// Definition differences, reported as such.
     pub schema: Vec<SchemaDiff>,
+    /// How row hashes are computed; both sides must use the same.
+    pub hash: RowHash,
+}
+
+/// The form of the 64-bit row hash (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowHash {
+    /// `CRC32` and `CRC32C` of one row string: both sides MariaDB ≥ 10.8.
+    Crc32Pair,
+    /// `CRC32` of two views of the row, the second through `HEX`: any server.
+    HexViews,
+}
+
+impl RowHash {
+    /// The best form both servers can compute, from their version strings.
+    pub fn for_servers(source_version: &str, target_version: &str) -> RowHash {
+        if has_crc32c(source_version) && has_crc32c(target_version) {
+            RowHash::Crc32Pair
+        } else {
+            RowHash::HexViews
+        }
+    }
+}
+
+/// MariaDB has `CRC32C` from 10.8 on; MySQL and TiDB do not have it.
+fn has_crc32c(version: &str) -> bool {
+    if !version.to_ascii_lowercase().contains("mariadb") {
+        return false;
+    }
+    let mut parts = version.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (10, 8)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -124,6 +181,7 @@ impl Plan {
                 mode: Mode::Multiset,
                 columns,
                 schema,
+                hash: RowHash::HexViews,
             });
         };
         let mut key_columns = Vec::new();
@@ -153,12 +211,16 @@ impl Plan {
             },
             columns,
             schema,
+            hash: RowHash::HexViews,
         })
     }
 
     /// The first checksum view of column `i` on one side (for reports).
     pub fn checksum_view(&self, i: usize, side: Side) -> String {
-        render(&self.columns[i], side).0
+        match self.hash {
+            RowHash::Crc32Pair => row_view(&self.columns[i], side).0,
+            RowHash::HexViews => render(&self.columns[i], side).0,
+        }
     }
 
     /// The SQL expression that spreads rows over buckets by their key (all columns for a
@@ -180,9 +242,9 @@ impl Plan {
         &self.columns[self.key]
     }
 
-    /// The checksum's select list for one side: `COUNT(*), SUM(…), SUM(…)`.
+    /// The checksum's select list for one side: `COUNT(*), SUM(…), SUM(…)` (the second sum is
+    /// `0` in the `crc32_pair` form, whose one sum holds both hashes).
     pub fn checksum_select(&self, side: Side) -> String {
-        let views: Vec<(String, String)> = self.columns.iter().map(|p| render(p, side)).collect();
         let nullable: Vec<String> = self
             .columns
             .iter()
@@ -194,14 +256,40 @@ impl Plan {
         } else {
             format!(", CONCAT({})", nullable.join(", "))
         };
-        let first: Vec<&str> = views.iter().map(|v| v.0.as_str()).collect();
-        let second: Vec<&str> = views.iter().map(|v| v.1.as_str()).collect();
-        format!(
-            "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0), \
-             COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0)",
-            first.join(", "),
-            second.join(", ")
-        )
+        match self.hash {
+            RowHash::Crc32Pair => {
+                let mut fields = Vec::new();
+                let mut lengths = Vec::new();
+                for p in &self.columns {
+                    let (view, bytes) = row_view(p, side);
+                    if bytes {
+                        lengths.push(format!("LENGTH({view})"));
+                    }
+                    fields.push(view);
+                }
+                // One field that may hold the separator can be told from the others without
+                // its length: every other field is delimited.
+                lengths.pop();
+                fields.extend(lengths);
+                format!(
+                    "COUNT(*), COALESCE(SUM(CRC32(@cutover_row := CONCAT_WS(CHAR(255), {}{nulls})) \
+                     + (CRC32C(@cutover_row) << 32)), 0), 0",
+                    fields.join(", ")
+                )
+            }
+            RowHash::HexViews => {
+                let views: Vec<(String, String)> =
+                    self.columns.iter().map(|p| render(p, side)).collect();
+                let first: Vec<&str> = views.iter().map(|v| v.0.as_str()).collect();
+                let second: Vec<&str> = views.iter().map(|v| v.1.as_str()).collect();
+                format!(
+                    "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0), \
+                     COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0)",
+                    first.join(", "),
+                    second.join(", ")
+                )
+            }
+        }
     }
 }
 
@@ -292,6 +380,33 @@ fn render(p: &ColumnPair, side: Side) -> (String, String) {
             (format!("CRC32({x})"), format!("CRC32(HEX({x}))"))
         }
     }
+}
+
+/// One column in the `crc32_pair` row string, for one side, and whether it is raw bytes
+/// (which may hold the separator byte; its byte length then goes into the row string too).
+fn row_view(p: &ColumnPair, side: Side) -> (String, bool) {
+    let c = side.column(p);
+    let q = quote_ident(&c.name);
+    match &c.kind {
+        ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json => {
+            // Text is in the row string as utf8mb4, where no character has a 0xFF byte.
+            if p.source.charset != p.target.charset || !utf8mb4_bytes(c.charset.as_deref()) {
+                (format!("CONVERT({q} USING utf8mb4)"), false)
+            } else {
+                (q, false)
+            }
+        }
+        ColumnKind::Binary | ColumnKind::Other { .. } => (q, true),
+        _ => (render(p, side).0, false),
+    }
+}
+
+/// Whether text in this charset is already stored as utf8mb4 bytes.
+fn utf8mb4_bytes(charset: Option<&str>) -> bool {
+    matches!(
+        charset.map(|c| c.to_ascii_lowercase()).as_deref(),
+        Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii")
+    )
 }
 
 fn fsp_pair(a: &ColumnKind, b: &ColumnKind) -> Option<(u32, u32)> {

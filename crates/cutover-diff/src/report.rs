@@ -99,6 +99,9 @@ pub struct TableReport {
     /// How rows were compared: `checksum` (pushed down, rows fetched only under a bad
     /// checksum) or `rows` (every row downloaded).
     pub method: &'static str,
+    /// The row hash of the checksums (`crc32_pair` or `hex_views`); none when no checksum ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_hash: Option<crate::plan::RowHash>,
     pub elapsed_ms: u64,
 }
 
@@ -120,6 +123,7 @@ impl TableReport {
             chunks: 0,
             rows_fetched: 0,
             method: "checksum",
+            row_hash: None,
             elapsed_ms: 0,
         }
     }

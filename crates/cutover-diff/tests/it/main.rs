@@ -7,7 +7,7 @@ mod random_tables;
 
 use cutover_core::schema::{describe, TableName};
 use cutover_core::{Db, Endpoint, Role, SessionOptions};
-use cutover_diff::plan::{Plan, Side};
+use cutover_diff::plan::{Plan, RowHash, Side};
 use cutover_diff::ColumnFilter;
 use cutover_sandbox::{Sandbox, Settings};
 use mysql_async::prelude::Queryable;
@@ -174,6 +174,15 @@ async fn db(port: u16, role: Role) -> Db {
         .unwrap()
 }
 
+/// The two 32-bit hashes of one row's checksum.
+fn halves(x: &(i64, u64, String, String), hash: RowHash) -> (u128, u128) {
+    let a: u128 = x.2.parse().unwrap();
+    match hash {
+        RowHash::Crc32Pair => (a & 0xffff_ffff, a >> 32),
+        RowHash::HexViews => (a, x.3.parse().unwrap()),
+    }
+}
+
 /// Per-row checksums `(id, count, sum1, sum2)` of one side.
 async fn per_row(db: &Db, plan: &Plan, side: Side, table: &str) -> Vec<(i64, u64, String, String)> {
     db.query(&format!(
@@ -232,37 +241,42 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
 
     let (s, t) = (db(sp, Role::Source).await, db(tp, Role::Target).await);
     let name = TableName::new("c", "t");
-    let plan = Plan::new(
+    let mut plan = Plan::new(
         describe(&s, &name).await.unwrap().unwrap(),
         describe(&t, &name).await.unwrap().unwrap(),
         &ColumnFilter::default(),
     )
     .unwrap();
-    let a = per_row(&s, &plan, Side::Source, "c.t").await;
-    let b = per_row(&t, &plan, Side::Target, "c.t").await;
-    assert_eq!(a.len(), b.len());
-    let mut missed = Vec::new();
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(x.0, y.0);
-        let changed = x.0 < 10_000;
-        let differs = x.2 != y.2 && x.3 != y.3;
-        if changed && !differs {
-            missed.push((
-                x.0,
-                x.2 == y.2,
-                x.3 == y.3,
-                &src[(x.0 - 1) as usize],
-                &tgt[(x.0 - 1) as usize],
-            ));
+    for hash in [RowHash::Crc32Pair, RowHash::HexViews] {
+        plan.hash = hash;
+        let a = per_row(&s, &plan, Side::Source, "c.t").await;
+        let b = per_row(&t, &plan, Side::Target, "c.t").await;
+        assert_eq!(a.len(), b.len());
+        let mut missed = Vec::new();
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.0, y.0);
+            let changed = x.0 < 10_000;
+            let (x1, x2) = halves(x, hash);
+            let (y1, y2) = halves(y, hash);
+            let differs = x1 != y1 && x2 != y2;
+            if changed && !differs {
+                missed.push((
+                    x.0,
+                    x1 == y1,
+                    x2 == y2,
+                    &src[(x.0 - 1) as usize],
+                    &tgt[(x.0 - 1) as usize],
+                ));
+            }
+            if !changed {
+                assert_eq!(x, y, "{hash:?}: equal rows must have equal checksums");
+            }
         }
-        if !changed {
-            assert_eq!(x, y, "equal rows must have equal checksums");
-        }
+        assert!(
+            missed.is_empty(),
+            "{hash:?}: both hashes must see every change: {missed:#?}"
+        );
     }
-    assert!(
-        missed.is_empty(),
-        "both hashes must see every change: {missed:#?}"
-    );
 
     // Values swapped between rows: each row changes, the multiset of values does not.
     for p in [sp, tp] {
@@ -281,27 +295,74 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
     exec(tp, "USE c; UPDATE w SET a = 'gamma', n = 30 WHERE id = 3").await;
     exec(tp, "USE c; UPDATE w SET n = ELT(id, 10, 20, 30)").await;
     let wn = TableName::new("c", "w");
-    let wplan = Plan::new(
+    let mut wplan = Plan::new(
         describe(&s, &wn).await.unwrap().unwrap(),
         describe(&t, &wn).await.unwrap().unwrap(),
         &ColumnFilter::default(),
     )
     .unwrap();
-    let total = |db: Db, side| {
-        let sql = format!("SELECT {} FROM c.w", wplan.checksum_select(side));
-        async move { db.query::<(u64, String, String)>(&sql).await.unwrap() }
-    };
-    let (x, y) = (
-        total(s.clone(), Side::Source).await,
-        total(t.clone(), Side::Target).await,
-    );
-    assert_eq!(x[0].0, y[0].0);
-    assert_ne!(
-        x[0].1, y[0].1,
-        "a swap of values between rows must change the first sum"
-    );
-    assert_ne!(
-        x[0].2, y[0].2,
-        "a swap of values between rows must change the second sum"
-    );
+    for hash in [RowHash::Crc32Pair, RowHash::HexViews] {
+        wplan.hash = hash;
+        let sql = format!("SELECT {} FROM c.w", wplan.checksum_select(Side::Source));
+        let x: Vec<(u64, String, String)> = s.query(&sql).await.unwrap();
+        let sql = format!("SELECT {} FROM c.w", wplan.checksum_select(Side::Target));
+        let y: Vec<(u64, String, String)> = t.query(&sql).await.unwrap();
+        assert_eq!(x[0].0, y[0].0);
+        assert_ne!(
+            x[0].1, y[0].1,
+            "{hash:?}: a swap of values between rows must change the first sum"
+        );
+        if hash == RowHash::HexViews {
+            assert_ne!(
+                x[0].2, y[0].2,
+                "a swap of values between rows must change the second sum"
+            );
+        }
+    }
+
+    // Separator collisions: the same bytes cut at the separator in different places, in
+    // text (`#`) and in raw bytes (0xFF, the `crc32_pair` separator), NULL against ''.
+    for p in [sp, tp] {
+        exec(
+            p,
+            "USE c; CREATE TABLE sep (id INT PRIMARY KEY, a VARCHAR(10) NULL, b VARCHAR(10),
+               x VARBINARY(10), y VARBINARY(10) NULL, z BLOB)",
+        )
+        .await;
+    }
+    exec(
+        sp,
+        "USE c; INSERT INTO sep VALUES (1, 'a#b', 'c', X'01', X'02', X'03'),
+           (2, 'a', 'b', X'01FF02', X'03', X'04'), (3, NULL, 'x', X'01', X'02', X'03'),
+           (4, 'q', 'r', X'01', X'02FF', X'03')",
+    )
+    .await;
+    exec(
+        tp,
+        "USE c; INSERT INTO sep VALUES (1, 'a', 'b#c', X'01', X'02', X'03'),
+           (2, 'a', 'b', X'01', X'02FF03', X'04'), (3, '', 'x', X'01', X'02', X'03'),
+           (4, 'q', 'r', X'01', X'02', X'FF03')",
+    )
+    .await;
+    let sn = TableName::new("c", "sep");
+    let mut splan = Plan::new(
+        describe(&s, &sn).await.unwrap().unwrap(),
+        describe(&t, &sn).await.unwrap().unwrap(),
+        &ColumnFilter::default(),
+    )
+    .unwrap();
+    for hash in [RowHash::Crc32Pair, RowHash::HexViews] {
+        splan.hash = hash;
+        let a = per_row(&s, &splan, Side::Source, "c.sep").await;
+        let b = per_row(&t, &splan, Side::Target, "c.sep").await;
+        for (x, y) in a.iter().zip(&b) {
+            let (x1, x2) = halves(x, hash);
+            let (y1, y2) = halves(y, hash);
+            assert!(
+                x1 != y1 && x2 != y2,
+                "{hash:?}: row {} collides: {x:?} {y:?}",
+                x.0
+            );
+        }
+    }
 }

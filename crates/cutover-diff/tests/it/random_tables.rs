@@ -9,6 +9,7 @@ use cutover_core::Role;
 
 use super::{db, exec};
 use cutover_diff::fix::SpoolSink;
+use cutover_diff::plan::RowHash;
 use cutover_diff::{diff_table, DiffOptions, NoProgress};
 use cutover_sandbox::{Sandbox, Settings};
 use proptest::prelude::*;
@@ -201,8 +202,16 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
         }
 
         let table = TableName::new("p", name.clone());
+        // Both row hashes are exercised on every case: one here, the other in the ordered
+        // pass below.
+        let (hash, other_hash) = if n % 2 == 0 {
+            (RowHash::Crc32Pair, RowHash::HexViews)
+        } else {
+            (RowHash::HexViews, RowHash::Crc32Pair)
+        };
         let opts = DiffOptions {
             row_threshold: 7,
+            row_hash: Some(hash),
             ..DiffOptions::default()
         };
         let sink = SpoolSink::new().unwrap();
@@ -244,6 +253,7 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
         // The ordered single pass (used when many buckets differ) finds the same.
         let ordered = DiffOptions {
             ordered_above_rows: 0,
+            row_hash: Some(other_hash),
             ..opts.clone()
         };
         let report2 = diff_table(&s, &t, &table, &table, &ordered, &NoProgress, None).await;

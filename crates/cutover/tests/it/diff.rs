@@ -149,7 +149,7 @@ async fn finds_every_injected_difference_in_every_column_type() {
         json!([
             {"column": "f", "checksum": "(`f` + 0e0)", "settled_by": "identical"},
             {"column": "g", "checksum": "`g`", "settled_by": "identical"},
-            {"column": "j", "checksum": "CRC32(`j`)", "settled_by": "identical"}
+            {"column": "j", "checksum": "`j`", "settled_by": "identical"}
         ])
     );
 
@@ -218,11 +218,13 @@ async fn exact_json_report() {
                  {"kind": "extra_in_target", "key": {"id": 51}}
              ],
              "diffs_truncated": false, "schema": [], "error": null,
-             "rows_compared": 50, "chunks": 0, "rows_fetched": 0, "method": "checksum", "elapsed_ms": 0},
+             "rows_compared": 50, "chunks": 0, "rows_fetched": 0, "method": "checksum",
+             "row_hash": "crc32_pair", "elapsed_ms": 0},
             {"source": "exact.same", "target": "exact.same", "status": "equal",
              "missing_in_target": 0, "extra_in_target": 0, "mismatched": 0, "diffs": [],
              "diffs_truncated": false, "schema": [], "error": null,
-             "rows_compared": 1, "chunks": 0, "rows_fetched": 0, "method": "checksum", "elapsed_ms": 0}
+             "rows_compared": 1, "chunks": 0, "rows_fetched": 0, "method": "checksum",
+             "row_hash": "crc32_pair", "elapsed_ms": 0}
         ],
         "summary": {"tables": 2, "equal": 1, "different": 1, "errors": 0, "skipped": 0,
                     "rows_compared": 51, "missing_in_target": 1, "extra_in_target": 1,
