@@ -404,18 +404,20 @@ impl Ctx<'_> {
         }
     }
 
+    /// One side's checksum of a range. The smallest and largest key are not part of it (the
+    /// `MIN`/`MAX` aggregates would cost a comparison per row); [`Ctx::range_bounds`] reads
+    /// them from the index when a range differs.
     async fn checksum(&self, side: Side, range: KeyRange) -> Result<Checksum, TableError> {
         let (db, sql) = self.side(side);
         let text = format!(
-            "SELECT {sel}, CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w}",
+            "SELECT {sel} FROM {t} WHERE {w}",
             sel = sql.checksum_select,
-            k = sql.key,
             t = sql.table,
             w = range.predicate(&sql.key),
         );
-        type Row = (u64, String, String, Option<String>, Option<String>);
+        type Row = (u64, String, String);
         let rows: Vec<Row> = db.query(&text).await?;
-        let (count, s1, s2, min, max) = rows
+        let (count, s1, s2) = rows
             .into_iter()
             .next()
             .ok_or_else(|| TableError::Other("checksum query returned no row".into()))?;
@@ -423,9 +425,30 @@ impl Ctx<'_> {
             count,
             sum1: parse_u128(&s1)?,
             sum2: parse_u128(&s2)?,
-            min: min.as_deref().map(parse_i128).transpose()?,
-            max: max.as_deref().map(parse_i128).transpose()?,
+            min: None,
+            max: None,
         })
+    }
+
+    /// The smallest and largest key of a range on one side (two index dives).
+    async fn range_bounds(
+        &self,
+        side: Side,
+        range: KeyRange,
+    ) -> Result<(Option<i128>, Option<i128>), TableError> {
+        let (db, sql) = self.side(side);
+        let text = format!(
+            "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w}",
+            k = sql.key,
+            t = sql.table,
+            w = range.predicate(&sql.key),
+        );
+        let rows: Vec<(Option<String>, Option<String>)> = db.query(&text).await?;
+        let (min, max) = rows.into_iter().next().unwrap_or((None, None));
+        Ok((
+            min.as_deref().map(parse_i128).transpose()?,
+            max.as_deref().map(parse_i128).transpose()?,
+        ))
     }
 
     async fn checksums(&self, range: KeyRange) -> Result<(Checksum, Checksum), TableError> {
@@ -438,10 +461,16 @@ impl Ctx<'_> {
 
     /// Checks one range; returns the number of source rows it covers.
     async fn check_range(&self, range: KeyRange) -> Result<u64, TableError> {
-        let (s, t) = self.checksums(range).await?;
+        let (mut s, mut t) = self.checksums(range).await?;
         if s.same_rows(&t) {
             return Ok(s.count);
         }
+        let (sb, tb) = tokio::join!(
+            self.range_bounds(Side::Source, range),
+            self.range_bounds(Side::Target, range)
+        );
+        (s.min, s.max) = sb?;
+        (t.min, t.max) = tb?;
         let mut stack = vec![(range, s, t)];
         while let Some((r, s, t)) = stack.pop() {
             let lo = min_opt(s.min, t.min);
@@ -636,8 +665,10 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    /// Reads the rows of some buckets from both sides and matches them by exact key.
+    /// Reads the rows of some buckets from both sides at once and matches them by exact key
+    /// as they arrive: a row waits only until its partner from the other side comes.
     async fn compare_buckets(&self, buckets: u64, ids: &[u64]) -> Result<(), TableError> {
+        type Pending = std::collections::HashMap<Vec<u8>, Vec<Vec<Value>>>;
         let list: Vec<String> = ids.iter().map(|b| b.to_string()).collect();
         let q = |side: Side| {
             let (_, sql) = self.side(side);
@@ -656,66 +687,96 @@ impl Ctx<'_> {
             }
             k
         };
-        let mut fetched = 0u64;
-        // The target's rows of these buckets, by key.
-        let mut target: std::collections::HashMap<Vec<u8>, Vec<Vec<Value>>> =
-            std::collections::HashMap::new();
-        {
-            let (db, _) = self.side(Side::Target);
-            let mut c = db.conn().await?;
-            let sqlt = q(Side::Target);
-            let mut res = c
-                .raw()
-                .exec_iter(sqlt.as_str(), ())
-                .await
-                .map_err(|e| conn_err(db, e))?;
-            while let Some(row) = self
-                .next_row(&mut res, Side::Target, db, &mut fetched)
-                .await?
-            {
-                target.entry(key_of(&row)).or_default().push(row);
-            }
-        }
         let multiset = self.plan.mode == Mode::Multiset;
-        let mut missing: std::collections::HashMap<Vec<u8>, (u64, Vec<Value>)> =
-            std::collections::HashMap::new();
-        {
-            let (db, _) = self.side(Side::Source);
-            let mut c = db.conn().await?;
-            let sqls = q(Side::Source);
-            let mut res = c
-                .raw()
-                .exec_iter(sqls.as_str(), ())
-                .await
-                .map_err(|e| conn_err(db, e))?;
-            while let Some(row) = self
-                .next_row(&mut res, Side::Source, db, &mut fetched)
-                .await?
-            {
-                let key = key_of(&row);
-                match target.get_mut(&key).and_then(|v| v.pop()) {
-                    Some(other) if !multiset => self.compare_pair(&row, &other),
-                    Some(_) => {}
-                    None if multiset => missing.entry(key).or_insert((0, row)).0 += 1,
-                    None => self.record(DiffKind::MissingInTarget, &row),
+        let (sdb, tdb) = (&self.source, &self.target);
+        let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
+        let (sq, tq) = (q(Side::Source), q(Side::Target));
+        let (sres, tres) = tokio::join!(
+            sc.raw().exec_iter(sq.as_str(), ()),
+            tc.raw().exec_iter(tq.as_str(), ())
+        );
+        let mut sres = sres.map_err(|e| conn_err(sdb, e))?;
+        let mut tres = tres.map_err(|e| conn_err(tdb, e))?;
+        let (stx, mut srx) = tokio::sync::mpsc::channel::<Vec<Value>>(512);
+        let (ttx, mut trx) = tokio::sync::mpsc::channel::<Vec<Value>>(512);
+        let (mut sf, mut tf) = (0u64, 0u64);
+        let produce_s = async {
+            while let Some(row) = self.next_row(&mut sres, Side::Source, sdb, &mut sf).await? {
+                if stx.send(row).await.is_err() {
+                    break;
+                }
+            }
+            drop(stx);
+            Ok::<(), TableError>(())
+        };
+        let produce_t = async {
+            while let Some(row) = self.next_row(&mut tres, Side::Target, tdb, &mut tf).await? {
+                if ttx.send(row).await.is_err() {
+                    break;
+                }
+            }
+            drop(ttx);
+            Ok::<(), TableError>(())
+        };
+        let matcher = async {
+            let (mut pend_s, mut pend_t) = (Pending::new(), Pending::new());
+            let (mut s_open, mut t_open) = (true, true);
+            let take = |pending: &mut Pending, key: &[u8]| {
+                let rows = pending.get_mut(key)?;
+                let row = rows.pop();
+                if rows.is_empty() {
+                    pending.remove(key);
+                }
+                row
+            };
+            while s_open || t_open {
+                tokio::select! {
+                    r = srx.recv(), if s_open => match r {
+                        None => s_open = false,
+                        Some(row) => {
+                            let key = key_of(&row);
+                            match take(&mut pend_t, &key) {
+                                Some(other) if !multiset => self.compare_pair(&row, &other),
+                                Some(_) => {}
+                                None => pend_s.entry(key).or_default().push(row),
+                            }
+                        }
+                    },
+                    r = trx.recv(), if t_open => match r {
+                        None => t_open = false,
+                        Some(row) => {
+                            let key = key_of(&row);
+                            match take(&mut pend_s, &key) {
+                                Some(other) if !multiset => self.compare_pair(&other, &row),
+                                Some(_) => {}
+                                None => pend_t.entry(key).or_default().push(row),
+                            }
+                        }
+                    },
+                }
+            }
+            (pend_s, pend_t)
+        };
+        let (ps, pt, (pend_s, pend_t)) = tokio::join!(produce_s, produce_t, matcher);
+        ps?;
+        pt?;
+        for (kind, pending) in [
+            (DiffKind::MissingInTarget, pend_s),
+            (DiffKind::ExtraInTarget, pend_t),
+        ] {
+            for (_, rows) in pending {
+                if multiset {
+                    if let Some(row) = rows.first() {
+                        self.record_counted(kind, row, rows.len() as u64);
+                    }
+                } else {
+                    for row in &rows {
+                        self.record(kind, row);
+                    }
                 }
             }
         }
-        for (_, (n, row)) in missing {
-            self.record_counted(DiffKind::MissingInTarget, &row, n);
-        }
-        for (_, rows) in target {
-            if multiset {
-                if let Some(row) = rows.first() {
-                    self.record_counted(DiffKind::ExtraInTarget, row, rows.len() as u64);
-                }
-            } else {
-                for row in &rows {
-                    self.record(DiffKind::ExtraInTarget, row);
-                }
-            }
-        }
-        lock(&self.findings).report.rows_fetched += fetched;
+        lock(&self.findings).report.rows_fetched += sf + tf;
         Ok(())
     }
 
