@@ -20,6 +20,9 @@
 //! threads = 4
 //! chunk_time = "100ms"
 //! float_tolerance = 1e-9
+//!
+//! [diff.where]                             # compare only some rows of some tables
+//! "shop.orders" = "created_at >= '2024-01-01'"
 //! ```
 //!
 //! Flags override the file. Unknown keys are errors, so a typo does not silently fall back to a
@@ -80,6 +83,9 @@ pub struct DiffConfig {
     pub float_tolerance: Option<f64>,
     pub row_threshold: Option<u64>,
     pub max_diffs: Option<usize>,
+    /// Per source table (`db.table`): compare only the rows matching this SQL condition.
+    #[serde(default, rename = "where")]
+    pub where_: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -115,6 +115,55 @@ struct DbInner {
     options: SessionOptions,
     running: Mutex<HashSet<u32>>,
     cancel: CancellationToken,
+    /// Set by [`Db::pin_snapshot`]: from then on, connections come only from this set.
+    pinned: Mutex<Option<Arc<Pinned>>>,
+}
+
+/// Connections that each hold an open consistent-snapshot transaction.
+struct Pinned {
+    conns: Mutex<Vec<mysql_async::Conn>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// How the reads of one side are made consistent (`--consistency`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consistency {
+    /// Every query sees the data as of its own start.
+    None,
+    /// Each pinned connection reads one consistent snapshot, opened at the start.
+    Snapshot,
+    /// As `Snapshot`, and all snapshots of the side are opened at one instant, under a brief
+    /// `FLUSH TABLES WITH READ LOCK`.
+    Locked,
+}
+
+impl Consistency {
+    pub fn parse(s: &str) -> Result<Consistency, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Consistency::None),
+            "snapshot" => Ok(Consistency::Snapshot),
+            "locked" => Ok(Consistency::Locked),
+            other => Err(format!(
+                "unknown consistency `{other}` (expected none, snapshot or locked)"
+            )),
+        }
+    }
+}
+
+/// Where a side's snapshot was taken, as far as the server can say.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotInfo {
+    pub consistency: Option<Consistency>,
+    /// Connections reading the snapshot.
+    pub connections: usize,
+    /// The binlog position (GTID set, or `file:pos`) while the snapshots were opened: exact
+    /// under `locked`, approximate under `snapshot`.
+    pub position: Option<String>,
+    /// TiDB: the TSO read (`--target-snapshot`).
+    pub tso: Option<String>,
+    /// How long the read lock was held (`locked`).
+    pub lock_ms: Option<u64>,
 }
 
 impl Db {
@@ -198,6 +247,7 @@ impl Db {
             options,
             running: Mutex::new(HashSet::new()),
             cancel: cancel.clone(),
+            pinned: Mutex::new(None),
         });
         // The watcher holds only a weak handle, so it does not keep the pool alive.
         let weak = Arc::downgrade(&inner);
@@ -239,6 +289,25 @@ impl Db {
     /// Checks out a connection. It stays registered for `KILL QUERY` until dropped.
     pub async fn conn(&self) -> Result<Conn, DbError> {
         let inner = &self.inner;
+        let pinned = lock(&inner.pinned).clone();
+        if let Some(pinned) = pinned {
+            let permit = tokio::select! {
+                p = pinned.permits.clone().acquire_owned() => p.map_err(|_| DbError::Interrupted)?,
+                _ = inner.cancel.cancelled() => return Err(DbError::Interrupted),
+            };
+            let conn = lock(&pinned.conns).pop().ok_or_else(|| DbError::Query {
+                role: inner.role,
+                message: "a snapshot connection was lost".to_string(),
+            })?;
+            let id = conn.id();
+            lock(&inner.running).insert(id);
+            return Ok(Conn {
+                conn: Some(conn),
+                id,
+                db: self.clone(),
+                pinned: Some((pinned, permit)),
+            });
+        }
         let conn = tokio::select! {
             c = inner.pool.get_conn() => c.map_err(|e| DbError::Connect {
                 role: inner.role,
@@ -253,7 +322,133 @@ impl Db {
             conn: Some(conn),
             id,
             db: self.clone(),
+            pinned: None,
         })
+    }
+
+    /// Opens `n` connections that each start a consistent-snapshot, read-only transaction,
+    /// and from then on hands out only those (a caller waits while all are busy), so every
+    /// read of this side sees the same data. `Locked` opens them all under one brief
+    /// `FLUSH TABLES WITH READ LOCK` (needs RELOAD) so they share one instant; `tso` reads a
+    /// TiDB server as of that timestamp instead. Costs on a production server: the snapshot
+    /// keeps undo history alive for as long as it is open (purge lag grows with a long run),
+    /// and the read lock, while held, blocks every write and waits behind running DDL.
+    pub async fn pin_snapshot(
+        &self,
+        n: usize,
+        consistency: Consistency,
+        tso: Option<&str>,
+    ) -> Result<SnapshotInfo, DbError> {
+        let mut info = SnapshotInfo {
+            consistency: Some(consistency),
+            connections: n.max(1),
+            tso: tso.map(str::to_string),
+            ..SnapshotInfo::default()
+        };
+        if consistency == Consistency::None && tso.is_none() {
+            info.connections = 0;
+            return Ok(info);
+        }
+        if tso.is_some() && self.flavor() != Flavor::TiDb {
+            return Err(DbError::Query {
+                role: self.role(),
+                message: format!(
+                    "a snapshot timestamp (TSO) needs a TiDB server; this is {}",
+                    self.flavor().name()
+                ),
+            });
+        }
+        let mut conns = Vec::new();
+        for _ in 0..n.max(1) {
+            let c = self.conn().await?;
+            conns.push(c);
+        }
+        let start = match (self.flavor(), tso) {
+            (Flavor::TiDb, Some(tso)) => {
+                if !tso.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(DbError::Query {
+                        role: self.role(),
+                        message: format!("`{tso}` is not a TSO (digits expected)"),
+                    });
+                }
+                format!("SET SESSION tidb_snapshot = '{tso}'")
+            }
+            (Flavor::TiDb, None) => "START TRANSACTION WITH CONSISTENT SNAPSHOT".to_string(),
+            _ => "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY".to_string(),
+        };
+        let mut locker = None;
+        if consistency == Consistency::Locked && tso.is_none() {
+            let mut l = self.conn().await?;
+            l.execute("FLUSH TABLES WITH READ LOCK").await?;
+            locker = Some((l, std::time::Instant::now()));
+        }
+        let opened = async {
+            for c in conns.iter_mut() {
+                c.execute(&start).await?;
+            }
+            Ok::<(), DbError>(())
+        }
+        .await;
+        info.position = self.binlog_position(&mut conns[0]).await;
+        if let Some((mut l, since)) = locker {
+            // Released before any error is returned: never leave the lock behind.
+            let unlocked = l.execute("UNLOCK TABLES").await;
+            info.lock_ms = Some(since.elapsed().as_millis() as u64);
+            unlocked?;
+        }
+        opened?;
+        let raw: Vec<mysql_async::Conn> = conns
+            .iter_mut()
+            .filter_map(|c| {
+                lock(&self.inner.running).remove(&c.id);
+                c.conn.take()
+            })
+            .collect();
+        let permits = Arc::new(tokio::sync::Semaphore::new(raw.len()));
+        *lock(&self.inner.pinned) = Some(Arc::new(Pinned {
+            conns: Mutex::new(raw),
+            permits,
+        }));
+        Ok(info)
+    }
+
+    /// Ends the snapshot: the snapshot transactions are closed and connections come from
+    /// the pool again (fresh reads). The pool would otherwise hand out a connection still
+    /// inside its old snapshot.
+    pub async fn unpin(&self) {
+        let pinned = lock(&self.inner.pinned).take();
+        if let Some(p) = pinned {
+            let conns: Vec<mysql_async::Conn> = std::mem::take(&mut *lock(&p.conns));
+            for mut c in conns {
+                if c.query_drop("ROLLBACK").await.is_err() {
+                    // A connection that cannot end its transaction must not be reused.
+                    let _ = c.disconnect().await;
+                }
+            }
+        }
+    }
+
+    /// The server's binlog position, if it has one to tell.
+    async fn binlog_position(&self, c: &mut Conn) -> Option<String> {
+        let sql = match self.flavor() {
+            Flavor::MariaDb => "SELECT @@gtid_binlog_pos",
+            Flavor::MySql => "SELECT @@gtid_executed",
+            Flavor::TiDb => return None,
+        };
+        let gtid: Vec<(Option<String>,)> = c.query(sql).await.ok()?;
+        let gtid = gtid
+            .into_iter()
+            .next()
+            .and_then(|r| r.0)
+            .unwrap_or_default();
+        if !gtid.trim().is_empty() {
+            return Some(gtid.split_whitespace().collect::<Vec<_>>().join(""));
+        }
+        let rows: Vec<mysql_async::Row> = c.query("SHOW MASTER STATUS").await.ok()?;
+        let row = rows.into_iter().next()?;
+        let file: String = row.get(0)?;
+        let pos: u64 = row.get(1)?;
+        Some(format!("{file}:{pos}"))
     }
 
     /// Runs one query on a pooled connection and collects its rows.
@@ -285,6 +480,8 @@ impl Db {
 
     /// Closes the pool gracefully.
     pub async fn disconnect(self) {
+        // Snapshot connections go back to the pool first, their transactions ended.
+        self.unpin().await;
         if let Ok(inner) = Arc::try_unwrap(self.inner) {
             let _ = inner.pool.disconnect().await;
         }
@@ -316,6 +513,8 @@ pub struct Conn {
     conn: Option<mysql_async::Conn>,
     id: u32,
     db: Db,
+    /// A snapshot connection goes back to its set, not to the pool.
+    pinned: Option<(Arc<Pinned>, tokio::sync::OwnedSemaphorePermit)>,
 }
 
 impl Conn {
@@ -379,6 +578,13 @@ impl Conn {
 impl Drop for Conn {
     fn drop(&mut self) {
         lock(&self.db.inner.running).remove(&self.id);
+        if let Some((pinned, permit)) = self.pinned.take() {
+            if let Some(c) = self.conn.take() {
+                lock(&pinned.conns).push(c);
+            }
+            drop(permit);
+            return;
+        }
         // Dropping a `mysql_async::Conn` hands it back to the pool (or closes it when a
         // result is still unread).
         drop(self.conn.take());

@@ -4,16 +4,18 @@
 //! different unit. This crate holds what they share: where the servers are and how to talk to
 //! them ([`endpoint`], [`conn`]), the one config file ([`config`]), what tables look like
 //! ([`schema`]), what a cell holds and when two cells are the same ([`value`]), and how to write
-//! SQL text safely ([`sql`]).
+//! SQL text safely ([`sql`]), and how long-running commands go easy on production servers
+//! ([`throttle`]).
 
 pub mod config;
 pub mod conn;
 pub mod endpoint;
 pub mod schema;
 pub mod sql;
+pub mod throttle;
 pub mod value;
 
-pub use conn::{Conn, Db, DbError, Flavor, SessionOptions};
+pub use conn::{Conn, Consistency, Db, DbError, Flavor, SessionOptions, SnapshotInfo};
 pub use endpoint::{Endpoint, PasswordSource, Role, Secret, SslMode};
 pub use schema::{Column, Table, TableName};
 pub use value::{same, ColumnKind, CompareOptions, Value};

@@ -61,6 +61,9 @@ pub struct Splitter {
     target: Duration,
     max_rows: f64,
     min_rows: f64,
+    /// Key intervals already compared (a resumed run): sorted, disjoint, inclusive, with
+    /// `i128::MIN`/`i128::MAX` for unbounded ends.
+    skip: Vec<(i128, i128)>,
 }
 
 impl Splitter {
@@ -85,7 +88,27 @@ impl Splitter {
             target,
             max_rows: 2_000_000.0,
             min_rows: 500.0,
+            skip: Vec::new(),
         }
+    }
+
+    /// Leaves out ranges that are already done: the ranges handed out cover exactly the
+    /// rest of the key space.
+    pub fn skip(&mut self, done: &[KeyRange]) {
+        let mut v: Vec<(i128, i128)> = done
+            .iter()
+            .map(|r| (r.lo.unwrap_or(i128::MIN), r.hi.unwrap_or(i128::MAX)))
+            .filter(|(a, b)| a <= b)
+            .collect();
+        v.sort_unstable();
+        let mut merged: Vec<(i128, i128)> = Vec::new();
+        for (a, b) in v {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        self.skip = merged;
     }
 
     /// The next range, or `None` when the key space is covered.
@@ -93,11 +116,31 @@ impl Splitter {
         if self.done {
             return None;
         }
-        let lo = if self.started { self.next_lo } else { None };
-        let start = lo.unwrap_or(self.min_key);
+        let mut lo = if self.started { self.next_lo } else { None };
         self.started = true;
-        let hi = start.saturating_add(self.width - 1);
-        if hi >= self.max_key {
+        // Jump over finished intervals.
+        while let Some(&(_, b)) = self
+            .skip
+            .iter()
+            .find(|(a, b)| *a <= lo.unwrap_or(i128::MIN) && lo.unwrap_or(i128::MIN) <= *b)
+        {
+            if b == i128::MAX {
+                self.done = true;
+                return None;
+            }
+            lo = Some(b + 1);
+        }
+        let start = lo.unwrap_or(self.min_key);
+        let mut hi = start.saturating_add(self.width - 1);
+        let next_skip = self
+            .skip
+            .iter()
+            .map(|(a, _)| *a)
+            .filter(|a| *a > lo.unwrap_or(i128::MIN))
+            .min();
+        if let Some(a) = next_skip {
+            hi = hi.min(a - 1);
+        } else if hi >= self.max_key {
             self.done = true;
             return Some(KeyRange { lo, hi: None });
         }
@@ -206,5 +249,43 @@ mod tests {
                 proptest::prop_assert_eq!(w[0].hi.unwrap() + 1, w[1].lo.unwrap());
             }
         }
+    }
+
+    #[test]
+    fn resumed_splitter_covers_exactly_the_rest() {
+        let done = [
+            KeyRange {
+                lo: None,
+                hi: Some(100),
+            },
+            KeyRange {
+                lo: Some(300),
+                hi: Some(450),
+            },
+            KeyRange {
+                lo: Some(451),
+                hi: Some(500),
+            },
+            KeyRange {
+                lo: Some(900),
+                hi: None,
+            },
+        ];
+        let mut s = Splitter::new(Some((1, 1000)), 70, Duration::from_millis(50));
+        s.skip(&done);
+        let v = covered(s);
+        let mut keys = std::collections::BTreeSet::new();
+        for r in &v {
+            let (lo, hi) = (r.lo.unwrap(), r.hi.unwrap());
+            for k in lo..=hi {
+                assert!(keys.insert(k), "{k} twice");
+            }
+        }
+        let want: std::collections::BTreeSet<i128> = (101..300).chain(501..900).collect();
+        assert_eq!(keys, want);
+        // Everything done: nothing to hand out.
+        let mut s = Splitter::new(Some((1, 1000)), 70, Duration::from_millis(50));
+        s.skip(&[KeyRange::ALL]);
+        assert!(s.next_range().is_none());
     }
 }

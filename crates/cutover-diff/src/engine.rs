@@ -23,10 +23,12 @@ use std::time::{Duration, Instant};
 
 use cutover_core::schema::{describe, TableName};
 use cutover_core::sql::quote_ident;
+use cutover_core::throttle::Throttle;
 use cutover_core::value::{same, ColumnKind, CompareOptions, Value};
 use cutover_core::{Db, DbError};
 use mysql_async::prelude::Queryable;
 
+use crate::checkpoint::{Checkpoint, ChunkRecord};
 use crate::chunk::{KeyRange, Splitter};
 use crate::fix::{FixSink, FixWriter};
 use crate::plan::{Mode, Plan, RowHash, Side};
@@ -58,6 +60,24 @@ pub struct DiffOptions {
     pub ordered_above_rows: u64,
     /// The row hash to use; `None` picks the best both servers have.
     pub row_hash: Option<RowHash>,
+    /// Keep the typed keys of up to this many differences per table (for `--recheck`).
+    pub keep_keys: usize,
+    /// Compare only rows matching a SQL condition: for every table (`--where`) …
+    pub where_all: Option<String>,
+    /// … or per source table `db.table` (config `[diff.where]`), which takes precedence.
+    pub where_table: std::collections::BTreeMap<String, String>,
+    /// Pauses work while a server is loaded or a replica lags, and limits the row rate.
+    pub throttle: Option<ThrottleHandle>,
+}
+
+/// A shared [`Throttle`] (cloned into every worker).
+#[derive(Clone)]
+pub struct ThrottleHandle(pub Arc<Throttle>);
+
+impl std::fmt::Debug for ThrottleHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Throttle")
+    }
 }
 
 impl Default for DiffOptions {
@@ -74,6 +94,10 @@ impl Default for DiffOptions {
             schema_only: false,
             ordered_above_rows: 4 * BUCKET_BATCH_ROWS,
             row_hash: None,
+            keep_keys: 0,
+            where_all: None,
+            where_table: Default::default(),
+            throttle: None,
         }
     }
 }
@@ -100,14 +124,48 @@ enum TableError {
     Other(String),
 }
 
+/// What one chunk found, for its checkpoint record (set per worker future).
+#[derive(Default)]
+struct ChunkFound {
+    missing: u64,
+    extra: u64,
+    mismatched: u64,
+    kept: Vec<RowDiff>,
+}
+
+tokio::task_local! {
+    static CHUNK: std::cell::RefCell<ChunkFound>;
+}
+
 /// What the workers of one table find, merged under a lock.
 struct Findings {
     report: TableReport,
     max_diffs: usize,
+    /// Typed keys kept at most (for `--recheck`).
+    keep_keys: usize,
 }
 
 impl Findings {
-    fn add(&mut self, diff: RowDiff) {
+    fn add(&mut self, diff: RowDiff, key: Vec<Value>) {
+        let kept = self.report.diffs.len() < self.max_diffs;
+        let _ = CHUNK.try_with(|c| {
+            let mut c = c.borrow_mut();
+            let n = diff.count.unwrap_or(1);
+            match diff.kind {
+                DiffKind::MissingInTarget => c.missing += n,
+                DiffKind::ExtraInTarget => c.extra += n,
+                DiffKind::Mismatched => c.mismatched += n,
+            }
+            if kept {
+                c.kept.push(diff.clone());
+            }
+        });
+        if self.report.keys.len() < self.keep_keys {
+            self.report.keys.push(crate::report::KeyRecord {
+                kind: diff.kind,
+                key,
+            });
+        }
         let n = diff.count.unwrap_or(1);
         match diff.kind {
             DiffKind::MissingInTarget => self.report.missing_in_target += n,
@@ -132,6 +190,32 @@ pub async fn diff_table(
     progress: &dyn Progress,
     fix: Option<&dyn FixSink>,
 ) -> TableReport {
+    diff_table_resumable(
+        source,
+        target,
+        source_name,
+        target_name,
+        opts,
+        progress,
+        fix,
+        None,
+    )
+    .await
+}
+
+/// [`diff_table`], journaling finished chunks to (and skipping those already in) a
+/// checkpoint.
+#[allow(clippy::too_many_arguments)]
+pub async fn diff_table_resumable(
+    source: &Db,
+    target: &Db,
+    source_name: &TableName,
+    target_name: &TableName,
+    opts: &DiffOptions,
+    progress: &dyn Progress,
+    fix: Option<&dyn FixSink>,
+    checkpoint: Option<&Checkpoint>,
+) -> TableReport {
     let started = Instant::now();
     let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
     // The schema section is filled in first, so that it is there even when the rows cannot
@@ -142,6 +226,7 @@ pub async fn diff_table(
         target,
         source_name,
         target_name,
+        checkpoint,
     };
     match diff_table_inner(&job, opts, progress, fix, &mut schema).await {
         Ok(r) => report = r,
@@ -192,6 +277,7 @@ struct Job<'a> {
     target: &'a Db,
     source_name: &'a TableName,
     target_name: &'a TableName,
+    checkpoint: Option<&'a Checkpoint>,
 }
 
 async fn diff_table_inner(
@@ -206,14 +292,18 @@ async fn diff_table_inner(
         target,
         source_name,
         target_name,
+        checkpoint,
     } = *job;
+    if let Some(t) = &opts.throttle {
+        t.0.wait(0).await?;
+    }
     let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
     let s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
     let t = t?.ok_or_else(|| TableError::Other("table missing on the target".into()))?;
     *schema = schema_diff::compare(&s, &t, &opts.columns);
     let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
     if opts.schema_only {
-        report.method = "schema";
+        report.method = "schema".to_string();
         return Ok(report);
     }
     let estimated = s.estimated_rows.max(t.estimated_rows);
@@ -236,19 +326,27 @@ async fn diff_table_inner(
             column: p.name().to_string(),
             checksum: plan.checksum_view(i, Side::Source),
             settled_by: if same_engine && p.source.kind == p.target.kind {
-                "identical"
+                "identical".to_string()
             } else {
-                "rows"
+                "rows".to_string()
             },
         })
         .collect();
     progress.table_started(source_name, estimated);
+    let filter = opts
+        .where_table
+        .get(&source_name.to_string())
+        .or(opts.where_all.as_ref())
+        .cloned();
+    if let Some(f) = &filter {
+        report.filter = Some(f.clone());
+    }
 
     let ctx = Arc::new(Ctx {
         source: source.clone(),
         target: target.clone(),
-        source_sql: TableSql::new(&plan, Side::Source),
-        target_sql: TableSql::new(&plan, Side::Target),
+        source_sql: TableSql::new(&plan, Side::Source, filter.as_deref()),
+        target_sql: TableSql::new(&plan, Side::Target, filter.as_deref()),
         plan,
         target_name: target_name.clone(),
         fix,
@@ -256,12 +354,13 @@ async fn diff_table_inner(
         findings: Mutex::new(Findings {
             report,
             max_diffs: opts.max_diffs,
+            keep_keys: opts.keep_keys,
         }),
     });
 
     if ctx.plan.mode != Mode::IntegerRanges {
         if ctx.plan.mode == Mode::Multiset {
-            lock(&ctx.findings).report.method = "multiset";
+            lock(&ctx.findings).report.method = "multiset".to_string();
         }
         ctx.bucket_diff(estimated, progress, source_name).await?;
         let report = lock(&ctx.findings).report.clone();
@@ -273,11 +372,38 @@ async fn diff_table_inner(
         (Some(a), None) | (None, Some(a)) => Some(a),
         (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
     };
-    let splitter = Arc::new(Mutex::new(Splitter::new(
-        bounds,
-        opts.first_chunk_rows,
-        opts.chunk_time,
-    )));
+    let mut splitter = Splitter::new(bounds, opts.first_chunk_rows, opts.chunk_time);
+    let table_key = source_name.to_string();
+    if let Some(cp) = checkpoint {
+        // Chunks an earlier run finished: their findings count, their ranges are skipped.
+        let done = cp.finished_chunks(&table_key);
+        let mut f = lock(&ctx.findings);
+        for c in done {
+            f.report.missing_in_target += c.missing_in_target;
+            f.report.extra_in_target += c.extra_in_target;
+            f.report.mismatched += c.mismatched;
+            f.report.rows_compared += c.rows;
+            f.report.chunks += 1;
+            for d in &c.diffs {
+                if f.report.diffs.len() < opts.max_diffs {
+                    f.report.diffs.push(d.clone());
+                } else {
+                    f.report.diffs_truncated = true;
+                }
+            }
+        }
+        drop(f);
+        let ranges: Vec<KeyRange> = done
+            .iter()
+            .map(|c| KeyRange { lo: c.lo, hi: c.hi })
+            .collect();
+        splitter.skip(&ranges);
+        let rows: u64 = done.iter().map(|c| c.rows).sum();
+        if rows > 0 {
+            progress.rows_done(source_name, rows);
+        }
+    }
+    let splitter = Arc::new(Mutex::new(splitter));
 
     // Workers run on this task's runtime; the first error stops the others.
     let failed: Arc<Mutex<Option<TableError>>> = Arc::new(Mutex::new(None));
@@ -286,6 +412,7 @@ async fn diff_table_inner(
         let ctx = ctx.clone();
         let splitter = splitter.clone();
         let failed = failed.clone();
+        let table_key = table_key.clone();
         workers.push(async move {
             loop {
                 if lock(&failed).is_some() {
@@ -294,8 +421,47 @@ async fn diff_table_inner(
                 let Some(range) = lock(&splitter).next_range() else {
                     return;
                 };
+                // Pauses while a limit is exceeded; the rows are paid for after the chunk.
+                if let Some(t) = &ctx.opts.throttle {
+                    if let Err(e) = t.0.wait(0).await {
+                        let mut slot = lock(&failed);
+                        if slot.is_none() {
+                            *slot = Some(e.into());
+                        }
+                        return;
+                    }
+                }
                 let started = Instant::now();
-                match ctx.check_range(range).await {
+                let checked = CHUNK
+                    .scope(Default::default(), async {
+                        let rows = ctx.check_range(range).await?;
+                        Ok::<_, TableError>((rows, CHUNK.with(|c| c.take())))
+                    })
+                    .await;
+                let checked = checked.and_then(|(rows, found)| {
+                    if let Some(cp) = checkpoint {
+                        cp.chunk_done(
+                            &table_key,
+                            ChunkRecord {
+                                lo: range.lo,
+                                hi: range.hi,
+                                rows,
+                                missing_in_target: found.missing,
+                                extra_in_target: found.extra,
+                                mismatched: found.mismatched,
+                                diffs: found.kept,
+                                rows_fetched: 0,
+                            },
+                        )
+                        .map_err(|e| TableError::Other(format!("writing the checkpoint: {e}")))?;
+                    }
+                    Ok(rows)
+                });
+                let checked = match (checked, &ctx.opts.throttle) {
+                    (Ok(rows), Some(t)) => t.0.wait(rows).await.map(|_| rows).map_err(Into::into),
+                    (other, _) => other,
+                };
+                match checked {
                     Ok(rows) => {
                         lock(&splitter).feedback(&range, rows, started.elapsed());
                         {
@@ -337,14 +503,22 @@ struct TableSql {
 }
 
 impl TableSql {
-    fn new(plan: &Plan, side: Side) -> TableSql {
+    /// `filter` (`--where`) makes the table a derived table of the matching rows; servers
+    /// merge it into each query, so key ranges still use the index.
+    fn new(plan: &Plan, side: Side, filter: Option<&str>) -> TableSql {
         let cols: Vec<String> = plan
             .columns
             .iter()
             .map(|p| quote_ident(&side.column(p).name))
             .collect();
         TableSql {
-            table: side.table(plan).name.quoted(),
+            table: match filter {
+                Some(f) => format!(
+                    "(SELECT * FROM {} WHERE {f}) AS `cutover_rows`",
+                    side.table(plan).name.quoted()
+                ),
+                None => side.table(plan).name.quoted(),
+            },
             key: quote_ident(&side.column(plan.key_pair()).name),
             checksum_select: plan.checksum_select(side),
             row_select: cols.join(", "),
@@ -570,6 +744,9 @@ impl Ctx<'_> {
     ) -> Result<(), TableError> {
         // About a thousand rows a bucket: a differing bucket costs little to read.
         let buckets = (estimated / 1000).clamp(16, 1 << 20);
+        if let Some(t) = &self.opts.throttle {
+            t.0.wait(0).await?;
+        }
         let (s, t) = tokio::join!(
             self.bucket_sums(Side::Source, buckets),
             self.bucket_sums(Side::Target, buckets)
@@ -582,6 +759,9 @@ impl Ctx<'_> {
             f.report.chunks += 1;
         }
         progress.rows_done(source_name, rows);
+        if let Some(t) = &self.opts.throttle {
+            t.0.wait(rows).await?;
+        }
         let mut ids: Vec<u64> = s.keys().chain(t.keys()).copied().collect();
         ids.sort_unstable();
         ids.dedup();
@@ -797,12 +977,15 @@ impl Ctx<'_> {
                 DiffKind::Mismatched => {}
             }
         }
-        lock(&self.findings).add(RowDiff {
-            kind,
-            key: self.key_json(row),
-            columns: Vec::new(),
-            count: Some(n),
-        });
+        lock(&self.findings).add(
+            RowDiff {
+                kind,
+                key: self.key_json(row),
+                columns: Vec::new(),
+                count: Some(n),
+            },
+            self.key_values(row),
+        );
     }
 
     /// Streams the range from both sides in key order and merge-compares the rows.
@@ -990,12 +1173,15 @@ impl Ctx<'_> {
         }
         if !cols.is_empty() {
             let mut f = lock(&self.findings);
-            f.add(RowDiff {
-                kind: DiffKind::Mismatched,
-                key: self.key_json(x),
-                columns: cols,
-                count: None,
-            });
+            f.add(
+                RowDiff {
+                    kind: DiffKind::Mismatched,
+                    key: self.key_json(x),
+                    columns: cols,
+                    count: None,
+                },
+                self.key_values(x),
+            );
         }
     }
 
@@ -1014,7 +1200,15 @@ impl Ctx<'_> {
             columns: Vec::new(),
             count: None,
         };
-        lock(&self.findings).add(diff);
+        lock(&self.findings).add(diff, self.key_values(row));
+    }
+
+    fn key_values(&self, row: &[Value]) -> Vec<Value> {
+        self.plan
+            .key_columns
+            .iter()
+            .map(|i| row[*i].clone())
+            .collect()
     }
 
     fn key_json(&self, row: &[Value]) -> serde_json::Map<String, serde_json::Value> {

@@ -6,11 +6,14 @@
 //! differ, and compares the rows of the small parts that still differ with the shared value
 //! model. The result is a [`report::Report`].
 
+pub mod checkpoint;
 pub mod chunk;
 pub mod engine;
 pub mod fix;
 pub mod plan;
+pub mod recheck;
 pub mod report;
+pub mod report_doc;
 pub mod schema_diff;
 
 use std::time::Instant;
@@ -94,6 +97,20 @@ pub async fn run(
     progress: &dyn Progress,
     fix: Option<&dyn fix::FixSink>,
 ) -> Report {
+    run_with(source, target, pairs, opts, progress, fix, None).await
+}
+
+/// [`run`] with a checkpoint: tables an earlier run finished are taken from it, finished
+/// chunks of the others are skipped, and progress is journaled as it is made.
+pub async fn run_with(
+    source: &Db,
+    target: &Db,
+    pairs: &[TablePair],
+    opts: &DiffOptions,
+    progress: &dyn Progress,
+    fix: Option<&dyn fix::FixSink>,
+    checkpoint: Option<&checkpoint::Checkpoint>,
+) -> Report {
     let started = Instant::now();
     let mut report = Report {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -112,6 +129,8 @@ pub async fn run(
         tables: Vec::new(),
         summary: Default::default(),
         interrupted: false,
+        snapshots: None,
+        throttle: None,
     };
     let cancel = source.cancel_token().clone();
     for pair in pairs {
@@ -138,7 +157,14 @@ pub async fn run(
             report.interrupted = true;
             break;
         }
-        let t = diff_table(
+        if let Some(done) = checkpoint.and_then(|c| c.finished_table(&pair.source.to_string())) {
+            progress.table_started(&pair.source, done.rows_compared);
+            progress.rows_done(&pair.source, done.rows_compared);
+            progress.table_finished(done);
+            report.tables.push(done.clone());
+            continue;
+        }
+        let t = engine::diff_table_resumable(
             source,
             target,
             &pair.source,
@@ -146,10 +172,20 @@ pub async fn run(
             opts,
             progress,
             fix,
+            checkpoint,
         )
         .await;
         if cancel.is_cancelled() {
             report.interrupted = true;
+        }
+        if let (Some(cp), None, false) = (checkpoint, &t.error, report.interrupted) {
+            if let Err(e) = cp.table_done(&t) {
+                let mut t = t;
+                t.error = Some(format!("writing the checkpoint: {e}"));
+                t.settle();
+                report.tables.push(t);
+                continue;
+            }
         }
         report.tables.push(t);
     }

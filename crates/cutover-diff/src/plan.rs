@@ -111,7 +111,7 @@ pub struct Plan {
 }
 
 /// The form of the 64-bit row hash (see the module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RowHash {
     /// `CRC32` and `CRC32C` of one row string: both sides MariaDB ≥ 10.8.
@@ -294,7 +294,7 @@ impl Plan {
 }
 
 /// How a table's rows are cut into comparable pieces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// A single integer key: ranges of key values (cheap range scans, resumable, adaptive).

@@ -1,8 +1,8 @@
 //! The diff report: what `--format json` prints and what the human summary is made from.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Equal,
@@ -11,7 +11,7 @@ pub enum Status {
     Skipped,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DiffKind {
     MissingInTarget,
@@ -20,7 +20,7 @@ pub enum DiffKind {
 }
 
 /// One column that differs in a mismatched row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDiff {
     pub column: String,
     pub source: serde_json::Value,
@@ -28,21 +28,21 @@ pub struct ColumnDiff {
 }
 
 /// One row that differs.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RowDiff {
     pub kind: DiffKind,
     /// The key columns and their values.
     pub key: serde_json::Map<String, serde_json::Value>,
     /// For `mismatched`: the columns that differ, with both values.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnDiff>,
     /// For a keyless table: how many copies of this row are missing (or extra).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
 }
 
 /// A difference in table definitions.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SchemaDiff {
     /// The column (or `table` for table-level facts).
     pub object: String,
@@ -63,7 +63,7 @@ impl SchemaDiff {
 }
 
 /// How a column whose text form differs between engines enters the checksum.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Rendering {
     pub column: String,
     /// The expression the checksum hashes on the source.
@@ -71,10 +71,10 @@ pub struct Rendering {
     /// `identical`: both servers render it alike (same engine). `rows`: the engines may
     /// render equal values differently; a chunk that differs only by that is settled from the
     /// rows, compared by value.
-    pub settled_by: &'static str,
+    pub settled_by: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableReport {
     pub source: String,
     pub target: String,
@@ -88,7 +88,7 @@ pub struct TableReport {
     pub schema: Vec<SchemaDiff>,
     /// Columns of types that engines render differently (FLOAT, DOUBLE, JSON): how the
     /// checksum treats them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renderings: Vec<Rendering>,
     pub error: Option<String>,
     pub rows_compared: u64,
@@ -98,11 +98,44 @@ pub struct TableReport {
     pub rows_fetched: u64,
     /// How rows were compared: `checksum` (pushed down, rows fetched only under a bad
     /// checksum) or `rows` (every row downloaded).
-    pub method: &'static str,
+    pub method: String,
     /// The row hash of the checksums (`crc32_pair` or `hex_views`); none when no checksum ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_hash: Option<crate::plan::RowHash>,
+    /// The `--where` condition the rows were filtered by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// `--recheck`: how the differences found by the pass fared when compared again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck: Option<RecheckSummary>,
+    /// `--recheck`: differences of the pass that were gone when compared again (rows in
+    /// flight during a live migration).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub converged: Vec<RowDiff>,
     pub elapsed_ms: u64,
+    /// The typed keys of the differences (kept for `--recheck`; not part of the report).
+    #[serde(skip)]
+    pub keys: Vec<KeyRecord>,
+}
+
+/// A difference's key as typed values (every column of a keyless row).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeyRecord {
+    pub kind: DiffKind,
+    pub key: Vec<cutover_core::value::Value>,
+}
+
+/// What `--recheck` did for one table.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecheckSummary {
+    pub rounds: u32,
+    pub delay_ms: u64,
+    /// Differences of the pass that were re-compared.
+    pub rechecked: u64,
+    pub converged: u64,
+    pub persisting: u64,
+    /// More differences than could be kept: the rest were not re-compared and still count.
+    pub partial: bool,
 }
 
 impl TableReport {
@@ -122,9 +155,13 @@ impl TableReport {
             rows_compared: 0,
             chunks: 0,
             rows_fetched: 0,
-            method: "checksum",
+            method: "checksum".to_string(),
             row_hash: None,
+            filter: None,
+            recheck: None,
+            converged: Vec::new(),
             elapsed_ms: 0,
+            keys: Vec::new(),
         }
     }
 
@@ -146,13 +183,20 @@ impl TableReport {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The snapshots the two sides were read from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshots {
+    pub source: cutover_core::SnapshotInfo,
+    pub target: cutover_core::SnapshotInfo,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Connections {
     pub source: Connection,
     pub target: Connection,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub tables: u64,
     pub equal: u64,
@@ -167,7 +211,7 @@ pub struct Summary {
 }
 
 /// What a side's connections looked like.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Connection {
     /// `VERSION()` of the server.
     pub server: String,
@@ -175,7 +219,7 @@ pub struct Connection {
     pub tls: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: String,
     pub source: String,
@@ -185,6 +229,12 @@ pub struct Report {
     pub summary: Summary,
     /// True when the run was interrupted (Ctrl-C) before every table was compared.
     pub interrupted: bool,
+    /// How each side's reads were made consistent (`--consistency`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<Snapshots>,
+    /// Throttling (`--max-load`, `--max-lag`, `--rate`): pauses and time spent waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<serde_json::Value>,
 }
 
 impl Report {

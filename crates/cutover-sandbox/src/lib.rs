@@ -14,10 +14,20 @@
 //! They accept `root` without a password and `app` with the password [`APP_PASSWORD`] from
 //! any host, with all privileges.
 //!
+//! Replication: [`Sandbox::start_replication`] makes the target a replica of the source from
+//! the source's binlog position at that moment (classic file/position replication as `root`;
+//! nothing written earlier is replayed), [`Sandbox::wait_replica_caught_up`] waits until the
+//! target has applied everything the source has logged, and [`Sandbox::stop_replication`]
+//! stops the replica threads (the configuration stays, so `SHOW SLAVE STATUS` then reports a
+//! stopped replica with `Seconds_Behind_Master` NULL). A change made on the source in a
+//! session with `SET SESSION sql_log_bin = 0` is not logged and so never reaches the target:
+//! that is how tests simulate a lost change. [`Server::sql`] runs SQL on one server.
+//!
 //! Tests use [`Sandbox::start_owned`]: the servers are tied to the test process by a small
 //! watchdog that stops them and removes the directory when that process exits, however it
 //! exits, so no test leaves servers behind.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
@@ -48,6 +58,10 @@ pub enum SandboxError {
     Missing(PathBuf),
     #[error("a sandbox is already running in {0}; run `cutover sandbox down` first")]
     Running(PathBuf),
+    #[error("SQL on the {role} failed: {message}")]
+    Sql { role: String, message: String },
+    #[error("replication: {0}")]
+    Replication(String),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -167,6 +181,139 @@ impl Server {
     pub fn is_alive(&self) -> bool {
         pid_alive(self.pid)
     }
+
+    /// Runs `sql` (one or more `;`-separated statements, all in one session) as `root` over
+    /// the unix socket with the `mariadb` command-line client, and returns the rows of every
+    /// result set, without headers. A NULL reads as the text `NULL`. For tests and the
+    /// sandbox's own set-up; it stops at the first failing statement.
+    pub fn sql(&self, sql: &str) -> Result<Vec<Vec<String>>, SandboxError> {
+        let out = self.client(sql, false)?;
+        Ok(out.lines().map(split_batch_line).collect())
+    }
+
+    /// The first row of one statement's result as column name → value (`None`: no row).
+    fn row_map(&self, sql: &str) -> Result<Option<HashMap<String, String>>, SandboxError> {
+        let out = self.client(sql, true)?;
+        let mut lines = out.lines();
+        let (Some(header), Some(row)) = (lines.next(), lines.next()) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            split_batch_line(header)
+                .into_iter()
+                .zip(split_batch_line(row))
+                .collect(),
+        ))
+    }
+
+    /// Runs the `mariadb` client in batch mode; its standard output.
+    fn client(&self, sql: &str, headers: bool) -> Result<String, SandboxError> {
+        let client = find_binary(&["mariadb", "mysql"])?;
+        let mut cmd = Command::new(client);
+        cmd.arg("--no-defaults")
+            .arg("--protocol=SOCKET")
+            .arg(format!("--socket={}", self.socket.display()))
+            .arg("--user=root")
+            .arg("--batch");
+        if !headers {
+            cmd.arg("--skip-column-names");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io("running the mariadb client"))?;
+        // The statements go in on standard input (no length limit, unlike an argument),
+        // written from another thread so that a large output can never block the writer.
+        let writer = child.stdin.take().map(|mut stdin| {
+            let text = sql.to_string();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(text.as_bytes());
+            })
+        });
+        let out = child
+            .wait_with_output()
+            .map_err(io("running the mariadb client"))?;
+        if let Some(w) = writer {
+            let _ = w.join();
+        }
+        if !out.status.success() {
+            let message = String::from_utf8_lossy(&out.stderr)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(SandboxError::Sql {
+                role: self.role.clone(),
+                message,
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `SHOW MASTER STATUS`: the binlog file and position of the next event.
+    fn binlog_position(&self) -> Result<BinlogPos, SandboxError> {
+        let row = self.row_map("SHOW MASTER STATUS")?.ok_or_else(|| {
+            SandboxError::Replication(format!("the {} has no binary log", self.role))
+        })?;
+        BinlogPos::from_row(&row, "File", "Position").ok_or_else(|| {
+            SandboxError::Replication(format!(
+                "unexpected SHOW MASTER STATUS on the {}: {row:?}",
+                self.role
+            ))
+        })
+    }
+}
+
+/// Splits one line of the client's batch output into cells, undoing its escapes.
+fn split_batch_line(line: &str) -> Vec<String> {
+    line.split('\t').map(unescape_batch).collect()
+}
+
+fn unescape_batch(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len());
+    let mut chars = cell.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// A position in a source's binlog: the file name and the offset in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BinlogPos {
+    file: String,
+    pos: u64,
+}
+
+impl BinlogPos {
+    fn from_row(row: &HashMap<String, String>, file: &str, pos: &str) -> Option<BinlogPos> {
+        Some(BinlogPos {
+            file: row.get(file)?.clone(),
+            pos: row.get(pos)?.trim().parse().ok()?,
+        })
+    }
+
+    /// Whether `self` is at or after `other` (binlog files are numbered `name.000001`, …).
+    fn reached(&self, other: &BinlogPos) -> bool {
+        let seq = |f: &str| {
+            f.rsplit_once('.')
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (seq(&self.file), self.pos) >= (seq(&other.file), other.pos)
+    }
 }
 
 /// A source and a target.
@@ -220,6 +367,101 @@ impl Sandbox {
         let f = self.dir.join("sandbox.json");
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
         std::fs::write(&f, text).map_err(io(format!("writing {}", f.display())))
+    }
+
+    /// Makes the target a replica of the source, starting at the source's binlog position
+    /// now (earlier changes are not replayed), and waits until both replica threads run.
+    /// Any earlier replication set-up of the target is discarded first, so this may be
+    /// called again after [`Sandbox::stop_replication`].
+    pub fn start_replication(&self) -> Result<(), SandboxError> {
+        let at = self.source.binlog_position()?;
+        self.target.sql(&format!(
+            "STOP SLAVE; RESET SLAVE ALL; \
+             CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, \
+             MASTER_USER='root', MASTER_PASSWORD='', \
+             MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}, \
+             MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=1; \
+             START SLAVE",
+            port = self.source.port,
+            file = at.file.replace('\'', "''"),
+            pos = at.pos,
+        ))?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.replica_status()?;
+            let io_thread = status.get("Slave_IO_Running").map(String::as_str);
+            let sql_thread = status.get("Slave_SQL_Running").map(String::as_str);
+            if io_thread == Some("Yes") && sql_thread == Some("Yes") {
+                return Ok(());
+            }
+            if io_thread == Some("No") || sql_thread == Some("No") {
+                return Err(SandboxError::Replication(format!(
+                    "the replica did not start: {}",
+                    replica_errors(&status)
+                )));
+            }
+            if Instant::now() > deadline {
+                return Err(SandboxError::Replication(format!(
+                    "the replica threads did not start within a minute \
+                     (IO thread: {}, SQL thread: {}) {}",
+                    io_thread.unwrap_or("?"),
+                    sql_thread.unwrap_or("?"),
+                    replica_errors(&status)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the target has applied everything the source had logged when this was
+    /// called. Fails at once when the replica's SQL thread has stopped (with its error), and
+    /// after `deadline` otherwise.
+    pub fn wait_replica_caught_up(&self, deadline: Duration) -> Result<(), SandboxError> {
+        let goal = self.source.binlog_position()?;
+        let until = Instant::now() + deadline;
+        loop {
+            let status = self.replica_status()?;
+            if status.get("Slave_SQL_Running").map(String::as_str) != Some("Yes")
+                || status.get("Slave_IO_Running").map(String::as_str) == Some("No")
+            {
+                return Err(SandboxError::Replication(format!(
+                    "the replica is not running: {}",
+                    replica_errors(&status)
+                )));
+            }
+            let executed =
+                BinlogPos::from_row(&status, "Relay_Master_Log_File", "Exec_Master_Log_Pos");
+            if executed.as_ref().is_some_and(|e| e.reached(&goal)) {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                return Err(SandboxError::Replication(format!(
+                    "the replica did not catch up within {deadline:?}: the source is at \
+                     {}:{}, the replica executed up to {}",
+                    goal.file,
+                    goal.pos,
+                    executed
+                        .map(|e| format!("{}:{}", e.file, e.pos))
+                        .unwrap_or_else(|| "?".to_string())
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the replica threads on the target. The replication set-up stays, so the target
+    /// still reports itself a (stopped) replica.
+    pub fn stop_replication(&self) -> Result<(), SandboxError> {
+        self.target.sql("STOP SLAVE").map(|_| ())
+    }
+
+    /// `SHOW SLAVE STATUS` of the target; an error when it is no replica.
+    fn replica_status(&self) -> Result<HashMap<String, String>, SandboxError> {
+        self.target.row_map("SHOW SLAVE STATUS")?.ok_or_else(|| {
+            SandboxError::Replication(
+                "the target is not a replica (call start_replication first)".to_string(),
+            )
+        })
     }
 
     /// Stops both servers (SIGTERM, then SIGKILL after a grace period) and removes the
@@ -537,7 +779,48 @@ fn stop_pid(pid: u32, grace: Duration) {
     }
 }
 
+/// The replica's last errors, for messages.
+fn replica_errors(status: &HashMap<String, String>) -> String {
+    let mut parts = Vec::new();
+    for key in ["Last_IO_Error", "Last_SQL_Error"] {
+        if let Some(v) = status.get(key).filter(|v| !v.is_empty()) {
+            parts.push(format!("{key}: {v}"));
+        }
+    }
+    if parts.is_empty() {
+        "no error reported".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_cells_are_unescaped() {
+        assert_eq!(
+            split_batch_line("a\\tb\tc\\\\d\te\\nf\t\\0"),
+            vec!["a\tb", "c\\d", "e\nf", "\0"]
+        );
+        assert_eq!(split_batch_line("trailing\\"), vec!["trailing\\"]);
+    }
+
+    #[test]
+    fn binlog_positions_order_by_file_number_then_offset() {
+        let p = |f: &str, pos| BinlogPos {
+            file: f.to_string(),
+            pos,
+        };
+        assert!(p("binlog.000002", 4).reached(&p("binlog.000001", 900)));
+        assert!(p("binlog.000001", 900).reached(&p("binlog.000001", 900)));
+        assert!(!p("binlog.000001", 899).reached(&p("binlog.000001", 900)));
+        assert!(!p("binlog.000009", 4).reached(&p("binlog.000010", 4)));
+    }
 }

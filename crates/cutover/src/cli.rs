@@ -102,6 +102,52 @@ pub struct DiffArgs {
     /// With --apply: do not ask (for scripts).
     #[arg(long)]
     pub yes: bool,
+    /// How each side's reads are made consistent. `snapshot`: every connection reads one
+    /// consistent snapshot opened at the start (START TRANSACTION WITH CONSISTENT SNAPSHOT,
+    /// READ ONLY); on a production server a long snapshot keeps undo history alive (purge
+    /// lag, growing undo space) until the diff ends. `locked`: the snapshots of a side are
+    /// opened at one instant under a brief FLUSH TABLES WITH READ LOCK (needs RELOAD); while
+    /// it is held, writes stop, and it waits behind (and then blocks) running DDL and long
+    /// queries. `none`: each query reads the latest data.
+    #[arg(long, value_name = "MODE", default_value = "snapshot")]
+    pub consistency: String,
+    /// Read a TiDB target as of this TSO (tidb_snapshot).
+    #[arg(long, value_name = "TSO")]
+    pub target_snapshot: Option<String>,
+    /// Live migrations: compare the differing rows again after DURATION (fresh reads) and
+    /// report only those that persist; those that converged are listed apart.
+    #[arg(long, value_name = "DURATION")]
+    pub recheck: Option<String>,
+    /// With --recheck: rounds of rechecking (each after the delay) before a difference counts.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub recheck_rounds: u32,
+    /// Save progress in DIR as chunks finish; the same command resumes from it after a crash
+    /// or Ctrl-C (and refuses when tables, routes or options changed).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Pause while a status variable exceeds a limit on either side, e.g.
+    /// `Threads_running=25` (comma-separated for several).
+    #[arg(long, value_name = "VAR=MAX")]
+    pub max_load: Option<String>,
+    /// Pause while any --replica lags more than DURATION (or its replication is stopped).
+    #[arg(long, value_name = "DURATION")]
+    pub max_lag: Option<String>,
+    /// A replica whose lag --max-lag watches (repeatable).
+    #[arg(long, value_name = "DSN")]
+    pub replica: Vec<String>,
+    /// Read at most this many rows per second (per side).
+    #[arg(long, value_name = "ROWS")]
+    pub rate: Option<u64>,
+    /// Compare only the rows matching this SQL condition (every table; per table in
+    /// cutover.toml `[[diff.where]]`). Written for the source; used on both sides.
+    #[arg(long = "where", value_name = "SQL")]
+    pub where_: Option<String>,
+    /// Write report.json, report.md, report.html (and fix.sql with --fix-sql) to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace every row value in reports and output by a hash (keys and values alike).
+    #[arg(long)]
+    pub redact_values: bool,
     /// Output: a human summary, or the JSON report on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,

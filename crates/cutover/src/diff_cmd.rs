@@ -5,13 +5,20 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use cutover_core::config::{parse_duration, Config, Pattern, Routes};
-use cutover_core::{CompareOptions, Db, Role, SessionOptions};
+use cutover_core::throttle::{parse_max_load, Throttle};
+use cutover_core::{CompareOptions, Consistency, Db, Role, SessionOptions};
+use cutover_diff::checkpoint::Checkpoint;
 use cutover_diff::fix::{self, FixSink, SpoolSink};
+use cutover_diff::recheck::Recheck;
+use cutover_diff::report::Snapshots;
 use cutover_diff::{ColumnFilter, DiffOptions, Selection};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DiffArgs, Format};
 use crate::{progress, render};
+
+/// Differences whose typed keys are kept per table for `--recheck`.
+const RECHECK_MAX_KEYS: usize = 1_000_000;
 
 pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     let cfg = load_config(config)?;
@@ -47,6 +54,33 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         schema_only: args.schema_only,
         ..defaults
     };
+    let consistency =
+        Consistency::parse(&args.consistency).map_err(|e| anyhow!("--consistency: {e}"))?;
+    let recheck = match &args.recheck {
+        Some(s) => Some(Recheck {
+            delay: parse_duration(s).map_err(|e| anyhow!("--recheck: {e}"))?,
+            rounds: args.recheck_rounds.max(1),
+        }),
+        None => None,
+    };
+    let mut opts = opts;
+    opts.where_all = args.where_.clone();
+    opts.where_table = cfg.diff.where_.clone();
+    if recheck.is_some() {
+        // Every difference is read again by its typed key.
+        opts.keep_keys = RECHECK_MAX_KEYS;
+    }
+    if args.redact_values && (args.fix_sql.is_some() || args.apply) {
+        return Err(anyhow!(
+            "--redact-values keeps row values out of every output; --fix-sql/--apply need them"
+        ));
+    }
+    if args.checkpoint.is_some() && (args.fix_sql.is_some() || args.apply) {
+        return Err(anyhow!(
+            "--checkpoint with --fix-sql/--apply is not supported: fix statements of chunks \
+             finished before a restart are not journaled; run the fix after the resumed diff"
+        ));
+    }
     let patterns = |v: &[String]| -> Result<Vec<Pattern>> {
         v.iter()
             .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables/--skip: {e}")))
@@ -66,7 +100,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     let session = SessionOptions {
         read_only: true,
         query_timeout,
-        max_connections: threads * 2 + 2,
+        max_connections: threads * 2 + 4,
     };
     let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
 
@@ -86,17 +120,100 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     } else {
         None
     };
+    let throttle = build_throttle(&args, &source, &target, cancel.clone()).await?;
+    if let Some(t) = &throttle {
+        opts.throttle = Some(cutover_diff::engine::ThrottleHandle(t.clone()));
+        let mut rx = t.subscribe();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let now: Vec<String> = rx.borrow().iter().map(|e| e.to_string()).collect();
+                if now.is_empty() {
+                    eprintln!("resumed");
+                } else {
+                    eprintln!("paused: {}", now.join("; "));
+                }
+            }
+        });
+    }
+    let checkpoint = match &args.checkpoint {
+        Some(dir) => {
+            let fp = cutover_diff::checkpoint::fingerprint(&serde_json::json!({
+                "source": source.endpoint().redacted(),
+                "target": target.endpoint().redacted(),
+                "pairs": pairs.iter().map(|p| (p.source.to_string(), p.target.to_string(), p.skipped)).collect::<Vec<_>>(),
+                "columns": [&opts.columns.only, &opts.columns.ignore],
+                "float_tolerance": opts.compare.float_tolerance,
+                "schema_only": opts.schema_only,
+                "max_diffs": opts.max_diffs,
+                "consistency": args.consistency.to_ascii_lowercase(),
+                "where": args.where_,
+            }));
+            let cp = Checkpoint::open(dir, &fp)?;
+            let (t, c) = cp.resumed();
+            if t + c > 0 {
+                eprintln!(
+                    "resuming from {}: {t} tables and {c} chunks already compared",
+                    dir.display()
+                );
+            }
+            Some(cp)
+        }
+        None => None,
+    };
+    // Snapshots are opened on both sides at once, after the tables are listed.
+    let pinned = opts.threads + 2;
+    let (ss, ts) = tokio::join!(
+        source.pin_snapshot(pinned, consistency, None),
+        target.pin_snapshot(pinned, consistency, args.target_snapshot.as_deref())
+    );
+    let snapshots = Snapshots {
+        source: ss.context("opening the source snapshot")?,
+        target: ts.context("opening the target snapshot")?,
+    };
     let bar = progress::DiffProgress::new(pairs.len());
-    let report = cutover_diff::run(
+    let fix_during_pass = if recheck.is_some() {
+        // With --recheck the fix SQL is written from the differences that persist.
+        None
+    } else {
+        sink.as_ref().map(|s| s as &dyn FixSink)
+    };
+    let mut report = cutover_diff::run_with(
         &source,
         &target,
         &pairs,
         &opts,
         &bar,
-        sink.as_ref().map(|s| s as &dyn FixSink),
+        fix_during_pass,
+        checkpoint.as_ref(),
     )
     .await;
     bar.finish();
+    report.snapshots = Some(snapshots);
+    if let Some(t) = &throttle {
+        report.throttle = serde_json::to_value(t.stats()).ok();
+    }
+
+    if let (Some(rc), false) = (recheck, report.interrupted) {
+        // Fresh reads from here on: the snapshots are closed.
+        tokio::join!(source.unpin(), target.unpin());
+        eprintln!(
+            "rechecking the differences: {} round(s), {:?} apart",
+            rc.rounds, rc.delay
+        );
+        cutover_diff::recheck::recheck(
+            &source,
+            &target,
+            &mut report,
+            &opts,
+            rc,
+            sink.as_ref().map(|s| s as &dyn FixSink),
+        )
+        .await;
+    }
+    if args.redact_values {
+        // Before anything is printed or written.
+        cutover_diff::report_doc::redact(&mut report);
+    }
     match args.format {
         Format::Human => print!("{}", render::diff_human(&report)),
         Format::Json => {
@@ -109,6 +226,21 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     }
     if report.interrupted {
         eprintln!("cutover: interrupted; the report above covers the tables compared so far");
+    }
+    if let Some(dir) = &args.out {
+        if let (Some(sink), Some(path)) = (&sink, &args.fix_sql) {
+            write_fix_sql(sink, path, &report.target)?;
+        }
+        let written =
+            cutover_diff::report_doc::write_out_dir(dir, &report, args.fix_sql.as_deref())?;
+        eprintln!(
+            "reports written: {}",
+            written
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if let Some(sink) = &sink {
         if let Some(path) = &args.fix_sql {
@@ -127,6 +259,67 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     source.kill_running().await;
     target.kill_running().await;
     Ok(report.exit_code() as u8)
+}
+
+/// The throttle of `--max-load`, `--max-lag`/`--replica` and `--rate`, watching the servers
+/// through connections of its own (outside the snapshots). `None` when no limit is set.
+async fn build_throttle(
+    args: &DiffArgs,
+    source: &Db,
+    target: &Db,
+    cancel: CancellationToken,
+) -> Result<Option<std::sync::Arc<Throttle>>> {
+    if args.max_load.is_none() && args.max_lag.is_none() && args.rate.is_none() {
+        if !args.replica.is_empty() {
+            return Err(anyhow!("--replica needs --max-lag"));
+        }
+        return Ok(None);
+    }
+    let monitor = SessionOptions {
+        read_only: true,
+        query_timeout: Some(Duration::from_secs(10)),
+        max_connections: 1,
+    };
+    let mut b = Throttle::builder().cancel_on(cancel.clone());
+    if let Some(spec) = &args.max_load {
+        let limits = parse_max_load(spec).map_err(|e| anyhow!("--max-load: {e}"))?;
+        let (s, t) = tokio::join!(
+            Db::connect(
+                source.endpoint(),
+                Role::Source,
+                monitor.clone(),
+                cancel.clone()
+            ),
+            Db::connect(
+                target.endpoint(),
+                Role::Target,
+                monitor.clone(),
+                cancel.clone()
+            )
+        );
+        b = b.watch(s?).watch(t?).max_load(limits);
+    }
+    if let Some(lag) = &args.max_lag {
+        let max = parse_duration(lag).map_err(|e| anyhow!("--max-lag: {e}"))?;
+        if args.replica.is_empty() {
+            return Err(anyhow!(
+                "--max-lag needs at least one --replica DSN to watch"
+            ));
+        }
+        let mut replicas = Vec::new();
+        for dsn in &args.replica {
+            let e = cutover_core::Endpoint::parse(dsn).map_err(|e| anyhow!("--replica: {e}"))?;
+            replicas.push(Db::connect(&e, Role::Source, monitor.clone(), cancel.clone()).await?);
+        }
+        b = b.max_lag(max, replicas);
+    }
+    if let Some(rate) = args.rate {
+        if rate == 0 {
+            return Err(anyhow!("--rate must be at least 1 row per second"));
+        }
+        b = b.rate_limit(rate);
+    }
+    Ok(Some(std::sync::Arc::new(b.build())))
 }
 
 pub fn load_config(path: Option<&Path>) -> Result<Config> {

@@ -7,4 +7,5 @@ mod connection;
 mod diff;
 mod harness;
 mod interrupt;
+mod production;
 mod sandbox;

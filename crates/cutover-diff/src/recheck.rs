@@ -1,0 +1,406 @@
+//! `--recheck`: compare the differing rows again after a delay, for live migrations.
+//!
+//! While replication still applies changes, a diff sees rows in flight: written on the source,
+//! not yet on the target. Those differences go away by themselves; a lost change does not.
+//! After the pass, every difference found (by its typed key) is read again from both sides,
+//! fresh (no snapshot), after `delay`, for up to `rounds` rounds. A difference that is gone
+//! is reported as *converged*; one that is still there after the last round *persists* and is
+//! the table's verdict, with its current values. Fix SQL, when asked for, is written from the
+//! persisting differences only.
+//!
+//! Keyed tables are read back by key (`WHERE key IN (…)`, matched on the client by the exact
+//! key, so a `_ci` collation cannot pair `'a'` with `'A'`). A keyless table is compared again
+//! as a whole (its rows have no identity to read back by).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use cutover_core::schema::{describe, TableName};
+use cutover_core::sql::quote_ident;
+use cutover_core::value::{same, Value};
+use cutover_core::{Db, DbError};
+use mysql_async::prelude::Queryable;
+
+use crate::engine::{diff_table, DiffOptions, NoProgress};
+use crate::fix::{literal, FixSink, FixWriter};
+use crate::plan::{Mode, Plan};
+use crate::report::{
+    ColumnDiff, DiffKind, KeyRecord, RecheckSummary, Report, RowDiff, Status, TableReport,
+};
+
+/// How to recheck.
+#[derive(Clone, Copy, Debug)]
+pub struct Recheck {
+    pub delay: Duration,
+    pub rounds: u32,
+}
+
+type Row = Vec<Value>;
+
+/// Keys read back per statement.
+const BATCH: usize = 500;
+
+/// Rechecks every table of the report that has differences. Tables that cannot be rechecked
+/// keep their verdict and get an error note.
+pub async fn recheck(
+    source: &Db,
+    target: &Db,
+    report: &mut Report,
+    opts: &DiffOptions,
+    rc: Recheck,
+    fix: Option<&dyn FixSink>,
+) {
+    let cancel = source.cancel_token().clone();
+    for t in report.tables.iter_mut() {
+        if t.status != Status::Different || t.differences() == 0 {
+            continue;
+        }
+        if cancel.is_cancelled() {
+            report.interrupted = true;
+            break;
+        }
+        let result = if t.method == "multiset" {
+            recheck_whole(source, target, t, opts, rc).await
+        } else {
+            recheck_keys(source, target, t, opts, rc, fix).await
+        };
+        if let Err(e) = result {
+            if e.is_interrupted() {
+                report.interrupted = true;
+                break;
+            }
+            t.error = Some(format!("recheck failed: {e}"));
+        }
+        t.settle();
+    }
+    let elapsed = report.summary.elapsed_ms;
+    report.summarize(elapsed);
+}
+
+async fn sleep(db: &Db, d: Duration) -> Result<(), DbError> {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => Ok(()),
+        _ = db.cancel_token().cancelled() => Err(DbError::Interrupted),
+    }
+}
+
+fn table_name(s: &str) -> TableName {
+    match s.split_once('.') {
+        Some((a, b)) => TableName::new(a, b),
+        None => TableName::new("", s),
+    }
+}
+
+/// A keyless table: diffed again as a whole, each round.
+async fn recheck_whole(
+    source: &Db,
+    target: &Db,
+    t: &mut TableReport,
+    opts: &DiffOptions,
+    rc: Recheck,
+) -> Result<(), DbError> {
+    let before = t.diffs.clone();
+    let rechecked = t.differences();
+    let (sn, tn) = (table_name(&t.source), table_name(&t.target));
+    let mut latest = None;
+    for round in 1..=rc.rounds.max(1) {
+        sleep(source, rc.delay).await?;
+        let again = diff_table(source, target, &sn, &tn, opts, &NoProgress, None).await;
+        if let Some(e) = &again.error {
+            return Err(DbError::Query {
+                role: cutover_core::Role::Source,
+                message: e.clone(),
+            });
+        }
+        let done = again.differences() == 0;
+        latest = Some((round, again));
+        if done {
+            break;
+        }
+    }
+    let Some((rounds, again)) = latest else {
+        return Ok(());
+    };
+    let still: HashSet<String> = again.diffs.iter().map(diff_identity).collect();
+    t.converged = before
+        .into_iter()
+        .filter(|d| !still.contains(&diff_identity(d)))
+        .collect();
+    t.recheck = Some(RecheckSummary {
+        rounds,
+        delay_ms: rc.delay.as_millis() as u64,
+        rechecked,
+        converged: rechecked.saturating_sub(again.differences()),
+        persisting: again.differences(),
+        partial: false,
+    });
+    t.missing_in_target = again.missing_in_target;
+    t.extra_in_target = again.extra_in_target;
+    t.mismatched = again.mismatched;
+    t.diffs = again.diffs;
+    t.diffs_truncated = again.diffs_truncated;
+    Ok(())
+}
+
+fn diff_identity(d: &RowDiff) -> String {
+    format!("{:?}{}", d.kind, serde_json::Value::Object(d.key.clone()))
+}
+
+/// A keyed table: the differing keys are read back from both sides.
+async fn recheck_keys(
+    source: &Db,
+    target: &Db,
+    t: &mut TableReport,
+    opts: &DiffOptions,
+    rc: Recheck,
+    fix: Option<&dyn FixSink>,
+) -> Result<(), DbError> {
+    let (sn, tn) = (table_name(&t.source), table_name(&t.target));
+    let (s, tt) = tokio::join!(describe(source, &sn), describe(target, &tn));
+    let (Some(s), Some(tt)) = (s?, tt?) else {
+        return Err(DbError::Query {
+            role: cutover_core::Role::Source,
+            message: "the table is gone".into(),
+        });
+    };
+    let plan = Plan::new(s, tt, &opts.columns).map_err(|e| DbError::Query {
+        role: cutover_core::Role::Source,
+        message: e.to_string(),
+    })?;
+    if plan.mode == Mode::Multiset {
+        return recheck_whole(source, target, t, opts, rc).await;
+    }
+    let total = t.differences();
+    let partial = (t.keys.len() as u64) < total;
+    let mut pending: Vec<KeyRecord> = std::mem::take(&mut t.keys);
+    let rechecked = pending.len() as u64;
+    let mut converged_keys: Vec<KeyRecord> = Vec::new();
+    let mut rounds = 0;
+    let mut last: HashMap<Vec<u8>, (Option<Row>, Option<Row>)> = HashMap::new();
+    for _ in 0..rc.rounds.max(1) {
+        rounds += 1;
+        sleep(source, rc.delay).await?;
+        last.clear();
+        let mut still = Vec::new();
+        for batch in pending.chunks(BATCH) {
+            let (srows, trows) = tokio::join!(
+                fetch(source, &plan, true, batch),
+                fetch(target, &plan, false, batch)
+            );
+            let (srows, trows) = (srows?, trows?);
+            for k in batch {
+                let id = encode(&k.key);
+                let a = srows.get(&id).cloned();
+                let b = trows.get(&id).cloned();
+                let equal = match (&a, &b) {
+                    (None, None) => true,
+                    (Some(x), Some(y)) => differing(&plan, x, y, opts).is_empty(),
+                    _ => false,
+                };
+                if equal {
+                    converged_keys.push(k.clone());
+                } else {
+                    still.push(k.clone());
+                    last.insert(id, (a, b));
+                }
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+    }
+    // The table's differences are now the persisting ones, with their current values.
+    t.converged = converged_keys
+        .iter()
+        .map(|k| RowDiff {
+            kind: k.kind,
+            key: key_json(&plan, &k.key),
+            columns: Vec::new(),
+            count: None,
+        })
+        .collect();
+    let (mut missing, mut extra, mut mismatched) = (0u64, 0u64, 0u64);
+    let mut diffs = Vec::new();
+    let writer = FixWriter::new(&plan, &tn);
+    for k in &pending {
+        let Some((a, b)) = last.get(&encode(&k.key)) else {
+            continue;
+        };
+        let d = match (a, b) {
+            (Some(x), None) => {
+                missing += 1;
+                if let Some(sink) = fix {
+                    sink.insert(writer.insert(x));
+                }
+                RowDiff {
+                    kind: DiffKind::MissingInTarget,
+                    key: key_json(&plan, &k.key),
+                    columns: Vec::new(),
+                    count: None,
+                }
+            }
+            (None, Some(y)) => {
+                extra += 1;
+                if let Some(sink) = fix {
+                    sink.delete(writer.delete(y));
+                }
+                RowDiff {
+                    kind: DiffKind::ExtraInTarget,
+                    key: key_json(&plan, &k.key),
+                    columns: Vec::new(),
+                    count: None,
+                }
+            }
+            (Some(x), Some(y)) => {
+                mismatched += 1;
+                let cols = differing(&plan, x, y, opts);
+                if let Some(sink) = fix {
+                    for stmt in writer.change(x, &cols) {
+                        stmt.send(sink);
+                    }
+                }
+                RowDiff {
+                    kind: DiffKind::Mismatched,
+                    key: key_json(&plan, &k.key),
+                    columns: cols
+                        .iter()
+                        .map(|i| ColumnDiff {
+                            column: plan.columns[*i].name().to_string(),
+                            source: x[*i].to_json(),
+                            target: y[*i].to_json(),
+                        })
+                        .collect(),
+                    count: None,
+                }
+            }
+            (None, None) => continue,
+        };
+        if diffs.len() < opts.max_diffs {
+            diffs.push(d);
+        }
+    }
+    // Differences beyond the kept keys were not re-read: they still count, by kind.
+    if partial {
+        let kept = |kind: DiffKind| {
+            pending.iter().filter(|k| k.kind == kind).count() as u64
+                + converged_keys.iter().filter(|k| k.kind == kind).count() as u64
+        };
+        missing += t
+            .missing_in_target
+            .saturating_sub(kept(DiffKind::MissingInTarget));
+        extra += t
+            .extra_in_target
+            .saturating_sub(kept(DiffKind::ExtraInTarget));
+        mismatched += t.mismatched.saturating_sub(kept(DiffKind::Mismatched));
+    }
+    t.diffs_truncated = partial || (missing + extra + mismatched) as usize > diffs.len();
+    t.diffs = diffs;
+    t.missing_in_target = missing;
+    t.extra_in_target = extra;
+    t.mismatched = mismatched;
+    t.recheck = Some(RecheckSummary {
+        rounds,
+        delay_ms: rc.delay.as_millis() as u64,
+        rechecked,
+        converged: converged_keys.len() as u64,
+        persisting: total.saturating_sub(converged_keys.len() as u64),
+        partial,
+    });
+    Ok(())
+}
+
+fn encode(key: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in key {
+        v.encode(&mut out);
+    }
+    out
+}
+
+fn key_json(plan: &Plan, key: &[Value]) -> serde_json::Map<String, serde_json::Value> {
+    plan.key_columns
+        .iter()
+        .zip(key)
+        .map(|(i, v)| (plan.columns[*i].name().to_string(), v.to_json()))
+        .collect()
+}
+
+fn differing(plan: &Plan, x: &[Value], y: &[Value], opts: &DiffOptions) -> Vec<usize> {
+    (0..plan.columns.len())
+        .filter(|i| !same(&x[*i], &y[*i], &opts.compare))
+        .collect()
+}
+
+/// Reads the rows of `keys` from one side, by exact key.
+async fn fetch(
+    db: &Db,
+    plan: &Plan,
+    source: bool,
+    keys: &[KeyRecord],
+) -> Result<HashMap<Vec<u8>, Vec<Value>>, DbError> {
+    let side = |p: &crate::plan::ColumnPair| {
+        if source {
+            p.source.clone()
+        } else {
+            p.target.clone()
+        }
+    };
+    let cols: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|p| quote_ident(&side(p).name))
+        .collect();
+    let key_cols: Vec<String> = plan
+        .key_columns
+        .iter()
+        .map(|i| quote_ident(&side(&plan.columns[*i]).name))
+        .collect();
+    let tuples: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let vals: Vec<String> = k.key.iter().map(literal).collect();
+            if vals.len() == 1 {
+                vals[0].clone()
+            } else {
+                format!("({})", vals.join(", "))
+            }
+        })
+        .collect();
+    let lhs = if key_cols.len() == 1 {
+        key_cols[0].clone()
+    } else {
+        format!("({})", key_cols.join(", "))
+    };
+    let table = if source {
+        plan.source.name.quoted()
+    } else {
+        plan.target.name.quoted()
+    };
+    let sql = format!(
+        "SELECT {} FROM {table} WHERE {lhs} IN ({})",
+        cols.join(", "),
+        tuples.join(", ")
+    );
+    let mut conn = db.conn().await?;
+    let rows: Vec<mysql_async::Row> = conn
+        .raw()
+        .exec(sql.as_str(), ())
+        .await
+        .map_err(|e| db.map_err(e))?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let raw = row.unwrap();
+        let mut vals = Vec::with_capacity(raw.len());
+        for (v, p) in raw.into_iter().zip(&plan.columns) {
+            let col = side(p);
+            vals.push(Value::from_mysql(v, &col.kind).map_err(|e| DbError::Query {
+                role: db.role(),
+                message: format!("column `{}`: {e}", col.name),
+            })?);
+        }
+        let key: Vec<Value> = plan.key_columns.iter().map(|i| vals[*i].clone()).collect();
+        out.insert(encode(&key), vals);
+    }
+    Ok(out)
+}
