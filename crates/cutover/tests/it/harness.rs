@@ -169,3 +169,17 @@ pub fn pairs(items: &serde_json::Value, a: &str, b: &str) -> Vec<(String, String
         })
         .collect()
 }
+
+/// Queries of cutover on one side that touch `db` and are waiting or running.
+pub async fn our_queries(side: Side, db: &str) -> Vec<String> {
+    let mut c = conn(side).await;
+    let rows: Vec<(Option<String>,)> = c
+        .query(format!(
+            "SELECT INFO FROM information_schema.PROCESSLIST \
+             WHERE INFO LIKE '%`{db}`%' AND INFO NOT LIKE '%PROCESSLIST%' AND ID <> CONNECTION_ID()"
+        ))
+        .await
+        .unwrap();
+    let _ = c.disconnect().await;
+    rows.into_iter().filter_map(|r| r.0).collect()
+}

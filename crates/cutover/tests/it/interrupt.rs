@@ -7,20 +7,6 @@ use mysql_async::prelude::Queryable;
 
 use crate::harness::*;
 
-/// Queries of cutover still on the target server that touch `db`.
-async fn running_queries(db: &str) -> Vec<String> {
-    let mut c = conn(Side::Target).await;
-    let rows: Vec<(Option<String>,)> = c
-        .query(format!(
-            "SELECT INFO FROM information_schema.PROCESSLIST \
-             WHERE INFO LIKE '%`{db}`%' AND INFO NOT LIKE '%PROCESSLIST%' AND ID <> CONNECTION_ID()"
-        ))
-        .await
-        .unwrap();
-    let _ = c.disconnect().await;
-    rows.into_iter().filter_map(|r| r.0).collect()
-}
-
 async fn locked_table(db: &str) -> mysql_async::Conn {
     fresh_db(db).await;
     both(&format!(
@@ -47,7 +33,7 @@ async fn ctrl_c_kills_server_queries_and_exits_130() {
     wait_for(
         "cutover's query to wait on the lock",
         Duration::from_secs(60),
-        || async { !running_queries("intr").await.is_empty() },
+        || async { !our_queries(Side::Target, "intr").await.is_empty() },
     )
     .await;
     // SAFETY: signalling our own child.
@@ -71,7 +57,7 @@ async fn ctrl_c_kills_server_queries_and_exits_130() {
     wait_for(
         "the killed query to be gone",
         Duration::from_secs(30),
-        || async { running_queries("intr").await.is_empty() },
+        || async { our_queries(Side::Target, "intr").await.is_empty() },
     )
     .await;
     drop(holder);

@@ -7,20 +7,6 @@ use mysql_async::prelude::Queryable;
 
 use crate::harness::*;
 
-/// Queries of cutover on one side that touch `db` and are waiting or running.
-async fn our_queries(side: Side, db: &str) -> Vec<String> {
-    let mut c = conn(side).await;
-    let rows: Vec<(Option<String>,)> = c
-        .query(format!(
-            "SELECT INFO FROM information_schema.PROCESSLIST \
-             WHERE INFO LIKE '%`{db}`%' AND INFO NOT LIKE '%PROCESSLIST%' AND ID <> CONNECTION_ID()"
-        ))
-        .await
-        .unwrap();
-    let _ = c.disconnect().await;
-    rows.into_iter().filter_map(|r| r.0).collect()
-}
-
 /// Runs a diff that is held on a target table lock until the source has changed, then
 /// returns its exit code and JSON. The source changes after every snapshot is open.
 async fn diff_with_writes_during_the_run(db: &str, consistency: &str) -> (i32, serde_json::Value) {
