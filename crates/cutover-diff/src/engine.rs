@@ -180,11 +180,13 @@ impl Findings {
     }
 }
 
-/// Compares one table. Never fails: a problem becomes the table's `error` status.
+/// Compares one target table with its source table, or with the rows of several source
+/// tables (shards merged into it) together. Never fails: a problem becomes the table's
+/// `error` status.
 pub async fn diff_table(
     source: &Db,
     target: &Db,
-    source_name: &TableName,
+    source_names: &[TableName],
     target_name: &TableName,
     opts: &DiffOptions,
     progress: &dyn Progress,
@@ -193,7 +195,7 @@ pub async fn diff_table(
     diff_table_resumable(
         source,
         target,
-        source_name,
+        source_names,
         target_name,
         opts,
         progress,
@@ -209,7 +211,7 @@ pub async fn diff_table(
 pub async fn diff_table_resumable(
     source: &Db,
     target: &Db,
-    source_name: &TableName,
+    source_names: &[TableName],
     target_name: &TableName,
     opts: &DiffOptions,
     progress: &dyn Progress,
@@ -217,7 +219,12 @@ pub async fn diff_table_resumable(
     checkpoint: Option<&Checkpoint>,
 ) -> TableReport {
     let started = Instant::now();
-    let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
+    let mut report = TableReport::for_sources(source_names, target_name);
+    let Some(source_name) = source_names.first() else {
+        report.error = Some("no source table".into());
+        report.settle();
+        return report;
+    };
     // The schema section is filled in first, so that it is there even when the rows cannot
     // be compared.
     let mut schema = Vec::new();
@@ -225,6 +232,11 @@ pub async fn diff_table_resumable(
         source,
         target,
         source_name,
+        shards: if source_names.len() > 1 {
+            source_names
+        } else {
+            &[]
+        },
         target_name,
         checkpoint,
     };
@@ -276,6 +288,9 @@ struct Job<'a> {
     source: &'a Db,
     target: &'a Db,
     source_name: &'a TableName,
+    /// Every source table when several shards are merged into the target table (the first
+    /// is `source_name`); empty otherwise.
+    shards: &'a [TableName],
     target_name: &'a TableName,
     checkpoint: Option<&'a Checkpoint>,
 }
@@ -291,6 +306,7 @@ async fn diff_table_inner(
         source,
         target,
         source_name,
+        shards,
         target_name,
         checkpoint,
     } = *job;
@@ -298,10 +314,42 @@ async fn diff_table_inner(
         t.0.wait(0).await?;
     }
     let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
-    let s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
+    let mut s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
     let t = t?.ok_or_else(|| TableError::Other("table missing on the target".into()))?;
+    // Merged shards are read as one table: each must have the first one's columns.
+    for other in shards.iter().skip(1) {
+        let o = describe(source, other)
+            .await?
+            .ok_or_else(|| TableError::Other(format!("shard {other} not found on the source")))?;
+        let cols = |d: &cutover_core::schema::Table| {
+            d.columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_ascii_lowercase(),
+                        c.column_type.to_ascii_lowercase(),
+                        c.collation.clone(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        if cols(&o) != cols(&s) {
+            return Err(TableError::Other(format!(
+                "shard {other} does not have the columns of {source_name} (names, types and \
+                 order must match to merge shards)"
+            )));
+        }
+        s.estimated_rows += o.estimated_rows;
+    }
     *schema = schema_diff::compare(&s, &t, &opts.columns);
-    let mut report = TableReport::new(source_name.to_string(), target_name.to_string());
+    let mut report = TableReport::for_sources(
+        if shards.is_empty() {
+            std::slice::from_ref(source_name)
+        } else {
+            shards
+        },
+        target_name,
+    );
     if opts.schema_only {
         report.method = "schema".to_string();
         return Ok(report);
@@ -345,8 +393,8 @@ async fn diff_table_inner(
     let ctx = Arc::new(Ctx {
         source: source.clone(),
         target: target.clone(),
-        source_sql: TableSql::new(&plan, Side::Source, filter.as_deref()),
-        target_sql: TableSql::new(&plan, Side::Target, filter.as_deref()),
+        source_sql: TableSql::new(&plan, Side::Source, filter.as_deref(), shards),
+        target_sql: TableSql::new(&plan, Side::Target, filter.as_deref(), &[]),
         plan,
         target_name: target_name.clone(),
         fix,
@@ -373,7 +421,7 @@ async fn diff_table_inner(
         (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
     };
     let mut splitter = Splitter::new(bounds, opts.first_chunk_rows, opts.chunk_time);
-    let table_key = source_name.to_string();
+    let table_key = lock(&ctx.findings).report.source.clone();
     if let Some(cp) = checkpoint {
         // Chunks an earlier run finished: their findings count, their ranges are skipped.
         let done = cp.finished_chunks(&table_key);
@@ -496,38 +544,64 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// SQL texts of one side, built once per table.
 struct TableSql {
-    table: String,
+    /// What a query reads `FROM`: one item per table of this side (several when source
+    /// shards are merged into one target table).
+    tables: Vec<String>,
     key: String,
     checksum_select: String,
     row_select: String,
 }
 
 impl TableSql {
-    /// `filter` (`--where`) makes the table a derived table of the matching rows; servers
-    /// merge it into each query, so key ranges still use the index.
-    fn new(plan: &Plan, side: Side, filter: Option<&str>) -> TableSql {
+    /// `filter` (`--where`) makes each table a derived table of the matching rows; servers
+    /// merge it into each query, so key ranges still use the index. `names` are the tables of
+    /// this side: the plan's own table, or every shard merged into the target table (all with
+    /// the plan's columns).
+    fn new(plan: &Plan, side: Side, filter: Option<&str>, names: &[TableName]) -> TableSql {
         let cols: Vec<String> = plan
             .columns
             .iter()
             .map(|p| quote_ident(&side.column(p).name))
             .collect();
+        let own = std::slice::from_ref(&side.table(plan).name);
+        let names = if names.is_empty() { own } else { names };
         TableSql {
-            table: match filter {
-                Some(f) => format!(
-                    "(SELECT * FROM {} WHERE {f}) AS `cutover_rows`",
-                    side.table(plan).name.quoted()
-                ),
-                None => side.table(plan).name.quoted(),
-            },
+            tables: names
+                .iter()
+                .map(|n| match filter {
+                    Some(f) => {
+                        format!("(SELECT * FROM {} WHERE {f}) AS `cutover_rows`", n.quoted())
+                    }
+                    None => n.quoted(),
+                })
+                .collect(),
             key: quote_ident(&side.column(plan.key_pair()).name),
             checksum_select: plan.checksum_select(side),
             row_select: cols.join(", "),
         }
     }
+
+    /// `FROM … [WHERE w]` for a stream of rows (`row_select` columns) of every table of
+    /// this side. Merged shards become a `UNION ALL` with the condition inside each branch,
+    /// so each shard is read through its own index whatever the optimizer does with
+    /// derived tables.
+    fn rows_from(&self, w: Option<&str>) -> String {
+        let cond = w.map(|w| format!(" WHERE {w}")).unwrap_or_default();
+        match self.tables.as_slice() {
+            [one] => format!("FROM {one}{cond}"),
+            many => format!(
+                "FROM ({}) AS `cutover_union`",
+                many.iter()
+                    .map(|t| format!("SELECT {} FROM {t}{cond}", self.row_select))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
+            ),
+        }
+    }
 }
 
 /// One side's checksum of a range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Checksum {
     count: u64,
     sum1: u128,
@@ -537,6 +611,16 @@ struct Checksum {
 }
 
 impl Checksum {
+    /// Adds another table's checksum of the same range (merged shards). The row hash sums
+    /// are additive, so the total equals the checksum of the tables' rows together.
+    fn add(&mut self, other: &Checksum) {
+        self.count += other.count;
+        self.sum1 += other.sum1;
+        self.sum2 += other.sum2;
+        self.min = min_opt(self.min, other.min);
+        self.max = max_opt(self.max, other.max);
+    }
+
     fn same_rows(&self, other: &Checksum) -> bool {
         self.count == other.count && self.sum1 == other.sum1 && self.sum2 == other.sum2
     }
@@ -563,45 +647,74 @@ impl Ctx<'_> {
         }
     }
 
-    async fn bounds(&self, side: Side) -> Result<Option<(i128, i128)>, TableError> {
+    /// Runs an aggregate query once per table of a side (`text` gets the `FROM` item) and
+    /// returns every table's rows. Merged shards are aggregated one by one, each through its
+    /// own index, and the caller adds the results up: counts and sums are additive.
+    async fn per_table<T: mysql_async::prelude::FromRow + Send + 'static>(
+        &self,
+        side: Side,
+        text: impl Fn(&str) -> String,
+    ) -> Result<Vec<T>, TableError> {
         let (db, sql) = self.side(side);
-        let rows: Vec<(Option<String>, Option<String>)> = db
-            .query(&format!(
-                "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t}",
-                k = sql.key,
-                t = sql.table
-            ))
-            .await?;
-        match rows.into_iter().next() {
-            Some((Some(a), Some(b))) => Ok(Some((parse_i128(&a)?, parse_i128(&b)?))),
-            _ => Ok(None),
+        let mut out = Vec::new();
+        for t in &sql.tables {
+            out.extend(db.query::<T>(&text(t)).await?);
         }
+        Ok(out)
+    }
+
+    async fn bounds(&self, side: Side) -> Result<Option<(i128, i128)>, TableError> {
+        let (_, sql) = self.side(side);
+        let rows: Vec<(Option<String>, Option<String>)> = self
+            .per_table(side, |t| {
+                format!(
+                    "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t}",
+                    k = sql.key
+                )
+            })
+            .await?;
+        let mut out: Option<(i128, i128)> = None;
+        for row in rows {
+            if let (Some(a), Some(b)) = row {
+                let (a, b) = (parse_i128(&a)?, parse_i128(&b)?);
+                out = Some(match out {
+                    Some((lo, hi)) => (lo.min(a), hi.max(b)),
+                    None => (a, b),
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// One side's checksum of a range. The smallest and largest key are not part of it (the
     /// `MIN`/`MAX` aggregates would cost a comparison per row); [`Ctx::range_bounds`] reads
     /// them from the index when a range differs.
     async fn checksum(&self, side: Side, range: KeyRange) -> Result<Checksum, TableError> {
-        let (db, sql) = self.side(side);
-        let text = format!(
-            "SELECT {sel} FROM {t} WHERE {w}",
-            sel = sql.checksum_select,
-            t = sql.table,
-            w = range.predicate(&sql.key),
-        );
+        let (_, sql) = self.side(side);
         type Row = (u64, String, String);
-        let rows: Vec<Row> = db.query(&text).await?;
-        let (count, s1, s2) = rows
-            .into_iter()
-            .next()
-            .ok_or_else(|| TableError::Other("checksum query returned no row".into()))?;
-        Ok(Checksum {
-            count,
-            sum1: parse_u128(&s1)?,
-            sum2: parse_u128(&s2)?,
-            min: None,
-            max: None,
-        })
+        let rows: Vec<Row> = self
+            .per_table(side, |t| {
+                format!(
+                    "SELECT {sel} FROM {t} WHERE {w}",
+                    sel = sql.checksum_select,
+                    w = range.predicate(&sql.key),
+                )
+            })
+            .await?;
+        if rows.len() != sql.tables.len() {
+            return Err(TableError::Other("checksum query returned no row".into()));
+        }
+        let mut sum = Checksum::default();
+        for (count, s1, s2) in rows {
+            sum.add(&Checksum {
+                count,
+                sum1: parse_u128(&s1)?,
+                sum2: parse_u128(&s2)?,
+                min: None,
+                max: None,
+            });
+        }
+        Ok(sum)
     }
 
     /// The smallest and largest key of a range on one side (two index dives).
@@ -610,19 +723,25 @@ impl Ctx<'_> {
         side: Side,
         range: KeyRange,
     ) -> Result<(Option<i128>, Option<i128>), TableError> {
-        let (db, sql) = self.side(side);
-        let text = format!(
-            "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w}",
-            k = sql.key,
-            t = sql.table,
-            w = range.predicate(&sql.key),
-        );
-        let rows: Vec<(Option<String>, Option<String>)> = db.query(&text).await?;
-        let (min, max) = rows.into_iter().next().unwrap_or((None, None));
-        Ok((
-            min.as_deref().map(parse_i128).transpose()?,
-            max.as_deref().map(parse_i128).transpose()?,
-        ))
+        let (_, sql) = self.side(side);
+        let rows: Vec<(Option<String>, Option<String>)> = self
+            .per_table(side, |t| {
+                format!(
+                    "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {t} WHERE {w}",
+                    k = sql.key,
+                    w = range.predicate(&sql.key),
+                )
+            })
+            .await?;
+        let mut out = Checksum::default();
+        for (min, max) in rows {
+            out.add(&Checksum {
+                min: min.as_deref().map(parse_i128).transpose()?,
+                max: max.as_deref().map(parse_i128).transpose()?,
+                ..Checksum::default()
+            });
+        }
+        Ok((out.min, out.max))
     }
 
     async fn checksums(&self, range: KeyRange) -> Result<(Checksum, Checksum), TableError> {
@@ -697,30 +816,31 @@ impl Ctx<'_> {
         side: Side,
         ranges: &[KeyRange],
     ) -> Result<Vec<Checksum>, TableError> {
-        let (db, sql) = self.side(side);
-        let text = ranges
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                format!(
-                    "SELECT {i}, {sel}, CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) \
-                     FROM {t} WHERE {w}",
-                    sel = sql.checksum_select,
-                    k = sql.key,
-                    t = sql.table,
-                    w = r.predicate(&sql.key),
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
+        let (_, sql) = self.side(side);
+        let text = |t: &str| {
+            ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    format!(
+                        "SELECT {i}, {sel}, CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) \
+                         FROM {t} WHERE {w}",
+                        sel = sql.checksum_select,
+                        k = sql.key,
+                        w = r.predicate(&sql.key),
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" UNION ALL ")
+        };
         type Row = (usize, u64, String, String, Option<String>, Option<String>);
-        let rows: Vec<Row> = db.query(&text).await?;
-        let mut out = vec![None; ranges.len()];
+        let rows: Vec<Row> = self.per_table(side, text).await?;
+        let mut out: Vec<Option<Checksum>> = vec![None; ranges.len()];
         for (i, count, s1, s2, min, max) in rows {
             let slot = out
                 .get_mut(i)
                 .ok_or_else(|| TableError::Other("part checksum out of range".into()))?;
-            *slot = Some(Checksum {
+            slot.get_or_insert_with(Checksum::default).add(&Checksum {
                 count,
                 sum1: parse_u128(&s1)?,
                 sum2: parse_u128(&s2)?,
@@ -819,28 +939,28 @@ impl Ctx<'_> {
         side: Side,
         buckets: u64,
     ) -> Result<std::collections::HashMap<u64, Checksum>, TableError> {
-        let (db, sql) = self.side(side);
-        let text = format!(
-            // `ORDER BY NULL`: the groups need no sorting (MariaDB and MySQL 5.7 would sort
-            // them to honour the old implicit GROUP BY order).
-            "SELECT {b}, {sel} FROM {t} GROUP BY 1 ORDER BY NULL",
-            b = self.plan.bucket_expr(side, buckets),
-            sel = sql.checksum_select,
-            t = sql.table,
-        );
-        let rows: Vec<(u64, u64, String, String)> = db.query(&text).await?;
-        let mut out = std::collections::HashMap::with_capacity(rows.len());
+        let (_, sql) = self.side(side);
+        let rows: Vec<(u64, u64, String, String)> = self
+            .per_table(side, |t| {
+                format!(
+                    // `ORDER BY NULL`: the groups need no sorting (MariaDB and MySQL 5.7 would
+                    // sort them to honour the old implicit GROUP BY order).
+                    "SELECT {b}, {sel} FROM {t} GROUP BY 1 ORDER BY NULL",
+                    b = self.plan.bucket_expr(side, buckets),
+                    sel = sql.checksum_select,
+                )
+            })
+            .await?;
+        let mut out: std::collections::HashMap<u64, Checksum> =
+            std::collections::HashMap::with_capacity(rows.len());
         for (b, count, s1, s2) in rows {
-            out.insert(
-                b,
-                Checksum {
-                    count,
-                    sum1: parse_u128(&s1)?,
-                    sum2: parse_u128(&s2)?,
-                    min: None,
-                    max: None,
-                },
-            );
+            out.entry(b).or_default().add(&Checksum {
+                count,
+                sum1: parse_u128(&s1)?,
+                sum2: parse_u128(&s2)?,
+                min: None,
+                max: None,
+            });
         }
         Ok(out)
     }
@@ -853,11 +973,13 @@ impl Ctx<'_> {
         let q = |side: Side| {
             let (_, sql) = self.side(side);
             format!(
-                "SELECT {cols} FROM {t} WHERE {b} IN ({list})",
+                "SELECT {cols} {from}",
                 cols = sql.row_select,
-                t = sql.table,
-                b = self.plan.bucket_expr(side, buckets),
-                list = list.join(", ")
+                from = sql.rows_from(Some(&format!(
+                    "{b} IN ({list})",
+                    b = self.plan.bucket_expr(side, buckets),
+                    list = list.join(", ")
+                ))),
             )
         };
         let key_of = |row: &[Value]| {
@@ -994,10 +1116,9 @@ impl Ctx<'_> {
         let (_, tsql) = self.side(Side::Target);
         let q = |sql: &TableSql| {
             format!(
-                "SELECT {cols} FROM {t} WHERE {w} ORDER BY {k}",
+                "SELECT {cols} {from} ORDER BY {k}",
                 cols = sql.row_select,
-                t = sql.table,
-                w = range.predicate(&sql.key),
+                from = sql.rows_from(Some(&range.predicate(&sql.key))),
                 k = sql.key
             )
         };
@@ -1120,9 +1241,9 @@ impl Ctx<'_> {
                 })
                 .collect();
             format!(
-                "SELECT {cols} FROM {t} ORDER BY {o}",
+                "SELECT {cols} {from} ORDER BY {o}",
                 cols = sql.row_select,
-                t = sql.table,
+                from = sql.rows_from(None),
                 o = order.join(", ")
             )
         };

@@ -33,6 +33,38 @@ pub struct TablePair {
     pub target: TableName,
     /// The user asked to skip it: reported as `skipped`.
     pub skipped: bool,
+    /// When routes merge several source tables (shards) into `target`: all of them, in name
+    /// order, `source` being the first. Their rows together are compared with the target's.
+    pub shards: Vec<TableName>,
+}
+
+impl TablePair {
+    pub fn new(source: TableName, target: TableName) -> TablePair {
+        TablePair {
+            source,
+            target,
+            skipped: false,
+            shards: Vec::new(),
+        }
+    }
+
+    /// The source tables compared with `target`: one, or the merged shards.
+    pub fn sources(&self) -> &[TableName] {
+        if self.shards.is_empty() {
+            std::slice::from_ref(&self.source)
+        } else {
+            &self.shards
+        }
+    }
+
+    /// How reports and checkpoints name the source side: `db.t`, or `a.t + b.t + c.t`.
+    pub fn source_label(&self) -> String {
+        self.sources()
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    }
 }
 
 /// Which tables to compare.
@@ -48,7 +80,55 @@ pub struct Selection {
 /// Lists the source tables the selection names, in name order, with their targets.
 /// A table named exactly (no `*`) that does not exist on the source is still listed, so the
 /// report says it is missing rather than silently dropping it.
+///
+/// Source tables that routes send into one target table become one pair with `shards`:
+/// the target holds their rows together. Selecting one shard brings in the others (compared
+/// alone, the others' rows would all look extra), and skipping one skips the merged table.
 pub async fn select_tables(source: &Db, sel: &Selection) -> Result<Vec<TablePair>, DbError> {
+    let pairs = select_single(source, sel).await?;
+    if !pairs.iter().any(|p| p.source != p.target) {
+        return Ok(pairs);
+    }
+    // Routes rename: find every source table that lands in a target table of the selection.
+    let everything = Selection {
+        tables: Vec::new(),
+        skip: sel.skip.clone(),
+        routes: sel.routes.clone(),
+    };
+    let all = select_single(source, &everything).await?;
+    Ok(merge_shards(pairs, &all))
+}
+
+/// Groups pairs by target table: a target several source tables route into becomes one
+/// pair holding all of them (from `all`, every routed source table), at the place of the
+/// first.
+fn merge_shards(pairs: Vec<TablePair>, all: &[TablePair]) -> Vec<TablePair> {
+    let mut out: Vec<TablePair> = Vec::new();
+    for p in pairs {
+        if out.iter().any(|o| o.target == p.target) {
+            continue;
+        }
+        let mut group: Vec<&TablePair> = all.iter().filter(|a| a.target == p.target).collect();
+        if !group.iter().any(|a| a.source == p.source) {
+            group.push(&p);
+        }
+        if group.len() < 2 {
+            out.push(p);
+            continue;
+        }
+        group.sort_by(|a, b| a.source.cmp(&b.source));
+        let skipped = group.iter().any(|a| a.skipped);
+        out.push(TablePair {
+            source: group[0].source.clone(),
+            target: p.target.clone(),
+            skipped,
+            shards: group.iter().map(|a| a.source.clone()).collect(),
+        });
+    }
+    out
+}
+
+async fn select_single(source: &Db, sel: &Selection) -> Result<Vec<TablePair>, DbError> {
     let schemas = list_schemas(source).await?;
     let mut names: Vec<TableName> = Vec::new();
     for schema in &schemas {
@@ -83,6 +163,7 @@ pub async fn select_tables(source: &Db, sel: &Selection) -> Result<Vec<TablePair
             target: sel.routes.target_of(&t),
             skipped: sel.skip.iter().any(|p| p.matches(&t)),
             source: t,
+            shards: Vec::new(),
         })
         .collect())
 }
@@ -134,21 +215,8 @@ pub async fn run_with(
     };
     let cancel = source.cancel_token().clone();
     for pair in pairs {
-        let merged = pairs.iter().filter(|p| p.target == pair.target).count();
-        if merged > 1 && !pair.skipped {
-            // Comparing one shard against the merged table would report every other shard's
-            // rows as extra: refuse rather than mislead.
-            let mut t = TableReport::new(pair.source.to_string(), pair.target.to_string());
-            t.error = Some(format!(
-                "{merged} source tables are routed into {}: comparing merged shards is not supported yet",
-                pair.target
-            ));
-            t.settle();
-            report.tables.push(t);
-            continue;
-        }
         if pair.skipped {
-            let mut t = TableReport::new(pair.source.to_string(), pair.target.to_string());
+            let mut t = TableReport::for_sources(pair.sources(), &pair.target);
             t.status = Status::Skipped;
             report.tables.push(t);
             continue;
@@ -157,7 +225,7 @@ pub async fn run_with(
             report.interrupted = true;
             break;
         }
-        if let Some(done) = checkpoint.and_then(|c| c.finished_table(&pair.source.to_string())) {
+        if let Some(done) = checkpoint.and_then(|c| c.finished_table(&pair.source_label())) {
             progress.table_started(&pair.source, done.rows_compared);
             progress.rows_done(&pair.source, done.rows_compared);
             progress.table_finished(done);
@@ -167,7 +235,7 @@ pub async fn run_with(
         let t = engine::diff_table_resumable(
             source,
             target,
-            &pair.source,
+            pair.sources(),
             &pair.target,
             opts,
             progress,

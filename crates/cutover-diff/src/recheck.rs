@@ -101,7 +101,8 @@ async fn recheck_whole(
 ) -> Result<(), DbError> {
     let before = t.diffs.clone();
     let rechecked = t.differences();
-    let (sn, tn) = (table_name(&t.source), table_name(&t.target));
+    let sn: Vec<TableName> = t.source_tables().iter().map(|s| table_name(s)).collect();
+    let tn = table_name(&t.target);
     let mut latest = None;
     for round in 1..=rc.rounds.max(1) {
         sleep(source, rc.delay).await?;
@@ -155,7 +156,8 @@ async fn recheck_keys(
     rc: Recheck,
     fix: Option<&dyn FixSink>,
 ) -> Result<(), DbError> {
-    let (sn, tn) = (table_name(&t.source), table_name(&t.target));
+    let shards: Vec<TableName> = t.source_tables().iter().map(|s| table_name(s)).collect();
+    let (sn, tn) = (shards[0].clone(), table_name(&t.target));
     let (s, tt) = tokio::join!(describe(source, &sn), describe(target, &tn));
     let (Some(s), Some(tt)) = (s?, tt?) else {
         return Err(DbError::Query {
@@ -184,8 +186,8 @@ async fn recheck_keys(
         let mut still = Vec::new();
         for batch in pending.chunks(BATCH) {
             let (srows, trows) = tokio::join!(
-                fetch(source, &plan, true, batch),
-                fetch(target, &plan, false, batch)
+                fetch(source, &plan, true, &shards, batch),
+                fetch(target, &plan, false, std::slice::from_ref(&tn), batch)
             );
             let (srows, trows) = (srows?, trows?);
             for k in batch {
@@ -337,6 +339,7 @@ async fn fetch(
     db: &Db,
     plan: &Plan,
     source: bool,
+    tables: &[TableName],
     keys: &[KeyRecord],
 ) -> Result<HashMap<Vec<u8>, Vec<Value>>, DbError> {
     let side = |p: &crate::plan::ColumnPair| {
@@ -372,16 +375,19 @@ async fn fetch(
     } else {
         format!("({})", key_cols.join(", "))
     };
-    let table = if source {
-        plan.source.name.quoted()
-    } else {
-        plan.target.name.quoted()
-    };
-    let sql = format!(
-        "SELECT {} FROM {table} WHERE {lhs} IN ({})",
-        cols.join(", "),
-        tuples.join(", ")
-    );
+    // Merged shards: the key is looked up in each of them.
+    let sql = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT {} FROM {} WHERE {lhs} IN ({})",
+                cols.join(", "),
+                t.quoted(),
+                tuples.join(", ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
     let mut conn = db.conn().await?;
     let rows: Vec<mysql_async::Row> = conn
         .raw()

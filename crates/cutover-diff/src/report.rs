@@ -76,8 +76,12 @@ pub struct Rendering {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableReport {
+    /// `db.table`; for shards merged into one target table, their names joined by ` + `.
     pub source: String,
     pub target: String,
+    /// The source tables when several shards are merged into the target table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
     pub status: Status,
     pub missing_in_target: u64,
     pub extra_in_target: u64,
@@ -143,6 +147,7 @@ impl TableReport {
         TableReport {
             source,
             target,
+            sources: Vec::new(),
             status: Status::Equal,
             missing_in_target: 0,
             extra_in_target: 0,
@@ -162,6 +167,29 @@ impl TableReport {
             converged: Vec::new(),
             elapsed_ms: 0,
             keys: Vec::new(),
+        }
+    }
+
+    /// A report for a target table and the source table (or merged shards) it is compared
+    /// with.
+    pub fn for_sources(
+        sources: &[cutover_core::schema::TableName],
+        target: &cutover_core::schema::TableName,
+    ) -> TableReport {
+        let names: Vec<String> = sources.iter().map(|t| t.to_string()).collect();
+        let mut r = TableReport::new(names.join(" + "), target.to_string());
+        if names.len() > 1 {
+            r.sources = names;
+        }
+        r
+    }
+
+    /// The source tables this report covers (one, or the merged shards).
+    pub fn source_tables(&self) -> Vec<String> {
+        if self.sources.is_empty() {
+            vec![self.source.clone()]
+        } else {
+            self.sources.clone()
         }
     }
 

@@ -166,11 +166,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         "sessions",
     ]
     .iter()
-    .map(|t| TablePair {
-        source: TableName::new("shop", *t),
-        target: TableName::new("shop", *t),
-        skipped: false,
-    })
+    .map(|t| TablePair::new(TableName::new("shop", *t), TableName::new("shop", *t)))
     .collect();
     let bar = progress::DiffProgress::new(pairs.len());
     let report = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;

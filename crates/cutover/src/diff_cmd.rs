@@ -140,7 +140,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             let fp = cutover_diff::checkpoint::fingerprint(&serde_json::json!({
                 "source": source.endpoint().redacted(),
                 "target": target.endpoint().redacted(),
-                "pairs": pairs.iter().map(|p| (p.source.to_string(), p.target.to_string(), p.skipped)).collect::<Vec<_>>(),
+                "pairs": pairs.iter().map(|p| (p.source_label(), p.target.to_string(), p.skipped)).collect::<Vec<_>>(),
                 "columns": [&opts.columns.only, &opts.columns.ignore],
                 "float_tolerance": opts.compare.float_tolerance,
                 "schema_only": opts.schema_only,

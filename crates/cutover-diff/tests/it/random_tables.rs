@@ -215,7 +215,16 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
             ..DiffOptions::default()
         };
         let sink = SpoolSink::new().unwrap();
-        let report = diff_table(&s, &t, &table, &table, &opts, &NoProgress, Some(&sink)).await;
+        let report = diff_table(
+            &s,
+            &t,
+            std::slice::from_ref(&table),
+            &table,
+            &opts,
+            &NoProgress,
+            Some(&sink),
+        )
+        .await;
         assert!(report.error.is_none(), "{c:?}: {:?}", report.error);
         let got: BTreeSet<(String, String)> = report
             .diffs
@@ -256,7 +265,16 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
             row_hash: Some(other_hash),
             ..opts.clone()
         };
-        let report2 = diff_table(&s, &t, &table, &table, &ordered, &NoProgress, None).await;
+        let report2 = diff_table(
+            &s,
+            &t,
+            std::slice::from_ref(&table),
+            &table,
+            &ordered,
+            &NoProgress,
+            None,
+        )
+        .await;
         let mut a: Vec<String> = report
             .diffs
             .iter()
@@ -280,7 +298,16 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
         })
         .unwrap();
         exec(tp, &script).await;
-        let again = diff_table(&s, &t, &table, &table, &opts, &NoProgress, None).await;
+        let again = diff_table(
+            &s,
+            &t,
+            std::slice::from_ref(&table),
+            &table,
+            &opts,
+            &NoProgress,
+            None,
+        )
+        .await;
         assert_eq!(
             again.differences(),
             0,

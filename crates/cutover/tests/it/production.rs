@@ -385,3 +385,141 @@ async fn reports_in_a_directory_and_redaction_leaves_no_value_anywhere() {
     diff_json("rep.t", &["--redact-values", "--fix-sql", "/tmp/x.sql"])
         .assert_clean_error("redact");
 }
+
+/// Three source shards with disjoint rows, routed into one target table each (integer key,
+/// string key, no key): their rows together are compared with the target's.
+#[tokio::test]
+async fn shards_merged_into_one_target_table() {
+    let mut setup = String::new();
+    for i in 0..3 {
+        setup.push_str(&format!(
+            "DROP DATABASE IF EXISTS shm_s{i}; CREATE DATABASE shm_s{i}; USE shm_s{i};
+             CREATE TABLE orders (id INT PRIMARY KEY, v VARCHAR(20));
+             CREATE TABLE users (name VARCHAR(20) PRIMARY KEY, n INT);
+             CREATE TABLE events (a INT, b VARCHAR(10));
+             INSERT INTO orders SELECT seq, CONCAT('o', seq) FROM seq_1_to_3000 WHERE seq % 3 = {i};
+             INSERT INTO users SELECT CONCAT('u', seq), seq FROM seq_1_to_900 WHERE seq % 3 = {i};
+             INSERT INTO events SELECT seq % 7, 'e' FROM seq_1_to_300 WHERE seq % 3 = {i};"
+        ));
+    }
+    exec(Side::Source, &setup).await;
+    exec(
+        Side::Target,
+        "DROP DATABASE IF EXISTS shm_t; CREATE DATABASE shm_t; USE shm_t;
+         CREATE TABLE orders (id INT PRIMARY KEY, v VARCHAR(20));
+         CREATE TABLE users (name VARCHAR(20) PRIMARY KEY, n INT);
+         CREATE TABLE events (a INT, b VARCHAR(10));
+         INSERT INTO orders SELECT seq, CONCAT('o', seq) FROM seq_1_to_3000;
+         INSERT INTO users SELECT CONCAT('u', seq), seq FROM seq_1_to_900;
+         INSERT INTO events SELECT seq % 7, 'e' FROM seq_1_to_300;",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cutover.toml");
+    std::fs::write(
+        &cfg,
+        "[[route]]\nsource = \"shm_s*.*\"\ntarget = \"shm_t.*\"\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap().to_string();
+    let config = ["--config", cfg.as_str(), "--threads", "2"];
+    let r = diff_json("shm_s*.*", &config);
+    let v = r.json();
+    assert_eq!(r.code, 0, "{v:#}");
+    let tables = v["tables"].as_array().unwrap();
+    assert_eq!(tables.len(), 3, "one entry per target table: {v:#}");
+    let by_target = |v: &serde_json::Value, t: &str| {
+        v["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["target"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {t} in {v:#}"))
+    };
+    for (t, rows) in [
+        ("shm_t.orders", 3000),
+        ("shm_t.users", 900),
+        ("shm_t.events", 300),
+    ] {
+        let e = by_target(&v, t);
+        assert_eq!(e["status"], "equal", "{e:#}");
+        assert_eq!(e["rows_compared"], rows, "{e:#}");
+        let table = t.split('.').nth(1).unwrap();
+        let want: Vec<String> = (0..3).map(|i| format!("shm_s{i}.{table}")).collect();
+        assert_eq!(e["sources"], serde_json::json!(want), "{e:#}");
+    }
+
+    // Naming one shard brings in its siblings: alone, their rows would look extra.
+    let r = diff_json("shm_s1.orders", &config);
+    let v1 = r.json();
+    assert_eq!(
+        (r.code, v1["tables"].as_array().unwrap().len()),
+        (0, 1),
+        "{v1:#}"
+    );
+    assert_eq!(v1["tables"][0]["sources"].as_array().unwrap().len(), 3);
+
+    // Differences anywhere are found, each once, and attributed to the target table.
+    exec(
+        Side::Target,
+        "USE shm_t; DELETE FROM orders WHERE id = 5; UPDATE orders SET v = 'x' WHERE id = 7;
+         INSERT INTO orders VALUES (99999, 'extra'); UPDATE users SET n = -1 WHERE name = 'u301';
+         DELETE FROM events WHERE a = 3 LIMIT 1;",
+    )
+    .await;
+    exec(
+        Side::Source,
+        "UPDATE shm_s0.orders SET v = 'changed' WHERE id = 2400",
+    )
+    .await;
+    let r = diff_json("shm_s*.*", &config);
+    let v = r.json();
+    assert_eq!(r.code, 1, "{v:#}");
+    let orders = by_target(&v, "shm_t.orders");
+    assert_eq!(
+        pairs(&orders["diffs"], "kind", "key"),
+        vec![
+            ("missing_in_target".to_string(), r#"{"id":5}"#.to_string()),
+            ("mismatched".to_string(), r#"{"id":7}"#.to_string()),
+            ("mismatched".to_string(), r#"{"id":2400}"#.to_string()),
+            ("extra_in_target".to_string(), r#"{"id":99999}"#.to_string()),
+        ],
+        "{orders:#}"
+    );
+    let users = by_target(&v, "shm_t.users");
+    assert_eq!(
+        (
+            users["mismatched"].as_u64(),
+            users["missing_in_target"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{users:#}"
+    );
+    let events = by_target(&v, "shm_t.events");
+    assert_eq!(
+        (
+            events["missing_in_target"].as_u64(),
+            events["extra_in_target"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{events:#}"
+    );
+
+    // A shard whose columns differ cannot be merged: that table is an error, not a verdict.
+    exec(
+        Side::Source,
+        "ALTER TABLE shm_s2.users ADD COLUMN extra INT",
+    )
+    .await;
+    let r = diff_json("shm_s*.users", &config);
+    let v = r.json();
+    assert_eq!(r.code, 2, "{v:#}");
+    assert!(
+        v["tables"][0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not have the columns"),
+        "{v:#}"
+    );
+}
