@@ -191,4 +191,7 @@ pub struct DemoArgs {
     /// Rows in the demo's largest table (at least 200000).
     #[arg(long, default_value_t = 200_000)]
     pub rows: u64,
+    /// Where the reports (JSON, Markdown, HTML) and the fix SQL go; they outlive the sandbox.
+    #[arg(long, default_value = "cutover-demo-report")]
+    pub out: std::path::PathBuf,
 }

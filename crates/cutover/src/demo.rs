@@ -3,14 +3,17 @@
 //! It starts a throwaway source/target pair, loads a small shop schema on the source, puts
 //! the same data on the target the way a migration would (with TiDB-like definitions:
 //! `utf8mb4_bin` collations, JSON re-serialised), lets some drift creep in on the target, and
-//! runs `cutover diff` to find it. The demo checks its own result: it exits 0 only when the
-//! diff found exactly the drift it injected. The sandbox is removed when the demo ends.
+//! runs `cutover diff` to find it. It writes the reports (JSON, Markdown, HTML) and the fix
+//! SQL to `--out`, applies the fix SQL to the sandbox's target, and diffs again. The demo
+//! checks its own result: it exits 0 only when the diff found exactly the drift it injected
+//! and nothing after the fix. The sandbox is removed when the demo ends; the reports stay.
 
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use cutover_core::schema::TableName;
 use cutover_core::{Db, Endpoint, Role, SessionOptions};
+use cutover_diff::fix::{FixSink, SpoolSink};
 use cutover_diff::report::DiffKind;
 use cutover_diff::{DiffOptions, TablePair};
 use cutover_sandbox::{Sandbox, Settings};
@@ -51,6 +54,13 @@ CREATE TABLE sessions (
   flags BIT(8) NOT NULL,
   seen TIME(3)
 ) {cs};
+CREATE TABLE order_items (
+  order_id BIGINT UNSIGNED NOT NULL,
+  line SMALLINT NOT NULL,
+  sku VARCHAR(32) NOT NULL,
+  qty INT NOT NULL,
+  PRIMARY KEY (order_id, line)
+) {cs};
 CREATE TABLE coupons (
   code VARCHAR(32) PRIMARY KEY,
   percent TINYINT NOT NULL
@@ -75,6 +85,8 @@ INSERT INTO orders (id, customer_id, status, total, placed_at, note) SELECT seq,
   FROM seq_1_to_{n};
 INSERT INTO sessions SELECT seq, UNHEX(MD5(seq)), seq % 256, SEC_TO_TIME(seq % 86400)
   FROM seq_1_to_{n4};
+INSERT INTO order_items SELECT 1 + seq DIV 3, seq % 3, CONCAT('SKU-', LPAD(1 + seq % 2000, 6, '0')), 1 + seq % 4
+  FROM seq_0_to_{n4};
 INSERT INTO coupons SELECT CONCAT('SAVE', seq), seq % 50 FROM seq_1_to_5000;
 INSERT INTO audit_log SELECT '2024-01-01' + INTERVAL (seq DIV 3) MINUTE, ELT(1 + seq % 2, 'login', 'logout')
   FROM seq_1_to_30000";
@@ -87,6 +99,9 @@ const DRIFT: &[(&str, &str, DiffKind, &str)] = &[
     ("UPDATE orders SET note = CONCAT(note, ' ') WHERE id = 100001", "orders", DiffKind::Mismatched, r#"{"id":100001}"#),
     ("DELETE FROM orders WHERE id = 150000", "orders", DiffKind::MissingInTarget, r#"{"id":150000}"#),
     ("INSERT INTO orders (id, customer_id, status, total, placed_at) VALUES (999999999, 1, 'new', 1, '2024-01-01')", "orders", DiffKind::ExtraInTarget, r#"{"id":999999999}"#),
+    // A composite key: one line of an order changed, another lost.
+    ("UPDATE order_items SET qty = qty + 1 WHERE order_id = 2024 AND line = 1", "order_items", DiffKind::Mismatched, r#"{"order_id":2024,"line":1}"#),
+    ("DELETE FROM order_items WHERE order_id = 9001 AND line = 2", "order_items", DiffKind::MissingInTarget, r#"{"order_id":9001,"line":2}"#),
     ("UPDATE sessions SET token = UNHEX('00FF00FF00FF00FF00FF00FF00FF00FF') WHERE id = 777", "sessions", DiffKind::Mismatched, r#"{"id":777}"#),
     // A string key whose case changes: a different row, even where the collation says equal.
     ("UPDATE coupons SET code = 'save42' WHERE code = 'SAVE42'", "coupons", DiffKind::MissingInTarget, r#"{"code":"SAVE42"}"#),
@@ -120,8 +135,8 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
 
     let started = Instant::now();
     say(&format!(
-        "loading a shop schema on the source: 6 tables, {} rows…",
-        n + n / 4 * 2 + 2000 + 5000 + 30000
+        "loading a shop schema on the source: 7 tables, {} rows…",
+        n + n / 4 * 3 + 1 + 2000 + 5000 + 30000
     ));
     load(&src, "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", n).await?;
     say("copying it to the target, with TiDB-like definitions (utf8mb4_bin)…");
@@ -161,6 +176,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         "audit_log",
         "coupons",
         "customers",
+        "order_items",
         "orders",
         "products",
         "sessions",
@@ -168,12 +184,31 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     .iter()
     .map(|t| TablePair::new(TableName::new("shop", *t), TableName::new("shop", *t)))
     .collect();
+    let sink = SpoolSink::new().context("creating a spool file for the fix SQL")?;
     let bar = progress::DiffProgress::new(pairs.len());
-    let report = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;
+    let report = cutover_diff::run(
+        &src,
+        &tgt,
+        &pairs,
+        &DiffOptions::default(),
+        &bar,
+        Some(&sink as &dyn FixSink),
+    )
+    .await;
     bar.finish();
     print!("{}", render::diff_human(&report));
     if report.interrupted {
         return Ok(130);
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let fix_path = args.out.join("fix.sql");
+    crate::diff_cmd::write_fix_sql(&sink, &fix_path, "shop")?;
+    let written = cutover_diff::report_doc::write_out_dir(&args.out, &report, None)
+        .with_context(|| format!("writing the reports to {}", args.out.display()))?;
+    say("\nreports for the go/no-go meeting, and the fix SQL:");
+    for p in written.iter().chain([&fix_path]) {
+        say(&format!("  {}", p.display()));
     }
 
     // Did it find exactly what we injected?
@@ -197,23 +232,43 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         .collect();
     found.sort();
     expected.sort();
-    println!();
-    if found == expected {
-        say(&format!(
-            "cutover found exactly the {} injected differences among {} rows (integer, string \
-             and no keys), and none where the data is equal in another form (utf8mb4_bin vs \
-             general_ci, re-serialised JSON). \
-             In a real migration: `cutover diff --format json` for machines, exit code 1 when \
-             anything differs.",
-            expected.len(),
-            report.summary.rows_compared
-        ));
-        Ok(0)
-    } else {
-        Err(anyhow!(
+    if found != expected {
+        return Err(anyhow!(
             "the demo expected {expected:?} but the diff found {found:?}"
-        ))
+        ));
     }
+
+    let (d, u, i) = sink.counts();
+    say(&format!(
+        "\n$ cutover diff … --apply   # the fix SQL: {d} DELETE, {u} UPDATE, {i} INSERT, one transaction"
+    ));
+    let applied = crate::diff_cmd::apply_fix(&sink, &tgt, cancel.clone()).await?;
+    say(&format!("  applied {applied} statements to the target"));
+    say("\n$ cutover diff --source … --target … --tables 'shop.*'   # again\n");
+    let bar = progress::DiffProgress::new(pairs.len());
+    let after = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;
+    bar.finish();
+    print!("{}", render::diff_human(&after));
+    if after.interrupted {
+        return Ok(130);
+    }
+    let left: u64 = after.tables.iter().map(|t| t.differences()).sum();
+    if left != 0 || after.summary.errors != 0 {
+        return Err(anyhow!(
+            "after the fix SQL the diff still finds {left} differences"
+        ));
+    }
+    println!();
+    say(&format!(
+        "cutover found exactly the {} injected differences among {} rows (integer, composite, \
+         string and no keys), and none where the data is equal in another form (utf8mb4_bin vs \
+         general_ci, re-serialised JSON); its fix SQL made the target equal again. \
+         In a real migration: `--format json` for machines, `--out DIR` for people, exit code 1 \
+         when anything differs.",
+        expected.len(),
+        report.summary.rows_compared
+    ));
+    Ok(0)
 }
 
 fn say(s: &str) {

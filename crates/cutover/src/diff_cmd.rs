@@ -382,7 +382,7 @@ pub async fn connect_pair(
     Ok((s?, t?))
 }
 
-fn write_fix_sql(sink: &SpoolSink, path: &Path, target: &str) -> Result<()> {
+pub fn write_fix_sql(sink: &SpoolSink, path: &Path, target: &str) -> Result<()> {
     use std::io::Write;
     let file = std::fs::File::create(path)
         .with_context(|| format!("creating the fix SQL file {}", path.display()))?;
@@ -428,7 +428,16 @@ async fn apply(
             return Ok(());
         }
     }
-    // The one writable session of `diff`: opened here, for exactly these statements.
+    let n = apply_fix(sink, target, cancel).await?;
+    eprintln!("applied {n} statements to the target");
+    Ok(())
+}
+
+/// Runs the fix SQL on the target in one transaction (all or nothing); returns the number
+/// of statements. The one writable session of `diff` (and of the demo, on its own sandbox):
+/// opened here, for exactly these statements.
+pub async fn apply_fix(sink: &SpoolSink, target: &Db, cancel: CancellationToken) -> Result<usize> {
+    let (d, u, i) = sink.counts();
     let writer = Db::connect(
         target.endpoint(),
         Role::Target,
@@ -465,6 +474,5 @@ async fn apply(
     for stmt in fix::FOOTER.lines() {
         conn.execute(stmt).await?;
     }
-    eprintln!("applied {} statements to the target", statements.len());
-    Ok(())
+    Ok(statements.len())
 }

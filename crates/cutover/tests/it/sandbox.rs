@@ -85,12 +85,27 @@ async fn sandbox_up_status_down() {
 
 #[tokio::test]
 async fn the_demo_finds_exactly_what_it_injected() {
-    let r = run(cutover().arg("demo"));
+    let out = tempfile::tempdir().unwrap();
+    let r = run(cutover().arg("demo").arg("--out").arg(out.path()));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout
-            .contains("cutover found exactly the 10 injected differences"),
+            .contains("cutover found exactly the 12 injected differences"),
         "{}",
         r.stdout
     );
+    assert!(
+        r.stdout.contains("its fix SQL made the target equal again"),
+        "{}",
+        r.stdout
+    );
+    // The reports outlive the sandbox, and say what the first diff found.
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["different"], 7, "{report:#}");
+    let fix = std::fs::read_to_string(out.path().join("fix.sql")).unwrap();
+    assert!(fix.contains("`order_items`"), "{fix}");
+    for f in ["report.md", "report.html"] {
+        assert!(out.path().join(f).metadata().unwrap().len() > 0, "{f}");
+    }
 }
