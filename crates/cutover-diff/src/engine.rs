@@ -35,6 +35,9 @@ use crate::plan::{Mode, Plan, RowHash, Side};
 use crate::report::{ColumnDiff, DiffKind, Rendering, RowDiff, SchemaDiff, Status, TableReport};
 use crate::schema_diff::{self, ColumnFilter};
 
+/// Parts a chunk's checksum is computed in (see [`Ctx::check_range`]).
+const FIRST_PARTS: usize = 4;
+
 /// Options of a diff run.
 #[derive(Clone, Debug)]
 pub struct DiffOptions {
@@ -753,18 +756,40 @@ impl Ctx<'_> {
     }
 
     /// Checks one range; returns the number of source rows it covers.
+    ///
+    /// The range's checksum comes as the checksums of its first `FIRST_PARTS` parts (one
+    /// statement per side, the same rows read once): a difference is then already narrowed
+    /// to a part, and the drill-down re-reads that part instead of the whole range.
     async fn check_range(&self, range: KeyRange) -> Result<u64, TableError> {
-        let (mut s, mut t) = self.checksums(range).await?;
-        if s.same_rows(&t) {
-            return Ok(s.count);
+        let parts = match (range.lo, range.hi) {
+            (Some(lo), Some(hi)) => KeyRange::split(lo, hi, FIRST_PARTS),
+            // The open ends (rows beyond the bounds seen at the start) stay one part.
+            _ => vec![range],
+        };
+        let (s, t) = if parts.len() == 1 {
+            let (s, t) = self.checksums(range).await?;
+            (vec![s], vec![t])
+        } else {
+            let (s, t) = tokio::join!(
+                self.part_checksums(Side::Source, &parts, false),
+                self.part_checksums(Side::Target, &parts, false)
+            );
+            (s?, t?)
+        };
+        let count = s.iter().map(|c| c.count).sum();
+        let mut stack = Vec::new();
+        for (r, (mut s, mut t)) in parts.into_iter().zip(s.into_iter().zip(t)) {
+            if s.same_rows(&t) {
+                continue;
+            }
+            let (sb, tb) = tokio::join!(
+                self.range_bounds(Side::Source, r),
+                self.range_bounds(Side::Target, r)
+            );
+            (s.min, s.max) = sb?;
+            (t.min, t.max) = tb?;
+            stack.push((r, s, t));
         }
-        let (sb, tb) = tokio::join!(
-            self.range_bounds(Side::Source, range),
-            self.range_bounds(Side::Target, range)
-        );
-        (s.min, s.max) = sb?;
-        (t.min, t.max) = tb?;
-        let mut stack = vec![(range, s, t)];
         while let Some((r, s, t)) = stack.pop() {
             let lo = min_opt(s.min, t.min);
             let hi = max_opt(s.max, t.max);
@@ -779,7 +804,7 @@ impl Ctx<'_> {
             };
             stack.extend(self.differing_parts(lo, hi).await?);
         }
-        Ok(s.count)
+        Ok(count)
     }
 
     /// Cuts `[lo, hi]` into `fanout` parts by key value and returns the parts whose checksums
@@ -798,8 +823,8 @@ impl Ctx<'_> {
         let parts = self.opts.fanout.clamp(2, (512 * 1024 / text_len).max(2));
         let ranges = KeyRange::split(lo, hi, parts);
         let (s, t) = tokio::join!(
-            self.part_checksums(Side::Source, &ranges),
-            self.part_checksums(Side::Target, &ranges)
+            self.part_checksums(Side::Source, &ranges, true),
+            self.part_checksums(Side::Target, &ranges, true)
         );
         let (s, t) = (s?, t?);
         Ok(ranges
@@ -810,23 +835,32 @@ impl Ctx<'_> {
             .collect())
     }
 
-    /// The checksums of `ranges` on one side, in their order, from one statement.
+    /// The checksums of `ranges` on one side, in their order, from one statement; with the
+    /// smallest and largest key of each when `bounds` (a comparison per row: the first level
+    /// leaves them out and reads them from the index for the parts that differ).
     async fn part_checksums(
         &self,
         side: Side,
         ranges: &[KeyRange],
+        bounds: bool,
     ) -> Result<Vec<Checksum>, TableError> {
         let (_, sql) = self.side(side);
+        let minmax = if bounds {
+            format!(
+                "CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR)",
+                k = sql.key
+            )
+        } else {
+            "NULL, NULL".to_string()
+        };
         let text = |t: &str| {
             ranges
                 .iter()
                 .enumerate()
                 .map(|(i, r)| {
                     format!(
-                        "SELECT {i}, {sel}, CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) \
-                         FROM {t} WHERE {w}",
+                        "SELECT {i}, {sel}, {minmax} FROM {t} WHERE {w}",
                         sel = sql.checksum_select,
-                        k = sql.key,
                         w = r.predicate(&sql.key),
                     )
                 })
