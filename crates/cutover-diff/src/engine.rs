@@ -5,7 +5,7 @@
 //! 1. [`diff_table`] describes the table on both sides and makes a [`Plan`].
 //! 2. It asks both sides for the smallest and largest key and starts `threads` workers that
 //!    take ranges from a shared [`Splitter`].
-//! 3. A worker checksums its range on both servers at once ([`Ctx::check_range`]), as the
+//! 3. A worker checksums its range on both servers at once (`Ctx::check_range`), as the
 //!    checksums of its `FIRST_PARTS` quarters in one statement per side. Equal counts and
 //!    sums: the range is equal, and its source rows count as compared.
 //! 4. Otherwise each differing quarter is split into `fanout` parts by key value (all parts'
@@ -14,7 +14,7 @@
 //!    either side. Every bad part is followed, not only one, so several differences in one
 //!    chunk are all found.
 //! 5. Such a part is read from both servers in key order, streamed, and merge-compared
-//!    ([`compare_rows`]) with the value model, which alone decides what differs.
+//!    (`Ctx::compare_rows`) with the value model, which alone decides what differs.
 //!
 //! Memory is bounded by the number of workers times the row threshold (rows are streamed,
 //! not collected) plus the kept diff samples (`max_diffs`); it does not grow with the table.
