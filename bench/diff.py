@@ -58,7 +58,7 @@ EXTRA_TABLES = {
     "sball": "CREATE TABLE sball LIKE sbtest1; INSERT INTO sball SELECT id, k + {bump}, c, pad FROM sbtest1",
 }
 TOOL_TABLES = {"cutover": "sbtest1", "cutover-varchar": "sbvar", "cutover-keyless": "sbbag",
-               "cutover-alldiff": "sball"}
+               "cutover-alldiff": "sball", "cutover-crc32": "sbtest1"}
 
 
 def sh(cmd, **kw):
@@ -95,13 +95,13 @@ def prepare_data(src, tgt, rows, tools):
     sh(["sysbench", "oltp_read_only", "--db-driver=mysql", "--mysql-host=127.0.0.1",
         f"--mysql-port={src}", "--mysql-user=root", "--mysql-db=sbtest", "--tables=1",
         f"--table-size={rows}", "prepare"], stdout=subprocess.DEVNULL)
-    pick = lambda pct, off: rows * pct // 100 + off  # noqa: E731 (scattered ids)
-    gap = pick(37, 2)
+    gap = injected(rows)["extra_in_target"][0]
     mariadb(src, f"DELETE FROM sbtest1 WHERE id = {gap}")  # a hole on both sides, filled on the target
     sh(f"mariadb-dump -h127.0.0.1 -P{src} -uroot --single-transaction --quick sbtest"
        f" | mariadb -h127.0.0.1 -P{tgt} -uroot sbtest")
     print(f"data ready in {time.monotonic() - t0:.0f}s", flush=True)
-    upd, dele, ins = [pick(11, 3), pick(52, 7), pick(93, 1)], [pick(24, 5), pick(71, 9)], [gap, rows + 1000]
+    exp = injected(rows)
+    upd, dele, ins = exp["mismatched"], exp["missing_in_target"], exp["extra_in_target"]
     mariadb(tgt, f"UPDATE sbtest1 SET c = REVERSE(c) WHERE id = {upd[0]};"
                  f"UPDATE sbtest1 SET k = k + 1 WHERE id = {upd[1]};"
                  f"UPDATE sbtest1 SET pad = REVERSE(pad) WHERE id = {upd[2]};"
@@ -117,7 +117,15 @@ def prepare_data(src, tgt, rows, tools):
     print(f"rows: source {counts[0]}, target {counts[1]}", flush=True)
     if counts != [str(rows - 1)] * 2:  # the pipe above hides a failed dump: check the copy
         sys.exit(f"unexpected row counts {counts}, wanted {rows - 1} on each side")
-    return {"mismatched": sorted(upd), "missing_in_target": sorted(dele), "extra_in_target": sorted(ins)}
+    return {k: sorted(v) for k, v in exp.items()}
+
+
+def injected(rows):
+    """The ids of the 7 differences for a table of `rows` rows (the extra one in a key gap first)."""
+    pick = lambda pct, off: rows * pct // 100 + off  # noqa: E731 (scattered ids)
+    return {"mismatched": [pick(11, 3), pick(52, 7), pick(93, 1)],
+            "missing_in_target": [pick(24, 5), pick(71, 9)],
+            "extra_in_target": [pick(37, 2), rows + 1000]}
 
 
 def measured(cmd, env=None):
@@ -188,6 +196,8 @@ def run_tool(name, src, tgt, reladiff_threads):
         table = TOOL_TABLES[name]
         cmd, parse, env = [str(CUTOVER), "diff", "--source", s, "--target", t,
                            "--tables", f"sbtest.{table}", "--format", "json"], found_cutover, None
+        if name == "cutover-crc32":  # the 32-bit opt-in row hash
+            cmd += ["--row-hash", "crc32"]
     elif name == "reladiff":
         cmd = [sys.executable, "-m", "reladiff", f"{s}/sbtest", "sbtest1", f"{t}/sbtest", "sbtest1",
                "-k", "id", "-c", "k", "-c", "c", "-c", "pad", "--json"]
@@ -203,7 +213,7 @@ def run_tool(name, src, tgt, reladiff_threads):
     wall = time.monotonic() - t0
     try:
         found, extra = parse(out, err)
-        found = {k: sorted(v) if isinstance(v, list) else v for k, v in found.items()}
+        found = {k: v if isinstance(v, int) else sorted(v) for k, v in found.items()}
     except Exception as e:  # a crashed tool is a wrong result, not a crashed benchmark
         found, extra = None, {"error": f"{e}; rc={rc}; stderr: {err.strip()[-500:]}"}
     return {"wall_s": wall, "rss_kib": rss, "rc": rc, "found": found, **extra}
@@ -218,6 +228,10 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    ap.add_argument("--sandbox", type=Path,
+                    help="reuse a sandbox kept by an earlier run with the same --rows and --tools (data ready)")
+    ap.add_argument("--buffer-pool-mb", type=int, default=1024,
+                    help="InnoDB buffer pool of each server (the 10M-row run: 6144, so the data stays in memory)")
     ap.add_argument("--tools", default="cutover,reladiff,pt-table-sync,floor,cutover-varchar,cutover-keyless")
     ap.add_argument("--reladiff-threads", type=int, help="reladiff -j (default: its own, 1)")
     ap.add_argument("--slack", type=float, default=0.0,
@@ -229,13 +243,23 @@ def main():
 
     ensure_tools()
     sh(["cargo", "build", "--release", "-p", "cutover"], cwd=ROOT)
-    sandbox = Path(tempfile.mkdtemp(prefix="cutover-bench-"))
+    reuse = args.sandbox is not None
+    sandbox = args.sandbox or Path(tempfile.mkdtemp(prefix="cutover-bench-"))
     try:
-        up = json.loads(sh([str(CUTOVER), "sandbox", "up", "--dir", str(sandbox), "--buffer-pool-mb",
-                            "1024", "--format", "json"], capture_output=True).stdout)
+        if reuse:
+            up = json.loads(sh([str(CUTOVER), "sandbox", "status", "--dir", str(sandbox), "--format", "json"],
+                               capture_output=True).stdout)
+        else:
+            up = json.loads(sh([str(CUTOVER), "sandbox", "up", "--dir", str(sandbox), "--buffer-pool-mb",
+                                str(args.buffer_pool_mb), "--format", "json"], capture_output=True).stdout)
         src, tgt = up["source"]["port"], up["target"]["port"]
+        for port in (src, tgt):  # a reused sandbox may have been started smaller; resizing is online
+            mariadb(port, f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool_mb << 20}", db="mysql")
         print(f"sandbox {sandbox}: source :{src}, target :{tgt}", flush=True)
-        expected = prepare_data(src, tgt, args.rows, tools)
+        if reuse:
+            expected = {k: sorted(v) for k, v in injected(args.rows).items()}
+        else:
+            expected = prepare_data(src, tgt, args.rows, tools)
         print(f"expected differences: {expected}", flush=True)
 
         runs = {name: [] for name in tools}
@@ -248,7 +272,7 @@ def main():
                     runs[name].append(r)
         report(args, tools, runs, expected, up)
     finally:
-        if args.keep:
+        if args.keep or reuse:
             print(f"sandbox kept: {CUTOVER} sandbox down --dir {sandbox}")
         else:
             subprocess.run([str(CUTOVER), "sandbox", "down", "--dir", str(sandbox)])
@@ -300,6 +324,11 @@ def report(args, tools, runs, expected, up):
         if name in res and "cutover" in res:
             a, b = (name, "cutover") if name not in ("floor",) else ("cutover", "floor")
             print(f"{a} / {b}: {ratio(res, a, b):.2f}x")
+    if "cutover-crc32" in res:  # the same ratios for the 32-bit opt-in (not the targets' subject)
+        for name in ("pt-table-sync", "reladiff", "floor"):
+            if name in res:
+                a, b = (name, "cutover-crc32") if name != "floor" else ("cutover-crc32", "floor")
+                print(f"{a} / {b}: {ratio(res, a, b):.2f}x  (--row-hash crc32)")
     for desc, test in targets(args.slack).items():
         try:
             verdicts[desc] = bool(test(res))

@@ -52,6 +52,10 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             ignore: args.ignore_columns.clone(),
         },
         schema_only: args.schema_only,
+        row_hash: match args.row_hash {
+            crate::cli::RowHashArg::Auto => None,
+            crate::cli::RowHashArg::Crc32 => Some(cutover_diff::plan::RowHash::Crc32),
+        },
         ..defaults
     };
     let consistency =

@@ -666,3 +666,40 @@ async fn string_composite_and_keyless_tables_across_collations() {
     let r = diff_json("anykey.*", &[]);
     assert_eq!(r.code, 0, "after --apply: {}", r.stdout);
 }
+
+#[tokio::test]
+async fn the_32_bit_row_hash_is_asked_for_and_still_finds_every_difference() {
+    fresh_db("rh32").await;
+    both(
+        "USE rh32; CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20), b VARBINARY(8));
+         INSERT INTO t SELECT seq, CONCAT('v', seq), UNHEX(HEX(seq)) FROM seq_1_to_30000",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE rh32; UPDATE t SET v = 'V12' WHERE id = 12; UPDATE t SET b = NULL WHERE id = 20000;
+         DELETE FROM t WHERE id = 29999",
+    )
+    .await;
+    let r = diff_json("rh32.t", &["--row-hash", "crc32"]);
+    let v = r.json();
+    assert_eq!(r.code, 1, "{v:#}");
+    let t = &v["tables"][0];
+    assert_eq!(t["row_hash"], "crc32", "{t:#}");
+    assert_eq!(
+        pairs(&t["diffs"], "kind", "key"),
+        vec![
+            ("mismatched".to_string(), r#"{"id":12}"#.to_string()),
+            ("mismatched".to_string(), r#"{"id":20000}"#.to_string()),
+            (
+                "missing_in_target".to_string(),
+                r#"{"id":29999}"#.to_string()
+            ),
+        ]
+    );
+    // The default stays 64-bit.
+    let v = diff_json("rh32.t", &[]).json();
+    assert_eq!(v["tables"][0]["row_hash"], "crc32_pair", "{v:#}");
+    let r = diff_json("rh32.t", &["--row-hash", "md5"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
