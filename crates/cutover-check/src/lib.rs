@@ -22,6 +22,7 @@ pub mod history;
 pub mod profile;
 pub mod report_doc;
 pub mod rules;
+pub mod run;
 pub mod snowflake;
 pub mod time;
 
@@ -30,3 +31,4 @@ pub use gather::Selection;
 pub use profile::{Profile, TargetFlavor};
 pub use rules::{Facts, RuleOptions};
 pub use snowflake::Layout;
+pub use run::{check, CheckError, CheckOptions, Event};

@@ -156,3 +156,45 @@ mod tests {
         }
     }
 }
+
+/// Reads `--horizon` / `--sample`: a duration like `90d`, `36h`, `10s` or `1w 2d`, more than
+/// zero and at most a hundred years.
+pub fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like 90d, 36h or 10s ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("`{s}` is zero; give a duration like 90d, 36h or 10s"));
+    }
+    if d > std::time::Duration::from_secs(100 * 366 * 86_400) {
+        return Err(format!("`{s}` is more than a hundred years"));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn spans() {
+        assert_eq!(parse_span("90d").unwrap().as_secs(), 90 * 86_400);
+        assert_eq!(parse_span("2s").unwrap().as_secs(), 2);
+        assert!(parse_span("0s").is_err());
+        assert!(parse_span("ninety days").is_err());
+        assert!(parse_span("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn span_never_panics(s in "\\PC{0,30}") {
+            let _ = parse_span(&s);
+        }
+
+        #[test]
+        fn span_reads_days_and_seconds(d in 1u64..10_000, s in 0u64..86_400) {
+            let got = parse_span(&format!("{d}d {s}s")).unwrap();
+            prop_assert_eq!(got.as_secs(), d * 86_400 + s);
+        }
+    }
+}
