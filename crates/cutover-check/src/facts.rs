@@ -213,8 +213,21 @@ pub struct KeyValueRow {
 pub struct Recorded {
     /// What the fixture stands for and the documentation it follows.
     pub about: String,
+    /// The lines of `SHOW GRANTS` as the server prints them (parsed into `server.grants`).
+    pub show_grants: Option<Vec<String>>,
     pub server: ServerAnswers,
     pub schema: SchemaAnswers,
+}
+
+impl Recorded {
+    /// Reads a recording; the `SHOW GRANTS` lines go through the same parser as live ones.
+    pub fn parse(text: &str) -> Result<Recorded, String> {
+        let mut r: Recorded = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(lines) = &r.show_grants {
+            r.server.grants = Some(parse_grants(lines));
+        }
+        Ok(r)
+    }
 }
 
 /// Parses the privileges of `SHOW GRANTS` lines. Roles, `PROXY` and lines that are not a

@@ -30,5 +30,5 @@ pub use finding::{Finding, Report, Severity, Summary};
 pub use gather::Selection;
 pub use profile::{Profile, TargetFlavor};
 pub use rules::{Facts, RuleOptions};
-pub use snowflake::Layout;
 pub use run::{check, CheckError, CheckOptions, Event};
+pub use snowflake::Layout;

@@ -133,8 +133,16 @@ pub async fn check(
             }
         }
         for (k, v) in counters(&schema) {
-            if first.contains_key(&k) && schema.key_values.iter().all(|kv| format!("{}.{}.{}", kv.schema, kv.table, kv.column) != k) {
-                readings.entry(k).or_default().push(Reading { at: t1, value: v });
+            if first.contains_key(&k)
+                && schema
+                    .key_values
+                    .iter()
+                    .all(|kv| format!("{}.{}.{}", kv.schema, kv.table, kv.column) != k)
+            {
+                readings
+                    .entry(k)
+                    .or_default()
+                    .push(Reading { at: t1, value: v });
             }
         }
     }

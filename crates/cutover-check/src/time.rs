@@ -163,7 +163,9 @@ pub fn parse_span(s: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("`{s}` is not a duration like 90d, 36h or 10s ({e})"))?;
     if d.is_zero() {
-        return Err(format!("`{s}` is zero; give a duration like 90d, 36h or 10s"));
+        return Err(format!(
+            "`{s}` is zero; give a duration like 90d, 36h or 10s"
+        ));
     }
     if d > std::time::Duration::from_secs(100 * 366 * 86_400) {
         return Err(format!("`{s}` is more than a hundred years"));

@@ -4,8 +4,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use cutover_check::{
-    CheckError, CheckOptions, Event, Layout, Report, RuleOptions, Selection, Severity,
-    TargetFlavor,
+    CheckError, CheckOptions, Event, Layout, Report, RuleOptions, Selection, Severity, TargetFlavor,
 };
 use cutover_core::config::{parse_duration, Pattern};
 use cutover_core::{Db, DbError, Role, SessionOptions};
@@ -22,9 +21,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     let horizon =
         cutover_check::time::parse_span(&args.horizon).map_err(|e| anyhow!("--horizon: {e}"))?;
     let sample = match &args.sample {
-        Some(s) => {
-            Some(cutover_check::time::parse_span(s).map_err(|e| anyhow!("--sample: {e}"))?)
-        }
+        Some(s) => Some(cutover_check::time::parse_span(s).map_err(|e| anyhow!("--sample: {e}"))?),
         None => None,
     };
     let snowflake = match &args.snowflake {
@@ -35,7 +32,9 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         Some(s) => {
             let p = Pattern::parse(s).map_err(|e| anyhow!("--worker-table: {e}"))?;
             if p.schema.contains('*') || p.table.contains('*') {
-                return Err(anyhow!("--worker-table: `{s}` must name one table, db.table"));
+                return Err(anyhow!(
+                    "--worker-table: `{s}` must name one table, db.table"
+                ));
             }
             Some((p.schema, p.table))
         }
@@ -172,9 +171,17 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
 fn not_mysql_hint(e: DbError) -> anyhow::Error {
     let text = e.to_string();
     let lower = text.to_lowercase();
-    if ["packet", "protocol", "handshake", "unexpected", "invalid", "eof", "out of sync"]
-        .iter()
-        .any(|w| lower.contains(w))
+    if [
+        "packet",
+        "protocol",
+        "handshake",
+        "unexpected",
+        "invalid",
+        "eof",
+        "out of sync",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
         && !lower.contains("error 1")
     {
         anyhow!("{text} (is it a MySQL-compatible server?)")
