@@ -80,6 +80,18 @@ fn mysql8_gtid_off_is_a_warning_and_on_is_not() {
 }
 
 #[test]
+fn server_id_zero_refuses_replicas() {
+    // MySQL accepts server_id = 0 (MariaDB raises it to 1): no replica may connect then.
+    let mut f = facts("mysql-8.0", None, TargetFlavor::TiDb);
+    assert!(find(&run(&f), "source.server_id").is_empty());
+    f.source.variables.insert("server_id".into(), "0".into());
+    assert_eq!(
+        one(&run(&f), "source.server_id", None).severity,
+        Severity::Error
+    );
+}
+
+#[test]
 fn mysql8_default_collation_changes_on_tidb_but_explicit_bin_does_not() {
     let all = run(&facts("mysql-8.0", Some("tidb-v7.5"), TargetFlavor::TiDb));
     let f = one(&all, "schema.collation_change", Some("shop.orders"));
