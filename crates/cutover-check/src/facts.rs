@@ -289,23 +289,26 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 fn find_outside_parens(s: &str, needle: &str) -> Option<usize> {
+    let (b, n) = (s.as_bytes(), needle.as_bytes());
     let mut depth = 0i32;
-    let mut quote: Option<char> = None;
-    for (i, c) in s.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '`' | '\'' | '"') => quote = Some(c),
-            (None, '(') => depth += 1,
-            (None, ')') => depth -= 1,
-            (None, _) if depth == 0 && s.is_char_boundary(i) && s[i..].len() >= needle.len() => {
-                if s.is_char_boundary(i + needle.len())
-                    && s[i..i + needle.len()].eq_ignore_ascii_case(needle)
+    let mut quote: Option<u8> = None;
+    for i in 0..b.len() {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                b'`' | b'\'' | b'"' => quote = Some(c),
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ if depth == 0
+                    && b.len() - i >= n.len()
+                    && b[i..i + n.len()].eq_ignore_ascii_case(n) =>
                 {
                     return Some(i);
                 }
-            }
-            _ => {}
+                _ => {}
+            },
         }
     }
     None
