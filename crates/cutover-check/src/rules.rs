@@ -980,12 +980,22 @@ fn id_rules(
     };
     let mut snowflake_keys = BTreeSet::new();
     let mut detected_worker_bits: Option<u32> = opts.snowflake.as_ref().map(|l| l.worker_bits);
+    let columns: HashMap<(&str, &str, &str), &ColumnRow> = f
+        .schema
+        .columns
+        .iter()
+        .map(|c| ((c.schema.as_str(), c.table.as_str(), c.name.as_str()), c))
+        .collect();
+    let key_values: HashMap<(&str, &str), &KeyValueRow> = f
+        .schema
+        .key_values
+        .iter()
+        .map(|k| ((k.schema.as_str(), k.table.as_str()), k))
+        .collect();
     for kv in &f.schema.key_values {
-        let Some(col) = f
-            .schema
-            .columns
-            .iter()
-            .find(|c| c.schema == kv.schema && c.table == kv.table && c.name == kv.column)
+        let Some(col) = columns
+            .get(&(kv.schema.as_str(), kv.table.as_str(), kv.column.as_str()))
+            .copied()
         else {
             continue;
         };
@@ -1073,11 +1083,9 @@ fn id_rules(
                 },
             )
         } else {
-            let Some(kv) = f
-                .schema
-                .key_values
-                .iter()
-                .find(|k| k.schema == v.row.schema && k.table == v.row.name)
+            let Some(kv) = key_values
+                .get(&(v.row.schema.as_str(), v.row.name.as_str()))
+                .copied()
             else {
                 continue;
             };
@@ -1322,9 +1330,10 @@ fn target_rules(f: &Facts, tables: &[TableView], opts: &RuleOptions, out: &mut V
             }
         }
     }
+    let non_empty: BTreeSet<&String> = ts.non_empty.iter().collect();
     for t in &ts.tables {
         let tid = format!("{}.{}", t.schema, t.name);
-        if ts.non_empty.contains(&tid) {
+        if non_empty.contains(&tid) {
             out.push(Finding::new(
                 "target.non_empty",
                 Warning,

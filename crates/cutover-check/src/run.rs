@@ -57,12 +57,13 @@ fn now_f64() -> f64 {
 /// largest value of an integer key).
 pub fn counters(a: &SchemaAnswers) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
+    let tables: std::collections::HashMap<(&str, &str), &crate::facts::TableRow> = a
+        .tables
+        .iter()
+        .map(|t| ((t.schema.as_str(), t.name.as_str()), t))
+        .collect();
     for c in a.columns.iter().filter(|c| c.is_auto_increment()) {
-        if let Some(t) = a
-            .tables
-            .iter()
-            .find(|t| t.schema == c.schema && t.name == c.table)
-        {
+        if let Some(t) = tables.get(&(c.schema.as_str(), c.table.as_str())) {
             if let Some(next) = t.auto_increment {
                 out.insert(
                     format!("{}.{}.{}", c.schema, c.table, c.name),
@@ -132,13 +133,13 @@ pub async fn check(
                 t.auto_increment = Some(*next);
             }
         }
+        let keys: std::collections::HashSet<String> = schema
+            .key_values
+            .iter()
+            .map(|kv| format!("{}.{}.{}", kv.schema, kv.table, kv.column))
+            .collect();
         for (k, v) in counters(&schema) {
-            if first.contains_key(&k)
-                && schema
-                    .key_values
-                    .iter()
-                    .all(|kv| format!("{}.{}.{}", kv.schema, kv.table, kv.column) != k)
-            {
+            if first.contains_key(&k) && !keys.contains(&k) {
                 readings
                     .entry(k)
                     .or_default()
