@@ -1210,7 +1210,7 @@ fn id_rules(
                 ));
             }
         }
-        if let Some(t) = eta_tidb {
+        if let Some(t) = eta_tidb.filter(|_| space.headroom >= TIDB_AUTO_ID_CACHE) {
             msg.push_str(&format!(
                 "; on TiDB with {} restart(s)/day (30,000 IDs each), in {} ({})",
                 opts.tidb_restarts_per_day,

@@ -80,6 +80,20 @@ fn mysql8_gtid_off_is_a_warning_and_on_is_not() {
 }
 
 #[test]
+fn an_old_source_version_is_a_warning() {
+    let mut f = facts("mysql-8.0", None, TargetFlavor::TiDb);
+    assert_eq!(
+        one(&run(&f), "source.version", None).severity,
+        Severity::Info
+    );
+    f.source.version = "5.6.51-log".into();
+    assert_eq!(
+        one(&run(&f), "source.version", None).severity,
+        Severity::Warning
+    );
+}
+
+#[test]
 fn server_id_zero_refuses_replicas() {
     // MySQL accepts server_id = 0 (MariaDB raises it to 1): no replica may connect then.
     let mut f = facts("mysql-8.0", None, TargetFlavor::TiDb);

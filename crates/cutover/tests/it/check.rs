@@ -119,6 +119,9 @@ CREATE TABLE hashed (id INT PRIMARY KEY) PARTITION BY HASH (id) PARTITIONS 4;
 CREATE VIEW v_people AS SELECT id, name FROM people;
 CREATE TABLE _orders_gho (id INT PRIMARY KEY);
 CREATE TABLE myisam_t (id INT PRIMARY KEY) ENGINE=MyISAM;
+CREATE TABLE versioned (id INT PRIMARY KEY) WITH SYSTEM VERSIONING;
+CREATE SEQUENCE seq_a;
+CREATE TABLE nets (id INT PRIMARY KEY, ip INET6);
 CREATE TABLE fine (id INT PRIMARY KEY, v VARBINARY(10))";
 
 #[tokio::test]
@@ -149,6 +152,8 @@ async fn schema_rules_against_tidb_and_not_against_mariadb() {
         ("schema.view", "warning", "chk_schema.v_people"),
         ("source.online_ddl", "warning", "chk_schema._orders_gho"),
         ("schema.engine", "warning", "chk_schema.myisam_t"),
+        ("schema.table_type", "error", "chk_schema.versioned"),
+        ("schema.column_type", "error", "chk_schema.nets.ip"),
     ];
     for (rule, sev, obj) in expect {
         assert!(
@@ -193,6 +198,24 @@ async fn schema_rules_against_tidb_and_not_against_mariadb() {
     }
     // Replication still needs a key, whatever the target.
     assert!(has(&v, "schema.no_key", "error", "chk_schema.nokey"));
+    assert!(
+        !findings(&v)
+            .iter()
+            .any(|(r, _, _)| r == "schema.table_type" || r == "schema.column_type"),
+        "{v:#}"
+    );
+    // MySQL has no sequences (TiDB has).
+    assert!(!has(
+        &check(&["--databases", "chk_schema"]).json(),
+        "schema.table_type",
+        "error",
+        "chk_schema.seq_a"
+    ));
+    let v = check(&["--databases", "chk_schema", "--target-flavor", "mysql"]).json();
+    assert!(
+        has(&v, "schema.table_type", "error", "chk_schema.seq_a"),
+        "{v:#}"
+    );
 }
 
 #[tokio::test]
