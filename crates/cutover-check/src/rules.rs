@@ -1230,16 +1230,22 @@ fn id_rules(
         if !reasons.is_empty() {
             msg.push_str(&format!(": {}", reasons.join("; ")));
         }
-        let advice = if worker {
+        let advice = if worker && tidb {
             "create the worker table on TiDB with AUTO_ID_CACHE 1 (one ID per insert, no jumps on restart), and reuse worker IDs (e.g. a fixed ID per host) instead of taking a new one at every start"
+        } else if worker {
+            "reuse worker IDs (e.g. a fixed ID per host, or recycle the IDs of stopped instances) instead of taking a new one at every start, or widen the worker field"
         } else if tidb_alloc
             && (space.headroom < TIDB_AUTO_ID_CACHE || eta_tidb.is_some_and(|t| t <= horizon))
         {
             "create the table on TiDB with AUTO_ID_CACHE 1 (MySQL-compatible allocation), or AUTO_RANDOM if the key need not increase; widen the column to BIGINT"
-        } else if sev != Info {
-            "widen the column (BIGINT, UNSIGNED) before the migration; on TiDB create it with AUTO_ID_CACHE 1 or use AUTO_RANDOM where order does not matter"
-        } else {
+        } else if sev == Info {
             ""
+        } else if kind == "integer_key" {
+            "widen the column (BIGINT, UNSIGNED) before the migration, and check how the application generates the values"
+        } else if tidb {
+            "widen the column (BIGINT, UNSIGNED) before the migration; on TiDB create it with AUTO_ID_CACHE 1, or AUTO_RANDOM where order does not matter"
+        } else {
+            "widen the column (BIGINT, UNSIGNED) before the migration"
         };
         out.push(Finding::new(
             if worker {
