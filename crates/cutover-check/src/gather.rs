@@ -165,23 +165,68 @@ const MAX_PER_QUERY: usize = 200;
 /// The `information_schema` rows of the selected tables, and the largest values of integer
 /// keys without a counter.
 pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, DbError> {
-    let mut c = db.conn().await?;
-    // MySQL 8 caches TABLES.AUTO_INCREMENT (and sizes) for up to a day by default; read them
-    // fresh. Other servers do not know the variable, which is fine.
-    if db.flavor() == Flavor::MySql {
-        let _ = c
-            .execute("SET SESSION information_schema_stats_expiry = 0")
-            .await;
-    }
-    let mut a = SchemaAnswers::default();
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
+    // One statement per view, several at once on their own connections: on a server with
+    // many tables each view costs a pass over every table's definition.
+    let stored_code = db.flavor() != Flavor::TiDb;
+    let schemata_sql = format!(
+        "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME \
              FROM information_schema.SCHEMATA WHERE {}",
-            sel.schema_sql("SCHEMA_NAME")
-        ))
-        .await?;
-    a.schemata = rows
+        sel.schema_sql("SCHEMA_NAME")
+    );
+    let tables_sql = format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH, \
+             AUTO_INCREMENT, TABLE_COLLATION, CREATE_OPTIONS \
+             FROM information_schema.TABLES WHERE {}",
+        sel.schema_sql("TABLE_SCHEMA")
+    );
+    let columns_sql = format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, \
+             COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, CHARACTER_OCTET_LENGTH, EXTRA, \
+             IS_NULLABLE FROM information_schema.COLUMNS WHERE {}",
+        sel.schema_sql("TABLE_SCHEMA")
+    );
+    let indexes_sql = format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, \
+             COLLATION, INDEX_TYPE FROM information_schema.STATISTICS WHERE {}",
+        sel.schema_sql("TABLE_SCHEMA")
+    );
+    let fks_sql = format!(
+        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, \
+             REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE {}",
+        sel.schema_sql("CONSTRAINT_SCHEMA")
+    );
+    let triggers_sql = format!(
+        "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE \
+             FROM information_schema.TRIGGERS WHERE {}",
+        sel.schema_sql("TRIGGER_SCHEMA")
+    );
+    let routines_sql = format!(
+        "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE \
+                 FROM information_schema.ROUTINES WHERE {}",
+        sel.schema_sql("ROUTINE_SCHEMA")
+    );
+    let events_sql = format!(
+        "SELECT EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS WHERE {}",
+        sel.schema_sql("EVENT_SCHEMA")
+    );
+    let partitions_sql = format!(
+        "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME, PARTITION_METHOD, SUBPARTITION_METHOD \
+             FROM information_schema.PARTITIONS WHERE PARTITION_NAME IS NOT NULL AND {}",
+        sel.schema_sql("TABLE_SCHEMA")
+    );
+    let (schemata, tables, columns, indexes, fks, triggers, routines, events, partitions) = tokio::try_join!(
+        rows(db, &schemata_sql),
+        rows(db, &tables_sql),
+        rows(db, &columns_sql),
+        rows(db, &indexes_sql),
+        rows(db, &fks_sql),
+        rows(db, &triggers_sql),
+        maybe_rows(db, stored_code, &routines_sql),
+        maybe_rows(db, stored_code, &events_sql),
+        rows(db, &partitions_sql),
+    )?;
+    let mut a = SchemaAnswers::default();
+    a.schemata = schemata
         .iter()
         .map(|r| SchemaRow {
             name: s(r, 0),
@@ -190,15 +235,7 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|r| sel.covers_schema(&r.name))
         .collect();
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH, \
-             AUTO_INCREMENT, TABLE_COLLATION, CREATE_OPTIONS \
-             FROM information_schema.TABLES WHERE {}",
-            sel.schema_sql("TABLE_SCHEMA")
-        ))
-        .await?;
-    a.tables = rows
+    a.tables = tables
         .iter()
         .map(|r| TableRow {
             schema: s(r, 0),
@@ -213,15 +250,7 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|t| sel.covers_table(&t.schema, &t.name))
         .collect();
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, ORDINAL_POSITION, DATA_TYPE, \
-             COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, CHARACTER_OCTET_LENGTH, EXTRA, \
-             IS_NULLABLE FROM information_schema.COLUMNS WHERE {}",
-            sel.schema_sql("TABLE_SCHEMA")
-        ))
-        .await?;
-    a.columns = rows
+    a.columns = columns
         .iter()
         .map(|r| ColumnRow {
             schema: s(r, 0),
@@ -238,14 +267,7 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|c| sel.covers_table(&c.schema, &c.table))
         .collect();
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, NON_UNIQUE, SEQ_IN_INDEX, COLUMN_NAME, \
-             COLLATION, INDEX_TYPE FROM information_schema.STATISTICS WHERE {}",
-            sel.schema_sql("TABLE_SCHEMA")
-        ))
-        .await?;
-    a.indexes = rows
+    a.indexes = indexes
         .iter()
         .map(|r| IndexRow {
             schema: s(r, 0),
@@ -259,14 +281,7 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|i| sel.covers_table(&i.schema, &i.table))
         .collect();
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, UNIQUE_CONSTRAINT_SCHEMA, \
-             REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE {}",
-            sel.schema_sql("CONSTRAINT_SCHEMA")
-        ))
-        .await?;
-    a.foreign_keys = rows
+    a.foreign_keys = fks
         .iter()
         .map(|r| ForeignKeyRow {
             schema: s(r, 0),
@@ -277,14 +292,7 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|f| sel.covers_table(&f.schema, &f.table))
         .collect();
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_TABLE \
-             FROM information_schema.TRIGGERS WHERE {}",
-            sel.schema_sql("TRIGGER_SCHEMA")
-        ))
-        .await?;
-    a.triggers = rows
+    a.triggers = triggers
         .iter()
         .map(|r| TriggerRow {
             schema: s(r, 0),
@@ -293,46 +301,24 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|t| sel.covers_table(&t.schema, &t.table))
         .collect();
-    if db.flavor() != Flavor::TiDb {
-        let rows: Vec<Row> = c
-            .query(&format!(
-                "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE \
-                 FROM information_schema.ROUTINES WHERE {}",
-                sel.schema_sql("ROUTINE_SCHEMA")
-            ))
-            .await?;
-        a.routines = rows
-            .iter()
-            .map(|r| RoutineRow {
-                schema: s(r, 0),
-                name: s(r, 1),
-                kind: s(r, 2).to_ascii_uppercase(),
-            })
-            .filter(|r| sel.covers_schema(&r.schema))
-            .collect();
-        let rows: Vec<Row> = c
-            .query(&format!(
-                "SELECT EVENT_SCHEMA, EVENT_NAME FROM information_schema.EVENTS WHERE {}",
-                sel.schema_sql("EVENT_SCHEMA")
-            ))
-            .await?;
-        a.events = rows
-            .iter()
-            .map(|r| EventRow {
-                schema: s(r, 0),
-                name: s(r, 1),
-            })
-            .filter(|e| sel.covers_schema(&e.schema))
-            .collect();
-    }
-    let rows: Vec<Row> = c
-        .query(&format!(
-            "SELECT DISTINCT TABLE_SCHEMA, TABLE_NAME, PARTITION_METHOD, SUBPARTITION_METHOD \
-             FROM information_schema.PARTITIONS WHERE PARTITION_NAME IS NOT NULL AND {}",
-            sel.schema_sql("TABLE_SCHEMA")
-        ))
-        .await?;
-    a.partitions = rows
+    a.routines = routines
+        .iter()
+        .map(|r| RoutineRow {
+            schema: s(r, 0),
+            name: s(r, 1),
+            kind: s(r, 2).to_ascii_uppercase(),
+        })
+        .filter(|r| sel.covers_schema(&r.schema))
+        .collect();
+    a.events = events
+        .iter()
+        .map(|r| EventRow {
+            schema: s(r, 0),
+            name: s(r, 1),
+        })
+        .filter(|e| sel.covers_schema(&e.schema))
+        .collect();
+    a.partitions = partitions
         .iter()
         .map(|r| PartitionRow {
             schema: s(r, 0),
@@ -342,9 +328,29 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
         })
         .filter(|p| sel.covers_table(&p.schema, &p.table))
         .collect();
-    drop(c);
     a.key_values = key_values(db, &a).await?;
     Ok(a)
+}
+
+/// Rows of one statement on a connection of its own. MySQL 8 caches `TABLES.AUTO_INCREMENT`
+/// (and sizes) for up to a day by default; the session reads them fresh. Other servers do
+/// not know the variable, which is fine.
+async fn rows(db: &Db, sql: &str) -> Result<Vec<Row>, DbError> {
+    let mut c = db.conn().await?;
+    if db.flavor() == Flavor::MySql {
+        let _ = c
+            .execute("SET SESSION information_schema_stats_expiry = 0")
+            .await;
+    }
+    c.query(sql).await
+}
+
+async fn maybe_rows(db: &Db, run: bool, sql: &str) -> Result<Vec<Row>, DbError> {
+    if run {
+        rows(db, sql).await
+    } else {
+        Ok(Vec::new())
+    }
 }
 
 /// `MAX()`/`MIN()` of every single-column integer primary key (or NOT NULL unique key)
