@@ -161,8 +161,10 @@ pub fn human_duration(secs: f64) -> String {
         format!("{:.1} hours", s / 3600.0)
     } else if s < 730.0 * 86_400.0 {
         format!("{:.0} days", s / 86_400.0)
-    } else {
+    } else if s < 1000.0 * 365.25 * 86_400.0 {
         format!("{:.1} years", s / (365.25 * 86_400.0))
+    } else {
+        "over 1,000 years".to_string()
     }
 }
 

@@ -12,7 +12,10 @@ pub fn document(r: &Report) -> Document {
     let mut d = Document::new("cutover check report");
     let s = &r.summary;
     d.badge = Some(if s.errors > 0 {
-        Badge::new(format!("{} ERRORS", s.errors), Tone::Bad)
+        Badge::new(
+            format!("{} ERROR{}", s.errors, if s.errors == 1 { "" } else { "S" }),
+            Tone::Bad,
+        )
     } else if s.warnings > 0 {
         Badge::new("READY WITH WARNINGS", Tone::Warn)
     } else {

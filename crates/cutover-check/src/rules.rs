@@ -971,7 +971,18 @@ fn id_rules(
     let tidb = f.profile.is_tidb();
     let burn = TIDB_AUTO_ID_CACHE as f64 * opts.tidb_restarts_per_day / 86_400.0;
     let now = opts.now;
-    let date_in = |secs: f64| time::format_date(now.saturating_add(secs.min(1e15) as i64));
+    // "in 41 days (2027-01-07)"; beyond a thousand years the date says nothing more.
+    let date_in = |secs: f64| {
+        if secs > 1000.0 * 365.25 * 86_400.0 {
+            "over 1,000 years".to_string()
+        } else {
+            format!(
+                "{} ({})",
+                forecast::human_duration(secs),
+                time::format_date(now.saturating_add(secs as i64))
+            )
+        }
+    };
 
     // Layout detection on BIGINT keys without a counter.
     let layouts = match &opts.snowflake {
@@ -1194,27 +1205,21 @@ fn id_rules(
                 r.per_second * 86_400.0
             ));
             match eta {
-                Some(t) => msg.push_str(&format!(
-                    ", runs out in {} ({})",
-                    forecast::human_duration(t),
-                    date_in(t)
-                )),
+                Some(t) => msg.push_str(&format!(", runs out in {}", date_in(t))),
                 None => msg.push_str(", not growing"),
             }
             if let (Some(t), Some(k)) = (eta_growth, r.growth_per_second) {
                 msg.push_str(&format!(
-                    "; with its growth of {:.1} %/day, in {} ({})",
+                    "; with its growth of {:.1} %/day, in {}",
                     (k * 86_400.0).exp_m1() * 100.0,
-                    forecast::human_duration(t),
                     date_in(t)
                 ));
             }
         }
         if let Some(t) = eta_tidb.filter(|_| space.headroom >= TIDB_AUTO_ID_CACHE) {
             msg.push_str(&format!(
-                "; on TiDB with {} restart(s)/day (30,000 IDs each), in {} ({})",
+                "; on TiDB with {} restart(s)/day (30,000 IDs each), in {}",
                 opts.tidb_restarts_per_day,
-                forecast::human_duration(t),
                 date_in(t)
             ));
             if worker {

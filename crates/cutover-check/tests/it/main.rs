@@ -414,3 +414,81 @@ fn the_json_shape_of_a_finding() {
     let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["rule", "severity", "object", "message", "advice"]);
 }
+
+/// Compares with the reviewed snapshot in `tests/snapshots/`, or rewrites it under
+/// `UPDATE_SNAPSHOTS=1` (then review the diff).
+fn check_snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs at line {}:\n--- expected\n{}\n--- actual\n{}\n(rerun with UPDATE_SNAPSHOTS=1 to accept)",
+            line + 1,
+            expected.lines().nth(line).unwrap_or("<end>"),
+            actual.lines().nth(line).unwrap_or("<end>"),
+        );
+    }
+}
+
+#[test]
+fn the_reports_of_a_recorded_check() {
+    use cutover_check::finding::{Report, Summary};
+    use cutover_check::forecast::{rate, Reading};
+    let mut f = facts("mysql-8.0", Some("tidb-v7.5"), TargetFlavor::TiDb);
+    // orders.id: 500 IDs a day over the last two days.
+    let r = rate(&[
+        Reading { at: 0.0, value: 0 },
+        Reading {
+            at: 172_800.0,
+            value: 1000,
+        },
+    ])
+    .unwrap();
+    f.rates.insert("shop.orders.id".into(), (r, "history"));
+    let opts = RuleOptions {
+        now: 1_795_000_000,
+        ..RuleOptions::default()
+    };
+    let (findings, forecasts) = evaluate(&f, &opts);
+    let mut report = Report {
+        findings,
+        summary: Summary {
+            source: "mysql://cutover:***@10.0.0.1:3306".into(),
+            source_server: f.source.version.clone(),
+            target: Some("mysql://cutover:***@10.0.0.2:4000".into()),
+            target_server: f.profile.describe(),
+            target_flavor: "TiDB".into(),
+            databases: 1,
+            tables: 2,
+            id_spaces: 2,
+            horizon_days: 90.0,
+            tidb_restarts_per_day: 1.0,
+            rates_from: vec!["history".into()],
+            elapsed_ms: 42,
+            forecasts,
+            ..Summary::default()
+        },
+    };
+    report.finish();
+    assert_eq!(report.exit_code(), 1);
+    let mut json = serde_json::to_string_pretty(&report).unwrap();
+    json.push('\n');
+    check_snapshot("check.json", &json);
+    check_snapshot(
+        "check.md",
+        &cutover_check::report_doc::document(&report).markdown(),
+    );
+}
