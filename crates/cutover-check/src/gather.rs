@@ -355,7 +355,7 @@ async fn maybe_rows(db: &Db, run: bool, sql: &str) -> Result<Vec<Row>, DbError> 
 
 /// `MAX()`/`MIN()` of every single-column integer primary key (or NOT NULL unique key)
 /// without AUTO_INCREMENT: index lookups, many per statement.
-async fn key_values(db: &Db, a: &SchemaAnswers) -> Result<Vec<KeyValueRow>, DbError> {
+pub async fn key_values(db: &Db, a: &SchemaAnswers) -> Result<Vec<KeyValueRow>, DbError> {
     let candidates = crate::rules::integer_keys_without_counter(a);
     let mut out = Vec::new();
     for chunk in candidates.chunks(MAX_PER_QUERY) {

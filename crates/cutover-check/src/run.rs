@@ -125,7 +125,9 @@ pub async fn check(
             _ = tokio::time::sleep(wait) => {}
             _ = source.cancel_token().cancelled() => return Err(DbError::Interrupted.into()),
         }
+        // The counters and the largest values of integer keys, read again.
         let second = gather::counters(source, sel).await?;
+        schema.key_values = gather::key_values(source, &schema).await?;
         let t1 = now_f64();
         latest_at = t1;
         for t in schema.tables.iter_mut() {
@@ -133,13 +135,8 @@ pub async fn check(
                 t.auto_increment = Some(*next);
             }
         }
-        let keys: std::collections::HashSet<String> = schema
-            .key_values
-            .iter()
-            .map(|kv| format!("{}.{}.{}", kv.schema, kv.table, kv.column))
-            .collect();
         for (k, v) in counters(&schema) {
-            if first.contains_key(&k) && !keys.contains(&k) {
+            if first.contains_key(&k) {
                 readings
                     .entry(k)
                     .or_default()

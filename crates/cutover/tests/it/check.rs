@@ -350,14 +350,15 @@ async fn forecast_from_two_samples() {
     fresh_db("chk_rate").await;
     exec(
         Side::Source,
-        "CREATE TABLE chk_rate.t (id INT AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 1001",
+        "CREATE TABLE chk_rate.t (id INT AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 1001;
+         CREATE TABLE chk_rate.k (id INT PRIMARY KEY); INSERT INTO chk_rate.k VALUES (1000)",
     )
     .await;
     let mut cmd = cutover();
     cmd.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
         .args([
-            "--tables",
-            "chk_rate.t",
+            "--databases",
+            "chk_rate",
             "--target-flavor",
             "mysql",
             "--sample",
@@ -381,7 +382,7 @@ async fn forecast_from_two_samples() {
     }
     exec(
         Side::Source,
-        "ALTER TABLE chk_rate.t AUTO_INCREMENT = 31001",
+        "ALTER TABLE chk_rate.t AUTO_INCREMENT = 31001; INSERT INTO chk_rate.k VALUES (16000)",
     )
     .await;
     let out = child.wait_with_output().expect("check output");
@@ -403,6 +404,14 @@ async fn forecast_from_two_samples() {
     );
     assert!(message(&v, "id.auto_increment", "chk_rate.t.id").contains("runs out in"));
     assert_eq!(out.status.code(), Some(1));
+    // A key without a counter: its largest value is read twice too.
+    let k = forecast(&v, "chk_rate.k.id");
+    assert_eq!(
+        (k["rate_from"].as_str(), k["used"].as_u64()),
+        (Some("sample"), Some(16_000))
+    );
+    let krate = k["rate_per_second"].as_f64().unwrap();
+    assert!((15_000.0 / 6.0..=5_000.0).contains(&krate), "{krate}");
 }
 
 #[tokio::test]
