@@ -15,6 +15,8 @@ pub struct Selection {
     pub databases: Vec<String>,
     /// `--tables`: `db.table` patterns (empty: every table of the schemas).
     pub tables: Vec<Pattern>,
+    /// `[filter] exclude` of cutover.toml: tables left out.
+    pub skip: Vec<Pattern>,
 }
 
 impl Selection {
@@ -37,11 +39,9 @@ impl Selection {
     }
 
     pub fn covers_table(&self, schema: &str, table: &str) -> bool {
-        self.tables.is_empty()
-            || self
-                .tables
-                .iter()
-                .any(|p| p.matches(&cutover_core::TableName::new(schema, table)))
+        let name = cutover_core::TableName::new(schema, table);
+        (self.tables.is_empty() || self.tables.iter().any(|p| p.matches(&name)))
+            && !self.skip.iter().any(|p| p.matches(&name))
     }
 }
 
@@ -55,6 +55,7 @@ const VARIABLES: &[&str] = &[
     "gtid_mode",
     "enforce_gtid_consistency",
     "gtid_strict_mode",
+    "gtid_domain_id",
     "expire_logs_days",
     "binlog_expire_logs_seconds",
     "auto_increment_increment",

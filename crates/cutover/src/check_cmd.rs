@@ -55,6 +55,12 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         .iter()
         .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables: {e}")))
         .collect::<Result<Vec<_>>>()?;
+    let skip = cfg
+        .filter
+        .exclude
+        .iter()
+        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("[filter] exclude: {e}")))
+        .collect::<Result<Vec<_>>>()?;
     let databases: Vec<String> = args
         .databases
         .iter()
@@ -66,7 +72,11 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         None => cfg.diff.query_timeout,
     };
     let opts = CheckOptions {
-        selection: Selection { databases, tables },
+        selection: Selection {
+            databases,
+            tables,
+            skip,
+        },
         target_flavor,
         sample,
         history: args.history.clone(),
@@ -248,10 +258,13 @@ pub fn human(r: &Report) -> String {
     } else {
         "ready"
     };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let _ = writeln!(
         out,
-        "\n{verdict}: {} errors, {} warnings, {} info",
-        s.errors, s.warnings, s.infos
+        "\n{verdict}: {}, {}, {} info",
+        plural(s.errors, "error"),
+        plural(s.warnings, "warning"),
+        s.infos
     );
     out
 }

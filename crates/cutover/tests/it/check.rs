@@ -265,6 +265,23 @@ async fn id_spaces_on_the_source() {
         !findings(&v).iter().any(|(_, _, o)| o == "chk_ids.roomy.id"),
         "{v:#}"
     );
+    // cutover.toml's [filter] exclude leaves tables out.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cutover.toml");
+    std::fs::write(&cfg, "[filter]\nexclude = [\"chk_ids.tiny\"]\n").unwrap();
+    let mut c = cutover();
+    c.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
+        .args(["--databases", "chk_ids", "--config"])
+        .arg(&cfg);
+    let v = run(&mut c).json();
+    assert!(
+        !findings(&v).iter().any(|(_, _, o)| o == "chk_ids.tiny.id"),
+        "{v:#}"
+    );
+    assert!(
+        has(&v, "id.integer_key", "error", "chk_ids.plain.id"),
+        "{v:#}"
+    );
 }
 
 #[tokio::test]
