@@ -168,9 +168,10 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Err(e) => {
-                return Err(anyhow!("writing the reports to {}: {e}", dir.display()));
-            }
+            Err(e) => eprintln!(
+                "cutover: warning: the reports could not be written to {}: {e}",
+                dir.display()
+            ),
         }
     }
     Ok(report.exit_code())
