@@ -93,6 +93,15 @@ async fn a_clean_database_yields_no_error_or_warning() {
         );
     }
     assert!(has(&v, "source.version", "info", ""), "{v:#}");
+    assert!(has(&v, "source.gtid", "info", ""), "{v:#}");
+    assert!(has(&v, "source.binlog_retention", "info", ""), "{v:#}");
+    // Not even an info about the clean table: no view, generated column, engine, collation,
+    // or ID space worth a word.
+    let about: Vec<_> = findings(&v)
+        .into_iter()
+        .filter(|(_, _, o)| o.starts_with("chk_clean"))
+        .collect();
+    assert!(about.is_empty(), "{about:?}");
     assert_eq!(v["summary"]["errors"], 0);
     assert_eq!(v["summary"]["tables"], 1);
 }
