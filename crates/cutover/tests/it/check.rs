@@ -766,3 +766,37 @@ fn a_server_that_is_not_mysql() {
     r.assert_clean_error("cannot connect to source");
     assert!(r.stderr.contains("MySQL-compatible"), "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn ctrl_c_while_sampling_stops_at_once() {
+    fresh_db("chk_intr").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE chk_intr.t (id INT AUTO_INCREMENT PRIMARY KEY)",
+    )
+    .await;
+    let mut cmd = cutover();
+    cmd.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
+        .args(["--databases", "chk_intr", "--sample", "10m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cutover check");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    match lines.next() {
+        Some(Ok(l)) if l.starts_with("sampling:") => {}
+        other => panic!("expected the sampling line, got {other:?}"),
+    }
+    let started = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.stdout.is_empty());
+}
