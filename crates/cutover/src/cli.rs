@@ -27,6 +27,8 @@ pub enum Command {
     Sandbox(SandboxArgs),
     /// Walk through a migration check end to end on a local sandbox.
     Demo(DemoArgs),
+    /// Migration readiness: server settings, schema vs the target, ID spaces running out.
+    Check(Box<CheckArgs>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -206,4 +208,44 @@ pub struct DemoArgs {
     /// Where the reports (JSON, Markdown, HTML) and the fix SQL go; they outlive the sandbox.
     #[arg(long, default_value = "cutover-demo-report")]
     pub out: std::path::PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// The target's flavor when no --target is given: tidb, mysql or mariadb.
+    #[arg(long, value_name = "FLAVOR", default_value = "tidb")]
+    pub target_flavor: String,
+    /// Databases to check (comma-separated). Default: every non-system database.
+    #[arg(long, value_delimiter = ',', value_name = "DB")]
+    pub databases: Vec<String>,
+    /// Tables to check: db.table or db.* patterns (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// ID spaces that run out within this time are errors.
+    #[arg(long, value_name = "DURATION", default_value = "90d")]
+    pub horizon: String,
+    /// Read the ID counters twice, DURATION apart, to measure how fast they advance.
+    #[arg(long, value_name = "DURATION")]
+    pub sample: Option<String>,
+    /// Earlier runs' counter readings (JSON lines); this run's readings are appended.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    /// TiDB server restarts a day, each of which can skip up to AUTO_ID_CACHE (30,000) IDs.
+    #[arg(long, value_name = "N", default_value_t = 1.0)]
+    pub tidb_restarts_per_day: f64,
+    /// A snowflake layout to try instead of the known ones (twitter, sonyflake,
+    /// uid-generator): 'epoch=2016-05-20,time_bits=28,worker_bits=22,seq_bits=13,unit=s'.
+    #[arg(long, value_name = "LAYOUT")]
+    pub snowflake: Option<String>,
+    /// The worker-ID allocator table (db.table), when its shape is not recognised.
+    #[arg(long, value_name = "DB.TABLE")]
+    pub worker_table: Option<String>,
+    /// Write check.json and check.md to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Output: a human report grouped by severity, or JSON on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }

@@ -2,6 +2,7 @@
 //! Nothing here computes a verdict; it only decides how to show one and which exit code
 //! it gives (0 equal, 1 differences, 2 could not compare, 130 interrupted).
 
+mod check_cmd;
 mod cli;
 mod demo;
 mod diff_cmd;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
             cli::Command::Diff(args) => diff_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Sandbox(args) => sandbox_cmd::run(args),
             cli::Command::Demo(args) => demo::run(args).await,
+            cli::Command::Check(args) => check_cmd::run(cli.config.as_deref(), *args).await,
         }
     });
     // Pools close in the background; do not wait for idle connections to say goodbye.

@@ -3,6 +3,7 @@
 //! One sandbox pair (source and target) is started for this test binary; every test makes
 //! its own databases on it, so tests run in parallel without sharing data.
 
+mod check;
 mod connection;
 mod diff;
 mod harness;

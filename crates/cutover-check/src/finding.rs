@@ -1,0 +1,121 @@
+//! Findings and the report they make.
+
+use serde::Serialize;
+
+/// How bad a finding is. `Error`: the migration or the application will break as things
+/// stand. `Warning`: behaviour changes, or a risk that needs a decision. `Info`: a fact
+/// worth knowing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One finding: which rule, how bad, about what (`db.table`, `db.table.column`, a routine or
+/// event as `db.name`, or `None` for the server), what was found and what to do.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub object: Option<String>,
+    pub message: String,
+    pub advice: String,
+}
+
+impl Finding {
+    pub fn new(
+        rule: &'static str,
+        severity: Severity,
+        object: Option<String>,
+        message: impl Into<String>,
+        advice: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            rule,
+            severity,
+            object,
+            message: message.into(),
+            advice: advice.into(),
+        }
+    }
+}
+
+/// The forecast of one ID space, for the summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ForecastLine {
+    pub object: String,
+    /// `auto_increment`, `integer_key` or `worker_table`.
+    pub kind: &'static str,
+    pub capacity: u64,
+    pub used: u64,
+    pub headroom: u64,
+    pub ratio: f64,
+    /// IDs per second, when measured.
+    pub rate_per_second: Option<f64>,
+    /// `sample` or `history`.
+    pub rate_from: Option<&'static str>,
+    pub growth_per_day: Option<f64>,
+    pub eta_seconds: Option<f64>,
+    pub eta_growth_seconds: Option<f64>,
+    /// On a TiDB target, with the AUTO_ID_CACHE burn of `--tidb-restarts-per-day`.
+    pub eta_tidb_seconds: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+    pub source: String,
+    pub source_server: String,
+    pub target: Option<String>,
+    /// `TiDB 7.5.1`, or `TiDB (assumed: current release)` without `--target`.
+    pub target_server: String,
+    pub target_flavor: String,
+    pub databases: usize,
+    pub tables: usize,
+    pub id_spaces: usize,
+    pub horizon_days: f64,
+    pub tidb_restarts_per_day: f64,
+    /// Where consumption rates come from: `sample`, `history`, or none.
+    pub rates_from: Vec<String>,
+    pub elapsed_ms: u64,
+    /// ID spaces with a measured rate or a finding.
+    pub forecasts: Vec<ForecastLine>,
+}
+
+/// The result of `cutover check`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+impl Report {
+    /// Sorts findings (errors first, then by rule and object) and counts them.
+    pub fn finish(&mut self) {
+        self.findings
+            .sort_by(|a, b| (a.severity, a.rule, &a.object).cmp(&(b.severity, b.rule, &b.object)));
+        let count = |s| self.findings.iter().filter(|f| f.severity == s).count();
+        self.summary.errors = count(Severity::Error);
+        self.summary.warnings = count(Severity::Warning);
+        self.summary.infos = count(Severity::Info);
+    }
+
+    /// 0 when nothing is an error, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        u8::from(self.findings.iter().any(|f| f.severity == Severity::Error))
+    }
+}

@@ -1,0 +1,129 @@
+//! The check report as a shared document (Markdown for `--out DIR`), and the files of
+//! `--out DIR`.
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use cutover_report::{Badge, Block, Cell, Document, Section, Table, Tone};
+
+use crate::finding::{Report, Severity};
+
+pub fn document(r: &Report) -> Document {
+    let mut d = Document::new("cutover check report");
+    let s = &r.summary;
+    d.badge = Some(if s.errors > 0 {
+        Badge::new(
+            format!("{} ERROR{}", s.errors, if s.errors == 1 { "" } else { "S" }),
+            Tone::Bad,
+        )
+    } else if s.warnings > 0 {
+        Badge::new("READY WITH WARNINGS", Tone::Warn)
+    } else {
+        Badge::new("READY", Tone::Ok)
+    });
+    d.summary
+        .push(("Source".into(), Cell::code(s.source.clone())));
+    d.summary
+        .push(("Source server".into(), Cell::text(s.source_server.clone())));
+    if let Some(t) = &s.target {
+        d.summary.push(("Target".into(), Cell::code(t.clone())));
+    }
+    d.summary
+        .push(("Target server".into(), Cell::text(s.target_server.clone())));
+    d.summary.push((
+        "Checked".into(),
+        Cell::text(format!(
+            "{} databases, {} tables, {} ID spaces; horizon {} days",
+            s.databases, s.tables, s.id_spaces, s.horizon_days
+        )),
+    ));
+    d.summary.push((
+        "Findings".into(),
+        Cell::text(format!(
+            "{} errors, {} warnings, {} info",
+            s.errors, s.warnings, s.infos
+        )),
+    ));
+    for sev in [Severity::Error, Severity::Warning, Severity::Info] {
+        let items: Vec<_> = r.findings.iter().filter(|f| f.severity == sev).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let (title, tone) = match sev {
+            Severity::Error => ("Errors", Tone::Bad),
+            Severity::Warning => ("Warnings", Tone::Warn),
+            Severity::Info => ("Info", Tone::Neutral),
+        };
+        let mut sec = Section::new(title).with_badge(Badge::new(items.len().to_string(), tone));
+        let mut t = Table::new(["rule", "object", "finding", "advice"]);
+        for f in items {
+            t.push(vec![
+                Cell::code(f.rule),
+                Cell::code(f.object.clone().unwrap_or_default()),
+                Cell::text(f.message.clone()),
+                Cell::text(f.advice.clone()),
+            ]);
+        }
+        sec.push(Block::Table(t));
+        d.sections.push(sec);
+    }
+    if !s.forecasts.is_empty() {
+        let mut sec = Section::new("ID spaces");
+        let mut t = Table::new([
+            "object",
+            "used",
+            "capacity",
+            "% used",
+            "IDs/day",
+            "runs out in",
+        ])
+        .align_right([1, 2, 3, 4, 5]);
+        for l in &s.forecasts {
+            t.push(vec![
+                Cell::code(l.object.clone()),
+                Cell::text(l.used.to_string()),
+                Cell::text(l.capacity.to_string()),
+                Cell::text(format!("{:.1}", l.ratio * 100.0)),
+                Cell::text(
+                    l.rate_per_second
+                        .map(|r| format!("{:.0}", r * 86_400.0))
+                        .unwrap_or_default(),
+                ),
+                Cell::text(
+                    l.eta_seconds
+                        .or(l.eta_tidb_seconds)
+                        .map(crate::forecast::human_duration)
+                        .unwrap_or_default(),
+                ),
+            ]);
+        }
+        sec.push(Block::Table(t));
+        d.sections.push(sec);
+    }
+    d
+}
+
+/// Writes `check.json` and `check.md` into `dir` (created when missing).
+pub fn write_out_dir(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
+    let mut json = serde_json::to_string_pretty(r).map_err(io::Error::other)?;
+    json.push('\n');
+    let mut written = Vec::new();
+    for (name, body) in [("check.json", json), ("check.md", document(r).markdown())] {
+        let path = dir.join(name);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".cutover-")
+            .suffix(".tmp")
+            .tempfile_in(dir)?;
+        tmp.as_file_mut().write_all(body.as_bytes())?;
+        tmp.persist(&path).map_err(|e| {
+            io::Error::new(
+                e.error.kind(),
+                format!("writing {}: {}", path.display(), e.error),
+            )
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -1,0 +1,271 @@
+//! `cutover check`: migration readiness. Reads only; every connection is a read-only session.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use cutover_check::{
+    CheckError, CheckOptions, Event, Layout, Report, RuleOptions, Selection, Severity, TargetFlavor,
+};
+use cutover_core::config::{parse_duration, Pattern};
+use cutover_core::{Db, DbError, Role, SessionOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{CheckArgs, Format};
+use crate::diff_cmd::{load_config, spawn_ctrl_c};
+
+pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
+    // Everything the user typed is checked before any connection is made.
+    let cfg = load_config(config)?;
+    let target_flavor =
+        TargetFlavor::parse(&args.target_flavor).map_err(|e| anyhow!("--target-flavor: {e}"))?;
+    let horizon =
+        cutover_check::time::parse_span(&args.horizon).map_err(|e| anyhow!("--horizon: {e}"))?;
+    let sample = match &args.sample {
+        Some(s) => Some(cutover_check::time::parse_span(s).map_err(|e| anyhow!("--sample: {e}"))?),
+        None => None,
+    };
+    let snowflake = match &args.snowflake {
+        Some(s) => Some(Layout::parse(s).map_err(|e| anyhow!("--snowflake: {e}"))?),
+        None => None,
+    };
+    let worker_table = match &args.worker_table {
+        Some(s) => {
+            let p = Pattern::parse(s).map_err(|e| anyhow!("--worker-table: {e}"))?;
+            if p.schema.contains('*') || p.table.contains('*') {
+                return Err(anyhow!(
+                    "--worker-table: `{s}` must name one table, db.table"
+                ));
+            }
+            Some((p.schema, p.table))
+        }
+        None => None,
+    };
+    let restarts = args.tidb_restarts_per_day;
+    if !(restarts.is_finite() && (0.0..=100_000.0).contains(&restarts)) {
+        return Err(anyhow!(
+            "--tidb-restarts-per-day: `{restarts}` is not a number of restarts from 0 to 100000"
+        ));
+    }
+    let tables = if args.tables.is_empty() {
+        &cfg.filter.tables
+    } else {
+        &args.tables
+    };
+    let tables = tables
+        .iter()
+        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let skip = cfg
+        .filter
+        .exclude
+        .iter()
+        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("[filter] exclude: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let databases: Vec<String> = args
+        .databases
+        .iter()
+        .map(|d| d.trim().to_string())
+        .filter(|d| !d.is_empty())
+        .collect();
+    let query_timeout = match &args.endpoints.query_timeout {
+        Some(s) => Some(parse_duration(s).map_err(|e| anyhow!("--query-timeout: {e}"))?),
+        None => cfg.diff.query_timeout,
+    };
+    let opts = CheckOptions {
+        selection: Selection {
+            databases,
+            tables,
+            skip,
+        },
+        target_flavor,
+        sample,
+        history: args.history.clone(),
+        rules: RuleOptions {
+            horizon_secs: horizon.as_secs_f64(),
+            tidb_restarts_per_day: restarts,
+            snowflake,
+            worker_table,
+            ..RuleOptions::default()
+        },
+    };
+
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let session = SessionOptions {
+        read_only: true,
+        query_timeout,
+        max_connections: 4,
+    };
+    let src = crate::endpoints::resolve(
+        Role::Source,
+        args.endpoints.source.as_deref(),
+        cfg.source.as_ref(),
+        args.endpoints.source_password_file.clone(),
+    )?;
+    // The target is optional: only a flag or the config's [target] names one.
+    let tgt = if args.endpoints.target.is_some() || cfg.target.is_some() {
+        Some(crate::endpoints::resolve(
+            Role::Target,
+            args.endpoints.target.as_deref(),
+            cfg.target.as_ref(),
+            args.endpoints.target_password_file.clone(),
+        )?)
+    } else {
+        None
+    };
+    let source = Db::connect(&src, Role::Source, session.clone(), cancel.clone())
+        .await
+        .map_err(not_mysql_hint)?;
+    let target = match &tgt {
+        Some(e) => Some(
+            Db::connect(e, Role::Target, session, cancel.clone())
+                .await
+                .map_err(not_mysql_hint)?,
+        ),
+        None => None,
+    };
+    let on_event = |e: Event| match e {
+        Event::Sampling(d) => eprintln!(
+            "sampling: first reading taken; second reading in {}",
+            humantime_secs(d.as_secs_f64())
+        ),
+    };
+    let report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
+        Ok(r) => r,
+        Err(CheckError::Db(DbError::Interrupted)) => {
+            eprintln!("cutover: interrupted; nothing was checked to the end");
+            return Ok(130);
+        }
+        Err(e) => return Err(e).context("checking"),
+    };
+    let text = match args.format {
+        Format::Human => human(&report),
+        Format::Json => {
+            let mut j = serde_json::to_string_pretty(&report).context("rendering the report")?;
+            j.push('\n');
+            j
+        }
+    };
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) is the reader's choice, not an error of the check.
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(anyhow!("writing the report: {e}"))
+            }
+            _ => {}
+        }
+    }
+    if let Some(dir) = &args.out {
+        // A report that cannot be written is said, but the verdict stands.
+        match cutover_check::report_doc::write_out_dir(dir, &report) {
+            Ok(written) => eprintln!(
+                "reports written: {}",
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => eprintln!(
+                "cutover: warning: the reports could not be written to {}: {e}",
+                dir.display()
+            ),
+        }
+    }
+    Ok(report.exit_code())
+}
+
+/// A connection refused in the protocol itself most likely reached something that is not a
+/// MySQL server; say so.
+fn not_mysql_hint(e: DbError) -> anyhow::Error {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if [
+        "packet",
+        "protocol",
+        "handshake",
+        "unexpected",
+        "invalid",
+        "eof",
+        "out of sync",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
+        && !lower.contains("error 1")
+    {
+        anyhow!("{text} (is it a MySQL-compatible server?)")
+    } else {
+        anyhow!(text)
+    }
+}
+
+fn humantime_secs(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0}s")
+    } else {
+        cutover_check::forecast::human_duration(s)
+    }
+}
+
+/// The human report: a header, then the findings grouped by severity, then the verdict.
+pub fn human(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let s = &r.summary;
+    let mut out = String::new();
+    let _ = writeln!(out, "cutover check");
+    let _ = writeln!(out, "  source  {} ({})", s.source, s.source_server);
+    match &s.target {
+        Some(t) => {
+            let _ = writeln!(out, "  target  {t} ({})", s.target_server);
+        }
+        None => {
+            let _ = writeln!(out, "  target  {}", s.target_server);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  checked {} databases, {} tables, {} ID spaces in {:.1} s (horizon {} days)",
+        s.databases,
+        s.tables,
+        s.id_spaces,
+        s.elapsed_ms as f64 / 1000.0,
+        s.horizon_days
+    );
+    for (sev, title) in [
+        (Severity::Error, "ERRORS"),
+        (Severity::Warning, "WARNINGS"),
+        (Severity::Info, "INFO"),
+    ] {
+        let items: Vec<_> = r.findings.iter().filter(|f| f.severity == sev).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n{title} ({})", items.len());
+        for f in items {
+            let obj = f.object.as_deref().unwrap_or("server");
+            let _ = writeln!(out, "  [{}] {obj}", f.rule);
+            let _ = writeln!(out, "      {}", f.message);
+            if !f.advice.is_empty() {
+                let _ = writeln!(out, "      → {}", f.advice);
+            }
+        }
+    }
+    let verdict = if s.errors > 0 {
+        "NOT READY"
+    } else if s.warnings > 0 {
+        "ready, with warnings to decide on"
+    } else {
+        "ready"
+    };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let _ = writeln!(
+        out,
+        "\n{verdict}: {}, {}, {} info",
+        plural(s.errors, "error"),
+        plural(s.warnings, "warning"),
+        s.infos
+    );
+    out
+}

@@ -1,0 +1,802 @@
+//! `cutover check` on real MariaDB servers: each rule MariaDB can show, triggered and not
+//! triggered; the ID-space forecast from `--sample` and from `--history`; bad input.
+//! (Facts only MySQL 8, Aurora or TiDB can show are tested against recorded answers in
+//! `crates/cutover-check/tests/`.)
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use cutover_sandbox::{Sandbox, Settings};
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn check(extra: &[&str]) -> Run {
+    let mut c = cutover();
+    c.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
+        .args(extra);
+    run(&mut c)
+}
+
+/// Findings as `(rule, severity, object)`.
+fn findings(v: &Value) -> Vec<(String, String, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no findings in {v}"))
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or_default().to_string(),
+                f["severity"].as_str().unwrap_or_default().to_string(),
+                f["object"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has(v: &Value, rule: &str, severity: &str, object: &str) -> bool {
+    findings(v)
+        .iter()
+        .any(|(r, s, o)| r == rule && s == severity && o == object)
+}
+
+fn message<'a>(v: &'a Value, rule: &str, object: &str) -> &'a str {
+    v["findings"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|f| f["rule"] == rule && f["object"].as_str().unwrap_or("") == object)
+        })
+        .and_then(|f| f["message"].as_str())
+        .unwrap_or_else(|| panic!("no {rule} on {object} in {v:#}"))
+}
+
+/// Errors and warnings about objects of database `db`.
+fn problems_in(v: &Value, db: &str) -> Vec<(String, String, String)> {
+    findings(v)
+        .into_iter()
+        .filter(|(_, s, o)| s != "info" && (o == db || o.starts_with(&format!("{db}."))))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_clean_database_yields_no_error_or_warning() {
+    fresh_db("chk_clean").await;
+    exec(
+        Side::Source,
+        "USE chk_clean;
+         CREATE TABLE orders (id BIGINT AUTO_INCREMENT PRIMARY KEY,
+           customer VARCHAR(100) COLLATE utf8mb4_bin NOT NULL, total DECIMAL(12,2),
+           created DATETIME NOT NULL, KEY (created));
+         INSERT INTO orders (customer, total, created) VALUES ('a', 1.5, NOW()), ('b', 2, NOW())",
+    )
+    .await;
+    let r = check(&["--databases", "chk_clean"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert!(problems_in(&v, "chk_clean").is_empty(), "{v:#}");
+    // The sandbox source replicates cleanly: none of the server rules fire.
+    for rule in [
+        "source.binlog",
+        "source.binlog_format",
+        "source.binlog_row_image",
+        "source.server_id",
+        "source.binlog_filter",
+        "source.privileges",
+        "source.online_ddl",
+    ] {
+        assert!(
+            !findings(&v).iter().any(|(r, _, _)| r == rule),
+            "{rule}: {v:#}"
+        );
+    }
+    assert!(has(&v, "source.version", "info", ""), "{v:#}");
+    assert!(has(&v, "source.gtid", "info", ""), "{v:#}");
+    assert!(has(&v, "source.binlog_retention", "info", ""), "{v:#}");
+    // Not even an info about the clean table: no view, generated column, engine, collation,
+    // or ID space worth a word.
+    let about: Vec<_> = findings(&v)
+        .into_iter()
+        .filter(|(_, _, o)| o.starts_with("chk_clean"))
+        .collect();
+    assert!(about.is_empty(), "{about:?}");
+    assert_eq!(v["summary"]["errors"], 0);
+    assert_eq!(v["summary"]["tables"], 1);
+}
+
+const SCHEMA_PROBLEMS: &str = "
+CREATE TABLE nokey (a INT, b INT);
+CREATE TABLE parent (id INT PRIMARY KEY);
+CREATE TABLE child (id INT PRIMARY KEY, parent_id INT, FOREIGN KEY (parent_id) REFERENCES parent (id));
+CREATE TRIGGER trg_child BEFORE INSERT ON child FOR EACH ROW SET NEW.parent_id = NEW.parent_id;
+CREATE PROCEDURE proc_a() SELECT 1;
+CREATE FUNCTION fn_a() RETURNS INT DETERMINISTIC RETURN 1;
+CREATE EVENT ev_a ON SCHEDULE EVERY 1 DAY DO SELECT 1;
+CREATE TABLE docs (id INT PRIMARY KEY, body TEXT COLLATE utf8mb4_bin, FULLTEXT KEY ft_body (body));
+CREATE TABLE places (id INT PRIMARY KEY, p POINT NOT NULL, SPATIAL KEY sp_p (p));
+CREATE TABLE legacy (id INT PRIMARY KEY, name VARCHAR(20) CHARACTER SET latin2, note VARCHAR(20) CHARACTER SET latin1);
+CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL);
+CREATE TABLE ranked (id INT PRIMARY KEY, score INT, KEY score_desc (score DESC));
+CREATE TABLE blobs (id INT PRIMARY KEY, payload LONGBLOB);
+CREATE TABLE gen (id INT PRIMARY KEY, a INT, b INT AS (a + 1) VIRTUAL);
+CREATE TABLE parts (id INT NOT NULL, d INT NOT NULL, PRIMARY KEY (id, d))
+  PARTITION BY RANGE (id) SUBPARTITION BY HASH (d) SUBPARTITIONS 2
+  (PARTITION p0 VALUES LESS THAN (10), PARTITION p1 VALUES LESS THAN MAXVALUE);
+CREATE TABLE hashed (id INT PRIMARY KEY) PARTITION BY HASH (id) PARTITIONS 4;
+CREATE VIEW v_people AS SELECT id, name FROM people;
+CREATE TABLE _orders_gho (id INT PRIMARY KEY);
+CREATE TABLE myisam_t (id INT PRIMARY KEY) ENGINE=MyISAM;
+CREATE TABLE versioned (id INT PRIMARY KEY) WITH SYSTEM VERSIONING;
+CREATE SEQUENCE seq_a;
+CREATE TABLE nets (id INT PRIMARY KEY, ip INET6);
+CREATE TABLE fine (id INT PRIMARY KEY, v VARBINARY(10))";
+
+#[tokio::test]
+async fn schema_rules_against_tidb_and_not_against_mariadb() {
+    fresh_db("chk_schema").await;
+    exec(Side::Source, &format!("USE chk_schema; {SCHEMA_PROBLEMS}")).await;
+    let r = check(&["--databases", "chk_schema"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let expect = [
+        ("schema.no_key", "error", "chk_schema.nokey"),
+        ("schema.foreign_key", "warning", "chk_schema.child"),
+        ("schema.trigger", "error", "chk_schema.trg_child"),
+        ("schema.routine", "error", "chk_schema.proc_a"),
+        ("schema.routine", "error", "chk_schema.fn_a"),
+        ("schema.event", "error", "chk_schema.ev_a"),
+        ("schema.fulltext", "error", "chk_schema.docs"),
+        ("schema.spatial", "error", "chk_schema.places"),
+        ("schema.spatial", "error", "chk_schema.places.p"),
+        ("schema.charset", "error", "chk_schema.legacy.name"),
+        // MariaDB's latin1 default, latin1_swedish_ci, is not among TiDB's collations.
+        ("schema.collation", "error", "chk_schema.legacy.note"),
+        ("schema.collation_change", "warning", "chk_schema.people"),
+        ("schema.descending_index", "warning", "chk_schema.ranked"),
+        ("schema.row_size", "warning", "chk_schema.blobs"),
+        ("schema.generated_column", "info", "chk_schema.gen.b"),
+        ("schema.partitioning", "error", "chk_schema.parts"),
+        ("schema.view", "warning", "chk_schema.v_people"),
+        ("source.online_ddl", "warning", "chk_schema._orders_gho"),
+        ("schema.engine", "warning", "chk_schema.myisam_t"),
+        ("schema.table_type", "error", "chk_schema.versioned"),
+        ("schema.column_type", "error", "chk_schema.nets.ip"),
+    ];
+    for (rule, sev, obj) in expect {
+        assert!(
+            has(&v, rule, sev, obj),
+            "expected {rule} {sev} on {obj}:\n{v:#}"
+        );
+    }
+    // Tables without a problem are not mentioned.
+    for clean in ["chk_schema.fine", "chk_schema.parent", "chk_schema.hashed"] {
+        assert!(
+            !findings(&v)
+                .iter()
+                .any(|(_, s, o)| s != "info" && o == clean),
+            "{clean}: {v:#}"
+        );
+    }
+    assert!(message(&v, "schema.collation_change", "chk_schema.people")
+        .contains("name (utf8mb4_general_ci → utf8mb4_bin)"));
+
+    // MariaDB to MariaDB: stored code, FULLTEXT, SPATIAL, charsets, collations and
+    // partitions all carry over.
+    let r = check(&["--databases", "chk_schema", "--target-flavor", "mariadb"]);
+    let v = r.json();
+    for rule in [
+        "schema.foreign_key",
+        "schema.trigger",
+        "schema.routine",
+        "schema.event",
+        "schema.fulltext",
+        "schema.spatial",
+        "schema.charset",
+        "schema.collation",
+        "schema.collation_change",
+        "schema.descending_index",
+        "schema.row_size",
+        "schema.partitioning",
+    ] {
+        assert!(
+            !findings(&v).iter().any(|(r, _, _)| r == rule),
+            "{rule}: {v:#}"
+        );
+    }
+    // Replication still needs a key, whatever the target.
+    assert!(has(&v, "schema.no_key", "error", "chk_schema.nokey"));
+    assert!(
+        !findings(&v)
+            .iter()
+            .any(|(r, _, _)| r == "schema.table_type" || r == "schema.column_type"),
+        "{v:#}"
+    );
+    // MySQL has no sequences (TiDB has).
+    assert!(!has(
+        &check(&["--databases", "chk_schema"]).json(),
+        "schema.table_type",
+        "error",
+        "chk_schema.seq_a"
+    ));
+    let v = check(&["--databases", "chk_schema", "--target-flavor", "mysql"]).json();
+    assert!(
+        has(&v, "schema.table_type", "error", "chk_schema.seq_a"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test]
+async fn id_spaces_on_the_source() {
+    fresh_db("chk_ids").await;
+    exec(
+        Side::Source,
+        "USE chk_ids;
+         CREATE TABLE tiny (id TINYINT AUTO_INCREMENT PRIMARY KEY, v INT) AUTO_INCREMENT = 121;
+         CREATE TABLE half (id SMALLINT UNSIGNED AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 40000;
+         CREATE TABLE roomy (id BIGINT AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 1000;
+         CREATE TABLE plain (id INT PRIMARY KEY); INSERT INTO plain VALUES (1), (2000000000);
+         CREATE TABLE small_plain (id INT PRIMARY KEY); INSERT INTO small_plain VALUES (1), (5)",
+    )
+    .await;
+    let r = check(&["--databases", "chk_ids", "--target-flavor", "mysql"]);
+    let v = r.json();
+    assert_eq!(r.code, 1, "{v:#}");
+    assert!(
+        has(&v, "id.auto_increment", "error", "chk_ids.tiny.id"),
+        "{v:#}"
+    );
+    assert!(message(&v, "id.auto_increment", "chk_ids.tiny.id").contains("120 of 127"));
+    assert!(
+        has(&v, "id.auto_increment", "warning", "chk_ids.half.id"),
+        "{v:#}"
+    );
+    assert!(
+        has(&v, "id.integer_key", "error", "chk_ids.plain.id"),
+        "{v:#}"
+    );
+    for clean in ["chk_ids.roomy.id", "chk_ids.small_plain.id"] {
+        assert!(
+            !findings(&v).iter().any(|(_, _, o)| o == clean),
+            "{clean}: {v:#}"
+        );
+    }
+    // On TiDB, an AUTO_INCREMENT with less headroom than one AUTO_ID_CACHE batch breaks.
+    let r = check(&["--databases", "chk_ids"]);
+    let v = r.json();
+    assert!(
+        has(&v, "id.auto_increment", "error", "chk_ids.half.id"),
+        "{v:#}"
+    );
+    assert!(message(&v, "id.auto_increment", "chk_ids.half.id").contains("AUTO_ID_CACHE"));
+    assert!(
+        !findings(&v).iter().any(|(_, _, o)| o == "chk_ids.roomy.id"),
+        "{v:#}"
+    );
+    // cutover.toml's [filter] exclude leaves tables out.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cutover.toml");
+    std::fs::write(&cfg, "[filter]\nexclude = [\"chk_ids.tiny\"]\n").unwrap();
+    let mut c = cutover();
+    c.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
+        .args(["--databases", "chk_ids", "--config"])
+        .arg(&cfg);
+    let v = run(&mut c).json();
+    assert!(
+        !findings(&v).iter().any(|(_, _, o)| o == "chk_ids.tiny.id"),
+        "{v:#}"
+    );
+    assert!(
+        has(&v, "id.integer_key", "error", "chk_ids.plain.id"),
+        "{v:#}"
+    );
+}
+
+#[tokio::test]
+async fn snowflake_keys_and_worker_tables() {
+    fresh_db("chk_sf").await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let twitter = ((now_ms - 1_288_834_974_657) << 22) | (5 << 12) | 7;
+    // uid-generator: 28 bits of seconds since 2016-05-20, 22 bits of worker, 13 of sequence;
+    // an ID of 2024-11-01, worker 812.
+    let uid = ((1_730_419_200i64 - 1_463_702_400) << 35) | (812 << 13) | 3;
+    exec(
+        Side::Source,
+        &format!(
+            "USE chk_sf;
+             CREATE TABLE tweets (id BIGINT PRIMARY KEY, body VARBINARY(10));
+             INSERT INTO tweets VALUES ({}, 'a'), ({twitter}, 'b');
+             CREATE TABLE uids (id BIGINT PRIMARY KEY); INSERT INTO uids VALUES ({uid});
+             CREATE TABLE counters (id BIGINT PRIMARY KEY); INSERT INTO counters VALUES (1), (99999);
+             CREATE TABLE WORKER_NODE (ID BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+               HOST_NAME VARCHAR(64) COLLATE utf8mb4_bin NOT NULL, PORT VARCHAR(64) COLLATE utf8mb4_bin NOT NULL,
+               TYPE INT NOT NULL, LAUNCH_DATE DATE NOT NULL) AUTO_INCREMENT = 4100000;
+             CREATE TABLE nodes (id BIGINT AUTO_INCREMENT PRIMARY KEY, addr VARBINARY(64)) AUTO_INCREMENT = 100",
+            twitter - 1000
+        ),
+    )
+    .await;
+    let r = check(&["--databases", "chk_sf"]);
+    let v = r.json();
+    assert!(has(&v, "id.snowflake", "info", "chk_sf.tweets.id"), "{v:#}");
+    let m = message(&v, "id.snowflake", "chk_sf.tweets.id");
+    assert!(
+        m.contains("twitter") && m.contains("worker 5") && m.contains("2080-07-10"),
+        "{m}"
+    );
+    assert!(has(&v, "id.snowflake", "error", "chk_sf.uids.id"), "{v:#}");
+    assert!(message(&v, "id.snowflake", "chk_sf.uids.id").contains("ran out on 2024-11-"));
+    assert!(!findings(&v)
+        .iter()
+        .any(|(r, _, o)| r == "id.snowflake" && o == "chk_sf.counters.id"));
+    // 94,304 worker IDs left: three TiDB restarts' worth.
+    assert!(
+        has(&v, "id.worker_table", "error", "chk_sf.WORKER_NODE.ID"),
+        "{v:#}"
+    );
+    let m = message(&v, "id.worker_table", "chk_sf.WORKER_NODE.ID");
+    assert!(m.contains("94,304 left") && m.contains("3 restarts"), "{m}");
+    // An allocator of another shape is found when named.
+    assert!(
+        !findings(&v).iter().any(|(_, _, o)| o == "chk_sf.nodes.id"),
+        "{v:#}"
+    );
+    let v = check(&["--databases", "chk_sf", "--worker-table", "chk_sf.nodes"]).json();
+    assert!(
+        has(&v, "id.worker_table", "warning", "chk_sf.nodes.id"),
+        "{v:#}"
+    );
+    // A custom layout replaces the known ones.
+    let v = check(&[
+        "--tables",
+        "chk_sf.uids",
+        "--snowflake",
+        "epoch=2016-05-20,time_bits=28,worker_bits=22,seq_bits=13,unit=s,name=ours",
+    ])
+    .json();
+    assert!(
+        message(&v, "id.snowflake", "chk_sf.uids.id").contains("ours"),
+        "{v:#}"
+    );
+}
+
+fn forecast<'a>(v: &'a Value, object: &str) -> &'a Value {
+    v["summary"]["forecasts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["object"] == object))
+        .unwrap_or_else(|| panic!("no forecast of {object} in {v:#}"))
+}
+
+#[tokio::test]
+async fn forecast_from_two_samples() {
+    fresh_db("chk_rate").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE chk_rate.t (id INT AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 1001;
+         CREATE TABLE chk_rate.k (id INT PRIMARY KEY); INSERT INTO chk_rate.k VALUES (1000)",
+    )
+    .await;
+    let mut cmd = cutover();
+    cmd.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
+        .args([
+            "--databases",
+            "chk_rate",
+            "--target-flavor",
+            "mysql",
+            "--sample",
+            "3s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cutover check");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    // The first reading is taken when the check says so; 30,000 IDs are then used before
+    // the second.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no sampling line");
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("sampling:") => break,
+            Some(Ok(_)) => {}
+            other => panic!("stderr ended before sampling: {other:?}"),
+        }
+    }
+    exec(
+        Side::Source,
+        "ALTER TABLE chk_rate.t AUTO_INCREMENT = 31001; INSERT INTO chk_rate.k VALUES (16000)",
+    )
+    .await;
+    let out = child.wait_with_output().expect("check output");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let f = forecast(&v, "chk_rate.t.id");
+    assert_eq!(f["rate_from"], "sample");
+    assert_eq!(f["used"], 31_000);
+    let rate = f["rate_per_second"].as_f64().unwrap();
+    // 30,000 IDs over a little more than 3 s.
+    assert!((30_000.0 / 6.0..=10_000.0).contains(&rate), "{rate}");
+    let headroom = (2_147_483_647u64 - 31_000) as f64;
+    assert_eq!(f["headroom"].as_f64().unwrap(), headroom);
+    let eta = f["eta_seconds"].as_f64().unwrap();
+    assert!((eta - headroom / rate).abs() < 1e-6 * eta, "{eta}");
+    // About 2.5 days: inside the 90-day horizon.
+    assert!(
+        has(&v, "id.auto_increment", "error", "chk_rate.t.id"),
+        "{v:#}"
+    );
+    assert!(message(&v, "id.auto_increment", "chk_rate.t.id").contains("runs out in"));
+    assert_eq!(out.status.code(), Some(1));
+    // A key without a counter: its largest value is read twice too.
+    let k = forecast(&v, "chk_rate.k.id");
+    assert_eq!(
+        (k["rate_from"].as_str(), k["used"].as_u64()),
+        (Some("sample"), Some(16_000))
+    );
+    let krate = k["rate_per_second"].as_f64().unwrap();
+    assert!((15_000.0 / 6.0..=5_000.0).contains(&krate), "{krate}");
+}
+
+#[tokio::test]
+async fn forecast_from_the_history_file() {
+    fresh_db("chk_hist").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE chk_hist.t (id INT AUTO_INCREMENT PRIMARY KEY) AUTO_INCREMENT = 3592001",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.jsonl");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let day = 86_400.0;
+    let server = format!("127.0.0.1:{}", port(Side::Source));
+    // 10 IDs/s two days ago, 20/s over the last day (the run itself is the last reading).
+    let mut f = std::fs::File::create(&path).unwrap();
+    for (at, value) in [(now - 2.0 * day, 1_000_000u64), (now - day, 1_864_000)] {
+        writeln!(
+            f,
+            "{}",
+            serde_json::json!({"at": at, "server": server, "values": {"chk_hist.t.id": value}})
+        )
+        .unwrap();
+    }
+    // Another server's line is ignored.
+    writeln!(f, "{}", serde_json::json!({"at": now - day, "server": "elsewhere:3306", "values": {"chk_hist.t.id": 1}})).unwrap();
+    drop(f);
+    let hist = path.to_str().unwrap();
+    let r = check(&[
+        "--tables",
+        "chk_hist.t",
+        "--target-flavor",
+        "mysql",
+        "--history",
+        hist,
+    ]);
+    let v = r.json();
+    let fc = forecast(&v, "chk_hist.t.id");
+    assert_eq!(fc["rate_from"], "history");
+    let rate = fc["rate_per_second"].as_f64().unwrap();
+    assert!((rate - 15.0).abs() < 0.01, "{rate}");
+    let growth = fc["growth_per_day"].as_f64().unwrap();
+    assert!((growth - 2f64.ln()).abs() < 0.01, "{growth}");
+    let (eta, eta_growth) = (
+        fc["eta_seconds"].as_f64().unwrap(),
+        fc["eta_growth_seconds"].as_f64().unwrap(),
+    );
+    assert!(eta_growth < eta, "{eta_growth} {eta}");
+    // Linear: (2^31 − 1 − 3,592,000) / 15 per second ≈ 1,654 days; with the rate doubling
+    // daily, a matter of days: inside the horizon.
+    assert!((eta - (2_147_483_647.0 - 3_592_000.0) / rate).abs() < 1.0);
+    assert!(eta_growth < 90.0 * day);
+    assert!(
+        has(&v, "id.auto_increment", "error", "chk_hist.t.id"),
+        "{v:#}"
+    );
+    // This run's reading was appended.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 4);
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["values"]["chk_hist.t.id"], 3_592_000);
+    assert_eq!(last["server"], server.as_str());
+}
+
+#[tokio::test]
+async fn privileges_of_a_read_only_user_and_no_password_in_output() {
+    fresh_db("chk_priv").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE chk_priv.t (id INT PRIMARY KEY);
+         DROP USER IF EXISTS 'chk_ro'@'%'; CREATE USER 'chk_ro'@'%' IDENTIFIED BY 'Sekrit-pw-123';
+         GRANT SELECT ON chk_priv.* TO 'chk_ro'@'%';
+         DROP USER IF EXISTS 'chk_none'@'%'; CREATE USER 'chk_none'@'%' IDENTIFIED BY 'Sekrit-pw-123'",
+    )
+    .await;
+    let source = format!("mysql://chk_ro@127.0.0.1:{}", port(Side::Source));
+    let mut c = cutover();
+    c.args([
+        "check",
+        "--source",
+        &source,
+        "--databases",
+        "chk_priv",
+        "--format",
+        "json",
+    ])
+    .env("CUTOVER_SOURCE_PASSWORD", "Sekrit-pw-123");
+    let r = run(&mut c);
+    assert!(!r.stdout.contains("Sekrit") && !r.stderr.contains("Sekrit"));
+    let v = r.json();
+    assert!(has(&v, "source.privileges", "error", ""), "{v:#}");
+    assert!(has(&v, "source.privileges", "warning", ""), "{v:#}");
+    let errors: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "source.privileges" && f["severity"] == "error")
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("REPLICATION SLAVE and REPLICATION CLIENT")),
+        "{errors:?}"
+    );
+    // The human report and the files of --out carry no password either.
+    let out = tempfile::tempdir().unwrap();
+    let mut c = cutover();
+    c.args([
+        "check",
+        "--source",
+        &source,
+        "--databases",
+        "chk_priv",
+        "--out",
+    ])
+    .arg(out.path())
+    .env("CUTOVER_SOURCE_PASSWORD", "Sekrit-pw-123");
+    let r = run(&mut c);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stdout.contains("ERRORS") && !r.stdout.contains("Sekrit"));
+    for name in ["check.json", "check.md"] {
+        let text = std::fs::read_to_string(out.path().join(name)).unwrap();
+        assert!(
+            text.contains("source.privileges") && !text.contains("Sekrit"),
+            "{name}"
+        );
+    }
+
+    // A user who may see nothing cannot be checked.
+    let nobody = format!("mysql://chk_none@127.0.0.1:{}", port(Side::Source));
+    for extra in [&["--databases", "chk_priv"][..], &[][..]] {
+        let mut c = cutover();
+        c.args(["check", "--source", &nobody])
+            .args(extra)
+            .env("CUTOVER_SOURCE_PASSWORD", "Sekrit-pw-123");
+        let r = run(&mut c);
+        r.assert_clean_error("grant SELECT");
+        assert!(!r.stderr.contains("Sekrit"));
+    }
+}
+
+#[tokio::test]
+async fn target_rules_on_a_mariadb_target() {
+    fresh_db("chk_tgt").await;
+    both("CREATE TABLE chk_tgt.filled (id INT PRIMARY KEY); CREATE TABLE chk_tgt.empty (id INT PRIMARY KEY)").await;
+    exec(Side::Source, "INSERT INTO chk_tgt.filled VALUES (1)").await;
+    exec(
+        Side::Target,
+        "INSERT INTO chk_tgt.filled VALUES (7);
+         DROP USER IF EXISTS 'chk_tro'@'%'; CREATE USER 'chk_tro'@'%' IDENTIFIED BY 'pw-tro';
+         GRANT SELECT ON chk_tgt.* TO 'chk_tro'@'%'",
+    )
+    .await;
+    let v = check(&["--databases", "chk_tgt", "--target", &dsn(Side::Target)]).json();
+    assert!(
+        has(&v, "target.non_empty", "warning", "chk_tgt.filled"),
+        "{v:#}"
+    );
+    assert!(
+        !findings(&v).iter().any(|(_, _, o)| o == "chk_tgt.empty"),
+        "{v:#}"
+    );
+    assert!(
+        message(&v, "target.version", "").contains("MariaDB"),
+        "{v:#}"
+    );
+    assert!(
+        !findings(&v)
+            .iter()
+            .any(|(r, _, _)| r == "target.privileges"),
+        "{v:#}"
+    );
+    assert_eq!(v["summary"]["target_flavor"], "MariaDB");
+    // The target flavor comes from the server, not from --target-flavor.
+    assert!(!findings(&v)
+        .iter()
+        .any(|(r, _, _)| r == "schema.collation_change"));
+
+    let target = format!("mysql://chk_tro@127.0.0.1:{}", port(Side::Target));
+    let mut c = cutover();
+    c.args(["check", "--source", &dsn(Side::Source), "--target", &target])
+        .args(["--databases", "chk_tgt", "--format", "json"])
+        .env("CUTOVER_TARGET_PASSWORD", "pw-tro");
+    let r = run(&mut c);
+    let v = r.json();
+    assert!(has(&v, "target.privileges", "error", ""), "{v:#}");
+    assert!(message(&v, "target.privileges", "").contains("INSERT"));
+    assert_eq!(r.code, 1);
+}
+
+/// Servers whose settings break replication, private to these tests (they change global
+/// settings no other test may see).
+fn misconfigured(extra: &[&str]) -> Sandbox {
+    let settings = Settings {
+        buffer_pool_mb: 32,
+        tls: false,
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+    };
+    Sandbox::start_owned(&settings).unwrap_or_else(|e| panic!("sandbox: {e}"))
+}
+
+fn check_on(sb: &Sandbox, extra: &[&str]) -> Value {
+    let mut c = cutover();
+    c.args([
+        "check",
+        "--source",
+        &format!("mysql://root@127.0.0.1:{}", sb.source.port),
+    ])
+    .args(["--format", "json"])
+    .args(extra);
+    let r = run(&mut c);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    r.json()
+}
+
+#[test]
+fn server_settings_that_break_replication() {
+    static A: OnceLock<Sandbox> = OnceLock::new();
+    let a = A.get_or_init(|| {
+        misconfigured(&[
+            "--binlog-format=MIXED",
+            "--binlog-row-image=MINIMAL",
+            "--binlog-ignore-db=chk_hidden",
+            "--binlog-expire-logs-seconds=3600",
+        ])
+    });
+    a.source
+        .sql("CREATE DATABASE chk_hidden; CREATE TABLE chk_hidden.t (id INT PRIMARY KEY); CREATE DATABASE chk_seen; CREATE TABLE chk_seen.t (id INT PRIMARY KEY)")
+        .unwrap();
+    let v = check_on(a, &[]);
+    assert!(has(&v, "source.binlog_format", "error", ""), "{v:#}");
+    assert!(has(&v, "source.binlog_row_image", "error", ""), "{v:#}");
+    assert!(
+        has(&v, "source.binlog_filter", "error", "chk_hidden"),
+        "{v:#}"
+    );
+    assert!(
+        !has(&v, "source.binlog_filter", "error", "chk_seen"),
+        "{v:#}"
+    );
+    assert!(has(&v, "source.binlog_retention", "warning", ""), "{v:#}");
+    assert!(!findings(&v)
+        .iter()
+        .any(|(r, _, _)| r == "source.binlog" || r == "source.server_id"));
+
+    // (MariaDB raises a server_id of 0 to 1, so `source.server_id` is tested on the
+    // recorded MySQL 8 answers.)
+    let b = misconfigured(&["--skip-log-bin"]);
+    b.source
+        .sql("CREATE DATABASE chk_b; CREATE TABLE chk_b.t (id INT PRIMARY KEY)")
+        .unwrap();
+    let v = check_on(&b, &[]);
+    assert!(has(&v, "source.binlog", "error", ""), "{v:#}");
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_exit_2() {
+    let src = dsn(Side::Source);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--target-flavor", "oracle"],
+            "unknown target flavor `oracle`",
+        ),
+        (
+            &["--snowflake", "epoch=2016-05-20,time_bits=40"],
+            "--snowflake",
+        ),
+        (
+            &[
+                "--snowflake",
+                "epoch=2016-05-20,time_bits=50,worker_bits=10,seq_bits=12",
+            ],
+            "at most 63",
+        ),
+        (&["--horizon", "soon"], "--horizon"),
+        (&["--sample", "0s"], "--sample"),
+        (&["--tables", "nodot"], "--tables"),
+        (&["--worker-table", "db.*"], "--worker-table"),
+        (&["--tidb-restarts-per-day=-1"], "--tidb-restarts-per-day"),
+    ];
+    for (args, expect) in cases {
+        let mut c = cutover();
+        c.args(["check", "--source", &src]).args(*args);
+        run(&mut c).assert_clean_error(expect);
+    }
+    // A corrupt history file.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.jsonl");
+    std::fs::write(&path, "{\"at\": 1}\nnot json\n").unwrap();
+    let mut c = cutover();
+    c.args([
+        "check",
+        "--source",
+        &src,
+        "--databases",
+        "mysql_does_not_matter",
+    ]);
+    run(&mut c).assert_clean_error("mysql_does_not_matter");
+    let mut c = cutover();
+    c.args(["check", "--source", &src, "--history"]).arg(&path);
+    run(&mut c).assert_clean_error("line 1");
+}
+
+#[test]
+fn a_server_that_is_not_mysql() {
+    // Something that answers like a web server.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let mut c = cutover();
+    c.args([
+        "check",
+        "--source",
+        &format!("mysql://root@127.0.0.1:{port}"),
+    ]);
+    let r = run(&mut c);
+    r.assert_clean_error("cannot connect to source");
+    assert!(r.stderr.contains("MySQL-compatible"), "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn ctrl_c_while_sampling_stops_at_once() {
+    fresh_db("chk_intr").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE chk_intr.t (id INT AUTO_INCREMENT PRIMARY KEY)",
+    )
+    .await;
+    let mut cmd = cutover();
+    cmd.args(["check", "--source", &dsn(Side::Source), "--format", "json"])
+        .args(["--databases", "chk_intr", "--sample", "10m"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("cutover check");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    match lines.next() {
+        Some(Ok(l)) if l.starts_with("sampling:") => {}
+        other => panic!("expected the sampling line, got {other:?}"),
+    }
+    let started = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(out.stdout.is_empty());
+}
