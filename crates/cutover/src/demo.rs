@@ -65,6 +65,15 @@ CREATE TABLE coupons (
   code VARCHAR(32) PRIMARY KEY,
   percent TINYINT NOT NULL
 ) {cs};
+CREATE TABLE WORKER_NODE (
+  ID BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  HOST_NAME VARCHAR(64) NOT NULL,
+  PORT VARCHAR(64) NOT NULL,
+  TYPE INT NOT NULL,
+  LAUNCH_DATE DATE NOT NULL,
+  MODIFIED TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  CREATED TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+) AUTO_INCREMENT = 4150000 {cs};
 CREATE TABLE audit_log (
   at DATETIME NOT NULL,
   event VARCHAR(40) NOT NULL
@@ -87,6 +96,8 @@ INSERT INTO sessions SELECT seq, UNHEX(MD5(seq)), seq % 256, SEC_TO_TIME(seq % 8
   FROM seq_1_to_{n4};
 INSERT INTO order_items SELECT 1 + seq DIV 3, seq % 3, CONCAT('SKU-', LPAD(1 + seq % 2000, 6, '0')), 1 + seq % 4
   FROM seq_0_to_{n4};
+INSERT INTO WORKER_NODE (HOST_NAME, PORT, TYPE, LAUNCH_DATE)
+  SELECT CONCAT('app-', seq), '8080', 1, '2024-01-01' FROM seq_1_to_4;
 INSERT INTO coupons SELECT CONCAT('SAVE', seq), seq % 50 FROM seq_1_to_5000;
 INSERT INTO audit_log SELECT '2024-01-01' + INTERVAL (seq DIV 3) MINUTE, ELT(1 + seq % 2, 'login', 'logout')
   FROM seq_1_to_30000";
@@ -108,6 +119,14 @@ const DRIFT: &[(&str, &str, DiffKind, &str)] = &[
     ("UPDATE coupons SET code = 'save42' WHERE code = 'SAVE42'", "coupons", DiffKind::ExtraInTarget, r#"{"code":"save42"}"#),
     // A keyless table: one of three identical rows lost.
     ("DELETE FROM audit_log WHERE at = '2024-01-01 00:10:00' AND event = 'logout' LIMIT 1", "audit_log", DiffKind::MissingInTarget, r#"{"at":"2024-01-01 00:10:00","event":"logout"}"#),
+];
+
+/// Errors the readiness check must report on the sample schema: a keyless table TiDB's
+/// replication cannot apply by key, and a uid-generator worker table whose worker IDs run out
+/// within a few TiDB restarts (each one skips an `AUTO_ID_CACHE` batch of 30,000).
+const CHECK_FINDS: &[(&str, &str)] = &[
+    ("schema.no_key", "shop.audit_log"),
+    ("id.worker_table", "shop.WORKER_NODE"),
 ];
 
 pub async fn run(args: DemoArgs) -> Result<u8> {
@@ -135,8 +154,8 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
 
     let started = Instant::now();
     say(&format!(
-        "loading a shop schema on the source: 7 tables, {} rows…",
-        n + n / 4 * 3 + 1 + 2000 + 5000 + 30000
+        "loading a shop schema on the source: 8 tables, {} rows…",
+        n + n / 4 * 3 + 1 + 2000 + 5000 + 30000 + 4
     ));
     load(&src, "CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", n).await?;
     say("copying it to the target, with TiDB-like definitions (utf8mb4_bin)…");
@@ -148,6 +167,39 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         "  loaded in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
+
+    // Readiness first: what would break on TiDB, and which ID spaces run out.
+    say("\n$ cutover check --source … --databases shop --target-flavor tidb\n");
+    let check_opts = cutover_check::CheckOptions {
+        selection: cutover_check::Selection {
+            databases: vec!["shop".to_string()],
+            ..Default::default()
+        },
+        target_flavor: cutover_check::TargetFlavor::TiDb,
+        sample: None,
+        history: None,
+        rules: cutover_check::RuleOptions::default(),
+    };
+    let checked = cutover_check::check(&src, None, &check_opts, &|_| {}).await?;
+    // The errors in full; warnings and info only counted (the command lists them all).
+    let mut shown = checked.clone();
+    shown
+        .findings
+        .retain(|f| f.severity == cutover_check::Severity::Error);
+    print!("{}", crate::check_cmd::human(&shown));
+    say("  (warnings and info: run `cutover check` itself to see them all)");
+    for (rule, object) in CHECK_FINDS {
+        let found = checked.findings.iter().any(|f| {
+            f.rule == *rule
+                && f.severity == cutover_check::Severity::Error
+                && f.object.as_deref().is_some_and(|o| o.starts_with(object))
+        });
+        if !found {
+            return Err(anyhow!(
+                "the demo expected the check to report {rule} on {object} as an error"
+            ));
+        }
+    }
 
     say(&format!(
         "letting {} statements drift the target:",
@@ -260,9 +312,11 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
     println!();
     say(&format!(
-        "cutover found exactly the {} injected differences among {} rows (integer, composite, \
-         string and no keys), and none where the data is equal in another form (utf8mb4_bin vs \
-         general_ci, re-serialised JSON); its fix SQL made the target equal again. \
+        "cutover check found what would break first (a keyless table, worker IDs that run out \
+         in about a day and a half on TiDB). cutover diff found exactly the {} injected \
+         differences among {} rows (integer, composite, string and no keys), and none where the \
+         data is equal in another form (utf8mb4_bin vs general_ci, re-serialised JSON); its fix \
+         SQL made the target equal again. \
          In a real migration: `--format json` for machines, `--out DIR` for people, exit code 1 \
          when anything differs.",
         expected.len(),

@@ -90,12 +90,18 @@ async fn the_demo_finds_exactly_what_it_injected() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout
-            .contains("cutover found exactly the 12 injected differences"),
+            .contains("cutover diff found exactly the 12 injected"),
         "{}",
         r.stdout
     );
     assert!(
         r.stdout.contains("its fix SQL made the target equal again"),
+        "{}",
+        r.stdout
+    );
+    // The readiness check ran first and named the worker table that runs out.
+    assert!(
+        r.stdout.contains("[id.worker_table] shop.WORKER_NODE.ID"),
         "{}",
         r.stdout
     );
