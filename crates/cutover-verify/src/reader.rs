@@ -131,6 +131,12 @@ pub struct BinlogReader {
     events: u64,
     skipped_rows: u64,
     warnings: Vec<String>,
+    /// Whether the source checksums its events (`binlog_checksum` other than `NONE`).
+    checksums: bool,
+    /// Whether this stream's format description has been read: before it, the decoder does
+    /// not know that events end with a checksum, so the first (artificial) rotate event's
+    /// file name comes with the 4 checksum bytes attached.
+    seen_format: bool,
 }
 
 impl BinlogReader {
@@ -142,7 +148,7 @@ impl BinlogReader {
         server_id: u32,
         filter: TableFilter,
     ) -> Result<BinlogReader, ReaderError> {
-        check_source(source).await?;
+        let checksums = check_source(source).await?;
         let position = match start {
             Start::Now => current_position(source).await?,
             Start::At(p) => p.clone(),
@@ -164,6 +170,8 @@ impl BinlogReader {
             events: 0,
             skipped_rows: 0,
             warnings: Vec::new(),
+            checksums,
+            seen_format: false,
         })
     }
 
@@ -217,9 +225,15 @@ impl BinlogReader {
         match data {
             EventData::RotateEvent(r) => {
                 // Also sent first, as a "fake" rotate, naming the file the stream starts in.
-                self.position = BinlogPos::new(r.name().into_owned(), r.position());
+                let mut name = r.name_raw();
+                if self.checksums && !self.seen_format {
+                    name = &name[..name.len().saturating_sub(4)];
+                }
+                self.position =
+                    BinlogPos::new(String::from_utf8_lossy(name).into_owned(), r.position());
                 return Ok(changes);
             }
+            EventData::FormatDescriptionEvent(_) => self.seen_format = true,
             EventData::QueryEvent(q) if changes_definitions(&q.query()) => {
                 self.schemas.clear();
             }
@@ -591,12 +605,16 @@ fn changes_definitions(query: &str) -> bool {
     )
 }
 
-/// Fails with the fix when the source cannot be read as a ROW binlog.
-async fn check_source(source: &Db) -> Result<(), ReaderError> {
-    let rows: Vec<(Option<String>, Option<String>)> = source
-        .query("SELECT CAST(@@log_bin AS CHAR), CAST(@@binlog_format AS CHAR)")
+/// Fails with the fix when the source cannot be read as a ROW binlog; tells whether its
+/// events carry checksums.
+async fn check_source(source: &Db) -> Result<bool, ReaderError> {
+    let rows: Vec<(Option<String>, Option<String>, Option<String>)> = source
+        .query(
+            "SELECT CAST(@@log_bin AS CHAR), CAST(@@binlog_format AS CHAR), \
+             CAST(@@binlog_checksum AS CHAR)",
+        )
         .await?;
-    let (log_bin, format) = rows.into_iter().next().unwrap_or((None, None));
+    let (log_bin, format, checksum) = rows.into_iter().next().unwrap_or((None, None, None));
     if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
         return Err(ReaderError::Source(
             "the source does not write a binlog: start it with log_bin (and \
@@ -615,7 +633,9 @@ async fn check_source(source: &Db) -> Result<(), ReaderError> {
             format.as_deref().unwrap_or("unknown")
         )));
     }
-    Ok(())
+    Ok(!checksum
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("NONE")))
 }
 
 /// `SHOW MASTER STATUS` (MySQL 8.4 calls it `SHOW BINARY LOG STATUS`).
