@@ -58,7 +58,7 @@ impl Default for CheckerOptions {
         CheckerOptions {
             grace: Duration::from_secs(60),
             first_delay: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(1),
             batch: 100,
             per_round: 5_000,
             busy_after: 20,
@@ -303,7 +303,12 @@ impl Checker {
                             .first_delay
                             .saturating_mul(1u32 << shift)
                             .min(self.opts.max_backoff);
-                        e.next_check = now + backoff;
+                        // Once grace is counting, the confirming check comes right on time.
+                        let mut next = now + backoff;
+                        if let (Some(c), false) = (e.caught_up_at, busy) {
+                            next = next.min((c + self.opts.grace).max(now));
+                        }
+                        e.next_check = next;
                     }
                 }
             }

@@ -1,0 +1,177 @@
+//! `cutover verify` against real MariaDB replication (a sandbox pair of its own, the target
+//! a replica of the source).
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{cutover, run};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn verify_reports_exactly_the_skipped_transaction_and_nothing_during_lag() {
+    let sb = cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default()).unwrap();
+    sb.start_replication().unwrap();
+    sb.source
+        .sql(
+            "CREATE DATABASE vf; USE vf; CREATE TABLE vf.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO vf.t SELECT seq, seq FROM seq_1_to_200",
+        )
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    let status = sb.source.sql("SHOW MASTER STATUS").unwrap();
+    let start = format!("{}:{}", status[0][0], status[0][1]);
+
+    // Replication lags: the SQL thread stops, the changes wait in the relay log.
+    sb.target.sql("STOP SLAVE SQL_THREAD").unwrap();
+    // The transaction the replica will skip: one update, one delete, one insert.
+    sb.source
+        .sql(
+            "BEGIN; UPDATE vf.t SET v = -7 WHERE id = 7; DELETE FROM vf.t WHERE id = 8; \
+             INSERT INTO vf.t VALUES (1000, 1000); COMMIT",
+        )
+        .unwrap();
+    // A steady workload behind it, which does arrive (late).
+    sb.source
+        .sql(
+            "UPDATE vf.t SET v = v + 1 WHERE id % 10 = 1; DELETE FROM vf.t WHERE id = 20; \
+             INSERT INTO vf.t VALUES (2000, 1), (2001, 2); UPDATE vf.t SET id = 3000 WHERE id = 30",
+        )
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let grace = Duration::from_secs(4);
+    let child = cutover()
+        .args(["verify", "--source", &sb.source.dsn(None)])
+        .args(["--target", &sb.target.dsn(None)])
+        .args(["--tables", "vf.*", "--start", &start, "--grace", "4s"])
+        .args(["--format", "json", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The lag lasts longer than a check interval and shorter than grace: a deliberate
+    // duration of the scenario, not a wait for a condition.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        lines(&out.join("mismatches.jsonl")).is_empty(),
+        "nothing may be confirmed while the replica lags"
+    );
+    sb.target
+        .sql("SET GLOBAL sql_slave_skip_counter = 1; START SLAVE SQL_THREAD")
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    let caught_up = Instant::now();
+
+    // Exactly the skipped transaction's rows are confirmed, within grace + 5 s.
+    let until = caught_up + DEADLINE;
+    let found = loop {
+        let found = lines(&out.join("mismatches.jsonl"));
+        if found.len() >= 3 {
+            break found;
+        }
+        assert!(Instant::now() < until, "only {found:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let elapsed = caught_up.elapsed();
+    assert!(
+        elapsed <= grace + Duration::from_secs(5),
+        "confirmed after {elapsed:?}"
+    );
+    // SIGTERM ends the run with the summary.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)));
+    let mut got: Vec<(String, String, String)> = v["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["table"].as_str().unwrap_or("").to_string(),
+                m["key"].to_string(),
+                m["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = |id: u32, kind: &str| {
+        (
+            "vf.t".to_string(),
+            format!("{{\"id\":{id}}}"),
+            kind.to_string(),
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            want(1000, "missing_in_target"),
+            want(7, "mismatched"),
+            want(8, "extra_in_target"),
+        ],
+        "{v:#}"
+    );
+    assert_eq!(found.len(), 3, "{found:?}");
+    let seven = found.iter().find(|m| m["key"]["id"] == 7).unwrap();
+    assert_eq!(seven["source"]["v"], -7, "{seven}");
+    assert_eq!(seven["target"]["v"], 7, "{seven}");
+    assert_eq!(v["pending"], 0, "{v:#}");
+    assert!(v["resolved"].as_u64().unwrap_or(0) >= 1, "{v:#}");
+    assert!(v["rows_checked"].as_u64().unwrap_or(0) >= 27, "{v:#}");
+    assert_eq!(v["busy"], 0, "{v:#}");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("verify.json")).unwrap()).unwrap();
+    assert_eq!(written["mismatches"], v["mismatches"]);
+}
+
+#[test]
+fn verify_bad_input_is_one_clear_error() {
+    let r = run(cutover().args([
+        "verify",
+        "--source",
+        "mysql://root@127.0.0.1:1",
+        "--target",
+        "mysql://root@127.0.0.1:1",
+        "--start",
+        "0-1-42",
+    ]));
+    r.assert_clean_error("--start");
+    let r = run(cutover().args([
+        "verify",
+        "--source",
+        "mysql://root:hunter2@127.0.0.1:1",
+        "--target",
+        "mysql://root@127.0.0.1:1",
+        "--grace",
+        "soon",
+    ]));
+    r.assert_clean_error("--grace");
+    assert!(!r.stderr.contains("hunter2"));
+    let r = run(cutover().args([
+        "verify",
+        "--source",
+        "mysql://root:hunter2@127.0.0.1:1",
+        "--target",
+        "mysql://root@127.0.0.1:1",
+    ]));
+    r.assert_clean_error("cannot connect");
+    assert!(!r.stderr.contains("hunter2"));
+}
