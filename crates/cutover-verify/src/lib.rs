@@ -99,6 +99,7 @@ struct Batch {
     changes: Vec<RowChange>,
     position: BinlogPos,
     events: u64,
+    schema_changes: u64,
     skipped_rows: u64,
     warnings: Vec<String>,
 }
@@ -135,6 +136,7 @@ pub async fn run(
                     changes,
                     position: reader.position().clone(),
                     events: reader.events(),
+                    schema_changes: reader.schema_changes(),
                     skipped_rows,
                     warnings: warnings.to_vec(),
                 }
@@ -151,6 +153,7 @@ pub async fn run(
         opts.routes.clone(),
         opts.checker.clone(),
     );
+    let mut schema_changes = 0;
     let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,6 +184,12 @@ pub async fn run(
             batch = rx.recv(), if accepting => {
                 match batch {
                     Some(Ok(b)) => {
+                        // A DDL passed: the checker reads both definitions again, so a new
+                        // column is compared too.
+                        if b.schema_changes != schema_changes {
+                            schema_changes = b.schema_changes;
+                            checker.forget_plans();
+                        }
                         let now = Instant::now();
                         for c in &b.changes {
                             checker.add(c, now);

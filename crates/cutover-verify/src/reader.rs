@@ -129,6 +129,8 @@ pub struct BinlogReader {
     schemas: HashMap<TableName, Option<Arc<TableSchema>>>,
     filter: TableFilter,
     events: u64,
+    /// Statements seen that may have changed definitions (the checker re-plans on a change).
+    schema_changes: u64,
     skipped_rows: u64,
     warnings: Vec<String>,
     /// Whether the source checksums its events (`binlog_checksum` other than `NONE`).
@@ -168,6 +170,7 @@ impl BinlogReader {
             schemas: HashMap::new(),
             filter,
             events: 0,
+            schema_changes: 0,
             skipped_rows: 0,
             warnings: Vec::new(),
             checksums,
@@ -183,6 +186,11 @@ impl BinlogReader {
     /// Events read so far (of every kind).
     pub fn events(&self) -> u64 {
         self.events
+    }
+
+    /// Statements read so far that may have changed a table's definition.
+    pub fn schema_changes(&self) -> u64 {
+        self.schema_changes
     }
 
     /// Rows of selected tables that could not be turned into keys, and why (the first few).
@@ -236,6 +244,7 @@ impl BinlogReader {
             EventData::FormatDescriptionEvent(_) => self.seen_format = true,
             EventData::QueryEvent(q) if changes_definitions(&q.query()) => {
                 self.schemas.clear();
+                self.schema_changes += 1;
             }
             EventData::RowsEvent(rows) => {
                 self.advance(end);

@@ -175,3 +175,131 @@ fn verify_bad_input_is_one_clear_error() {
     r.assert_clean_error("cannot connect");
     assert!(!r.stderr.contains("hunter2"));
 }
+
+/// Verify running as a process; its `--out` directory and a way to end it with the summary.
+struct Running {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(sb: &cutover_sandbox::Sandbox, tables: &str, grace: &str) -> Running {
+        let status = sb.source.sql("SHOW MASTER STATUS").unwrap();
+        let start = format!("{}:{}", status[0][0], status[0][1]);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let child = cutover()
+            .args(["verify", "--source", &sb.source.dsn(None)])
+            .args(["--target", &sb.target.dsn(None)])
+            .args(["--tables", tables, "--start", &start, "--grace", grace])
+            .args(["--format", "json", "--out", out.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Running {
+            child,
+            out,
+            _dir: dir,
+        }
+    }
+
+    /// Waits until `n` mismatches are confirmed.
+    async fn confirmed(&self, n: usize) -> Vec<serde_json::Value> {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let found = lines(&self.out.join("mismatches.jsonl"));
+            if found.len() >= n {
+                return found;
+            }
+            assert!(Instant::now() < until, "only {found:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit code and the JSON summary.
+    async fn stop(self) -> (i32, serde_json::Value) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let child = self.child;
+        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let v = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&output.stdout))
+        });
+        (output.status.code().unwrap_or(-1), v)
+    }
+}
+
+#[tokio::test]
+async fn verify_finds_an_update_an_idempotent_replica_skipped_and_follows_ddl() {
+    let sb = cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default()).unwrap();
+    sb.start_replication().unwrap();
+    sb.source
+        .sql(
+            "CREATE DATABASE vi; USE vi; CREATE TABLE vi.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO vi.t SELECT seq, seq FROM seq_1_to_50",
+        )
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    sb.target
+        .sql("STOP SLAVE; SET GLOBAL slave_exec_mode = 'IDEMPOTENT'; START SLAVE")
+        .unwrap();
+    let verify = Running::start(&sb, "vi.*", "2s");
+    // Deleted on the target behind replication's back; the source's update then finds no
+    // row there, and an idempotent replica skips it without a word.
+    sb.target
+        .sql("SET SESSION sql_log_bin = 0; DELETE FROM vi.t WHERE id = 5")
+        .unwrap();
+    sb.source
+        .sql("UPDATE vi.t SET v = 55 WHERE id = 5")
+        .unwrap();
+    // DDL in the stream: a new column, and a new table; their rows are checked too.
+    sb.source
+        .sql(
+            "ALTER TABLE vi.t ADD COLUMN w VARCHAR(10) DEFAULT 'x'; \
+             UPDATE vi.t SET w = 'y' WHERE id = 6; \
+             CREATE TABLE vi.u (k VARCHAR(10) PRIMARY KEY, n INT); \
+             INSERT INTO vi.u VALUES ('a', 1), ('b', 2)",
+        )
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    // A change in the new column that the replica skips.
+    sb.target.sql("STOP SLAVE SQL_THREAD").unwrap();
+    sb.source
+        .sql("UPDATE vi.t SET w = 'lost' WHERE id = 9")
+        .unwrap();
+    sb.target
+        .sql("SET GLOBAL sql_slave_skip_counter = 1; START SLAVE SQL_THREAD")
+        .unwrap();
+    sb.source
+        .sql("UPDATE vi.u SET n = 3 WHERE k = 'a'")
+        .unwrap();
+    let found = verify.confirmed(2).await;
+    let (code, v) = verify.stop().await;
+    assert_eq!(code, 1, "{v:#}");
+    let mut got: Vec<String> = v["mismatches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{} {} {}", m["table"], m["key"], m["kind"]))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            r#""vi.t" {"id":5} "missing_in_target""#,
+            r#""vi.t" {"id":9} "mismatched""#,
+        ],
+        "{v:#}"
+    );
+    let nine = found.iter().find(|m| m["key"]["id"] == 9).unwrap();
+    assert_eq!(nine["source"]["w"], "lost", "{nine}");
+    assert_eq!(nine["target"]["w"], "x", "{nine}");
+    assert_eq!(v["pending"], 0, "{v:#}");
+}
