@@ -182,3 +182,29 @@ async fn a_purged_or_wrong_position_is_a_clear_error() {
     .expect("an error within the deadline");
     assert!(e.to_string().contains("not in the source's binlog"), "{e}");
 }
+
+#[tokio::test]
+async fn a_source_without_a_row_binlog_is_refused_with_the_fix() {
+    // The target of this sandbox also logs; no test here reads its binlog, so its format can
+    // be changed for new sessions.
+    let sb = sandbox();
+    sb.target
+        .sql("SET GLOBAL binlog_format = 'STATEMENT'")
+        .expect("set format");
+    let ep = Endpoint::parse(&sb.target.dsn(None)).expect("dsn");
+    let db = Db::connect(
+        &ep,
+        Role::Source,
+        SessionOptions::default(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("connect");
+    let r = BinlogReader::open(&db, &Start::Now, 4_000_004, table_filter(vec![])).await;
+    sb.target
+        .sql("SET GLOBAL binlog_format = 'ROW'")
+        .expect("reset format");
+    let e = r.err().expect("refused").to_string();
+    assert!(e.contains("binlog_format is STATEMENT"), "{e}");
+    assert!(e.contains("binlog_format=ROW"), "{e}");
+}
