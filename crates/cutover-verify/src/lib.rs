@@ -50,6 +50,9 @@ pub struct VerifyOptions {
     pub channel: usize,
     /// Pending keys beyond which no more changes are taken in until checks catch up.
     pub max_pending: usize,
+    /// How long a side may keep failing (checks, or the binlog stream) before the run gives
+    /// up; meanwhile keys stay pending and the stream is reopened where it left off.
+    pub retry_for: Duration,
 }
 
 impl VerifyOptions {
@@ -64,6 +67,7 @@ impl VerifyOptions {
             tick: Duration::from_millis(100),
             channel: 64,
             max_pending: 1_000_000,
+            retry_for: Duration::from_secs(300),
         }
     }
 }
@@ -92,6 +96,10 @@ pub struct Summary {
     pub mismatches: Vec<Mismatch>,
     /// The run was stopped by a signal (not by `--for`).
     pub interrupted: bool,
+    /// Check rounds that failed (a side unreachable) and were retried.
+    pub check_errors: u64,
+    /// Times the binlog stream was reopened after failing.
+    pub reconnects: u64,
 }
 
 /// What the reader task sends: the changes of one event, and where it got to.
@@ -99,6 +107,7 @@ struct Batch {
     changes: Vec<RowChange>,
     position: BinlogPos,
     events: u64,
+    reconnects: u64,
     schema_changes: u64,
     skipped_rows: u64,
     warnings: Vec<String>,
@@ -126,16 +135,47 @@ pub async fn run(
         position: reader.position().to_string(),
         mismatches: Vec::new(),
         interrupted: false,
+        check_errors: 0,
+        reconnects: 0,
     };
     let (tx, mut rx) = mpsc::channel::<Result<Batch, ReaderError>>(opts.channel.max(1));
+    let retry_for = opts.retry_for;
     let reader_task = tokio::spawn(async move {
+        let mut reconnects = 0u64;
         loop {
-            let r = reader.next().await.map(|changes| {
+            let mut r = reader.next().await;
+            // A dropped stream is reopened from the last transaction boundary, with backoff,
+            // for up to `retry_for`; nothing is skipped (some changes may be read twice).
+            if let Err(e) = &r {
+                if e.is_transient() {
+                    let until = Instant::now() + retry_for;
+                    let mut wait = Duration::from_millis(100);
+                    loop {
+                        tokio::time::sleep(wait).await;
+                        match reader.reopen().await {
+                            Ok(()) => {
+                                reconnects += 1;
+                                r = Ok(Vec::new());
+                                break;
+                            }
+                            Err(e) if e.is_transient() && Instant::now() < until => {
+                                wait = (wait * 2).min(Duration::from_secs(5));
+                            }
+                            Err(e) => {
+                                r = Err(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            let r = r.map(|changes| {
                 let (skipped_rows, warnings) = reader.skipped_rows();
                 Batch {
                     changes,
                     position: reader.position().clone(),
                     events: reader.events(),
+                    reconnects,
                     schema_changes: reader.schema_changes(),
                     skipped_rows,
                     warnings: warnings.to_vec(),
@@ -154,6 +194,8 @@ pub async fn run(
         opts.checker.clone(),
     );
     let mut schema_changes = 0;
+    // Since when check rounds have been failing (a side unreachable).
+    let mut failing_since: Option<Instant> = None;
     let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -169,6 +211,7 @@ pub async fn run(
             _ = tick.tick() => {
                 match checker.check_due(Instant::now()).await {
                     Ok(confirmed) => {
+                        failing_since = None;
                         for m in confirmed {
                             on_confirmed(&m);
                             summary.mismatches.push(m);
@@ -178,7 +221,14 @@ pub async fn run(
                         summary.interrupted = true;
                         break Ok(());
                     }
-                    Err(e) => break Err(VerifyError::Db(e)),
+                    // The keys stay pending; the next tick tries again, until `retry_for`.
+                    Err(e) => {
+                        summary.check_errors += 1;
+                        let since = *failing_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() >= opts.retry_for {
+                            break Err(VerifyError::Db(e));
+                        }
+                    }
                 }
             }
             batch = rx.recv(), if accepting => {
@@ -196,6 +246,7 @@ pub async fn run(
                         }
                         summary.changes += b.changes.len() as u64;
                         summary.events = b.events;
+                        summary.reconnects = b.reconnects;
                         summary.position = b.position.to_string();
                         summary.skipped_rows = b.skipped_rows;
                         summary.warnings = b.warnings;

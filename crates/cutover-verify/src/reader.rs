@@ -46,7 +46,20 @@ pub enum ReaderError {
     Stream {
         position: BinlogPos,
         message: String,
+        /// Worth reopening the stream (a dropped connection), unlike a purged position or a
+        /// missing privilege.
+        transient: bool,
     },
+}
+
+impl ReaderError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReaderError::Stream { transient, .. } => *transient,
+            ReaderError::Db(DbError::Connect { .. }) => true,
+            _ => false,
+        }
+    }
 }
 
 /// What a row change did.
@@ -124,8 +137,13 @@ const MAX_WARNINGS: usize = 100;
 /// Reads row changes from a source's binlog.
 pub struct BinlogReader {
     source: Db,
+    server_id: u32,
     stream: BinlogStream,
     position: BinlogPos,
+    /// The position after the last complete transaction (or DDL): where a new stream can
+    /// start without missing a table map. Changes after it may be read twice; that is
+    /// harmless, they merge in the pending set.
+    boundary: BinlogPos,
     schemas: HashMap<TableName, Option<Arc<TableSchema>>>,
     filter: TableFilter,
     events: u64,
@@ -155,17 +173,12 @@ impl BinlogReader {
             Start::Now => current_position(source).await?,
             Start::At(p) => p.clone(),
         };
-        let conn = source.standalone().await?;
-        let request = BinlogStreamRequest::new(server_id)
-            .with_filename(position.file.as_bytes())
-            .with_pos(position.pos);
-        let stream = conn
-            .get_binlog_stream(request)
-            .await
-            .map_err(|e| stream_error(&position, e))?;
+        let stream = open_stream(source, server_id, &position).await?;
         Ok(BinlogReader {
             source: source.clone(),
+            server_id,
             stream,
+            boundary: position.clone(),
             position,
             schemas: HashMap::new(),
             filter,
@@ -178,7 +191,23 @@ impl BinlogReader {
         })
     }
 
-    /// The position after the last event read: where a new reader would continue.
+    /// Opens a new stream from the last transaction boundary, after the old one failed (the
+    /// source restarted, the connection dropped). Definitions are read again.
+    pub async fn reopen(&mut self) -> Result<(), ReaderError> {
+        let stream = open_stream(&self.source, self.server_id, &self.boundary).await?;
+        self.stream = stream;
+        self.position = self.boundary.clone();
+        self.schemas.clear();
+        self.seen_format = false;
+        Ok(())
+    }
+
+    /// The position after the last complete transaction: where [`Self::reopen`] restarts.
+    pub fn boundary(&self) -> &BinlogPos {
+        &self.boundary
+    }
+
+    /// The position after the last event read.
     pub fn position(&self) -> &BinlogPos {
         &self.position
     }
@@ -208,6 +237,7 @@ impl BinlogReader {
                 return Err(ReaderError::Stream {
                     position: self.position.clone(),
                     message: "the source closed the stream".into(),
+                    transient: true,
                 })
             }
         };
@@ -226,6 +256,7 @@ impl BinlogReader {
                 return Err(ReaderError::Stream {
                     position: self.position.clone(),
                     message: format!("cannot decode an event: {e}"),
+                    transient: false,
                 })
             }
         };
@@ -239,12 +270,28 @@ impl BinlogReader {
                 }
                 self.position =
                     BinlogPos::new(String::from_utf8_lossy(name).into_owned(), r.position());
+                self.boundary = self.position.clone();
+                return Ok(changes);
+            }
+            EventData::XidEvent(_) => {
+                self.advance(end);
+                self.boundary = self.position.clone();
                 return Ok(changes);
             }
             EventData::FormatDescriptionEvent(_) => self.seen_format = true,
-            EventData::QueryEvent(q) if changes_definitions(&q.query()) => {
-                self.schemas.clear();
-                self.schema_changes += 1;
+            EventData::QueryEvent(q) => {
+                let query = q.query();
+                let ddl = changes_definitions(&query);
+                if ddl {
+                    self.schemas.clear();
+                    self.schema_changes += 1;
+                }
+                self.advance(end);
+                // DDL commits on its own; COMMIT ends a transaction of a non-XA engine.
+                if ddl || query.trim().eq_ignore_ascii_case("COMMIT") {
+                    self.boundary = self.position.clone();
+                }
+                return Ok(changes);
             }
             EventData::RowsEvent(rows) => {
                 self.advance(end);
@@ -670,9 +717,25 @@ pub async fn current_position(source: &Db) -> Result<BinlogPos, ReaderError> {
     }
 }
 
+async fn open_stream(
+    source: &Db,
+    server_id: u32,
+    position: &BinlogPos,
+) -> Result<BinlogStream, ReaderError> {
+    let conn = source.standalone().await?;
+    let request = BinlogStreamRequest::new(server_id)
+        .with_filename(position.file.as_bytes())
+        .with_pos(position.pos);
+    conn.get_binlog_stream(request)
+        .await
+        .map_err(|e| stream_error(position, e))
+}
+
 fn stream_error(position: &BinlogPos, e: mysql_async::Error) -> ReaderError {
     let mut message = e.to_string();
+    let mut transient = true;
     if let mysql_async::Error::Server(s) = &e {
+        transient = !matches!(s.code, 1236 | 1227 | 1045 | 1044);
         match s.code {
             1236 => {
                 message.push_str(
@@ -690,6 +753,7 @@ fn stream_error(position: &BinlogPos, e: mysql_async::Error) -> ReaderError {
     ReaderError::Stream {
         position: position.clone(),
         message,
+        transient,
     }
 }
 

@@ -121,6 +121,8 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "skipped_rows": s.skipped_rows,
         "position": s.position,
         "interrupted": s.interrupted,
+        "check_errors": s.check_errors,
+        "reconnects": s.reconnects,
         "mismatches": s.mismatches.iter().map(|m| json!({
             "table": m.table,
             "target_table": m.target_table,

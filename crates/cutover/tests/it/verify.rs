@@ -303,3 +303,60 @@ async fn verify_finds_an_update_an_idempotent_replica_skipped_and_follows_ddl() 
     assert_eq!(nine["target"]["w"], "x", "{nine}");
     assert_eq!(v["pending"], 0, "{v:#}");
 }
+
+#[tokio::test]
+async fn verify_reopens_a_dropped_binlog_stream_and_misses_nothing() {
+    let sb = cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default()).unwrap();
+    sb.start_replication().unwrap();
+    sb.source
+        .sql(
+            "CREATE DATABASE vr; USE vr; CREATE TABLE vr.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO vr.t SELECT seq, seq FROM seq_1_to_20",
+        )
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    let verify = Running::start(&sb, "vr.*", "2s");
+    // Wait until verify's binlog connection is there, then drop every binlog connection
+    // (the real replica's too: it reconnects by itself).
+    let dumps = || {
+        sb.source
+            .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+            .unwrap()
+    };
+    let until = Instant::now() + DEADLINE;
+    while dumps().len() < 2 {
+        assert!(
+            Instant::now() < until,
+            "verify never connected to the binlog"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for row in dumps() {
+        let _ = sb.source.sql(&format!("KILL {}", row[0]));
+    }
+    // Changes made while the stream is down: one the replica skips, others it applies.
+    sb.target.sql("STOP SLAVE SQL_THREAD").unwrap();
+    sb.source
+        .sql("UPDATE vr.t SET v = -3 WHERE id = 3")
+        .unwrap();
+    sb.target
+        .sql("SET GLOBAL sql_slave_skip_counter = 1; START SLAVE SQL_THREAD")
+        .unwrap();
+    sb.source
+        .sql("UPDATE vr.t SET v = v + 100 WHERE id > 10")
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    let found = verify.confirmed(1).await;
+    let (code, v) = verify.stop().await;
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        v["mismatches"],
+        serde_json::json!([{"table": "vr.t", "target_table": "vr.t", "key": {"id": 3},
+            "kind": "mismatched"}]),
+        "{v:#}"
+    );
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(v["reconnects"].as_u64().unwrap_or(0) >= 1, "{v:#}");
+    assert!(v["rows_checked"].as_u64().unwrap_or(0) >= 11, "{v:#}");
+    assert_eq!(v["pending"], 0, "{v:#}");
+}
