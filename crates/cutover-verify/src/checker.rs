@@ -115,7 +115,8 @@ pub struct Checker {
     pending: PendingSet,
     plans: HashMap<TableName, Option<Arc<TablePlan>>>,
     stats: CheckStats,
-    /// Whether the target answers `SHOW SLAVE STATUS` with a row; learned on first use.
+    /// Whether the target answers `SHOW SLAVE STATUS` with a row that replicates this
+    /// source; learned on first use.
     replica: Option<bool>,
 }
 
