@@ -331,6 +331,9 @@ impl Checker {
             None => None,
             Some(s) => {
                 let target_missing = t.is_none();
+                if target_missing {
+                    self.confirm_missing(&target).await?;
+                }
                 let t = t.unwrap_or_else(|| s.clone());
                 let plan =
                     Plan::new(s, t, &ColumnFilter::default()).map_err(|e| DbError::Query {
@@ -359,6 +362,29 @@ impl Checker {
             self.plans.insert(table.clone(), plan.clone());
         }
         Ok(plan)
+    }
+}
+
+impl Checker {
+    /// `information_schema` hides tables a user may not read, so "not described" is not
+    /// "missing": only the server's own "doesn't exist" (1146) is. Anything else (no
+    /// privilege, 1142) is an error, so the rows are never reported missing for it.
+    async fn confirm_missing(&self, target: &TableName) -> Result<(), DbError> {
+        match self
+            .target
+            .execute(&format!("SELECT 1 FROM {} LIMIT 0", target.quoted()))
+            .await
+        {
+            Err(DbError::Query { message, .. }) if message.starts_with("ERROR 1146 ") => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => Err(DbError::Query {
+                role: cutover_core::Role::Target,
+                message: format!(
+                    "{target} exists but information_schema does not show its columns to \
+                     this user; grant it SELECT on the table"
+                ),
+            }),
+        }
     }
 }
 

@@ -415,3 +415,63 @@ async fn verify_reopens_a_dropped_binlog_stream_and_misses_nothing() {
     assert!(v["rows_checked"].as_u64().unwrap_or(0) >= 11, "{v:#}");
     assert_eq!(v["pending"], 0, "{v:#}");
 }
+
+#[tokio::test]
+async fn without_a_replica_grace_counts_from_reading_and_a_missing_target_table_is_reported() {
+    use crate::harness::{conn, exec, fresh_db, Side};
+    use mysql_async::prelude::Queryable;
+    fresh_db("vm").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE vm.only_source (id INT PRIMARY KEY)",
+    )
+    .await;
+    crate::harness::both("CREATE TABLE vm.t (id INT PRIMARY KEY, v INT)").await;
+    let mut c = conn(Side::Source).await;
+    let row: (String, u64, String, String) =
+        c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
+    let _ = c.disconnect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let child = cutover()
+        .args(["verify", "--source", &crate::harness::dsn(Side::Source)])
+        .args(["--target", &crate::harness::dsn(Side::Target)])
+        .args([
+            "--tables",
+            "vm.*",
+            "--start",
+            &format!("{}:{}", row.0, row.1),
+        ])
+        .args([
+            "--grace",
+            "1s",
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The same change made on both sides (no replication here) is equal; a row of a table
+    // the target lacks is missing there.
+    crate::harness::both("INSERT INTO vm.t VALUES (1, 1)").await;
+    exec(Side::Source, "INSERT INTO vm.only_source VALUES (42)").await;
+    let running = Running {
+        child,
+        out,
+        _dir: dir,
+    };
+    let found = running.confirmed(1).await;
+    let (code, v) = running.stop().await;
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        v["mismatches"],
+        serde_json::json!([{"table": "vm.only_source", "target_table": "vm.only_source",
+            "key": {"id": 42}, "kind": "missing_in_target"}]),
+        "{v:#}"
+    );
+    assert_eq!(found[0]["target"], serde_json::Value::Null, "{found:?}");
+    assert_eq!(v["pending"], 0, "{v:#}");
+}
