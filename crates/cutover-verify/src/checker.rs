@@ -17,7 +17,7 @@
 //! times while pending is *busy*: it stays pending and is never confirmed while it keeps
 //! changing.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,8 @@ pub struct Checker {
     /// Whether the target answers `SHOW SLAVE STATUS` with a row that replicates this
     /// source; learned on first use.
     replica: Option<bool>,
+    /// Tables whose changes are not checked, and why (keyless, no comparable plan).
+    unchecked: BTreeMap<String, String>,
 }
 
 impl Checker {
@@ -131,6 +133,7 @@ impl Checker {
             plans: HashMap::new(),
             stats: CheckStats::default(),
             replica: None,
+            unchecked: BTreeMap::new(),
         }
     }
 
@@ -145,6 +148,11 @@ impl Checker {
 
     pub fn pending(&self) -> &PendingSet {
         &self.pending
+    }
+
+    /// Tables left out, with the reason.
+    pub fn unchecked(&self) -> &BTreeMap<String, String> {
+        &self.unchecked
     }
 
     pub fn stats(&self) -> &CheckStats {
@@ -200,7 +208,8 @@ impl Checker {
         let mut confirmed = Vec::new();
         for (table, ids) in due {
             let Some(plan) = self.plan(&table).await? else {
-                // The table is gone from the source: nothing left to compare.
+                // The table is gone from the source, or cannot be compared (see
+                // `unchecked`): nothing to check.
                 for id in &ids {
                     self.pending.remove(&table, id);
                 }
@@ -335,25 +344,28 @@ impl Checker {
                     self.confirm_missing(&target).await?;
                 }
                 let t = t.unwrap_or_else(|| s.clone());
-                let plan =
-                    Plan::new(s, t, &ColumnFilter::default()).map_err(|e| DbError::Query {
-                        role: cutover_core::Role::Target,
-                        message: format!("{table}: {e}"),
-                    })?;
-                if plan.mode == Mode::Multiset {
-                    return Err(DbError::Query {
-                        role: cutover_core::Role::Source,
-                        message: format!(
-                            "{table} has no primary or unique NOT NULL key; verify cannot \
-                             check keyless tables yet (leave it out with --tables)"
-                        ),
-                    });
+                // A table that cannot be compared is left out with the reason (reported in
+                // the summary), never a reason to stop verifying the others.
+                match Plan::new(s, t, &ColumnFilter::default()) {
+                    Err(e) => {
+                        self.unchecked.insert(table.to_string(), e.to_string());
+                        None
+                    }
+                    Ok(plan) if plan.mode == Mode::Multiset => {
+                        self.unchecked.insert(
+                            table.to_string(),
+                            "no primary or unique NOT NULL key: keyless tables are not \
+                             verified yet"
+                                .into(),
+                        );
+                        None
+                    }
+                    Ok(plan) => Some(Arc::new(TablePlan {
+                        plan,
+                        target,
+                        target_missing,
+                    })),
                 }
-                Some(Arc::new(TablePlan {
-                    plan,
-                    target,
-                    target_missing,
-                }))
             }
         };
         // A target table that does not exist yet (its CREATE still in flight) is looked up

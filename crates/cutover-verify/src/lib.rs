@@ -100,6 +100,8 @@ pub struct Summary {
     pub check_errors: u64,
     /// Times the binlog stream was reopened after failing.
     pub reconnects: u64,
+    /// Tables whose changes were not checked, with the reason (keyless tables, for now).
+    pub unchecked_tables: std::collections::BTreeMap<String, String>,
 }
 
 /// What the reader task sends: the changes of one event, and where it got to.
@@ -137,6 +139,7 @@ pub async fn run(
         interrupted: false,
         check_errors: 0,
         reconnects: 0,
+        unchecked_tables: Default::default(),
     };
     let (tx, mut rx) = mpsc::channel::<Result<Batch, ReaderError>>(opts.channel.max(1));
     let retry_for = opts.retry_for;
@@ -264,6 +267,7 @@ pub async fn run(
     summary.resolved = stats.resolved;
     summary.pending = checker.pending().len() as u64;
     summary.busy = checker.busy();
+    summary.unchecked_tables = checker.unchecked().clone();
     Ok(summary)
 }
 

@@ -123,6 +123,7 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "interrupted": s.interrupted,
         "check_errors": s.check_errors,
         "reconnects": s.reconnects,
+        "unchecked_tables": s.unchecked_tables,
         "mismatches": s.mismatches.iter().map(|m| json!({
             "table": m.table,
             "target_table": m.target_table,
@@ -153,6 +154,9 @@ fn human(s: &Summary) -> String {
             kind.as_str().unwrap_or("?"),
             serde_json::Value::Object(m.key.clone())
         ));
+    }
+    for (t, why) in &s.unchecked_tables {
+        out.push_str(&format!("warning: {t} was not checked: {why}\n"));
     }
     if s.skipped_rows > 0 {
         out.push_str(&format!(

@@ -426,7 +426,10 @@ async fn without_a_replica_grace_counts_from_reading_and_a_missing_target_table_
         "CREATE TABLE vm.only_source (id INT PRIMARY KEY)",
     )
     .await;
-    crate::harness::both("CREATE TABLE vm.t (id INT PRIMARY KEY, v INT)").await;
+    crate::harness::both(
+        "CREATE TABLE vm.t (id INT PRIMARY KEY, v INT); CREATE TABLE vm.nokey (a INT)",
+    )
+    .await;
     let mut c = conn(Side::Source).await;
     let row: (String, u64, String, String) =
         c.query_first("SHOW MASTER STATUS").await.unwrap().unwrap();
@@ -457,6 +460,8 @@ async fn without_a_replica_grace_counts_from_reading_and_a_missing_target_table_
     // The same change made on both sides (no replication here) is equal; a row of a table
     // the target lacks is missing there.
     crate::harness::both("INSERT INTO vm.t VALUES (1, 1)").await;
+    // A keyless table is left out with the reason, without stopping the run.
+    exec(Side::Source, "INSERT INTO vm.nokey VALUES (7)").await;
     exec(Side::Source, "INSERT INTO vm.only_source VALUES (42)").await;
     let running = Running {
         child,
@@ -473,5 +478,11 @@ async fn without_a_replica_grace_counts_from_reading_and_a_missing_target_table_
         "{v:#}"
     );
     assert_eq!(found[0]["target"], serde_json::Value::Null, "{found:?}");
+    assert!(
+        v["unchecked_tables"]["vm.nokey"]
+            .as_str()
+            .is_some_and(|w| w.contains("keyless")),
+        "{v:#}"
+    );
     assert_eq!(v["pending"], 0, "{v:#}");
 }
