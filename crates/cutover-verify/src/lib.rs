@@ -281,10 +281,19 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// A filter from `db.table` patterns (`--tables`); no patterns select every table outside
 /// the system schemas.
 pub fn table_filter(patterns: Vec<cutover_core::config::Pattern>) -> TableFilter {
+    table_filter_excluding(patterns, Vec::new())
+}
+
+/// [`table_filter`] less the tables that match `exclude` (`[filter] exclude`).
+pub fn table_filter_excluding(
+    patterns: Vec<cutover_core::config::Pattern>,
+    exclude: Vec<cutover_core::config::Pattern>,
+) -> TableFilter {
     Box::new(move |t: &TableName| {
         if cutover_core::SYSTEM_SCHEMAS
             .iter()
             .any(|s| s.eq_ignore_ascii_case(&t.schema))
+            || exclude.iter().any(|p| p.matches(t))
         {
             return false;
         }

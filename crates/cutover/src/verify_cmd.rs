@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use cutover_core::config::{parse_duration, Pattern, Routes};
 use cutover_core::SessionOptions;
-use cutover_verify::{table_filter, Mismatch, Start, Summary, VerifyOptions};
+use cutover_verify::{table_filter_excluding, Mismatch, Start, Summary, VerifyOptions};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +39,12 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     let tables = tables
         .iter()
         .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let exclude = cfg
+        .filter
+        .exclude
+        .iter()
+        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("[filter] exclude: {e}")))
         .collect::<Result<Vec<_>>>()?;
     let routes = Routes::new(&cfg.routes).map_err(|e| anyhow!("route: {e}"))?;
     let query_timeout = match &args.endpoints.query_timeout {
@@ -69,7 +75,7 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     };
     let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
 
-    let mut opts = VerifyOptions::new(start, table_filter(tables), routes);
+    let mut opts = VerifyOptions::new(start, table_filter_excluding(tables, exclude), routes);
     opts.checker.grace = grace;
     opts.run_for = run_for;
     if let Some(id) = args.server_id {
