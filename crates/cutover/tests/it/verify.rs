@@ -560,3 +560,28 @@ async fn routes_check_a_shards_change_in_the_merged_target_table() {
     );
     assert_eq!(v["changes"], 2, "{v:#}");
 }
+
+#[test]
+fn verify_for_a_while_prints_the_human_summary() {
+    use crate::harness::{dsn, Side};
+    let started = Instant::now();
+    let r = run(cutover()
+        .args([
+            "verify",
+            "--source",
+            &dsn(Side::Source),
+            "--target",
+            &dsn(Side::Target),
+        ])
+        .args(["--tables", "no_such_db_for_verify.*", "--for", "1s"]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.starts_with("verify: "), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("pending 0, resolved 0, busy 0, confirmed mismatches 0"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(1));
+}
