@@ -108,6 +108,19 @@ mod tests {
         assert!(p("binlog.999999", 4) < p("binlog.1000000", 4));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn start_parsing_never_panics(s in "\\PC*") {
+            let _ = Start::parse(&s);
+        }
+
+        #[test]
+        fn positions_round_trip(file in "[a-z][a-z0-9_.-]{0,20}\\.[0-9]{6}", pos in 0u64..u64::MAX) {
+            let p = BinlogPos::new(file, pos);
+            proptest::prop_assert_eq!(BinlogPos::parse(&p.to_string()), Ok(p));
+        }
+    }
+
     #[test]
     fn start_parses_now_positions_and_refuses_the_rest() {
         assert_eq!(Start::parse("now"), Ok(Start::Now));
