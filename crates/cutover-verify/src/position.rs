@@ -73,6 +73,9 @@ pub enum Start {
     /// The source's current position (`SHOW MASTER STATUS`).
     Now,
     At(BinlogPos),
+    /// A MariaDB GTID position (`domain-server-seq`, several comma-separated for several
+    /// domains): the stream starts after these transactions.
+    MariaDbGtid(String),
 }
 
 impl Start {
@@ -81,13 +84,21 @@ impl Start {
         if s.eq_ignore_ascii_case("now") {
             return Ok(Start::Now);
         }
-        // A MariaDB GTID (`0-1-42`) or a MySQL GTID set (`uuid:1-5`) has no file name.
-        let looks_gtid = !s.contains(':')
-            && s.split('-').count() == 3
-            && s.split('-').all(|p| p.parse::<u64>().is_ok());
-        if looks_gtid || s.split(':').next().is_some_and(|u| u.len() == 36) {
+        // A MariaDB GTID position (`0-1-42[,1-2-7]`) or a MySQL GTID set (`uuid:1-5`) has
+        // no file name.
+        let mariadb_gtid = !s.is_empty()
+            && !s.contains(':')
+            && s.split(',').all(|g| {
+                let parts: Vec<&str> = g.trim().split('-').collect();
+                parts.len() == 3 && parts.iter().all(|p| p.parse::<u64>().is_ok())
+            });
+        if mariadb_gtid {
+            let gtid: Vec<&str> = s.split(',').map(str::trim).collect();
+            return Ok(Start::MariaDbGtid(gtid.join(",")));
+        }
+        if s.split(':').next().is_some_and(|u| u.len() == 36) {
             return Err(format!(
-                "`{s}` looks like a GTID; starting from a GTID is not supported yet, \
+                "`{s}` looks like a MySQL GTID set; starting from one is not supported yet, \
                  give FILE:POS (see SHOW MASTER STATUS) or `now`"
             ));
         }
@@ -128,7 +139,13 @@ mod tests {
             Start::parse("binlog.000003:1234"),
             Ok(Start::At(BinlogPos::new("binlog.000003", 1234)))
         );
-        assert!(Start::parse("0-1-42").unwrap_err().contains("GTID"));
+        assert_eq!(
+            Start::parse("0-1-42, 1-2-7"),
+            Ok(Start::MariaDbGtid("0-1-42,1-2-7".into()))
+        );
+        assert!(Start::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")
+            .unwrap_err()
+            .contains("GTID"));
         assert!(Start::parse("binlog.000003").is_err());
         assert!(Start::parse(":4").is_err());
         assert!(Start::parse("f:x").is_err());

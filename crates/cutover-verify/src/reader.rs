@@ -172,8 +172,13 @@ impl BinlogReader {
         let position = match start {
             Start::Now => current_position(source).await?,
             Start::At(p) => p.clone(),
+            // The file is learned from the stream's first (rotate) event.
+            Start::MariaDbGtid(_) => BinlogPos::new("", 4),
         };
-        let stream = open_stream(source, server_id, &position).await?;
+        let stream = match start {
+            Start::MariaDbGtid(gtid) => open_gtid_stream(source, server_id, gtid).await?,
+            _ => open_stream(source, server_id, &position).await?,
+        };
         Ok(BinlogReader {
             source: source.clone(),
             server_id,
@@ -729,6 +734,33 @@ async fn open_stream(
     conn.get_binlog_stream(request)
         .await
         .map_err(|e| stream_error(position, e))
+}
+
+/// A MariaDB stream from a GTID position: the server reads `@slave_connect_state` (with
+/// `@mariadb_slave_capability` 4, GTID-aware) and ignores the file and offset.
+async fn open_gtid_stream(
+    source: &Db,
+    server_id: u32,
+    gtid: &str,
+) -> Result<BinlogStream, ReaderError> {
+    use mysql_async::prelude::Queryable;
+    if source.flavor() != cutover_core::Flavor::MariaDb {
+        return Err(ReaderError::Source(format!(
+            "`{gtid}` is a MariaDB GTID but the source is {}; give FILE:POS",
+            source.flavor().name()
+        )));
+    }
+    let position = BinlogPos::new("", 4);
+    let mut conn = source.standalone().await?;
+    conn.query_drop(format!(
+        "SET @mariadb_slave_capability = 4, @slave_connect_state = {}",
+        cutover_core::sql::quote_str(gtid)
+    ))
+    .await
+    .map_err(|e| stream_error(&position, e))?;
+    conn.get_binlog_stream(BinlogStreamRequest::new(server_id).with_pos(4))
+        .await
+        .map_err(|e| stream_error(&position, e))
 }
 
 fn stream_error(position: &BinlogPos, e: mysql_async::Error) -> ReaderError {

@@ -260,8 +260,9 @@ pub struct VerifyArgs {
     /// table outside the system schemas.
     #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
     pub tables: Vec<String>,
-    /// Where to start reading the source's binlog: `now` or FILE:POS.
-    #[arg(long, value_name = "now|FILE:POS", default_value = "now")]
+    /// Where to start reading the source's binlog: `now`, FILE:POS, or a MariaDB GTID
+    /// position (`0-1-42`, as in @@gtid_binlog_pos).
+    #[arg(long, value_name = "now|FILE:POS|GTID", default_value = "now")]
     pub start: String,
     /// How long a difference may persist after the replicator has caught up past the change
     /// before it is a confirmed mismatch.

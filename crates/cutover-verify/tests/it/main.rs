@@ -208,3 +208,32 @@ async fn a_source_without_a_row_binlog_is_refused_with_the_fix() {
     assert!(e.contains("binlog_format is STATEMENT"), "{e}");
     assert!(e.contains("binlog_format=ROW"), "{e}");
 }
+
+#[tokio::test]
+async fn reader_starts_from_a_mariadb_gtid() {
+    let sb = sandbox();
+    sb.source
+        .sql(
+            "DROP DATABASE IF EXISTS gt; CREATE DATABASE gt; \
+             CREATE TABLE gt.t (id INT PRIMARY KEY); INSERT INTO gt.t VALUES (1)",
+        )
+        .expect("schema");
+    let gtid = sb.source.sql("SELECT @@gtid_binlog_pos").expect("gtid")[0][0].clone();
+    // Changes after the GTID position are read, the ones before are not.
+    sb.source
+        .sql("INSERT INTO gt.t VALUES (2); INSERT INTO gt.t VALUES (3)")
+        .expect("writes");
+    let db = source_db().await;
+    let filter = table_filter(vec![
+        cutover_core::config::Pattern::parse("gt.*").expect("p")
+    ]);
+    let start = Start::parse(&gtid).expect("a GTID");
+    let mut r = BinlogReader::open(&db, &start, 4_000_005, filter)
+        .await
+        .expect("open");
+    let c = read_changes(&mut r, 2).await;
+    let keys: Vec<Vec<Value>> = c.iter().map(|c| c.key.clone()).collect();
+    assert_eq!(keys, vec![vec![int(2)], vec![int(3)]]);
+    assert!(r.position().file.starts_with("binlog."), "{}", r.position());
+    assert!(r.position().pos > 4, "{}", r.position());
+}

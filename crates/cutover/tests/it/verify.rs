@@ -151,7 +151,7 @@ fn verify_bad_input_is_one_clear_error() {
         "--target",
         "mysql://root@127.0.0.1:1",
         "--start",
-        "0-1-42",
+        "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5",
     ]));
     r.assert_clean_error("--start");
     let r = run(cutover().args([
