@@ -109,6 +109,8 @@ struct DbInner {
     role: Role,
     endpoint: Endpoint,
     pool: mysql_async::Pool,
+    /// The connection options without the pool and session set-up, for [`Db::standalone`].
+    base: mysql_async::Opts,
     flavor: Flavor,
     version: String,
     tls: Option<String>,
@@ -227,7 +229,7 @@ impl Db {
         }
         let constraints = PoolConstraints::new(0, options.max_connections.max(1))
             .ok_or_else(|| connect_err("bad pool size".to_string()))?;
-        let opts = OptsBuilder::from_opts(base).init(init).pool_opts(
+        let opts = OptsBuilder::from_opts(base.clone()).init(init).pool_opts(
             // No COM_RESET_CONNECTION on check-in: it would undo the `init` set-up above.
             // Idle connections are kept for reuse (a minute) instead of being closed on
             // check-in: every new one costs a handshake, TLS and the set-up above.
@@ -241,6 +243,7 @@ impl Db {
             role,
             endpoint: endpoint.clone(),
             pool,
+            base,
             flavor,
             version,
             tls,
@@ -261,6 +264,15 @@ impl Db {
         // Fail now, with a clear message, if the session set-up itself is refused.
         db.conn().await?;
         Ok(db)
+    }
+
+    /// A connection of its own, outside the pool and without the session set-up (same
+    /// address, credentials and TLS): for a connection that changes its nature, such as a
+    /// binlog stream, which must never go back into the pool.
+    pub async fn standalone(&self) -> Result<mysql_async::Conn, DbError> {
+        mysql_async::Conn::new(self.inner.base.clone())
+            .await
+            .map_err(|e| self.map_err(e))
     }
 
     pub fn role(&self) -> Role {

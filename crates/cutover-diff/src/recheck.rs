@@ -186,8 +186,8 @@ async fn recheck_keys(
         let mut still = Vec::new();
         for batch in pending.chunks(BATCH) {
             let (srows, trows) = tokio::join!(
-                fetch(source, &plan, true, &shards, batch),
-                fetch(target, &plan, false, std::slice::from_ref(&tn), batch)
+                fetch_by_key(source, &plan, true, &shards, batch),
+                fetch_by_key(target, &plan, false, std::slice::from_ref(&tn), batch)
             );
             let (srows, trows) = (srows?, trows?);
             for k in batch {
@@ -312,7 +312,8 @@ async fn recheck_keys(
     Ok(())
 }
 
-fn encode(key: &[Value]) -> Vec<u8> {
+/// The canonical encoding of a typed key: equal exactly when every part is [`same`].
+pub fn encode(key: &[Value]) -> Vec<u8> {
     let mut out = Vec::new();
     for v in key {
         v.encode(&mut out);
@@ -320,7 +321,8 @@ fn encode(key: &[Value]) -> Vec<u8> {
     out
 }
 
-fn key_json(plan: &Plan, key: &[Value]) -> serde_json::Map<String, serde_json::Value> {
+/// A key as a JSON object, by column name, encoded as in the report.
+pub fn key_json(plan: &Plan, key: &[Value]) -> serde_json::Map<String, serde_json::Value> {
     plan.key_columns
         .iter()
         .zip(key)
@@ -329,18 +331,31 @@ fn key_json(plan: &Plan, key: &[Value]) -> serde_json::Map<String, serde_json::V
 }
 
 fn differing(plan: &Plan, x: &[Value], y: &[Value], opts: &DiffOptions) -> Vec<usize> {
+    differing_columns(plan, x, y, &opts.compare)
+}
+
+/// The indexes (into `plan.columns`) of the cells of two rows that [`same`] calls different.
+pub fn differing_columns(
+    plan: &Plan,
+    x: &[Value],
+    y: &[Value],
+    compare: &cutover_core::CompareOptions,
+) -> Vec<usize> {
     (0..plan.columns.len())
-        .filter(|i| !same(&x[*i], &y[*i], &opts.compare))
+        .filter(|i| !same(&x[*i], &y[*i], compare))
         .collect()
 }
 
-/// Reads the rows of `keys` from one side, by exact key.
-async fn fetch(
+/// Reads the rows of `keys` (typed values of `plan.key_columns`) from one side, by exact
+/// key, fresh: `source` says which side's column names to use, `tables` are the tables to
+/// look in (merged shards: each of them). The rows come back by [`encode`]d key; a key with
+/// no row is absent. `cutover verify` checks changed keys with the same function.
+pub async fn fetch_by_key<K: AsRef<[Value]>>(
     db: &Db,
     plan: &Plan,
     source: bool,
     tables: &[TableName],
-    keys: &[KeyRecord],
+    keys: &[K],
 ) -> Result<HashMap<Vec<u8>, Vec<Value>>, DbError> {
     let side = |p: &crate::plan::ColumnPair| {
         if source {
@@ -362,7 +377,7 @@ async fn fetch(
     let tuples: Vec<String> = keys
         .iter()
         .map(|k| {
-            let vals: Vec<String> = k.key.iter().map(literal).collect();
+            let vals: Vec<String> = k.as_ref().iter().map(literal).collect();
             if vals.len() == 1 {
                 vals[0].clone()
             } else {

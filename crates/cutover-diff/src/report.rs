@@ -129,6 +129,12 @@ pub struct KeyRecord {
     pub key: Vec<cutover_core::value::Value>,
 }
 
+impl AsRef<[cutover_core::value::Value]> for KeyRecord {
+    fn as_ref(&self) -> &[cutover_core::value::Value] {
+        &self.key
+    }
+}
+
 /// What `--recheck` did for one table.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RecheckSummary {

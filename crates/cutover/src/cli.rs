@@ -29,6 +29,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Migration readiness: server settings, schema vs the target, ID spaces running out.
     Check(Box<CheckArgs>),
+    /// Follow the source's binlog and check every changed row on the target, continuously.
+    Verify(Box<VerifyArgs>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -248,4 +250,35 @@ pub struct CheckArgs {
     /// Output: a human report grouped by severity, or JSON on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Tables to verify: db.table or db.* (repeatable, or comma-separated). Default: every
+    /// table outside the system schemas.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// Where to start reading the source's binlog: `now`, FILE:POS, or a MariaDB GTID
+    /// position (`0-1-42`, as in @@gtid_binlog_pos).
+    #[arg(long, value_name = "now|FILE:POS|GTID", default_value = "now")]
+    pub start: String,
+    /// How long a difference may persist after the replicator has caught up past the change
+    /// before it is a confirmed mismatch.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub grace: String,
+    /// Stop after DURATION (default: run until SIGINT/SIGTERM).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub run_for: Option<String>,
+    /// The server id to read the binlog with (must differ from every replica's).
+    #[arg(long, value_name = "ID")]
+    pub server_id: Option<u32>,
+    /// Output: a human summary, or JSON on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Write mismatches.jsonl (each confirmed mismatch as it is confirmed) and verify.json
+    /// to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }

@@ -10,6 +10,7 @@ mod endpoints;
 mod progress;
 mod render;
 mod sandbox_cmd;
+mod verify_cmd;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
             cli::Command::Sandbox(args) => sandbox_cmd::run(args),
             cli::Command::Demo(args) => demo::run(args).await,
             cli::Command::Check(args) => check_cmd::run(cli.config.as_deref(), *args).await,
+            cli::Command::Verify(args) => verify_cmd::run(cli.config.as_deref(), *args).await,
         }
     });
     // Pools close in the background; do not wait for idle connections to say goodbye.

@@ -10,3 +10,4 @@ mod harness;
 mod interrupt;
 mod production;
 mod sandbox;
+mod verify;

@@ -1,0 +1,414 @@
+//! The checker: pending keys read by key from both sides and compared, with grace.
+//!
+//! A due key is read from the source and from the target (the target table by the routes)
+//! with the same by-key read as `cutover diff --recheck` ([`fetch_by_key`]) and compared
+//! with the same rule ([`differing_columns`], i.e. [`cutover_core::same`]). Both sides are
+//! read fresh, so the source's *current* row is the reference: a key changed again later is
+//! pending again anyway, and a row the binlog image would give differently from the source
+//! (a decoding error) cannot raise a false alarm.
+//!
+//! Equal (or absent on both sides): the key leaves the set; if an earlier check had found it
+//! different it counts as *resolved*. Different: it stays, and is checked again with
+//! exponential backoff. It is *confirmed* only once `grace` has passed since the replicator
+//! was known to be past the key's latest change: from the target's replica status when the
+//! target is a MySQL/MariaDB replica (`Relay_Master_Log_File`/`Exec_Master_Log_Pos`), else
+//! from when the change was read from the binlog (no later than the event's own time plus
+//! the reader's lag, so never earlier than the event). A key changed more than `busy_after`
+//! times while pending is *busy*: it stays pending and is never confirmed while it keeps
+//! changing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cutover_core::config::Routes;
+use cutover_core::schema::{describe, TableName};
+use cutover_core::value::{CompareOptions, Value};
+use cutover_core::{Db, DbError};
+use cutover_diff::plan::{Mode, Plan};
+use cutover_diff::recheck::{differing_columns, encode, fetch_by_key, key_json};
+use cutover_diff::report::DiffKind;
+use cutover_diff::ColumnFilter;
+use serde_json::{Map, Value as Json};
+
+use crate::pending::PendingSet;
+use crate::position::BinlogPos;
+use crate::reader::RowChange;
+
+/// How the checker paces itself.
+#[derive(Clone, Debug)]
+pub struct CheckerOptions {
+    /// How long a mismatch may persist after the replicator caught up before it is confirmed.
+    pub grace: Duration,
+    /// Delay before a changed key is first checked.
+    pub first_delay: Duration,
+    /// The longest wait between two checks of a key.
+    pub max_backoff: Duration,
+    /// Keys read per statement.
+    pub batch: usize,
+    /// Keys checked per round at most (the rest wait for the next round).
+    pub per_round: usize,
+    /// Changes merged into one pending key beyond which it is busy.
+    pub busy_after: u32,
+    pub compare: CompareOptions,
+}
+
+impl Default for CheckerOptions {
+    fn default() -> Self {
+        CheckerOptions {
+            grace: Duration::from_secs(60),
+            first_delay: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(1),
+            batch: 100,
+            per_round: 5_000,
+            busy_after: 20,
+            compare: CompareOptions::default(),
+        }
+    }
+}
+
+/// A confirmed mismatch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Mismatch {
+    /// The source table (`db.t`).
+    pub table: String,
+    pub target_table: String,
+    pub key: Map<String, Json>,
+    pub kind: DiffKind,
+    /// Both rows as read at the confirming check (`null` when absent), by column name.
+    pub source: Json,
+    pub target: Json,
+    /// The position just after the key's latest change.
+    pub position: String,
+}
+
+/// Counters for the summary and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckStats {
+    pub rows_checked: u64,
+    pub resolved: u64,
+    pub confirmed: u64,
+}
+
+/// How far the replicator has got, as far as the target can tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Replicated {
+    /// The target is a replica that has executed the source's binlog up to here.
+    UpTo(BinlogPos),
+    /// Nothing on the target tells: grace counts from when a change was read.
+    Unknown,
+}
+
+/// A table's comparison plan; `target_missing` when the target table does not exist (yet):
+/// every row is then absent there.
+struct TablePlan {
+    plan: Plan,
+    target: TableName,
+    target_missing: bool,
+}
+
+pub struct Checker {
+    source: Db,
+    target: Db,
+    routes: Routes,
+    opts: CheckerOptions,
+    pending: PendingSet,
+    plans: HashMap<TableName, Option<Arc<TablePlan>>>,
+    stats: CheckStats,
+    /// Whether the target answers `SHOW SLAVE STATUS` with a row that replicates this
+    /// source; learned on first use.
+    replica: Option<bool>,
+    /// Tables whose changes are not checked, and why (keyless, no comparable plan).
+    unchecked: BTreeMap<String, String>,
+}
+
+impl Checker {
+    pub fn new(source: Db, target: Db, routes: Routes, opts: CheckerOptions) -> Checker {
+        Checker {
+            source,
+            target,
+            routes,
+            opts,
+            pending: PendingSet::default(),
+            plans: HashMap::new(),
+            stats: CheckStats::default(),
+            replica: None,
+            unchecked: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, change: &RowChange, now: Instant) {
+        self.pending.add(change, now, self.opts.first_delay);
+    }
+
+    /// Forgets every table's plan (after DDL, the definitions are read again).
+    pub fn forget_plans(&mut self) {
+        self.plans.clear();
+    }
+
+    pub fn pending(&self) -> &PendingSet {
+        &self.pending
+    }
+
+    /// Tables left out, with the reason.
+    pub fn unchecked(&self) -> &BTreeMap<String, String> {
+        &self.unchecked
+    }
+
+    pub fn stats(&self) -> &CheckStats {
+        &self.stats
+    }
+
+    /// Pending keys that changed more than `busy_after` times.
+    pub fn busy(&self) -> u64 {
+        self.pending
+            .iter()
+            .filter(|(_, e)| e.changes > self.opts.busy_after)
+            .count() as u64
+    }
+
+    /// The replicator's progress as the target tells it.
+    pub async fn replicated(&mut self) -> Replicated {
+        if self.replica == Some(false) {
+            return Replicated::Unknown;
+        }
+        let rows: Vec<mysql_async::Row> = match self.target.query("SHOW SLAVE STATUS").await {
+            Ok(r) => r,
+            Err(_) => {
+                // No privilege, or a server without replicas (TiDB): nothing tells.
+                self.replica = Some(false);
+                return Replicated::Unknown;
+            }
+        };
+        let Some(row) = rows.into_iter().next() else {
+            self.replica = Some(false);
+            return Replicated::Unknown;
+        };
+        self.replica = Some(true);
+        let col = |name: &str| row.columns_ref().iter().position(|c| c.name_str() == name);
+        let file = col("Relay_Master_Log_File")
+            .and_then(|i| row.get_opt::<String, _>(i))
+            .and_then(Result::ok);
+        let pos = col("Exec_Master_Log_Pos")
+            .and_then(|i| row.get_opt::<u64, _>(i))
+            .and_then(Result::ok);
+        match (file, pos) {
+            (Some(f), Some(p)) if !f.is_empty() => Replicated::UpTo(BinlogPos::new(f, p)),
+            _ => Replicated::Unknown,
+        }
+    }
+
+    /// Checks the keys that are due. Returns the mismatches confirmed in this round.
+    pub async fn check_due(&mut self, now: Instant) -> Result<Vec<Mismatch>, DbError> {
+        let due = self.pending.due(now, self.opts.per_round);
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replicated = self.replicated().await;
+        let mut confirmed = Vec::new();
+        for (table, ids) in due {
+            let Some(plan) = self.plan(&table).await? else {
+                // The table is gone from the source, or cannot be compared (see
+                // `unchecked`): nothing to check.
+                for id in &ids {
+                    self.pending.remove(&table, id);
+                }
+                continue;
+            };
+            for chunk in ids.chunks(self.opts.batch.max(1)) {
+                let keys: Vec<Vec<Value>> = chunk
+                    .iter()
+                    .filter_map(|id| self.pending.get_mut(&table, id).map(|e| e.key.clone()))
+                    .collect();
+                if keys.is_empty() {
+                    continue;
+                }
+                let (s, t) = tokio::join!(
+                    fetch_by_key(
+                        &self.source,
+                        &plan.plan,
+                        true,
+                        std::slice::from_ref(&table),
+                        &keys
+                    ),
+                    async {
+                        if plan.target_missing {
+                            Ok(HashMap::new())
+                        } else {
+                            fetch_by_key(
+                                &self.target,
+                                &plan.plan,
+                                false,
+                                std::slice::from_ref(&plan.target),
+                                &keys,
+                            )
+                            .await
+                        }
+                    }
+                );
+                let (s, t) = (s?, t?);
+                let now = Instant::now();
+                for key in &keys {
+                    self.stats.rows_checked += 1;
+                    let id = encode(key);
+                    let (a, b) = (s.get(&id), t.get(&id));
+                    let equal = match (a, b) {
+                        (None, None) => true,
+                        (Some(x), Some(y)) => {
+                            differing_columns(&plan.plan, x, y, &self.opts.compare).is_empty()
+                        }
+                        _ => false,
+                    };
+                    if equal {
+                        if let Some(e) = self.pending.remove(&table, &id) {
+                            if e.mismatch_since.is_some() {
+                                self.stats.resolved += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    let Some(e) = self.pending.get_mut(&table, &id) else {
+                        continue;
+                    };
+                    e.mismatch_since.get_or_insert(now);
+                    e.attempts = e.attempts.saturating_add(1);
+                    if e.caught_up_at.is_none() {
+                        let past = match &replicated {
+                            Replicated::UpTo(p) => *p >= e.position,
+                            Replicated::Unknown => true,
+                        };
+                        if past {
+                            e.caught_up_at = Some(match replicated {
+                                Replicated::UpTo(_) => now,
+                                Replicated::Unknown => e.seen,
+                            });
+                        }
+                    }
+                    let busy = e.changes > self.opts.busy_after;
+                    let due_to_confirm = e
+                        .caught_up_at
+                        .is_some_and(|c| now.saturating_duration_since(c) >= self.opts.grace);
+                    if due_to_confirm && !busy {
+                        let kind = match (a, b) {
+                            (Some(_), None) => DiffKind::MissingInTarget,
+                            (None, Some(_)) => DiffKind::ExtraInTarget,
+                            _ => DiffKind::Mismatched,
+                        };
+                        let position = e.position.to_string();
+                        self.pending.remove(&table, &id);
+                        self.stats.confirmed += 1;
+                        confirmed.push(Mismatch {
+                            table: table.to_string(),
+                            target_table: plan.target.to_string(),
+                            key: key_json(&plan.plan, key),
+                            kind,
+                            source: row_json(&plan.plan, a),
+                            target: row_json(&plan.plan, b),
+                            position,
+                        });
+                    } else {
+                        let shift = e.attempts.min(16);
+                        let backoff = self
+                            .opts
+                            .first_delay
+                            .saturating_mul(1u32 << shift)
+                            .min(self.opts.max_backoff);
+                        // Once grace is counting, the confirming check comes right on time.
+                        let mut next = now + backoff;
+                        if let (Some(c), false) = (e.caught_up_at, busy) {
+                            next = next.min((c + self.opts.grace).max(now));
+                        }
+                        e.next_check = next;
+                    }
+                }
+            }
+        }
+        Ok(confirmed)
+    }
+
+    async fn plan(&mut self, table: &TableName) -> Result<Option<Arc<TablePlan>>, DbError> {
+        if let Some(p) = self.plans.get(table) {
+            return Ok(p.clone());
+        }
+        let target = self.routes.target_of(table);
+        let (s, t) = tokio::join!(
+            describe(&self.source, table),
+            describe(&self.target, &target)
+        );
+        let (s, t) = (s?, t?);
+        let plan = match s {
+            None => None,
+            Some(s) => {
+                let target_missing = t.is_none();
+                if target_missing {
+                    self.confirm_missing(&target).await?;
+                }
+                let t = t.unwrap_or_else(|| s.clone());
+                // A table that cannot be compared is left out with the reason (reported in
+                // the summary), never a reason to stop verifying the others.
+                match Plan::new(s, t, &ColumnFilter::default()) {
+                    Err(e) => {
+                        self.unchecked.insert(table.to_string(), e.to_string());
+                        None
+                    }
+                    Ok(plan) if plan.mode == Mode::Multiset => {
+                        self.unchecked.insert(
+                            table.to_string(),
+                            "no primary or unique NOT NULL key: keyless tables are not \
+                             verified yet"
+                                .into(),
+                        );
+                        None
+                    }
+                    Ok(plan) => Some(Arc::new(TablePlan {
+                        plan,
+                        target,
+                        target_missing,
+                    })),
+                }
+            }
+        };
+        // A target table that does not exist yet (its CREATE still in flight) is looked up
+        // again next time.
+        if !plan.as_ref().is_some_and(|p| p.target_missing) {
+            self.plans.insert(table.clone(), plan.clone());
+        }
+        Ok(plan)
+    }
+}
+
+impl Checker {
+    /// `information_schema` hides tables a user may not read, so "not described" is not
+    /// "missing": only the server's own "doesn't exist" (1146) is. Anything else (no
+    /// privilege, 1142) is an error, so the rows are never reported missing for it.
+    async fn confirm_missing(&self, target: &TableName) -> Result<(), DbError> {
+        match self
+            .target
+            .execute(&format!("SELECT 1 FROM {} LIMIT 0", target.quoted()))
+            .await
+        {
+            Err(DbError::Query { message, .. }) if message.starts_with("ERROR 1146 ") => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => Err(DbError::Query {
+                role: cutover_core::Role::Target,
+                message: format!(
+                    "{target} exists but information_schema does not show its columns to \
+                     this user; grant it SELECT on the table"
+                ),
+            }),
+        }
+    }
+}
+
+fn row_json(plan: &Plan, row: Option<&Vec<Value>>) -> Json {
+    match row {
+        None => Json::Null,
+        Some(r) => Json::Object(
+            plan.columns
+                .iter()
+                .zip(r)
+                .map(|(c, v)| (c.name().to_string(), v.to_json()))
+                .collect(),
+        ),
+    }
+}
