@@ -46,21 +46,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             "--tidb-restarts-per-day: `{restarts}` is not a number of restarts from 0 to 100000"
         ));
     }
-    let tables = if args.tables.is_empty() {
-        &cfg.filter.tables
-    } else {
-        &args.tables
-    };
-    let tables = tables
-        .iter()
-        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables: {e}")))
-        .collect::<Result<Vec<_>>>()?;
-    let skip = cfg
-        .filter
-        .exclude
-        .iter()
-        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("[filter] exclude: {e}")))
-        .collect::<Result<Vec<_>>>()?;
+    let (tables, skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let databases: Vec<String> = args
         .databases
         .iter()

@@ -85,18 +85,13 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
              finished before a restart are not journaled; run the fix after the resumed diff"
         ));
     }
-    let patterns = |v: &[String]| -> Result<Vec<Pattern>> {
-        v.iter()
-            .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables/--skip: {e}")))
-            .collect()
-    };
-    let tables = if args.tables.is_empty() {
-        patterns(&cfg.filter.tables)?
-    } else {
-        patterns(&args.tables)?
-    };
-    let mut skip = patterns(&args.skip)?;
-    skip.extend(patterns(&cfg.filter.exclude)?);
+    let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    let mut skip = args
+        .skip
+        .iter()
+        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--skip: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    skip.extend(exclude);
     let routes = Routes::new(&cfg.routes).map_err(|e| anyhow!("route: {e}"))?;
 
     let cancel = CancellationToken::new();

@@ -25,3 +25,26 @@ pub fn resolve(
     e.resolve_password(&PasswordSource::from_env(role, file))?;
     Ok(e)
 }
+
+/// The tables a command covers: `--tables` patterns, else the config's `[filter] tables`;
+/// and the config's `[filter] exclude`. Shared by `diff`, `check` and `verify`.
+pub fn table_filter(
+    flag_tables: &[String],
+    cfg: &cutover_core::config::Config,
+) -> anyhow::Result<(
+    Vec<cutover_core::config::Pattern>,
+    Vec<cutover_core::config::Pattern>,
+)> {
+    use cutover_core::config::Pattern;
+    let parse = |v: &[String], what: &str| -> anyhow::Result<Vec<Pattern>> {
+        v.iter()
+            .map(|p| Pattern::parse(p).map_err(|e| anyhow::anyhow!("{what}: {e}")))
+            .collect()
+    };
+    let tables = if flag_tables.is_empty() {
+        parse(&cfg.filter.tables, "--tables")?
+    } else {
+        parse(flag_tables, "--tables")?
+    };
+    Ok((tables, parse(&cfg.filter.exclude, "[filter] exclude")?))
+}

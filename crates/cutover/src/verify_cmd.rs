@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use cutover_core::config::{parse_duration, Pattern, Routes};
+use cutover_core::config::{parse_duration, Routes};
 use cutover_core::SessionOptions;
 use cutover_verify::{table_filter_excluding, Mismatch, Start, Summary, VerifyOptions};
 use serde_json::json;
@@ -31,21 +31,7 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             "--server-id: 0 is not a replica's server id; give 1 to 4294967295"
         ));
     }
-    let tables = if args.tables.is_empty() {
-        &cfg.filter.tables
-    } else {
-        &args.tables
-    };
-    let tables = tables
-        .iter()
-        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--tables: {e}")))
-        .collect::<Result<Vec<_>>>()?;
-    let exclude = cfg
-        .filter
-        .exclude
-        .iter()
-        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("[filter] exclude: {e}")))
-        .collect::<Result<Vec<_>>>()?;
+    let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let routes = Routes::new(&cfg.routes).map_err(|e| anyhow!("route: {e}"))?;
     let query_timeout = match &args.endpoints.query_timeout {
         Some(s) => Some(parse_duration(s).map_err(|e| anyhow!("--query-timeout: {e}"))?),
