@@ -68,7 +68,7 @@ impl Default for CheckerOptions {
 }
 
 /// A confirmed mismatch.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Mismatch {
     /// The source table (`db.t`).
     pub table: String,
@@ -88,6 +88,16 @@ pub struct CheckStats {
     pub rows_checked: u64,
     pub resolved: u64,
     pub confirmed: u64,
+}
+
+/// Verification lag: from a change being read from the binlog to its row being seen equal
+/// on both sides (or confirmed different), in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Lag {
+    pub count: u64,
+    pub p50_ms: u64,
+    pub p99_ms: u64,
+    pub max_ms: u64,
 }
 
 /// How far the replicator has got, as far as the target can tell.
@@ -120,6 +130,8 @@ pub struct Checker {
     replica: Option<bool>,
     /// Tables whose changes are not checked, and why (keyless, no comparable plan).
     unchecked: BTreeMap<String, String>,
+    /// Verification lag in milliseconds (1 ms to 1 day, 3 significant digits).
+    lag: Option<hdrhistogram::Histogram<u64>>,
 }
 
 impl Checker {
@@ -134,7 +146,42 @@ impl Checker {
             stats: CheckStats::default(),
             replica: None,
             unchecked: BTreeMap::new(),
+            lag: hdrhistogram::Histogram::new_with_bounds(1, 86_400_000, 3).ok(),
         }
+    }
+
+    /// Takes in a key saved in a checkpoint.
+    pub fn restore(
+        &mut self,
+        table: TableName,
+        key: Vec<Value>,
+        position: BinlogPos,
+        changes: u32,
+        now: Instant,
+    ) {
+        self.pending
+            .restore(table, key, position, changes, now, self.opts.first_delay);
+    }
+
+    /// Verification lag so far.
+    pub fn lag(&self) -> Lag {
+        match &self.lag {
+            Some(h) if !h.is_empty() => Lag {
+                count: h.len(),
+                p50_ms: h.value_at_quantile(0.5),
+                p99_ms: h.value_at_quantile(0.99),
+                max_ms: h.max(),
+            },
+            _ => Lag::default(),
+        }
+    }
+
+    fn record_lag(&mut self, since: Instant, now: Instant) {
+        let ms = now.saturating_duration_since(since).as_millis() as u64;
+        if let Some(h) = self.lag.as_mut() {
+            h.saturating_record(ms.max(1));
+        }
+        crate::metrics::verified(ms);
     }
 
     pub fn add(&mut self, change: &RowChange, now: Instant) {
@@ -264,6 +311,7 @@ impl Checker {
                             if e.mismatch_since.is_some() {
                                 self.stats.resolved += 1;
                             }
+                            self.record_lag(e.seen, now);
                         }
                         continue;
                     }

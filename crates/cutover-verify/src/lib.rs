@@ -9,11 +9,13 @@
 //! returns a [`Summary`].
 
 pub mod checker;
+pub mod checkpoint;
+pub mod metrics;
 pub mod pending;
 pub mod position;
 pub mod reader;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cutover_core::config::Routes;
 use cutover_core::schema::TableName;
@@ -21,7 +23,8 @@ use cutover_core::{Db, DbError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use checker::{CheckStats, Checker, CheckerOptions, Mismatch};
+pub use checker::{CheckStats, Checker, CheckerOptions, Lag, Mismatch};
+pub use checkpoint::{Checkpoint, CheckpointError, SourceId};
 pub use position::{BinlogPos, Start};
 pub use reader::{BinlogReader, ChangeKind, ReaderError, RowChange, TableFilter};
 
@@ -32,6 +35,8 @@ pub enum VerifyError {
     Reader(#[from] ReaderError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// What to verify and how.
@@ -53,6 +58,57 @@ pub struct VerifyOptions {
     /// How long a side may keep failing (checks, or the binlog stream) before the run gives
     /// up; meanwhile keys stay pending and the stream is reopened where it left off.
     pub retry_for: Duration,
+    /// `--checkpoint DIR`: resume from it when it holds a checkpoint, and keep it current.
+    pub checkpoint: Option<Checkpoint>,
+    /// How often the checkpoint is saved at least (more rarely when saving a large pending
+    /// set takes long: never more than a tenth of the time).
+    pub checkpoint_every: Duration,
+    /// `--shard I/N`: only keys whose hash falls in shard `I` of `N`.
+    pub shard: Option<Shard>,
+}
+
+/// One of `N` disjoint parts of the keys, by a stable hash of table and key, so `N`
+/// processes (on `N` machines) share one stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// `I/N` with `0 <= I < N`.
+    pub fn parse(s: &str) -> Result<Shard, String> {
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a shard (expected I/N, e.g. 0/4)"))?;
+        let index: u32 = i
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{i}` is not a shard number (expected I/N, e.g. 0/4)"))?;
+        let count: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{n}` is not a shard count (expected I/N, e.g. 0/4)"))?;
+        if count == 0 || index >= count {
+            return Err(format!(
+                "`{s}`: the shard number must be below the count (0/{count} … {}/{count})",
+                count.saturating_sub(1)
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether this shard checks `key` of `table` (the canonical key encoding, so equal
+    /// keys always fall in the same shard).
+    pub fn owns(&self, table: &TableName, key: &[cutover_core::value::Value]) -> bool {
+        let mut bytes = Vec::with_capacity(64);
+        bytes.extend_from_slice(table.schema.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(table.table.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(&pending::key_id(key));
+        xxhash_rust::xxh3::xxh3_64(&bytes) % u64::from(self.count) == u64::from(self.index)
+    }
 }
 
 impl VerifyOptions {
@@ -68,6 +124,9 @@ impl VerifyOptions {
             channel: 64,
             max_pending: 1_000_000,
             retry_for: Duration::from_secs(300),
+            checkpoint: None,
+            checkpoint_every: Duration::from_secs(1),
+            shard: None,
         }
     }
 }
@@ -102,12 +161,20 @@ pub struct Summary {
     pub reconnects: u64,
     /// Tables whose changes were not checked, with the reason (keyless tables, for now).
     pub unchecked_tables: std::collections::BTreeMap<String, String>,
+    /// From a change being read to its row being seen equal (or confirmed different).
+    pub lag: Lag,
+    /// The position a checkpoint resumed from, when it did.
+    pub resumed_from: Option<String>,
+    /// Times this verification was resumed from its checkpoint.
+    pub restarts: u64,
 }
 
 /// What the reader task sends: the changes of one event, and where it got to.
 struct Batch {
     changes: Vec<RowChange>,
     position: BinlogPos,
+    /// The last transaction boundary: every change before it is in this or an earlier batch.
+    boundary: BinlogPos,
     events: u64,
     reconnects: u64,
     schema_changes: u64,
@@ -120,14 +187,42 @@ struct Batch {
 pub async fn run(
     source: &Db,
     target: &Db,
-    opts: VerifyOptions,
+    mut opts: VerifyOptions,
     cancel: CancellationToken,
     on_confirmed: &mut (dyn FnMut(&Mismatch) + Send),
 ) -> Result<Summary, VerifyError> {
+    let mut checker = Checker::new(
+        source.clone(),
+        target.clone(),
+        opts.routes.clone(),
+        opts.checker.clone(),
+    );
+    // A checkpoint of this source: read again from its position, with its pending keys.
+    let mut base = checkpoint::Totals::default();
+    let mut mismatches = Vec::new();
+    let mut resumed_from = None;
+    let source_id = match &opts.checkpoint {
+        Some(cp) => {
+            let id = source_identity(source).await?;
+            if let Some(saved) = cp.load(&id)? {
+                let now = Instant::now();
+                for (table, key, k) in saved.keys().unwrap_or_default() {
+                    checker.restore(table, key, k.position.clone(), k.changes, now);
+                }
+                base = saved.totals.clone();
+                base.restarts += 1;
+                mismatches = saved.mismatches.clone();
+                resumed_from = Some(saved.position.to_string());
+                opts.start = Start::At(saved.position.clone());
+            }
+            Some(id)
+        }
+        None => None,
+    };
     let mut reader = BinlogReader::open(source, &opts.start, opts.server_id, opts.filter).await?;
     let mut summary = Summary {
-        events: 0,
-        changes: 0,
+        events: base.events,
+        changes: base.changes,
         rows_checked: 0,
         pending: 0,
         resolved: 0,
@@ -135,12 +230,17 @@ pub async fn run(
         skipped_rows: 0,
         warnings: Vec::new(),
         position: reader.position().to_string(),
-        mismatches: Vec::new(),
+        mismatches,
         interrupted: false,
-        check_errors: 0,
-        reconnects: 0,
+        check_errors: base.check_errors,
+        reconnects: base.reconnects,
         unchecked_tables: Default::default(),
+        lag: Lag::default(),
+        resumed_from,
+        restarts: base.restarts,
     };
+    // Where a restart may begin: every change before it has been taken in.
+    let mut boundary = reader.boundary().clone();
     let (tx, mut rx) = mpsc::channel::<Result<Batch, ReaderError>>(opts.channel.max(1));
     let retry_for = opts.retry_for;
     let reader_task = tokio::spawn(async move {
@@ -177,6 +277,7 @@ pub async fn run(
                 Batch {
                     changes,
                     position: reader.position().clone(),
+                    boundary: reader.boundary().clone(),
                     events: reader.events(),
                     reconnects,
                     schema_changes: reader.schema_changes(),
@@ -190,18 +291,18 @@ pub async fn run(
             }
         }
     });
-    let mut checker = Checker::new(
-        source.clone(),
-        target.clone(),
-        opts.routes.clone(),
-        opts.checker.clone(),
-    );
     let mut schema_changes = 0;
     // Since when check rounds have been failing (a side unreachable).
     let mut failing_since: Option<Instant> = None;
     let deadline = opts.run_for.map(|d| tokio::time::Instant::now() + d);
     let mut tick = tokio::time::interval(opts.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut saver = Saver {
+        every: opts.checkpoint_every,
+        last: Instant::now(),
+        took: Duration::ZERO,
+        dirty: false,
+    };
     let result = loop {
         let accepting = checker.pending().len() < opts.max_pending;
         tokio::select! {
@@ -218,6 +319,7 @@ pub async fn run(
                         for m in confirmed {
                             on_confirmed(&m);
                             summary.mismatches.push(m);
+                            saver.dirty = true;
                         }
                     }
                     Err(e) if e.is_interrupted() => {
@@ -227,9 +329,19 @@ pub async fn run(
                     // The keys stay pending; the next tick tries again, until `retry_for`.
                     Err(e) => {
                         summary.check_errors += 1;
+                        metrics::check_error();
                         let since = *failing_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= opts.retry_for {
                             break Err(VerifyError::Db(e));
+                        }
+                    }
+                }
+                fill(&mut summary, &checker, &base);
+                metrics::publish(&summary, checker.pending().oldest_age(Instant::now()));
+                if let (Some(cp), Some(id)) = (&opts.checkpoint, &source_id) {
+                    if saver.due() {
+                        if let Err(e) = saver.save(cp, id, &boundary, &summary, &checker) {
+                            break Err(e.into());
                         }
                     }
                 }
@@ -244,15 +356,27 @@ pub async fn run(
                             checker.forget_plans();
                         }
                         let now = Instant::now();
+                        let mut taken = 0u64;
                         for c in &b.changes {
-                            checker.add(c, now);
+                            if opts.shard.is_none_or(|s| s.owns(&c.table, &c.key)) {
+                                checker.add(c, now);
+                                taken += 1;
+                            }
                         }
-                        summary.changes += b.changes.len() as u64;
-                        summary.events = b.events;
-                        summary.reconnects = b.reconnects;
+                        if let Some(c) = b.changes.last() {
+                            metrics::source_lag(unix_now().saturating_sub(u64::from(c.timestamp)));
+                        }
+                        metrics::read((base.events + b.events).saturating_sub(summary.events), taken, &b.position);
+                        summary.changes += taken;
+                        summary.events = base.events + b.events;
+                        summary.reconnects = base.reconnects + b.reconnects;
                         summary.position = b.position.to_string();
                         summary.skipped_rows = b.skipped_rows;
                         summary.warnings = b.warnings;
+                        if b.boundary != boundary {
+                            boundary = b.boundary;
+                        }
+                        saver.dirty = true;
                     }
                     Some(Err(e)) => break Err(VerifyError::Reader(e)),
                     None => break Ok(()),
@@ -261,14 +385,106 @@ pub async fn run(
         }
     };
     reader_task.abort();
-    result?;
+    fill(&mut summary, &checker, &base);
+    // Whatever ended the run, what was done is kept.
+    if let (Some(cp), Some(id)) = (&opts.checkpoint, &source_id) {
+        saver.dirty = true;
+        let saved = saver.save(cp, id, &boundary, &summary, &checker);
+        result?;
+        saved?;
+    } else {
+        result?;
+    }
+    Ok(summary)
+}
+
+/// The summary's counters from the checker, on top of what earlier runs did.
+fn fill(summary: &mut Summary, checker: &Checker, base: &checkpoint::Totals) {
     let stats = checker.stats();
-    summary.rows_checked = stats.rows_checked;
-    summary.resolved = stats.resolved;
+    summary.rows_checked = base.rows_checked + stats.rows_checked;
+    summary.resolved = base.resolved + stats.resolved;
     summary.pending = checker.pending().len() as u64;
     summary.busy = checker.busy();
     summary.unchecked_tables = checker.unchecked().clone();
-    Ok(summary)
+    summary.lag = checker.lag();
+}
+
+/// Saves the checkpoint now and then: never more often than `every`, and never spending more
+/// than a tenth of the time on it.
+struct Saver {
+    every: Duration,
+    last: Instant,
+    took: Duration,
+    dirty: bool,
+}
+
+impl Saver {
+    fn due(&self) -> bool {
+        self.dirty && self.last.elapsed() >= self.every.max(self.took * 10)
+    }
+
+    fn save(
+        &mut self,
+        cp: &Checkpoint,
+        id: &SourceId,
+        boundary: &BinlogPos,
+        summary: &Summary,
+        checker: &Checker,
+    ) -> Result<(), CheckpointError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let saved = checkpoint::Saved {
+            format: checkpoint::FORMAT,
+            version: env!("CARGO_PKG_VERSION").into(),
+            source: id.clone(),
+            position: boundary.clone(),
+            totals: checkpoint::Totals {
+                events: summary.events,
+                changes: summary.changes,
+                rows_checked: summary.rows_checked,
+                resolved: summary.resolved,
+                check_errors: summary.check_errors,
+                reconnects: summary.reconnects,
+                restarts: summary.restarts,
+            },
+            pending: checker
+                .pending()
+                .iter()
+                .map(|(t, e)| checkpoint::SavedKey {
+                    schema: t.schema.clone(),
+                    table: t.table.clone(),
+                    key: e.key.iter().map(checkpoint::Part::from_value).collect(),
+                    position: e.position.clone(),
+                    changes: e.changes,
+                })
+                .collect(),
+            mismatches: summary.mismatches.clone(),
+        };
+        cp.save(&saved)?;
+        self.last = Instant::now();
+        self.took = t0.elapsed();
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// Which source this is, for the checkpoint: `@@server_id` and `@@hostname`.
+async fn source_identity(source: &Db) -> Result<SourceId, DbError> {
+    let rows: Vec<(u64, String)> = source.query("SELECT @@server_id, @@hostname").await?;
+    let (server_id, hostname) = rows.into_iter().next().unwrap_or_default();
+    Ok(SourceId {
+        server_id,
+        hostname,
+    })
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -299,4 +515,38 @@ pub fn table_filter_excluding(
         }
         patterns.is_empty() || patterns.iter().any(|p| p.matches(t))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_core::value::Value;
+    use proptest::prelude::*;
+
+    #[test]
+    fn shards_parse_and_partition() {
+        assert_eq!(Shard::parse("1/4"), Ok(Shard { index: 1, count: 4 }));
+        for bad in ["4/4", "1", "-1/2", "a/b", "0/0", "1/", ""] {
+            assert!(Shard::parse(bad).is_err(), "{bad}");
+        }
+        let t = TableName::new("db", "t");
+        let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+        let mut sizes = [0usize; 3];
+        for id in 0..3000i64 {
+            let key = [Value::Int(id)];
+            let owners: Vec<usize> = (0..3).filter(|&i| shards[i].owns(&t, &key)).collect();
+            assert_eq!(owners.len(), 1, "key {id} has one shard");
+            sizes[owners[0]] += 1;
+        }
+        assert!(sizes.iter().all(|&n| n > 800), "{sizes:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn shard_parse_never_panics(s in ".{0,20}") {
+            if let Ok(sh) = Shard::parse(&s) {
+                prop_assert!(sh.index < sh.count);
+            }
+        }
+    }
 }

@@ -91,6 +91,45 @@ impl PendingSet {
         }
     }
 
+    /// A key saved in a checkpoint, taken in again on restart (its grace starts over).
+    pub fn restore(
+        &mut self,
+        table: TableName,
+        key: Vec<Value>,
+        position: BinlogPos,
+        changes: u32,
+        now: Instant,
+        delay: Duration,
+    ) {
+        let id = key_id(&key);
+        let keys = self.tables.entry(table).or_default();
+        if keys.contains_key(&id) {
+            return;
+        }
+        keys.insert(
+            id,
+            PendingKey {
+                key,
+                position,
+                seen: now,
+                changes,
+                attempts: 0,
+                next_check: now + delay,
+                caught_up_at: None,
+                mismatch_since: None,
+            },
+        );
+        self.len += 1;
+    }
+
+    /// How long the oldest pending key has waited since its latest change was read.
+    pub fn oldest_age(&self, now: Instant) -> Duration {
+        self.iter()
+            .map(|(_, e)| now.saturating_duration_since(e.seen))
+            .max()
+            .unwrap_or_default()
+    }
+
     /// The keys due for a check at `now`, by table, at most `limit` in all.
     pub fn due(&self, now: Instant, limit: usize) -> Vec<(TableName, Vec<Vec<u8>>)> {
         let mut out = Vec::new();

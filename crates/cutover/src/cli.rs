@@ -261,9 +261,21 @@ pub struct VerifyArgs {
     #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
     pub tables: Vec<String>,
     /// Where to start reading the source's binlog: `now`, FILE:POS, or a MariaDB GTID
-    /// position (`0-1-42`, as in @@gtid_binlog_pos).
-    #[arg(long, value_name = "now|FILE:POS|GTID", default_value = "now")]
-    pub start: String,
+    /// position (`0-1-42`, as in @@gtid_binlog_pos). Default: now, or where the checkpoint
+    /// left off.
+    #[arg(long, value_name = "now|FILE:POS|GTID")]
+    pub start: Option<String>,
+    /// Keep the binlog position and the pending keys in DIR, and continue from there when
+    /// DIR holds them (after a crash, a restart or a Ctrl-C).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: Option<PathBuf>,
+    /// Serve Prometheus metrics on HOST:PORT (`/metrics`).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+    /// Check only shard I of N (0-based) of the changed keys, split by a stable hash of table
+    /// and key, so N processes share one large stream.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
     /// How long a difference may persist after the replicator has caught up past the change
     /// before it is a confirmed mismatch.
     #[arg(long, value_name = "DURATION", default_value = "60s")]

@@ -10,7 +10,9 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use cutover_core::config::{parse_duration, Routes};
 use cutover_core::SessionOptions;
-use cutover_verify::{table_filter_excluding, Mismatch, Start, Summary, VerifyOptions};
+use cutover_verify::{
+    table_filter_excluding, Checkpoint, Mismatch, Shard, Start, Summary, VerifyOptions,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -20,7 +22,38 @@ use crate::diff_cmd::{connect_pair, load_config, spawn_ctrl_c};
 pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     // Everything the user typed is checked before any connection is made.
     let cfg = load_config(config)?;
-    let start = Start::parse(&args.start).map_err(|e| anyhow!("--start: {e}"))?;
+    let start = match &args.start {
+        Some(s) => Start::parse(s).map_err(|e| anyhow!("--start: {e}"))?,
+        None => Start::Now,
+    };
+    let shard = match &args.shard {
+        Some(s) => Some(Shard::parse(s).map_err(|e| anyhow!("--shard: {e}"))?),
+        None => None,
+    };
+    let metrics_addr: Option<std::net::SocketAddr> = match &args.metrics_addr {
+        Some(a) => Some(
+            std::net::ToSocketAddrs::to_socket_addrs(a)
+                .ok()
+                .and_then(|mut it| it.next())
+                .ok_or_else(|| anyhow!("--metrics-addr: `{a}` is not HOST:PORT"))?,
+        ),
+        None => None,
+    };
+    let checkpoint = match &args.checkpoint {
+        Some(dir) => {
+            let cp = Checkpoint::new(dir).map_err(|e| anyhow!("--checkpoint: {e}"))?;
+            // Where to start is the checkpoint's to say once it holds one.
+            if args.start.is_some() && cp.path().exists() {
+                return Err(anyhow!(
+                    "--start and --checkpoint {}: the checkpoint already holds a position; \
+                     leave out --start to continue from it, or give an empty directory",
+                    dir.display()
+                ));
+            }
+            Some(cp)
+        }
+        None => None,
+    };
     let grace = parse_duration(&args.grace).map_err(|e| anyhow!("--grace: {e}"))?;
     let run_for = match &args.run_for {
         Some(s) => Some(parse_duration(s).map_err(|e| anyhow!("--for: {e}"))?),
@@ -59,11 +92,24 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
         query_timeout,
         max_connections: 4,
     };
+    if let Some(addr) = metrics_addr {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("cutover_verify_lag_seconds".into()),
+                &[0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
+            )
+            .and_then(|b| b.install())
+            .map_err(|e| anyhow!("--metrics-addr {addr}: {e}"))?;
+        cutover_verify::metrics::describe();
+    }
     let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
 
     let mut opts = VerifyOptions::new(start, table_filter_excluding(tables, exclude), routes);
     opts.checker.grace = grace;
     opts.run_for = run_for;
+    opts.checkpoint = checkpoint;
+    opts.shard = shard;
     if let Some(id) = args.server_id {
         opts.server_id = id;
     }
@@ -116,6 +162,9 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "check_errors": s.check_errors,
         "reconnects": s.reconnects,
         "unchecked_tables": s.unchecked_tables,
+        "lag_ms": {"count": s.lag.count, "p50": s.lag.p50_ms, "p99": s.lag.p99_ms, "max": s.lag.max_ms},
+        "resumed_from": s.resumed_from,
+        "restarts": s.restarts,
         "mismatches": s.mismatches.iter().map(|m| json!({
             "table": m.table,
             "target_table": m.target_table,
@@ -138,6 +187,15 @@ fn human(s: &Summary) -> String {
         s.busy,
         s.mismatches.len()
     );
+    if s.lag.count > 0 {
+        out.push_str(&format!(
+            "verification lag (read → seen equal): p50 {} ms, p99 {} ms, max {} ms\n",
+            s.lag.p50_ms, s.lag.p99_ms, s.lag.max_ms
+        ));
+    }
+    if let Some(p) = &s.resumed_from {
+        out.push_str(&format!("resumed from the checkpoint at {p}\n"));
+    }
     for m in &s.mismatches {
         let kind = serde_json::to_value(m.kind).unwrap_or_default();
         out.push_str(&format!(

@@ -11,3 +11,4 @@ mod interrupt;
 mod production;
 mod sandbox;
 mod verify;
+mod verify_checkpoint;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::harness::{cutover, run};
+use crate::verify_checkpoint::{free_port, metric, wait_for_metrics};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -50,18 +51,27 @@ async fn verify_reports_exactly_the_skipped_transaction_and_nothing_during_lag()
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let grace = Duration::from_secs(4);
+    let port = free_port();
     let child = cutover()
         .args(["verify", "--source", &sb.source.dsn(None)])
         .args(["--target", &sb.target.dsn(None)])
         .args(["--tables", "vf.*", "--start", &start, "--grace", "4s"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
         .args(["--format", "json", "--out", out.to_str().unwrap()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The lag lasts longer than a check interval and shorter than grace: a deliberate
-    // duration of the scenario, not a wait for a condition.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The lag lasts until every changed key has been checked (and found different) at
+    // least twice and the oldest has waited over a second: longer than a batch interval,
+    // shorter than grace.
+    wait_for_metrics(port, "every lagging key checked twice", |m| {
+        let changes = metric(m, "cutover_verify_changes_total").unwrap_or(0.0);
+        changes >= 28.0
+            && metric(m, "cutover_verify_rows_checked_total").unwrap_or(0.0) >= 2.0 * changes
+            && metric(m, "cutover_verify_oldest_pending_seconds").unwrap_or(0.0) > 1.0
+    })
+    .await;
     assert!(
         lines(&out.join("mismatches.jsonl")).is_empty(),
         "nothing may be confirmed while the replica lags"
@@ -213,15 +223,20 @@ async fn a_key_that_keeps_changing_while_the_replica_lags_is_busy_not_a_mismatch
     // The replica is stopped, so it never gets past these changes: even a short grace must
     // not confirm a key in flight.
     let verify = Running::start(&sb, "vb.*", "1s");
+    let port = verify.port;
     let mut hot = String::new();
     for _ in 0..30 {
         hot.push_str("UPDATE vb.t SET v = v + 1 WHERE id = 1; ");
     }
     hot.push_str("UPDATE vb.t SET v = 5 WHERE id = 2");
     sb.source.sql(&hot).unwrap();
-    // The lag is a deliberate duration of the scenario, longer than grace (verify exposes no
-    // progress to poll yet; the summary below shows it read all 31 changes).
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The lag lasts until both keys have waited well past grace, checked again and again.
+    wait_for_metrics(port, "both keys pending for longer than grace", |m| {
+        metric(m, "cutover_verify_changes_total") == Some(31.0)
+            && metric(m, "cutover_verify_busy") == Some(1.0)
+            && metric(m, "cutover_verify_oldest_pending_seconds").unwrap_or(0.0) > 2.5
+    })
+    .await;
     let (code, v) = verify.stop().await;
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["mismatches"], serde_json::json!([]), "{v:#}");
@@ -234,6 +249,7 @@ async fn a_key_that_keeps_changing_while_the_replica_lags_is_busy_not_a_mismatch
 /// Verify running as a process; its `--out` directory and a way to end it with the summary.
 struct Running {
     child: std::process::Child,
+    port: u16,
     out: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -244,10 +260,12 @@ impl Running {
         let start = format!("{}:{}", status[0][0], status[0][1]);
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
+        let port = free_port();
         let child = cutover()
             .args(["verify", "--source", &sb.source.dsn(None)])
             .args(["--target", &sb.target.dsn(None)])
             .args(["--tables", tables, "--start", &start, "--grace", grace])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
             .args(["--format", "json", "--out", out.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -255,6 +273,7 @@ impl Running {
             .unwrap();
         Running {
             child,
+            port,
             out,
             _dir: dir,
         }
@@ -465,6 +484,7 @@ async fn without_a_replica_grace_counts_from_reading_and_a_missing_target_table_
     exec(Side::Source, "INSERT INTO vm.only_source VALUES (42)").await;
     let running = Running {
         child,
+        port: 0,
         out,
         _dir: dir,
     };
@@ -546,6 +566,7 @@ async fn routes_check_a_shards_change_in_the_merged_target_table() {
     exec(Side::Source, "INSERT INTO vs_s2.t VALUES (3, 3)").await;
     let running = Running {
         child,
+        port: 0,
         out,
         _dir: dir,
     };
