@@ -184,8 +184,9 @@ impl Checker {
         crate::metrics::verified(ms);
     }
 
-    pub fn add(&mut self, change: &RowChange, now: Instant) {
-        self.pending.add(change, now, self.opts.first_delay);
+    /// Takes in a change; true when it merged into a key already pending.
+    pub fn add(&mut self, change: &RowChange, now: Instant) -> bool {
+        self.pending.add(change, now, self.opts.first_delay)
     }
 
     /// Forgets every table's plan (after DDL, the definitions are read again).

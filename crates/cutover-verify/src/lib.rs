@@ -356,13 +356,14 @@ pub async fn run(
                             checker.forget_plans();
                         }
                         let now = Instant::now();
-                        let mut taken = 0u64;
+                        let (mut taken, mut merged) = (0u64, 0u64);
                         for c in &b.changes {
                             if opts.shard.is_none_or(|s| s.owns(&c.table, &c.key)) {
-                                checker.add(c, now);
+                                merged += u64::from(checker.add(c, now));
                                 taken += 1;
                             }
                         }
+                        metrics::merged(merged);
                         if let Some(c) = b.changes.last() {
                             metrics::source_lag(unix_now().saturating_sub(u64::from(c.timestamp)));
                         }

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `cutover_verify_events_total` | counter | binlog events read |
 //! | `cutover_verify_changes_total` | counter | row changes of selected tables (this shard) taken in |
+//! | `cutover_verify_merged_total` | counter | changes merged into a key already pending (checked once for all) |
 //! | `cutover_verify_rows_checked_total` | counter | rows read and compared |
 //! | `cutover_verify_rows_verified_total` | counter | changed rows seen equal on both sides |
 //! | `cutover_verify_pending` | gauge | keys waiting to be seen equal |
@@ -31,6 +32,10 @@ pub fn describe() {
     describe_counter!(
         "cutover_verify_changes_total",
         "Row changes of selected tables taken in"
+    );
+    describe_counter!(
+        "cutover_verify_merged_total",
+        "Row changes merged into a key already pending"
     );
     describe_counter!(
         "cutover_verify_rows_checked_total",
@@ -81,6 +86,7 @@ pub fn describe() {
     for name in [
         "cutover_verify_events_total",
         "cutover_verify_changes_total",
+        "cutover_verify_merged_total",
         "cutover_verify_rows_checked_total",
         "cutover_verify_rows_verified_total",
         "cutover_verify_check_errors_total",
@@ -112,6 +118,10 @@ pub(crate) fn read(events: u64, changes: u64, position: &BinlogPos) {
         gauge!("cutover_verify_binlog_file").set(n as f64);
     }
     gauge!("cutover_verify_binlog_position").set(position.pos as f64);
+}
+
+pub(crate) fn merged(n: u64) {
+    counter!("cutover_verify_merged_total").increment(n);
 }
 
 pub(crate) fn source_lag(seconds: u64) {

@@ -59,8 +59,9 @@ impl PendingSet {
     }
 
     /// Adds a change, or merges it into the key's entry. The first check waits `delay`
-    /// (the replicator needs a moment for the change anyway).
-    pub fn add(&mut self, change: &RowChange, now: Instant, delay: Duration) {
+    /// (the replicator needs a moment for the change anyway). True when the change merged
+    /// into a key already pending.
+    pub fn add(&mut self, change: &RowChange, now: Instant, delay: Duration) -> bool {
         let keys = self.tables.entry(change.table.clone()).or_default();
         let id = key_id(&change.key);
         match keys.get_mut(&id) {
@@ -71,6 +72,7 @@ impl PendingSet {
                 e.attempts = 0;
                 e.next_check = now + delay;
                 e.caught_up_at = None;
+                true
             }
             None => {
                 keys.insert(
@@ -87,6 +89,7 @@ impl PendingSet {
                     },
                 );
                 self.len += 1;
+                false
             }
         }
     }

@@ -678,8 +678,9 @@ async fn check_source(source: &Db) -> Result<bool, ReaderError> {
     let (log_bin, format, checksum) = rows.into_iter().next().unwrap_or((None, None, None));
     if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
         return Err(ReaderError::Source(
-            "the source does not write a binlog: start it with log_bin (and \
-             binlog_format=ROW) so that verify can follow its changes"
+            "the source does not write a binlog (log_bin is OFF): restart it with \
+             --log-bin and --binlog-format=ROW (log_bin cannot be turned on while it runs) \
+             so that verify can follow its changes"
                 .into(),
         ));
     }
@@ -703,7 +704,21 @@ async fn check_source(source: &Db) -> Result<bool, ReaderError> {
 pub async fn current_position(source: &Db) -> Result<BinlogPos, ReaderError> {
     let rows: Vec<mysql_async::Row> = match source.query("SHOW MASTER STATUS").await {
         Ok(r) => r,
-        Err(_) => source.query("SHOW BINARY LOG STATUS").await?,
+        // Only a server that does not know the statement gets the other name; any other
+        // failure (no privilege) is the answer.
+        Err(DbError::Query { message, .. }) if message.starts_with("ERROR 1064 ") => {
+            source.query("SHOW BINARY LOG STATUS").await?
+        }
+        Err(DbError::Query { role, message })
+            if message.starts_with("ERROR 1227 ") || message.starts_with("ERROR 1142 ") =>
+        {
+            return Err(ReaderError::Source(format!(
+                "{role}: {message} (the user needs REPLICATION SLAVE, and REPLICATION CLIENT \
+                 or BINLOG MONITOR, to follow the binlog: GRANT REPLICATION SLAVE, \
+                 REPLICATION CLIENT ON *.* TO …)"
+            )))
+        }
+        Err(e) => return Err(e.into()),
     };
     let row = rows.into_iter().next().ok_or_else(|| {
         ReaderError::Source(

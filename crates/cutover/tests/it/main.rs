@@ -11,4 +11,5 @@ mod interrupt;
 mod production;
 mod sandbox;
 mod verify;
+mod verify_bad;
 mod verify_checkpoint;
