@@ -99,6 +99,15 @@ async fn the_demo_finds_exactly_what_it_injected() {
         "{}",
         r.stdout
     );
+    // With replication running, verify confirmed exactly the skipped transaction's rows.
+    for line in [
+        "confirmed: shop.orders mismatched {\"id\":4711}",
+        "confirmed: shop.coupons extra_in_target {\"code\":\"SAVE777\"}",
+        "confirmed: shop.customers missing_in_target {\"id\":900001}",
+        "confirmed exactly the 3 rows of the one transaction the replica skipped",
+    ] {
+        assert!(r.stdout.contains(line), "{line}\n{}", r.stdout);
+    }
     // The readiness check ran first and named the worker table that runs out.
     assert!(
         r.stdout.contains("[id.worker_table] shop.WORKER_NODE.ID"),
