@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use cutover_core::config::Routes;
 use cutover_core::schema::{describe, TableName};
-use cutover_core::value::{CompareOptions, Value};
+use cutover_core::value::{ColumnKind, CompareOptions, Value};
 use cutover_core::{Db, DbError};
 use cutover_diff::plan::{Mode, Plan};
 use cutover_diff::recheck::{differing_columns, encode, fetch_by_key, key_json};
@@ -78,8 +78,26 @@ pub struct Mismatch {
     /// Both rows as read at the confirming check (`null` when absent), by column name.
     pub source: Json,
     pub target: Json,
+    /// A keyless table's row: how often it occurs on each side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
     /// The position just after the key's latest change.
     pub position: String,
+}
+
+/// How often a keyless table's row occurs on each side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub source: u64,
+    pub target: u64,
+}
+
+/// How a mismatch is shown: its key and both sides.
+struct Shown {
+    key: Map<String, Json>,
+    source: Json,
+    target: Json,
+    counts: Option<Counts>,
 }
 
 /// Counters for the summary and metrics.
@@ -115,6 +133,9 @@ struct TablePlan {
     plan: Plan,
     target: TableName,
     target_missing: bool,
+    /// A keyless table: for each compared column, its place in the binlog's whole-row image
+    /// (the source table's columns in order).
+    image: Option<Vec<usize>>,
 }
 
 pub struct Checker {
@@ -263,6 +284,13 @@ impl Checker {
                 }
                 continue;
             };
+            if plan.image.is_some() {
+                for chunk in ids.chunks(self.opts.batch.max(1)) {
+                    self.check_images(&table, &plan, chunk, &replicated, &mut confirmed)
+                        .await?;
+                }
+                continue;
+            }
             for chunk in ids.chunks(self.opts.batch.max(1)) {
                 let keys: Vec<Vec<Value>> = chunk
                     .iter()
@@ -300,79 +328,191 @@ impl Checker {
                     self.stats.rows_checked += 1;
                     let id = encode(key);
                     let (a, b) = (s.get(&id), t.get(&id));
-                    let equal = match (a, b) {
-                        (None, None) => true,
-                        (Some(x), Some(y)) => {
-                            differing_columns(&plan.plan, x, y, &self.opts.compare).is_empty()
+                    let verdict = match (a, b) {
+                        (None, None) => None,
+                        (Some(x), Some(y))
+                            if differing_columns(&plan.plan, x, y, &self.opts.compare)
+                                .is_empty() =>
+                        {
+                            None
                         }
-                        _ => false,
+                        (Some(_), None) => Some(DiffKind::MissingInTarget),
+                        (None, Some(_)) => Some(DiffKind::ExtraInTarget),
+                        _ => Some(DiffKind::Mismatched),
                     };
-                    if equal {
-                        if let Some(e) = self.pending.remove(&table, &id) {
-                            if e.mismatch_since.is_some() {
-                                self.stats.resolved += 1;
-                            }
-                            self.record_lag(e.seen, now);
-                        }
-                        continue;
-                    }
-                    let Some(e) = self.pending.get_mut(&table, &id) else {
-                        continue;
+                    let shown = || Shown {
+                        key: key_json(&plan.plan, key),
+                        source: row_json(&plan.plan, a),
+                        target: row_json(&plan.plan, b),
+                        counts: None,
                     };
-                    e.mismatch_since.get_or_insert(now);
-                    e.attempts = e.attempts.saturating_add(1);
-                    if e.caught_up_at.is_none() {
-                        let past = match &replicated {
-                            Replicated::UpTo(p) => *p >= e.position,
-                            Replicated::Unknown => true,
-                        };
-                        if past {
-                            e.caught_up_at = Some(match replicated {
-                                Replicated::UpTo(_) => now,
-                                Replicated::Unknown => e.seen,
-                            });
-                        }
-                    }
-                    let busy = e.changes > self.opts.busy_after;
-                    let due_to_confirm = e
-                        .caught_up_at
-                        .is_some_and(|c| now.saturating_duration_since(c) >= self.opts.grace);
-                    if due_to_confirm && !busy {
-                        let kind = match (a, b) {
-                            (Some(_), None) => DiffKind::MissingInTarget,
-                            (None, Some(_)) => DiffKind::ExtraInTarget,
-                            _ => DiffKind::Mismatched,
-                        };
-                        let position = e.position.to_string();
-                        self.pending.remove(&table, &id);
-                        self.stats.confirmed += 1;
-                        confirmed.push(Mismatch {
-                            table: table.to_string(),
-                            target_table: plan.target.to_string(),
-                            key: key_json(&plan.plan, key),
-                            kind,
-                            source: row_json(&plan.plan, a),
-                            target: row_json(&plan.plan, b),
-                            position,
-                        });
-                    } else {
-                        let shift = e.attempts.min(16);
-                        let backoff = self
-                            .opts
-                            .first_delay
-                            .saturating_mul(1u32 << shift)
-                            .min(self.opts.max_backoff);
-                        // Once grace is counting, the confirming check comes right on time.
-                        let mut next = now + backoff;
-                        if let (Some(c), false) = (e.caught_up_at, busy) {
-                            next = next.min((c + self.opts.grace).max(now));
-                        }
-                        e.next_check = next;
+                    if let Some(m) =
+                        self.judge(&table, &plan, &id, verdict, shown, &replicated, now)
+                    {
+                        confirmed.push(m);
                     }
                 }
             }
         }
         Ok(confirmed)
+    }
+
+    /// The verdict of one check on a pending key: equal (`None`) takes it out of the set;
+    /// a difference keeps it pending with backoff, or confirms it once grace has passed
+    /// since the replicator was past its latest change. `shown` renders the mismatch.
+    #[allow(clippy::too_many_arguments)]
+    fn judge(
+        &mut self,
+        table: &TableName,
+        plan: &TablePlan,
+        id: &[u8],
+        verdict: Option<DiffKind>,
+        shown: impl FnOnce() -> Shown,
+        replicated: &Replicated,
+        now: Instant,
+    ) -> Option<Mismatch> {
+        let Some(kind) = verdict else {
+            if let Some(e) = self.pending.remove(table, id) {
+                if e.mismatch_since.is_some() {
+                    self.stats.resolved += 1;
+                }
+                self.record_lag(e.seen, now);
+            }
+            return None;
+        };
+        let e = self.pending.get_mut(table, id)?;
+        e.mismatch_since.get_or_insert(now);
+        e.attempts = e.attempts.saturating_add(1);
+        if e.caught_up_at.is_none() {
+            let past = match replicated {
+                Replicated::UpTo(p) => *p >= e.position,
+                Replicated::Unknown => true,
+            };
+            if past {
+                e.caught_up_at = Some(match replicated {
+                    Replicated::UpTo(_) => now,
+                    Replicated::Unknown => e.seen,
+                });
+            }
+        }
+        let busy = e.changes > self.opts.busy_after;
+        let due_to_confirm = e
+            .caught_up_at
+            .is_some_and(|c| now.saturating_duration_since(c) >= self.opts.grace);
+        if due_to_confirm && !busy {
+            let position = e.position.to_string();
+            self.pending.remove(table, id);
+            self.stats.confirmed += 1;
+            let shown = shown();
+            return Some(Mismatch {
+                table: table.to_string(),
+                target_table: plan.target.to_string(),
+                key: shown.key,
+                kind,
+                source: shown.source,
+                target: shown.target,
+                counts: shown.counts,
+                position,
+            });
+        }
+        let shift = e.attempts.min(16);
+        let backoff = self
+            .opts
+            .first_delay
+            .saturating_mul(1u32 << shift)
+            .min(self.opts.max_backoff);
+        // Once grace is counting, the confirming check comes right on time.
+        let mut next = now + backoff;
+        if let (Some(c), false) = (e.caught_up_at, busy) {
+            next = next.min((c + self.opts.grace).max(now));
+        }
+        e.next_check = next;
+        None
+    }
+
+    /// Checks whole-row images of a keyless table. Each side is read once for the batch:
+    /// the rows that match any image on the columns that can be matched exactly (a
+    /// predicate that depends only on the canonical value, so equal rows match on both
+    /// sides alike), grouped by their canonical encoding. An image is equal when its row
+    /// occurs as often on the target as on the source (absent on both counts as equal).
+    async fn check_images(
+        &mut self,
+        table: &TableName,
+        plan: &Arc<TablePlan>,
+        ids: &[Vec<u8>],
+        replicated: &Replicated,
+        confirmed: &mut Vec<Mismatch>,
+    ) -> Result<(), DbError> {
+        let Some(image) = plan.image.as_ref() else {
+            return Ok(());
+        };
+        // The images, in the plan's column order.
+        let rows: Vec<(Vec<u8>, Vec<Value>)> = ids
+            .iter()
+            .filter_map(|id| {
+                let e = self.pending.get_mut(table, id)?;
+                let row: Option<Vec<Value>> =
+                    image.iter().map(|&i| e.key.get(i).cloned()).collect();
+                Some((id.clone(), row?))
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let images: Vec<&[Value]> = rows.iter().map(|(_, r)| r.as_slice()).collect();
+        let (s, t) = tokio::join!(
+            count_images(&self.source, &plan.plan, true, table, &images),
+            async {
+                if plan.target_missing {
+                    Ok(HashMap::new())
+                } else {
+                    count_images(&self.target, &plan.plan, false, &plan.target, &images).await
+                }
+            }
+        );
+        let (s, t) = (s?, t?);
+        let now = Instant::now();
+        for (id, row) in &rows {
+            self.stats.rows_checked += 1;
+            let group = encode(row);
+            let (a, b) = (
+                s.get(&group).map_or(0, |g| g.0),
+                t.get(&group).map_or(0, |g| g.0),
+            );
+            let verdict = match a.cmp(&b) {
+                std::cmp::Ordering::Equal => None,
+                std::cmp::Ordering::Greater => Some(DiffKind::MissingInTarget),
+                std::cmp::Ordering::Less => Some(DiffKind::ExtraInTarget),
+            };
+            let found = s.get(&group).or_else(|| t.get(&group)).map(|g| &g.1);
+            let shown = || {
+                let r = found.unwrap_or(row);
+                Shown {
+                    key: match row_json(&plan.plan, Some(r)) {
+                        Json::Object(m) => m,
+                        _ => Map::new(),
+                    },
+                    source: if a > 0 {
+                        row_json(&plan.plan, Some(r))
+                    } else {
+                        Json::Null
+                    },
+                    target: if b > 0 {
+                        row_json(&plan.plan, Some(r))
+                    } else {
+                        Json::Null
+                    },
+                    counts: Some(Counts {
+                        source: a,
+                        target: b,
+                    }),
+                }
+            };
+            if let Some(m) = self.judge(table, plan, id, verdict, shown, replicated, now) {
+                confirmed.push(m);
+            }
+        }
+        Ok(())
     }
 
     async fn plan(&mut self, table: &TableName) -> Result<Option<Arc<TablePlan>>, DbError> {
@@ -401,18 +541,43 @@ impl Checker {
                         None
                     }
                     Ok(plan) if plan.mode == Mode::Multiset => {
-                        self.unchecked.insert(
-                            table.to_string(),
-                            "no primary or unique NOT NULL key: keyless tables are not \
-                             verified yet"
-                                .into(),
-                        );
-                        None
+                        let image: Option<Vec<usize>> = plan
+                            .columns
+                            .iter()
+                            .map(|c| {
+                                plan.source
+                                    .columns
+                                    .iter()
+                                    .position(|s| s.name.eq_ignore_ascii_case(c.name()))
+                            })
+                            .collect();
+                        let usable = plan
+                            .columns
+                            .iter()
+                            .any(|c| image_filterable(&c.source.kind));
+                        match image {
+                            Some(image) if usable => Some(Arc::new(TablePlan {
+                                plan,
+                                target,
+                                target_missing,
+                                image: Some(image),
+                            })),
+                            _ => {
+                                self.unchecked.insert(
+                                    table.to_string(),
+                                    "a keyless table whose columns are all FLOAT, DOUBLE, \
+                                     JSON or BIT: its rows cannot be looked up by image"
+                                        .into(),
+                                );
+                                None
+                            }
+                        }
                     }
                     Ok(plan) => Some(Arc::new(TablePlan {
                         plan,
                         target,
                         target_missing,
+                        image: None,
                     })),
                 }
             }
@@ -447,6 +612,108 @@ impl Checker {
             }),
         }
     }
+}
+
+/// Whether a column of this kind can find a keyless row by an exact, symmetric predicate.
+fn image_filterable(kind: &ColumnKind) -> bool {
+    !matches!(
+        kind,
+        ColumnKind::Float
+            | ColumnKind::Double
+            | ColumnKind::Json
+            | ColumnKind::Bit { .. }
+            | ColumnKind::Other { .. }
+    )
+}
+
+/// The predicate that finds rows with this value in this column: it depends only on the
+/// canonical value, so a row equal on both sides matches on both (text compares byte-exact
+/// as utf8mb4 whatever the column's charset and collation; trailing spaces aside, which
+/// the count by canonical encoding then tells apart). `None`: this column does not narrow.
+fn image_predicate(name: &str, kind: &ColumnKind, v: &Value) -> Option<String> {
+    if !image_filterable(kind) {
+        return None;
+    }
+    Some(match v {
+        Value::Null => format!("{name} IS NULL"),
+        Value::Int(_) | Value::UInt(_) | Value::Decimal(_) => {
+            format!("{name} = {}", cutover_diff::fix::literal(v))
+        }
+        Value::Date(_) | Value::DateTime(_) | Value::Time(_) => {
+            format!("{name} = '{v}'")
+        }
+        Value::Text(_) if kind.is_text_like() => format!(
+            "CONVERT({name} USING utf8mb4) COLLATE utf8mb4_bin = {} COLLATE utf8mb4_bin",
+            cutover_diff::fix::literal(v)
+        ),
+        Value::Bytes(_) => format!("{name} = {}", cutover_diff::fix::literal(v)),
+        _ => return None,
+    })
+}
+
+/// Reads, on one side, the rows that match any of `images`, and counts them by canonical
+/// encoding (with one row of each, as read).
+async fn count_images(
+    db: &Db,
+    plan: &Plan,
+    source: bool,
+    table: &TableName,
+    images: &[&[Value]],
+) -> Result<HashMap<Vec<u8>, (u64, Vec<Value>)>, DbError> {
+    let col = |p: &cutover_diff::plan::ColumnPair| {
+        if source {
+            p.source.clone()
+        } else {
+            p.target.clone()
+        }
+    };
+    let names: Vec<String> = plan
+        .columns
+        .iter()
+        .map(|p| cutover_core::sql::quote_ident(&col(p).name))
+        .collect();
+    let mut any = Vec::new();
+    for img in images {
+        let parts: Vec<String> = plan
+            .columns
+            .iter()
+            .zip(img.iter())
+            .enumerate()
+            .filter_map(|(i, (p, v))| image_predicate(&names[i], &p.source.kind, v))
+            .collect();
+        if parts.is_empty() {
+            // Cannot narrow: every row is a candidate (the plan refuses such tables).
+            any.clear();
+            any.push("TRUE".to_string());
+            break;
+        }
+        any.push(format!("({})", parts.join(" AND ")));
+    }
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {}",
+        names.join(", "),
+        table.quoted(),
+        any.join(" OR ")
+    );
+    let rows: Vec<mysql_async::Row> = db.query(&sql).await?;
+    let mut out: HashMap<Vec<u8>, (u64, Vec<Value>)> = HashMap::new();
+    for row in rows {
+        let raw = row.unwrap();
+        let mut vals = Vec::with_capacity(raw.len());
+        for (v, p) in raw.into_iter().zip(&plan.columns) {
+            let c = col(p);
+            vals.push(Value::from_mysql(v, &c.kind).map_err(|e| DbError::Query {
+                role: db.role(),
+                message: format!("column `{}`: {e}", c.name),
+            })?);
+        }
+        let entry = out.entry(encode(&vals)).or_insert((0, Vec::new()));
+        entry.0 += 1;
+        if entry.1.is_empty() {
+            entry.1 = vals;
+        }
+    }
+    Ok(out)
 }
 
 fn row_json(plan: &Plan, row: Option<&Vec<Value>>) -> Json {

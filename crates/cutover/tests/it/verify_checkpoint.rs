@@ -340,3 +340,106 @@ async fn metrics_count_events_checks_pending_and_confirmations() {
         );
     }
 }
+
+#[tokio::test]
+async fn keyless_tables_are_checked_by_whole_row_image_with_duplicates() {
+    use crate::harness::exec;
+    let db = "vkl";
+    fresh_db(db).await;
+    // The same rows compare equal under either collation; case differences do not.
+    exec(
+        Side::Source,
+        "CREATE TABLE vkl.log (at DATETIME NOT NULL, event VARCHAR(20) NOT NULL, note TEXT, \
+         w DOUBLE) COLLATE utf8mb4_general_ci",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "CREATE TABLE vkl.log (at DATETIME NOT NULL, event VARCHAR(20) NOT NULL, note TEXT, \
+         w DOUBLE) COLLATE utf8mb4_bin",
+    )
+    .await;
+    crate::harness::both("INSERT INTO vkl.log VALUES ('2024-01-05', 'a', 'case', 0.1)").await;
+    let start = source_position().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let child = spawn_verify(&[
+        "--tables",
+        "vkl.*",
+        "--start",
+        &start,
+        "--grace",
+        "1s",
+        "--format",
+        "json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // Equal on both sides: three identical rows, and a row with NULL.
+    crate::harness::both(
+        "INSERT INTO vkl.log VALUES ('2024-01-01', 'login', 'x', 1.5), \
+         ('2024-01-01', 'login', 'x', 1.5), ('2024-01-01', 'login', 'x', 1.5), \
+         ('2024-01-03', 'n', NULL, NULL)",
+    )
+    .await;
+    // One of the three identical rows deleted on the source only: 2 there, 3 on the target.
+    exec(
+        Side::Source,
+        "DELETE FROM vkl.log WHERE event = 'login' LIMIT 1",
+    )
+    .await;
+    // A row only the source has.
+    exec(
+        Side::Source,
+        "INSERT INTO vkl.log VALUES ('2024-01-02', 'Logout', 'y', 2)",
+    )
+    .await;
+    // A case change on the source only ('a' -> 'A'): the old row is extra on the target,
+    // the new one missing there.
+    exec(
+        Side::Source,
+        "UPDATE vkl.log SET event = 'A' WHERE event = 'a'",
+    )
+    .await;
+    let wanted = 4;
+    wait_until("the keyless differences confirmed", || {
+        std::fs::read_to_string(out.join("mismatches.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= wanted
+    })
+    .await;
+    let (code, v, stderr) = stop(child).await;
+    assert_eq!(code, 1, "{stderr}\n{v:#}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("mismatches.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut got: Vec<String> = lines
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} {}/{}",
+                m["kind"].as_str().unwrap_or("?"),
+                m["key"],
+                m["counts"]["source"],
+                m["counts"]["target"]
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            r#"extra_in_target {"at":"2024-01-01 00:00:00","event":"login","note":"x","w":1.5} 2/3"#,
+            r#"extra_in_target {"at":"2024-01-05 00:00:00","event":"a","note":"case","w":0.1} 0/1"#,
+            r#"missing_in_target {"at":"2024-01-02 00:00:00","event":"Logout","note":"y","w":2.0} 1/0"#,
+            r#"missing_in_target {"at":"2024-01-05 00:00:00","event":"A","note":"case","w":0.1} 1/0"#,
+        ],
+        "{v:#}"
+    );
+    assert_eq!(v["pending"], 0, "{v:#}");
+    assert_eq!(v["unchecked_tables"], serde_json::json!({}), "{v:#}");
+}
