@@ -47,8 +47,8 @@ def ensure_tools():
         sh(["apt-get", "install", "-y", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
 
 
-def mariadb(port, sql, db="mysql"):
-    return sh(["mariadb", "-h127.0.0.1", f"-P{port}", "-uroot", "-N", "-e", sql, db],
+def mariadb(port, sql, db="mysql", names=False):
+    return sh(["mariadb", "-h127.0.0.1", f"-P{port}", "-uroot", *([] if names else ["-N"]), "-e", sql, db],
               capture_output=True).stdout.strip()
 
 
@@ -90,7 +90,7 @@ def wait_caught_up(src, tgt, deadline=600):
     until = time.monotonic() + deadline
     while time.monotonic() < until:
         file, pos = mariadb(src, "SHOW MASTER STATUS").split("\t")[:2]
-        st = mariadb(tgt, "SHOW SLAVE STATUS\\G")
+        st = mariadb(tgt, "SHOW SLAVE STATUS\\G", names=True)
         m = dict(re.findall(r"^\s*(\w+): (.*)$", st, re.M))
         if m.get("Relay_Master_Log_File") == file and m.get("Exec_Master_Log_Pos") == pos:
             return

@@ -51,6 +51,8 @@ pub struct CheckerOptions {
     /// Changes merged into one pending key beyond which it is busy.
     pub busy_after: u32,
     pub compare: CompareOptions,
+    /// Where the replicator's progress is read from.
+    pub progress: Progress,
 }
 
 impl Default for CheckerOptions {
@@ -63,6 +65,7 @@ impl Default for CheckerOptions {
             per_round: 5_000,
             busy_after: 20,
             compare: CompareOptions::default(),
+            progress: Progress::Auto,
         }
     }
 }
@@ -125,6 +128,32 @@ pub enum Replicated {
     UpTo(BinlogPos),
     /// Nothing on the target tells: grace counts from when a change was read.
     Unknown,
+    /// The progress marker the user named cannot be read (yet): nothing is past it.
+    Behind,
+}
+
+/// Where the replicator's progress is read from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Progress {
+    /// The target's replica status when it replicates this source, else nothing.
+    #[default]
+    Auto,
+    /// `--heartbeat DB.TABLE`: a row verify writes on the source every second with the
+    /// source's binlog position before the write; read back on the target, it says the
+    /// replicator has applied everything before that position (replication applies in order).
+    Heartbeat(TableName),
+    /// `--dm-checkpoint DB.TABLE`: DM's syncer checkpoint table on the target
+    /// (`dm_meta.<task>_syncer_checkpoint`), its global row's `binlog_name`/`binlog_pos`.
+    DmCheckpoint(TableName),
+}
+
+/// DM names relay files `mysql-bin|000001.000003` (relay directory suffix, then the
+/// upstream file number): the upstream file is `mysql-bin.000003`.
+pub fn dm_binlog_name(name: &str) -> String {
+    match (name.split_once('|'), name.rsplit_once('.')) {
+        (Some((base, _)), Some((_, n))) => format!("{base}.{n}"),
+        _ => name.to_string(),
+    }
 }
 
 /// A table's comparison plan; `target_missing` when the target table does not exist (yet):
@@ -149,6 +178,8 @@ pub struct Checker {
     /// Whether the target answers `SHOW SLAVE STATUS` with a row that replicates this
     /// source; learned on first use.
     replica: Option<bool>,
+    /// The source's `@@server_id`, once read.
+    source_id: Option<u64>,
     /// Tables whose changes are not checked, and why (keyless, no comparable plan).
     unchecked: BTreeMap<String, String>,
     /// Verification lag in milliseconds (1 ms to 1 day, 3 significant digits).
@@ -166,6 +197,7 @@ impl Checker {
             plans: HashMap::new(),
             stats: CheckStats::default(),
             replica: None,
+            source_id: None,
             unchecked: BTreeMap::new(),
             lag: hdrhistogram::Histogram::new_with_bounds(1, 86_400_000, 3).ok(),
         }
@@ -236,8 +268,59 @@ impl Checker {
             .count() as u64
     }
 
-    /// The replicator's progress as the target tells it.
+    /// The replicator's progress as the target tells it: from the heartbeat table or the
+    /// DM checkpoint when given, else from the target's replica status when it replicates
+    /// this source.
     pub async fn replicated(&mut self) -> Replicated {
+        match self.opts.progress.clone() {
+            Progress::Heartbeat(t) => {
+                let sql = format!(
+                    "SELECT source_file, source_pos FROM {} WHERE server_id = {}",
+                    t.quoted(),
+                    self.source_server_id().await.unwrap_or(0)
+                );
+                // Not there yet (the table or its row still in flight): nothing is past.
+                match self.target.query::<(String, u64)>(&sql).await {
+                    Ok(rows) => rows
+                        .into_iter()
+                        .next()
+                        .map_or(Replicated::Behind, |(f, p)| {
+                            Replicated::UpTo(BinlogPos::new(f, p))
+                        }),
+                    Err(_) => Replicated::Behind,
+                }
+            }
+            Progress::DmCheckpoint(t) => {
+                let sql = format!(
+                    "SELECT binlog_name, binlog_pos FROM {} WHERE is_global = 1 LIMIT 1",
+                    t.quoted()
+                );
+                match self.target.query::<(String, u64)>(&sql).await {
+                    Ok(rows) => rows
+                        .into_iter()
+                        .next()
+                        .map_or(Replicated::Behind, |(f, p)| {
+                            Replicated::UpTo(BinlogPos::new(dm_binlog_name(&f), p))
+                        }),
+                    Err(_) => Replicated::Behind,
+                }
+            }
+            Progress::Auto => self.replica_status().await,
+        }
+    }
+
+    /// The source's `@@server_id`, read once.
+    async fn source_server_id(&mut self) -> Option<u64> {
+        if self.source_id.is_none() {
+            let rows: Vec<u64> = self.source.query("SELECT @@server_id").await.ok()?;
+            self.source_id = rows.into_iter().next();
+        }
+        self.source_id
+    }
+
+    /// `SHOW SLAVE STATUS` on the target, when it replicates this source (its
+    /// `Master_Server_Id` is the source's `@@server_id`).
+    async fn replica_status(&mut self) -> Replicated {
         if self.replica == Some(false) {
             return Replicated::Unknown;
         }
@@ -249,18 +332,25 @@ impl Checker {
                 return Replicated::Unknown;
             }
         };
-        let Some(row) = rows.into_iter().next() else {
+        let source_id = self.source_server_id().await;
+        // A replica of several sources (multi-source) has a row per source: this one's.
+        let col = |row: &mysql_async::Row, name: &str| {
+            row.columns_ref()
+                .iter()
+                .position(|c| c.name_str() == name)
+                .and_then(|i| row.get_opt::<String, _>(i))
+                .and_then(Result::ok)
+        };
+        let Some(row) = rows.into_iter().find(|r| {
+            col(r, "Master_Server_Id").and_then(|v| v.parse::<u64>().ok()) == source_id
+                && source_id.is_some()
+        }) else {
             self.replica = Some(false);
             return Replicated::Unknown;
         };
         self.replica = Some(true);
-        let col = |name: &str| row.columns_ref().iter().position(|c| c.name_str() == name);
-        let file = col("Relay_Master_Log_File")
-            .and_then(|i| row.get_opt::<String, _>(i))
-            .and_then(Result::ok);
-        let pos = col("Exec_Master_Log_Pos")
-            .and_then(|i| row.get_opt::<u64, _>(i))
-            .and_then(Result::ok);
+        let file = col(&row, "Relay_Master_Log_File");
+        let pos = col(&row, "Exec_Master_Log_Pos").and_then(|p| p.parse::<u64>().ok());
         match (file, pos) {
             (Some(f), Some(p)) if !f.is_empty() => Replicated::UpTo(BinlogPos::new(f, p)),
             _ => Replicated::Unknown,
@@ -387,11 +477,12 @@ impl Checker {
             let past = match replicated {
                 Replicated::UpTo(p) => *p >= e.position,
                 Replicated::Unknown => true,
+                Replicated::Behind => false,
             };
             if past {
                 e.caught_up_at = Some(match replicated {
-                    Replicated::UpTo(_) => now,
                     Replicated::Unknown => e.seen,
+                    _ => now,
                 });
             }
         }
@@ -726,5 +817,34 @@ fn row_json(plan: &Plan, row: Option<&Vec<Value>>) -> Json {
                 .map(|(c, v)| (c.name().to_string(), v.to_json()))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dm_relay_file_names_map_to_upstream_files() {
+        assert_eq!(dm_binlog_name("mysql-bin|000001.000003"), "mysql-bin.000003");
+        assert_eq!(dm_binlog_name("mysql-bin.000003"), "mysql-bin.000003");
+        assert_eq!(dm_binlog_name(""), "");
+    }
+
+    #[test]
+    fn image_predicates_are_exact_and_skip_inexact_types() {
+        let text = ColumnKind::Text {
+            charset: "latin1".into(),
+        };
+        let p = image_predicate("`c`", &text, &Value::Text("A".into())).unwrap_or_default();
+        assert!(p.contains("COLLATE utf8mb4_bin"), "{p}");
+        assert_eq!(
+            image_predicate("`c`", &ColumnKind::Int { unsigned: false }, &Value::Null),
+            Some("`c` IS NULL".into())
+        );
+        assert_eq!(
+            image_predicate("`c`", &ColumnKind::Double, &Value::Double(1.5)),
+            None
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod checker;
 pub mod checkpoint;
+pub mod heartbeat;
 pub mod metrics;
 pub mod pending;
 pub mod position;
@@ -23,7 +24,7 @@ use cutover_core::{Db, DbError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-pub use checker::{CheckStats, Checker, CheckerOptions, Lag, Mismatch};
+pub use checker::{CheckStats, Checker, CheckerOptions, Lag, Mismatch, Progress};
 pub use checkpoint::{Checkpoint, CheckpointError, SourceId};
 pub use position::{BinlogPos, Start};
 pub use reader::{BinlogReader, ChangeKind, ReaderError, RowChange, TableFilter};
@@ -65,6 +66,9 @@ pub struct VerifyOptions {
     pub checkpoint_every: Duration,
     /// `--shard I/N`: only keys whose hash falls in shard `I` of `N`.
     pub shard: Option<Shard>,
+    /// `--heartbeat DB.TABLE`: a writable session on the source and the table verify may
+    /// write its heartbeat row to (the only write verify ever does, and only when asked).
+    pub heartbeat: Option<(Db, TableName)>,
 }
 
 /// One of `N` disjoint parts of the keys, by a stable hash of table and key, so `N`
@@ -127,6 +131,7 @@ impl VerifyOptions {
             checkpoint: None,
             checkpoint_every: Duration::from_secs(1),
             shard: None,
+            heartbeat: None,
         }
     }
 }
@@ -219,7 +224,25 @@ pub async fn run(
         }
         None => None,
     };
-    let mut reader = BinlogReader::open(source, &opts.start, opts.server_id, opts.filter).await?;
+    let mut filter = opts.filter;
+    let mut beating = None;
+    if let Some((writer, table)) = opts.heartbeat.take() {
+        // The heartbeat table's own changes are not verified.
+        let own = table.clone();
+        filter = Box::new(move |t: &TableName| *t != own && filter(t));
+        heartbeat::create(&writer, &table).await?;
+        beating = Some(tokio::spawn(heartbeat::beat(writer, table, cancel.clone())));
+    }
+    let reader = BinlogReader::open(source, &opts.start, opts.server_id, filter).await;
+    let mut reader = match reader {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(b) = beating {
+                b.abort();
+            }
+            return Err(e.into());
+        }
+    };
     let mut summary = Summary {
         events: base.events,
         changes: base.changes,
@@ -386,6 +409,9 @@ pub async fn run(
         }
     };
     reader_task.abort();
+    if let Some(b) = beating {
+        b.abort();
+    }
     fill(&mut summary, &checker, &base);
     // Whatever ended the run, what was done is kept.
     if let (Some(cp), Some(id)) = (&opts.checkpoint, &source_id) {

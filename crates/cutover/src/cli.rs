@@ -272,6 +272,15 @@ pub struct VerifyArgs {
     /// Serve Prometheus metrics on HOST:PORT (`/metrics`).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// Learn the replicator's progress from a heartbeat row verify writes on the SOURCE
+    /// every second into DB.TABLE (created when missing; verify's only write, and only with
+    /// this flag). For replicators whose progress the target cannot tell.
+    #[arg(long, value_name = "DB.TABLE", conflicts_with = "dm_checkpoint")]
+    pub heartbeat: Option<String>,
+    /// Learn the replicator's progress from DM's syncer checkpoint table on the target
+    /// (`dm_meta.<task>_syncer_checkpoint`).
+    #[arg(long, value_name = "DB.TABLE")]
+    pub dm_checkpoint: Option<String>,
     /// Check only shard I of N (0-based) of the changed keys, split by a stable hash of table
     /// and key, so N processes share one large stream.
     #[arg(long, value_name = "I/N")]

@@ -39,6 +39,24 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
         ),
         None => None,
     };
+    let exact_table = |flag: &str, s: &str| -> Result<cutover_core::schema::TableName> {
+        let p = cutover_core::config::Pattern::parse(s).map_err(|e| anyhow!("{flag}: {e}"))?;
+        if p.schema.contains('*') || p.table.contains('*') {
+            return Err(anyhow!("{flag}: `{s}` must name one table (db.table)"));
+        }
+        Ok(cutover_core::schema::TableName::new(p.schema, p.table))
+    };
+    let heartbeat = match &args.heartbeat {
+        Some(s) => Some(exact_table("--heartbeat", s)?),
+        None => None,
+    };
+    let progress = match (&heartbeat, &args.dm_checkpoint) {
+        (Some(t), _) => cutover_verify::Progress::Heartbeat(t.clone()),
+        (None, Some(s)) => {
+            cutover_verify::Progress::DmCheckpoint(exact_table("--dm-checkpoint", s)?)
+        }
+        (None, None) => cutover_verify::Progress::Auto,
+    };
     let checkpoint = match &args.checkpoint {
         Some(dir) => {
             let cp = Checkpoint::new(dir).map_err(|e| anyhow!("--checkpoint: {e}"))?;
@@ -110,6 +128,24 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     opts.run_for = run_for;
     opts.checkpoint = checkpoint;
     opts.shard = shard;
+    opts.checker.progress = progress;
+    if let Some(table) = heartbeat {
+        // The one writable session verify may hold: on the source, for the heartbeat row.
+        let writer = SessionOptions {
+            read_only: false,
+            query_timeout,
+            max_connections: 1,
+        };
+        let src = crate::endpoints::resolve(
+            cutover_core::Role::Source,
+            args.endpoints.source.as_deref(),
+            cfg.source.as_ref(),
+            args.endpoints.source_password_file.clone(),
+        )?;
+        let w = cutover_core::Db::connect(&src, cutover_core::Role::Source, writer, cancel.clone())
+            .await?;
+        opts.heartbeat = Some((w, table));
+    }
     if let Some(id) = args.server_id {
         opts.server_id = id;
     }

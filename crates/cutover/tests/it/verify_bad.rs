@@ -181,3 +181,229 @@ async fn no_replication_privilege_purged_position_and_an_unreachable_target() {
     assert!(v["check_errors"].as_u64().unwrap_or(0) >= 3, "{v:#}");
     assert!(!stderr.contains("vt-pw"), "{stderr}");
 }
+
+/// Where the target cannot tell (a user that may not see the replica status), a heartbeat
+/// row written on the source and read back on the target tells how far replication got.
+#[tokio::test]
+async fn a_heartbeat_table_keeps_lagging_changes_pending_until_replication_passes_them() {
+    let sb = Sandbox::start_owned(&Settings::default()).unwrap();
+    sb.start_replication().unwrap();
+    sb.source
+        .sql(
+            "CREATE DATABASE vh; USE vh; CREATE TABLE vh.t (id INT PRIMARY KEY, v INT); \
+             INSERT INTO vh.t SELECT seq, 0 FROM seq_1_to_20",
+        )
+        .unwrap();
+    sb.wait_replica_caught_up(DEADLINE).unwrap();
+    // No REPLICATION CLIENT / SLAVE MONITOR: SHOW SLAVE STATUS is refused to this user.
+    sb.target
+        .sql(
+            "CREATE USER 'ro'@'127.0.0.1' IDENTIFIED BY 'ro-pw'; \
+             GRANT SELECT ON *.* TO 'ro'@'127.0.0.1'",
+        )
+        .unwrap();
+    let target = format!("mysql://ro:ro-pw@127.0.0.1:{}", sb.target.port);
+    let start = sb.source.sql("SHOW MASTER STATUS").unwrap();
+    let start = format!("{}:{}", start[0][0], start[0][1]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let child = cutover()
+        .args([
+            "verify",
+            "--source",
+            &sb.source.dsn(None),
+            "--target",
+            &target,
+        ])
+        .args(["--tables", "vh.*", "--start", &start, "--grace", "1s"])
+        .args(["--heartbeat", "vh.cutover_heartbeat"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["--format", "json", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_metrics(port, "verify to start", |m| {
+        metric(m, "cutover_verify_pending").is_some()
+    })
+    .await;
+    // The heartbeat arrives on the target through replication.
+    let until = std::time::Instant::now() + DEADLINE;
+    while sb
+        .target
+        .sql("SELECT beats FROM vh.cutover_heartbeat")
+        .map(|r| r.is_empty())
+        .unwrap_or(true)
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "no heartbeat on the target"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    sb.target.sql("STOP SLAVE SQL_THREAD").unwrap();
+    sb.source
+        .sql("UPDATE vh.t SET v = 5 WHERE id = 5; UPDATE vh.t SET v = 1 WHERE id <= 3")
+        .unwrap();
+    // Lagging for longer than grace, checked again and again: nothing is confirmed, because
+    // the heartbeat on the target has not passed these changes.
+    wait_for_metrics(port, "the lagging keys checked past grace", |m| {
+        metric(m, "cutover_verify_changes_total").unwrap_or(0.0) >= 4.0
+            && metric(m, "cutover_verify_rows_checked_total").unwrap_or(0.0) >= 8.0
+            && metric(m, "cutover_verify_oldest_pending_seconds").unwrap_or(0.0) > 2.5
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("mismatches.jsonl")).unwrap_or_default(),
+        "",
+        "nothing may be confirmed while replication lags"
+    );
+    sb.target
+        .sql("SET GLOBAL sql_slave_skip_counter = 1; START SLAVE SQL_THREAD")
+        .unwrap();
+    wait_for_metrics(
+        port,
+        "the skipped change confirmed, the rest verified",
+        |m| {
+            metric(m, "cutover_verify_confirmed_total") == Some(1.0)
+                && metric(m, "cutover_verify_pending") == Some(0.0)
+        },
+    )
+    .await;
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        v["mismatches"],
+        serde_json::json!([{"table": "vh.t", "target_table": "vh.t", "key": {"id": 5},
+            "kind": "mismatched"}]),
+        "{v:#}"
+    );
+    // The heartbeat table is not itself verified, and it is the only thing verify wrote.
+    assert_eq!(v["unchecked_tables"], serde_json::json!({}), "{v:#}");
+    let row = sb
+        .source
+        .sql("SELECT server_id, beats > 0 FROM vh.cutover_heartbeat")
+        .unwrap();
+    assert_eq!(row, vec![vec!["1".to_string(), "1".to_string()]]);
+}
+
+/// DM's syncer checkpoint on the target says how far DM has applied the source's binlog
+/// (recorded format: `dm_meta.<task>_syncer_checkpoint`, relay file names `base|suffix.N`).
+#[tokio::test]
+async fn a_dm_checkpoint_keeps_changes_pending_until_it_passes_them() {
+    use crate::harness::{dsn, exec, fresh_db, Side};
+    fresh_db("vdm").await;
+    crate::harness::both(
+        "USE vdm; CREATE TABLE vdm.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO vdm.t SELECT seq, 0 FROM seq_1_to_10",
+    )
+    .await;
+    let mut c = crate::harness::conn(Side::Source).await;
+    use mysql_async::prelude::Queryable;
+    let (file, pos): (String, u64) = c
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .map(|r: (String, u64, String, String)| (r.0, r.1))
+        .unwrap();
+    let (base, num) = file.rsplit_once('.').unwrap();
+    exec(
+        Side::Target,
+        &format!(
+            "CREATE DATABASE IF NOT EXISTS vdm_meta; DROP TABLE IF EXISTS vdm_meta.task_syncer_checkpoint; \
+             CREATE TABLE vdm_meta.task_syncer_checkpoint (id VARCHAR(32) NOT NULL, \
+             cp_schema VARCHAR(128) NOT NULL, cp_table VARCHAR(128) NOT NULL, \
+             binlog_name VARCHAR(128), binlog_pos INT UNSIGNED, binlog_gtid TEXT, \
+             exit_safe_binlog_name VARCHAR(128) DEFAULT '', exit_safe_binlog_pos INT UNSIGNED DEFAULT 0, \
+             exit_safe_binlog_gtid TEXT, table_info JSON NOT NULL, is_global BOOLEAN, \
+             create_time TIMESTAMP DEFAULT CURRENT_TIMESTAMP, \
+             update_time TIMESTAMP DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, \
+             UNIQUE KEY uk_id_schema_table (id, cp_schema, cp_table)); \
+             INSERT INTO vdm_meta.task_syncer_checkpoint (id, cp_schema, cp_table, binlog_name, \
+             binlog_pos, table_info, is_global) VALUES \
+             ('mysql-replica-01', '', '', '{base}|000001.{num}', {pos}, '{{}}', 1)"
+        ),
+    )
+    .await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let child = cutover()
+        .args([
+            "verify",
+            "--source",
+            &dsn(Side::Source),
+            "--target",
+            &dsn(Side::Target),
+        ])
+        .args([
+            "--tables",
+            "vdm.*",
+            "--start",
+            &format!("{file}:{pos}"),
+            "--grace",
+            "1s",
+        ])
+        .args(["--dm-checkpoint", "vdm_meta.task_syncer_checkpoint"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(["--format", "json", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A change DM has not applied (the checkpoint is before it): pending, however long.
+    exec(Side::Source, "UPDATE vdm.t SET v = 7 WHERE id = 7").await;
+    wait_for_metrics(port, "the change checked past grace", |m| {
+        metric(m, "cutover_verify_rows_checked_total").unwrap_or(0.0) >= 3.0
+            && metric(m, "cutover_verify_oldest_pending_seconds").unwrap_or(0.0) > 2.5
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(out.join("mismatches.jsonl")).unwrap_or_default(),
+        ""
+    );
+    // DM's checkpoint moves past it (and the target still lacks it): confirmed.
+    let (file2, pos2): (String, u64) = c
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .map(|r: (String, u64, String, String)| (r.0, r.1))
+        .unwrap();
+    let _ = c.disconnect().await;
+    let num2 = file2.rsplit_once('.').unwrap().1;
+    exec(
+        Side::Target,
+        &format!(
+            "UPDATE vdm_meta.task_syncer_checkpoint SET binlog_name = '{base}|000001.{num2}', \
+             binlog_pos = {pos2} WHERE is_global = 1"
+        ),
+    )
+    .await;
+    wait_for_metrics(port, "the change confirmed", |m| {
+        metric(m, "cutover_verify_confirmed_total") == Some(1.0)
+    })
+    .await;
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        v["mismatches"],
+        serde_json::json!([{"table": "vdm.t", "target_table": "vdm.t", "key": {"id": 7},
+            "kind": "mismatched"}]),
+        "{v:#}"
+    );
+}
