@@ -826,7 +826,10 @@ mod tests {
 
     #[test]
     fn dm_relay_file_names_map_to_upstream_files() {
-        assert_eq!(dm_binlog_name("mysql-bin|000001.000003"), "mysql-bin.000003");
+        assert_eq!(
+            dm_binlog_name("mysql-bin|000001.000003"),
+            "mysql-bin.000003"
+        );
         assert_eq!(dm_binlog_name("mysql-bin.000003"), "mysql-bin.000003");
         assert_eq!(dm_binlog_name(""), "");
     }

@@ -76,6 +76,39 @@ pub enum Start {
     /// A MariaDB GTID position (`domain-server-seq`, several comma-separated for several
     /// domains): the stream starts after these transactions.
     MariaDbGtid(String),
+    /// A MySQL GTID set (`uuid:1-5[:7-9][,uuid:…]`, as in @@gtid_executed): the stream
+    /// holds every transaction not in the set.
+    MySqlGtidSet(String),
+}
+
+/// Checks one `uuid:interval[:interval…]` of a MySQL GTID set; numbers 1 … 2^63-1, a
+/// range's end not before its start.
+fn mysql_gtid_sid(s: &str) -> Result<(), String> {
+    let (uuid, intervals) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}` has no transaction numbers (uuid:1-5)"))?;
+    let hex = uuid.replace('-', "");
+    let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || groups != [8, 4, 4, 4, 12]
+    {
+        return Err(format!("`{uuid}` is not a server UUID"));
+    }
+    for interval in intervals.split(':') {
+        let num = |n: &str| {
+            n.parse::<u64>()
+                .ok()
+                .filter(|&v| (1..(1u64 << 63)).contains(&v))
+                .ok_or_else(|| format!("`{n}` is not a transaction number in `{s}`"))
+        };
+        let (a, b) = match interval.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(interval)?, num(interval)?),
+        };
+        if b < a {
+            return Err(format!("`{interval}` ends before it starts in `{s}`"));
+        }
+    }
+    Ok(())
 }
 
 impl Start {
@@ -97,10 +130,15 @@ impl Start {
             return Ok(Start::MariaDbGtid(gtid.join(",")));
         }
         if s.split(':').next().is_some_and(|u| u.len() == 36) {
-            return Err(format!(
-                "`{s}` looks like a MySQL GTID set; starting from one is not supported yet, \
-                 give FILE:POS (see SHOW MASTER STATUS) or `now`"
-            ));
+            let sids: Vec<String> = s
+                .split(',')
+                .map(|g| g.split_whitespace().collect::<String>())
+                .filter(|g| !g.is_empty())
+                .collect();
+            for sid in &sids {
+                mysql_gtid_sid(sid).map_err(|e| format!("MySQL GTID set: {e}"))?;
+            }
+            return Ok(Start::MySqlGtidSet(sids.join(",")));
         }
         BinlogPos::parse(s).map(Start::At)
     }
@@ -143,9 +181,22 @@ mod tests {
             Start::parse("0-1-42, 1-2-7"),
             Ok(Start::MariaDbGtid("0-1-42,1-2-7".into()))
         );
-        assert!(Start::parse("3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5")
-            .unwrap_err()
-            .contains("GTID"));
+        assert_eq!(
+            Start::parse("3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7, 3e11fa47-71ca-11e1-9e33-c80aa9429563:1"),
+            Ok(Start::MySqlGtidSet(
+                "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-5:7,3e11fa47-71ca-11e1-9e33-c80aa9429563:1"
+                    .into()
+            ))
+        );
+        for bad in [
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:5-1",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:0",
+            "3e11fa47-71ca-11e1-9e33-c80aa942956z:1",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:18446744073709551615",
+            "3e11fa47-71ca-11e1-9e33-c80aa9429562:",
+        ] {
+            assert!(Start::parse(bad).unwrap_err().contains("GTID"), "{bad}");
+        }
         assert!(Start::parse("binlog.000003").is_err());
         assert!(Start::parse(":4").is_err());
         assert!(Start::parse("f:x").is_err());

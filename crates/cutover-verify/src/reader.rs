@@ -173,10 +173,11 @@ impl BinlogReader {
             Start::Now => current_position(source).await?,
             Start::At(p) => p.clone(),
             // The file is learned from the stream's first (rotate) event.
-            Start::MariaDbGtid(_) => BinlogPos::new("", 4),
+            Start::MariaDbGtid(_) | Start::MySqlGtidSet(_) => BinlogPos::new("", 4),
         };
         let stream = match start {
             Start::MariaDbGtid(gtid) => open_gtid_stream(source, server_id, gtid).await?,
+            Start::MySqlGtidSet(set) => open_gtid_set_stream(source, server_id, set).await?,
             _ => open_stream(source, server_id, &position).await?,
         };
         Ok(BinlogReader {
@@ -776,6 +777,36 @@ async fn open_gtid_stream(
     conn.get_binlog_stream(BinlogStreamRequest::new(server_id).with_pos(4))
         .await
         .map_err(|e| stream_error(&position, e))
+}
+
+/// A MySQL source streams every transaction not in `set` (COM_BINLOG_DUMP_GTID); the file
+/// is learned from the first rotate event.
+async fn open_gtid_set_stream(
+    source: &Db,
+    server_id: u32,
+    set: &str,
+) -> Result<BinlogStream, ReaderError> {
+    if source.flavor() == cutover_core::Flavor::MariaDb {
+        return Err(ReaderError::Source(format!(
+            "`{set}` is a MySQL GTID set but the source is MariaDB: give its GTID position \
+             (@@gtid_binlog_pos, like 0-1-42) or FILE:POS"
+        )));
+    }
+    let sids: Vec<mysql_async::Sid<'static>> = set
+        .split(',')
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: std::io::Error| ReaderError::Source(format!("GTID set `{set}`: {e}")))?;
+    let position = BinlogPos::new("", 4);
+    let conn = source.standalone().await?;
+    conn.get_binlog_stream(
+        BinlogStreamRequest::new(server_id)
+            .with_gtid()
+            .with_gtid_set(sids)
+            .with_pos(4),
+    )
+    .await
+    .map_err(|e| stream_error(&position, e))
 }
 
 fn stream_error(position: &BinlogPos, e: mysql_async::Error) -> ReaderError {

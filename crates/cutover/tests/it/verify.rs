@@ -161,7 +161,7 @@ fn verify_bad_input_is_one_clear_error() {
         "--target",
         "mysql://root@127.0.0.1:1",
         "--start",
-        "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5",
+        "3e11fa47-71ca-11e1-9e33-c80aa9429562:5-1",
     ]));
     r.assert_clean_error("--start");
     let r = run(cutover().args([
@@ -606,4 +606,20 @@ fn verify_for_a_while_prints_the_human_summary() {
     );
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     assert!(started.elapsed() >= Duration::from_secs(1));
+}
+
+#[test]
+fn a_mysql_gtid_set_on_a_mariadb_source_is_refused_with_the_right_form() {
+    let r = run(cutover()
+        .args([
+            "verify",
+            "--source",
+            &crate::harness::dsn(crate::harness::Side::Source),
+        ])
+        .args([
+            "--target",
+            &crate::harness::dsn(crate::harness::Side::Target),
+        ])
+        .args(["--start", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"]));
+    r.assert_clean_error("@@gtid_binlog_pos");
 }
