@@ -31,7 +31,7 @@ use cutover_diff::report::DiffKind;
 use cutover_diff::ColumnFilter;
 use serde_json::{Map, Value as Json};
 
-use crate::pending::PendingSet;
+use crate::pending::{Expected, PendingSet};
 use crate::position::BinlogPos;
 use crate::reader::RowChange;
 
@@ -107,6 +107,9 @@ struct Shown {
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CheckStats {
     pub rows_checked: u64,
+    /// Rows read from the source (keys that kept failing against their binlog row, or whose
+    /// row the binlog did not carry).
+    pub source_reads: u64,
     pub resolved: u64,
     pub confirmed: u64,
 }
@@ -162,9 +165,11 @@ struct TablePlan {
     plan: Plan,
     target: TableName,
     target_missing: bool,
-    /// A keyless table: for each compared column, its place in the binlog's whole-row image
-    /// (the source table's columns in order).
+    /// For each compared column, its place in the binlog's whole-row image (the source
+    /// table's columns in order); `None` when some column is not in it.
     image: Option<Vec<usize>>,
+    /// Checked by whole-row image (no key).
+    keyless: bool,
 }
 
 pub struct Checker {
@@ -374,7 +379,7 @@ impl Checker {
                 }
                 continue;
             };
-            if plan.image.is_some() {
+            if plan.keyless {
                 for chunk in ids.chunks(self.opts.batch.max(1)) {
                     self.check_images(&table, &plan, chunk, &replicated, &mut confirmed)
                         .await?;
@@ -382,13 +387,89 @@ impl Checker {
                 continue;
             }
             for chunk in ids.chunks(self.opts.batch.max(1)) {
-                let keys: Vec<Vec<Value>> = chunk
-                    .iter()
-                    .filter_map(|id| self.pending.get_mut(&table, id).map(|e| e.key.clone()))
-                    .collect();
+                // Keys whose binlog row is known and whose replicator is not known to be past
+                // them yet: the target alone is compared with that row. Equal: verified
+                // without touching the source. Keys that keep failing (the replicator is past
+                // them, or no row is known) are read from both sides.
+                let mut by_image: Vec<(Vec<Value>, Expected)> = Vec::new();
+                let mut keys: Vec<Vec<Value>> = Vec::new();
+                for id in chunk {
+                    let Some(e) = self.pending.get_mut(&table, id) else {
+                        continue;
+                    };
+                    match (&e.expected, e.caught_up_at, plan.image.is_some()) {
+                        (Some(x), None, true) => by_image.push((e.key.clone(), x.clone())),
+                        _ => keys.push(e.key.clone()),
+                    }
+                }
+                if !by_image.is_empty() {
+                    let wanted: Vec<&Vec<Value>> = by_image.iter().map(|(k, _)| k).collect();
+                    let t = if plan.target_missing {
+                        HashMap::new()
+                    } else {
+                        fetch_by_key(
+                            &self.target,
+                            &plan.plan,
+                            false,
+                            std::slice::from_ref(&plan.target),
+                            &wanted,
+                        )
+                        .await?
+                    };
+                    let now = Instant::now();
+                    for (key, expected) in &by_image {
+                        self.stats.rows_checked += 1;
+                        let id = encode(key);
+                        let equal = match (expected, t.get(&id)) {
+                            (Expected::Absent, None) => true,
+                            (Expected::Row(row), Some(y)) => plan.image.as_ref().is_some_and(|m| {
+                                let x: Option<Vec<Value>> =
+                                    m.iter().map(|&i| row.get(i).cloned()).collect();
+                                x.is_some_and(|x| {
+                                    differing_columns(&plan.plan, &x, y, &self.opts.compare)
+                                        .is_empty()
+                                })
+                            }),
+                            _ => false,
+                        };
+                        if equal {
+                            let _ = self.judge(
+                                &table,
+                                &plan,
+                                &id,
+                                None,
+                                unreachable_shown,
+                                &replicated,
+                                now,
+                                false,
+                            );
+                            continue;
+                        }
+                        // Not (yet) as the binlog says: in flight, or lost. Judged without
+                        // confirming; once the replicator is past it, the source is read too.
+                        let kind = Some(DiffKind::Mismatched);
+                        let _ = self.judge(
+                            &table,
+                            &plan,
+                            &id,
+                            kind,
+                            unreachable_shown,
+                            &replicated,
+                            now,
+                            false,
+                        );
+                        if let Some(e) = self.pending.get_mut(&table, &id) {
+                            if e.caught_up_at.is_some() {
+                                keys.push(key.clone());
+                            }
+                        }
+                    }
+                }
                 if keys.is_empty() {
                     continue;
                 }
+                self.stats.source_reads += keys.len() as u64;
+                crate::metrics::source_reads(keys.len() as u64);
                 let (s, t) = tokio::join!(
                     fetch_by_key(
                         &self.source,
@@ -437,7 +518,7 @@ impl Checker {
                         counts: None,
                     };
                     if let Some(m) =
-                        self.judge(&table, &plan, &id, verdict, shown, &replicated, now)
+                        self.judge(&table, &plan, &id, verdict, shown, &replicated, now, true)
                     {
                         confirmed.push(m);
                     }
@@ -460,6 +541,7 @@ impl Checker {
         shown: impl FnOnce() -> Shown,
         replicated: &Replicated,
         now: Instant,
+        may_confirm: bool,
     ) -> Option<Mismatch> {
         let Some(kind) = verdict else {
             if let Some(e) = self.pending.remove(table, id) {
@@ -490,7 +572,7 @@ impl Checker {
         let due_to_confirm = e
             .caught_up_at
             .is_some_and(|c| now.saturating_duration_since(c) >= self.opts.grace);
-        if due_to_confirm && !busy {
+        if due_to_confirm && !busy && may_confirm {
             let position = e.position.to_string();
             self.pending.remove(table, id);
             self.stats.confirmed += 1;
@@ -599,7 +681,7 @@ impl Checker {
                     }),
                 }
             };
-            if let Some(m) = self.judge(table, plan, id, verdict, shown, replicated, now) {
+            if let Some(m) = self.judge(table, plan, id, verdict, shown, replicated, now, true) {
                 confirmed.push(m);
             }
         }
@@ -632,16 +714,7 @@ impl Checker {
                         None
                     }
                     Ok(plan) if plan.mode == Mode::Multiset => {
-                        let image: Option<Vec<usize>> = plan
-                            .columns
-                            .iter()
-                            .map(|c| {
-                                plan.source
-                                    .columns
-                                    .iter()
-                                    .position(|s| s.name.eq_ignore_ascii_case(c.name()))
-                            })
-                            .collect();
+                        let image = image_map(&plan);
                         let usable = plan
                             .columns
                             .iter()
@@ -652,6 +725,7 @@ impl Checker {
                                 target,
                                 target_missing,
                                 image: Some(image),
+                                keyless: true,
                             })),
                             _ => {
                                 self.unchecked.insert(
@@ -664,12 +738,16 @@ impl Checker {
                             }
                         }
                     }
-                    Ok(plan) => Some(Arc::new(TablePlan {
-                        plan,
-                        target,
-                        target_missing,
-                        image: None,
-                    })),
+                    Ok(plan) => {
+                        let image = image_map(&plan);
+                        Some(Arc::new(TablePlan {
+                            plan,
+                            target,
+                            target_missing,
+                            image,
+                            keyless: false,
+                        }))
+                    }
                 }
             }
         };
@@ -703,6 +781,30 @@ impl Checker {
             }),
         }
     }
+}
+
+/// For [`Checker::judge`] calls that never confirm, so never show.
+fn unreachable_shown() -> Shown {
+    Shown {
+        key: Map::new(),
+        source: Json::Null,
+        target: Json::Null,
+        counts: None,
+    }
+}
+
+/// Each compared column's place in the binlog's whole-row image (the source table's
+/// columns in order), `None` when one is missing.
+fn image_map(plan: &Plan) -> Option<Vec<usize>> {
+    plan.columns
+        .iter()
+        .map(|c| {
+            plan.source
+                .columns
+                .iter()
+                .position(|s| s.name.eq_ignore_ascii_case(c.name()))
+        })
+        .collect()
 }
 
 /// Whether a column of this kind can find a keyless row by an exact, symmetric predicate.

@@ -177,6 +177,8 @@ pub struct Totals {
     pub events: u64,
     pub changes: u64,
     pub rows_checked: u64,
+    #[serde(default)]
+    pub source_reads: u64,
     pub resolved: u64,
     pub check_errors: u64,
     pub reconnects: u64,

@@ -149,6 +149,9 @@ pub struct Summary {
     /// Row changes of selected tables.
     pub changes: u64,
     pub rows_checked: u64,
+    /// Rows read from the source: keys that kept failing against the row their binlog event
+    /// carried, or whose event carried no whole row (the rest are verified on the target alone).
+    pub source_reads: u64,
     pub pending: u64,
     pub resolved: u64,
     pub busy: u64,
@@ -247,6 +250,7 @@ pub async fn run(
         events: base.events,
         changes: base.changes,
         rows_checked: 0,
+        source_reads: base.source_reads,
         pending: 0,
         resolved: 0,
         busy: 0,
@@ -429,6 +433,7 @@ pub async fn run(
 fn fill(summary: &mut Summary, checker: &Checker, base: &checkpoint::Totals) {
     let stats = checker.stats();
     summary.rows_checked = base.rows_checked + stats.rows_checked;
+    summary.source_reads = base.source_reads + stats.source_reads;
     summary.resolved = base.resolved + stats.resolved;
     summary.pending = checker.pending().len() as u64;
     summary.busy = checker.busy();
@@ -471,6 +476,7 @@ impl Saver {
                 events: summary.events,
                 changes: summary.changes,
                 rows_checked: summary.rows_checked,
+                source_reads: summary.source_reads,
                 resolved: summary.resolved,
                 check_errors: summary.check_errors,
                 reconnects: summary.reconnects,

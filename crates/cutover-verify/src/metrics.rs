@@ -9,6 +9,7 @@
 //! | `cutover_verify_merged_total` | counter | changes merged into a key already pending (checked once for all) |
 //! | `cutover_verify_rows_checked_total` | counter | rows read and compared |
 //! | `cutover_verify_rows_verified_total` | counter | changed rows seen equal on both sides |
+//! | `cutover_verify_source_reads_total` | counter | rows re-read from the source (keys that kept failing against their binlog row) |
 //! | `cutover_verify_pending` | gauge | keys waiting to be seen equal |
 //! | `cutover_verify_busy` | gauge | pending keys that keep changing |
 //! | `cutover_verify_confirmed_total` | gauge | mismatches confirmed (whole verification) |
@@ -44,6 +45,10 @@ pub fn describe() {
     describe_counter!(
         "cutover_verify_rows_verified_total",
         "Changed rows seen equal on both sides"
+    );
+    describe_counter!(
+        "cutover_verify_source_reads_total",
+        "Rows re-read from the source: keys that kept failing against their binlog row"
     );
     describe_gauge!("cutover_verify_pending", "Keys waiting to be seen equal");
     describe_gauge!("cutover_verify_busy", "Pending keys that keep changing");
@@ -89,6 +94,7 @@ pub fn describe() {
         "cutover_verify_merged_total",
         "cutover_verify_rows_checked_total",
         "cutover_verify_rows_verified_total",
+        "cutover_verify_source_reads_total",
         "cutover_verify_check_errors_total",
     ] {
         counter!(name).increment(0);
@@ -122,6 +128,10 @@ pub(crate) fn read(events: u64, changes: u64, position: &BinlogPos) {
 
 pub(crate) fn merged(n: u64) {
     counter!("cutover_verify_merged_total").increment(n);
+}
+
+pub(crate) fn source_reads(n: u64) {
+    counter!("cutover_verify_source_reads_total").increment(n);
 }
 
 pub(crate) fn source_lag(seconds: u64) {

@@ -40,6 +40,30 @@ pub struct PendingKey {
     pub caught_up_at: Option<Instant>,
     /// The first check that found the sides different (for the resolved count).
     pub mismatch_since: Option<Instant>,
+    /// What the binlog says the row is after the latest change (`None`: deleted), when the
+    /// event carried the whole row; the target is compared with it before the source is
+    /// read (only keys that keep failing are read from the source).
+    pub expected: Option<Expected>,
+}
+
+/// The row a change leaves behind, as the binlog tells it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expected {
+    Row(Vec<Value>),
+    Absent,
+}
+
+/// Pending keys beyond which images are not kept (memory): such keys are read from both sides.
+const MAX_IMAGES: usize = 100_000;
+
+fn expected_of(change: &RowChange, keep: bool) -> Option<Expected> {
+    if !keep {
+        return None;
+    }
+    match change.kind {
+        crate::reader::ChangeKind::Delete => Some(Expected::Absent),
+        _ => change.image.clone().map(Expected::Row),
+    }
 }
 
 /// Changed keys by source table.
@@ -62,6 +86,7 @@ impl PendingSet {
     /// (the replicator needs a moment for the change anyway). True when the change merged
     /// into a key already pending.
     pub fn add(&mut self, change: &RowChange, now: Instant, delay: Duration) -> bool {
+        let keep = self.len < MAX_IMAGES;
         let keys = self.tables.entry(change.table.clone()).or_default();
         let id = key_id(&change.key);
         match keys.get_mut(&id) {
@@ -72,6 +97,7 @@ impl PendingSet {
                 e.attempts = 0;
                 e.next_check = now + delay;
                 e.caught_up_at = None;
+                e.expected = expected_of(change, keep);
                 true
             }
             None => {
@@ -86,6 +112,7 @@ impl PendingSet {
                         next_check: now + delay,
                         caught_up_at: None,
                         mismatch_since: None,
+                        expected: expected_of(change, keep),
                     },
                 );
                 self.len += 1;
@@ -120,6 +147,7 @@ impl PendingSet {
                 next_check: now + delay,
                 caught_up_at: None,
                 mismatch_since: None,
+                expected: None,
             },
         );
         self.len += 1;

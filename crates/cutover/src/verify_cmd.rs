@@ -189,6 +189,7 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "events": s.events,
         "changes": s.changes,
         "rows_checked": s.rows_checked,
+        "source_reads": s.source_reads,
         "pending": s.pending,
         "resolved": s.resolved,
         "busy": s.busy,
