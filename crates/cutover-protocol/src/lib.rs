@@ -1,0 +1,21 @@
+//! A passive decoder of the MySQL client/server protocol, shared by `cutover proxy` (which
+//! relays bytes unchanged and decodes a copy) and pcap capture (which reassembles TCP
+//! streams first).
+//!
+//! - [`framing`]: packets out of a byte stream (16 MiB continuations, the compressed
+//!   protocol).
+//! - [`session`]: one connection's conversation: the handshake (server greeting, client
+//!   response, the auth exchange whatever the plugin, a switch to TLS), then every command
+//!   (`COM_QUERY`, `COM_INIT_DB`, `COM_STMT_PREPARE/EXECUTE/CLOSE/RESET/SEND_LONG_DATA`,
+//!   `COM_CHANGE_USER`, `COM_RESET_CONNECTION`, `COM_PING`, `COM_QUIT`) and a summary of each
+//!   response (OK/ERR with status flags and warnings, result sets text or binary with column
+//!   definitions, row count and row hashes, multi-results, prepared statements).
+//!
+//! Nothing here panics on any input (property-tested): a packet it cannot parse becomes an
+//! `Undecodable` event and decoding continues.
+
+pub mod framing;
+pub mod session;
+
+pub use framing::{encode_packet, FrameError, Packet, PacketReader};
+pub use session::{ColumnDef, Command, Event, Param, Response, Session};
