@@ -8,5 +8,11 @@
 //! (one JSON line each, flushed as it happens) → [`announce`] (stdout, webhooks; never
 //! load-bearing) → [`state::Run`] (the journal folded back into a run) → [`report`].
 
+pub mod announce;
+pub mod control;
 pub mod duration;
+pub mod executor;
+pub mod journal;
+pub mod metrics;
 pub mod runbook;
+pub mod state;
