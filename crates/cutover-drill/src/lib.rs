@@ -14,5 +14,6 @@ pub mod duration;
 pub mod executor;
 pub mod journal;
 pub mod metrics;
+pub mod report;
 pub mod runbook;
 pub mod state;
