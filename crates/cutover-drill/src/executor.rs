@@ -137,19 +137,19 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
                 &rb.hash[..12]
             )));
         }
-        if matches!(prev.status, RunStatus::Completed | RunStatus::RolledBack) {
-            return Err(DrillError::Refused(format!(
-                "run {} already ended ({}); nothing to resume",
-                prev.run_id,
-                prev.status.as_str()
-            )));
-        }
         if prev.dry_run != opts.dry_run {
             return Err(DrillError::Refused(format!(
                 "run {} was {}a dry run; resume it {} --dry-run",
                 prev.run_id,
                 if prev.dry_run { "" } else { "not " },
                 if prev.dry_run { "with" } else { "without" }
+            )));
+        }
+        if matches!(prev.status, RunStatus::Completed | RunStatus::RolledBack) {
+            return Err(DrillError::Refused(format!(
+                "run {} already ended ({}); nothing to resume",
+                prev.run_id,
+                prev.status.as_str()
             )));
         }
         let Some(at) = prev.first_not_done() else {
