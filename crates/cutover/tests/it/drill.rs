@@ -810,3 +810,196 @@ fn a_malformed_runbook_is_refused_before_anything_runs() {
     run(drill(&["status", "--journal"]).arg(dir.path())).assert_clean_error("no drill");
     run(drill(&["report"]).arg(dir.path())).assert_clean_error("holds no drill");
 }
+
+/// GET /metrics from the drill's listener.
+async fn scrape(addr: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    Some(body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overruns_are_warned_metrics_are_served_and_sigterm_leaves_a_resumable_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let rb = runbook(
+        dir.path(),
+        r#"
+[runbook]
+name = "watched"
+announce = ["stdout"]
+
+[[step]]
+id = "slow"
+title = "Slower than planned"
+dri = "alice"
+reviewer = "bob"
+expect = "300ms"
+timeout = "5m"
+run = "sleep 120"
+"#,
+    );
+    let journal = dir.path().join("j");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let child = spawn(drill_run(&rb, &journal, &["--metrics-listen", &addr]));
+    let a = addr.clone();
+    wait_for(
+        "the overrun in the metrics",
+        Duration::from_secs(60),
+        || {
+            let a = a.clone();
+            async move {
+                scrape(&a).await.is_some_and(|m| {
+                    m.contains("cutover_drill_step_overrun{runbook=\"watched\"")
+                        && m.lines().any(|l| {
+                            l.starts_with("cutover_drill_step_overrun{") && l.ends_with(" 1")
+                        })
+                        && m.lines().any(|l| {
+                            l.starts_with("cutover_drill_current_step{")
+                                && l.contains("step=\"slow\"")
+                                && l.ends_with(" 1")
+                        })
+                })
+            }
+        },
+    )
+    .await;
+    let m = scrape(&addr).await.unwrap();
+    assert!(
+        m.contains("cutover_drill_step_expected_seconds{runbook=\"watched\""),
+        "{m}"
+    );
+    wait_for(
+        "the overrun in the journal",
+        Duration::from_secs(30),
+        || {
+            let n = of_kind(&events(&journal), "overrun").len();
+            async move { n == 1 }
+        },
+    )
+    .await;
+    // SAFETY: signals the drill this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(
+        stdout.contains("⚠ step slow overran its estimate of 300ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("drill interrupted during step slow"),
+        "{stdout}"
+    );
+    let ev = events(&journal);
+    assert_eq!(of_kind(&ev, "interrupted").len(), 1);
+    assert_eq!(status_json(&journal)["status"], "incomplete");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timeouts_continue_on_error_and_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let rb = runbook(
+        dir.path(),
+        &format!(
+            r#"
+[runbook]
+name = "edges"
+announce = ["stdout"]
+
+[[step]]
+id = "first"
+title = "First"
+{PEOPLE}
+run = "echo first >> {d}/log"
+
+[[step]]
+id = "stuck"
+title = "Stuck"
+{PEOPLE}
+timeout = "1s"
+run = "sleep 60 & echo $! > {d}/bg; wait"
+continue_on_error = true
+
+[[step]]
+id = "flaky"
+title = "Fails but may"
+{PEOPLE}
+run = "exit 4"
+continue_on_error = true
+
+[[step]]
+id = "after"
+title = "After"
+{PEOPLE}
+run = "echo after >> {d}/log"
+"#
+        ),
+    );
+    let journal = dir.path().join("j1");
+    let r = run_async(drill_run(&rb, &journal, &[])).await;
+    assert_eq!(
+        r.code, 1,
+        "a completed drill with failed steps exits 1\n{}\n{}",
+        r.stdout, r.stderr
+    );
+    assert!(
+        r.stdout.contains("stuck FAILED after") && r.stdout.contains("timed out after 1s"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("drill completed in") && r.stdout.contains("2 step(s) failed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("log")).unwrap(),
+        "first\nafter\n"
+    );
+    // The timed-out step's whole process group was stopped, its background child too.
+    let bg: i32 = std::fs::read_to_string(dir.path().join("bg"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_for(
+        "the background child to be gone",
+        Duration::from_secs(30),
+        || {
+            // SAFETY: signal 0 only asks whether the process exists.
+            let gone = unsafe { libc::kill(bg, 0) } != 0;
+            async move { gone }
+        },
+    )
+    .await;
+    let v = run(drill(&["report", "--format", "json"]).arg(&journal)).json();
+    assert_eq!(v["runs"][0]["status"], "completed");
+    assert_eq!(v["runs"][0]["steps"][1]["status"], "failed");
+
+    // --from skips the steps before it (recorded as skipped, never rolled back).
+    let journal = dir.path().join("j2");
+    let r = run_async(drill_run(&rb, &journal, &["--from", "after"])).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("log")).unwrap(),
+        "first\nafter\nafter\n"
+    );
+    let v = run(drill(&["report", "--format", "json"]).arg(&journal)).json();
+    let st = pairs(&v["runs"][0]["steps"], "id", "status");
+    assert_eq!(st[0], ("first".into(), "skipped".into()));
+    assert_eq!(st[3], ("after".into(), "ok".into()));
+}
