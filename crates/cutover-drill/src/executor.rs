@@ -843,7 +843,12 @@ impl Exec<'_> {
                 continue;
             };
             if self.opts.dry_run {
-                self.say(&format!("↩ would roll back {}: `{cmd_text}`", s.id));
+                // The command itself is not announced: expanded variables may hold secrets.
+                let _ = cmd_text;
+                self.say(&format!(
+                    "↩ would roll back {} (not run in a dry run)",
+                    s.id
+                ));
                 continue;
             }
             self.journal(Event::RollbackStepStarted { step: s.id.clone() })?;

@@ -280,8 +280,13 @@ pub struct RunLock {
     _file: File,
 }
 
-/// Takes the run lock of `dir`; `None` when another process holds it.
+/// Takes the run lock of `dir` (and writes this process's id into it); `None` when another
+/// process holds it.
 pub fn try_lock(dir: &Path) -> Result<Option<RunLock>, JournalError> {
+    lock(dir, true)
+}
+
+fn lock(dir: &Path, record_pid: bool) -> Result<Option<RunLock>, JournalError> {
     let path = dir.join(LOCK);
     let io = |source| JournalError::Io {
         path: path.clone(),
@@ -303,8 +308,10 @@ pub fn try_lock(dir: &Path) -> Result<Option<RunLock>, JournalError> {
         }
         return Err(io(e));
     }
-    let _ = f.set_len(0);
-    let _ = writeln!(f, "{}", std::process::id());
+    if record_pid {
+        let _ = f.set_len(0);
+        let _ = writeln!(f, "{}", std::process::id());
+    }
     Ok(Some(RunLock { _file: f }))
 }
 
@@ -313,7 +320,7 @@ pub fn is_running(dir: &Path) -> bool {
     if !dir.join(LOCK).exists() {
         return false;
     }
-    matches!(try_lock(dir), Ok(None))
+    matches!(lock(dir, false), Ok(None))
 }
 
 /// The operating-system user running this process: a record of who typed a command, beside
@@ -365,6 +372,47 @@ mod tests {
         f.write_all(b"garbage\n").unwrap();
         let e = read(dir.path()).unwrap_err();
         assert!(e.to_string().contains("line 3"), "{e}");
+    }
+
+    proptest::proptest! {
+        /// A journal is outside input (a file anyone can edit): reading it answers, never panics,
+        /// and the fold of whatever it holds is total.
+        #[test]
+        fn any_journal_is_an_answer(lines in proptest::collection::vec("\\PC{0,80}", 0..8)) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(journal_path(dir.path()), lines.join("\n")).unwrap();
+            if let Ok(records) = read(dir.path()) {
+                let _ = crate::state::Run::from_records(&records);
+            }
+        }
+
+        #[test]
+        fn any_sequence_of_events_folds(kinds in proptest::collection::vec(0u8..8, 0..40)) {
+            let step = |i: usize| format!("s{}", i % 3);
+            let mut records = vec![Record { at: rfc3339(0), ms: 0, event: Event::RunStarted {
+                run_id: "r".into(), runbook: "b".into(), path: "p".into(), hash: "h".into(),
+                dry_run: false, os_user: "u".into(), pid: 1, window: Some(("s0".into(), "s2".into())),
+                steps: (0..3).map(|i| StepInfo { id: step(i), title: "t".into(), dri: "a".into(),
+                    reviewer: "b".into(), expected_s: 1.0, kind: "shell".into(), gate: false,
+                    approvers: vec![], min_approvals: 0, has_rollback: true, side_effects: true }).collect(),
+            }}];
+            for (i, k) in kinds.iter().enumerate() {
+                let s = step(i);
+                let event = match k {
+                    0 => Event::StepStarted { step: s },
+                    1 => Event::StepFinished { step: s, status: StepStatus::Ok, elapsed_s: 1.0, exit_code: None, error: None },
+                    2 => Event::StepFinished { step: s, status: StepStatus::Failed, elapsed_s: 1.0, exit_code: Some(1), error: None },
+                    3 => Event::Resumed { pid: 2, os_user: "u".into(), at_step: s },
+                    4 => Event::RollbackStepStarted { step: s },
+                    5 => Event::RollbackStepFinished { step: s, ok: true, elapsed_s: 1.0, error: None },
+                    6 => Event::StepWaiting { step: s, waiting_for: Waiting::Ack, who: vec![], min: 1, timeout_s: 1.0 },
+                    _ => Event::RunFinished { status: FinalStatus::Completed },
+                };
+                records.push(Record { at: rfc3339(i as u64), ms: i as u64, event });
+            }
+            let run = crate::state::Run::from_records(&records).unwrap();
+            let _ = (run.window_s(), run.total_s(), run.first_not_done());
+        }
     }
 
     #[test]
