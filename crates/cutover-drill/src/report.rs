@@ -563,6 +563,17 @@ impl Report {
                     secs(rb.actual_s)
                 );
             }
+            let _ = writeln!(o, "  timeline:");
+            for (at, what) in &r.timeline {
+                let s = at.max(0.0).round() as u64;
+                let _ = writeln!(
+                    o,
+                    "    T+{}:{:02}:{:02}  {what}",
+                    s / 3600,
+                    (s % 3600) / 60,
+                    s % 60
+                );
+            }
         }
         o
     }

@@ -151,8 +151,8 @@ struct RawFile {
 #[serde(deny_unknown_fields)]
 struct RawHeader {
     name: Spanned<String>,
-    #[serde(default)]
-    announce: Vec<Spanned<String>>,
+    /// Absent: stdout. `[]`: nowhere.
+    announce: Option<Vec<Spanned<String>>>,
     window: Option<Spanned<Vec<String>>>,
 }
 
@@ -250,7 +250,10 @@ pub fn parse(
     let lookup = |n: &str| vars.get(n).cloned().or_else(|| env(n));
 
     let mut announce = Vec::new();
-    for a in &header.announce {
+    if header.announce.is_none() {
+        announce.push(Announce::Stdout);
+    }
+    for a in header.announce.iter().flatten() {
         let text_a = expand(a.get_ref(), &lookup)
             .map_err(|m| err(Some(a.span()), None, format!("announce: {m}")))?;
         let target = if text_a.trim() == "stdout" {
@@ -739,6 +742,15 @@ manual = true
 
         let e = error_of(&GOOD.replace("\"stdout\"", "\"pager\""));
         assert!(e.message.contains("pager"), "{e}");
+
+        let minimal = "[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\ntitle = \"t\"\ndri = \"a\"\nreviewer = \"b\"\nexpect = \"1m\"\nrun = \"true\"\n";
+        assert_eq!(
+            parse_text(minimal).unwrap().announce,
+            vec![Announce::Stdout],
+            "stdout by default"
+        );
+        let silent = minimal.replace("name = \"x\"", "name = \"x\"\nannounce = []");
+        assert!(parse_text(&silent).unwrap().announce.is_empty());
 
         let e = error_of("[runbook]\nname = \"x\"\n[[step]]\nid = \"a\"\n");
         assert!(e.message.contains("missing field"), "{e}");
