@@ -122,7 +122,7 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
     let records = journal::read(&dir)?;
     let previous = Run::from_records(&records);
 
-    let (run_id, started_ms, start_at, done) = if opts.resume {
+    let (run_id, started_ms, start_at, done, skip) = if opts.resume {
         let Some(prev) = previous else {
             return Err(DrillError::Refused(format!(
                 "there is no drill to resume in {}; start one without --resume",
@@ -161,6 +161,11 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
         let done: Vec<usize> = (0..prev.steps.len())
             .filter(|&i| prev.steps[i].state == StepState::Ok)
             .collect();
+        // Steps after `at` can be done too (after a failure with continue_on_error): they
+        // are not run again.
+        let skip: Vec<usize> = (at..prev.steps.len())
+            .filter(|&i| matches!(prev.steps[i].state, StepState::Ok | StepState::Skipped))
+            .collect();
         journal::append(
             &dir,
             Event::Resumed {
@@ -169,7 +174,7 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
                 at_step: rb.steps[at].id.clone(),
             },
         )?;
-        (prev.run_id.clone(), prev.started_ms, at, done)
+        (prev.run_id.clone(), prev.started_ms, at, done, skip)
     } else {
         if let Some(prev) = previous {
             return Err(DrillError::Refused(format!(
@@ -221,7 +226,7 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
                 },
             )?;
         }
-        (run_id, rec.ms, start_at, Vec::new())
+        (run_id, rec.ms, start_at, Vec::new(), Vec::new())
     };
 
     let warn_dir = dir.clone();
@@ -244,7 +249,7 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
     if let Some(m) = &ex.opts.metrics {
         m.run_started(&rb.name, &ex.run_id, rb.steps.len(), start_at);
     }
-    let result = ex.drive(start_at, done).await;
+    let result = ex.drive(start_at, done, &skip).await;
     let Exec { announcer, .. } = ex;
     announcer.finish(Duration::from_secs(60)).await;
     result
@@ -303,6 +308,7 @@ impl Exec<'_> {
         &mut self,
         start_at: usize,
         mut done: Vec<usize>,
+        skip: &[usize],
     ) -> Result<Outcome, DrillError> {
         let n = self.rb.steps.len();
         if self.opts.resume {
@@ -326,6 +332,14 @@ impl Exec<'_> {
         let mut failed = 0usize;
         for i in start_at..n {
             let step = &self.rb.steps[i];
+            if skip.contains(&i) {
+                self.say(&format!(
+                    "step {}/{n} {} was done before the resume; not run again",
+                    i + 1,
+                    step.id
+                ));
+                continue;
+            }
             let t0 = Instant::now();
             self.journal(Event::StepStarted {
                 step: step.id.clone(),

@@ -363,6 +363,19 @@ title = "Counted"
 run = "echo first >> {d}/count"
 
 [[step]]
+id = "oops"
+title = "Fails, and may"
+{PEOPLE}
+run = "echo oops >> {d}/count; exit 1"
+continue_on_error = true
+
+[[step]]
+id = "mid"
+title = "Done before the crash"
+{PEOPLE}
+run = "echo mid >> {d}/count"
+
+[[step]]
 id = "long"
 title = "Long"
 dri = "alice"
@@ -422,18 +435,29 @@ run = "echo last >> {d}/count"
     r.assert_clean_error("--resume");
 
     let r = run_async(drill_run(&rb, &journal, &["--resume"])).await;
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // Completed, with one step failed (continue_on_error): exit 1.
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("resuming run"), "{}", r.stdout);
+    assert!(r.stdout.contains("drill completed in"), "{}", r.stdout);
     let count = std::fs::read_to_string(dir.path().join("count")).unwrap();
+    // The resume starts at the first step not completed (the failed one) and runs no
+    // completed step again.
     assert_eq!(
-        count, "first\nlong\nlong\nlast\n",
+        count, "first\noops\nmid\nlong\noops\nlong\nlast\n",
         "completed steps ran once"
+    );
+    assert!(
+        r.stdout
+            .contains("step 3/5 mid was done before the resume; not run again"),
+        "{}",
+        r.stdout
     );
     let rep = run(drill(&["report", "--format", "json"]).arg(&journal));
     let v = rep.json();
     assert_eq!(v["runs"][0]["status"], "completed");
     assert_eq!(v["runs"][0]["resumed"], 1);
-    assert_eq!(v["runs"][0]["steps"][1]["attempts"], 2);
+    assert_eq!(v["runs"][0]["steps"][3]["attempts"], 2);
+    assert_eq!(v["runs"][0]["steps"][2]["attempts"], 1);
     assert_eq!(v["runs"][0]["steps"][0]["attempts"], 1);
     // Nothing left to resume.
     run_async(drill_run(&rb, &journal, &["--resume"]))
