@@ -264,3 +264,31 @@ fn a_directory_without_a_drill_is_an_error() {
     assert!(e.contains("holds no drill"), "{e}");
     let _ = Path::new("");
 }
+
+#[test]
+fn the_example_runbook_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/sandbox-cutover.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let env = |n: &str| match n {
+        "SOURCE" => Some("mysql://root@127.0.0.1:1".to_string()),
+        "TARGET" => Some("mysql://root@127.0.0.1:2".to_string()),
+        "SOURCE_SQL" => Some("mariadb -P1".to_string()),
+        _ => None,
+    };
+    let rb = cutover_drill::runbook::parse(&path, &text, &env).unwrap();
+    let gates: Vec<&str> = rb
+        .steps
+        .iter()
+        .filter(|s| s.gate)
+        .map(|s| match &s.action {
+            cutover_drill::runbook::Action::Check(args) => args[0].as_str(),
+            _ => "not a check",
+        })
+        .collect();
+    assert_eq!(gates, ["check", "verify", "diff"]);
+    assert_eq!(rb.window, Some(("freeze-writes".into(), "unfreeze".into())));
+    // Without its variables it says which one is missing, and where.
+    let e = cutover_drill::runbook::parse(&path, &text, &|_| None).unwrap_err();
+    assert!(e.message.contains("${SOURCE}"), "{e}");
+    assert!(e.line.is_some());
+}
