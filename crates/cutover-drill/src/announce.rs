@@ -4,6 +4,7 @@
 //! that errors is retried with exponential backoff and, when it keeps failing, reported as a
 //! warning (journal and stderr) and the drill goes on.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,15 +42,21 @@ pub type WarnFn = Arc<dyn Fn(String) + Send + Sync>;
 pub struct Announcer {
     queues: Vec<mpsc::UnboundedSender<String>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Per target: its label and how many announcements wait in its queue.
+    pending: Vec<(String, Arc<AtomicUsize>)>,
+    warn: WarnFn,
 }
 
 impl Announcer {
     pub fn start(targets: &[Announce], backoff: Backoff, warn: WarnFn) -> Announcer {
         let mut queues = Vec::new();
         let mut tasks = Vec::new();
+        let mut pending = Vec::new();
         for t in targets {
             let (tx, mut rx) = mpsc::unbounded_channel::<String>();
             queues.push(tx);
+            let left = Arc::new(AtomicUsize::new(0));
+            pending.push((t.label(), left.clone()));
             let t = t.clone();
             let warn = warn.clone();
             tasks.push(tokio::spawn(async move {
@@ -79,24 +86,42 @@ impl Announcer {
                             }
                         }
                     }
+                    left.fetch_sub(1, Ordering::Relaxed);
                 }
             }));
         }
-        Announcer { queues, tasks }
+        Announcer {
+            queues,
+            tasks,
+            pending,
+            warn,
+        }
     }
 
     /// Queues `text` for every target; returns at once.
     pub fn say(&self, text: &str) {
-        for q in &self.queues {
+        for (q, (_, left)) in self.queues.iter().zip(&self.pending) {
+            left.fetch_add(1, Ordering::Relaxed);
             let _ = q.send(text.to_string());
         }
     }
 
-    /// Delivers what is queued (waiting at most `deadline`) and stops.
+    /// Delivers what is queued (waiting at most `deadline`) and stops; what could not be
+    /// delivered by then is a warning.
     pub async fn finish(self, deadline: Duration) {
         drop(self.queues);
         let all = futures_join(self.tasks);
-        let _ = tokio::time::timeout(deadline, all).await;
+        if tokio::time::timeout(deadline, all).await.is_err() {
+            for (label, left) in &self.pending {
+                let n = left.load(Ordering::Relaxed);
+                if n > 0 {
+                    (self.warn)(format!(
+                        "{n} announcement{} to {label} not delivered when the drill ended",
+                        if n == 1 { "" } else { "s" }
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -153,4 +178,48 @@ fn post(url: &str, body: &str, timeout: Duration) -> Result<(), String> {
 
 fn scrub(msg: &str, url: &str) -> String {
     msg.replace(url, "<webhook>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn undelivered_announcements_are_a_warning_at_the_end() {
+        // A webhook that accepts connections and never answers.
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook/secret", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = l.accept().await {
+                held.push(s);
+            }
+        });
+        let warnings = Arc::new(Mutex::new(Vec::<String>::new()));
+        let w = warnings.clone();
+        let backoff = Backoff {
+            attempts: 1,
+            first: Duration::from_millis(10),
+            max: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(1),
+        };
+        let a = Announcer::start(
+            &[Announce::Webhook(url)],
+            backoff,
+            Arc::new(move |m| w.lock().unwrap().push(m)),
+        );
+        a.say("one");
+        a.say("two");
+        a.finish(Duration::from_millis(300)).await;
+        let w = warnings.lock().unwrap().clone();
+        assert!(
+            w.iter().any(
+                |m| m.contains("2 announcements to webhook http://127.0.0.1")
+                    && m.contains("not delivered when the drill ended")
+            ),
+            "{w:?}"
+        );
+        assert!(w.iter().all(|m| !m.contains("secret")), "{w:?}");
+    }
 }
