@@ -743,6 +743,10 @@ impl Exec<'_> {
                 }
             }
             if approved.len() >= a.min {
+                self.journal(Event::Approved {
+                    step: step.id.clone(),
+                    by: approved,
+                })?;
                 return Ok(None);
             }
             if Instant::now() >= deadline {

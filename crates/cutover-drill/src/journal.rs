@@ -131,6 +131,11 @@ pub enum Event {
         approve: bool,
         os_user: String,
     },
+    /// Enough approvals: the step goes on.
+    Approved {
+        step: String,
+        by: Vec<String>,
+    },
     Output {
         step: String,
         #[serde(default)]

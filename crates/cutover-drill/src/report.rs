@@ -157,6 +157,7 @@ pub fn run_report(run: &Run, records: &[Record]) -> RunReport {
                 "{step} {} by {by} ({os_user})",
                 if *approve { "approved" } else { "rejected" }
             )),
+            Event::Approved { step, by } => Some(format!("{step} approved ({})", by.join(", "))),
             Event::Overrun {
                 step, expected_s, ..
             } => Some(format!(

@@ -236,6 +236,14 @@ impl Run {
                     });
                 }
             }
+            Event::Approved { step, .. } => {
+                if let Some(s) = self.step_mut(step) {
+                    if s.state == StepState::Waiting {
+                        s.state = StepState::Running;
+                    }
+                    s.waiting = None;
+                }
+            }
             Event::Output { .. } => {}
             Event::Overrun { step, .. } => {
                 if let Some(s) = self.step_mut(step) {

@@ -555,6 +555,10 @@ manual = true
         "the OS user is recorded"
     );
     assert_eq!(of_kind(&ev, "ack")[0]["by"], "alice");
+    assert_eq!(
+        of_kind(&ev, "approved")[0]["by"],
+        serde_json::json!(["carol", "erin"])
+    );
     // Acks after the drill ended are refused.
     ack(&journal, "by-hand", "alice", &[]).assert_clean_error("already ended");
 }
