@@ -3,7 +3,7 @@
 //! HTML-escaped; the only markup comes from this file.
 
 use crate::text::{unix_lines, visible};
-use crate::{Align, Badge, Block, Cell, Document, Table, Tone};
+use crate::{Align, Badge, Block, Cell, Chart, Document, Table, Tone};
 
 const CSS: &str = r#":root{color-scheme:light}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:#1f2328;background:#fff;margin:0 auto;padding:24px;max-width:1200px}
@@ -109,7 +109,80 @@ fn block(out: &mut String, b: &Block) {
         }
         Block::Table(t) => table(out, t, None),
         Block::Compare(c) => table(out, &c.as_table(), Some(c.labels.len())),
+        Block::Chart(c) => chart(out, c),
     }
+}
+
+/// Colours of the series (colour-blind safe, distinguishable in print).
+const SERIES: [&str; 8] = [
+    "#0969da", "#bf8700", "#1a7f37", "#8250df", "#cf222e", "#57606a", "#1b7c83", "#bc4c00",
+];
+
+/// Grouped horizontal bars as an inline SVG, with a legend, then the numbers as a table for
+/// readers (and printers) that want them.
+fn chart(out: &mut String, c: &Chart) {
+    use std::fmt::Write as _;
+    let n = c.series.len().max(1);
+    let max = c
+        .groups
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten())
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let (label_w, bar_w, bar_h, gap) = (180.0, 560.0, 12.0, 10.0);
+    let group_h = bar_h * n as f64 + gap;
+    let legend_h = 22.0;
+    let height = legend_h + group_h * c.groups.len() as f64 + 20.0;
+    let width = label_w + bar_w + 80.0;
+    let _ = writeln!(
+        out,
+        "<svg class=\"chart\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" xmlns=\"http://www.w3.org/2000/svg\" font-size=\"12\">"
+    );
+    let _ = writeln!(out, "<title>{}</title>", escape(&c.unit));
+    for (i, s) in c.series.iter().enumerate() {
+        let x = label_w + i as f64 * 120.0;
+        let _ = writeln!(
+            out,
+            "<rect x=\"{x}\" y=\"4\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"13\">{}</text>",
+            SERIES[i % SERIES.len()],
+            x + 14.0,
+            escape(s)
+        );
+    }
+    for (g, (label, values)) in c.groups.iter().enumerate() {
+        let y0 = legend_h + g as f64 * group_h;
+        let _ = writeln!(
+            out,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            label_w - 8.0,
+            y0 + bar_h * n as f64 / 2.0 + 4.0,
+            escape(label)
+        );
+        for (i, v) in values.iter().enumerate().take(n) {
+            let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) else {
+                continue;
+            };
+            let w = if max > 0.0 {
+                (v / max * bar_w).max(1.0)
+            } else {
+                1.0
+            };
+            let y = y0 + i as f64 * bar_h;
+            let _ = writeln!(
+                out,
+                "<rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"><title>{}: {v:.1} {}</title></rect><text x=\"{:.1}\" y=\"{}\" font-size=\"10\">{v:.1}</text>",
+                bar_h - 2.0,
+                SERIES[i % SERIES.len()],
+                escape(c.series.get(i).map(String::as_str).unwrap_or("")),
+                escape(&c.unit),
+                label_w + w + 4.0,
+                y + bar_h - 3.0
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    table(out, &c.as_table(), None);
 }
 
 /// `compare`: the number of label columns; the two after them are the sides.

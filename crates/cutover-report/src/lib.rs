@@ -202,7 +202,41 @@ pub enum Block {
     /// Preformatted text (an error, SQL), shown verbatim.
     Code(String),
     Compare(Compare),
+    /// Grouped horizontal bars (durations per step and drill): an inline SVG in HTML, the
+    /// numbers as a table in Markdown.
+    Chart(Chart),
 }
+
+/// Values per group and series: e.g. one group per step, one series per drill.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Chart {
+    /// What a value is, shown on the axis (`seconds`).
+    pub unit: String,
+    /// The series' names, in the order of each group's values.
+    pub series: Vec<String>,
+    /// A label and one value per series (`None`: no value, no bar).
+    pub groups: Vec<(String, Vec<Option<f64>>)>,
+}
+
+impl Chart {
+    /// The chart as a table: one row per group, one column per series.
+    pub(crate) fn as_table(&self) -> Table {
+        let mut header = vec![String::new()];
+        header.extend(self.series.iter().map(|s| format!("{s} ({})", self.unit)));
+        let mut t = Table::new(header).align_right(1..=self.series.len());
+        for (label, values) in &self.groups {
+            let mut row = vec![Cell::text(label.clone())];
+            row.extend(values.iter().map(|v| match v {
+                Some(v) => Cell::text(format!("{v:.1}")),
+                None => Cell::text("—"),
+            }));
+            t.push(row);
+        }
+        t
+    }
+}
+
+impl Eq for Chart {}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Section {
@@ -292,6 +326,14 @@ pub(crate) mod sample {
                 left: Cell::code("\"x\ny\""),
                 right: Cell::code("`").with_tone(Tone::Bad),
             }],
+        }));
+        s.push(Block::Chart(Chart {
+            unit: "s <u>".into(),
+            series: vec!["drill 1".into(), "drill <2>".into()],
+            groups: vec![
+                ("freeze <b>".into(), vec![Some(12.5), None]),
+                ("copy".into(), vec![Some(0.0), Some(300.0)]),
+            ],
         }));
         d.sections.push(s);
         d

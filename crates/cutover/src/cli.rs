@@ -31,6 +31,8 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// Follow the source's binlog and check every changed row on the target, continuously.
     Verify(Box<VerifyArgs>),
+    /// Timed, announced, gated, resumable migration drills, and reports that compare them.
+    Drill(DrillArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -300,6 +302,91 @@ pub struct VerifyArgs {
     pub format: Format,
     /// Write mismatches.jsonl (each confirmed mismatch as it is confirmed) and verify.json
     /// to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillArgs {
+    #[command(subcommand)]
+    pub action: DrillAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DrillAction {
+    /// Run a runbook's steps in order: timed, announced, gated, journaled. Exit 0 completed,
+    /// 1 a step failed or a gate rolled the drill back, 2 could not run, 130 interrupted.
+    Run(DrillRunArgs),
+    /// Say a manual step is done (its DRI), or approve or reject a step waiting for approval.
+    Ack(DrillAckArgs),
+    /// What runs now, who must act, elapsed and expected end.
+    Status(DrillStatusArgs),
+    /// One drill's timeline and estimate-vs-actual per step, or several drills side by side.
+    Report(DrillReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct DrillRunArgs {
+    /// The runbook (TOML).
+    #[arg(value_name = "RUNBOOK")]
+    pub runbook: PathBuf,
+    /// The drill's journal directory (one drill per directory).
+    #[arg(long, value_name = "DIR")]
+    pub journal: PathBuf,
+    /// Run only the steps with `side_effects = false`; announce the others as skipped.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Continue the drill in --journal at its first step not completed (refused when the
+    /// runbook changed).
+    #[arg(long, conflicts_with = "from")]
+    pub resume: bool,
+    /// Start at this step (the steps before it are recorded as skipped).
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Serve Prometheus metrics (current step, elapsed, overrun) on ADDR, e.g. 127.0.0.1:9464.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillAckArgs {
+    /// The step's id.
+    #[arg(value_name = "STEP")]
+    pub step: String,
+    /// The drill's journal directory.
+    #[arg(long, value_name = "DIR")]
+    pub journal: PathBuf,
+    /// Your name as the runbook writes it (recorded with your operating-system user).
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    /// Approve a step that waits for approvals.
+    #[arg(long, conflicts_with = "reject")]
+    pub approve: bool,
+    /// Reject a step that waits for approvals (it fails), or, as the DRI of a manual step,
+    /// report that it failed.
+    #[arg(long)]
+    pub reject: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillStatusArgs {
+    /// The drill's journal directory.
+    #[arg(long, value_name = "DIR")]
+    pub journal: PathBuf,
+    /// Output: human lines, or JSON.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct DrillReportArgs {
+    /// Journal directories of the drills, oldest first.
+    #[arg(value_name = "JOURNAL_DIR", required = true)]
+    pub journals: Vec<PathBuf>,
+    /// Output: a human report, or JSON on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Write drill.md, drill.html and drill.json to DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

@@ -312,6 +312,15 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
             "after the fix SQL the diff still finds {left} differences"
         ));
     }
+    src.disconnect().await;
+    tgt.disconnect().await;
+
+    // The cutover itself, rehearsed: the example runbook, gated by check, verify and diff.
+    let drilled = drill(&sb, &args.out, cancel.clone()).await?;
+    if drilled != 0 {
+        return Ok(drilled);
+    }
+    // Then replication runs until the real cutover, and verify watches it.
     let lost = verify_phase(&sb, &cancel).await?;
     println!();
     say(&format!(
@@ -319,9 +328,11 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
          in about a day and a half on TiDB). cutover diff found exactly the {} injected \
          differences among {} rows (integer, composite, string and no keys), and none where the \
          data is equal in another form (utf8mb4_bin vs general_ci, re-serialised JSON); its fix \
-         SQL made the target equal again. With replication running, cutover verify checked \
-         every changed row and confirmed exactly the {lost} rows of the one transaction the \
-         replica skipped, and none of the rows that were only in flight. \
+         SQL made the target equal again. The example runbook then rehearsed the cutover as a \
+         timed drill, gated by check, verify and diff, with its report beside the others. \
+         With replication running, cutover verify checked every changed row and confirmed \
+         exactly the {lost} rows of the one transaction the replica skipped, and none of the \
+         rows that were only in flight. \
          In a real migration: `--format json` for machines, `--out DIR` for people, exit code 1 \
          when anything differs.",
         expected.len(),
@@ -496,6 +507,79 @@ async fn verify_phase(sb: &Sandbox, cancel: &CancellationToken) -> Result<usize>
         ));
     }
     Ok(LOST.len())
+}
+
+/// The example runbook, shipped in the binary so the demo runs anywhere.
+const RUNBOOK: &str = include_str!("../../../examples/sandbox-cutover.toml");
+
+/// Runs the example runbook on the sandbox (its `check` steps run this binary), then writes
+/// the drill's report next to the others. The drill must complete.
+async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -> Result<u8> {
+    let dir = out.join("drill");
+    let journal = dir.join("journal");
+    // A demo run again over the same --out starts a new drill.
+    let _ = std::fs::remove_dir_all(&journal);
+    let path = dir.join("sandbox-cutover.toml");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(&path, RUNBOOK).with_context(|| format!("writing {}", path.display()))?;
+    let vars = [
+        ("SOURCE", sb.source.dsn(None)),
+        ("TARGET", sb.target.dsn(None)),
+        (
+            "SOURCE_SQL",
+            format!(
+                "mariadb --protocol=tcp -h127.0.0.1 -P{} -uroot",
+                sb.source.port
+            ),
+        ),
+    ];
+    let env = |name: &str| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+    };
+    let rb = cutover_drill::runbook::parse(&path, RUNBOOK, &env).map_err(|e| anyhow!("{e}"))?;
+    say(&format!(
+        "\n$ cutover drill run {} --journal {}   # the cutover, rehearsed\n",
+        path.display(),
+        journal.display()
+    ));
+    let opts = cutover_drill::executor::Options {
+        journal: journal.clone(),
+        dry_run: false,
+        resume: false,
+        from: None,
+        cutover_exe: std::env::current_exe().context("finding the cutover binary")?,
+        cancel,
+        poll: std::time::Duration::from_millis(200),
+        backoff: cutover_drill::announce::Backoff::default(),
+        kill_grace: std::time::Duration::from_secs(5),
+        metrics: None,
+        on_warning: std::sync::Arc::new(|m: &str| eprintln!("cutover: warning: {m}")),
+    };
+    let outcome = cutover_drill::executor::run(&rb, opts)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    match outcome {
+        cutover_drill::executor::Outcome::Completed { failed: 0 } => {}
+        cutover_drill::executor::Outcome::Interrupted => return Ok(130),
+        other => {
+            return Err(anyhow!(
+                "the demo's drill did not complete ({other:?}); its journal is in {}",
+                journal.display()
+            ))
+        }
+    }
+    let report = cutover_drill::report::load(&[journal.as_path()]).map_err(|e| anyhow!(e))?;
+    print!("\n{}", report.text());
+    let written = cutover_drill::report::write_out_dir(&dir, &report)
+        .with_context(|| format!("writing the drill report to {}", dir.display()))?;
+    say("drill reports:");
+    for p in written {
+        say(&format!("  {}", p.display()));
+    }
+    Ok(0)
 }
 
 fn say(s: &str) {

@@ -6,6 +6,8 @@ mod check_cmd;
 mod cli;
 mod demo;
 mod diff_cmd;
+mod drill_cmd;
+mod drill_report;
 mod endpoints;
 mod progress;
 mod render;
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
             cli::Command::Demo(args) => demo::run(args).await,
             cli::Command::Check(args) => check_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Verify(args) => verify_cmd::run(cli.config.as_deref(), *args).await,
+            cli::Command::Drill(args) => drill_cmd::run(args).await,
         }
     });
     // Pools close in the background; do not wait for idle connections to say goodbye.

@@ -6,6 +6,7 @@
 mod check;
 mod connection;
 mod diff;
+mod drill;
 mod harness;
 mod interrupt;
 mod production;

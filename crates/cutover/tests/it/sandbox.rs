@@ -123,4 +123,15 @@ async fn the_demo_finds_exactly_what_it_injected() {
     for f in ["report.md", "report.html"] {
         assert!(out.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }
+    // The example runbook ran as a drill, every gate passed, and its report was written.
+    let drill: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("drill/drill.json")).unwrap())
+            .unwrap();
+    assert_eq!(drill["runs"][0]["status"], "completed", "{drill:#}");
+    let steps = crate::harness::pairs(&drill["runs"][0]["steps"], "id", "status");
+    assert!(
+        steps.len() >= 6 && steps.iter().all(|(_, s)| s == "ok"),
+        "{steps:?}"
+    );
+    assert!(r.stdout.contains("▶ step 4/6 final-diff"), "{}", r.stdout);
 }

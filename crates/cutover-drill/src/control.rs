@@ -1,0 +1,317 @@
+//! What people do to a running drill from another terminal: `ack` a manual step, approve or
+//! reject a step, and ask for its `status`. Both only read the journal, and `ack` appends one
+//! event to it; the running drill sees the event at its next poll.
+//!
+//! Names are a record, not authentication: anyone who can write the journal can ack under
+//! any name, so each ack also records the operating-system user who typed it.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::duration::human;
+use crate::journal::{self, Event, Waiting};
+use crate::state::{Run, RunStatus, StepState};
+
+/// What `cutover drill ack` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckKind {
+    /// The DRI of a manual step says it is done.
+    Done,
+    Approve,
+    Reject,
+}
+
+/// Records an ack, approval or rejection for `step`, after checking it is one the running
+/// drill waits for and `by` may give. Returns what was recorded, for the user.
+pub fn ack(dir: &Path, step: &str, by: &str, kind: AckKind) -> Result<String, String> {
+    let by = by.trim();
+    if by.is_empty() {
+        return Err("--by: give your name".into());
+    }
+    let records = journal::read(dir).map_err(|e| e.to_string())?;
+    let run = Run::from_records(&records)
+        .ok_or_else(|| format!("there is no drill in {}", dir.display()))?;
+    if run.status != RunStatus::Incomplete {
+        return Err(format!(
+            "run {} already ended ({})",
+            run.run_id,
+            run.status.as_str()
+        ));
+    }
+    if !journal::is_running(dir) {
+        return Err(format!(
+            "no drill is running on {} (it stopped; resume it with `cutover drill run RUNBOOK --journal {} --resume`)",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    let s = run
+        .step(step)
+        .ok_or_else(|| format!("run {} has no step `{step}`", run.run_id))?;
+    let Some((waiting, _, _)) = s.waiting.filter(|_| s.state == StepState::Waiting) else {
+        return Err(format!(
+            "step {step} is not waiting for anyone (it is {})",
+            s.state.as_str().replace('_', " ")
+        ));
+    };
+    let os_user = journal::os_user();
+    let event = match (waiting, kind) {
+        (Waiting::Ack, AckKind::Approve) => {
+            return Err(format!(
+                "step {step} is manual: its DRI {} acks it (without --approve) when it is done",
+                s.info.dri
+            ))
+        }
+        (Waiting::Ack, _) if by != s.info.dri => {
+            return Err(format!(
+                "step {step} is acked by its DRI, {}, not by {by}",
+                s.info.dri
+            ))
+        }
+        (Waiting::Ack, AckKind::Done) => Event::Ack {
+            step: step.into(),
+            by: by.into(),
+            os_user,
+        },
+        (Waiting::Ack, AckKind::Reject) => Event::Approval {
+            step: step.into(),
+            by: by.into(),
+            approve: false,
+            os_user,
+        },
+        (Waiting::Approval, AckKind::Done) => {
+            return Err(format!(
+                "step {step} waits for approvals: give --approve or --reject"
+            ))
+        }
+        (Waiting::Approval, _) if by == s.info.dri => {
+            return Err(format!(
+                "{by} is the DRI of step {step} and cannot approve their own step"
+            ))
+        }
+        (Waiting::Approval, _) if !s.info.approvers.contains(&by.to_string()) => {
+            return Err(format!(
+                "{by} is not an approver of step {step} (approvers: {})",
+                s.info.approvers.join(", ")
+            ))
+        }
+        (Waiting::Approval, k) => Event::Approval {
+            step: step.into(),
+            by: by.into(),
+            approve: k == AckKind::Approve,
+            os_user,
+        },
+    };
+    let what = match &event {
+        Event::Ack { .. } => format!("{step}: done, acked by {by}"),
+        Event::Approval { approve: true, .. } => format!("{step}: approved by {by}"),
+        _ => format!("{step}: rejected by {by}"),
+    };
+    journal::append(dir, event).map_err(|e| e.to_string())?;
+    Ok(what)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub run_id: String,
+    pub runbook: String,
+    /// `running`, or the run's status (`incomplete` when it stopped without ending).
+    pub status: String,
+    pub dry_run: bool,
+    pub elapsed_s: f64,
+    pub current: Option<CurrentStep>,
+    /// Seconds of expected work left (the current step's remaining estimate and the steps
+    /// after it).
+    pub expected_remaining_s: f64,
+    pub expected_end: Option<String>,
+    pub done: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentStep {
+    pub index: usize,
+    pub id: String,
+    pub title: String,
+    pub dri: String,
+    pub reviewer: String,
+    pub state: String,
+    pub elapsed_s: f64,
+    pub expected_s: f64,
+    /// `ack` or `approval`.
+    pub waiting_for: Option<String>,
+    /// Who must act now.
+    pub who: Vec<String>,
+    pub approvals_given: Vec<String>,
+    pub wait_ends: Option<String>,
+}
+
+pub fn status(dir: &Path) -> Result<Status, String> {
+    let records = journal::read(dir).map_err(|e| e.to_string())?;
+    let run = Run::from_records(&records)
+        .ok_or_else(|| format!("there is no drill in {}", dir.display()))?;
+    let running = journal::is_running(dir);
+    let now = journal::now_ms();
+    let status = match (run.status, running) {
+        (RunStatus::Incomplete, true) => "running".to_string(),
+        (s, _) => s.as_str().to_string(),
+    };
+    let cur_idx = if run.status == RunStatus::Incomplete {
+        run.steps
+            .iter()
+            .position(|s| matches!(s.state, StepState::Running | StepState::Waiting))
+    } else {
+        None
+    };
+    let mut remaining = 0.0;
+    let current = cur_idx.map(|i| {
+        let s = &run.steps[i];
+        let elapsed = s
+            .started_ms
+            .map(|t| now.saturating_sub(t) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        remaining += (s.info.expected_s - elapsed).max(0.0);
+        let (waiting_for, who, wait_ends) = match s.waiting {
+            Some((Waiting::Ack, at, t)) => (
+                Some("ack".to_string()),
+                vec![s.info.dri.clone()],
+                Some(journal::rfc3339(at + (t * 1000.0) as u64)),
+            ),
+            Some((Waiting::Approval, at, t)) => (
+                Some("approval".to_string()),
+                s.info
+                    .approvers
+                    .iter()
+                    .filter(|a| !s.decisions.iter().any(|d| &d.by == *a))
+                    .cloned()
+                    .collect(),
+                Some(journal::rfc3339(at + (t * 1000.0) as u64)),
+            ),
+            None => (None, vec![s.info.dri.clone()], None),
+        };
+        CurrentStep {
+            index: i + 1,
+            id: s.info.id.clone(),
+            title: s.info.title.clone(),
+            dri: s.info.dri.clone(),
+            reviewer: s.info.reviewer.clone(),
+            state: s.state.as_str().into(),
+            elapsed_s: elapsed,
+            expected_s: s.info.expected_s,
+            waiting_for,
+            who,
+            approvals_given: s
+                .decisions
+                .iter()
+                .filter(|d| d.approve)
+                .map(|d| d.by.clone())
+                .collect(),
+            wait_ends,
+        }
+    });
+    if run.status == RunStatus::Incomplete {
+        let from = cur_idx
+            .map(|i| i + 1)
+            .or(run.first_not_done())
+            .unwrap_or(run.steps.len());
+        remaining += run.steps[from.min(run.steps.len())..]
+            .iter()
+            .filter(|s| !matches!(s.state, StepState::Ok | StepState::Skipped))
+            .map(|s| s.info.expected_s)
+            .sum::<f64>();
+    }
+    let count = |st: StepState| run.steps.iter().filter(|s| s.state == st).count();
+    Ok(Status {
+        run_id: run.run_id.clone(),
+        runbook: run.runbook.clone(),
+        elapsed_s: if running {
+            now.saturating_sub(run.started_ms) as f64 / 1000.0
+        } else {
+            run.total_s()
+        },
+        expected_end: running.then(|| journal::rfc3339(now + (remaining * 1000.0) as u64)),
+        expected_remaining_s: remaining,
+        status,
+        dry_run: run.dry_run,
+        current,
+        done: count(StepState::Ok),
+        failed: count(StepState::Failed),
+        skipped: count(StepState::Skipped),
+        steps: run.steps.len(),
+    })
+}
+
+impl Status {
+    pub fn human(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        let _ = writeln!(
+            o,
+            "drill {}{} — run {}: {} (T+{})",
+            self.runbook,
+            if self.dry_run { " [dry-run]" } else { "" },
+            self.run_id,
+            match self.status.as_str() {
+                "incomplete" => "incomplete: stopped before it ended (resume with --resume)",
+                s => s,
+            },
+            human(self.elapsed_s)
+        );
+        if let Some(c) = &self.current {
+            let _ = writeln!(
+                o,
+                "  step {}/{} {}: {} — {} for {} of an expected {}",
+                c.index,
+                self.steps,
+                c.id,
+                c.title,
+                c.state,
+                human(c.elapsed_s),
+                human(c.expected_s)
+            );
+            let _ = writeln!(o, "  DRI {}, reviewer {}", c.dri, c.reviewer);
+            match c.waiting_for.as_deref() {
+                Some("ack") => {
+                    let _ = writeln!(
+                        o,
+                        "  waiting for: {} to act and `cutover drill ack {} --by {}` (until {})",
+                        c.dri,
+                        c.id,
+                        c.dri,
+                        c.wait_ends.as_deref().unwrap_or("?")
+                    );
+                }
+                Some(_) => {
+                    let _ = writeln!(
+                        o,
+                        "  waiting for approval from: {} (approved so far: {}; until {})",
+                        c.who.join(", "),
+                        if c.approvals_given.is_empty() {
+                            "nobody".into()
+                        } else {
+                            c.approvals_given.join(", ")
+                        },
+                        c.wait_ends.as_deref().unwrap_or("?")
+                    );
+                }
+                None => {}
+            }
+        }
+        let _ = writeln!(
+            o,
+            "  steps: {} done, {} failed, {} skipped of {}",
+            self.done, self.failed, self.skipped, self.steps
+        );
+        if let Some(end) = &self.expected_end {
+            let _ = writeln!(
+                o,
+                "  expected end: {end} ({} of expected work left)",
+                human(self.expected_remaining_s)
+            );
+        }
+        o
+    }
+}

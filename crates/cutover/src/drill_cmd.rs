@@ -1,0 +1,99 @@
+//! `cutover drill run|ack|status|report`: the runbook is checked before anything runs; the
+//! drill's own shell steps are the only thing that may change anything (the runbook's author
+//! decides what they do); `check` steps run this binary with a cutover command.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use cutover_drill::announce::Backoff;
+use cutover_drill::control::{self, AckKind};
+use cutover_drill::executor::{self, DrillError, Options};
+use cutover_drill::metrics::Metrics;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{DrillAckArgs, DrillAction, DrillArgs, DrillRunArgs, DrillStatusArgs, Format};
+use crate::diff_cmd::spawn_ctrl_c;
+
+pub async fn run(args: DrillArgs) -> Result<u8> {
+    match args.action {
+        DrillAction::Run(a) => run_drill(a).await,
+        DrillAction::Ack(a) => ack(a),
+        DrillAction::Status(a) => status(a),
+        DrillAction::Report(a) => crate::drill_report::run(a),
+    }
+}
+
+async fn run_drill(a: DrillRunArgs) -> Result<u8> {
+    let rb = cutover_drill::runbook::load(&a.runbook).map_err(|e| anyhow!("{e}"))?;
+    if let Some(from) = &a.from {
+        if rb.step(from).is_none() {
+            return Err(anyhow!("--from: the runbook has no step `{from}`"));
+        }
+    }
+    let cutover_exe =
+        std::env::current_exe().context("finding the cutover binary for check steps")?;
+    let metrics = match &a.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--metrics-addr {addr}"))?;
+            let m = Metrics::new();
+            eprintln!(
+                "metrics: http://{}/metrics",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|_| addr.clone())
+            );
+            tokio::spawn(cutover_drill::metrics::serve(listener, m.clone()));
+            Some(m)
+        }
+        None => None,
+    };
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let opts = Options {
+        journal: a.journal.clone(),
+        dry_run: a.dry_run,
+        resume: a.resume,
+        from: a.from.clone(),
+        cutover_exe,
+        cancel,
+        poll: Duration::from_millis(200),
+        backoff: Backoff::default(),
+        kill_grace: Duration::from_secs(5),
+        metrics,
+        on_warning: Arc::new(|m: &str| eprintln!("cutover: warning: {m}")),
+    };
+    match executor::run(&rb, opts).await {
+        Ok(outcome) => Ok(outcome.exit_code()),
+        Err(DrillError::Refused(m)) => Err(anyhow!(m)),
+        Err(e) => Err(anyhow!(e)),
+    }
+}
+
+fn ack(a: DrillAckArgs) -> Result<u8> {
+    let kind = if a.approve {
+        AckKind::Approve
+    } else if a.reject {
+        AckKind::Reject
+    } else {
+        AckKind::Done
+    };
+    let said = control::ack(&a.journal, &a.step, &a.by, kind).map_err(|e| anyhow!(e))?;
+    println!("{said}");
+    Ok(0)
+}
+
+fn status(a: DrillStatusArgs) -> Result<u8> {
+    let st = control::status(&a.journal).map_err(|e| anyhow!(e))?;
+    match a.format {
+        Format::Human => print!("{}", st.human()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&st).context("rendering")?
+        ),
+    }
+    Ok(0)
+}
