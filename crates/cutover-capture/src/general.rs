@@ -184,7 +184,9 @@ impl<R: BufRead> GeneralLog<R> {
             if time.is_empty() || command.is_empty() {
                 return Ok(None);
             }
-            return Err(format!("unknown command {command:?} in a general-log entry"));
+            return Err(format!(
+                "unknown command {command:?} in a general-log entry"
+            ));
         }
         let Some(ts) = ts else {
             return Err("entry without a time before any entry with one".into());
@@ -354,7 +356,8 @@ mod tests {
         (ok, err)
     }
 
-    const MARIADB: &str = "mariadbd, Version: 10.11.19-MariaDB-0+deb12u1-log (Debian 12). started with:
+    const MARIADB: &str =
+        "mariadbd, Version: 10.11.19-MariaDB-0+deb12u1-log (Debian 12). started with:
 Tcp port: 33999  Unix socket: /tmp/mdb/s.sock
 Time\t\t    Id Command\tArgument
 261127 12:12:19\t     3 Connect\troot@localhost on  using Socket
@@ -390,7 +393,12 @@ where id = 1
                 (3, "query", Some("create database d1"), None),
                 (3, "init_db", None, Some("d1")),
                 (4, "connect", None, Some("shop")),
-                (3, "query", Some("select * from t\nwhere id = 1"), Some("d1")),
+                (
+                    3,
+                    "query",
+                    Some("select * from t\nwhere id = 1"),
+                    Some("d1")
+                ),
                 (4, "query", Some("SELECT 'a\tb'"), Some("shop")),
                 (3, "quit", None, Some("d1")),
             ]
@@ -441,7 +449,8 @@ Time                 Id Command    Argument
 
     #[test]
     fn truncated_log_keeps_what_it_has() {
-        let (rs, errs) = parse("2024-01-31T10:00:00Z\t 5 Query\tselect 1\n2024-01-31T10:00:00Z\t 5 Qu");
+        let (rs, errs) =
+            parse("2024-01-31T10:00:00Z\t 5 Query\tselect 1\n2024-01-31T10:00:00Z\t 5 Qu");
         assert_eq!(rs.len(), 1);
         assert_eq!(rs[0].command.sql(), Some("select 1"));
         assert_eq!(errs.len(), 1);

@@ -156,7 +156,10 @@ impl<R: BufRead> SlowLog<R> {
             Some(e) => e.sql.push(line.to_string()),
             None => {
                 if !line.trim().is_empty() {
-                    self.err(number, "statement text outside any entry (no # User@Host before it)");
+                    self.err(
+                        number,
+                        "statement text outside any entry (no # User@Host before it)",
+                    );
                 }
             }
         }
@@ -279,15 +282,15 @@ fn read_fields(rest: &str, e: &mut Entry) -> Result<(), String> {
                     _ => return Err(format!("unreadable {key}")),
                 },
                 "Schema" => e.schema = value.filter(|v| !v.is_empty()).map(str::to_string),
-                "Query_time" | "Lock_time" => {
-                    if value.and_then(|v| v.parse::<f64>().ok()).is_none() {
-                        return Err(format!("unreadable {key}"));
-                    }
+                "Query_time" | "Lock_time"
+                    if value.and_then(|v| v.parse::<f64>().ok()).is_none() =>
+                {
+                    return Err(format!("unreadable {key}"));
                 }
-                "Rows_sent" | "Rows_examined" | "Rows_affected" | "Errno" | "Last_errno" => {
-                    if value.and_then(|v| v.parse::<u64>().ok()).is_none() {
-                        return Err(format!("unreadable {key}"));
-                    }
+                "Rows_sent" | "Rows_examined" | "Rows_affected" | "Errno" | "Last_errno"
+                    if value.and_then(|v| v.parse::<u64>().ok()).is_none() =>
+                {
+                    return Err(format!("unreadable {key}"));
                 }
                 _ => {}
             }
@@ -350,7 +353,8 @@ mod tests {
         (ok, err)
     }
 
-    const MARIADB: &str = "mariadbd, Version: 10.11.19-MariaDB-0+deb12u1-log (Debian 12). started with:
+    const MARIADB: &str =
+        "mariadbd, Version: 10.11.19-MariaDB-0+deb12u1-log (Debian 12). started with:
 Tcp port: 33999  Unix socket: /tmp/mdb/s.sock
 Time\t\t    Id Command\tArgument
 # Time: 261127 12:12:19
@@ -419,7 +423,17 @@ SET timestamp=1706695202;
         assert_eq!(rs[0].ts_us, 1_706_695_201_000_000);
         assert_eq!(rs[0].db.as_deref(), Some("shop"));
         assert_eq!(rs[0].user.as_deref(), Some("app"));
-        assert_eq!(rs[0].response.as_ref().unwrap().error.as_ref().unwrap().code, 1146);
+        assert_eq!(
+            rs[0]
+                .response
+                .as_ref()
+                .unwrap()
+                .error
+                .as_ref()
+                .unwrap()
+                .code,
+            1146
+        );
         assert_eq!(rs[1].command, Command::Quit);
         assert_eq!(rs[1].session, 12);
     }

@@ -382,11 +382,13 @@ mod tests {
     #[test]
     fn errors_first() {
         let ok = rows(&[&["1"]]);
-        let mut err = Answer::default();
-        err.error = Some(ServerErr {
-            code: 1146,
-            ..ServerErr::default()
-        });
+        let err = Answer {
+            error: Some(ServerErr {
+                code: 1146,
+                ..ServerErr::default()
+            }),
+            ..Answer::default()
+        };
         assert_eq!(compare(&ok, &err, false), vec![Kind::Error]);
         assert!(compare(&err, &err.clone(), false).is_empty());
     }

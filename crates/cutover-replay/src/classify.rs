@@ -217,7 +217,11 @@ pub fn nondeterminism(sql: &str) -> Option<String> {
             }
             return Some(format!("{}()", w.to_uppercase()));
         }
-        if w == "order" && words.get(i + 1).is_some_and(|n| n.eq_ignore_ascii_case("by")) {
+        if w == "order"
+            && words
+                .get(i + 1)
+                .is_some_and(|n| n.eq_ignore_ascii_case("by"))
+        {
             has_order = true;
         }
         if w == "limit" {

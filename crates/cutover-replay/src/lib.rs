@@ -25,6 +25,7 @@
 pub mod answer;
 pub mod classify;
 pub mod report;
+pub mod report_doc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -119,7 +120,8 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<Report, ReplayError> {
     // The reader thread: decompression and JSON decoding off the async workers.
-    let (rec_tx, mut rec_rx) = mpsc::channel::<Result<Record, cutover_workload::WorkloadError>>(4096);
+    let (rec_tx, mut rec_rx) =
+        mpsc::channel::<Result<Record, cutover_workload::WorkloadError>>(4096);
     let reader = tokio::task::spawn_blocking(move || {
         for r in records {
             let stop = r.is_err();
@@ -357,7 +359,12 @@ async fn close(s: &mut Session) {
 }
 
 /// Opens a side's connection when the session first needs it.
-async fn open(db: &Db, side: &mut Side, read_only: bool, schema: Option<&str>) -> Result<(), String> {
+async fn open(
+    db: &Db,
+    side: &mut Side,
+    read_only: bool,
+    schema: Option<&str>,
+) -> Result<(), String> {
     if side.conn.is_some() {
         return Ok(());
     }
@@ -516,7 +523,10 @@ async fn statement(
         if s.in_txn {
             s.skipped_write = true;
         }
-        let _ = ctx.outcomes.send(Outcome::Skipped { fingerprint: fp }).await;
+        let _ = ctx
+            .outcomes
+            .send(Outcome::Skipped { fingerprint: fp })
+            .await;
         return Ok(());
     }
     if class.txn == Txn::Begin {
@@ -534,9 +544,8 @@ async fn statement(
             IdMap::new()
         };
         let stmt = exec.and_then(|(id, _)| side.stmts.get(&id).cloned());
-        let params = exec.map(|(_, p)| {
-            mysql_async::Params::Positional(p.iter().map(json_param).collect())
-        });
+        let params =
+            exec.map(|(_, p)| mysql_async::Params::Positional(p.iter().map(json_param).collect()));
         let conn = side.conn.take();
         async move {
             let mut conn = conn;
@@ -544,18 +553,22 @@ async fn statement(
                 None => Answer::default(),
                 Some(c) => match (exec, stmt) {
                     (Some(_), Some(st)) => {
-                        answer::execute(c, &st, params.unwrap_or(mysql_async::Params::Empty), &unmap)
-                            .await
+                        answer::execute(
+                            c,
+                            &st,
+                            params.unwrap_or(mysql_async::Params::Empty),
+                            &unmap,
+                        )
+                        .await
                     }
-                    (Some((id, _)), None) => {
-                        let mut a = Answer::default();
-                        a.error = Some(answer::ServerErr {
+                    (Some((id, _)), None) => Answer {
+                        error: Some(answer::ServerErr {
                             code: 1243,
                             state: "HY000".into(),
                             message: format!("unknown prepared statement {id}"),
-                        });
-                        a
-                    }
+                        }),
+                        ..Answer::default()
+                    },
                     (None, _) => answer::query(c, text.as_deref().unwrap_or(sql), &unmap).await,
                 },
             };
@@ -581,7 +594,11 @@ async fn statement(
         s.skipped_write = false;
     }
     if t.broken || base.as_ref().is_some_and(|b| b.broken) {
-        let which = if t.broken { &t } else { base.as_ref().unwrap_or(&t) };
+        let which = if t.broken {
+            &t
+        } else {
+            base.as_ref().unwrap_or(&t)
+        };
         return Err(which
             .error
             .as_ref()
@@ -619,7 +636,11 @@ async fn statement(
         sql: sql.to_string(),
         kinds: kinds.clone(),
         after_skipped_write,
-        captured: if base.is_none() { r.response.clone() } else { None },
+        captured: if base.is_none() {
+            r.response.clone()
+        } else {
+            None
+        },
         baseline: base.clone(),
         target: t.clone(),
     });

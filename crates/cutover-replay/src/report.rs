@@ -15,7 +15,9 @@ pub const SAMPLES: usize = 3;
 /// One replayed statement, as the sessions report it to the collector.
 pub(crate) enum Outcome {
     /// Dropped by `--read-only`.
-    Skipped { fingerprint: String },
+    Skipped {
+        fingerprint: String,
+    },
     Ran(Box<Ran>),
 }
 
@@ -244,7 +246,7 @@ impl Collector {
                     p50: ms(&c.target, 0.5),
                     p99: ms(&c.target, 0.99),
                 };
-                let baseline = (c.baseline.len() > 0).then(|| Latency {
+                let baseline = (!c.baseline.is_empty()).then(|| Latency {
                     p50: ms(&c.baseline, 0.5),
                     p99: ms(&c.baseline, 0.99),
                 });
@@ -309,7 +311,11 @@ pub fn human(r: &Report) -> String {
             c.fingerprint
         ));
         if let Some(s) = c.samples.first() {
-            out.push_str(&format!("    e.g. session {}: {}\n", s.session, one_line(&s.sql, 160)));
+            out.push_str(&format!(
+                "    e.g. session {}: {}\n",
+                s.session,
+                one_line(&s.sql, 160)
+            ));
             let base = s
                 .baseline
                 .as_ref()

@@ -88,8 +88,7 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
             continue;
         }
         // Comments.
-        if c == b'#' || (c == b'-' && b.get(i + 1) == Some(&b'-') && is_space_or_end(b, i + 2))
-        {
+        if c == b'#' || (c == b'-' && b.get(i + 1) == Some(&b'-') && is_space_or_end(b, i + 2)) {
             while i < n && b[i] != b'\n' {
                 i += 1;
             }
@@ -362,8 +361,7 @@ pub fn fingerprint(sql: &str) -> String {
         }
         if word == "limit" && w.get(i + 1).is_some_and(|x| x.1) {
             let next = w.get(i + 2).map(|x| x.0.as_str());
-            if (next == Some(",") || next == Some("offset")) && w.get(i + 3).is_some_and(|x| x.1)
-            {
+            if (next == Some(",") || next == Some("offset")) && w.get(i + 3).is_some_and(|x| x.1) {
                 out.push(("limit".into(), w[i].2));
                 out.push(("?".into(), true));
                 i += 4;

@@ -287,9 +287,11 @@ impl Reader {
             path: path.to_path_buf(),
             why,
         };
-        let mut lines =
-            BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(BufReader::new(f)))
-                .lines();
+        let mut lines = BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+        )
+        .lines();
         let first = match lines.next() {
             Some(Ok(l)) => l,
             Some(Err(e)) => return Err(not(format!("cannot decompress: {e}"))),
@@ -429,7 +431,10 @@ mod tests {
         let mut h = Header::new("general-log", None);
         h.version = 99;
         Writer::create(&p, &h).unwrap().finish().unwrap();
-        assert!(matches!(Reader::open(&p), Err(WorkloadError::TooNew { .. })));
+        assert!(matches!(
+            Reader::open(&p),
+            Err(WorkloadError::TooNew { .. })
+        ));
     }
 
     #[test]
@@ -438,7 +443,12 @@ mod tests {
         let p = dir.path().join("bad.cwl");
         let f = File::create(&p).unwrap();
         let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
-        writeln!(gz, "{}", serde_json::to_string(&Header::new("x", None)).unwrap()).unwrap();
+        writeln!(
+            gz,
+            "{}",
+            serde_json::to_string(&Header::new("x", None)).unwrap()
+        )
+        .unwrap();
         writeln!(gz, "{{\"session\":1,\"ts_us\":1,\"cmd\":\"quit\"}}").unwrap();
         writeln!(gz, "{{\"session\":1,\"cmd\":\"nope\"}}").unwrap();
         gz.finish().unwrap();

@@ -83,7 +83,7 @@ pub struct Filter {
     pub until_us: Option<i64>,
     pub sessions: Vec<u64>,
     /// Statements whose default database is one of these (session commands without a
-    /// statement, such as connect and quit, are kept so sessions stay whole).
+    /// statement, such as connect and quit, are kept unless they name another database).
     pub databases: Vec<String>,
     /// Statements of these classes (fingerprints, as `stats` prints them).
     pub fingerprints: Vec<String>,
@@ -103,7 +103,11 @@ impl Filter {
             _ => None,
         };
         let Some(sql) = statement else {
-            return true;
+            // Session commands stay unless they name another database.
+            return self.databases.is_empty()
+                || r.db
+                    .as_ref()
+                    .is_none_or(|d| self.databases.iter().any(|x| x == d));
         };
         if !self.databases.is_empty()
             && !r
@@ -115,7 +119,7 @@ impl Filter {
         }
         if !self.fingerprints.is_empty() {
             let f = fingerprint(sql);
-            if !self.fingerprints.iter().any(|x| *x == f) {
+            if !self.fingerprints.contains(&f) {
                 return false;
             }
         }

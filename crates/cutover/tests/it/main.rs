@@ -9,5 +9,6 @@ mod diff;
 mod harness;
 mod interrupt;
 mod production;
+mod replay;
 mod sandbox;
 mod verify;
