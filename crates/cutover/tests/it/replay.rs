@@ -103,7 +103,12 @@ fn replay(workload: &Path, extra: &[&str]) -> Run {
         .arg("replay")
         .arg(workload)
         .args(["--target", &dsn(false), "--baseline", &dsn(true)])
-        .args(["--speed", "max", "--format", "json"])
+        .args(if extra.contains(&"--speed") {
+            &[][..]
+        } else {
+            &["--speed", "max"][..]
+        })
+        .args(["--format", "json"])
         .args(extra))
 }
 
@@ -471,4 +476,48 @@ async fn bad_input_gives_one_clean_error_and_garbled_logs_give_line_numbers() {
         .arg(&w));
     r.assert_clean_error("slow.log:2:");
     assert!(!w.exists(), "--strict leaves no partial workload");
+}
+
+#[tokio::test]
+async fn speed_scales_the_captured_timing_and_the_lag_is_reported() {
+    // Two sessions over 1.5 s of captured time.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("general.log");
+    std::fs::write(
+        &log,
+        "2024-01-31T10:00:00.000000Z\t    5 Connect\troot@localhost on  using TCP/IP\n\
+         2024-01-31T10:00:00.100000Z\t    6 Connect\troot@localhost on  using TCP/IP\n\
+         2024-01-31T10:00:00.200000Z\t    5 Query\tSELECT 1\n\
+         2024-01-31T10:00:00.900000Z\t    6 Query\tSELECT 2\n\
+         2024-01-31T10:00:01.500000Z\t    5 Query\tSELECT 3\n\
+         2024-01-31T10:00:01.500000Z\t    5 Quit\t\n\
+         2024-01-31T10:00:01.500000Z\t    6 Quit\t\n",
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (speed, at_least) in [("1", 1.5), ("3", 0.5)] {
+        let r = replay(&w, &["--read-only", "--speed", speed]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let v = r.json();
+        assert_eq!(v["replayed"], 3);
+        assert_eq!(v["sessions"], 2);
+        assert_eq!(v["workload_s"], 1.5);
+        let elapsed = v["elapsed_s"].as_f64().unwrap();
+        assert!(elapsed >= at_least, "speed {speed}: {elapsed} s");
+        assert!(v["lag"]["p99_ms"].as_f64().is_some(), "{v}");
+    }
+    let r = replay(&w, &["--read-only", "--speed", "max", "--sessions", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["lag"]["max_ms"], 0.0);
+    assert_eq!(
+        r.json()["sessions"],
+        2,
+        "sessions keep their own connections on one lane"
+    );
 }
