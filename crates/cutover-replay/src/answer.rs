@@ -208,7 +208,22 @@ impl Answer {
             return format!("ERROR {} ({}): {}", e.code, e.state, e.message);
         }
         if !self.columns.is_empty() {
-            return format!("{} rows", self.rows);
+            let shown: Vec<String> = self
+                .sample
+                .iter()
+                .take(3)
+                .map(|r| {
+                    let cells: Vec<&str> =
+                        r.iter().map(|c| c.as_deref().unwrap_or("NULL")).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let more = if self.rows > 3 { ", …" } else { "" };
+            return match self.rows {
+                0 => "0 rows".to_string(),
+                1 => format!("1 row: {}", shown.join(", ")),
+                n => format!("{n} rows: {}{more}", shown.join(", ")),
+            };
         }
         let mut s = format!("OK, {} affected", self.affected_rows);
         if let Some(id) = self.last_insert_id {

@@ -534,6 +534,13 @@ async fn statement(
         s.skipped_write = false;
     }
     ensure_open(ctx, s).await?;
+    // The slow log says which database a statement ran in but not the `USE` that chose it.
+    if let Some(d) = &r.db {
+        if s.db.as_deref() != Some(d.as_str()) {
+            use_db(s, d).await;
+            s.db = Some(d.clone());
+        }
+    }
     let after_skipped_write = s.in_txn && s.skipped_write;
 
     let run_side = |side: &mut Side, unmap_cells: bool| {

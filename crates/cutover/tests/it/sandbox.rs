@@ -111,7 +111,13 @@ async fn the_demo_finds_exactly_what_it_injected() {
     assert_eq!(report["summary"]["different"], 7, "{report:#}");
     let fix = std::fs::read_to_string(out.path().join("fix.sql")).unwrap();
     assert!(fix.contains("`order_items`"), "{fix}");
-    for f in ["report.md", "report.html"] {
+    for f in ["report.md", "report.html", "replay.html", "workload.cwl"] {
         assert!(out.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }
+    // The captured sessions replayed: exactly the two collation-dependent lookups differ.
+    assert!(
+        r.stdout.contains("found the 2 statements whose answers"),
+        "{}",
+        r.stdout
+    );
 }
