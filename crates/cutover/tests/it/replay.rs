@@ -521,3 +521,140 @@ async fn speed_scales_the_captured_timing_and_the_lag_is_reported() {
         "sessions keep their own connections on one lane"
     );
 }
+
+/// Whether a sysbench oltp_read_only statement reads the `c` of one of `ids`.
+fn sysbench_touches(sql: &str, ids: &[u64]) -> bool {
+    if sql.contains("SUM(k)") || !sql.contains("sbtest1") {
+        return false;
+    }
+    if let Some((_, rest)) = sql.split_once("WHERE id=") {
+        return rest.trim().parse::<u64>().is_ok_and(|id| ids.contains(&id));
+    }
+    if let Some((_, rest)) = sql.split_once("BETWEEN ") {
+        let mut w = rest.split_whitespace();
+        let a = w.next().and_then(|x| x.parse::<u64>().ok());
+        let _and = w.next();
+        let b = w.next().and_then(|x| x.parse::<u64>().ok());
+        if let (Some(a), Some(b)) = (a, b) {
+            return ids.iter().any(|id| (a..=b).contains(id));
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_captured_sysbench_run_reports_exactly_the_statements_reading_the_differing_rows() {
+    let db = "rp_sb";
+    let ids = [17u64, 500];
+    sql(
+        true,
+        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
+    );
+    sql(
+        false,
+        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
+    );
+    let port = sandbox().source.port.to_string();
+    let sysbench = |action: &str, extra: &[&str]| {
+        let out = std::process::Command::new("sysbench")
+            .args([
+                "oltp_read_only",
+                "--db-driver=mysql",
+                "--mysql-host=127.0.0.1",
+            ])
+            .arg(format!("--mysql-port={port}"))
+            .args([
+                "--mysql-user=root",
+                &format!("--mysql-db={db}"),
+                "--tables=1",
+            ])
+            .args(["--table-size=1000", "--db-ps-mode=disable"])
+            .args(extra)
+            .arg(action)
+            .output()
+            .expect("sysbench (Debian package sysbench)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sysbench("prepare", &[]);
+    // The same rows on the target, read without a default database (so not in the cut).
+    let create = sandbox()
+        .source
+        .sql(&format!("SHOW CREATE TABLE {db}.sbtest1"))
+        .unwrap();
+    sql(false, &format!("USE {db}; {}", create[0][1]));
+    let src_opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sandbox().source.port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut from = mysql_async::Conn::new(src_opts).await.unwrap();
+    let rows: Vec<(u64, i64, String, String)> = from
+        .query(format!("SELECT id, k, c, pad FROM {db}.sbtest1"))
+        .await
+        .unwrap();
+    let _ = from.disconnect().await;
+    let tgt_opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sandbox().target.port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut to = mysql_async::Conn::new(tgt_opts).await.unwrap();
+    to.exec_batch(
+        format!("INSERT INTO {db}.sbtest1 (id, k, c, pad) VALUES (?, ?, ?, ?)"),
+        rows,
+    )
+    .await
+    .unwrap();
+    to.query_drop(format!(
+        "UPDATE {db}.sbtest1 SET c = REVERSE(c) WHERE id IN ({}, {})",
+        ids[0], ids[1]
+    ))
+    .await
+    .unwrap();
+    let _ = to.disconnect().await;
+
+    sysbench("run", &["--threads=2", "--time=1"]);
+    let mut end = session(db).await;
+    end.query_drop("SELECT 'end of rp_sb'").await.unwrap();
+    let _ = end.disconnect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (general, slow) = capture(db, "end of rp_sb", dir.path()).await;
+
+    for workload in [&general, &slow] {
+        let r = run(cutover()
+            .args(["workload", "head", "-n", "100000000"])
+            .arg(workload));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let expected: BTreeSet<String> = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["sql"].as_str().map(str::to_string))
+            .filter(|s| sysbench_touches(s, &ids))
+            .collect();
+        let touching = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["sql"].as_str().is_some_and(|s| sysbench_touches(s, &ids)))
+            .count() as u64;
+        assert!(
+            touching > 0,
+            "the run read the differing rows at least once"
+        );
+        let r = replay(workload, &["--read-only"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let v = r.json();
+        assert_eq!(v["statements_with_diffs"], touching, "{workload:?}");
+        let found = differing(&r);
+        assert!(
+            found.is_subset(&expected),
+            "{found:?} not all in {expected:?}"
+        );
+        assert!(v["replayed"].as_u64().unwrap() > 100, "{v}");
+    }
+}
