@@ -27,6 +27,9 @@ pre{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:8px 12
 .badge.ok{background:#1a7f37}.badge.bad{background:#cf222e}.badge.warn{background:#9a6700}.badge.neutral{background:#6e7781}
 table.compare td.left{background:#eef5ff}
 table.compare td.right{background:#fff8e6}
+table.bars td.chart{min-width:360px;white-space:nowrap}
+.bar{display:inline-block;height:10px;vertical-align:middle;border-radius:2px}
+.bar.left{background:#54aeff}.bar.right{background:#d4a72c}
 @media print{
 body{padding:0;max-width:none;font-size:11px}
 .badge{background:#fff!important;border-color:currentColor}
@@ -110,6 +113,7 @@ fn block(out: &mut String, b: &Block) {
         Block::Table(t) => table(out, t, None),
         Block::Compare(c) => table(out, &c.as_table(), Some(c.labels.len())),
         Block::Chart(c) => chart(out, c),
+        Block::Bars(b) => bars(out, b),
     }
 }
 
@@ -183,6 +187,41 @@ fn chart(out: &mut String, c: &Chart) {
     }
     out.push_str("</svg>\n");
     table(out, &c.as_table(), None);
+}
+
+/// Bars as widths of styled spans, to one scale: no script, no image.
+fn bars(out: &mut String, b: &crate::Bars) {
+    let max = b
+        .rows
+        .iter()
+        .flat_map(|(_, l, r)| [*l, *r])
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let width = |v: f64| {
+        if max > 0.0 && v.is_finite() && v > 0.0 {
+            (v / max * 60.0).clamp(0.5, 60.0)
+        } else {
+            0.0
+        }
+    };
+    out.push_str("<table class=\"bars\">\n<thead><tr><th></th><th>");
+    out.push_str(&escape(&b.unit));
+    out.push_str("</th></tr></thead>\n<tbody>\n");
+    for (label, l, r) in &b.rows {
+        out.push_str("<tr><td><code>");
+        out.push_str(&escape(label));
+        out.push_str("</code></td><td class=\"chart\">");
+        for (name, v, class) in [(&b.left, *l, "left"), (&b.right, *r, "right")] {
+            out.push_str(&format!(
+                "<div><span class=\"bar {class}\" style=\"width:{:.1}%\"></span> {} {}</div>",
+                width(v),
+                escape(name),
+                escape(&format!("{v:.3}"))
+            ));
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
 }
 
 /// `compare`: the number of label columns; the two after them are the sides.

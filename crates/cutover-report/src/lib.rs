@@ -205,6 +205,41 @@ pub enum Block {
     /// Grouped horizontal bars (durations per step and drill): an inline SVG in HTML, the
     /// numbers as a table in Markdown.
     Chart(Chart),
+    /// A bar chart comparing two measures per label (latency on baseline and target).
+    Bars(Bars),
+}
+
+/// Pairs of bars, one pair per label, drawn to one scale (HTML), or a table (Markdown).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bars {
+    /// What the numbers are, e.g. `p99 latency (ms)`.
+    pub unit: String,
+    /// The names of the two measures (`baseline`, `target`).
+    pub left: String,
+    pub right: String,
+    /// (label, left value, right value).
+    pub rows: Vec<(String, f64, f64)>,
+}
+
+impl Eq for Bars {}
+
+impl Bars {
+    pub(crate) fn as_table(&self) -> Table {
+        let mut t = Table::new([
+            "".to_string(),
+            format!("{} {}", self.left, self.unit),
+            format!("{} {}", self.right, self.unit),
+        ])
+        .align_right([1, 2]);
+        for (label, a, b) in &self.rows {
+            t.push(vec![
+                Cell::code(label.clone()),
+                Cell::text(format!("{a:.3}")),
+                Cell::text(format!("{b:.3}")),
+            ]);
+        }
+        t
+    }
 }
 
 /// Values per group and series: e.g. one group per step, one series per drill.

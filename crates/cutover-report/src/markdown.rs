@@ -68,6 +68,7 @@ fn block(out: &mut String, b: &Block) {
         Block::Table(t) => table(out, t),
         Block::Compare(c) => table(out, &c.as_table()),
         Block::Chart(c) => table(out, &c.as_table()),
+        Block::Bars(b) => table(out, &b.as_table()),
         Block::Code(c) => {
             let c = visible(c);
             let c = unix_lines(&c);

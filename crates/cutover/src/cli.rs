@@ -33,6 +33,126 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Timed, announced, gated, resumable migration drills, and reports that compare them.
     Drill(DrillArgs),
+    /// Read a general or slow query log into a workload file (for `cutover replay`).
+    Capture(CaptureArgs),
+    /// Replay a workload against a target (and a baseline) and compare every answer.
+    Replay(Box<ReplayArgs>),
+    /// Inspect or cut a workload file: stats, head, filter.
+    Workload(WorkloadArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogKind {
+    GeneralLog,
+    SlowLog,
+}
+
+#[derive(Args, Debug)]
+pub struct CaptureArgs {
+    /// Which log INPUT is.
+    #[arg(long, value_enum, value_name = "general-log|slow-log")]
+    pub from: LogKind,
+    /// The log file (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// The workload file to write.
+    #[arg(long, value_name = "WORKLOAD")]
+    pub out: PathBuf,
+    /// Stop at the first entry that cannot be read (default: report it with its line
+    /// number and skip it).
+    #[arg(long)]
+    pub strict: bool,
+    /// Output: a human summary, or JSON.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The workload file (from `cutover capture`).
+    #[arg(value_name = "WORKLOAD")]
+    pub workload: PathBuf,
+    /// The server to replay against (DSN, as for --source).
+    #[arg(long, value_name = "DSN")]
+    pub target: String,
+    /// Run every statement here too and compare the answers (without it: compare with what
+    /// the workload recorded).
+    #[arg(long, value_name = "DSN")]
+    pub baseline: Option<String>,
+    /// Read the target password from FILE (else the DSN, else $CUTOVER_TARGET_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub target_password_file: Option<PathBuf>,
+    /// Read the baseline password from FILE (else the DSN, else $CUTOVER_BASELINE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub baseline_password_file: Option<PathBuf>,
+    /// Replay only statements that cannot change data (decided by parsing); reads after a
+    /// dropped write in the same transaction are marked. Without it the replay WRITES to
+    /// the target and the baseline, which must be disposable copies.
+    #[arg(long)]
+    pub read_only: bool,
+    /// `max` (as fast as possible) or a factor of the captured pace (2 = twice as fast).
+    #[arg(long, value_name = "max|FACTOR", default_value = "1")]
+    pub speed: String,
+    /// `preserve` (one connection per captured session) or N (sessions spread over N
+    /// lanes, each running its sessions' commands in captured order).
+    #[arg(long, value_name = "preserve|N", default_value = "preserve")]
+    pub sessions: String,
+    /// Output: a human summary, or the JSON report on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
+    /// Write replay.json, replay.md and replay.html to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkloadArgs {
+    #[command(subcommand)]
+    pub action: WorkloadAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WorkloadAction {
+    /// Totals: records, sessions, commands, time span, databases, the most frequent classes.
+    Stats {
+        #[arg(value_name = "WORKLOAD")]
+        file: PathBuf,
+        /// Classes listed.
+        #[arg(long, default_value_t = 10, value_name = "N")]
+        top: usize,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
+    /// The first records, one JSON object a line.
+    Head {
+        #[arg(value_name = "WORKLOAD")]
+        file: PathBuf,
+        #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
+        lines: usize,
+    },
+    /// Write the records that match to a new workload file.
+    Filter {
+        #[arg(value_name = "WORKLOAD")]
+        file: PathBuf,
+        /// The workload file to write.
+        #[arg(long, value_name = "WORKLOAD")]
+        out: PathBuf,
+        /// Keep records from this long after the first record (e.g. 30s, 5m).
+        #[arg(long, value_name = "DURATION")]
+        from: Option<String>,
+        /// Keep records until this long after the first record.
+        #[arg(long, value_name = "DURATION")]
+        until: Option<String>,
+        /// Keep these sessions (comma-separated ids).
+        #[arg(long, value_delimiter = ',', value_name = "ID")]
+        session: Vec<u64>,
+        /// Keep statements run in these default databases (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "DB")]
+        database: Vec<String>,
+        /// Keep statements of this class, as `stats` prints it (repeatable).
+        #[arg(long, value_name = "FINGERPRINT")]
+        fingerprint: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

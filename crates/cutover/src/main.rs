@@ -2,6 +2,7 @@
 //! Nothing here computes a verdict; it only decides how to show one and which exit code
 //! it gives (0 equal, 1 differences, 2 could not compare, 130 interrupted).
 
+mod capture_cmd;
 mod check_cmd;
 mod cli;
 mod demo;
@@ -11,8 +12,10 @@ mod drill_report;
 mod endpoints;
 mod progress;
 mod render;
+mod replay_cmd;
 mod sandbox_cmd;
 mod verify_cmd;
+mod workload_cmd;
 
 use std::process::ExitCode;
 
@@ -38,6 +41,9 @@ fn main() -> ExitCode {
             cli::Command::Check(args) => check_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Verify(args) => verify_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Drill(args) => drill_cmd::run(args).await,
+            cli::Command::Capture(args) => capture_cmd::run(args),
+            cli::Command::Replay(args) => replay_cmd::run(*args).await,
+            cli::Command::Workload(args) => workload_cmd::run(args),
         }
     });
     // Pools close in the background; do not wait for idle connections to say goodbye.

@@ -10,6 +10,7 @@ mod drill;
 mod harness;
 mod interrupt;
 mod production;
+mod replay;
 mod sandbox;
 mod verify;
 mod verify_bad;

@@ -120,7 +120,7 @@ async fn the_demo_finds_exactly_what_it_injected() {
     assert_eq!(report["summary"]["different"], 7, "{report:#}");
     let fix = std::fs::read_to_string(out.path().join("fix.sql")).unwrap();
     assert!(fix.contains("`order_items`"), "{fix}");
-    for f in ["report.md", "report.html"] {
+    for f in ["report.md", "report.html", "replay.html", "workload.cwl"] {
         assert!(out.path().join(f).metadata().unwrap().len() > 0, "{f}");
     }
     // The example runbook ran as a drill, every gate passed, and its report was written.
@@ -134,4 +134,10 @@ async fn the_demo_finds_exactly_what_it_injected() {
         "{steps:?}"
     );
     assert!(r.stdout.contains("▶ step 4/6 final-diff"), "{}", r.stdout);
+    // The captured sessions replayed: exactly the two collation-dependent lookups differ.
+    assert!(
+        r.stdout.contains("found the 2 statements whose answers"),
+        "{}",
+        r.stdout
+    );
 }

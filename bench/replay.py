@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Benchmark `cutover replay` against pt-upgrade and the floor, on the same slow log.
+
+A sysbench table (--rows rows) is made on the source of a fresh sandbox pair and copied to the
+target, which then gets a few differing rows. A sysbench oltp_read_only run (--threads
+sessions, --seconds long) on the source is written to the slow log (long_query_time = 0) and
+captured with `cutover capture`. Then, against the same two servers:
+
+- cutover: `cutover replay --read-only --speed max --baseline SOURCE --target TARGET`;
+- pt-upgrade (Debian percona-toolkit): the same slow log, one query at a time on both hosts;
+- the floor: the same statements, without comparing, by parallel `mariadb` clients, one per
+  captured session, on both servers at once.
+
+It prints statements per second of each, the statements each found different, cutover's peak
+RSS on the workload and on a workload 10 times larger, and the scheduling lag of a
+4-session read-write capture replayed at --speed 1. Results go to bench/out/replay-<date>.json.
+
+Usage: python3 bench/replay.py [--rows 100000] [--seconds 10] [--threads 4] [--keep]
+"""
+
+import argparse
+import gzip
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CUTOVER = ROOT / "target" / "release" / "cutover"
+GNU_TIME = "/usr/bin/time"
+DIFFERING_IDS = (17, 4242, 77777)
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, text=True, **kw)
+
+
+def ensure_tools():
+    apt = {"sysbench": "sysbench", "pt-upgrade": "percona-toolkit", "mariadbd": "mariadb-server",
+           "mariadb": "mariadb-client", "mariadb-dump": "mariadb-client", GNU_TIME: "time"}
+    missing = sorted({pkg for exe, pkg in apt.items() if not shutil.which(exe)})
+    if missing:
+        sh(["apt-get", "update"])
+        sh(["apt-get", "install", "-y", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def mariadb(port, sql, db="sbtest"):
+    return sh(["mariadb", "-h127.0.0.1", f"-P{port}", "-uroot", "-N", "-e", sql, db],
+              capture_output=True).stdout.strip()
+
+
+def timed(cmd, **kw):
+    """Runs cmd under GNU time: (seconds, peak RSS MiB, stdout, stderr, exit code)."""
+    fd, tfile = tempfile.mkstemp(prefix="bench-time-")
+    os.close(fd)
+    t0 = time.monotonic()
+    p = subprocess.run([GNU_TIME, "-f", "%M", "-o", tfile, *cmd], text=True, capture_output=True, **kw)
+    wall = time.monotonic() - t0
+    rss = int(Path(tfile).read_text().split()[-1]) / 1024
+    os.unlink(tfile)
+    return wall, rss, p.stdout, p.stderr, p.returncode
+
+
+def prepare(src, tgt, rows):
+    for port in (src, tgt):
+        mariadb(port, "CREATE DATABASE sbtest", db="mysql")
+    sh(["sysbench", "oltp_read_only", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={src}",
+        "--mysql-user=root", "--mysql-db=sbtest", "--tables=1", f"--table-size={rows}", "prepare"],
+       stdout=subprocess.DEVNULL)
+    sh(f"mariadb-dump -h127.0.0.1 -P{src} -uroot --single-transaction --quick sbtest"
+       f" | mariadb -h127.0.0.1 -P{tgt} -uroot sbtest")
+    ids = [i for i in DIFFERING_IDS if i <= rows]
+    mariadb(tgt, f"UPDATE sbtest1 SET c = REVERSE(c) WHERE id IN ({','.join(map(str, ids))})")
+
+
+def capture_run(src, sandbox, name, test, threads, seconds, rate=0):
+    """Runs sysbench `test` on the source with the slow log on; returns the workload path."""
+    log = sandbox / f"{name}.log"
+    mariadb(src, f"SET GLOBAL log_output = 'FILE'; SET GLOBAL slow_query_log_file = '{log}';"
+                 " SET GLOBAL long_query_time = 0; SET GLOBAL slow_query_log = ON", db="mysql")
+    sh(["sysbench", test, "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={src}",
+        "--mysql-user=root", "--mysql-db=sbtest", "--tables=1", f"--threads={threads}",
+        f"--time={seconds}", f"--rate={rate}", "--db-ps-mode=disable", "run"], stdout=subprocess.DEVNULL)
+    mariadb(src, "SET GLOBAL slow_query_log = OFF; SET GLOBAL long_query_time = 10", db="mysql")
+    work = sandbox / f"{name}.cwl"
+    sh([str(CUTOVER), "capture", "--from", "slow-log", "--input", str(log), "--out", str(work)],
+       stdout=subprocess.DEVNULL)
+    return log, work
+
+
+def sessions_of(work):
+    """{session: [statements]} from a workload file (gzip JSON lines)."""
+    out = {}
+    with gzip.open(work, "rt") as f:
+        next(f)
+        for line in f:
+            r = json.loads(line)
+            if r.get("cmd") == "query":
+                out.setdefault(r["session"], []).append(r["sql"])
+    return out
+
+
+def floor(src, tgt, work, tmp):
+    """The statements, uncompared, by one `mariadb` client per session on both servers at once."""
+    files = []
+    for sid, stmts in sessions_of(work).items():
+        p = tmp / f"session-{sid}.sql"
+        p.write_text("".join(s + ";\n" for s in stmts))
+        files.append(p)
+    t0 = time.monotonic()
+    procs = []
+    for port in (src, tgt):
+        for p in files:
+            procs.append(subprocess.Popen(f"mariadb -h127.0.0.1 -P{port} -uroot -N sbtest < {p} > /dev/null",
+                                          shell=True))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        sys.exit(f"floor: a client failed: {codes}")
+    return time.monotonic() - t0
+
+
+def pt_stats(out):
+    stats = {}
+    for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M):
+        stats[m.group(1)] = int(m.group(2))
+    return stats
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    args = ap.parse_args()
+    ensure_tools()
+    if not CUTOVER.exists():
+        sh(["cargo", "build", "--release", "-p", "cutover"], cwd=ROOT)
+    sandbox = Path(tempfile.mkdtemp(prefix="cutover-bench-replay-"))
+    result = {"date": datetime.now().isoformat(timespec="seconds"), "rows": args.rows,
+              "seconds": args.seconds, "threads": args.threads}
+    try:
+        up = json.loads(sh([str(CUTOVER), "sandbox", "up", "--dir", str(sandbox), "--format", "json"],
+                           capture_output=True).stdout)
+        src, tgt = up["source"]["port"], up["target"]["port"]
+        prepare(src, tgt, args.rows)
+        log, work = capture_run(src, sandbox, "ro", "oltp_read_only", args.threads, args.seconds)
+        stats = json.loads(sh([str(CUTOVER), "workload", "stats", str(work), "--format", "json"],
+                              capture_output=True).stdout)
+        statements = stats["commands"].get("query", 0)
+        result["workload"] = {"statements": statements, "sessions": stats["sessions"],
+                              "captured_qps": round(statements / max(stats["span_s"], 1e-9))}
+        print(f"workload: {statements} statements in {stats['sessions']} sessions over {stats['span_s']:.1f} s",
+              flush=True)
+
+        dsn = lambda p: f"mysql://root@127.0.0.1:{p}/sbtest"  # noqa: E731
+        wall, rss, out, err, code = timed([str(CUTOVER), "replay", str(work), "--target", dsn(tgt),
+                                           "--baseline", dsn(src), "--read-only", "--speed", "max",
+                                           "--format", "json"])
+        if code not in (0, 1):
+            sys.exit(f"cutover replay failed: {err}")
+        rep = json.loads(out)
+        result["cutover"] = {"seconds": round(wall, 2), "statements": rep["replayed"],
+                             "per_s": round(rep["replayed"] / wall), "peak_rss_mib": round(rss, 1),
+                             "statements_with_diffs": rep["statements_with_diffs"],
+                             "classes_with_diffs": sorted(c["fingerprint"] for c in rep["classes"] if c["diffs"])}
+
+        wall, _, out, err, code = timed(["pt-upgrade", f"h=127.0.0.1,P={src},u=root,D=sbtest",
+                                         f"h=127.0.0.1,P={tgt},u=root,D=sbtest", "--type", "slowlog",
+                                         "--max-class-size", "100000000", "--max-examples", "3", str(log)])
+        st = pt_stats(out)
+        compared = st.get("queries_no_diffs", 0) + st.get("queries_with_diffs", 0) + st.get("queries_with_errors", 0)
+        result["pt-upgrade"] = {"seconds": round(wall, 2), "statements": compared,
+                                "per_s": round(compared / wall), "statements_with_diffs": st.get("queries_with_diffs"),
+                                "stats": st}
+
+        tmp = sandbox / "floor"
+        tmp.mkdir()
+        wall = floor(src, tgt, work, tmp)
+        result["floor"] = {"seconds": round(wall, 2), "statements": statements, "per_s": round(statements / wall)}
+
+        # Memory: the same workload 10 times over (sessions renumbered), replayed the same way.
+        big = sandbox / "x10.cwl"
+        with gzip.open(work, "rt") as f, gzip.open(big, "wt", compresslevel=1) as g:
+            header, lines = next(f), f.readlines()
+            g.write(header)
+            for k in range(10):
+                for line in lines:
+                    r = json.loads(line)
+                    r["session"] += (k + 1) << 48
+                    g.write(json.dumps(r) + "\n")
+        wall, rss, out, _, _ = timed([str(CUTOVER), "replay", str(big), "--target", dsn(tgt), "--baseline", dsn(src),
+                                      "--read-only", "--speed", "max", "--format", "json"])
+        result["cutover_x10"] = {"seconds": round(wall, 2), "peak_rss_mib": round(rss, 1),
+                                 "statements": json.loads(out)["replayed"]}
+
+        # Pace: a 4-session read-write capture replayed at its own speed.
+        _, rw = capture_run(src, sandbox, "rw", "oltp_read_write", 4, args.seconds, rate=200)
+        _, _, out, _, _ = timed([str(CUTOVER), "replay", str(rw), "--target", dsn(tgt), "--baseline", dsn(src),
+                                 "--speed", "1", "--format", "json"])
+        rep = json.loads(out)
+        result["speed_1"] = {"lag": rep["lag"], "elapsed_s": rep["elapsed_s"], "workload_s": rep["workload_s"],
+                             "statements": rep["replayed"]}
+    finally:
+        if args.keep:
+            print(f"sandbox kept: {CUTOVER} sandbox down --dir {sandbox}")
+        else:
+            subprocess.run([str(CUTOVER), "sandbox", "down", "--dir", str(sandbox)])
+            shutil.rmtree(sandbox, ignore_errors=True)
+
+    c, pt, fl = result["cutover"], result["pt-upgrade"], result["floor"]
+    checks = {
+        "same differing statements as pt-upgrade": c["statements_with_diffs"] == pt["statements_with_diffs"],
+        "cutover >= 8x pt-upgrade statements/s": c["per_s"] >= 8 * pt["per_s"],
+        "cutover within 1.3x of the floor": c["seconds"] <= 1.3 * fl["seconds"],
+        "x10 workload: peak RSS within 1.5x": result["cutover_x10"]["peak_rss_mib"] <= 1.5 * c["peak_rss_mib"],
+        "speed 1: scheduling lag p99 < 100 ms": result["speed_1"]["lag"]["p99_ms"] < 100,
+    }
+    result["checks"] = checks
+    print(json.dumps(result, indent=2))
+    out_dir = ROOT / "bench" / "out"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"replay-{datetime.now():%Y%m%d-%H%M%S}.json").write_text(json.dumps(result, indent=2) + "\n")
+    for k, ok in checks.items():
+        print(f"{'ok  ' if ok else 'MISS'} {k}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,420 @@
+//! A server's answer to one statement, summarised so that two answers can be compared in
+//! constant memory: the error (code, SQL state, message), the columns (name and type), the
+//! rows as a count and two 128-bit hashes (an order-independent sum of row hashes for the
+//! multiset, and a running hash for the sequence), the first rows for the report, affected
+//! rows, last insert id, warnings, latency.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use serde::Serialize;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
+
+/// Rows kept per answer for the report's side-by-side samples.
+pub const SAMPLE_ROWS: usize = 10;
+
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ServerErr {
+    pub code: u16,
+    pub state: String,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Answer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ServerErr>,
+    /// `name type` of each column of each result set.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    pub rows: u64,
+    #[serde(skip)]
+    pub multiset: u128,
+    #[serde(skip)]
+    pub sequence: u128,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample: Vec<Vec<Option<String>>>,
+    pub affected_rows: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_insert_id: Option<u64>,
+    pub warnings: u16,
+    #[serde(skip)]
+    pub latency: Duration,
+    /// The connection is gone (not a server error): the session cannot go on.
+    #[serde(skip)]
+    pub broken: bool,
+}
+
+/// Generated IDs seen on the other side, by this side's value (for result cells).
+pub type IdMap = HashMap<u64, u64>;
+
+/// Runs a statement in the text protocol and summarises the answer. `unmap` turns this
+/// side's generated IDs in result cells back into the baseline's, so rows that hold them
+/// stay comparable.
+pub async fn query(conn: &mut mysql_async::Conn, sql: &str, unmap: &IdMap) -> Answer {
+    let started = Instant::now();
+    let result = conn.query_iter(sql).await;
+    summarize(result, unmap, started).await
+}
+
+/// Executes a prepared statement (binary protocol) and summarises the answer.
+pub async fn execute(
+    conn: &mut mysql_async::Conn,
+    stmt: &mysql_async::Statement,
+    params: mysql_async::Params,
+    unmap: &IdMap,
+) -> Answer {
+    let started = Instant::now();
+    let result = conn.exec_iter(stmt, params).await;
+    summarize(result, unmap, started).await
+}
+
+async fn summarize<P: mysql_async::prelude::Protocol>(
+    result: mysql_async::Result<mysql_async::QueryResult<'_, 'static, P>>,
+    unmap: &IdMap,
+    started: Instant,
+) -> Answer {
+    let mut a = Answer::default();
+    let mut result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            a.latency = started.elapsed();
+            a.set_error(e);
+            return a;
+        }
+    };
+    let mut sequence = Sequence::default();
+    loop {
+        let cols = result.columns_ref().to_vec();
+        if cols.is_empty() {
+            a.affected_rows += result.affected_rows();
+            if let Some(id) = result.last_insert_id().filter(|id| *id != 0) {
+                a.last_insert_id = Some(id);
+            }
+            a.warnings = a.warnings.saturating_add(result.warnings());
+        } else {
+            for c in &cols {
+                a.columns
+                    .push(format!("{} {:?}", c.name_str(), c.column_type()));
+            }
+        }
+        loop {
+            match result.next().await {
+                Ok(Some(row)) => {
+                    let cells = row.unwrap();
+                    a.add_row(&cells, unmap, &mut sequence);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    a.set_error(e);
+                    a.latency = started.elapsed();
+                    return a;
+                }
+            }
+        }
+        if !cols.is_empty() {
+            a.warnings = a.warnings.saturating_add(result.warnings());
+        }
+        if result.is_empty() {
+            break;
+        }
+    }
+    a.sequence = sequence.0;
+    a.latency = started.elapsed();
+    a
+}
+
+#[derive(Default)]
+struct Sequence(u128);
+
+impl Answer {
+    pub fn set_error(&mut self, e: mysql_async::Error) {
+        match e {
+            mysql_async::Error::Server(s) => {
+                self.error = Some(ServerErr {
+                    code: s.code,
+                    state: s.state,
+                    message: s.message,
+                })
+            }
+            other => {
+                self.broken = true;
+                self.error = Some(ServerErr {
+                    code: 0,
+                    state: String::new(),
+                    message: format!("connection: {other}"),
+                })
+            }
+        }
+    }
+
+    fn add_row(&mut self, cells: &[mysql_async::Value], unmap: &IdMap, seq: &mut Sequence) {
+        let mut buf = Vec::with_capacity(64);
+        let mut text: Vec<Option<String>> = Vec::new();
+        let keep = self.sample.len() < SAMPLE_ROWS;
+        for v in cells {
+            match v {
+                mysql_async::Value::NULL => {
+                    buf.push(0);
+                    if keep {
+                        text.push(None);
+                    }
+                }
+                mysql_async::Value::Bytes(b) => {
+                    let mapped = if unmap.is_empty() {
+                        None
+                    } else {
+                        std::str::from_utf8(b)
+                            .ok()
+                            .and_then(|s| s.parse::<u64>().ok())
+                            .and_then(|n| unmap.get(&n))
+                            .map(|n| n.to_string())
+                    };
+                    let bytes = mapped.as_ref().map(|m| m.as_bytes()).unwrap_or(b);
+                    buf.push(1);
+                    buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+                    buf.extend_from_slice(bytes);
+                    if keep {
+                        text.push(Some(String::from_utf8_lossy(bytes).into_owned()));
+                    }
+                }
+                // The text protocol sends every value as bytes; other forms are rendered.
+                other => {
+                    let s = other.as_sql(true);
+                    buf.push(2);
+                    buf.extend_from_slice(&(s.len() as u64).to_le_bytes());
+                    buf.extend_from_slice(s.as_bytes());
+                    if keep {
+                        text.push(Some(s));
+                    }
+                }
+            }
+        }
+        let h = xxh3_128(&buf);
+        self.multiset = self.multiset.wrapping_add(h);
+        let mut chain = seq.0.to_le_bytes().to_vec();
+        chain.extend_from_slice(&h.to_le_bytes());
+        seq.0 = xxh3_128_with_seed(&chain, 7);
+        self.rows += 1;
+        if keep {
+            self.sample.push(text);
+        }
+    }
+
+    /// A short form for tables: `ERROR 1146 (42S02)`, `3 rows`, `OK, 2 affected`.
+    pub fn brief(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("ERROR {} ({}): {}", e.code, e.state, e.message);
+        }
+        if !self.columns.is_empty() {
+            let shown: Vec<String> = self
+                .sample
+                .iter()
+                .take(3)
+                .map(|r| {
+                    let cells: Vec<&str> =
+                        r.iter().map(|c| c.as_deref().unwrap_or("NULL")).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let more = if self.rows > 3 { ", …" } else { "" };
+            return match self.rows {
+                0 => "0 rows".to_string(),
+                1 => format!("1 row: {}", shown.join(", ")),
+                n => format!("{n} rows: {}{more}", shown.join(", ")),
+            };
+        }
+        let mut s = format!("OK, {} affected", self.affected_rows);
+        if let Some(id) = self.last_insert_id {
+            s.push_str(&format!(", id {id}"));
+        }
+        s
+    }
+}
+
+/// How two answers differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// One side failed, or both with different error codes.
+    Error,
+    /// Different rows (as a multiset, or as a sequence under ORDER BY).
+    Rows,
+    /// Column count, names or types.
+    Metadata,
+    AffectedRows,
+    LastInsertId,
+    Warnings,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Error => "error",
+            Kind::Rows => "rows",
+            Kind::Metadata => "metadata",
+            Kind::AffectedRows => "affected_rows",
+            Kind::LastInsertId => "last_insert_id",
+            Kind::Warnings => "warnings",
+        }
+    }
+}
+
+/// The ways `target` answers differently from `baseline`.
+pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
+    let mut kinds = Vec::new();
+    match (&baseline.error, &target.error) {
+        (Some(a), Some(b)) => {
+            if a.code != b.code {
+                kinds.push(Kind::Error);
+            }
+            return kinds;
+        }
+        (None, None) => {}
+        _ => {
+            kinds.push(Kind::Error);
+            return kinds;
+        }
+    }
+    if baseline.columns != target.columns {
+        kinds.push(Kind::Metadata);
+    }
+    let rows_differ = baseline.rows != target.rows
+        || baseline.multiset != target.multiset
+        || (ordered && baseline.sequence != target.sequence);
+    if rows_differ {
+        kinds.push(Kind::Rows);
+    }
+    if baseline.affected_rows != target.affected_rows {
+        kinds.push(Kind::AffectedRows);
+    }
+    if baseline.last_insert_id != target.last_insert_id {
+        kinds.push(Kind::LastInsertId);
+    }
+    if baseline.warnings != target.warnings {
+        kinds.push(Kind::Warnings);
+    }
+    kinds
+}
+
+/// The ways `target` differs from what the capture saw (no baseline): only what the
+/// workload holds is compared.
+pub fn compare_captured(captured: &cutover_workload::Response, target: &Answer) -> Vec<Kind> {
+    let mut kinds = Vec::new();
+    if let Some(e) = &captured.error {
+        if target.error.as_ref().map(|t| t.code) != Some(e.code) {
+            kinds.push(Kind::Error);
+        }
+        return kinds;
+    }
+    if target.error.is_some() {
+        // The capture saw this statement succeed only when it recorded an outcome.
+        if captured.rows.is_some() || captured.affected_rows.is_some() {
+            kinds.push(Kind::Error);
+        }
+        return kinds;
+    }
+    if let Some(n) = captured.rows {
+        if n != target.rows {
+            kinds.push(Kind::Rows);
+        }
+    }
+    if let Some(n) = captured.affected_rows {
+        if n != target.affected_rows {
+            kinds.push(Kind::AffectedRows);
+        }
+    }
+    if let (Some(a), Some(b)) = (captured.last_insert_id, target.last_insert_id) {
+        if a != b {
+            kinds.push(Kind::LastInsertId);
+        }
+    }
+    kinds
+}
+
+/// Rewrites the generated IDs a statement uses (number tokens only, never digits inside
+/// strings or names) from the captured or baseline values to this side's.
+pub fn map_ids(sql: &str, map: &IdMap) -> Option<String> {
+    if map.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut last = 0;
+    let mut changed = false;
+    for t in cutover_workload::tokenize(sql) {
+        if t.kind != cutover_workload::TokenKind::Number {
+            continue;
+        }
+        if let Some(to) = t.text(sql).parse::<u64>().ok().and_then(|n| map.get(&n)) {
+            out.push_str(&sql[last..t.start]);
+            out.push_str(&to.to_string());
+            last = t.end;
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&sql[last..]);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(v: &[&[&str]]) -> Answer {
+        let mut a = Answer::default();
+        a.columns.push("a Long".into());
+        let mut seq = Sequence::default();
+        for r in v {
+            let cells: Vec<mysql_async::Value> = r
+                .iter()
+                .map(|c| mysql_async::Value::Bytes(c.as_bytes().to_vec()))
+                .collect();
+            a.add_row(&cells, &IdMap::new(), &mut seq);
+        }
+        a.sequence = seq.0;
+        a
+    }
+
+    #[test]
+    fn multiset_unless_ordered() {
+        let x = rows(&[&["1"], &["2"], &["2"]]);
+        let y = rows(&[&["2"], &["1"], &["2"]]);
+        assert!(compare(&x, &y, false).is_empty());
+        assert_eq!(compare(&x, &y, true), vec![Kind::Rows]);
+        let z = rows(&[&["1"], &["1"], &["2"]]);
+        assert_eq!(compare(&x, &z, false), vec![Kind::Rows]);
+        // Cells are length-prefixed: ("1","23") is not ("12","3").
+        assert_eq!(
+            compare(&rows(&[&["1", "23"]]), &rows(&[&["12", "3"]]), false),
+            vec![Kind::Rows]
+        );
+    }
+
+    #[test]
+    fn errors_first() {
+        let ok = rows(&[&["1"]]);
+        let err = Answer {
+            error: Some(ServerErr {
+                code: 1146,
+                ..ServerErr::default()
+            }),
+            ..Answer::default()
+        };
+        assert_eq!(compare(&ok, &err, false), vec![Kind::Error]);
+        assert!(compare(&err, &err.clone(), false).is_empty());
+    }
+
+    #[test]
+    fn ids_are_mapped_in_numbers_only() {
+        let map: IdMap = [(5, 1005)].into_iter().collect();
+        assert_eq!(
+            map_ids("select '5', `c5`, 5, 55 from t where id=5", &map).as_deref(),
+            Some("select '5', `c5`, 1005, 55 from t where id=1005")
+        );
+        assert_eq!(map_ids("select 6", &map), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! The replay report as a document to share (Markdown, HTML): the verdict, the totals, the
+//! latency charts, then every class with differences, worst first, with both answers side
+//! by side; nondeterministic classes last.
+
+use cutover_report::{
+    Badge, Bars, Block, Cell, Compare, CompareRow, Document, Section, Table, Tone,
+};
+
+use crate::answer::Answer;
+use crate::report::{captured_brief, ClassReport, Report, Sample};
+
+/// Classes drawn in the latency charts.
+const CHARTED: usize = 15;
+
+pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
+    let mut d = Document::new("cutover replay");
+    d.badge = Some(if r.statements_with_diffs > 0 {
+        Badge::new("DIFFERENT", Tone::Bad)
+    } else if r.interrupted {
+        Badge::new("INTERRUPTED", Tone::Warn)
+    } else {
+        Badge::new("SAME ANSWERS", Tone::Ok)
+    });
+    d.summary.push(("Target".into(), Cell::code(target)));
+    if let Some(b) = baseline {
+        d.summary.push(("Baseline".into(), Cell::code(b)));
+    }
+    d.summary.push((
+        "Statements".into(),
+        Cell::text(format!(
+            "{} in the workload, {} replayed, {} skipped{}",
+            r.statements,
+            r.replayed,
+            r.skipped,
+            if r.read_only { " (--read-only)" } else { "" }
+        )),
+    ));
+    d.summary.push((
+        "Differences".into(),
+        Cell::text(format!(
+            "{} statements answered differently; {} more in nondeterministic classes",
+            r.statements_with_diffs, r.noise
+        ))
+        .with_tone(if r.statements_with_diffs > 0 {
+            Tone::Bad
+        } else {
+            Tone::Ok
+        }),
+    ));
+    d.summary.push((
+        "Pace".into(),
+        Cell::text(format!(
+            "speed {}, {} sessions, {:.1} s for a {:.1} s workload; scheduling lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            r.speed, r.sessions, r.elapsed_s, r.workload_s, r.lag.p50_ms, r.lag.p99_ms, r.lag.max_ms
+        )),
+    ));
+
+    let mut overview = Section::new("Classes");
+    let mut t = Table::new([
+        "class",
+        "count",
+        "diffs",
+        "kinds",
+        "skipped",
+        "target p50 ms",
+        "target p99 ms",
+        "ratio p99",
+    ])
+    .align_right([1, 2, 4, 5, 6, 7]);
+    for c in &r.classes {
+        let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        t.push(vec![
+            Cell::code(c.fingerprint.clone()),
+            Cell::text(c.count.to_string()),
+            Cell::text(c.diffs.to_string()).with_tone(if c.diffs > 0 {
+                Tone::Bad
+            } else {
+                Tone::Ok
+            }),
+            Cell::text(kinds.join(", ")),
+            Cell::text(c.skipped.to_string()),
+            Cell::text(format!("{:.3}", c.latency_ms.target.p50)),
+            Cell::text(format!("{:.3}", c.latency_ms.target.p99)),
+            Cell::text(
+                c.latency_ms
+                    .ratio_p99
+                    .map(|x| format!("{x:.2}"))
+                    .unwrap_or_default(),
+            ),
+        ]);
+    }
+    overview.push(Block::Table(t));
+    d.sections.push(overview);
+
+    let charted: Vec<&ClassReport> = r
+        .classes
+        .iter()
+        .filter(|c| c.latency_ms.baseline.is_some() && c.count > 0)
+        .take(CHARTED)
+        .collect();
+    if !charted.is_empty() {
+        let mut s = Section::new("Latency, baseline vs target");
+        for (q, name) in [(0, "p50"), (1, "p99")] {
+            s.push(Block::Bars(Bars {
+                unit: format!("{name} latency (ms)"),
+                left: "baseline".into(),
+                right: "target".into(),
+                rows: charted
+                    .iter()
+                    .map(|c| {
+                        let b = c.latency_ms.baseline.clone().unwrap_or_default();
+                        let t = &c.latency_ms.target;
+                        let (bv, tv) = if q == 0 {
+                            (b.p50, t.p50)
+                        } else {
+                            (b.p99, t.p99)
+                        };
+                        (short(&c.fingerprint, 80), bv, tv)
+                    })
+                    .collect(),
+            }));
+        }
+        d.sections.push(s);
+    }
+
+    for c in r.classes.iter().filter(|c| c.diffs > 0) {
+        let mut s = Section::new(short(&c.fingerprint, 120)).with_badge(Badge::new(
+            format!("{} of {} differ", c.diffs, c.count),
+            Tone::Bad,
+        ));
+        s.push(Block::Code(c.fingerprint.clone()));
+        if c.after_skipped_write > 0 {
+            s.push(Block::Paragraph(format!(
+                "{} of these followed a write skipped by --read-only in the same transaction.",
+                c.after_skipped_write
+            )));
+        }
+        for sample in &c.samples {
+            sample_blocks(&mut s, sample);
+        }
+        d.sections.push(s);
+    }
+    let noisy: Vec<&ClassReport> = r.classes.iter().filter(|c| c.noise > 0).collect();
+    if !noisy.is_empty() {
+        let mut s = Section::new("Nondeterministic statements (not counted as differences)");
+        let mut t = Table::new(["class", "why", "differ", "count"]).align_right([2, 3]);
+        for c in noisy {
+            t.push(vec![
+                Cell::code(c.fingerprint.clone()),
+                Cell::text(c.nondeterministic.clone().unwrap_or_default()),
+                Cell::text(c.noise.to_string()),
+                Cell::text(c.count.to_string()),
+            ]);
+        }
+        s.push(Block::Table(t));
+        d.sections.push(s);
+    }
+    if !r.session_errors.is_empty() {
+        let mut s =
+            Section::new("Sessions that stopped").with_badge(Badge::new("WARNING", Tone::Warn));
+        s.push(Block::Code(r.session_errors.join("\n")));
+        d.sections.push(s);
+    }
+    d
+}
+
+fn sample_blocks(s: &mut Section, sample: &Sample) {
+    let kinds: Vec<&str> = sample.kinds.iter().map(|k| k.name()).collect();
+    s.push(Block::Heading(format!(
+        "session {}: {}{}",
+        sample.session,
+        kinds.join(", "),
+        if sample.after_skipped_write {
+            " (after a skipped write)"
+        } else {
+            ""
+        }
+    )));
+    s.push(Block::Code(sample.sql.clone()));
+    let left = match (&sample.baseline, &sample.captured) {
+        (Some(b), _) => Some(b.clone()),
+        _ => None,
+    };
+    let mut rows = vec![CompareRow {
+        labels: vec![Cell::text("answer")],
+        left: Cell::text(
+            left.as_ref()
+                .map(Answer::brief)
+                .or_else(|| sample.captured.as_ref().map(captured_brief))
+                .unwrap_or_default(),
+        ),
+        right: Cell::text(sample.target.brief()).with_tone(Tone::Bad),
+    }];
+    if let Some(b) = &left {
+        let t = &sample.target;
+        if b.columns != t.columns {
+            rows.push(CompareRow {
+                labels: vec![Cell::text("columns")],
+                left: Cell::code(b.columns.join(", ")),
+                right: Cell::code(t.columns.join(", ")).with_tone(Tone::Bad),
+            });
+        }
+        let n = b.sample.len().max(t.sample.len());
+        for i in 0..n {
+            let show = |a: &Answer| {
+                a.sample
+                    .get(i)
+                    .map(|r| {
+                        r.iter()
+                            .map(|c| c.clone().unwrap_or_else(|| "NULL".into()))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    })
+                    .unwrap_or_default()
+            };
+            let (l, rr) = (show(b), show(t));
+            let cell = Cell::code(rr.clone());
+            rows.push(CompareRow {
+                labels: vec![Cell::text(format!("row {}", i + 1))],
+                left: Cell::code(l.clone()),
+                right: if l != rr {
+                    cell.with_tone(Tone::Bad)
+                } else {
+                    cell
+                },
+            });
+        }
+        if b.warnings != t.warnings {
+            rows.push(CompareRow {
+                labels: vec![Cell::text("warnings")],
+                left: Cell::text(b.warnings.to_string()),
+                right: Cell::text(t.warnings.to_string()).with_tone(Tone::Bad),
+            });
+        }
+    }
+    s.push(Block::Compare(Compare {
+        labels: vec!["".into()],
+        left: if sample.baseline.is_some() {
+            "baseline".into()
+        } else {
+            "captured".into()
+        },
+        right: "target".into(),
+        rows,
+    }));
+}
+
+fn short(s: &str, max: usize) -> String {
+    if s.chars().count() > max {
+        let mut t: String = s.chars().take(max).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}

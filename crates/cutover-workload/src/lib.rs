@@ -1,0 +1,460 @@
+//! The workload file: what a capture saw, in the order it saw it, for `cutover replay`.
+//!
+//! # Format (version 1)
+//!
+//! A workload file is gzip-compressed UTF-8 text, one JSON object per line, so it streams:
+//! a writer appends record after record, a reader holds one record at a time, and
+//! `zcat FILE | head` shows it to a human.
+//!
+//! The first line is the header:
+//! `{"format":"cutover-workload","version":1,"source":"general-log","input":"…","created_by":"cutover 0.1.0"}`.
+//! A reader refuses another `format` and any `version` newer than it knows.
+//!
+//! Every other line is a [`Record`]: one command of one session, e.g.
+//! `{"session":12,"ts_us":1732708201000000,"db":"shop","user":"app","cmd":"query","sql":"SELECT 1","response":{"rows":1,"latency_us":120}}`.
+//! - `session`: the session (connection) the command ran on; ids are unique in the file (a
+//!   capture that sees the server restart gives the new sessions new ids).
+//! - `ts_us`: when the command started, microseconds since the Unix epoch (UTC). Records of
+//!   one session are in order; records of different sessions are interleaved about by time.
+//! - `db`, `user`: the session's default database and user when the command ran, when known.
+//! - `cmd` and its fields: [`Command`] (`connect`, `query`, `prepare`, `execute`, `close`,
+//!   `init_db`, `change_user`, `reset`, `quit`).
+//! - `response`: what the capture saw the server answer ([`Response`]); every field is
+//!   optional because every capture source sees a different part (a slow log: row counts and
+//!   latency; a protocol capture: everything).
+//!
+//! Fields added later are optional, so version 1 readers keep reading newer minor additions;
+//! a change that old readers would misread bumps `version`.
+
+pub mod fingerprint;
+mod stats;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use fingerprint::{fingerprint, tokenize, Token, TokenKind};
+pub use stats::{Filter, Stats};
+
+/// The format name in the header.
+pub const FORMAT: &str = "cutover-workload";
+/// The newest version this crate reads and the one it writes.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkloadError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a cutover workload file ({why})")]
+    NotWorkload { path: PathBuf, why: String },
+    #[error("{path}: workload version {version} is newer than this cutover reads ({VERSION})")]
+    TooNew { path: PathBuf, version: u32 },
+    #[error("{path}:{line}: bad record: {why}")]
+    BadRecord {
+        path: PathBuf,
+        line: u64,
+        why: String,
+    },
+}
+
+/// The first line of a workload file.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    /// What was captured: `general-log`, `slow-log`, `filter` (a cut of another workload).
+    pub source: String,
+    /// The captured file, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+impl Header {
+    pub fn new(source: &str, input: Option<String>) -> Header {
+        Header {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            source: source.to_string(),
+            input,
+            created_by: Some(format!("cutover {}", env!("CARGO_PKG_VERSION"))),
+        }
+    }
+}
+
+/// One command of one session.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub session: u64,
+    pub ts_us: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(flatten)]
+    pub command: Command,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<Response>,
+}
+
+/// What a session asked the server.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    /// The session opened (as the record's `user`, into its `db`).
+    Connect,
+    /// A statement in the text protocol.
+    Query { sql: String },
+    /// `COM_STMT_PREPARE`: `stmt` is the id later commands use.
+    Prepare { stmt: u32, sql: String },
+    /// `COM_STMT_EXECUTE` with its parameters (JSON: null, numbers, strings).
+    Execute {
+        stmt: u32,
+        #[serde(default)]
+        params: Vec<serde_json::Value>,
+    },
+    /// `COM_STMT_CLOSE`.
+    Close { stmt: u32 },
+    /// `COM_INIT_DB`: the default database changes.
+    InitDb { db: String },
+    /// `COM_CHANGE_USER` (to the record's `user` and `db`).
+    ChangeUser,
+    /// `COM_RESET_CONNECTION`.
+    Reset,
+    /// The session closed.
+    Quit,
+}
+
+impl Command {
+    /// The command's name as written in the file.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Connect => "connect",
+            Command::Query { .. } => "query",
+            Command::Prepare { .. } => "prepare",
+            Command::Execute { .. } => "execute",
+            Command::Close { .. } => "close",
+            Command::InitDb { .. } => "init_db",
+            Command::ChangeUser => "change_user",
+            Command::Reset => "reset",
+            Command::Quit => "quit",
+        }
+    }
+
+    /// The statement text of a query or prepare.
+    pub fn sql(&self) -> Option<&str> {
+        match self {
+            Command::Query { sql } | Command::Prepare { sql, .. } => Some(sql),
+            _ => None,
+        }
+    }
+}
+
+/// What the server answered, as far as the capture saw it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    /// Set when the command failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected_rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_insert_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_flags: Option<u16>,
+    /// The result set's columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<ColumnDef>>,
+    /// Rows sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// A hash of the rows (hex), as the replayer computes it (`cutover_replay`'s answer hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_hash: Option<String>,
+    /// How long the server took, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ErrorInfo {
+    pub code: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ColumnDef {
+    pub name: String,
+    /// The protocol's column type, e.g. `MYSQL_TYPE_LONG`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charset: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decimals: Option<u8>,
+}
+
+/// Writes a workload file record by record.
+pub struct Writer {
+    path: PathBuf,
+    out: flate2::write::GzEncoder<BufWriter<File>>,
+    records: u64,
+}
+
+impl Writer {
+    pub fn create(path: &Path, header: &Header) -> Result<Writer, WorkloadError> {
+        let io = |source| WorkloadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let f = File::create(path).map_err(io)?;
+        let mut w = Writer {
+            path: path.to_path_buf(),
+            out: flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::fast()),
+            records: 0,
+        };
+        w.line(&serde_json::to_string(header).unwrap_or_default())?;
+        Ok(w)
+    }
+
+    fn line(&mut self, s: &str) -> Result<(), WorkloadError> {
+        self.out
+            .write_all(s.as_bytes())
+            .and_then(|_| self.out.write_all(b"\n"))
+            .map_err(|source| WorkloadError::Io {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    pub fn write(&mut self, r: &Record) -> Result<(), WorkloadError> {
+        let s = serde_json::to_string(r).map_err(|e| WorkloadError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        self.records += 1;
+        self.line(&s)
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Completes the compressed stream; a file not finished is truncated for readers.
+    pub fn finish(self) -> Result<u64, WorkloadError> {
+        let path = self.path;
+        let records = self.records;
+        let mut inner = self.out.finish().map_err(|source| WorkloadError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        inner
+            .flush()
+            .map_err(|source| WorkloadError::Io { path, source })?;
+        Ok(records)
+    }
+}
+
+/// Reads a workload file record by record (an iterator of records).
+pub struct Reader {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<flate2::read::MultiGzDecoder<BufReader<File>>>>,
+    line: u64,
+    pub header: Header,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Reader, WorkloadError> {
+        let f = File::open(path).map_err(|source| WorkloadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let not = |why: String| WorkloadError::NotWorkload {
+            path: path.to_path_buf(),
+            why,
+        };
+        let mut lines = BufReader::with_capacity(
+            1 << 16,
+            flate2::read::MultiGzDecoder::new(BufReader::new(f)),
+        )
+        .lines();
+        let first = match lines.next() {
+            Some(Ok(l)) => l,
+            Some(Err(e)) => return Err(not(format!("cannot decompress: {e}"))),
+            None => return Err(not("empty".into())),
+        };
+        let header: Header =
+            serde_json::from_str(&first).map_err(|_| not("no workload header".into()))?;
+        if header.format != FORMAT {
+            return Err(not(format!("format is {:?}", header.format)));
+        }
+        if header.version > VERSION {
+            return Err(WorkloadError::TooNew {
+                path: path.to_path_buf(),
+                version: header.version,
+            });
+        }
+        Ok(Reader {
+            path: path.to_path_buf(),
+            lines,
+            line: 1,
+            header,
+        })
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<Record, WorkloadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let l = self.lines.next()?;
+            self.line += 1;
+            let l = match l {
+                Ok(l) => l,
+                Err(e) => {
+                    return Some(Err(WorkloadError::BadRecord {
+                        path: self.path.clone(),
+                        line: self.line,
+                        why: format!("cannot read (truncated file?): {e}"),
+                    }))
+                }
+            };
+            if l.trim().is_empty() {
+                continue;
+            }
+            return Some(
+                serde_json::from_str(&l).map_err(|e| WorkloadError::BadRecord {
+                    path: self.path.clone(),
+                    line: self.line,
+                    why: e.to_string(),
+                }),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Record> {
+        vec![
+            Record {
+                session: 1,
+                ts_us: 10,
+                db: Some("shop".into()),
+                user: Some("app".into()),
+                command: Command::Connect,
+                response: None,
+            },
+            Record {
+                session: 1,
+                ts_us: 20,
+                db: Some("shop".into()),
+                user: None,
+                command: Command::Query {
+                    sql: "SELECT 'a\nb'".into(),
+                },
+                response: Some(Response {
+                    rows: Some(1),
+                    latency_us: Some(5),
+                    error: Some(ErrorInfo {
+                        code: 1146,
+                        state: Some("42S02".into()),
+                        message: None,
+                    }),
+                    ..Response::default()
+                }),
+            },
+            Record {
+                session: 2,
+                ts_us: 30,
+                db: None,
+                user: None,
+                command: Command::Execute {
+                    stmt: 3,
+                    params: vec![serde_json::json!(1), serde_json::Value::Null],
+                },
+                response: None,
+            },
+            Record {
+                session: 2,
+                ts_us: 40,
+                db: None,
+                user: None,
+                command: Command::Quit,
+                response: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.cwl");
+        let mut w = Writer::create(&p, &Header::new("general-log", Some("x.log".into()))).unwrap();
+        for r in sample() {
+            w.write(&r).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), 4);
+        let r = Reader::open(&p).unwrap();
+        assert_eq!(r.header.source, "general-log");
+        let back: Vec<Record> = r.map(|x| x.unwrap()).collect();
+        assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn refuses_other_files_and_newer_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("plain.txt");
+        std::fs::write(&p, "hello").unwrap();
+        assert!(matches!(
+            Reader::open(&p),
+            Err(WorkloadError::NotWorkload { .. })
+        ));
+        let p = dir.path().join("new.cwl");
+        let mut h = Header::new("general-log", None);
+        h.version = 99;
+        Writer::create(&p, &h).unwrap().finish().unwrap();
+        assert!(matches!(
+            Reader::open(&p),
+            Err(WorkloadError::TooNew { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bad_line_is_an_error_with_its_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.cwl");
+        let f = File::create(&p).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        writeln!(
+            gz,
+            "{}",
+            serde_json::to_string(&Header::new("x", None)).unwrap()
+        )
+        .unwrap();
+        writeln!(gz, "{{\"session\":1,\"ts_us\":1,\"cmd\":\"quit\"}}").unwrap();
+        writeln!(gz, "{{\"session\":1,\"cmd\":\"nope\"}}").unwrap();
+        gz.finish().unwrap();
+        let items: Vec<_> = Reader::open(&p).unwrap().collect();
+        assert!(items[0].is_ok());
+        let e = items[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains(":3: bad record"), "{e}");
+    }
+}

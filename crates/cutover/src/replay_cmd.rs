@@ -1,0 +1,104 @@
+//! `cutover replay`: a workload against a target (and a baseline), every answer compared.
+//!
+//! Without `--read-only` the replay writes to the target and the baseline; it says so on
+//! stderr before it starts (they must be disposable copies). With it, only statements that
+//! cannot change data are sent, on `READ ONLY` sessions.
+
+use std::io::Write;
+
+use anyhow::{anyhow, Context, Result};
+use cutover_core::{Db, Role, SessionOptions};
+use cutover_replay::{ReplayOptions, Speed};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Format, ReplayArgs};
+use crate::diff_cmd::spawn_ctrl_c;
+
+pub async fn run(args: ReplayArgs) -> Result<u8> {
+    // Everything the user typed is checked before any connection is made.
+    let speed = Speed::parse(&args.speed).map_err(|e| anyhow!("--speed: {e}"))?;
+    let lanes = match args.sessions.as_str() {
+        "preserve" => None,
+        n => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(anyhow!(
+                    "--sessions: {n:?} is neither `preserve` nor a number of connections above 0"
+                ))
+            }
+        },
+    };
+    let reader = cutover_workload::Reader::open(&args.workload)?;
+    let target_ep = crate::endpoints::resolve(
+        Role::Target,
+        Some(&args.target),
+        None,
+        args.target_password_file.clone(),
+    )?;
+    let baseline_ep = match &args.baseline {
+        Some(b) => Some(crate::endpoints::resolve(
+            Role::Baseline,
+            Some(b),
+            None,
+            args.baseline_password_file.clone(),
+        )?),
+        None => None,
+    };
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output directory {}", dir.display()))?;
+    }
+    if !args.read_only {
+        eprintln!(
+            "cutover: replaying every statement, writes included, on the target{}: they must be disposable copies (--read-only sends only reads)",
+            if baseline_ep.is_some() { " and the baseline" } else { "" }
+        );
+    }
+
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    let session = SessionOptions {
+        read_only: args.read_only,
+        query_timeout: None,
+        max_connections: 1,
+    };
+    let target = Db::connect(&target_ep, Role::Target, session.clone(), cancel.clone()).await?;
+    let baseline = match &baseline_ep {
+        Some(b) => Some(Db::connect(b, Role::Baseline, session, cancel.clone()).await?),
+        None => None,
+    };
+    let opts = ReplayOptions {
+        read_only: args.read_only,
+        speed,
+        lanes,
+    };
+    let report = cutover_replay::run(reader, target, baseline, opts, cancel)
+        .await
+        .context("replay")?;
+
+    if let Some(dir) = &args.out {
+        let doc = cutover_replay::report_doc::document(
+            &report,
+            &target_ep.redacted(),
+            baseline_ep.as_ref().map(|b| b.redacted()).as_deref(),
+        );
+        let json = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
+        for (name, text) in [
+            ("replay.json", json),
+            ("replay.md", doc.markdown()),
+            ("replay.html", doc.html()),
+        ] {
+            let path = dir.join(name);
+            if std::fs::write(&path, text).is_err() {
+                eprintln!("cutover: warning: cannot write {}", path.display());
+            }
+        }
+    }
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+        Format::Human => cutover_replay::human(&report),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    Ok(report.exit_code())
+}

@@ -1,0 +1,663 @@
+//! `cutover capture`, `cutover workload` and `cutover replay` on a sandbox pair of their own,
+//! whose source writes its general log and its slow log (every statement). Sessions run on
+//! the source, the logs are captured, the source is put back as it was before the sessions
+//! (so it is a baseline), and the replay against the target, which holds known differences,
+//! must report exactly the statements that touch them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use cutover_sandbox::{Sandbox, Settings};
+use mysql_async::prelude::Queryable;
+
+use crate::harness::{cutover, run, wait_for, Run};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// The replay tests' own sandbox: both logs on, every statement in the slow log.
+fn sandbox() -> &'static Sandbox {
+    static SB: OnceLock<Sandbox> = OnceLock::new();
+    SB.get_or_init(|| {
+        let sb = Sandbox::start_owned(&Settings::default()).unwrap_or_else(|e| panic!("{e}"));
+        let dir = sb.dir.display();
+        sb.source
+            .sql(&format!(
+                "SET GLOBAL log_output = 'FILE'; \
+                 SET GLOBAL general_log_file = '{dir}/general.log'; SET GLOBAL general_log = ON; \
+                 SET GLOBAL slow_query_log_file = '{dir}/slow.log'; SET GLOBAL long_query_time = 0; \
+                 SET GLOBAL slow_query_log = ON"
+            ))
+            .unwrap_or_else(|e| panic!("{e}"));
+        sb
+    })
+}
+
+fn dsn(source: bool) -> String {
+    let sb = sandbox();
+    if source {
+        sb.source.dsn(None)
+    } else {
+        sb.target.dsn(None)
+    }
+}
+
+/// A session of the captured workload: a connection to the source in `db`.
+async fn session(db: &str) -> mysql_async::Conn {
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sandbox().source.port)
+        .user(Some("root"))
+        .db_name(Some(db))
+        .prefer_socket(false);
+    mysql_async::Conn::new(opts).await.expect("session")
+}
+
+/// Statements on one side, through the client (not captured into `db`: no `USE`).
+fn sql(source: bool, text: &str) {
+    let sb = sandbox();
+    let s = if source { &sb.source } else { &sb.target };
+    s.sql(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+}
+
+/// Waits until both logs hold `marker`, then captures both into workload files cut to `db`.
+async fn capture(db: &str, marker: &str, dir: &Path) -> (PathBuf, PathBuf) {
+    let logs = sandbox().dir.clone();
+    for name in ["general.log", "slow.log"] {
+        let p = logs.join(name);
+        wait_for(&format!("{marker} in {name}"), DEADLINE, || {
+            let p = p.clone();
+            async move {
+                std::fs::read_to_string(&p)
+                    .map(|s| s.contains(marker))
+                    .unwrap_or(false)
+            }
+        })
+        .await;
+    }
+    let mut out = Vec::new();
+    for (kind, name) in [("general-log", "general.log"), ("slow-log", "slow.log")] {
+        let all = dir.join(format!("{kind}-all.cwl"));
+        let r = run(cutover()
+            .args(["capture", "--from", kind, "--input"])
+            .arg(logs.join(name))
+            .arg("--out")
+            .arg(&all));
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let cut = dir.join(format!("{kind}.cwl"));
+        let r = run(cutover()
+            .args(["workload", "filter"])
+            .arg(&all)
+            .arg("--out")
+            .arg(&cut)
+            .args(["--database", db]));
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        out.push(cut);
+    }
+    (out.remove(0), out.remove(0))
+}
+
+fn replay(workload: &Path, extra: &[&str]) -> Run {
+    run(cutover()
+        .arg("replay")
+        .arg(workload)
+        .args(["--target", &dsn(false), "--baseline", &dsn(true)])
+        .args(if extra.contains(&"--speed") {
+            &[][..]
+        } else {
+            &["--speed", "max"][..]
+        })
+        .args(["--format", "json"])
+        .args(extra))
+}
+
+/// The statements reported as different (from the samples: at most 3 per class).
+fn differing(r: &Run) -> BTreeSet<String> {
+    let v = r.json();
+    let mut out = BTreeSet::new();
+    for c in v["classes"].as_array().expect("classes") {
+        if c["diffs"].as_u64().unwrap_or(0) == 0 {
+            continue;
+        }
+        for s in c["samples"].as_array().expect("samples") {
+            out.insert(s["sql"].as_str().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Table `db.t` (100 rows) on both sides; the target differs in row 7 (value) and row 50
+/// (missing); `db.only_source` exists on the source only.
+fn setup_rows(db: &str) {
+    let common = format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+         CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO {db}.t SELECT seq, seq * 10 FROM {db}.seq_1_to_100"
+    );
+    sql(true, &format!("{common}; CREATE TABLE {db}.only_source (a INT); INSERT INTO {db}.only_source VALUES (1)"));
+    sql(
+        false,
+        &format!(
+            "{common}; UPDATE {db}.t SET v = -1 WHERE id = 7; DELETE FROM {db}.t WHERE id = 50"
+        ),
+    );
+}
+
+#[tokio::test]
+async fn replay_reports_exactly_the_statements_touching_the_differing_rows() {
+    let db = "rp_rows";
+    setup_rows(db);
+    // Two sessions at once: one reads, one changes data in a transaction.
+    let mut a = session(db).await;
+    let mut b = session(db).await;
+    b.query_drop("BEGIN").await.unwrap();
+    b.query_drop("UPDATE t SET v = v + 1 WHERE id = 10")
+        .await
+        .unwrap();
+    for q in [
+        "SELECT v FROM t WHERE id = 7",
+        "SELECT v FROM t WHERE id = 8",
+        "SELECT COUNT(*) FROM t",
+        "SELECT id FROM t WHERE id BETWEEN 1 AND 5",
+        "SELECT id, v FROM t ORDER BY id LIMIT 3",
+        "SET @x = 5",
+        "SELECT @x",
+        "SELECT RAND() AS r",
+    ] {
+        a.query_drop(q).await.unwrap();
+    }
+    assert!(a.query_drop("SELECT * FROM only_source").await.is_ok());
+    b.query_drop("SELECT v FROM t WHERE id = 10").await.unwrap();
+    b.query_drop("SELECT v + 0 FROM t WHERE id = 7")
+        .await
+        .unwrap();
+    b.query_drop("COMMIT").await.unwrap();
+    b.query_drop("UPDATE t SET v = 0 WHERE id = 50")
+        .await
+        .unwrap();
+    a.query_drop("SELECT 'end of rp_rows'").await.unwrap();
+    let _ = a.disconnect().await;
+    let _ = b.disconnect().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (general, slow) = capture(db, "end of rp_rows", dir.path()).await;
+
+    // The workload holds both sessions, whole.
+    let r = run(cutover()
+        .args(["workload", "stats", "--format", "json"])
+        .arg(&general));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let stats = r.json();
+    assert!(stats["sessions"].as_u64().unwrap() >= 2, "{stats}");
+    // 16 statements and the driver's `SELECT @@max_allowed_packet, …` of each session.
+    assert_eq!(stats["commands"]["query"], 18, "{stats}");
+
+    for workload in [&general, &slow] {
+        // Read-only: the writes are dropped, the reads compared.
+        setup_rows(db);
+        let r = replay(workload, &["--read-only"]);
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(
+            differing(&r),
+            set(&[
+                "SELECT v FROM t WHERE id = 7",
+                "SELECT v + 0 FROM t WHERE id = 7",
+                "SELECT COUNT(*) FROM t",
+                "SELECT * FROM only_source"
+            ]),
+            "{workload:?}: {}",
+            r.stdout
+        );
+        let v = r.json();
+        assert_eq!(v["statements_with_diffs"], 4, "{}", r.stdout);
+        assert_eq!(v["skipped"], 2, "the two UPDATEs: {}", r.stdout);
+        assert!(v["noise"].as_u64().unwrap() >= 1, "RAND(): {}", r.stdout);
+        // The differing read after the dropped UPDATE in the same transaction is marked.
+        let marked: Vec<&str> = v["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["after_skipped_write"].as_u64().unwrap_or(0) > 0)
+            .filter_map(|c| c["fingerprint"].as_str())
+            .collect();
+        assert_eq!(marked, ["select v + ? from t where id = ?"], "{}", r.stdout);
+        let kinds = |fp: &str| {
+            v["classes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["fingerprint"] == fp)
+                .map(|c| c["kinds"].clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(kinds("select * from only_source")["error"], 1);
+        assert_eq!(kinds("select count(*) from t")["rows"], 1);
+
+        // Read-write, from the same starting point: the UPDATE of the missing row differs
+        // in affected rows as well.
+        setup_rows(db);
+        let r = replay(workload, &[]);
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("disposable"), "{}", r.stderr);
+        assert_eq!(
+            differing(&r),
+            set(&[
+                "SELECT v FROM t WHERE id = 7",
+                "SELECT v + 0 FROM t WHERE id = 7",
+                "SELECT COUNT(*) FROM t",
+                "SELECT * FROM only_source",
+                "UPDATE t SET v = 0 WHERE id = 50",
+            ]),
+            "{workload:?}: {}",
+            r.stdout
+        );
+        assert_eq!(r.json()["skipped"], 0);
+    }
+
+    // Without a baseline, the slow log's row counts are the reference: row 50 is not there.
+    setup_rows(db);
+    let r = run(cutover().arg("replay").arg(&slow).args([
+        "--target",
+        &dsn(false),
+        "--read-only",
+        "--speed",
+        "max",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["compared_with"], "capture");
+    assert!(
+        differing(&r).contains("SELECT * FROM only_source"),
+        "{}",
+        r.stdout
+    );
+
+    // The shareable report.
+    let out = dir.path().join("report");
+    setup_rows(db);
+    let r = replay(&general, &["--read-only", "--out", out.to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    let html = std::fs::read_to_string(out.join("replay.html")).unwrap();
+    assert!(html.contains("select count(*) from t") && html.contains("class=\"bars\""));
+    assert!(out.join("replay.json").exists() && out.join("replay.md").exists());
+}
+
+#[tokio::test]
+async fn rows_are_a_multiset_unless_a_full_order_by_makes_order_part_of_the_answer() {
+    let db = "rp_order";
+    // The same rows, ordered differently by the collations (as MySQL 8 vs TiDB do).
+    let make = |collation: &str| {
+        format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+             CREATE TABLE {db}.n (id INT PRIMARY KEY, name VARCHAR(10) COLLATE {collation}); \
+             INSERT INTO {db}.n VALUES (1, 'a'), (2, 'B'), (3, 'c')"
+        )
+    };
+    sql(true, &make("utf8mb4_general_ci"));
+    sql(false, &make("utf8mb4_bin"));
+    let mut a = session(db).await;
+    for q in [
+        "SELECT name FROM n ORDER BY name",
+        "SELECT name FROM n",
+        "SELECT name FROM n ORDER BY id",
+        "SELECT 'end of rp_order'",
+    ] {
+        a.query_drop(q).await.unwrap();
+    }
+    let _ = a.disconnect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (general, _) = capture(db, "end of rp_order", dir.path()).await;
+    let r = replay(&general, &["--read-only"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        differing(&r),
+        set(&["SELECT name FROM n ORDER BY name"]),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn generated_ids_are_mapped_per_session() {
+    let db = "rp_ids";
+    let make = |start: u32| {
+        format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+             CREATE TABLE {db}.o (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)) AUTO_INCREMENT = {start}"
+        )
+    };
+    sql(true, &make(1));
+    sql(false, &make(1000));
+    let mut a = session(db).await;
+    a.query_drop("INSERT INTO o (v) VALUES ('x')")
+        .await
+        .unwrap();
+    let id = a.last_insert_id().expect("an id");
+    for q in [
+        format!("UPDATE o SET v = 'y' WHERE id = {id}"),
+        format!("SELECT id, v FROM o WHERE id = {id}"),
+        "SELECT 'end of rp_ids'".to_string(),
+    ] {
+        a.query_drop(q).await.unwrap();
+    }
+    let _ = a.disconnect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (general, _) = capture(db, "end of rp_ids", dir.path()).await;
+    sql(true, &make(1));
+    sql(false, &make(1000));
+    let r = replay(&general, &[]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // Only the INSERT differs (its generated ID); the UPDATE and SELECT that use the ID run
+    // with each side's own and agree.
+    assert_eq!(
+        differing(&r),
+        set(&["INSERT INTO o (v) VALUES ('x')"]),
+        "{}",
+        r.stdout
+    );
+    let v = r.json();
+    let insert = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["diffs"] == 1)
+        .unwrap();
+    assert_eq!(insert["kinds"]["last_insert_id"], 1, "{insert}");
+    assert_eq!(insert["samples"][0]["target"]["last_insert_id"], 1000);
+}
+
+#[tokio::test]
+async fn a_syntax_only_the_baseline_accepts_is_an_error_difference() {
+    // A sandbox of its own: the target's global sql_mode makes "…" an identifier.
+    let sb = Sandbox::start_owned(&Settings::default()).unwrap();
+    sb.target
+        .sql("SET GLOBAL sql_mode = CONCAT(@@sql_mode, ',ANSI_QUOTES')")
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("general.log");
+    std::fs::write(
+        &log,
+        "2024-01-31T10:00:00.000100Z\t    5 Connect\troot@localhost on  using TCP/IP\n\
+         2024-01-31T10:00:00.000200Z\t    5 Query\tSELECT \"a\" AS x\n\
+         2024-01-31T10:00:00.000300Z\t    5 Query\tSELECT 'a' AS x\n\
+         2024-01-31T10:00:00.000400Z\t    5 Quit\t\n",
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cutover()
+        .arg("replay")
+        .arg(&w)
+        .args([
+            "--target",
+            &sb.target.dsn(None),
+            "--baseline",
+            &sb.source.dsn(None),
+        ])
+        .args(["--read-only", "--format", "json"]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(differing(&r), set(&["SELECT \"a\" AS x"]), "{}", r.stdout);
+    let v = r.json();
+    let s = &v["classes"][0]["samples"][0];
+    assert_eq!(s["kinds"][0], "error");
+    assert_eq!(s["target"]["error"]["code"], 1054, "{s}");
+}
+
+#[tokio::test]
+async fn bad_input_gives_one_clean_error_and_garbled_logs_give_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let not = dir.path().join("not-a-workload");
+    std::fs::write(&not, "hello").unwrap();
+    run(cutover()
+        .arg("replay")
+        .arg(&not)
+        .args(["--target", "mysql://root@127.0.0.1:1"]))
+    .assert_clean_error("not a cutover workload");
+    run(cutover().args([
+        "replay",
+        "/nonexistent.cwl",
+        "--target",
+        "mysql://root@127.0.0.1:1",
+        "--speed",
+        "fast",
+    ]))
+    .assert_clean_error("--speed");
+    run(cutover().args([
+        "capture",
+        "--from",
+        "slow-log",
+        "--input",
+        "/nonexistent.log",
+        "--out",
+        "/tmp/x.cwl",
+    ]))
+    .assert_clean_error("cannot read");
+
+    let log = dir.path().join("slow.log");
+    std::fs::write(
+        &log,
+        "# User@Host: a[a] @ h []  Id: 1\n# Query_time: zero  Lock_time: 0 Rows_sent: 0  Rows_examined: 0\nselect 1;\n\
+         # User@Host: a[a] @ h []  Id: 1\n# Query_time: 0.1  Lock_time: 0 Rows_sent: 1  Rows_examined: 0\nselect 2;\n\
+         # User@Host: a[a] @ h []  Id: 1\n",
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "slow-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w)
+        .args(["--format", "json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("slow.log:2: unreadable Query_time"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("slow.log:7: entry without a statement"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.json()["statements"], 1);
+    assert_eq!(r.json()["skipped_entries"], 2);
+    let r = run(cutover()
+        .args(["capture", "--from", "slow-log", "--strict", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    r.assert_clean_error("slow.log:2:");
+    assert!(!w.exists(), "--strict leaves no partial workload");
+}
+
+#[tokio::test]
+async fn speed_scales_the_captured_timing_and_the_lag_is_reported() {
+    // Two sessions over 1.5 s of captured time.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("general.log");
+    std::fs::write(
+        &log,
+        "2024-01-31T10:00:00.000000Z\t    5 Connect\troot@localhost on  using TCP/IP\n\
+         2024-01-31T10:00:00.100000Z\t    6 Connect\troot@localhost on  using TCP/IP\n\
+         2024-01-31T10:00:00.200000Z\t    5 Query\tSELECT 1\n\
+         2024-01-31T10:00:00.900000Z\t    6 Query\tSELECT 2\n\
+         2024-01-31T10:00:01.500000Z\t    5 Query\tSELECT 3\n\
+         2024-01-31T10:00:01.500000Z\t    5 Quit\t\n\
+         2024-01-31T10:00:01.500000Z\t    6 Quit\t\n",
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for (speed, at_least) in [("1", 1.5), ("3", 0.5)] {
+        let r = replay(&w, &["--read-only", "--speed", speed]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let v = r.json();
+        assert_eq!(v["replayed"], 3);
+        assert_eq!(v["sessions"], 2);
+        assert_eq!(v["workload_s"], 1.5);
+        let elapsed = v["elapsed_s"].as_f64().unwrap();
+        assert!(elapsed >= at_least, "speed {speed}: {elapsed} s");
+        assert!(v["lag"]["p99_ms"].as_f64().is_some(), "{v}");
+    }
+    let r = replay(&w, &["--read-only", "--speed", "max", "--sessions", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["lag"]["max_ms"], 0.0);
+    assert_eq!(
+        r.json()["sessions"],
+        2,
+        "sessions keep their own connections on one lane"
+    );
+}
+
+/// Whether a sysbench oltp_read_only statement reads the `c` of one of `ids`.
+fn sysbench_touches(sql: &str, ids: &[u64]) -> bool {
+    if sql.contains("SUM(k)") || !sql.contains("sbtest1") {
+        return false;
+    }
+    if let Some((_, rest)) = sql.split_once("WHERE id=") {
+        return rest.trim().parse::<u64>().is_ok_and(|id| ids.contains(&id));
+    }
+    if let Some((_, rest)) = sql.split_once("BETWEEN ") {
+        let mut w = rest.split_whitespace();
+        let a = w.next().and_then(|x| x.parse::<u64>().ok());
+        let _and = w.next();
+        let b = w.next().and_then(|x| x.parse::<u64>().ok());
+        if let (Some(a), Some(b)) = (a, b) {
+            return ids.iter().any(|id| (a..=b).contains(id));
+        }
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_captured_sysbench_run_reports_exactly_the_statements_reading_the_differing_rows() {
+    let db = "rp_sb";
+    let ids = [17u64, 500];
+    sql(
+        true,
+        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
+    );
+    sql(
+        false,
+        &format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"),
+    );
+    let port = sandbox().source.port.to_string();
+    let sysbench = |action: &str, extra: &[&str]| {
+        let out = std::process::Command::new("sysbench")
+            .args([
+                "oltp_read_only",
+                "--db-driver=mysql",
+                "--mysql-host=127.0.0.1",
+            ])
+            .arg(format!("--mysql-port={port}"))
+            .args([
+                "--mysql-user=root",
+                &format!("--mysql-db={db}"),
+                "--tables=1",
+            ])
+            .args(["--table-size=1000", "--db-ps-mode=disable"])
+            .args(extra)
+            .arg(action)
+            .output()
+            .expect("sysbench (Debian package sysbench)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sysbench("prepare", &[]);
+    // The same rows on the target, read without a default database (so not in the cut).
+    let create = sandbox()
+        .source
+        .sql(&format!("SHOW CREATE TABLE {db}.sbtest1"))
+        .unwrap();
+    sql(false, &format!("USE {db}; {}", create[0][1]));
+    let src_opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sandbox().source.port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut from = mysql_async::Conn::new(src_opts).await.unwrap();
+    let rows: Vec<(u64, i64, String, String)> = from
+        .query(format!("SELECT id, k, c, pad FROM {db}.sbtest1"))
+        .await
+        .unwrap();
+    let _ = from.disconnect().await;
+    let tgt_opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sandbox().target.port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut to = mysql_async::Conn::new(tgt_opts).await.unwrap();
+    to.exec_batch(
+        format!("INSERT INTO {db}.sbtest1 (id, k, c, pad) VALUES (?, ?, ?, ?)"),
+        rows,
+    )
+    .await
+    .unwrap();
+    to.query_drop(format!(
+        "UPDATE {db}.sbtest1 SET c = REVERSE(c) WHERE id IN ({}, {})",
+        ids[0], ids[1]
+    ))
+    .await
+    .unwrap();
+    let _ = to.disconnect().await;
+
+    sysbench("run", &["--threads=2", "--time=1"]);
+    let mut end = session(db).await;
+    end.query_drop("SELECT 'end of rp_sb'").await.unwrap();
+    let _ = end.disconnect().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (general, slow) = capture(db, "end of rp_sb", dir.path()).await;
+
+    for workload in [&general, &slow] {
+        let r = run(cutover()
+            .args(["workload", "head", "-n", "100000000"])
+            .arg(workload));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let expected: BTreeSet<String> = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["sql"].as_str().map(str::to_string))
+            .filter(|s| sysbench_touches(s, &ids))
+            .collect();
+        let touching = r
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["sql"].as_str().is_some_and(|s| sysbench_touches(s, &ids)))
+            .count() as u64;
+        assert!(
+            touching > 0,
+            "the run read the differing rows at least once"
+        );
+        let r = replay(workload, &["--read-only"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let v = r.json();
+        assert_eq!(v["statements_with_diffs"], touching, "{workload:?}");
+        let found = differing(&r);
+        assert!(
+            found.is_subset(&expected),
+            "{found:?} not all in {expected:?}"
+        );
+        assert!(v["replayed"].as_u64().unwrap() > 100, "{v}");
+    }
+}
