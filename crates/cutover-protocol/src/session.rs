@@ -926,6 +926,14 @@ impl Session {
     }
 }
 
+/// The protocol's name of a column type code (`MYSQL_TYPE_LONG`), as `mysql_common` spells it.
+pub fn type_name(code: u8) -> String {
+    match ColumnType::try_from(code) {
+        Ok(t) => format!("{t:?}"),
+        Err(_) => format!("MYSQL_TYPE_{code}"),
+    }
+}
+
 /// One binary-protocol value as SQL text, and the bytes it took.
 fn binary_value(b: &[u8], type_code: u8, unsigned: bool) -> Option<(String, usize)> {
     use ColumnType::*;

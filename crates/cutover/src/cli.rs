@@ -39,6 +39,25 @@ pub enum Command {
     Replay(Box<ReplayArgs>),
     /// Inspect or cut a workload file: stats, head, filter.
     Workload(WorkloadArgs),
+    /// A MySQL-protocol proxy that relays clients to a server unchanged and records every
+    /// command with its response into a workload file.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Where clients connect (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: String,
+    /// The server the proxy relays to (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: String,
+    /// The workload file to write (finished on SIGINT/SIGTERM).
+    #[arg(long, value_name = "WORKLOAD")]
+    pub record: PathBuf,
+    /// The summary at the end: human, or JSON.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -11,6 +11,7 @@ mod drill_cmd;
 mod drill_report;
 mod endpoints;
 mod progress;
+mod proxy_cmd;
 mod render;
 mod replay_cmd;
 mod sandbox_cmd;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             cli::Command::Capture(args) => capture_cmd::run(args),
             cli::Command::Replay(args) => replay_cmd::run(*args).await,
             cli::Command::Workload(args) => workload_cmd::run(args),
+            cli::Command::Proxy(args) => proxy_cmd::run(args).await,
         }
     });
     // Pools close in the background; do not wait for idle connections to say goodbye.

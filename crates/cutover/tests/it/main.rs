@@ -10,6 +10,7 @@ mod drill;
 mod harness;
 mod interrupt;
 mod production;
+mod proxy;
 mod replay;
 mod sandbox;
 mod verify;
