@@ -110,7 +110,8 @@ pub struct Report {
     pub read_only: bool,
     /// `max` or the factor.
     pub speed: String,
-    /// How late commands started against the captured timing (0 at `max`).
+    /// How late commands started against the captured timing (0 at `max`), measured at the
+    /// commands whose captured time differs from their session's previous command.
     pub lag: Lag,
     pub elapsed_s: f64,
     /// The captured workload's duration.
