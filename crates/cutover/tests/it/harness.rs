@@ -183,3 +183,16 @@ pub async fn our_queries(side: Side, db: &str) -> Vec<String> {
     let _ = c.disconnect().await;
     rows.into_iter().filter_map(|r| r.0).collect()
 }
+
+/// Ends a running `cutover` (SIGTERM, the normal way to stop a long-running command) and
+/// waits for its output off the async runtime.
+pub async fn sigterm_and_wait(child: std::process::Child) -> std::process::Output {
+    // SAFETY: kill(2) on a child this test spawned and still owns.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("waiting task")
+        .expect("child output")
+}

@@ -63,13 +63,7 @@ async fn the_proxy_relays_and_records_every_command_with_its_answer() {
     c.disconnect().await.unwrap();
 
     // SIGTERM finishes the file (a session still open is closed and recorded as ended).
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

@@ -98,13 +98,7 @@ async fn verify_reports_exactly_the_skipped_transaction_and_nothing_during_lag()
         "confirmed after {elapsed:?}"
     );
     // SIGTERM ends the run with the summary.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&output.stdout)
@@ -302,14 +296,7 @@ impl Running {
 
     /// SIGTERM, then the exit code and the JSON summary.
     async fn stop(self) -> (i32, serde_json::Value) {
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let child = self.child;
-        let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
+        let output = crate::harness::sigterm_and_wait(self.child).await;
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let v = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&output.stdout))

@@ -157,13 +157,7 @@ async fn no_replication_privilege_purged_position_and_an_unreachable_target() {
         },
     )
     .await;
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -271,13 +265,7 @@ async fn a_heartbeat_table_keeps_lagging_changes_pending_until_replication_passe
         },
     )
     .await;
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
@@ -392,13 +380,7 @@ async fn a_dm_checkpoint_keeps_changes_pending_until_it_passes_them() {
         metric(m, "cutover_verify_confirmed_total") == Some(1.0)
     })
     .await;
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         v["mismatches"],

@@ -55,13 +55,7 @@ fn spawn_verify(args: &[&str]) -> Child {
 }
 
 async fn stop(child: Child) -> (i32, serde_json::Value, String) {
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let v = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&output.stdout)));
