@@ -10,12 +10,15 @@
 //!   `COM_CHANGE_USER`, `COM_RESET_CONNECTION`, `COM_PING`, `COM_QUIT`) and a summary of each
 //!   response (OK/ERR with status flags and warnings, result sets text or binary with column
 //!   definitions, row count and row hashes, multi-results, prepared statements).
+//! - [`record`]: a decoded connection as workload records (`cutover-workload`).
 //!
 //! Nothing here panics on any input (property-tested): a packet it cannot parse becomes an
 //! `Undecodable` event and decoding continues.
 
 pub mod framing;
+pub mod record;
 pub mod session;
 
 pub use framing::{encode_packet, FrameError, Packet, PacketReader};
+pub use record::Recorder;
 pub use session::{ColumnDef, Command, Event, Param, Response, Session};

@@ -1,7 +1,7 @@
 //! `cutover proxy`: clients connect to the proxy, which relays their bytes to the upstream
 //! server and back unchanged (the handshake and authentication included, whatever the plugin:
 //! the exchange is relayed, never redone), and decodes a copy of both directions with
-//! [`cutover_protocol::Session`] into workload records (`cutover-workload`): every command
+//! [`cutover_protocol::Recorder`] into workload records (`cutover-workload`): every command
 //! with its response summary and latency.
 //!
 //! Bytes are forwarded before they are decoded, so decoding never delays a client; records go
@@ -10,15 +10,14 @@
 //! (TLS, a corrupt stream) is marked and keeps being relayed. On cancellation (SIGTERM) the
 //! proxy stops accepting, closes its connections and finishes the workload file.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use cutover_protocol::{Event, Response as Wire, Session};
-use cutover_workload::{ColumnDef, Command, ErrorInfo, Header, Record, Response, Writer};
+use cutover_protocol::Recorder;
+use cutover_workload::{Header, Record, Writer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -149,7 +148,7 @@ async fn relay(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let state = Arc::new(Mutex::new(Recorder::new(id, tx, counters.clone())));
+    let state = Arc::new(Mutex::new(Recording::new(id, tx, counters.clone())));
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
     let up = {
@@ -203,25 +202,12 @@ async fn relay(
     let _ = closed;
 }
 
-/// A command waiting for its response.
-struct Pending {
-    command: Command,
-    ts_us: i64,
-    started: Instant,
-    response: Option<Response>,
-}
-
-/// Turns one connection's events into records.
-struct Recorder {
-    id: u64,
-    session: Session,
+/// One connection's recorder and where its records go.
+struct Recording {
+    recorder: Recorder,
     tx: mpsc::Sender<Record>,
     counters: Arc<Counters>,
-    user: Option<String>,
-    db: Option<String>,
-    pending: VecDeque<Pending>,
     marked: bool,
-    quit: bool,
 }
 
 fn now_us() -> i64 {
@@ -231,240 +217,42 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
-/// The protocol's name of a column type code (`MYSQL_TYPE_LONG`).
-fn type_name(code: u8) -> String {
-    cutover_protocol::session::type_name(code)
-}
-
-impl Recorder {
-    fn new(id: u64, tx: mpsc::Sender<Record>, counters: Arc<Counters>) -> Recorder {
-        Recorder {
-            id,
-            session: Session::new(),
+impl Recording {
+    fn new(id: u64, tx: mpsc::Sender<Record>, counters: Arc<Counters>) -> Recording {
+        Recording {
+            recorder: Recorder::new(id),
             tx,
             counters,
-            user: None,
-            db: None,
-            pending: VecDeque::new(),
             marked: false,
-            quit: false,
         }
     }
 
     fn client(&mut self, bytes: &[u8]) {
-        let events = self.session.client(bytes);
-        self.events(events);
+        self.recorder.client(bytes, now_us());
+        self.flush();
     }
 
     fn server(&mut self, bytes: &[u8]) {
-        let events = self.session.server(bytes);
-        self.events(events);
+        self.recorder.server(bytes, now_us());
+        self.flush();
     }
 
-    fn emit(&self, command: Command, ts_us: i64, response: Option<Response>) {
-        let r = Record {
-            session: self.id,
-            ts_us,
-            db: self.db.clone(),
-            user: self.user.clone(),
-            command,
-            response,
-        };
-        if self.tx.try_send(r).is_err() {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+    fn close(&mut self) {
+        self.recorder.close(now_us());
+        self.flush();
     }
 
-    fn mark(&mut self) {
-        if !self.marked {
+    /// Completed records go to the writer; when it cannot keep up they are dropped and
+    /// counted rather than slowing the traffic.
+    fn flush(&mut self) {
+        if !self.marked && self.recorder.undecodable() {
             self.marked = true;
             self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
         }
-    }
-
-    fn events(&mut self, events: Vec<Event>) {
-        for e in events {
-            match e {
-                Event::Greeting { .. } => {}
-                Event::Login { user, db, .. } => {
-                    self.user = Some(user);
-                    self.db = db;
-                    self.pending.push_back(Pending {
-                        command: Command::Connect,
-                        ts_us: now_us(),
-                        started: Instant::now(),
-                        response: None,
-                    });
-                }
-                Event::Authenticated { ok } => {
-                    if let Some(p) = self.pending.pop_front() {
-                        let response = (!ok).then(|| Response {
-                            error: Some(ErrorInfo {
-                                code: 1045,
-                                state: Some("28000".into()),
-                                message: Some("access denied".into()),
-                            }),
-                            ..Response::default()
-                        });
-                        self.emit(p.command, p.ts_us, response);
-                    }
-                }
-                Event::Tls | Event::Undecodable { .. } => self.mark(),
-                Event::Command(c) => self.command(c),
-                Event::Response(r) => self.response(r),
+        for r in self.recorder.take() {
+            if self.tx.try_send(r).is_err() {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
-        }
-    }
-
-    fn command(&mut self, c: cutover_protocol::Command) {
-        use cutover_protocol::Command as C;
-        let ts_us = now_us();
-        let wait = |command| Pending {
-            command,
-            ts_us,
-            started: Instant::now(),
-            response: None,
-        };
-        match c {
-            C::Query { sql } => self.pending.push_back(wait(Command::Query { sql })),
-            C::InitDb { db } => self.pending.push_back(wait(Command::InitDb { db })),
-            // The statement id comes with the response.
-            C::Prepare { sql } => self
-                .pending
-                .push_back(wait(Command::Prepare { stmt: 0, sql })),
-            C::Execute { stmt_id, params } => {
-                let params = params
-                    .into_iter()
-                    .map(|p| match p.value {
-                        None => serde_json::Value::Null,
-                        Some(v) => serde_json::Value::String(v),
-                    })
-                    .collect();
-                self.pending.push_back(wait(Command::Execute {
-                    stmt: stmt_id,
-                    params,
-                }));
-            }
-            C::Close { stmt_id } => self.emit(Command::Close { stmt: stmt_id }, ts_us, None),
-            C::ResetConnection => self.pending.push_back(wait(Command::Reset)),
-            C::ChangeUser { user, db } => {
-                self.user = Some(user);
-                self.db = db;
-                self.pending.push_back(wait(Command::ChangeUser));
-            }
-            C::Quit => {
-                self.quit = true;
-                self.emit(Command::Quit, ts_us, None);
-            }
-            // Answered with OK/ERR but not part of a workload: the answer is skipped.
-            C::Ping | C::ResetStmt { .. } => self.pending.push_back(Pending {
-                command: Command::Reset,
-                ts_us: -1,
-                started: Instant::now(),
-                response: None,
-            }),
-            C::SendLongData { .. } | C::Other { .. } => {}
-        }
-    }
-
-    fn response(&mut self, r: Wire) {
-        let more = r.more_results();
-        let Some(mut p) = self.pending.pop_front() else {
-            return;
-        };
-        let latency_us = p.started.elapsed().as_micros() as u64;
-        let summary = match &r {
-            Wire::Ok {
-                affected_rows,
-                last_insert_id,
-                status,
-                warnings,
-                ..
-            } => Response {
-                affected_rows: Some(*affected_rows),
-                last_insert_id: Some(*last_insert_id),
-                warnings: Some(*warnings),
-                status_flags: Some(*status),
-                latency_us: Some(latency_us),
-                ..Response::default()
-            },
-            Wire::Err {
-                code,
-                state,
-                message,
-            } => Response {
-                error: Some(ErrorInfo {
-                    code: *code,
-                    state: Some(state.clone()),
-                    message: Some(message.clone()),
-                }),
-                latency_us: Some(latency_us),
-                ..Response::default()
-            },
-            Wire::ResultSet {
-                columns,
-                rows,
-                status,
-                warnings,
-                ..
-            } => Response {
-                columns: Some(
-                    columns
-                        .iter()
-                        .map(|c| ColumnDef {
-                            name: c.name.clone(),
-                            type_name: type_name(c.type_code),
-                            flags: Some(c.flags),
-                            charset: Some(c.charset),
-                            decimals: Some(c.decimals),
-                        })
-                        .collect(),
-                ),
-                rows: Some(*rows),
-                warnings: Some(*warnings),
-                status_flags: Some(*status),
-                latency_us: Some(latency_us),
-                ..Response::default()
-            },
-            Wire::Prepared {
-                stmt_id, warnings, ..
-            } => {
-                if let Command::Prepare { stmt, .. } = &mut p.command {
-                    *stmt = *stmt_id;
-                }
-                Response {
-                    warnings: Some(*warnings),
-                    latency_us: Some(latency_us),
-                    ..Response::default()
-                }
-            }
-            Wire::LocalInfile { .. } => Response {
-                latency_us: Some(latency_us),
-                ..Response::default()
-            },
-        };
-        // A multi-result keeps its first answer; the command is recorded after its last.
-        if p.response.is_none() {
-            p.response = Some(summary);
-        }
-        if more {
-            self.pending.push_front(p);
-            return;
-        }
-        if let (Command::InitDb { db }, Some(Response { error: None, .. })) =
-            (&p.command, &p.response)
-        {
-            self.db = Some(db.clone());
-        }
-        if p.ts_us >= 0 {
-            self.emit(p.command, p.ts_us, p.response);
-        }
-    }
-
-    /// The connection ended: a client that vanished without `COM_QUIT` still ends its session.
-    fn close(&mut self) {
-        if !self.quit && self.user.is_some() {
-            self.emit(Command::Quit, now_us(), None);
         }
     }
 }

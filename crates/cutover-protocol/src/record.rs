@@ -1,0 +1,289 @@
+//! One decoded connection → workload records (`cutover-workload`): every command with its
+//! response summary and latency. Shared by `cutover proxy` (times from the clock as bytes
+//! pass) and pcap capture (times from the packets).
+//!
+//! Times are given by the caller with every slice of bytes, so a record's `ts_us` is when its
+//! command's first bytes were seen and its latency runs to its answer's last bytes.
+
+use std::collections::VecDeque;
+
+use cutover_workload::{ColumnDef, Command, ErrorInfo, Record, Response};
+
+use crate::session::{type_name, Command as WireCommand, Event, Response as Wire, Session};
+
+/// A command waiting for its response.
+struct Pending {
+    command: Command,
+    /// When it was sent; `None`: answered but not part of a workload (ping).
+    ts_us: Option<i64>,
+    response: Option<Response>,
+}
+
+/// Turns one connection's bytes into records.
+pub struct Recorder {
+    id: u64,
+    session: Session,
+    user: Option<String>,
+    db: Option<String>,
+    pending: VecDeque<Pending>,
+    undecodable: bool,
+    began_mid_stream: bool,
+    quit: bool,
+    out: Vec<Record>,
+}
+
+impl Recorder {
+    /// A connection seen from its start (the handshake).
+    pub fn new(session_id: u64) -> Recorder {
+        Recorder::with(session_id, Session::new(), false)
+    }
+
+    /// A connection whose handshake was not seen: user and database unknown, prepared
+    /// statements prepared before the capture unknown.
+    pub fn mid_stream(session_id: u64) -> Recorder {
+        Recorder::with(session_id, Session::mid_stream(), true)
+    }
+
+    fn with(id: u64, session: Session, began_mid_stream: bool) -> Recorder {
+        Recorder {
+            id,
+            session,
+            user: None,
+            db: None,
+            pending: VecDeque::new(),
+            undecodable: false,
+            began_mid_stream,
+            quit: false,
+            out: Vec::new(),
+        }
+    }
+
+    /// Whether something in this connection could not be decoded (TLS, a corrupt packet).
+    pub fn undecodable(&self) -> bool {
+        self.undecodable
+    }
+
+    /// Whether the capture began after the connection did.
+    pub fn began_mid_stream(&self) -> bool {
+        self.began_mid_stream
+    }
+
+    /// Bytes from the client, seen at `ts_us`.
+    pub fn client(&mut self, bytes: &[u8], ts_us: i64) {
+        let events = self.session.client(bytes);
+        self.events(events, ts_us);
+    }
+
+    /// Bytes from the server, seen at `ts_us`.
+    pub fn server(&mut self, bytes: &[u8], ts_us: i64) {
+        let events = self.session.server(bytes);
+        self.events(events, ts_us);
+    }
+
+    /// The records completed so far (in order), taken out.
+    pub fn take(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The connection ended at `ts_us`: commands still waiting are recorded without an
+    /// answer, and a client that vanished without `COM_QUIT` still ends its session.
+    pub fn close(&mut self, ts_us: i64) {
+        while let Some(p) = self.pending.pop_front() {
+            if let Some(ts) = p.ts_us {
+                if !matches!(p.command, Command::Connect) {
+                    self.emit(p.command, ts, p.response);
+                }
+            }
+        }
+        if !self.quit && (self.user.is_some() || self.began_mid_stream) {
+            self.quit = true;
+            self.emit(Command::Quit, ts_us, None);
+        }
+    }
+
+    fn emit(&mut self, command: Command, ts_us: i64, response: Option<Response>) {
+        self.out.push(Record {
+            session: self.id,
+            ts_us,
+            db: self.db.clone(),
+            user: self.user.clone(),
+            command,
+            response,
+        });
+    }
+
+    fn events(&mut self, events: Vec<Event>, ts_us: i64) {
+        for e in events {
+            match e {
+                Event::Greeting { .. } => {}
+                Event::Login { user, db, .. } => {
+                    self.user = Some(user);
+                    self.db = db;
+                    self.pending.push_back(Pending {
+                        command: Command::Connect,
+                        ts_us: Some(ts_us),
+                        response: None,
+                    });
+                }
+                Event::Authenticated { ok } => {
+                    if let Some(p) = self.pending.pop_front() {
+                        let response = (!ok).then(|| Response {
+                            error: Some(ErrorInfo {
+                                code: 1045,
+                                state: Some("28000".into()),
+                                message: Some("access denied".into()),
+                            }),
+                            ..Response::default()
+                        });
+                        self.emit(p.command, p.ts_us.unwrap_or(ts_us), response);
+                    }
+                }
+                Event::Tls | Event::Undecodable { .. } => self.undecodable = true,
+                Event::Command(c) => self.command(c, ts_us),
+                Event::Response(r) => self.response(r, ts_us),
+            }
+        }
+    }
+
+    fn command(&mut self, c: WireCommand, ts_us: i64) {
+        use WireCommand as C;
+        let wait = |command| Pending {
+            command,
+            ts_us: Some(ts_us),
+            response: None,
+        };
+        match c {
+            C::Query { sql } => self.pending.push_back(wait(Command::Query { sql })),
+            C::InitDb { db } => self.pending.push_back(wait(Command::InitDb { db })),
+            // The statement id comes with the response.
+            C::Prepare { sql } => self
+                .pending
+                .push_back(wait(Command::Prepare { stmt: 0, sql })),
+            C::Execute { stmt_id, params } => {
+                let params = params
+                    .into_iter()
+                    .map(|p| match p.value {
+                        None => serde_json::Value::Null,
+                        Some(v) => serde_json::Value::String(v),
+                    })
+                    .collect();
+                self.pending.push_back(wait(Command::Execute {
+                    stmt: stmt_id,
+                    params,
+                }));
+            }
+            C::Close { stmt_id } => self.emit(Command::Close { stmt: stmt_id }, ts_us, None),
+            C::ResetConnection => self.pending.push_back(wait(Command::Reset)),
+            C::ChangeUser { user, db } => {
+                self.user = Some(user);
+                self.db = db;
+                self.pending.push_back(wait(Command::ChangeUser));
+            }
+            C::Quit => {
+                self.quit = true;
+                self.emit(Command::Quit, ts_us, None);
+            }
+            // Answered with OK/ERR but not part of a workload: the answer is skipped.
+            C::Ping | C::ResetStmt { .. } => self.pending.push_back(Pending {
+                command: Command::Reset,
+                ts_us: None,
+                response: None,
+            }),
+            C::SendLongData { .. } | C::Other { .. } => {}
+        }
+    }
+
+    fn response(&mut self, r: Wire, ts_us: i64) {
+        let more = r.more_results();
+        let Some(mut p) = self.pending.pop_front() else {
+            return;
+        };
+        let latency_us = p.ts_us.map(|t| ts_us.saturating_sub(t).max(0) as u64);
+        let summary = match &r {
+            Wire::Ok {
+                affected_rows,
+                last_insert_id,
+                status,
+                warnings,
+                ..
+            } => Response {
+                affected_rows: Some(*affected_rows),
+                last_insert_id: Some(*last_insert_id),
+                warnings: Some(*warnings),
+                status_flags: Some(*status),
+                latency_us,
+                ..Response::default()
+            },
+            Wire::Err {
+                code,
+                state,
+                message,
+            } => Response {
+                error: Some(ErrorInfo {
+                    code: *code,
+                    state: Some(state.clone()),
+                    message: Some(message.clone()),
+                }),
+                latency_us,
+                ..Response::default()
+            },
+            Wire::ResultSet {
+                columns,
+                rows,
+                status,
+                warnings,
+                ..
+            } => Response {
+                columns: Some(
+                    columns
+                        .iter()
+                        .map(|c| ColumnDef {
+                            name: c.name.clone(),
+                            type_name: type_name(c.type_code),
+                            flags: Some(c.flags),
+                            charset: Some(c.charset),
+                            decimals: Some(c.decimals),
+                        })
+                        .collect(),
+                ),
+                rows: Some(*rows),
+                warnings: Some(*warnings),
+                status_flags: Some(*status),
+                latency_us,
+                ..Response::default()
+            },
+            Wire::Prepared {
+                stmt_id, warnings, ..
+            } => {
+                if let Command::Prepare { stmt, .. } = &mut p.command {
+                    *stmt = *stmt_id;
+                }
+                Response {
+                    warnings: Some(*warnings),
+                    latency_us,
+                    ..Response::default()
+                }
+            }
+            Wire::LocalInfile { .. } => Response {
+                latency_us,
+                ..Response::default()
+            },
+        };
+        // A multi-result keeps its first answer; the command is recorded after its last.
+        if p.response.is_none() {
+            p.response = Some(summary);
+        }
+        if more {
+            self.pending.push_front(p);
+            return;
+        }
+        if let (Command::InitDb { db }, Some(Response { error: None, .. })) =
+            (&p.command, &p.response)
+        {
+            self.db = Some(db.clone());
+        }
+        if let Some(ts) = p.ts_us {
+            self.emit(p.command, ts, p.response);
+        }
+    }
+}
