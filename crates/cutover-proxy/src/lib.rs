@@ -17,11 +17,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cutover_protocol::Recorder;
-use cutover_workload::{Header, Record, Writer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use cutover_workload::{Header, Record};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+pub mod files;
+pub mod metrics_doc;
+pub mod tls;
+
+pub use tls::{Tls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -43,6 +49,12 @@ pub struct ProxyOptions {
     pub record: PathBuf,
     /// Records waiting for the writer beyond which new ones are dropped (and counted).
     pub queue: usize,
+    /// Terminate TLS for clients that ask for it (and open TLS to the upstream).
+    pub tls: Option<Tls>,
+    /// A workload file is closed and the next part begun at this size on disk.
+    pub rotate_bytes: u64,
+    /// Parts kept on disk; the oldest beyond this are removed.
+    pub max_files: usize,
 }
 
 /// What the proxy did.
@@ -56,6 +68,17 @@ pub struct Summary {
     pub undecodable_connections: u64,
     pub bytes_from_clients: u64,
     pub bytes_from_server: u64,
+    /// Connections whose TLS the proxy terminated.
+    pub tls_connections: u64,
+    /// Connections closed because TLS could not be set up on one of the legs.
+    pub tls_failures: u64,
+    /// The last such failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_tls_failure: Option<String>,
+    /// The workload parts on disk, oldest first.
+    pub files: Vec<PathBuf>,
+    /// Parts removed to keep within `--max-files`.
+    pub removed_files: Vec<PathBuf>,
 }
 
 #[derive(Default)]
@@ -65,6 +88,9 @@ struct Counters {
     undecodable: AtomicU64,
     client_bytes: AtomicU64,
     server_bytes: AtomicU64,
+    tls: AtomicU64,
+    tls_failures: AtomicU64,
+    last_tls_failure: Mutex<Option<String>>,
 }
 
 /// Binds the listener (so a bad address fails before anything else), then relays until
@@ -80,18 +106,22 @@ pub async fn run(
             addr: opts.listen.clone(),
             source,
         })?;
-    let mut writer = Writer::create(
+    let mut writer = files::Parts::create(
         &opts.record,
-        &Header::new("proxy", Some(opts.upstream.clone())),
+        Header::new("proxy", Some(opts.upstream.clone())),
+        opts.rotate_bytes,
+        opts.max_files,
     )?;
+    metrics_doc::describe();
     if let Ok(a) = listener.local_addr() {
         on_listening(a);
     }
     let (tx, mut rx) = mpsc::channel::<Record>(opts.queue.max(1));
     let counters = Arc::new(Counters::default());
-    let writing = tokio::task::spawn_blocking(move || -> Result<Writer, ProxyError> {
+    let writing = tokio::task::spawn_blocking(move || -> Result<files::Parts, ProxyError> {
         while let Some(r) = rx.blocking_recv() {
             writer.write(&r)?;
+            metrics::counter!("cutover_proxy_records_total").increment(1);
         }
         Ok(writer)
     });
@@ -104,11 +134,17 @@ pub async fn run(
                 let Ok((client, _)) = accepted else { continue };
                 next_session += 1;
                 counters.connections.fetch_add(1, Ordering::Relaxed);
-                let (tx, counters, upstream, cancel) =
-                    (tx.clone(), counters.clone(), opts.upstream.clone(), cancel.clone());
+                metrics::counter!("cutover_proxy_connections_total").increment(1);
+                let (tx, counters, upstream, cancel, tls) = (
+                    tx.clone(),
+                    counters.clone(),
+                    opts.upstream.clone(),
+                    cancel.clone(),
+                    opts.tls.clone(),
+                );
                 let id = next_session;
                 conns.spawn(async move {
-                    relay(id, client, &upstream, tx, counters, cancel).await;
+                    relay(id, client, &upstream, tls, tx, counters, cancel).await;
                 });
             }
         }
@@ -122,35 +158,136 @@ pub async fn run(
             path: opts.record.clone(),
             source: std::io::Error::other(e),
         })??;
-    let records = writer.finish()?;
+    let written = writer.finish()?;
+    let last_tls_failure = counters
+        .last_tls_failure
+        .lock()
+        .ok()
+        .and_then(|f| f.clone());
     Ok(Summary {
         connections: counters.connections.load(Ordering::Relaxed),
-        records,
+        records: written.records,
         dropped: counters.dropped.load(Ordering::Relaxed),
         undecodable_connections: counters.undecodable.load(Ordering::Relaxed),
         bytes_from_clients: counters.client_bytes.load(Ordering::Relaxed),
         bytes_from_server: counters.server_bytes.load(Ordering::Relaxed),
+        tls_connections: counters.tls.load(Ordering::Relaxed),
+        tls_failures: counters.tls_failures.load(Ordering::Relaxed),
+        last_tls_failure,
+        files: written.files,
+        removed_files: written.removed,
     })
 }
 
-/// One connection: both directions relayed, a copy decoded into records.
+/// Reads one protocol packet (header and payload) during the handshake.
+async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    r.read_exact(&mut header).await?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    let mut packet = Vec::with_capacity(4 + len);
+    packet.extend_from_slice(&header);
+    packet.resize(4 + len, 0);
+    r.read_exact(&mut packet[4..]).await?;
+    Ok(packet)
+}
+
+/// One connection: both directions relayed, a copy decoded into records. With TLS
+/// configured, the greeting and the client's first packet are read one by one to see
+/// whether the client asks for TLS; everything else is relayed as it comes.
 async fn relay(
     id: u64,
-    client: TcpStream,
+    mut client: TcpStream,
     upstream: &str,
+    tls: Option<Tls>,
     tx: mpsc::Sender<Record>,
     counters: Arc<Counters>,
     cancel: CancellationToken,
 ) {
-    let Ok(server) = TcpStream::connect(upstream).await else {
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
         // The client sees the connection close, as it would with the server down.
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let state = Arc::new(Mutex::new(Recording::new(id, tx, counters.clone())));
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
+    let Some(tls) = tls else {
+        pump(client, server, state, counters, cancel).await;
+        return;
+    };
+    let handshake = async {
+        let greeting = read_packet(&mut server).await?;
+        client.write_all(&greeting).await?;
+        if let Ok(mut s) = state.lock() {
+            s.server(&greeting);
+        }
+        let first = read_packet(&mut client).await?;
+        server.write_all(&first).await?;
+        std::io::Result::Ok(first)
+    };
+    let first = tokio::select! {
+        _ = cancel.cancelled() => return,
+        first = handshake => match first {
+            Ok(first) => first,
+            Err(_) => return,
+        },
+    };
+    if !tls::is_ssl_request(first.get(4..).unwrap_or_default()) {
+        if let Ok(mut s) = state.lock() {
+            s.client(&first);
+        }
+        pump(client, server, state, counters, cancel).await;
+        return;
+    }
+    // TLS on both legs: the upstream first (a client is never left talking to a proxy that
+    // could not secure the other leg), then the client. The SSL request itself is not shown to
+    // the decoder, which then reads the full handshake response inside TLS.
+    let secured = async {
+        let server = tls
+            .connector
+            .connect(tls.server_name.clone(), server)
+            .await
+            .map_err(|e| format!("TLS to the upstream: {e}"))?;
+        let client = tls
+            .acceptor
+            .accept(client)
+            .await
+            .map_err(|e| format!("TLS with the client: {e}"))?;
+        Ok::<_, String>((client, server))
+    };
+    let (client, server) = tokio::select! {
+        _ = cancel.cancelled() => return,
+        r = secured => match r {
+            Ok(pair) => pair,
+            Err(e) => {
+                counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("cutover_proxy_tls_failures_total").increment(1);
+                if let Ok(mut failures) = counters.last_tls_failure.lock() {
+                    *failures = Some(e);
+                }
+                return;
+            }
+        },
+    };
+    counters.tls.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("cutover_proxy_tls_connections_total").increment(1);
+    pump(client, server, state, counters, cancel).await;
+}
+
+/// Relays both directions until either side closes (or `cancel`), feeding a copy to the
+/// recorder; the session is then recorded as ended.
+async fn pump<C, S>(
+    client: C,
+    server: S,
+    state: Arc<Mutex<Recording>>,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+) where
+    C: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    metrics::gauge!("cutover_proxy_connections_active").increment(1.0);
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
     let up = {
         let state = state.clone();
         let counters = counters.clone();
@@ -165,6 +302,8 @@ async fn relay(
                     break;
                 }
                 counters.client_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                metrics::counter!("cutover_proxy_bytes_total", "from" => "client")
+                    .increment(n as u64);
                 if let Ok(mut s) = state.lock() {
                     s.client(&buf[..n]);
                 }
@@ -186,6 +325,8 @@ async fn relay(
                     break;
                 }
                 counters.server_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                metrics::counter!("cutover_proxy_bytes_total", "from" => "server")
+                    .increment(n as u64);
                 if let Ok(mut s) = state.lock() {
                     s.server(&buf[..n]);
                 }
@@ -198,8 +339,10 @@ async fn relay(
         _ = cancel.cancelled() => {}
         _ = async { tokio::join!(up, down) } => {}
     }
-    let closed = state.lock().map(|mut s| s.close()).is_ok();
-    let _ = closed;
+    if let Ok(mut s) = state.lock() {
+        s.close();
+    }
+    metrics::gauge!("cutover_proxy_connections_active").decrement(1.0);
 }
 
 /// One connection's recorder and where its records go.
@@ -248,10 +391,22 @@ impl Recording {
         if !self.marked && self.recorder.undecodable() {
             self.marked = true;
             self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("cutover_proxy_undecodable_connections_total").increment(1);
         }
         for r in self.recorder.take() {
+            metrics::counter!("cutover_proxy_commands_total", "command" => r.command.name())
+                .increment(1);
+            if let Some(resp) = &r.response {
+                if resp.error.is_some() {
+                    metrics::counter!("cutover_proxy_errors_total").increment(1);
+                }
+                if let Some(us) = resp.latency_us {
+                    metrics::histogram!("cutover_proxy_latency_seconds").record(us as f64 / 1e6);
+                }
+            }
             if self.tx.try_send(r).is_err() {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("cutover_proxy_records_dropped_total").increment(1);
             }
         }
     }

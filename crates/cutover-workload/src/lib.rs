@@ -254,6 +254,16 @@ impl Writer {
         self.records
     }
 
+    /// The file's size on disk so far (compressed; what is still buffered not counted).
+    pub fn bytes_on_disk(&self) -> u64 {
+        self.out
+            .get_ref()
+            .get_ref()
+            .metadata()
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
     /// Completes the compressed stream; a file not finished is truncated for readers.
     pub fn finish(self) -> Result<u64, WorkloadError> {
         let path = self.path;

@@ -52,9 +52,33 @@ pub struct ProxyArgs {
     /// The server the proxy relays to (HOST:PORT).
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: String,
-    /// The workload file to write (finished on SIGINT/SIGTERM).
+    /// The workload file to write (finished on SIGINT/SIGTERM). Further parts, after a
+    /// rotation, are named `NAME.part2.EXT`, `NAME.part3.EXT`, …
     #[arg(long, value_name = "WORKLOAD")]
     pub record: PathBuf,
+    /// Begin a new workload part when the current one reaches this size on disk (MiB).
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rotate_mib: u64,
+    /// Keep at most this many parts; the oldest beyond it are removed (disk used stays below
+    /// about MAX_FILES × ROTATE_MIB).
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_files: u64,
+    /// Terminate TLS for clients that ask for it with this certificate chain (PEM), and open
+    /// TLS to the upstream in turn. Without it, a TLS client is relayed unchanged and its
+    /// session cannot be recorded.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Check the upstream's certificate against this CA (PEM), with the upstream's host name.
+    /// Without it the upstream leg is encrypted but the server not authenticated
+    /// (like `ssl-mode=required`).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub upstream_ssl_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (HOST:PORT).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
     /// The summary at the end: human, or JSON.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,

@@ -27,6 +27,35 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
             ));
         }
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let host = args
+                .upstream
+                .rsplit_once(':')
+                .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'))
+                .unwrap_or_default();
+            Some(
+                cutover_proxy::Tls::new(cert, key, args.upstream_ssl_ca.as_deref(), host)
+                    .map_err(|e| anyhow!("--tls-cert/--tls-key: {e}"))?,
+            )
+        }
+        _ => None,
+    };
+    if let Some(a) = &args.metrics_addr {
+        let addr: std::net::SocketAddr = a
+            .parse()
+            .map_err(|_| anyhow!("--metrics-addr: `{a}` is not HOST:PORT"))?;
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full("cutover_proxy_latency_seconds".into()),
+                &[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+                ],
+            )
+            .and_then(|b| b.install())
+            .map_err(|e| anyhow!("--metrics-addr {addr}: {e}"))?;
+    }
     let cancel = CancellationToken::new();
     crate::diff_cmd::spawn_ctrl_c(cancel.clone());
     let opts = ProxyOptions {
@@ -34,6 +63,9 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
         upstream: args.upstream.clone(),
         record: args.record.clone(),
         queue: 100_000,
+        tls,
+        rotate_bytes: args.rotate_mib.saturating_mul(1024 * 1024),
+        max_files: usize::try_from(args.max_files).unwrap_or(usize::MAX),
     };
     let upstream = args.upstream.clone();
     let summary = cutover_proxy::run(opts, cancel, |addr| {
@@ -55,8 +87,34 @@ fn human(s: &Summary, record: &std::path::Path) -> String {
         "proxy: {} connections, {} records written to {}\n",
         s.connections,
         s.records,
-        record.display()
+        match s.files.len() {
+            0 | 1 => record.display().to_string(),
+            n => format!(
+                "{n} parts ({} … {})",
+                s.files[0].display(),
+                s.files[n - 1].display()
+            ),
+        }
     );
+    if s.tls_connections > 0 {
+        out.push_str(&format!(
+            "{} connections over TLS (terminated by the proxy)\n",
+            s.tls_connections
+        ));
+    }
+    if s.tls_failures > 0 {
+        out.push_str(&format!(
+            "warning: {} connections closed: TLS could not be set up ({})\n",
+            s.tls_failures,
+            s.last_tls_failure.as_deref().unwrap_or("")
+        ));
+    }
+    if !s.removed_files.is_empty() {
+        out.push_str(&format!(
+            "warning: {} oldest parts removed to stay within --max-files\n",
+            s.removed_files.len()
+        ));
+    }
     if s.dropped > 0 {
         out.push_str(&format!(
             "warning: {} records dropped (the writer could not keep up)\n",
@@ -66,7 +124,8 @@ fn human(s: &Summary, record: &std::path::Path) -> String {
     if s.undecodable_connections > 0 {
         out.push_str(&format!(
             "warning: {} connections could not be fully decoded (TLS, or packets the decoder \
-             did not understand); they were relayed unchanged\n",
+             did not understand; TLS is decoded only with --tls-cert/--tls-key); they were \
+             relayed unchanged\n",
             s.undecodable_connections
         ));
     }

@@ -140,3 +140,245 @@ fn proxy_bad_input_is_one_clear_error() {
         .args(["--record", "/nonexistent-dir/w.cwl"]));
     r.assert_clean_error("--record");
 }
+
+/// Starts `cutover proxy` in front of the sandbox source with extra flags; returns the child
+/// and the port clients use.
+fn start_proxy(record: &std::path::Path, extra: &[&str]) -> (std::process::Child, u16) {
+    let listen = crate::verify_checkpoint::free_port();
+    let child = cutover()
+        .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
+        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, listen)
+}
+
+/// A client through the proxy that insists on TLS, trusting `ca`.
+fn tls_client(listen: u16, ca: &std::path::Path) -> mysql_async::Opts {
+    mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(listen)
+        .user(Some("app"))
+        .pass(Some("app-secret"))
+        .db_name(Some("pxt"))
+        .prefer_socket(false)
+        .ssl_opts(Some(
+            mysql_async::SslOpts::default().with_root_certs(vec![ca.to_path_buf().into()]),
+        ))
+        .into()
+}
+
+/// Connects once the proxy listens (polling, generous deadline).
+async fn connect_when_up(
+    opts: &mysql_async::Opts,
+) -> Result<mysql_async::Conn, mysql_async::Error> {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        match mysql_async::Conn::new(opts.clone()).await {
+            Ok(c) => return Ok(c),
+            Err(mysql_async::Error::Io(e)) if Instant::now() < until => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_proxy_terminates_tls_records_inside_it_and_serves_metrics() {
+    fresh_db("pxt").await;
+    crate::harness::exec(
+        Side::Source,
+        "CREATE TABLE pxt.t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO pxt.t VALUES (1, 'a')",
+    )
+    .await;
+    let upstream_ca = crate::harness::sandbox()
+        .tls_ca
+        .clone()
+        .expect("the test sandbox serves TLS");
+    let dir = tempfile::tempdir().unwrap();
+    let own = cutover_sandbox::tls::generate(&dir.path().join("tls"), "proxy test CA").unwrap();
+    let record = dir.path().join("w.cwl");
+    let metrics = crate::verify_checkpoint::free_port();
+    let (child, listen) = start_proxy(
+        &record,
+        &[
+            "--tls-cert",
+            own.cert.to_str().unwrap(),
+            "--tls-key",
+            own.key.to_str().unwrap(),
+            "--upstream-ssl-ca",
+            upstream_ca.to_str().unwrap(),
+            "--metrics-addr",
+            &format!("127.0.0.1:{metrics}"),
+        ],
+    );
+    // The client trusts only the proxy's CA: it can only be talking TLS with the proxy.
+    let mut c = connect_when_up(&tls_client(listen, &own.ca))
+        .await
+        .expect("a TLS client through the proxy");
+    let rows: Vec<(i32, String)> = c.query("SELECT id, v FROM t").await.unwrap();
+    assert_eq!(rows, vec![(1, "a".to_string())]);
+    // The upstream leg is encrypted too: the server sees a cipher on this session.
+    let cipher: Option<(String, String)> = c
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .unwrap();
+    assert!(
+        cipher.as_ref().is_some_and(|(_, v)| !v.is_empty()),
+        "{cipher:?}"
+    );
+    let got: Option<String> = c
+        .exec_first("SELECT v FROM t WHERE id = ?", (1,))
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("a"));
+    c.disconnect().await.unwrap();
+
+    let text = crate::verify_checkpoint::scrape(metrics).unwrap_or_default();
+    let metric = |name: &str| crate::verify_checkpoint::metric(&text, name).unwrap_or(-1.0);
+    assert_eq!(metric("cutover_proxy_tls_connections_total"), 1.0, "{text}");
+    assert_eq!(metric("cutover_proxy_tls_failures_total"), 0.0, "{text}");
+    assert!(
+        metric("cutover_proxy_commands_total{command=\"query\"}") >= 2.0,
+        "{text}"
+    );
+    assert!(
+        text.contains("cutover_proxy_latency_seconds_bucket"),
+        "{text}"
+    );
+
+    let output = crate::harness::sigterm_and_wait(child).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["tls_connections"], 1, "{summary:#}");
+    assert_eq!(summary["undecodable_connections"], 0, "{summary:#}");
+
+    // Decoded inside TLS: the login, the statements and their answers.
+    let r = run(cutover().args(["workload", "head", record.to_str().unwrap(), "-n", "100"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(r#""cmd":"connect""#), "{}", r.stdout);
+    assert!(r.stdout.contains(r#""user":"app""#), "{}", r.stdout);
+    assert!(r.stdout.contains("SELECT id, v FROM t"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("SELECT v FROM t WHERE id = ?"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[tokio::test]
+async fn the_proxy_never_strips_tls() {
+    fresh_db("pxs").await;
+    let upstream_ca = crate::harness::sandbox()
+        .tls_ca
+        .clone()
+        .expect("the test sandbox serves TLS");
+    let dir = tempfile::tempdir().unwrap();
+    let own = cutover_sandbox::tls::generate(&dir.path().join("tls"), "proxy test CA").unwrap();
+
+    // The upstream's certificate cannot be checked (wrong CA): the client's connection is
+    // closed, never continued in clear.
+    let record = dir.path().join("refused.cwl");
+    let (child, listen) = start_proxy(
+        &record,
+        &[
+            "--tls-cert",
+            own.cert.to_str().unwrap(),
+            "--tls-key",
+            own.key.to_str().unwrap(),
+            "--upstream-ssl-ca",
+            own.ca.to_str().unwrap(),
+        ],
+    );
+    let opts =
+        mysql_async::OptsBuilder::from_opts(tls_client(listen, &own.ca)).db_name(None::<String>);
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(Instant::now() < until, "the proxy did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = mysql_async::Conn::new(opts).await;
+    assert!(r.is_err(), "a client got through without TLS upstream");
+    let output = crate::harness::sigterm_and_wait(child).await;
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(summary["tls_failures"].as_u64() >= Some(1), "{summary:#}");
+    assert!(
+        summary["last_tls_failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("upstream")),
+        "{summary:#}"
+    );
+    assert_eq!(summary["tls_connections"], 0, "{summary:#}");
+
+    // Without a certificate the proxy relays the client's TLS unchanged (the client talks
+    // TLS with the server itself) and says it could not record that session.
+    let record = dir.path().join("relayed.cwl");
+    let (child, listen) = start_proxy(&record, &[]);
+    let opts = mysql_async::OptsBuilder::from_opts(tls_client(listen, &upstream_ca))
+        .db_name(None::<String>);
+    let mut c = connect_when_up(&opts.into()).await.expect("TLS relayed");
+    let one: Option<i32> = c.query_first("SELECT 1").await.unwrap();
+    assert_eq!(one, Some(1));
+    c.disconnect().await.unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["undecodable_connections"], 1, "{summary:#}");
+    assert_eq!(summary["tls_connections"], 0, "{summary:#}");
+    let human = String::from_utf8_lossy(&output.stdout);
+    assert!(!human.contains("app-secret"), "{human}");
+}
+
+#[test]
+fn proxy_tls_flags_are_checked_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("w.cwl");
+    let missing = dir.path().join("nope.pem");
+    let r = run(cutover()
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:3306",
+        ])
+        .args(["--record", record.to_str().unwrap()])
+        .args(["--tls-cert", missing.to_str().unwrap()])
+        .args(["--tls-key", missing.to_str().unwrap()]));
+    r.assert_clean_error("--tls-cert");
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    let r = run(cutover()
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:3306",
+        ])
+        .args(["--record", record.to_str().unwrap()])
+        .args(["--tls-cert", garbage.to_str().unwrap()])
+        .args(["--tls-key", garbage.to_str().unwrap()]));
+    r.assert_clean_error("--tls-cert");
+    let r = run(cutover()
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:3306",
+        ])
+        .args([
+            "--record",
+            record.to_str().unwrap(),
+            "--metrics-addr",
+            "nowhere",
+        ]));
+    r.assert_clean_error("--metrics-addr");
+}
