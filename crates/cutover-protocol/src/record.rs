@@ -26,7 +26,7 @@ pub struct Recorder {
     user: Option<String>,
     db: Option<String>,
     pending: VecDeque<Pending>,
-    undecodable: bool,
+    undecodable: Option<String>,
     began_mid_stream: bool,
     quit: bool,
     out: Vec<Record>,
@@ -51,7 +51,7 @@ impl Recorder {
             user: None,
             db: None,
             pending: VecDeque::new(),
-            undecodable: false,
+            undecodable: None,
             began_mid_stream,
             quit: false,
             out: Vec::new(),
@@ -60,7 +60,12 @@ impl Recorder {
 
     /// Whether something in this connection could not be decoded (TLS, a corrupt packet).
     pub fn undecodable(&self) -> bool {
-        self.undecodable
+        self.undecodable.is_some()
+    }
+
+    /// Why, the first time something could not be decoded.
+    pub fn undecodable_reason(&self) -> Option<&str> {
+        self.undecodable.as_deref()
     }
 
     /// Whether the capture began after the connection did.
@@ -138,7 +143,19 @@ impl Recorder {
                         self.emit(p.command, p.ts_us.unwrap_or(ts_us), response);
                     }
                 }
-                Event::Tls | Event::Undecodable { .. } => self.undecodable = true,
+                Event::Tls => {
+                    self.undecodable
+                        .get_or_insert_with(|| "TLS (not terminated)".to_string());
+                }
+                Event::Undecodable {
+                    from_client,
+                    reason,
+                } => {
+                    self.undecodable.get_or_insert_with(|| {
+                        let from = if from_client { "client" } else { "server" };
+                        format!("a {from} packet: {reason}")
+                    });
+                }
                 Event::Command(c) => self.command(c, ts_us),
                 Event::Response(r) => self.response(r, ts_us),
             }

@@ -287,6 +287,48 @@ fn column_def(c: &Column) -> ColumnDef {
     }
 }
 
+/// A column definition packet. MariaDB clients that ask for extended metadata
+/// (`MARIADB_CLIENT_EXTENDED_METADATA`) get one more length-encoded field after the
+/// original name (the type name of JSON, UUID, … columns), which the MySQL form does not
+/// have: read without it when it is there.
+fn parse_column(p: &[u8]) -> Result<ColumnDef, String> {
+    let e = match ParseBuf(p).parse::<Column>(()) {
+        Ok(c) => return Ok(column_def(&c)),
+        Err(e) => e,
+    };
+    let fail = || format!("column definition: {e}");
+    let mut at = 0usize;
+    let mut strings = Vec::with_capacity(6);
+    for _ in 0..6 {
+        let (len, n) = lenenc(p.get(at..).ok_or_else(fail)?).ok_or_else(fail)?;
+        let end = at
+            .checked_add(n)
+            .and_then(|v| v.checked_add(usize::try_from(len).ok()?))
+            .ok_or_else(fail)?;
+        strings.push(p.get(at + n..end).ok_or_else(fail)?);
+        at = end;
+    }
+    if p.get(at) != Some(&0x0c) {
+        // The extended metadata: skipped.
+        let (len, n) = lenenc(p.get(at..).ok_or_else(fail)?).ok_or_else(fail)?;
+        at = at
+            .checked_add(n)
+            .and_then(|v| v.checked_add(usize::try_from(len).ok()?))
+            .ok_or_else(fail)?;
+    }
+    let fixed = p.get(at..at + 13).ok_or_else(fail)?;
+    if fixed[0] != 0x0c {
+        return Err(fail());
+    }
+    Ok(ColumnDef {
+        name: text(strings[4]),
+        type_code: fixed[7],
+        flags: u16::from_le_bytes([fixed[8], fixed[9]]),
+        decimals: fixed[10],
+        charset: u16::from_le_bytes([fixed[1], fixed[2]]),
+    })
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -755,10 +797,10 @@ impl Session {
                 left,
                 mut columns,
             } => {
-                match ParseBuf(p).parse::<Column>(()) {
-                    Ok(c) => columns.push(column_def(&c)),
+                match parse_column(p) {
+                    Ok(c) => columns.push(c),
                     Err(e) => {
-                        self.problem(out, false, format!("column definition: {e}"));
+                        self.problem(out, false, e);
                         return;
                     }
                 }
@@ -898,8 +940,8 @@ impl Session {
                     params_left -= 1;
                 } else if columns_left > 0 {
                     columns_left -= 1;
-                    if let Ok(c) = ParseBuf(p).parse::<Column>(()) {
-                        columns.push(column_def(&c));
+                    if let Ok(c) = parse_column(p) {
+                        columns.push(c);
                     }
                 }
                 if params_left == 0 && columns_left == 0 && eofs_left == 0 {
@@ -1019,6 +1061,48 @@ mod tests {
     use super::*;
     use crate::framing::encode_packet;
     use proptest::prelude::*;
+
+    /// A column definition as MariaDB sends it, with or without extended metadata.
+    fn column_packet(name: &str, extended: Option<&[u8]>) -> Vec<u8> {
+        let mut p = Vec::new();
+        for f in ["def", "db", "t", "t", name, name] {
+            p.push(f.len() as u8);
+            p.extend_from_slice(f.as_bytes());
+        }
+        if let Some(x) = extended {
+            p.push(x.len() as u8);
+            p.extend_from_slice(x);
+        }
+        p.push(0x0c);
+        p.extend_from_slice(&45u16.to_le_bytes()); // utf8mb4_general_ci
+        p.extend_from_slice(&40u32.to_le_bytes());
+        p.push(0xf6); // NEWDECIMAL
+        p.extend_from_slice(&0x0001u16.to_le_bytes()); // NOT NULL
+        p.push(2);
+        p.extend_from_slice(&[0, 0]);
+        p
+    }
+
+    #[test]
+    fn column_definitions_with_and_without_mariadb_extended_metadata() {
+        let want = ColumnDef {
+            name: "price".into(),
+            type_code: 0xf6,
+            flags: 1,
+            decimals: 2,
+            charset: 45,
+        };
+        assert_eq!(
+            parse_column(&column_packet("price", None)),
+            Ok(want.clone())
+        );
+        // Type name `json` as extended metadata (kind 0, then the text).
+        assert_eq!(
+            parse_column(&column_packet("price", Some(b"\x00\x04json"))),
+            Ok(want)
+        );
+        assert!(parse_column(&column_packet("price", None)[..20]).is_err());
+    }
 
     proptest! {
         /// Any bytes, in any order of directions, never panic the decoder.

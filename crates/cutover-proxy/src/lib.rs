@@ -75,6 +75,9 @@ pub struct Summary {
     /// The last such failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_tls_failure: Option<String>,
+    /// Why the last undecodable connection could not be decoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_undecodable: Option<String>,
     /// The workload parts on disk, oldest first.
     pub files: Vec<PathBuf>,
     /// Parts removed to keep within `--max-files`.
@@ -91,6 +94,7 @@ struct Counters {
     tls: AtomicU64,
     tls_failures: AtomicU64,
     last_tls_failure: Mutex<Option<String>>,
+    last_undecodable: Mutex<Option<String>>,
 }
 
 /// Binds the listener (so a bad address fails before anything else), then relays until
@@ -174,6 +178,11 @@ pub async fn run(
         tls_connections: counters.tls.load(Ordering::Relaxed),
         tls_failures: counters.tls_failures.load(Ordering::Relaxed),
         last_tls_failure,
+        last_undecodable: counters
+            .last_undecodable
+            .lock()
+            .ok()
+            .and_then(|f| f.clone()),
         files: written.files,
         removed_files: written.removed,
     })
@@ -391,6 +400,12 @@ impl Recording {
         if !self.marked && self.recorder.undecodable() {
             self.marked = true;
             self.counters.undecodable.fetch_add(1, Ordering::Relaxed);
+            if let (Ok(mut last), Some(why)) = (
+                self.counters.last_undecodable.lock(),
+                self.recorder.undecodable_reason(),
+            ) {
+                *last = Some(why.to_string());
+            }
             metrics::counter!("cutover_proxy_undecodable_connections_total").increment(1);
         }
         for r in self.recorder.take() {

@@ -382,3 +382,113 @@ fn proxy_tls_flags_are_checked_before_listening() {
         ]));
     r.assert_clean_error("--metrics-addr");
 }
+
+/// The `mariadb` command-line client through the proxy (it has every client auth plugin).
+fn mariadb_client(listen: u16, user: &str, password: &str, sql: &str) -> std::process::Output {
+    std::process::Command::new("mariadb")
+        .args([
+            "--protocol=TCP",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &listen.to_string(),
+        ])
+        .args([
+            "-u",
+            user,
+            &format!("-p{password}"),
+            "--skip-ssl",
+            "-N",
+            "-B",
+        ])
+        .args(["pxa", "-e", sql])
+        .output()
+        .expect("the mariadb client is installed with mariadb-server")
+}
+
+#[tokio::test]
+async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
+    fresh_db("pxa").await;
+    let mut c = crate::harness::conn(Side::Source).await;
+    let have: Option<String> = c
+        .query_first(
+            "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519'",
+        )
+        .await
+        .unwrap();
+    if have.is_none() {
+        // Several tests may race to install it: "already installed" is as good.
+        let _ = c.query_drop("INSTALL SONAME 'auth_ed25519'").await;
+    }
+    c.query_drop(
+        "DROP USER IF EXISTS px_ed, px_nat; \
+         CREATE USER px_ed IDENTIFIED VIA ed25519 USING PASSWORD('ed-secret'); \
+         CREATE USER px_nat IDENTIFIED VIA mysql_native_password USING PASSWORD('nat-secret'); \
+         GRANT SELECT ON pxa.* TO px_ed, px_nat",
+    )
+    .await
+    .unwrap();
+    c.disconnect().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("w.cwl");
+    let (child, listen) = start_proxy(&record, &[]);
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(Instant::now() < until, "the proxy did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ed25519: the server asks the client to switch plugins; the exchange is relayed.
+    let out = mariadb_client(listen, "px_ed", "ed-secret", "SELECT 'via ed25519'");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via ed25519");
+    let out = mariadb_client(listen, "px_nat", "nat-secret", "SELECT 'via native'");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via native");
+    // A wrong password is the server's refusal, relayed as it is.
+    let out = mariadb_client(listen, "px_ed", "wrong", "SELECT 1");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1045"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let output = crate::harness::sigterm_and_wait(child).await;
+    assert_eq!(output.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    // Three clients, and the readiness probe.
+    assert_eq!(summary["connections"], 4, "{summary:#}");
+    assert_eq!(summary["undecodable_connections"], 0, "{summary:#}");
+    let r = run(cutover().args(["workload", "head", record.to_str().unwrap(), "-n", "100"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let records: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let connects: Vec<_> = records.iter().filter(|r| r["cmd"] == "connect").collect();
+    assert_eq!(connects.len(), 3, "{records:#?}");
+    let refused: Vec<_> = connects
+        .iter()
+        .filter(|r| r["response"]["error"]["code"] == 1045)
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:#?}");
+    assert_eq!(refused[0]["user"], "px_ed");
+    for sql in ["SELECT 'via ed25519'", "SELECT 'via native'"] {
+        let q = records
+            .iter()
+            .find(|r| r["sql"] == sql)
+            .unwrap_or_else(|| panic!("{sql} not recorded: {records:#?}"));
+        assert_eq!(q["response"]["rows"], 1, "{q:#}");
+    }
+    assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+}
