@@ -11,6 +11,24 @@ use cutover_workload::{ColumnDef, Command, ErrorInfo, Record, Response};
 
 use crate::session::{type_name, Command as WireCommand, Event, Response as Wire, Session};
 
+/// A parameter as the workload writes it: integers bound as integers stay JSON numbers (so a
+/// replay binds them with an integer type again), everything else is its text.
+fn param_json(p: crate::session::Param) -> serde_json::Value {
+    const INTEGERS: [u8; 6] = [1, 2, 3, 8, 9, 13]; // TINY SHORT LONG LONGLONG INT24 YEAR
+    match p.value {
+        None => serde_json::Value::Null,
+        Some(v) if INTEGERS.contains(&p.type_code) => {
+            let n = if p.unsigned {
+                v.parse::<u64>().ok().map(serde_json::Value::from)
+            } else {
+                v.parse::<i64>().ok().map(serde_json::Value::from)
+            };
+            n.unwrap_or(serde_json::Value::String(v))
+        }
+        Some(v) => serde_json::Value::String(v),
+    }
+}
+
 /// A command waiting for its response.
 struct Pending {
     command: Command,
@@ -177,13 +195,7 @@ impl Recorder {
                 .pending
                 .push_back(wait(Command::Prepare { stmt: 0, sql })),
             C::Execute { stmt_id, params } => {
-                let params = params
-                    .into_iter()
-                    .map(|p| match p.value {
-                        None => serde_json::Value::Null,
-                        Some(v) => serde_json::Value::String(v),
-                    })
-                    .collect();
+                let params = params.into_iter().map(param_json).collect();
                 self.pending.push_back(wait(Command::Execute {
                     stmt: stmt_id,
                     params,

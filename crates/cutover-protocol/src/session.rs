@@ -244,8 +244,9 @@ pub struct Session {
     client: Direction,
     server: Direction,
     awaiting: Awaiting,
-    /// Prepared statements: id → parameter count.
-    statements: HashMap<u32, u16>,
+    /// Prepared statements: id → parameter count, and the parameter types the driver bound
+    /// last (an execute resends them only when they change).
+    statements: HashMap<u32, (u16, Option<Vec<(u8, bool)>>)>,
     /// Undecodable packets so far.
     pub problems: u64,
     /// Whether the handshake was seen (a capture that began mid-session did not).
@@ -571,10 +572,10 @@ impl Session {
     /// The parameters of `COM_STMT_EXECUTE` (types are sent when `new_params_bound`; a
     /// statement prepared before the capture began has an unknown count: none decoded).
     fn execute_params(&mut self, stmt_id: u32, body: &[u8]) -> Vec<Param> {
-        let Some(&n) = self.statements.get(&stmt_id) else {
+        let Some((n, bound)) = self.statements.get_mut(&stmt_id) else {
             return Vec::new();
         };
-        let n = usize::from(n);
+        let n = usize::from(*n);
         if n == 0 {
             return Vec::new();
         }
@@ -584,19 +585,28 @@ impl Session {
             return Vec::new();
         };
         let mut at = 9 + bitmap_len;
-        if body.get(at) != Some(&1) {
-            // Types not resent (the driver bound them before): not decoded.
-            return Vec::new();
-        }
-        at += 1;
-        let Some(types) = body.get(at..at + 2 * n) else {
-            return Vec::new();
+        let types: Vec<(u8, bool)> = if body.get(at) == Some(&1) {
+            at += 1;
+            let Some(types) = body.get(at..at + 2 * n) else {
+                return Vec::new();
+            };
+            at += 2 * n;
+            let types: Vec<(u8, bool)> = types
+                .chunks_exact(2)
+                .map(|t| (t[0], t[1] & 0x80 != 0))
+                .collect();
+            *bound = Some(types.clone());
+            types
+        } else {
+            at += 1;
+            match bound {
+                Some(types) if types.len() == n => types.clone(),
+                // Bound before the capture began: the values cannot be read.
+                _ => return Vec::new(),
+            }
         };
-        at += 2 * n;
         let mut params = Vec::with_capacity(n);
-        for i in 0..n {
-            let type_code = types[2 * i];
-            let unsigned = types[2 * i + 1] & 0x80 != 0;
+        for (i, &(type_code, unsigned)) in types.iter().enumerate() {
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
                 params.push(Param {
                     type_code,
@@ -891,7 +901,7 @@ impl Session {
                     Ok(s) => {
                         let (id, cols, params) =
                             (s.statement_id(), s.num_columns(), s.num_params());
-                        self.statements.insert(id, params);
+                        self.statements.insert(id, (params, None));
                         let eofs = if self.deprecate_eof() {
                             0
                         } else {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{cutover, fresh_db, port, run, Side};
+use crate::harness::{cutover, dsn, fresh_db, port, run, Side};
 use mysql_async::prelude::*;
 
 #[tokio::test]
@@ -491,4 +491,181 @@ async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
         assert_eq!(q["response"]["rows"], 1, "{q:#}");
     }
     assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+}
+
+/// Runs sysbench `oltp_read_only` with server-side prepared statements through the proxy.
+fn sysbench_through(listen: u16, db: &str, events: u32) {
+    let out = std::process::Command::new("sysbench")
+        .args(["oltp_read_only", "--db-driver=mysql", "--db-ps-mode=auto"])
+        .args(["--mysql-host=127.0.0.1", &format!("--mysql-port={listen}")])
+        .args(["--mysql-user=root", &format!("--mysql-db={db}")])
+        .args([
+            "--tables=1",
+            "--table-size=200",
+            "--range-size=10",
+            "--threads=2",
+        ])
+        .args([
+            &format!("--events={events}"),
+            "--time=0",
+            "--rand-seed=7",
+            "run",
+        ])
+        .output()
+        .expect("sysbench is installed by scripts/test");
+    assert!(
+        out.status.success(),
+        "sysbench: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether a recorded execute reads row `id` of sbtest1 (its `c`, which the test changes).
+fn reads_row(sql: &str, params: &[serde_json::Value], id: i64) -> bool {
+    let n = |i: usize| {
+        params.get(i).and_then(|v| {
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        })
+    };
+    if !sql.contains("SELECT c") && !sql.contains("SELECT DISTINCT c") {
+        return false;
+    }
+    if sql.contains("BETWEEN") {
+        matches!((n(0), n(1)), (Some(a), Some(b)) if a <= id && id <= b)
+    } else {
+        n(0) == Some(id)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sysbench_prepared_statements_through_the_proxy_replay_with_exactly_the_planted_differences(
+) {
+    let db = "pxsb";
+    fresh_db(db).await;
+    let prepare = std::process::Command::new("sysbench")
+        .args([
+            "oltp_read_only",
+            "--db-driver=mysql",
+            "--mysql-host=127.0.0.1",
+        ])
+        .args([
+            &format!("--mysql-port={}", port(Side::Source)),
+            "--mysql-user=root",
+        ])
+        .args([
+            &format!("--mysql-db={db}"),
+            "--tables=1",
+            "--table-size=200",
+            "prepare",
+        ])
+        .output()
+        .expect("sysbench");
+    assert!(prepare.status.success(), "{prepare:?}");
+    // The target: an identical copy.
+    let copy = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mariadb-dump -h127.0.0.1 -P{} -uroot --single-transaction {db} \
+             | mariadb -h127.0.0.1 -P{} -uroot {db}",
+            port(Side::Source),
+            port(Side::Target)
+        ))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "{copy:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("sb.cwl");
+    let (child, listen) = start_proxy(&record, &[]);
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
+        assert!(Instant::now() < until, "the proxy did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sysbench_through(listen, db, 30);
+    let output = crate::harness::sigterm_and_wait(child).await;
+    assert_eq!(output.status.code(), Some(0));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["undecodable_connections"], 0, "{summary:#}");
+    assert_eq!(summary["dropped"], 0, "{summary:#}");
+
+    // The workload: prepared statements and their executes, with parameters.
+    let r = run(cutover().args(["workload", "head", record.to_str().unwrap(), "-n", "100000"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let records: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let mut prepared = std::collections::HashMap::new();
+    let mut executes = Vec::new();
+    for rec in &records {
+        match rec["cmd"].as_str() {
+            Some("prepare") => {
+                prepared.insert(
+                    (rec["session"].as_u64(), rec["stmt"].as_u64()),
+                    rec["sql"].as_str().unwrap_or_default().to_string(),
+                );
+            }
+            Some("execute") => {
+                let sql = prepared
+                    .get(&(rec["session"].as_u64(), rec["stmt"].as_u64()))
+                    .cloned()
+                    .unwrap_or_else(|| panic!("execute of an unknown statement: {rec}"));
+                let params = rec["params"].as_array().cloned().unwrap_or_default();
+                executes.push((sql, params));
+            }
+            _ => {}
+        }
+    }
+    // 30 events of BEGIN, 10 point selects, 4 ranges and COMMIT, all prepared.
+    assert_eq!(
+        executes.len(),
+        30 * 16,
+        "{:#?}",
+        &records[..20.min(records.len())]
+    );
+
+    let replay = |target_changed: bool| {
+        let mut c = cutover();
+        c.args([
+            "replay",
+            record.to_str().unwrap(),
+            "--read-only",
+            "--format",
+            "json",
+        ])
+        .args(["--target", &format!("{}/{db}", dsn(Side::Target))])
+        .args(["--baseline", &format!("{}/{db}", dsn(Side::Source))]);
+        let r = run(&mut c);
+        let want = if target_changed { 1 } else { 0 };
+        assert_eq!(r.code, want, "{}\n{}", r.stdout, r.stderr);
+        r.json()
+    };
+    let same = replay(false);
+    assert_eq!(same["statements_with_diffs"], 0, "{same:#}");
+    assert!(
+        same["replayed"].as_u64() >= Some(executes.len() as u64),
+        "{same:#}"
+    );
+
+    // The row the run read most often changes on the target.
+    let reads = |id: i64| {
+        executes
+            .iter()
+            .filter(|(sql, p)| reads_row(sql, p, id))
+            .count()
+    };
+    let id = (1..=200).max_by_key(|&id| reads(id)).unwrap_or(1);
+    let expected = reads(id) as u64;
+    assert!(expected > 0, "the run read no row");
+    crate::harness::exec(
+        Side::Target,
+        &format!("UPDATE {db}.sbtest1 SET c = 'changed on the target' WHERE id = {id}"),
+    )
+    .await;
+    let changed = replay(true);
+    assert_eq!(changed["statements_with_diffs"], expected, "{changed:#}");
 }
