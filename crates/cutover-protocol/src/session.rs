@@ -66,6 +66,9 @@ pub enum Command {
     },
 }
 
+/// A parameter's type as bound: the type code and whether it is unsigned.
+type ParamType = (u8, bool);
+
 /// A bound parameter of `COM_STMT_EXECUTE`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Param {
@@ -246,7 +249,7 @@ pub struct Session {
     awaiting: Awaiting,
     /// Prepared statements: id → parameter count, and the parameter types the driver bound
     /// last (an execute resends them only when they change).
-    statements: HashMap<u32, (u16, Option<Vec<(u8, bool)>>)>,
+    statements: HashMap<u32, (u16, Option<Vec<ParamType>>)>,
     /// Undecodable packets so far.
     pub problems: u64,
     /// Whether the handshake was seen (a capture that began mid-session did not).
@@ -585,13 +588,13 @@ impl Session {
             return Vec::new();
         };
         let mut at = 9 + bitmap_len;
-        let types: Vec<(u8, bool)> = if body.get(at) == Some(&1) {
+        let types: Vec<ParamType> = if body.get(at) == Some(&1) {
             at += 1;
             let Some(types) = body.get(at..at + 2 * n) else {
                 return Vec::new();
             };
             at += 2 * n;
-            let types: Vec<(u8, bool)> = types
+            let types: Vec<ParamType> = types
                 .chunks_exact(2)
                 .map(|t| (t[0], t[1] & 0x80 != 0))
                 .collect();
