@@ -48,6 +48,9 @@ pub struct Recorder {
     began_mid_stream: bool,
     quit: bool,
     out: Vec<Record>,
+    /// The result columns of each prepared statement, for executes whose result sets leave
+    /// the metadata out (MariaDB's metadata cache, MySQL's optional metadata).
+    prepared_columns: std::collections::HashMap<u32, Vec<ColumnDef>>,
 }
 
 impl Recorder {
@@ -73,6 +76,7 @@ impl Recorder {
             began_mid_stream,
             quit: false,
             out: Vec::new(),
+            prepared_columns: std::collections::HashMap::new(),
         }
     }
 
@@ -201,7 +205,10 @@ impl Recorder {
                     params,
                 }));
             }
-            C::Close { stmt_id } => self.emit(Command::Close { stmt: stmt_id }, ts_us, None),
+            C::Close { stmt_id } => {
+                self.prepared_columns.remove(&stmt_id);
+                self.emit(Command::Close { stmt: stmt_id }, ts_us, None)
+            }
             C::ResetConnection => self.pending.push_back(wait(Command::Reset)),
             C::ChangeUser { user, db } => {
                 self.user = Some(user);
@@ -228,6 +235,18 @@ impl Recorder {
             return;
         };
         let latency_us = p.ts_us.map(|t| ts_us.saturating_sub(t).max(0) as u64);
+        let column_defs = |columns: &[crate::session::ColumnDef]| -> Vec<ColumnDef> {
+            columns
+                .iter()
+                .map(|c| ColumnDef {
+                    name: c.name.clone(),
+                    type_name: type_name(c.type_code),
+                    flags: Some(c.flags),
+                    charset: Some(c.charset),
+                    decimals: Some(c.decimals),
+                })
+                .collect()
+        };
         let summary = match &r {
             Wire::Ok {
                 affected_rows,
@@ -263,18 +282,14 @@ impl Recorder {
                 warnings,
                 ..
             } => Response {
-                columns: Some(
-                    columns
-                        .iter()
-                        .map(|c| ColumnDef {
-                            name: c.name.clone(),
-                            type_name: type_name(c.type_code),
-                            flags: Some(c.flags),
-                            charset: Some(c.charset),
-                            decimals: Some(c.decimals),
-                        })
-                        .collect(),
-                ),
+                // No columns: the server left the metadata out (the client has it from
+                // the prepare).
+                columns: Some(match (columns.is_empty(), &p.command) {
+                    (true, Command::Execute { stmt, .. }) => {
+                        self.prepared_columns.get(stmt).cloned().unwrap_or_default()
+                    }
+                    _ => column_defs(columns),
+                }),
                 rows: Some(*rows),
                 warnings: Some(*warnings),
                 status_flags: Some(*status),
@@ -282,10 +297,16 @@ impl Recorder {
                 ..Response::default()
             },
             Wire::Prepared {
-                stmt_id, warnings, ..
+                stmt_id,
+                warnings,
+                columns,
+                ..
             } => {
                 if let Command::Prepare { stmt, .. } = &mut p.command {
                     *stmt = *stmt_id;
+                }
+                if self.prepared_columns.len() < 10_000 {
+                    self.prepared_columns.insert(*stmt_id, column_defs(columns));
                 }
                 Response {
                     warnings: Some(*warnings),

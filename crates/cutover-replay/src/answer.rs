@@ -11,6 +11,8 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
+use crate::protocol::ColumnMeta;
+
 /// Rows kept per answer for the report's side-by-side samples.
 pub const SAMPLE_ROWS: usize = 10;
 
@@ -28,6 +30,15 @@ pub struct Answer {
     /// `name type` of each column of each result set.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// Each column's definition as the driver saw it (flags, decimals, collation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub column_meta: Vec<ColumnMeta>,
+    /// The server status flags of the answer's last OK (or result set end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_flags: Option<u16>,
+    /// Session-state changes the server reported (session tracking).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub session_state: Vec<String>,
     pub rows: u64,
     #[serde(skip)]
     pub multiset: u128,
@@ -55,7 +66,9 @@ pub type IdMap = HashMap<u64, u64>;
 pub async fn query(conn: &mut mysql_async::Conn, sql: &str, unmap: &IdMap) -> Answer {
     let started = Instant::now();
     let result = conn.query_iter(sql).await;
-    summarize(result, unmap, started).await
+    let mut a = summarize(result, unmap, started).await;
+    a.protocol_state(conn);
+    a
 }
 
 /// Executes a prepared statement (binary protocol) and summarises the answer.
@@ -67,7 +80,9 @@ pub async fn execute(
 ) -> Answer {
     let started = Instant::now();
     let result = conn.exec_iter(stmt, params).await;
-    summarize(result, unmap, started).await
+    let mut a = summarize(result, unmap, started).await;
+    a.protocol_state(conn);
+    a
 }
 
 async fn summarize<P: mysql_async::prelude::Protocol>(
@@ -97,6 +112,13 @@ async fn summarize<P: mysql_async::prelude::Protocol>(
             for c in &cols {
                 a.columns
                     .push(format!("{} {:?}", c.name_str(), c.column_type()));
+                a.column_meta.push(ColumnMeta {
+                    name: c.name_str().into_owned(),
+                    type_name: format!("{:?}", c.column_type()),
+                    flags: c.flags().bits(),
+                    decimals: c.decimals(),
+                    charset: c.character_set(),
+                });
             }
         }
         loop {
@@ -129,6 +151,29 @@ async fn summarize<P: mysql_async::prelude::Protocol>(
 struct Sequence(u128);
 
 impl Answer {
+    /// The status flags and session-state changes of the answer's last OK packet.
+    fn protocol_state(&mut self, conn: &mysql_async::Conn) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(ok) = conn.last_ok_packet() {
+            self.status_flags = Some(ok.status_flags().bits());
+            if let Ok(infos) = ok.session_state_info() {
+                self.session_state = infos
+                    .iter()
+                    .map(|i| match i.decode() {
+                        Ok(change) => format!("{change:?}"),
+                        Err(_) => format!(
+                            "{:?} {}",
+                            i.data_type(),
+                            String::from_utf8_lossy(i.data_ref())
+                        ),
+                    })
+                    .collect();
+            }
+        }
+    }
+
     pub fn set_error(&mut self, e: mysql_async::Error) {
         match e {
             mysql_async::Error::Server(s) => {
@@ -246,6 +291,16 @@ pub enum Kind {
     AffectedRows,
     LastInsertId,
     Warnings,
+    /// Column flags (`NOT_NULL`, `UNSIGNED`, `BINARY`, keys, …).
+    ColumnFlags,
+    /// Column decimals (scale, fractional seconds).
+    Decimals,
+    /// Column character set / collation id.
+    Charset,
+    /// Status flags drivers act on (transaction state, autocommit, escaping).
+    StatusFlags,
+    /// Session-state changes (session tracking).
+    SessionState,
 }
 
 impl Kind {
@@ -257,6 +312,11 @@ impl Kind {
             Kind::AffectedRows => "affected_rows",
             Kind::LastInsertId => "last_insert_id",
             Kind::Warnings => "warnings",
+            Kind::ColumnFlags => "column_flags",
+            Kind::Decimals => "decimals",
+            Kind::Charset => "charset",
+            Kind::StatusFlags => "status_flags",
+            Kind::SessionState => "session_state",
         }
     }
 }
@@ -280,6 +340,10 @@ pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
     if baseline.columns != target.columns {
         kinds.push(Kind::Metadata);
     }
+    kinds.extend(crate::protocol::compare_columns(
+        &baseline.column_meta,
+        &target.column_meta,
+    ));
     let rows_differ = baseline.rows != target.rows
         || baseline.multiset != target.multiset
         || (ordered && baseline.sequence != target.sequence);
@@ -294,6 +358,14 @@ pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
     }
     if baseline.warnings != target.warnings {
         kinds.push(Kind::Warnings);
+    }
+    if let (Some(a), Some(b)) = (baseline.status_flags, target.status_flags) {
+        if a & crate::protocol::CLIENT_STATUS != b & crate::protocol::CLIENT_STATUS {
+            kinds.push(Kind::StatusFlags);
+        }
+    }
+    if baseline.session_state != target.session_state {
+        kinds.push(Kind::SessionState);
     }
     kinds
 }
@@ -328,6 +400,40 @@ pub fn compare_captured(captured: &cutover_workload::Response, target: &Answer) 
     if let (Some(a), Some(b)) = (captured.last_insert_id, target.last_insert_id) {
         if a != b {
             kinds.push(Kind::LastInsertId);
+        }
+    }
+    // The protocol layer, where the capture saw it (proxy, pcap): column definitions with
+    // their flags, status flags, warnings.
+    if let Some(cols) = captured
+        .columns
+        .as_ref()
+        .filter(|c| c.iter().all(|c| c.flags.is_some()) && target.column_meta.len() == c.len())
+    {
+        let types_differ = cols
+            .iter()
+            .zip(&target.column_meta)
+            .any(|(c, t)| c.name != t.name || c.type_name != t.type_name);
+        if types_differ {
+            kinds.push(Kind::Metadata);
+        }
+        let captured = crate::protocol::from_captured(captured);
+        kinds.extend(crate::protocol::compare_columns(
+            &captured.column_meta,
+            &target.column_meta,
+        ));
+    } else if let Some(cols) = &captured.columns {
+        if cols.len() != target.column_meta.len() && !target.column_meta.is_empty() {
+            kinds.push(Kind::Metadata);
+        }
+    }
+    if let (Some(a), Some(b)) = (captured.status_flags, target.status_flags) {
+        if a & crate::protocol::CLIENT_STATUS != b & crate::protocol::CLIENT_STATUS {
+            kinds.push(Kind::StatusFlags);
+        }
+    }
+    if let Some(w) = captured.warnings {
+        if w != target.warnings {
+            kinds.push(Kind::Warnings);
         }
     }
     kinds

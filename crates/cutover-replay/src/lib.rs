@@ -24,6 +24,7 @@
 
 pub mod answer;
 pub mod classify;
+pub mod protocol;
 pub mod report;
 pub mod report_doc;
 
@@ -244,6 +245,7 @@ pub async fn run(
         workload_s: (workload_end - first_ts).max(0) as f64 / 1e6,
         session_errors,
         interrupted: cancel.is_cancelled(),
+        client_compatibility: c.compatibility(),
         classes: c.classes(),
     })
 }

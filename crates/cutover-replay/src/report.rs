@@ -119,8 +119,40 @@ pub struct Report {
     /// Sessions that could not go on (connection lost), with why.
     pub session_errors: Vec<String>,
     pub interrupted: bool,
+    /// Protocol-level differences by kind, with what each means for drivers and pools.
+    pub client_compatibility: Vec<CompatReport>,
     /// Worst classes first: most differences, then slowest target relative to baseline.
     pub classes: Vec<ClassReport>,
+}
+
+/// One kind of protocol-level difference across the replay.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompatReport {
+    pub kind: &'static str,
+    /// Statements that differ in this way.
+    pub statements: u64,
+    /// Statement classes that do.
+    pub classes: u64,
+    /// A few of them: class and what differs.
+    pub examples: Vec<CompatExample>,
+    /// What it means for applications, drivers and connection pools.
+    pub meaning: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CompatExample {
+    pub fingerprint: String,
+    pub detail: String,
+}
+
+/// Examples kept per kind.
+const COMPAT_EXAMPLES: usize = 3;
+
+#[derive(Default)]
+struct CompatAgg {
+    statements: u64,
+    classes: std::collections::HashSet<String>,
+    examples: Vec<CompatExample>,
 }
 
 impl Report {
@@ -181,6 +213,7 @@ fn unreachable_hist() -> Histogram<u64> {
 #[derive(Default)]
 pub(crate) struct Collector {
     classes: HashMap<String, ClassAgg>,
+    compat: BTreeMap<Kind, CompatAgg>,
     pub statements: u64,
     pub replayed: u64,
     pub skipped: u64,
@@ -204,7 +237,7 @@ impl Collector {
                 self.replayed += 1;
                 let c = self
                     .classes
-                    .entry(r.fingerprint)
+                    .entry(r.fingerprint.clone())
                     .or_insert_with(|| ClassAgg::new(n));
                 c.count += 1;
                 c.nondeterministic = r.nondeterministic.clone();
@@ -228,6 +261,35 @@ impl Collector {
                         c.after_skipped_write += 1;
                     }
                 }
+                if r.nondeterministic.is_none() {
+                    if let Some(s) = &r.sample {
+                        let (base, side) = match (&s.baseline, &s.captured) {
+                            (Some(b), _) => (b.clone(), "baseline"),
+                            (None, Some(c)) => (crate::protocol::from_captured(c), "capture"),
+                            (None, None) => (Answer::default(), "baseline"),
+                        };
+                        for d in crate::protocol::details(&base, &s.target, side) {
+                            if !r.kinds.contains(&d.kind) {
+                                continue;
+                            }
+                            let agg = self.compat.entry(d.kind).or_default();
+                            if agg.examples.iter().all(|e| e.fingerprint != r.fingerprint)
+                                && agg.examples.len() < COMPAT_EXAMPLES
+                            {
+                                agg.examples.push(CompatExample {
+                                    fingerprint: r.fingerprint.clone(),
+                                    detail: d.detail,
+                                });
+                            }
+                            agg.classes.insert(r.fingerprint.clone());
+                        }
+                        for k in &r.kinds {
+                            if let Some(agg) = self.compat.get_mut(k) {
+                                agg.statements += 1;
+                            }
+                        }
+                    }
+                }
                 if c.samples.len() < SAMPLES {
                     if let Some(s) = r.sample {
                         c.samples.push(s);
@@ -235,6 +297,23 @@ impl Collector {
                 }
             }
         }
+    }
+
+    /// The protocol-level differences, in the order of [`crate::protocol::KINDS`].
+    pub fn compatibility(&self) -> Vec<CompatReport> {
+        crate::protocol::KINDS
+            .iter()
+            .filter_map(|k| {
+                let agg = self.compat.get(k)?;
+                Some(CompatReport {
+                    kind: k.name(),
+                    statements: agg.statements,
+                    classes: agg.classes.len() as u64,
+                    examples: agg.examples.clone(),
+                    meaning: crate::protocol::meaning(*k),
+                })
+            })
+            .collect()
     }
 
     pub fn classes(self) -> Vec<ClassReport> {
@@ -302,6 +381,19 @@ pub fn human(r: &Report) -> String {
         "speed {}: {:.1} s for a {:.1} s workload; scheduling lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
         r.speed, r.elapsed_s, r.workload_s, r.lag.p50_ms, r.lag.p99_ms, r.lag.max_ms
     ));
+    if !r.client_compatibility.is_empty() {
+        out.push_str("\nclient compatibility (what drivers and pools would notice):\n");
+        for k in &r.client_compatibility {
+            out.push_str(&format!(
+                "  {:<14} {} statements in {} classes",
+                k.kind, k.statements, k.classes
+            ));
+            if let Some(e) = k.examples.first() {
+                out.push_str(&format!(": {}", one_line(&e.detail, 100)));
+            }
+            out.push('\n');
+        }
+    }
     for c in r.classes.iter().filter(|c| c.diffs > 0) {
         let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         out.push_str(&format!(

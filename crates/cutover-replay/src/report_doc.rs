@@ -92,6 +92,41 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
     overview.push(Block::Table(t));
     d.sections.push(overview);
 
+    // What a driver or a pool would notice: protocol-level differences by kind.
+    let mut s = Section::new("Client compatibility");
+    if r.client_compatibility.is_empty() {
+        s = s.with_badge(Badge::new("SAME", Tone::Ok));
+        s.push(Block::Paragraph(
+            "Column definitions (type, flags, decimals, collation), status flags, warnings, \
+             session-state changes, affected rows and last insert ids were the same for every \
+             statement compared."
+                .into(),
+        ));
+    } else {
+        s = s.with_badge(Badge::new(
+            format!("{} kinds differ", r.client_compatibility.len()),
+            Tone::Bad,
+        ));
+        let mut t = Table::new(["kind", "statements", "classes", "example", "what it means"])
+            .align_right([1, 2]);
+        for k in &r.client_compatibility {
+            let example = k
+                .examples
+                .first()
+                .map(|e| format!("{} — {}", e.detail, short(&e.fingerprint, 80)))
+                .unwrap_or_default();
+            t.push(vec![
+                Cell::text(k.kind),
+                Cell::text(k.statements.to_string()),
+                Cell::text(k.classes.to_string()),
+                Cell::text(example),
+                Cell::text(k.meaning),
+            ]);
+        }
+        s.push(Block::Table(t));
+    }
+    d.sections.push(s);
+
     let charted: Vec<&ClassReport> = r
         .classes
         .iter()

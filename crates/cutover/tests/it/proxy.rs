@@ -669,3 +669,129 @@ async fn sysbench_prepared_statements_through_the_proxy_replay_with_exactly_the_
     let changed = replay(true);
     assert_eq!(changed["statements_with_diffs"], expected, "{changed:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn protocol_differences_are_reported_as_client_compatibility() {
+    let db = "pxc";
+    fresh_db(db).await;
+    // Same data; definitions that differ the way a migration changes them.
+    crate::harness::exec(
+        Side::Source,
+        "CREATE TABLE pxc.t (id INT PRIMARY KEY, price DECIMAL(10,2), \
+         name VARCHAR(20) COLLATE utf8mb4_general_ci, n INT UNSIGNED, v DOUBLE, code VARCHAR(10)); \
+         INSERT INTO pxc.t VALUES (1, 1.50, 'a', 7, 2.5, '12'), (2, 3.25, 'b', 8, 1.5, '13')",
+    )
+    .await;
+    crate::harness::exec(
+        Side::Target,
+        "CREATE TABLE pxc.t (id INT PRIMARY KEY, price DECIMAL(10,4), \
+         name VARBINARY(20), n INT, v DECIMAL(10,2), code INT); \
+         INSERT INTO pxc.t VALUES (1, 1.50, 'a', 7, 2.5, 12), (2, 3.25, 'b', 8, 1.5, 13)",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("c.cwl");
+    let (child, listen) = start_proxy(&record, &[]);
+    let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(listen)
+        .user(Some("root"))
+        .db_name(Some(db))
+        .prefer_socket(false)
+        .into();
+    let mut c = connect_when_up(&opts).await.expect("through the proxy");
+    c.query_drop("SELECT id FROM t ORDER BY id").await.unwrap(); // the same on both
+    c.query_drop("SELECT name FROM t ORDER BY id")
+        .await
+        .unwrap(); // collation
+    c.query_drop("SELECT n FROM t ORDER BY id").await.unwrap(); // UNSIGNED
+    c.query_drop("SELECT v FROM t ORDER BY id").await.unwrap(); // DOUBLE vs DECIMAL
+    c.query_drop("SELECT id FROM t WHERE code = 'x1'")
+        .await
+        .unwrap(); // a warning on INT only
+    let _: Vec<String> = c
+        .exec("SELECT price FROM t WHERE id = ?", (1,))
+        .await
+        .unwrap(); // decimals, in the binary protocol
+    c.disconnect().await.unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
+    assert_eq!(output.status.code(), Some(0));
+
+    let replay = |baseline: bool| {
+        let mut cmd = cutover();
+        cmd.args([
+            "replay",
+            record.to_str().unwrap(),
+            "--read-only",
+            "--format",
+            "json",
+        ])
+        .args(["--target", &format!("{}/{db}", dsn(Side::Target))]);
+        if baseline {
+            cmd.args(["--baseline", &format!("{}/{db}", dsn(Side::Source))]);
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        r.json()
+    };
+    for baseline in [true, false] {
+        let report = replay(baseline);
+        let compat: std::collections::BTreeMap<String, serde_json::Value> = report
+            ["client_compatibility"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{report:#}"))
+            .iter()
+            .map(|k| {
+                (
+                    k["kind"].as_str().unwrap_or_default().to_string(),
+                    k.clone(),
+                )
+            })
+            .collect();
+        let has = |kind: &str, detail: &str| {
+            let examples = compat
+                .get(kind)
+                .and_then(|k| k["examples"].as_array())
+                .unwrap_or_else(|| panic!("baseline {baseline}: no {kind} in {report:#}"));
+            assert!(
+                examples.iter().any(|e| e["detail"] == detail),
+                "baseline {baseline}: {kind}: no `{detail}` in {report:#}"
+            );
+        };
+        let side = if baseline { "baseline" } else { "capture" };
+        has(
+            "metadata",
+            "column `v`: MYSQL_TYPE_DOUBLE vs MYSQL_TYPE_NEWDECIMAL",
+        );
+        has("decimals", "column `price`: decimals 2 vs 4");
+        has("decimals", "column `v`: decimals 31 vs 2");
+        has(
+            "charset",
+            "column `name`: collation 45 (utf8mb4_general_ci) vs 63 (binary)",
+        );
+        has(
+            "column_flags",
+            &format!("column `n`: UNSIGNED on the {side} only"),
+        );
+        has("warnings", "0 warnings vs 1");
+        let statements = |k: &str| compat[k]["statements"].as_u64().unwrap_or(0);
+        assert_eq!(statements("metadata"), 1, "{report:#}");
+        assert_eq!(statements("decimals"), 2, "{report:#}");
+        assert_eq!(statements("charset"), 1, "{report:#}");
+        assert_eq!(statements("warnings"), 1, "{report:#}");
+        for k in compat.values() {
+            assert!(k["meaning"].as_str().is_some_and(|m| m.len() > 40), "{k}");
+        }
+        // The statement whose answers are the same is not among the differences.
+        let classes = report["classes"].as_array().unwrap();
+        let same = classes
+            .iter()
+            .find(|c| {
+                c["fingerprint"]
+                    .as_str()
+                    .is_some_and(|f| f == "select id from t order by id")
+            })
+            .unwrap_or_else(|| panic!("{report:#}"));
+        assert_eq!(same["diffs"], 0, "{same:#}");
+    }
+}
