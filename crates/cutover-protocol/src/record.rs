@@ -51,6 +51,7 @@ pub struct Recorder {
     /// The result columns of each prepared statement, for executes whose result sets leave
     /// the metadata out (MariaDB's metadata cache, MySQL's optional metadata).
     prepared_columns: std::collections::HashMap<u32, Vec<ColumnDef>>,
+    redact: bool,
 }
 
 impl Recorder {
@@ -77,7 +78,15 @@ impl Recorder {
             quit: false,
             out: Vec::new(),
             prepared_columns: std::collections::HashMap::new(),
+            redact: false,
         }
+    }
+
+    /// Keeps literal values out of the records: statements with `?` for every literal,
+    /// executes with `"?"` for every parameter that is not NULL, errors without messages.
+    pub fn redacting(mut self, redact: bool) -> Recorder {
+        self.redact = redact;
+        self
     }
 
     /// Whether something in this connection could not be decoded (TLS, a corrupt packet).
@@ -128,7 +137,23 @@ impl Recorder {
         }
     }
 
-    fn emit(&mut self, command: Command, ts_us: i64, response: Option<Response>) {
+    fn emit(&mut self, mut command: Command, ts_us: i64, mut response: Option<Response>) {
+        if self.redact {
+            match &mut command {
+                Command::Query { sql } | Command::Prepare { sql, .. } => {
+                    *sql = cutover_workload::fingerprint::redact(sql);
+                }
+                Command::Execute { params, .. } => {
+                    for p in params.iter_mut().filter(|p| !p.is_null()) {
+                        *p = serde_json::Value::String("?".into());
+                    }
+                }
+                _ => {}
+            }
+            if let Some(e) = response.as_mut().and_then(|r| r.error.as_mut()) {
+                e.message = None;
+            }
+        }
         self.out.push(Record {
             session: self.id,
             ts_us,

@@ -55,6 +55,8 @@ pub struct ProxyOptions {
     pub rotate_bytes: u64,
     /// Parts kept on disk; the oldest beyond this are removed.
     pub max_files: usize,
+    /// Keep literal values out of the workload (`--redact-values`).
+    pub redact: bool,
 }
 
 /// What the proxy did.
@@ -110,12 +112,11 @@ pub async fn run(
             addr: opts.listen.clone(),
             source,
         })?;
-    let mut writer = files::Parts::create(
-        &opts.record,
-        Header::new("proxy", Some(opts.upstream.clone())),
-        opts.rotate_bytes,
-        opts.max_files,
-    )?;
+    let header = Header {
+        redacted: opts.redact,
+        ..Header::new("proxy", Some(opts.upstream.clone()))
+    };
+    let mut writer = files::Parts::create(&opts.record, header, opts.rotate_bytes, opts.max_files)?;
     metrics_doc::describe();
     if let Ok(a) = listener.local_addr() {
         on_listening(a);
@@ -139,6 +140,7 @@ pub async fn run(
                 next_session += 1;
                 counters.connections.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("cutover_proxy_connections_total").increment(1);
+                let redact = opts.redact;
                 let (tx, counters, upstream, cancel, tls) = (
                     tx.clone(),
                     counters.clone(),
@@ -148,7 +150,8 @@ pub async fn run(
                 );
                 let id = next_session;
                 conns.spawn(async move {
-                    relay(id, client, &upstream, tls, tx, counters, cancel).await;
+                    let state = Recording::new(id, tx, counters.clone(), redact);
+                    relay(client, &upstream, tls, state, counters, cancel).await;
                 });
             }
         }
@@ -204,11 +207,10 @@ async fn read_packet<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>
 /// configured, the greeting and the client's first packet are read one by one to see
 /// whether the client asks for TLS; everything else is relayed as it comes.
 async fn relay(
-    id: u64,
     mut client: TcpStream,
     upstream: &str,
     tls: Option<Tls>,
-    tx: mpsc::Sender<Record>,
+    state: Recording,
     counters: Arc<Counters>,
     cancel: CancellationToken,
 ) {
@@ -218,7 +220,7 @@ async fn relay(
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let state = Arc::new(Mutex::new(Recording::new(id, tx, counters.clone())));
+    let state = Arc::new(Mutex::new(state));
     let Some(tls) = tls else {
         pump(client, server, state, counters, cancel).await;
         return;
@@ -370,9 +372,9 @@ fn now_us() -> i64 {
 }
 
 impl Recording {
-    fn new(id: u64, tx: mpsc::Sender<Record>, counters: Arc<Counters>) -> Recording {
+    fn new(id: u64, tx: mpsc::Sender<Record>, counters: Arc<Counters>, redact: bool) -> Recording {
         Recording {
-            recorder: Recorder::new(id),
+            recorder: Recorder::new(id).redacting(redact),
             tx,
             counters,
             marked: false,

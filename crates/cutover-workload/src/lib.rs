@@ -75,6 +75,10 @@ pub struct Header {
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// Recorded with `--redact-values`: statements hold `?` for every literal, executes no
+    /// parameter values, errors no messages. Such a workload can be inspected, not replayed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 impl Header {
@@ -85,6 +89,7 @@ impl Header {
             source: source.to_string(),
             input,
             created_by: Some(format!("cutover {}", env!("CARGO_PKG_VERSION"))),
+            redacted: false,
         }
     }
 }

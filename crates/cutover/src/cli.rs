@@ -79,6 +79,11 @@ pub struct ProxyArgs {
     /// Serve Prometheus metrics on this address (HOST:PORT).
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
+    /// Keep literal values out of the workload: statements with `?` for every literal,
+    /// no parameter values, no error messages. Such a workload can be inspected
+    /// (`cutover workload stats`), not replayed.
+    #[arg(long)]
+    pub redact_values: bool,
     /// The summary at the end: human, or JSON.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,

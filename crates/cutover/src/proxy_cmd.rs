@@ -66,6 +66,7 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
         tls,
         rotate_bytes: args.rotate_mib.saturating_mul(1024 * 1024),
         max_files: usize::try_from(args.max_files).unwrap_or(usize::MAX),
+        redact: args.redact_values,
     };
     let upstream = args.upstream.clone();
     let summary = cutover_proxy::run(opts, cancel, |addr| {

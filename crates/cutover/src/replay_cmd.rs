@@ -29,6 +29,13 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         },
     };
     let reader = cutover_workload::Reader::open(&args.workload)?;
+    if reader.header.redacted {
+        return Err(anyhow!(
+            "{}: recorded with --redact-values: its statements hold no values and cannot be \
+             replayed (`cutover workload stats` and `head` read it)",
+            args.workload.display()
+        ));
+    }
     let target_ep = crate::endpoints::resolve(
         Role::Target,
         Some(&args.target),

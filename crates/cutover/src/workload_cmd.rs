@@ -70,10 +70,12 @@ pub fn run(args: WorkloadArgs) -> Result<u8> {
                 fingerprints: fingerprint,
             };
             let reader = Reader::open(&file)?;
-            let mut w = Writer::create(
-                &out,
-                &Header::new("filter", Some(file.display().to_string())),
-            )?;
+            // A cut of a redacted workload is redacted too.
+            let header = Header {
+                redacted: reader.header.redacted,
+                ..Header::new("filter", Some(file.display().to_string()))
+            };
+            let mut w = Writer::create(&out, &header)?;
             let mut read = 0u64;
             for r in reader {
                 let r = r?;

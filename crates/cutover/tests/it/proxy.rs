@@ -795,3 +795,63 @@ async fn protocol_differences_are_reported_as_client_compatibility() {
         assert_eq!(same["diffs"], 0, "{same:#}");
     }
 }
+
+#[tokio::test]
+async fn redacted_recordings_hold_no_values_and_are_not_replayed() {
+    fresh_db("pxr").await;
+    crate::harness::exec(
+        Side::Source,
+        "CREATE TABLE pxr.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO pxr.t VALUES (1, 'x')",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("r.cwl");
+    let (child, listen) = start_proxy(&record, &["--redact-values"]);
+    let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(listen)
+        .user(Some("root"))
+        .db_name(Some("pxr"))
+        .prefer_socket(false)
+        .into();
+    let mut c = connect_when_up(&opts).await.expect("through the proxy");
+    let _: Vec<i32> = c
+        .query("SELECT id FROM t WHERE v = 'hunter2' OR id = 424242")
+        .await
+        .unwrap();
+    let _: Option<i32> = c
+        .exec_first("SELECT id FROM t WHERE v = ?", ("s3cret-param",))
+        .await
+        .unwrap();
+    // The server's message repeats the value: it is dropped too.
+    let e = c
+        .query_drop("INSERT INTO t VALUES (1, 'dup-value-7')")
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Duplicate"), "{e}");
+    c.disconnect().await.unwrap();
+    let output = crate::harness::sigterm_and_wait(child).await;
+    assert_eq!(output.status.code(), Some(0));
+
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&record).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    for secret in ["hunter2", "424242", "s3cret-param", "dup-value-7"] {
+        assert!(!text.contains(secret), "{secret} recorded:\n{text}");
+    }
+    assert!(
+        text.contains("SELECT id FROM t WHERE v = ? OR id = ?"),
+        "{text}"
+    );
+    assert!(text.contains(r#""redacted":true"#), "{text}");
+    assert!(text.contains(r#""code":1062"#), "{text}");
+    let r = run(cutover().args(["workload", "stats", record.to_str().unwrap()]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cutover()
+        .args(["replay", record.to_str().unwrap(), "--read-only"])
+        .args(["--target", &dsn(Side::Target)]));
+    r.assert_clean_error("--redact-values");
+}
