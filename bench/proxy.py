@@ -127,8 +127,10 @@ def main():
                     r = sysbench(src, args)
                 elif mode == "socat":
                     port = free_port()
-                    p = subprocess.Popen(["socat", f"TCP-LISTEN:{port},fork,reuseaddr,bind=127.0.0.1",
-                                          f"TCP:127.0.0.1:{src}"])
+                    # nodelay on both legs, as the proxy does (without it Nagle and delayed
+                    # ACKs stall every small exchange by tens of milliseconds).
+                    p = subprocess.Popen(["socat", f"TCP-LISTEN:{port},fork,reuseaddr,nodelay,bind=127.0.0.1",
+                                          f"TCP:127.0.0.1:{src},nodelay"])
                     wait_port(port)
                     try:
                         r = sysbench(port, args)
