@@ -35,40 +35,50 @@ pub struct Packet {
 /// Reassembles packets from bytes of one direction.
 #[derive(Debug, Default)]
 pub struct PacketReader {
+    /// Bytes received; those before `start` are already made into packets (dropped at the
+    /// next push, so taking many packets out of one read copies nothing twice).
     buf: Vec<u8>,
+    start: usize,
     /// A payload continued over several physical packets: what came so far.
     partial: Option<Packet>,
 }
 
 impl PacketReader {
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
     }
 
     /// The raw bytes not yet made into packets (the framing changes under them).
     pub fn take_raw(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
+        let mut raw = std::mem::take(&mut self.buf);
+        raw.drain(..self.start);
+        self.start = 0;
+        raw
     }
 
     /// Bytes waiting (an incomplete packet).
     pub fn pending(&self) -> usize {
-        self.buf.len() + self.partial.as_ref().map_or(0, |p| p.payload.len())
+        self.buf.len() - self.start + self.partial.as_ref().map_or(0, |p| p.payload.len())
     }
 
     /// The next complete logical packet, if the bytes so far hold one.
     pub fn next_packet(&mut self) -> Result<Option<Packet>, FrameError> {
         loop {
-            if self.buf.len() < 4 {
+            let b = &self.buf[self.start..];
+            if b.len() < 4 {
                 return Ok(None);
             }
-            let len = usize::from(self.buf[0])
-                | usize::from(self.buf[1]) << 8
-                | usize::from(self.buf[2]) << 16;
-            let seq = self.buf[3];
-            if self.buf.len() < 4 + len {
+            let len = usize::from(b[0]) | usize::from(b[1]) << 8 | usize::from(b[2]) << 16;
+            let seq = b[3];
+            if b.len() < 4 + len {
                 return Ok(None);
             }
-            let body: Vec<u8> = self.buf.drain(..4 + len).skip(4).collect();
+            let body: Vec<u8> = b[4..4 + len].to_vec();
+            self.start += 4 + len;
             let total = self.partial.as_ref().map_or(0, |p| p.payload.len()) + body.len();
             if total > MAX_LOGICAL {
                 self.partial = None;
