@@ -363,7 +363,7 @@ fn starts_command(bytes: &[u8]) -> bool {
 }
 
 enum Decoder {
-    Live(Recorder),
+    Live(Box<Recorder>),
     /// Looking for a client segment that starts a command.
     Waiting,
 }
@@ -518,7 +518,7 @@ where
                 up: Reassembler::new(self.opts.max_buffered),
                 down: Reassembler::new(self.opts.max_buffered),
                 decoder: if from_start {
-                    Decoder::Live(Recorder::new(self.next_session))
+                    Decoder::Live(Box::new(Recorder::new(self.next_session)))
                 } else {
                     Decoder::Waiting
                 },
@@ -725,7 +725,7 @@ fn feed(
                             c.counted_mid_stream = true;
                             summary.mid_stream_sessions += 1;
                         }
-                        c.decoder = Decoder::Live(Recorder::mid_stream(c.session));
+                        c.decoder = Decoder::Live(Box::new(Recorder::mid_stream(c.session)));
                     } else {
                         summary.skipped_bytes += bytes.len() as u64;
                         continue;
