@@ -277,6 +277,38 @@ fn lenenc(buf: &[u8]) -> Option<(u64, usize)> {
     }
 }
 
+/// A column definition; MariaDB's extended metadata (a length-encoded string after
+/// `org_name`, sent to clients with `MARIADB_CLIENT_EXTENDED_METADATA`, e.g. libmariadb's
+/// `mariadb` client) is skipped.
+fn parse_column(p: &[u8]) -> std::io::Result<Column> {
+    let first = ParseBuf(p).parse::<Column>(());
+    if first.is_ok() {
+        return first;
+    }
+    // catalog, schema, table, org_table, name, org_name
+    let mut at = 0usize;
+    for _ in 0..6 {
+        let Some((n, used)) = p.get(at..).and_then(lenenc) else {
+            return first;
+        };
+        at = at.saturating_add(used).saturating_add(n as usize);
+    }
+    match p.get(at) {
+        Some(0x0c) | None => first,
+        Some(_) => {
+            let Some((n, used)) = p.get(at..).and_then(lenenc) else {
+                return first;
+            };
+            let Some(rest) = p.get(at.saturating_add(used).saturating_add(n as usize)..) else {
+                return first;
+            };
+            let mut plain = p[..at].to_vec();
+            plain.extend_from_slice(rest);
+            ParseBuf(&plain).parse::<Column>(())
+        }
+    }
+}
+
 fn column_def(c: &Column) -> ColumnDef {
     ColumnDef {
         name: c.name_str().into_owned(),
@@ -755,7 +787,7 @@ impl Session {
                 left,
                 mut columns,
             } => {
-                match ParseBuf(p).parse::<Column>(()) {
+                match parse_column(p) {
                     Ok(c) => columns.push(column_def(&c)),
                     Err(e) => {
                         self.problem(out, false, format!("column definition: {e}"));
@@ -898,7 +930,7 @@ impl Session {
                     params_left -= 1;
                 } else if columns_left > 0 {
                     columns_left -= 1;
-                    if let Ok(c) = ParseBuf(p).parse::<Column>(()) {
+                    if let Ok(c) = parse_column(p) {
                         columns.push(column_def(&c));
                     }
                 }
@@ -1019,6 +1051,26 @@ mod tests {
     use super::*;
     use crate::framing::encode_packet;
     use proptest::prelude::*;
+
+    #[test]
+    fn mariadb_extended_metadata_in_column_definitions_is_skipped() {
+        let mut plain = Vec::new();
+        for s in ["def", "db", "t", "t", "doc", "doc"] {
+            plain.push(s.len() as u8);
+            plain.extend_from_slice(s.as_bytes());
+        }
+        let fixed = [0x0c, 45, 0, 0xff, 0xff, 0xff, 0xff, 0xfc, 0x90, 0, 0, 0, 0];
+        let mut extended = plain.clone();
+        // type info: format name "json"
+        extended.extend_from_slice(&[6, 1, 4, b'j', b's', b'o', b'n']);
+        plain.extend_from_slice(&fixed);
+        extended.extend_from_slice(&fixed);
+        let a = column_def(&parse_column(&plain).unwrap());
+        let b = column_def(&parse_column(&extended).unwrap());
+        assert_eq!(a, b);
+        assert_eq!((a.name.as_str(), a.type_code, a.charset), ("doc", 0xfc, 45));
+        assert!(parse_column(&extended[..20]).is_err());
+    }
 
     proptest! {
         /// Any bytes, in any order of directions, never panic the decoder.
