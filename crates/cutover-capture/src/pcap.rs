@@ -503,8 +503,9 @@ where
             }
         }
         if !self.conns.contains_key(&key) {
-            if seg.rst || (seg.fin && seg.payload.is_empty()) {
-                // The end of a connection the capture never saw.
+            if !seg.syn && seg.payload.is_empty() {
+                // An acknowledgement or the end of a connection the capture saw nothing of
+                // (or one already over).
                 return Ok(());
             }
             self.next_session += 1;

@@ -250,6 +250,9 @@ pub struct Session {
     pub problems: u64,
     /// Whether the handshake was seen (a capture that began mid-session did not).
     pub saw_handshake: bool,
+    /// Whether the client's `CLIENT_DEPRECATE_EOF` is unknown (mid-stream): EOF packets are
+    /// then taken where they come and never waited for.
+    eof_unknown: bool,
 }
 
 impl Default for Session {
@@ -337,6 +340,7 @@ impl Session {
             statements: HashMap::new(),
             problems: 0,
             saw_handshake: false,
+            eof_unknown: false,
         }
     }
 
@@ -350,6 +354,7 @@ impl Session {
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
             | CapabilityFlags::CLIENT_MULTI_RESULTS
             | CapabilityFlags::CLIENT_PS_MULTI_RESULTS;
+        s.eof_unknown = true;
         s
     }
 
@@ -429,6 +434,7 @@ impl Session {
                 // The client spoke first: the capture missed the greeting.
                 self.phase = Phase::Commands;
                 self.caps = Session::mid_stream().caps;
+                self.eof_unknown = true;
                 self.on_client(p, out);
             }
             Phase::HandshakeResponse => {
@@ -627,6 +633,7 @@ impl Session {
                     // Mid-stream: a server packet before any greeting is a response.
                     self.phase = Phase::Commands;
                     self.caps = Session::mid_stream().caps;
+                    self.eof_unknown = true;
                     self.problem(out, false, format!("no greeting: {e}"));
                 }
             },
@@ -882,7 +889,7 @@ impl Session {
                         let (id, cols, params) =
                             (s.statement_id(), s.num_columns(), s.num_params());
                         self.statements.insert(id, params);
-                        let eofs = if self.deprecate_eof() {
+                        let eofs = if self.deprecate_eof() || self.eof_unknown {
                             0
                         } else {
                             u8::from(params > 0) + u8::from(cols > 0)
@@ -924,8 +931,10 @@ impl Session {
                 mut columns,
                 mut eofs_left,
             } => {
-                if Session::eof(p).is_some() && eofs_left > 0 {
-                    eofs_left -= 1;
+                // Definitions never start with 0xFE: an EOF-shaped packet is an EOF (when the
+                // client's EOF capability is unknown, one not counted on).
+                if Session::eof(p).is_some() {
+                    eofs_left = eofs_left.saturating_sub(1);
                 } else if params_left > 0 {
                     params_left -= 1;
                 } else if columns_left > 0 {
@@ -1051,6 +1060,56 @@ mod tests {
     use super::*;
     use crate::framing::encode_packet;
     use proptest::prelude::*;
+
+    /// Mid-stream, whether the client asked for `CLIENT_DEPRECATE_EOF` is unknown: a prepare
+    /// response decodes whether its definitions end with an EOF or not, and the next answer
+    /// goes to the next command.
+    #[test]
+    fn mid_stream_prepare_with_or_without_eof() {
+        for with_eof in [false, true] {
+            let mut s = Session::mid_stream();
+            let mut events = Vec::new();
+            let mut prepare = vec![0x16];
+            prepare.extend_from_slice(b"INSERT INTO t VALUES (?)");
+            events.extend(s.client(&encode_packet(0, &prepare)));
+            // OK, statement 7, 0 columns, 1 parameter, filler, 0 warnings.
+            let ok = [0x00, 7, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+            let mut param = Vec::new();
+            for x in ["def", "", "", "", "?", ""] {
+                param.push(x.len() as u8);
+                param.extend_from_slice(x.as_bytes());
+            }
+            param.extend_from_slice(&[0x0c, 63, 0, 0, 0, 0, 0, 0xfd, 0x80, 0, 0, 0, 0]);
+            let mut server = encode_packet(1, &ok);
+            server.extend(encode_packet(2, &param));
+            if with_eof {
+                server.extend(encode_packet(3, &[0xfe, 0, 0, 2, 0]));
+            }
+            events.extend(s.server(&server));
+            events.extend(s.client(&encode_packet(0, &[0x0e])));
+            events.extend(s.server(&encode_packet(1, &[0x00, 0, 0, 2, 0, 0, 0])));
+            let kinds: Vec<String> = events
+                .iter()
+                .map(|e| match e {
+                    Event::Command(c) => format!("{c:?}")
+                        .split([' ', '{'])
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    Event::Response(Response::Prepared { stmt_id, .. }) => {
+                        format!("prepared {stmt_id}")
+                    }
+                    Event::Response(Response::Ok { .. }) => "ok".into(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                kinds,
+                ["Prepare", "prepared 7", "Ping", "ok"],
+                "with EOF: {with_eof}"
+            );
+        }
+    }
 
     #[test]
     fn mariadb_extended_metadata_in_column_definitions_is_skipped() {
