@@ -795,9 +795,33 @@ mod tests {
         } else {
             ([10, 0, 0, 2], [10, 0, 0, 1], 3306, cport)
         };
-        let mut b = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
-            .ipv4(src, dst, 64)
-            .tcp(sp, dp, seq, 65535);
+        frame_ip(src, dst, sp, dp, seq, ack, flags, payload, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn frame_ip(
+        src: [u8; 4],
+        dst: [u8; 4],
+        sp: u16,
+        dp: u16,
+        seq: u32,
+        ack: u32,
+        flags: &str,
+        payload: &[u8],
+        v6: bool,
+    ) -> Vec<u8> {
+        let eth = etherparse::PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let six = |a: [u8; 4]| {
+            let mut x = [0u8; 16];
+            x[0] = 0xfd;
+            x[12..].copy_from_slice(&a);
+            x
+        };
+        let mut b = if v6 {
+            eth.ipv6(six(src), six(dst), 64).tcp(sp, dp, seq, 65535)
+        } else {
+            eth.ipv4(src, dst, 64).tcp(sp, dp, seq, 65535)
+        };
         if flags.contains('S') {
             b = b.syn();
         }
@@ -817,13 +841,21 @@ mod tests {
 
     /// A little-endian pcap file of Ethernet frames.
     fn pcap_file(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
+        pcap_file_of(frames, 1)
+    }
+
+    /// The same file with another link layer (the Ethernet frames' IP packets re-wrapped).
+    fn pcap_file_of(frames: &[(i64, Vec<u8>)], link: u32) -> Vec<u8> {
+        let frames: Vec<(i64, Vec<u8>)> =
+            frames.iter().map(|(t, f)| (*t, relink(f, link))).collect();
+        let frames = &frames;
         let mut out = Vec::new();
         out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
         out.extend_from_slice(&2u16.to_le_bytes());
         out.extend_from_slice(&4u16.to_le_bytes());
         out.extend_from_slice(&[0; 8]);
         out.extend_from_slice(&262_144u32.to_le_bytes());
-        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&link.to_le_bytes());
         for (ts, f) in frames {
             out.extend_from_slice(&((ts / 1_000_000) as u32).to_le_bytes());
             out.extend_from_slice(&((ts % 1_000_000) as u32).to_le_bytes());
@@ -832,6 +864,126 @@ mod tests {
             out.extend_from_slice(f);
         }
         out
+    }
+
+    /// An Ethernet frame's IP packet under another link layer.
+    fn relink(eth: &[u8], link: u32) -> Vec<u8> {
+        let ip = &eth[14..];
+        let ethertype = [eth[12], eth[13]];
+        let mut out = match link {
+            1 => return eth.to_vec(),
+            // Linux cooked v1: packet type, ARPHRD, address length, address (8), protocol.
+            113 => [&[0, 0, 0, 1, 0, 6][..], &[1; 8], &ethertype].concat(),
+            // v2: protocol, reserved, interface, ARPHRD, packet type, address length, address.
+            276 => [&ethertype[..], &[0, 0, 0, 0, 0, 1, 0, 1, 0, 6], &[1; 8]].concat(),
+            // BSD loopback: the address family in host order.
+            0 => 2u32.to_le_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        out.extend_from_slice(ip);
+        out
+    }
+
+    /// A pcapng file (section, one interface with the default microsecond resolution,
+    /// enhanced packet blocks).
+    fn pcapng_file(frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let block = |out: &mut Vec<u8>, kind: u32, body: &[u8]| {
+            let mut body = body.to_vec();
+            while !body.len().is_multiple_of(4) {
+                body.push(0);
+            }
+            let len = (body.len() + 12) as u32;
+            out.extend_from_slice(&kind.to_le_bytes());
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&body);
+            out.extend_from_slice(&len.to_le_bytes());
+        };
+        let shb = [
+            &0x1A2B_3C4Du32.to_le_bytes()[..],
+            &1u16.to_le_bytes(),
+            &0u16.to_le_bytes(),
+            &(-1i64).to_le_bytes(),
+        ]
+        .concat();
+        block(&mut out, 0x0A0D_0D0A, &shb);
+        let idb = [
+            &1u16.to_le_bytes()[..],
+            &0u16.to_le_bytes(),
+            &262_144u32.to_le_bytes(),
+        ]
+        .concat();
+        block(&mut out, 1, &idb);
+        for (ts, f) in frames {
+            let ts = *ts as u64;
+            let epb = [
+                &0u32.to_le_bytes()[..],
+                &((ts >> 32) as u32).to_le_bytes(),
+                &(ts as u32).to_le_bytes(),
+                &(f.len() as u32).to_le_bytes(),
+                &(f.len() as u32).to_le_bytes(),
+                f,
+            ]
+            .concat();
+            block(&mut out, 6, &epb);
+        }
+        out
+    }
+
+    #[test]
+    fn every_link_layer_and_pcapng_give_the_same_records() {
+        let frames = conversation(&["SELECT 1", "SELECT 2"], 1, 2);
+        let (_, want) = run(pcap_file(&frames)).unwrap();
+        assert_eq!(queries(&want), ["SELECT 1", "SELECT 2"]);
+        for link in [113, 276, 0, 101] {
+            let (s, got) = run(pcap_file_of(&frames, link)).unwrap();
+            assert_eq!(got, want, "link type {link}");
+            assert_eq!(s.undecodable_packets, 0);
+        }
+        let (_, got) = run(pcapng_file(&frames)).unwrap();
+        assert_eq!(got, want, "pcapng");
+        // An unknown link type is counted, not guessed.
+        let (s, got) = run(pcap_file_of(&frames, 147)).unwrap();
+        assert!(got.is_empty());
+        assert_eq!(s.unsupported_link_types, [147]);
+    }
+
+    #[test]
+    fn ipv6_connections_decode_like_ipv4() {
+        let v4 = conversation(&["SELECT 1"], 1, 2);
+        let v6: Vec<(i64, Vec<u8>)> = v4
+            .iter()
+            .map(|(t, f)| {
+                let p = SlicedPacket::from_ethernet(f).unwrap();
+                let Some(TransportSlice::Tcp(tcp)) = p.transport else {
+                    unreachable!()
+                };
+                let flags = if tcp.ack() { "A" } else { "" };
+                let (client, server) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+                let (src, dst) = if tcp.source_port() == 3306 {
+                    (server, client)
+                } else {
+                    (client, server)
+                };
+                (
+                    *t,
+                    frame_ip(
+                        src,
+                        dst,
+                        tcp.source_port(),
+                        tcp.destination_port(),
+                        tcp.sequence_number(),
+                        tcp.acknowledgment_number(),
+                        flags,
+                        tcp.payload(),
+                        true,
+                    ),
+                )
+            })
+            .collect();
+        let (s, records) = run(pcap_file(&v6)).unwrap();
+        assert_eq!(queries(&records), ["SELECT 1"]);
+        assert_eq!(s.connections, 1);
     }
 
     fn mysql_packet(seq: u8, body: &[u8]) -> Vec<u8> {
