@@ -498,6 +498,27 @@ async fn a_pcap_of_real_clients_decodes_and_damage_is_reported_not_fatal() {
     assert!(!app.iter().any(|l| l.contains("ORDER BY id")), "{app:#?}");
     in_order(&app, &[&APP_SESSION[..1], &APP_SESSION[2..]].concat());
     in_order(&lines(&by[&2]), CLI_SESSION);
+    // In human form: the summary line, and the gap as a warning naming the connection.
+    let r = run(cutover()
+        .args(["capture", "--from", "pcap", "--input"])
+        .arg(&path)
+        .args(["--port", &server.to_string(), "--out"])
+        .arg(dir.path().join("human.cwl")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&format!(
+            "1 gaps ({lost_len} bytes lost) in 1 damaged sessions"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "session 1 (127.0.0.1:{app_port} -> 127.0.0.1:{server}): {lost_len} bytes the capture missed"
+        )),
+        "{}",
+        r.stderr
+    );
 
     // 3. The big query's first two segments swapped: nothing lost, nothing changed.
     let big: Vec<usize> = ours
@@ -606,4 +627,26 @@ async fn a_pcap_of_the_proxys_upstream_gives_the_proxys_sessions_and_commands() 
     let (p, x) = (commands(&from_pcap), commands(&from_proxy));
     assert_eq!(p.len(), 2, "{p:#?}");
     assert_eq!(p, x, "pcap vs proxy");
+}
+
+#[test]
+fn capture_pcap_bad_input_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("w.cwl");
+    let text = dir.path().join("not.pcap");
+    std::fs::write(&text, "SELECT 1;\n".repeat(20)).unwrap();
+    let capture = |input: &Path, port: &str| {
+        run(cutover()
+            .args(["capture", "--from", "pcap", "--input"])
+            .arg(input)
+            .args(["--port", port, "--out"])
+            .arg(&out))
+    };
+    capture(&text, "3306").assert_clean_error("not a pcap or pcapng file");
+    assert!(!out.exists(), "no workload is left behind");
+    capture(&dir.path().join("missing.pcap"), "3306").assert_clean_error("cannot read");
+    capture(&text, "0").assert_clean_error("--port");
+    let empty = dir.path().join("empty.pcap");
+    std::fs::write(&empty, "").unwrap();
+    capture(&empty, "3306").assert_clean_error("empty");
 }
