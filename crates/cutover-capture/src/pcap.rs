@@ -35,7 +35,7 @@
 //! Nothing here panics on any bytes (property-tested).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 
@@ -384,6 +384,123 @@ struct Conn {
     commands: u64,
     prepared: HashSet<u32>,
     last_ts: i64,
+    rst: bool,
+    /// Segments of one direction waiting for bytes of the other that they acknowledge.
+    held: VecDeque<Held>,
+    /// When the first of them began to wait.
+    held_since: i64,
+}
+
+/// A segment of a connection, owned (to be held).
+struct Held {
+    from_client: bool,
+    seq: u32,
+    ack: Option<u32>,
+    syn: bool,
+    fin: bool,
+    rst: bool,
+    payload: Vec<u8>,
+    ts: i64,
+}
+
+/// How long (capture time) data that acknowledges bytes not yet seen waits for them.
+const HOLD_US: i64 = 200_000;
+/// Segments held at most per connection.
+const MAX_HELD: usize = 256;
+
+/// Whether `seg` acknowledges bytes of the other direction the capture has not shown yet.
+fn lacks(c: &Conn, seg: &Held) -> bool {
+    let other = if seg.from_client { &c.down } else { &c.up };
+    !seg.payload.is_empty() && seg.ack.is_some_and(|a| other.lacks(a))
+}
+
+/// A segment arrives. Captures do not always keep the order of the two directions (a
+/// capture on several CPUs, `-i any`): an answer can come before the end of its request.
+/// Data that acknowledges bytes not yet seen waits for them (up to [`HOLD_US`] of capture
+/// time, [`MAX_HELD`] segments), with the segments of its direction after it; the other
+/// direction's segments go on. After that the bytes are lost: a gap.
+fn arrive(c: &mut Conn, seg: Held, summary: &mut PcapSummary, records: &mut Vec<Record>) {
+    let ts = seg.ts;
+    match c.held.front() {
+        Some(front) if front.from_client == seg.from_client => {
+            c.held.push_back(seg);
+        }
+        Some(_) => {
+            // The direction the held segments wait for: it goes first, and does not judge
+            // the held direction's bytes (they are not placed yet).
+            apply(c, seg, false, summary, records);
+        }
+        None if lacks(c, &seg) => {
+            c.held_since = ts;
+            c.held.push_back(seg);
+            return;
+        }
+        None => {
+            apply(c, seg, true, summary, records);
+            return;
+        }
+    }
+    unhold(c, ts, false, summary, records);
+}
+
+/// Held segments that need not (or can no longer) wait, in order.
+fn unhold(
+    c: &mut Conn,
+    now: i64,
+    force: bool,
+    summary: &mut PcapSummary,
+    records: &mut Vec<Record>,
+) {
+    while let Some(front) = c.held.front() {
+        let expired = now.saturating_sub(c.held_since) >= HOLD_US || c.held.len() > MAX_HELD;
+        if !force && !expired && lacks(c, front) {
+            break;
+        }
+        let Some(seg) = c.held.pop_front() else {
+            break;
+        };
+        apply(c, seg, true, summary, records);
+    }
+}
+
+/// A segment into its direction's reassembler (after, with `judge_other`, declaring lost
+/// the other direction's bytes it acknowledges that never came), the pieces into the
+/// decoder.
+fn apply(
+    c: &mut Conn,
+    seg: Held,
+    judge_other: bool,
+    summary: &mut PcapSummary,
+    records: &mut Vec<Record>,
+) {
+    let mut pieces = Vec::new();
+    let (this, other) = if seg.from_client {
+        (&mut c.up, &mut c.down)
+    } else {
+        (&mut c.down, &mut c.up)
+    };
+    if seg.syn {
+        this.syn(seg.seq);
+    }
+    if judge_other && !seg.payload.is_empty() {
+        if let Some(ack) = seg.ack {
+            other.acked(ack, &mut pieces);
+        }
+    }
+    let mut mine = Vec::new();
+    this.segment(
+        seg.seq.wrapping_add(u32::from(seg.syn)),
+        &seg.payload,
+        seg.fin,
+        &mut mine,
+    );
+    c.rst |= seg.rst;
+    let first = records.len();
+    feed(c, !seg.from_client, pieces, seg.ts, summary, records);
+    feed(c, seg.from_client, mine, seg.ts, summary, records);
+    for r in &records[first..] {
+        count(c, r, summary);
+    }
 }
 
 /// A record waiting to be written in time order.
@@ -423,6 +540,8 @@ struct State<F> {
     session_ts: HashMap<u64, i64>,
     /// The latest packet time seen.
     now: i64,
+    /// When connections' held segments were last looked at.
+    last_sweep: i64,
 }
 
 impl<F, E> State<F>
@@ -441,6 +560,7 @@ where
             next_seq: 0,
             session_ts: HashMap::new(),
             now: i64::MIN,
+            last_sweep: i64::MIN,
         }
     }
 
@@ -530,6 +650,9 @@ where
                 commands: 0,
                 prepared: HashSet::new(),
                 last_ts: ts,
+                rst: false,
+                held: VecDeque::new(),
+                held_since: ts,
             };
             self.conns.insert(key, conn);
         }
@@ -539,40 +662,46 @@ where
                 return Ok(());
             };
             c.last_ts = ts;
-            let mut pieces = Vec::new();
-            let (this, other) = if from_client {
-                (&mut c.up, &mut c.down)
-            } else {
-                (&mut c.down, &mut c.up)
+            let seg = Held {
+                from_client,
+                seq: seg.seq,
+                ack: seg.ack,
+                syn: seg.syn,
+                fin: seg.fin,
+                rst: seg.rst,
+                payload: seg.payload.to_vec(),
+                ts,
             };
-            if seg.syn {
-                this.syn(seg.seq);
-            }
-            // Data that acknowledges bytes of the other direction the capture missed.
-            if let Some(ack) = seg.ack {
-                if !seg.payload.is_empty() {
-                    other.acked(ack, &mut pieces);
-                }
-            }
-            let syn_len = u32::from(seg.syn);
-            let mut mine = Vec::new();
-            this.segment(
-                seg.seq.wrapping_add(syn_len),
-                seg.payload,
-                seg.fin,
-                &mut mine,
-            );
-            let gaps = &mut self.summary;
-            feed(c, !from_client, pieces, ts, gaps, &mut records);
-            feed(c, from_client, mine, ts, gaps, &mut records);
-            for r in &records {
-                count(c, r, gaps);
-            }
-            seg.rst || (c.up.ended() && c.down.ended())
+            arrive(c, seg, &mut self.summary, &mut records);
+            c.rst || (c.up.ended() && c.down.ended())
         };
         self.emit(records)?;
         if ended {
             self.end(key, ts)?;
+        }
+        // Segments held too long on connections that went quiet.
+        if ts.saturating_sub(self.last_sweep) >= HOLD_US {
+            self.last_sweep = ts;
+            let waiting: Vec<_> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.held.is_empty())
+                .map(|(k, _)| *k)
+                .collect();
+            for key in waiting {
+                let mut records = Vec::new();
+                let ended = match self.conns.get_mut(&key) {
+                    Some(c) => {
+                        unhold(c, ts, false, &mut self.summary, &mut records);
+                        c.rst || (c.up.ended() && c.down.ended())
+                    }
+                    None => false,
+                };
+                self.emit(records)?;
+                if ended {
+                    self.end(key, ts)?;
+                }
+            }
         }
         self.release(false)
     }
@@ -583,6 +712,7 @@ where
             return Ok(());
         };
         let mut records = Vec::new();
+        unhold(&mut c, ts, true, &mut self.summary, &mut records);
         let mut up = Vec::new();
         c.up.finish(&mut up);
         feed(&mut c, true, up, ts, &mut self.summary, &mut records);
@@ -951,36 +1081,7 @@ mod tests {
     #[test]
     fn ipv6_connections_decode_like_ipv4() {
         let v4 = conversation(&["SELECT 1"], 1, 2);
-        let v6: Vec<(i64, Vec<u8>)> = v4
-            .iter()
-            .map(|(t, f)| {
-                let p = SlicedPacket::from_ethernet(f).unwrap();
-                let Some(TransportSlice::Tcp(tcp)) = p.transport else {
-                    unreachable!()
-                };
-                let flags = if tcp.ack() { "A" } else { "" };
-                let (client, server) = ([10, 0, 0, 1], [10, 0, 0, 2]);
-                let (src, dst) = if tcp.source_port() == 3306 {
-                    (server, client)
-                } else {
-                    (client, server)
-                };
-                (
-                    *t,
-                    frame_ip(
-                        src,
-                        dst,
-                        tcp.source_port(),
-                        tcp.destination_port(),
-                        tcp.sequence_number(),
-                        tcp.acknowledgment_number(),
-                        flags,
-                        tcp.payload(),
-                        true,
-                    ),
-                )
-            })
-            .collect();
+        let v6 = readdress(&v4, [10, 0, 0, 1], [10, 0, 0, 2], true);
         let (s, records) = run(pcap_file(&v6)).unwrap();
         assert_eq!(queries(&records), ["SELECT 1"]);
         assert_eq!(s.connections, 1);
@@ -1058,6 +1159,102 @@ mod tests {
             .find(|r| queries(std::slice::from_ref(r)) == ["SELECT 3"])
             .unwrap();
         assert_eq!(third.response.as_ref().unwrap().affected_rows, Some(2));
+    }
+
+    #[test]
+    fn an_answer_captured_before_its_request_waits_for_it() {
+        let mut frames = conversation(&["SELECT 1", "SELECT 22", "SELECT 3"], 1000, 5000);
+        // The second answer was captured (by another CPU) before the second request.
+        frames.swap(2, 3);
+        let (s, records) = run(pcap_file(&frames)).unwrap();
+        assert_eq!(s.gaps, 0);
+        assert_eq!(queries(&records), ["SELECT 1", "SELECT 22", "SELECT 3"]);
+        let affected: Vec<Option<u64>> = records
+            .iter()
+            .filter(|r| matches!(r.command, Command::Query { .. }))
+            .map(|r| r.response.as_ref().and_then(|x| x.affected_rows))
+            .collect();
+        assert_eq!(affected, [Some(0), Some(1), Some(2)]);
+    }
+
+    /// A conversation's frames re-addressed: client `client`, server `server` (IPv4 or, with
+    /// `v6`, the same addresses in an IPv6 prefix).
+    fn readdress(
+        frames: &[(i64, Vec<u8>)],
+        client: [u8; 4],
+        server: [u8; 4],
+        v6: bool,
+    ) -> Vec<(i64, Vec<u8>)> {
+        frames
+            .iter()
+            .map(|(t, f)| {
+                let p = SlicedPacket::from_ethernet(f).unwrap();
+                let Some(TransportSlice::Tcp(tcp)) = p.transport else {
+                    unreachable!()
+                };
+                let (src, dst) = if tcp.source_port() == 3306 {
+                    (server, client)
+                } else {
+                    (client, server)
+                };
+                let flags = if tcp.ack() { "A" } else { "" };
+                (
+                    *t,
+                    frame_ip(
+                        src,
+                        dst,
+                        tcp.source_port(),
+                        tcp.destination_port(),
+                        tcp.sequence_number(),
+                        tcp.acknowledgment_number(),
+                        flags,
+                        tcp.payload(),
+                        v6,
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn several_servers_are_separate_sessions_and_unknown_statements_are_counted() {
+        let a = conversation(&["SELECT 'a'"], 1, 2);
+        let b = readdress(
+            &conversation(&["SELECT 'b'"], 1, 2),
+            [10, 0, 0, 1],
+            [10, 0, 0, 9],
+            false,
+        );
+        // An execute of statement 5, prepared before the capture: kept, and counted.
+        let exec = [0x17, 5, 0, 0, 0, 0, 1, 0, 0, 0];
+        let c = vec![
+            (
+                1_700_000_000_500_000,
+                frame(true, 40001, 10, 20, "A", &mysql_packet(0, &exec)),
+            ),
+            (
+                1_700_000_000_500_100,
+                frame(
+                    false,
+                    40001,
+                    20,
+                    24,
+                    "A",
+                    &mysql_packet(1, &[0, 1, 0, 2, 0, 0, 0]),
+                ),
+            ),
+        ];
+        let mut all: Vec<(i64, Vec<u8>)> = a.into_iter().chain(b).chain(c).collect();
+        all.sort_by_key(|f| f.0);
+        let (s, records) = run(pcap_file(&all)).unwrap();
+        assert_eq!((s.connections, s.servers), (3, 2));
+        assert_eq!(s.mid_stream_sessions, 3);
+        assert_eq!(s.unknown_statement_executes, 1);
+        let sessions: std::collections::BTreeSet<u64> = records.iter().map(|r| r.session).collect();
+        assert_eq!(sessions.into_iter().collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(records
+            .iter()
+            .any(|r| matches!(r.command, Command::Execute { stmt: 5, .. })));
     }
 
     proptest! {

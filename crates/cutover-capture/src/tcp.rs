@@ -166,7 +166,10 @@ impl Reassembler {
     }
 
     /// The peer acknowledged everything before `ack`, in a packet carrying data of its own:
-    /// bytes before it that the capture did not see are lost.
+    /// bytes before it that the capture did not see are lost. Held segments are handed out
+    /// up to `ack` only: the ones after it wait for an acknowledgement of their own (or the
+    /// end), so a request after a hole reaches the decoder after the answer that revealed
+    /// the hole and before its own answer.
     pub fn acked(&mut self, ack: u32, out: &mut Vec<Piece>) {
         let Some(mut target) = self.offset(ack) else {
             return;
@@ -177,14 +180,22 @@ impl Reassembler {
         }
         while self.next < target {
             match self.pending.keys().next().copied() {
-                Some(first) if first <= self.next => self.drain(out),
-                Some(first) => {
-                    self.gap_to(first.min(target), out);
-                    self.drain(out);
-                }
+                Some(first) if first <= self.next => self.drain_before(target, out),
+                Some(first) => self.gap_to(first.min(target), out),
                 None => self.gap_to(target, out),
             }
         }
+    }
+
+    /// Whether bytes before `ack` have not been handed out yet (they are missing so far).
+    pub fn lacks(&self, ack: u32) -> bool {
+        let Some(mut target) = self.offset(ack) else {
+            return false;
+        };
+        if let Some(f) = self.fin {
+            target = target.min(f);
+        }
+        target > self.next
     }
 
     /// The connection ended: segments still waiting behind a hole are handed out after it.
@@ -221,8 +232,13 @@ impl Reassembler {
 
     /// Held segments that now continue the stream.
     fn drain(&mut self, out: &mut Vec<Piece>) {
+        self.drain_before(u64::MAX, out);
+    }
+
+    /// Held segments that continue the stream and start before `end`.
+    fn drain_before(&mut self, end: u64, out: &mut Vec<Piece>) {
         while let Some((&off, _)) = self.pending.iter().next() {
-            if off > self.next {
+            if off > self.next || off >= end {
                 break;
             }
             let Some(bytes) = self.pending.remove(&off) else {
