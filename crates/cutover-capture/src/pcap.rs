@@ -1259,6 +1259,66 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
+        /// A conversation with segments lost, swapped with their neighbour and duplicated:
+        /// the bytes lost are exactly the lost segments' (the last request and answer, which
+        /// nothing after them acknowledges, are kept), and the queries decoded are the sent
+        /// ones, in order, some missing.
+        #[test]
+        fn lost_swapped_and_duplicated_segments(
+            n in 3usize..12,
+            cisn in any::<u32>(),
+            sisn in any::<u32>(),
+            fate in proptest::collection::vec(0u8..10, 24),
+        ) {
+            let sent: Vec<String> = (0..n).map(|i| format!("SELECT {}", "x".repeat(i + 1))).collect();
+            let refs: Vec<&str> = sent.iter().map(String::as_str).collect();
+            let frames = conversation(&refs, cisn, sisn);
+            let keep_from = frames.len() - 2;
+            let mut out: Vec<(i64, Vec<u8>)> = Vec::new();
+            let mut lost = 0u64;
+            for (i, f) in frames.iter().enumerate() {
+                match fate.get(i).copied().unwrap_or(9) {
+                    0 if i < keep_from => {
+                        let p = SlicedPacket::from_ethernet(&f.1).unwrap();
+                        if let Some(TransportSlice::Tcp(t)) = p.transport {
+                            lost += t.payload().len() as u64;
+                        }
+                    }
+                    1 => {
+                        out.push(f.clone());
+                        out.push(f.clone());
+                    }
+                    2 if !out.is_empty() => {
+                        let last = out.len() - 1;
+                        out.push(f.clone());
+                        out.swap(last, last + 1);
+                    }
+                    _ => out.push(f.clone()),
+                }
+            }
+            // The connection's start was captured: every byte after it is accounted for.
+            let t0 = frames[0].0 - 10;
+            let mut all = vec![
+                (t0, frame(true, 40000, cisn.wrapping_sub(1), 0, "S", &[])),
+                (t0 + 1, frame(false, 40000, sisn.wrapping_sub(1), cisn, "SA", &[])),
+            ];
+            all.extend(out);
+            let (s, records) = run(pcap_file(&all)).unwrap();
+            prop_assert_eq!(s.bytes_lost, lost, "{:?}", s.gap_list);
+            prop_assert_eq!(s.mid_stream_sessions, 0);
+            let got = queries(&records);
+            let mut at = 0;
+            for q in &got {
+                match sent[at..].iter().position(|x| x == q) {
+                    Some(i) => at += i + 1,
+                    None => prop_assert!(false, "{q} out of order in {got:?}"),
+                }
+            }
+            if lost == 0 {
+                prop_assert_eq!(got, sent);
+            }
+        }
+
         /// Well-formed frames with arbitrary flags, sequence numbers and MySQL-like or
         /// arbitrary payloads never panic the reassembly and decoding.
         #[test]
