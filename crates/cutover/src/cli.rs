@@ -100,7 +100,7 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "WORKLOAD")]
     pub out: PathBuf,
     /// Stop at the first entry that cannot be read (default: report it with its line
-    /// number and skip it).
+    /// number and skip it); with `--from pcap`, fail on any bytes the capture lost.
     #[arg(long)]
     pub strict: bool,
     /// Output: a human summary, or JSON.

@@ -519,6 +519,15 @@ async fn a_pcap_of_real_clients_decodes_and_damage_is_reported_not_fatal() {
         "{}",
         r.stderr
     );
+    // `--strict`: a loss is an error, and no workload is left.
+    let strict_out = dir.path().join("strict.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "pcap", "--strict", "--input"])
+        .arg(&path)
+        .args(["--port", &server.to_string(), "--out"])
+        .arg(&strict_out));
+    r.assert_clean_error(&format!("1 gaps ({lost_len} bytes lost)"));
+    assert!(!strict_out.exists());
 
     // 3. The big query's first two segments swapped: nothing lost, nothing changed.
     let big: Vec<usize> = ours
