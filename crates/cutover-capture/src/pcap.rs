@@ -387,8 +387,6 @@ struct Conn {
     rst: bool,
     /// Segments of one direction waiting for bytes of the other that they acknowledge.
     held: VecDeque<Held>,
-    /// When the first of them began to wait.
-    held_since: i64,
 }
 
 /// A segment of a connection, owned (to be held).
@@ -404,7 +402,7 @@ struct Held {
 }
 
 /// How long (capture time) data that acknowledges bytes not yet seen waits for them.
-const HOLD_US: i64 = 200_000;
+const HOLD_US: i64 = 50_000;
 /// Segments held at most per connection.
 const MAX_HELD: usize = 256;
 
@@ -431,7 +429,6 @@ fn arrive(c: &mut Conn, seg: Held, summary: &mut PcapSummary, records: &mut Vec<
             apply(c, seg, false, summary, records);
         }
         None if lacks(c, &seg) => {
-            c.held_since = ts;
             c.held.push_back(seg);
             return;
         }
@@ -452,7 +449,9 @@ fn unhold(
     records: &mut Vec<Record>,
 ) {
     while let Some(front) = c.held.front() {
-        let expired = now.saturating_sub(c.held_since) >= HOLD_US || c.held.len() > MAX_HELD;
+        // Each waits from its own time: a segment that arrived just now is not given up
+        // because an older one was.
+        let expired = now.saturating_sub(front.ts) >= HOLD_US || c.held.len() > MAX_HELD;
         if !force && !expired && lacks(c, front) {
             break;
         }
@@ -488,10 +487,11 @@ fn apply(
         }
     }
     let mut mine = Vec::new();
-    this.segment(
+    this.segment_at(
         seg.seq.wrapping_add(u32::from(seg.syn)),
         &seg.payload,
         seg.fin,
+        seg.ts,
         &mut mine,
     );
     c.rst |= seg.rst;
@@ -652,7 +652,6 @@ where
                 last_ts: ts,
                 rst: false,
                 held: VecDeque::new(),
-                held_since: ts,
             };
             self.conns.insert(key, conn);
         }
@@ -849,7 +848,9 @@ fn feed(
                     }
                 }
             }
-            Piece::Data(bytes) => {
+            Piece::Data(bytes, at) => {
+                // Bytes held behind a hole carry their own packet's time.
+                let ts = if at == 0 { ts } else { at };
                 if matches!(c.decoder, Decoder::Waiting) {
                     if from_client && starts_command(&bytes) {
                         if !c.from_start && !c.counted_mid_stream {
@@ -1269,10 +1270,17 @@ mod tests {
             cisn in any::<u32>(),
             sisn in any::<u32>(),
             fate in proptest::collection::vec(0u8..10, 24),
+            pace in prop_oneof![Just(1i64), Just(30)],
         ) {
             let sent: Vec<String> = (0..n).map(|i| format!("SELECT {}", "x".repeat(i + 1))).collect();
             let refs: Vec<&str> = sent.iter().map(String::as_str).collect();
-            let frames = conversation(&refs, cisn, sisn);
+            // At a slow pace, data waiting for bytes that never come stops waiting before
+            // the end.
+            let mut frames = conversation(&refs, cisn, sisn);
+            let t0 = frames[0].0;
+            for f in &mut frames {
+                f.0 = t0 + (f.0 - t0) * pace;
+            }
             let keep_from = frames.len() - 2;
             let mut out: Vec<(i64, Vec<u8>)> = Vec::new();
             let mut lost = 0u64;

@@ -22,9 +22,9 @@ use std::collections::BTreeMap;
 /// What the reassembler hands out, in stream order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
-    /// Bytes of the stream, from where the previous piece ended. Each piece starts where a
-    /// segment started or where a hole ended.
-    Data(Vec<u8>),
+    /// Bytes of the stream, from where the previous piece ended, with the time given with
+    /// their segment. Each piece starts where a segment started or where a hole ended.
+    Data(Vec<u8>, i64),
     /// Bytes the capture missed: the next piece starts this many bytes after the previous.
     Gap(u64),
 }
@@ -38,7 +38,7 @@ pub struct Reassembler {
     /// The offset of the next byte to hand out.
     next: u64,
     /// Segments after a hole, by offset.
-    pending: BTreeMap<u64, Vec<u8>>,
+    pending: BTreeMap<u64, (Vec<u8>, i64)>,
     buffered: usize,
     max_buffered: usize,
     /// The offset of the FIN, once seen.
@@ -110,6 +110,18 @@ impl Reassembler {
 
     /// A segment: `payload` at sequence number `seq`, and whether it carries a FIN.
     pub fn segment(&mut self, seq: u32, payload: &[u8], fin: bool, out: &mut Vec<Piece>) {
+        self.segment_at(seq, payload, fin, 0, out);
+    }
+
+    /// [`Reassembler::segment`], with a time its bytes carry out (the packet's).
+    pub fn segment_at(
+        &mut self,
+        seq: u32,
+        payload: &[u8],
+        fin: bool,
+        ts: i64,
+        out: &mut Vec<Piece>,
+    ) {
         if self.isn.is_none() {
             if payload.is_empty() {
                 return;
@@ -138,23 +150,23 @@ impl Reassembler {
         if off <= self.next {
             let skip = (self.next - off) as usize;
             self.duplicate_bytes += skip as u64;
-            self.hand_out(payload[skip..].to_vec(), out);
+            self.hand_out(payload[skip..].to_vec(), ts, out);
             self.drain(out);
             return;
         }
         match self.pending.get(&off) {
-            Some(held) if held.len() >= payload.len() => {
+            Some((held, _)) if held.len() >= payload.len() => {
                 self.duplicate_bytes += payload.len() as u64;
                 return;
             }
-            Some(held) => {
+            Some((held, _)) => {
                 self.duplicate_bytes += held.len() as u64;
                 self.buffered -= held.len();
             }
             None => {}
         }
         self.buffered += payload.len();
-        self.pending.insert(off, payload.to_vec());
+        self.pending.insert(off, (payload.to_vec(), ts));
         while self.buffered > self.max_buffered {
             // No room to wait for the hole: it is lost.
             let Some(first) = self.pending.keys().next().copied() else {
@@ -187,7 +199,7 @@ impl Reassembler {
         }
     }
 
-    /// Whether bytes before `ack` have not been handed out yet (they are missing so far).
+    /// Whether some bytes before `ack` have not been seen (a hole before it).
     pub fn lacks(&self, ack: u32) -> bool {
         let Some(mut target) = self.offset(ack) else {
             return false;
@@ -195,7 +207,15 @@ impl Reassembler {
         if let Some(f) = self.fin {
             target = target.min(f);
         }
-        target > self.next
+        // Held segments that continue the stream count as seen.
+        let mut end = self.next;
+        for (&off, (bytes, _)) in &self.pending {
+            if off > end || end >= target {
+                break;
+            }
+            end = end.max(off + bytes.len() as u64);
+        }
+        target > end
     }
 
     /// The connection ended: segments still waiting behind a hole are handed out after it.
@@ -221,13 +241,13 @@ impl Reassembler {
         }
     }
 
-    fn hand_out(&mut self, bytes: Vec<u8>, out: &mut Vec<Piece>) {
+    fn hand_out(&mut self, bytes: Vec<u8>, ts: i64, out: &mut Vec<Piece>) {
         if bytes.is_empty() {
             return;
         }
         self.next += bytes.len() as u64;
         self.delivered += bytes.len() as u64;
-        out.push(Piece::Data(bytes));
+        out.push(Piece::Data(bytes, ts));
     }
 
     /// Held segments that now continue the stream.
@@ -241,7 +261,7 @@ impl Reassembler {
             if off > self.next || off >= end {
                 break;
             }
-            let Some(bytes) = self.pending.remove(&off) else {
+            let Some((bytes, ts)) = self.pending.remove(&off) else {
                 break;
             };
             self.buffered -= bytes.len();
@@ -252,7 +272,7 @@ impl Reassembler {
             }
             let skip = (self.next - off) as usize;
             self.duplicate_bytes += skip as u64;
-            self.hand_out(bytes[skip..].to_vec(), out);
+            self.hand_out(bytes[skip..].to_vec(), ts, out);
         }
     }
 }
@@ -267,7 +287,7 @@ mod tests {
         let mut gaps = Vec::new();
         for p in pieces {
             match p {
-                Piece::Data(d) => data.extend_from_slice(d),
+                Piece::Data(d, _) => data.extend_from_slice(d),
                 Piece::Gap(n) => gaps.push(*n),
             }
         }
