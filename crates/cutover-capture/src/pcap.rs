@@ -46,7 +46,7 @@ use pcap_parser::pcapng::Block;
 use pcap_parser::{create_reader, Linktype, PcapBlockOwned, PcapError};
 use serde::Serialize;
 
-use crate::tcp::{Piece, Reassembler};
+use crate::tcp::{Piece, Reassembler, Stamp};
 
 /// What to capture.
 #[derive(Clone, Debug)]
@@ -385,121 +385,135 @@ struct Conn {
     prepared: HashSet<u32>,
     last_ts: i64,
     rst: bool,
-    /// Segments of one direction waiting for bytes of the other that they acknowledge.
-    held: VecDeque<Held>,
+    /// Pieces reassembled and not yet decoded, client's and server's ([`pump`]).
+    queue: [VecDeque<Piece>; 2],
+    /// Stream offsets decoded (or skipped) so far, client's and server's.
+    fed: [u64; 2],
 }
 
-/// A segment of a connection, owned (to be held).
-struct Held {
-    from_client: bool,
-    seq: u32,
-    ack: Option<u32>,
-    syn: bool,
-    fin: bool,
-    rst: bool,
-    payload: Vec<u8>,
-    ts: i64,
-}
+const CLIENT: usize = 0;
+const SERVER: usize = 1;
 
-/// How long (capture time) data that acknowledges bytes not yet seen waits for them.
+/// How long (capture time) data waits for the bytes of the other direction it
+/// acknowledges.
 const HOLD_US: i64 = 50_000;
-/// Segments held at most per connection.
-const MAX_HELD: usize = 256;
+/// Pieces waiting at most per direction of a connection.
+const MAX_WAITING: usize = 256;
 
-/// Whether `seg` acknowledges bytes of the other direction the capture has not shown yet.
-fn lacks(c: &Conn, seg: &Held) -> bool {
-    let other = if seg.from_client { &c.down } else { &c.up };
-    !seg.payload.is_empty() && seg.ack.is_some_and(|a| other.lacks(a))
-}
-
-/// A segment arrives. Captures do not always keep the order of the two directions (a
-/// capture on several CPUs, `-i any`): an answer can come before the end of its request.
-/// Data that acknowledges bytes not yet seen waits for them (up to [`HOLD_US`] of capture
-/// time, [`MAX_HELD`] segments), with the segments of its direction after it; the other
-/// direction's segments go on. After that the bytes are lost: a gap.
-fn arrive(c: &mut Conn, seg: Held, summary: &mut PcapSummary, records: &mut Vec<Record>) {
-    let ts = seg.ts;
-    match c.held.front() {
-        Some(front) if front.from_client == seg.from_client => {
-            c.held.push_back(seg);
-        }
-        Some(_) => {
-            // The direction the held segments wait for: it goes first, and does not judge
-            // the held direction's bytes (they are not placed yet).
-            apply(c, seg, false, summary, records);
-        }
-        None if lacks(c, &seg) => {
-            c.held.push_back(seg);
-            return;
-        }
-        None => {
-            apply(c, seg, true, summary, records);
-            return;
-        }
-    }
-    unhold(c, ts, false, summary, records);
-}
-
-/// Held segments that need not (or can no longer) wait, in order.
-fn unhold(
+/// A segment into its direction's reassembler; the pieces wait in the direction's queue
+/// for [`pump`].
+fn on_segment(
     c: &mut Conn,
-    now: i64,
-    force: bool,
+    from_client: bool,
+    seg: &Segment<'_>,
+    ts: i64,
     summary: &mut PcapSummary,
     records: &mut Vec<Record>,
 ) {
-    while let Some(front) = c.held.front() {
-        // Each waits from its own time: a segment that arrived just now is not given up
-        // because an older one was.
-        let expired = now.saturating_sub(front.ts) >= HOLD_US || c.held.len() > MAX_HELD;
-        if !force && !expired && lacks(c, front) {
-            break;
-        }
-        let Some(seg) = c.held.pop_front() else {
-            break;
-        };
-        apply(c, seg, true, summary, records);
-    }
-}
-
-/// A segment into its direction's reassembler (after, with `judge_other`, declaring lost
-/// the other direction's bytes it acknowledges that never came), the pieces into the
-/// decoder.
-fn apply(
-    c: &mut Conn,
-    seg: Held,
-    judge_other: bool,
-    summary: &mut PcapSummary,
-    records: &mut Vec<Record>,
-) {
-    let mut pieces = Vec::new();
-    let (this, other) = if seg.from_client {
-        (&mut c.up, &mut c.down)
+    let (d, r) = if from_client {
+        (CLIENT, &mut c.up)
     } else {
-        (&mut c.down, &mut c.up)
+        (SERVER, &mut c.down)
     };
     if seg.syn {
-        this.syn(seg.seq);
+        r.syn(seg.seq);
     }
-    if judge_other && !seg.payload.is_empty() {
-        if let Some(ack) = seg.ack {
-            other.acked(ack, &mut pieces);
-        }
-    }
-    let mut mine = Vec::new();
-    this.segment_at(
+    let stamp = Stamp {
+        ts,
+        ack: seg.ack.filter(|_| !seg.payload.is_empty()),
+    };
+    let mut out = Vec::new();
+    r.segment_at(
         seg.seq.wrapping_add(u32::from(seg.syn)),
-        &seg.payload,
+        seg.payload,
         seg.fin,
-        seg.ts,
-        &mut mine,
+        stamp,
+        &mut out,
     );
+    c.queue[d].extend(out);
     c.rst |= seg.rst;
-    let first = records.len();
-    feed(c, !seg.from_client, pieces, seg.ts, summary, records);
-    feed(c, seg.from_client, mine, seg.ts, summary, records);
-    for r in &records[first..] {
-        count(c, r, summary);
+    pump(c, ts, false, summary, records);
+}
+
+/// The two directions' pieces into the decoder, in the order the conversation had: a piece
+/// goes after every byte of the other direction its segment acknowledged (a capture on
+/// several CPUs can show an answer before its request; a request after a loss must wait for
+/// the answers before it). A piece that acknowledges bytes never seen waits up to
+/// [`HOLD_US`] of capture time (or [`MAX_WAITING`] pieces); then the bytes are lost (a gap).
+/// With `force` (the end of the connection) nothing waits.
+fn pump(c: &mut Conn, now: i64, force: bool, summary: &mut PcapSummary, records: &mut Vec<Record>) {
+    loop {
+        let head = |d: usize| -> Option<(bool, i64)> {
+            let other = if d == CLIENT { &c.down } else { &c.up };
+            Some(match c.queue[d].front()? {
+                Piece::Gap(_) => (true, i64::MIN),
+                Piece::Data(_, st) => {
+                    let ready = st
+                        .ack
+                        .and_then(|a| other.target(a))
+                        .is_none_or(|t| c.fed[1 - d] >= t);
+                    (ready, st.ts)
+                }
+            })
+        };
+        let pick = match (head(CLIENT), head(SERVER)) {
+            (None, None) => break,
+            (Some((true, a)), Some((true, b))) => {
+                if b < a {
+                    SERVER
+                } else {
+                    CLIENT
+                }
+            }
+            (Some((true, _)), _) => CLIENT,
+            (_, Some((true, _))) => SERVER,
+            (cl, sv) => {
+                // Every head waits for bytes of the other direction: the oldest decides.
+                let d = match (cl, sv) {
+                    (Some((_, a)), Some((_, b))) if b < a => SERVER,
+                    (Some(_), _) => CLIENT,
+                    _ => SERVER,
+                };
+                let (ts, ack) = match c.queue[d].front() {
+                    Some(Piece::Data(_, st)) => (st.ts, st.ack),
+                    _ => (now, None),
+                };
+                let expired =
+                    force || now.saturating_sub(ts) >= HOLD_US || c.queue[d].len() > MAX_WAITING;
+                if !expired {
+                    break;
+                }
+                // The bytes it acknowledges never came: lost.
+                let mut out = Vec::new();
+                if let Some(a) = ack {
+                    if d == CLIENT {
+                        c.down.acked(a, &mut out);
+                    } else {
+                        c.up.acked(a, &mut out);
+                    }
+                }
+                if out.is_empty() {
+                    // Nothing to wait for after all (bytes still queued on the other side
+                    // in a tangle): decode it as it is.
+                    d
+                } else {
+                    c.queue[1 - d].extend(out);
+                    continue;
+                }
+            }
+        };
+        let Some(piece) = c.queue[pick].pop_front() else {
+            break;
+        };
+        c.fed[pick] += match &piece {
+            Piece::Gap(n) => *n,
+            Piece::Data(b, _) => b.len() as u64,
+        };
+        let first = records.len();
+        feed(c, pick == CLIENT, vec![piece], now, summary, records);
+        for r in &records[first..] {
+            count(c, r, summary);
+        }
     }
 }
 
@@ -651,7 +665,8 @@ where
                 prepared: HashSet::new(),
                 last_ts: ts,
                 rst: false,
-                held: VecDeque::new(),
+                queue: [VecDeque::new(), VecDeque::new()],
+                fed: [0, 0],
             };
             self.conns.insert(key, conn);
         }
@@ -661,37 +676,27 @@ where
                 return Ok(());
             };
             c.last_ts = ts;
-            let seg = Held {
-                from_client,
-                seq: seg.seq,
-                ack: seg.ack,
-                syn: seg.syn,
-                fin: seg.fin,
-                rst: seg.rst,
-                payload: seg.payload.to_vec(),
-                ts,
-            };
-            arrive(c, seg, &mut self.summary, &mut records);
+            on_segment(c, from_client, &seg, ts, &mut self.summary, &mut records);
             c.rst || (c.up.ended() && c.down.ended())
         };
         self.emit(records)?;
         if ended {
             self.end(key, ts)?;
         }
-        // Segments held too long on connections that went quiet.
+        // Data waiting too long on connections that went quiet.
         if ts.saturating_sub(self.last_sweep) >= HOLD_US {
             self.last_sweep = ts;
             let waiting: Vec<_> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| !c.held.is_empty())
+                .filter(|(_, c)| c.queue.iter().any(|q| !q.is_empty()))
                 .map(|(k, _)| *k)
                 .collect();
             for key in waiting {
                 let mut records = Vec::new();
                 let ended = match self.conns.get_mut(&key) {
                     Some(c) => {
-                        unhold(c, ts, false, &mut self.summary, &mut records);
+                        pump(c, ts, false, &mut self.summary, &mut records);
                         c.rst || (c.up.ended() && c.down.ended())
                     }
                     None => false,
@@ -711,13 +716,14 @@ where
             return Ok(());
         };
         let mut records = Vec::new();
-        unhold(&mut c, ts, true, &mut self.summary, &mut records);
+        pump(&mut c, ts, true, &mut self.summary, &mut records);
         let mut up = Vec::new();
         c.up.finish(&mut up);
-        feed(&mut c, true, up, ts, &mut self.summary, &mut records);
+        c.queue[CLIENT].extend(up);
         let mut down = Vec::new();
         c.down.finish(&mut down);
-        feed(&mut c, false, down, ts, &mut self.summary, &mut records);
+        c.queue[SERVER].extend(down);
+        pump(&mut c, ts, true, &mut self.summary, &mut records);
         if let Decoder::Live(rec) = &mut c.decoder {
             rec.close(ts);
             records.extend(rec.take());
@@ -848,9 +854,9 @@ fn feed(
                     }
                 }
             }
-            Piece::Data(bytes, at) => {
-                // Bytes held behind a hole carry their own packet's time.
-                let ts = if at == 0 { ts } else { at };
+            Piece::Data(bytes, stamp) => {
+                // Bytes that waited carry their own packet's time.
+                let ts = if stamp.ts == 0 { ts } else { stamp.ts };
                 if matches!(c.decoder, Decoder::Waiting) {
                     if from_client && starts_command(&bytes) {
                         if !c.from_start && !c.counted_mid_stream {
@@ -1284,22 +1290,29 @@ mod tests {
             let keep_from = frames.len() - 2;
             let mut out: Vec<(i64, Vec<u8>)> = Vec::new();
             let mut lost = 0u64;
+            // A frame moves by one place at most (the last one already moved stays).
+            let mut moved = true;
             for (i, f) in frames.iter().enumerate() {
-                match fate.get(i).copied().unwrap_or(9) {
+                let fate = fate.get(i).copied().unwrap_or(9);
+                let was_moved = std::mem::replace(&mut moved, false);
+                match fate {
                     0 if i < keep_from => {
                         let p = SlicedPacket::from_ethernet(&f.1).unwrap();
                         if let Some(TransportSlice::Tcp(t)) = p.transport {
                             lost += t.payload().len() as u64;
                         }
+                        // The last frame out is still the one that moved, if it did.
+                        moved = was_moved;
                     }
                     1 => {
                         out.push(f.clone());
                         out.push(f.clone());
                     }
-                    2 if !out.is_empty() => {
+                    2 if !was_moved && !out.is_empty() => {
                         let last = out.len() - 1;
                         out.push(f.clone());
                         out.swap(last, last + 1);
+                        moved = true;
                     }
                     _ => out.push(f.clone()),
                 }

@@ -22,11 +22,18 @@ use std::collections::BTreeMap;
 /// What the reassembler hands out, in stream order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Piece {
-    /// Bytes of the stream, from where the previous piece ended, with the time given with
+    /// Bytes of the stream, from where the previous piece ended, with what was given with
     /// their segment. Each piece starts where a segment started or where a hole ended.
-    Data(Vec<u8>, i64),
+    Data(Vec<u8>, Stamp),
     /// Bytes the capture missed: the next piece starts this many bytes after the previous.
     Gap(u64),
+}
+
+/// What a segment's bytes carry out: the packet's time and acknowledgement number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub ts: i64,
+    pub ack: Option<u32>,
 }
 
 /// One direction of a TCP connection.
@@ -38,7 +45,7 @@ pub struct Reassembler {
     /// The offset of the next byte to hand out.
     next: u64,
     /// Segments after a hole, by offset.
-    pending: BTreeMap<u64, (Vec<u8>, i64)>,
+    pending: BTreeMap<u64, (Vec<u8>, Stamp)>,
     buffered: usize,
     max_buffered: usize,
     /// The offset of the FIN, once seen.
@@ -110,16 +117,16 @@ impl Reassembler {
 
     /// A segment: `payload` at sequence number `seq`, and whether it carries a FIN.
     pub fn segment(&mut self, seq: u32, payload: &[u8], fin: bool, out: &mut Vec<Piece>) {
-        self.segment_at(seq, payload, fin, 0, out);
+        self.segment_at(seq, payload, fin, Stamp::default(), out);
     }
 
-    /// [`Reassembler::segment`], with a time its bytes carry out (the packet's).
+    /// [`Reassembler::segment`], with a stamp its bytes carry out.
     pub fn segment_at(
         &mut self,
         seq: u32,
         payload: &[u8],
         fin: bool,
-        ts: i64,
+        ts: Stamp,
         out: &mut Vec<Piece>,
     ) {
         if self.isn.is_none() {
@@ -177,45 +184,32 @@ impl Reassembler {
         }
     }
 
-    /// The peer acknowledged everything before `ack`, in a packet carrying data of its own:
-    /// bytes before it that the capture did not see are lost. Held segments are handed out
-    /// up to `ack` only: the ones after it wait for an acknowledgement of their own (or the
-    /// end), so a request after a hole reaches the decoder after the answer that revealed
-    /// the hole and before its own answer.
+    /// The peer acknowledged everything before `ack`: bytes before it that the capture did
+    /// not see are lost (the caller decides when an acknowledgement is proof enough).
     pub fn acked(&mut self, ack: u32, out: &mut Vec<Piece>) {
-        let Some(mut target) = self.offset(ack) else {
+        let Some(target) = self.target(ack) else {
             return;
         };
-        // The FIN takes a sequence number but is not a byte.
-        if let Some(f) = self.fin {
-            target = target.min(f);
-        }
         while self.next < target {
             match self.pending.keys().next().copied() {
-                Some(first) if first <= self.next => self.drain_before(target, out),
-                Some(first) => self.gap_to(first.min(target), out),
+                Some(first) if first <= self.next => self.drain(out),
+                Some(first) => {
+                    self.gap_to(first.min(target), out);
+                    self.drain(out);
+                }
                 None => self.gap_to(target, out),
             }
         }
     }
 
-    /// Whether some bytes before `ack` have not been seen (a hole before it).
-    pub fn lacks(&self, ack: u32) -> bool {
-        let Some(mut target) = self.offset(ack) else {
-            return false;
-        };
-        if let Some(f) = self.fin {
-            target = target.min(f);
-        }
-        // Held segments that continue the stream count as seen.
-        let mut end = self.next;
-        for (&off, (bytes, _)) in &self.pending {
-            if off > end || end >= target {
-                break;
-            }
-            end = end.max(off + bytes.len() as u64);
-        }
-        target > end
+    /// The stream offset an acknowledgement number stands for (the FIN, which takes a
+    /// sequence number, is not a byte), if it lies within reach of the stream.
+    pub fn target(&self, ack: u32) -> Option<u64> {
+        let target = self.offset(ack)?;
+        Some(match self.fin {
+            Some(f) => target.min(f),
+            None => target,
+        })
     }
 
     /// The connection ended: segments still waiting behind a hole are handed out after it.
@@ -241,7 +235,7 @@ impl Reassembler {
         }
     }
 
-    fn hand_out(&mut self, bytes: Vec<u8>, ts: i64, out: &mut Vec<Piece>) {
+    fn hand_out(&mut self, bytes: Vec<u8>, ts: Stamp, out: &mut Vec<Piece>) {
         if bytes.is_empty() {
             return;
         }
@@ -252,13 +246,8 @@ impl Reassembler {
 
     /// Held segments that now continue the stream.
     fn drain(&mut self, out: &mut Vec<Piece>) {
-        self.drain_before(u64::MAX, out);
-    }
-
-    /// Held segments that continue the stream and start before `end`.
-    fn drain_before(&mut self, end: u64, out: &mut Vec<Piece>) {
         while let Some((&off, _)) = self.pending.iter().next() {
-            if off > self.next || off >= end {
+            if off > self.next {
                 break;
             }
             let Some((bytes, ts)) = self.pending.remove(&off) else {
