@@ -16,6 +16,10 @@
 //!   until a `COM_INIT_DB`/`COM_CHANGE_USER` (records carry no `db`), and statements it
 //!   prepared before the capture are unknown: their executes are kept (with their
 //!   parameters) and counted in [`PcapSummary::unknown_statement_executes`].
+//! - The two directions reach the decoder in acknowledgement order ([`pump`]): data goes
+//!   after the bytes of the other direction its segment acknowledged, so an answer captured
+//!   before its request, or requests and answers around a loss, stay paired. Data that
+//!   acknowledges bytes never seen waits for them 50 ms of capture time; then they are lost.
 //! - A gap (bytes the capture lost, [`crate::tcp`] says when a hole is one) is reported with
 //!   its connection, direction and length, and marks the session damaged. The decoder cannot
 //!   know where packets start after a hole, so the session's decoder is retired (commands
@@ -25,7 +29,8 @@
 //!   id, so its commands stay on one connection on replay; its default database is unknown
 //!   from then on (a `COM_INIT_DB` may have been lost in the hole).
 //! - Memory: the file is streamed block by block; per connection, the decoder's state and at
-//!   most `max_buffered` out-of-order bytes per direction; a connection is flushed and
+//!   most `max_buffered` out-of-order bytes and 256 waiting pieces per direction; a
+//!   connection is flushed and
 //!   forgotten when it ends (FIN both ways, or RST).
 //! - Order: records of one session are in the order of its commands. Across sessions they are
 //!   written in time order within `reorder_window_us` (a command is recorded when its answer
@@ -554,7 +559,7 @@ struct State<F> {
     session_ts: HashMap<u64, i64>,
     /// The latest packet time seen.
     now: i64,
-    /// When connections' held segments were last looked at.
+    /// When connections' waiting pieces were last looked at.
     last_sweep: i64,
 }
 
