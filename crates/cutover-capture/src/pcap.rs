@@ -16,7 +16,7 @@
 //!   until a `COM_INIT_DB`/`COM_CHANGE_USER` (records carry no `db`), and statements it
 //!   prepared before the capture are unknown: their executes are kept (with their
 //!   parameters) and counted in [`PcapSummary::unknown_statement_executes`].
-//! - The two directions reach the decoder in acknowledgement order ([`pump`]): data goes
+//! - The two directions reach the decoder in acknowledgement order (`pump`): data goes
 //!   after the bytes of the other direction its segment acknowledged, so an answer captured
 //!   before its request, or requests and answers around a loss, stay paired. Data that
 //!   acknowledges bytes never seen waits for them 50 ms of capture time; then they are lost.
