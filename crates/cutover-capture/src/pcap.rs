@@ -448,20 +448,30 @@ fn on_segment(
 /// With `force` (the end of the connection) nothing waits.
 fn pump(c: &mut Conn, now: i64, force: bool, summary: &mut PcapSummary, records: &mut Vec<Record>) {
     loop {
-        let head = |d: usize| -> Option<(bool, i64)> {
+        // Data is ready once the other direction's bytes it acknowledged are in.
+        let data = |d: usize| -> Option<Option<(bool, i64)>> {
             let other = if d == CLIENT { &c.down } else { &c.up };
             Some(match c.queue[d].front()? {
-                Piece::Gap(_) => (true, i64::MIN),
+                Piece::Gap(_) => None,
                 Piece::Data(_, st) => {
                     let ready = st
                         .ack
                         .and_then(|a| other.target(a))
                         .is_none_or(|t| c.fed[1 - d] >= t);
-                    (ready, st.ts)
+                    Some((ready, st.ts))
                 }
             })
         };
-        let pick = match (head(CLIENT), head(SERVER)) {
+        let (dc, ds) = (data(CLIENT), data(SERVER));
+        // A gap (bytes lost: when they were sent is unknown) yields to the other direction's
+        // ready data, and goes before data that waits.
+        let head = |me: Option<Option<(bool, i64)>>, other: Option<Option<(bool, i64)>>| {
+            me.map(|m| match m {
+                Some(x) => x,
+                None => (!matches!(other, Some(Some((true, _)))), i64::MIN),
+            })
+        };
+        let pick = match (head(dc, ds), head(ds, dc)) {
             (None, None) => break,
             (Some((true, a)), Some((true, b))) => {
                 if b < a {
