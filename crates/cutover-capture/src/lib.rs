@@ -18,7 +18,9 @@
 //! not change.
 
 pub mod general;
+pub mod pcap;
 pub mod slow;
+pub mod tcp;
 mod time;
 
 use std::io::BufRead;

@@ -254,6 +254,9 @@ pub struct Session {
     pub problems: u64,
     /// Whether the handshake was seen (a capture that began mid-session did not).
     pub saw_handshake: bool,
+    /// Whether the client's `CLIENT_DEPRECATE_EOF` is unknown (mid-stream): EOF packets are
+    /// then taken where they come and never waited for.
+    eof_unknown: bool,
 }
 
 impl Default for Session {
@@ -281,6 +284,38 @@ fn lenenc(buf: &[u8]) -> Option<(u64, usize)> {
     }
 }
 
+/// A column definition; MariaDB's extended metadata (a length-encoded string after
+/// `org_name`, sent to clients with `MARIADB_CLIENT_EXTENDED_METADATA`, e.g. libmariadb's
+/// `mariadb` client) is skipped.
+fn parse_column(p: &[u8]) -> std::io::Result<Column> {
+    let first = ParseBuf(p).parse::<Column>(());
+    if first.is_ok() {
+        return first;
+    }
+    // catalog, schema, table, org_table, name, org_name
+    let mut at = 0usize;
+    for _ in 0..6 {
+        let Some((n, used)) = p.get(at..).and_then(lenenc) else {
+            return first;
+        };
+        at = at.saturating_add(used).saturating_add(n as usize);
+    }
+    match p.get(at) {
+        Some(0x0c) | None => first,
+        Some(_) => {
+            let Some((n, used)) = p.get(at..).and_then(lenenc) else {
+                return first;
+            };
+            let Some(rest) = p.get(at.saturating_add(used).saturating_add(n as usize)..) else {
+                return first;
+            };
+            let mut plain = p[..at].to_vec();
+            plain.extend_from_slice(rest);
+            ParseBuf(&plain).parse::<Column>(())
+        }
+    }
+}
+
 fn column_def(c: &Column) -> ColumnDef {
     ColumnDef {
         name: c.name_str().into_owned(),
@@ -289,48 +324,6 @@ fn column_def(c: &Column) -> ColumnDef {
         decimals: c.decimals(),
         charset: c.character_set(),
     }
-}
-
-/// A column definition packet. MariaDB clients that ask for extended metadata
-/// (`MARIADB_CLIENT_EXTENDED_METADATA`) get one more length-encoded field after the
-/// original name (the type name of JSON, UUID, … columns), which the MySQL form does not
-/// have: read without it when it is there.
-fn parse_column(p: &[u8]) -> Result<ColumnDef, String> {
-    let e = match ParseBuf(p).parse::<Column>(()) {
-        Ok(c) => return Ok(column_def(&c)),
-        Err(e) => e,
-    };
-    let fail = || format!("column definition: {e}");
-    let mut at = 0usize;
-    let mut strings = Vec::with_capacity(6);
-    for _ in 0..6 {
-        let (len, n) = lenenc(p.get(at..).ok_or_else(fail)?).ok_or_else(fail)?;
-        let end = at
-            .checked_add(n)
-            .and_then(|v| v.checked_add(usize::try_from(len).ok()?))
-            .ok_or_else(fail)?;
-        strings.push(p.get(at + n..end).ok_or_else(fail)?);
-        at = end;
-    }
-    if p.get(at) != Some(&0x0c) {
-        // The extended metadata: skipped.
-        let (len, n) = lenenc(p.get(at..).ok_or_else(fail)?).ok_or_else(fail)?;
-        at = at
-            .checked_add(n)
-            .and_then(|v| v.checked_add(usize::try_from(len).ok()?))
-            .ok_or_else(fail)?;
-    }
-    let fixed = p.get(at..at + 13).ok_or_else(fail)?;
-    if fixed[0] != 0x0c {
-        return Err(fail());
-    }
-    Ok(ColumnDef {
-        name: text(strings[4]),
-        type_code: fixed[7],
-        flags: u16::from_le_bytes([fixed[8], fixed[9]]),
-        decimals: fixed[10],
-        charset: u16::from_le_bytes([fixed[1], fixed[2]]),
-    })
 }
 
 fn text(b: &[u8]) -> String {
@@ -351,6 +344,7 @@ impl Session {
             statements: HashMap::new(),
             problems: 0,
             saw_handshake: false,
+            eof_unknown: false,
         }
     }
 
@@ -364,6 +358,7 @@ impl Session {
             | CapabilityFlags::CLIENT_SECURE_CONNECTION
             | CapabilityFlags::CLIENT_MULTI_RESULTS
             | CapabilityFlags::CLIENT_PS_MULTI_RESULTS;
+        s.eof_unknown = true;
         s
     }
 
@@ -443,6 +438,7 @@ impl Session {
                 // The client spoke first: the capture missed the greeting.
                 self.phase = Phase::Commands;
                 self.caps = Session::mid_stream().caps;
+                self.eof_unknown = true;
                 self.on_client(p, out);
             }
             Phase::HandshakeResponse => {
@@ -650,6 +646,7 @@ impl Session {
                     // Mid-stream: a server packet before any greeting is a response.
                     self.phase = Phase::Commands;
                     self.caps = Session::mid_stream().caps;
+                    self.eof_unknown = true;
                     self.problem(out, false, format!("no greeting: {e}"));
                 }
             },
@@ -811,9 +808,9 @@ impl Session {
                 mut columns,
             } => {
                 match parse_column(p) {
-                    Ok(c) => columns.push(c),
+                    Ok(c) => columns.push(column_def(&c)),
                     Err(e) => {
-                        self.problem(out, false, e);
+                        self.problem(out, false, format!("column definition: {e}"));
                         return;
                     }
                 }
@@ -905,7 +902,7 @@ impl Session {
                         let (id, cols, params) =
                             (s.statement_id(), s.num_columns(), s.num_params());
                         self.statements.insert(id, (params, None));
-                        let eofs = if self.deprecate_eof() {
+                        let eofs = if self.deprecate_eof() || self.eof_unknown {
                             0
                         } else {
                             u8::from(params > 0) + u8::from(cols > 0)
@@ -947,14 +944,16 @@ impl Session {
                 mut columns,
                 mut eofs_left,
             } => {
-                if Session::eof(p).is_some() && eofs_left > 0 {
-                    eofs_left -= 1;
+                // Definitions never start with 0xFE: an EOF-shaped packet is an EOF (when the
+                // client's EOF capability is unknown, one not counted on).
+                if Session::eof(p).is_some() {
+                    eofs_left = eofs_left.saturating_sub(1);
                 } else if params_left > 0 {
                     params_left -= 1;
                 } else if columns_left > 0 {
                     columns_left -= 1;
                     if let Ok(c) = parse_column(p) {
-                        columns.push(c);
+                        columns.push(column_def(&c));
                     }
                 }
                 if params_left == 0 && columns_left == 0 && eofs_left == 0 {
@@ -1075,46 +1074,74 @@ mod tests {
     use crate::framing::encode_packet;
     use proptest::prelude::*;
 
-    /// A column definition as MariaDB sends it, with or without extended metadata.
-    fn column_packet(name: &str, extended: Option<&[u8]>) -> Vec<u8> {
-        let mut p = Vec::new();
-        for f in ["def", "db", "t", "t", name, name] {
-            p.push(f.len() as u8);
-            p.extend_from_slice(f.as_bytes());
+    /// Mid-stream, whether the client asked for `CLIENT_DEPRECATE_EOF` is unknown: a prepare
+    /// response decodes whether its definitions end with an EOF or not, and the next answer
+    /// goes to the next command.
+    #[test]
+    fn mid_stream_prepare_with_or_without_eof() {
+        for with_eof in [false, true] {
+            let mut s = Session::mid_stream();
+            let mut events = Vec::new();
+            let mut prepare = vec![0x16];
+            prepare.extend_from_slice(b"INSERT INTO t VALUES (?)");
+            events.extend(s.client(&encode_packet(0, &prepare)));
+            // OK, statement 7, 0 columns, 1 parameter, filler, 0 warnings.
+            let ok = [0x00, 7, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+            let mut param = Vec::new();
+            for x in ["def", "", "", "", "?", ""] {
+                param.push(x.len() as u8);
+                param.extend_from_slice(x.as_bytes());
+            }
+            param.extend_from_slice(&[0x0c, 63, 0, 0, 0, 0, 0, 0xfd, 0x80, 0, 0, 0, 0]);
+            let mut server = encode_packet(1, &ok);
+            server.extend(encode_packet(2, &param));
+            if with_eof {
+                server.extend(encode_packet(3, &[0xfe, 0, 0, 2, 0]));
+            }
+            events.extend(s.server(&server));
+            events.extend(s.client(&encode_packet(0, &[0x0e])));
+            events.extend(s.server(&encode_packet(1, &[0x00, 0, 0, 2, 0, 0, 0])));
+            let kinds: Vec<String> = events
+                .iter()
+                .map(|e| match e {
+                    Event::Command(c) => format!("{c:?}")
+                        .split([' ', '{'])
+                        .next()
+                        .unwrap_or("")
+                        .to_string(),
+                    Event::Response(Response::Prepared { stmt_id, .. }) => {
+                        format!("prepared {stmt_id}")
+                    }
+                    Event::Response(Response::Ok { .. }) => "ok".into(),
+                    other => format!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(
+                kinds,
+                ["Prepare", "prepared 7", "Ping", "ok"],
+                "with EOF: {with_eof}"
+            );
         }
-        if let Some(x) = extended {
-            p.push(x.len() as u8);
-            p.extend_from_slice(x);
-        }
-        p.push(0x0c);
-        p.extend_from_slice(&45u16.to_le_bytes()); // utf8mb4_general_ci
-        p.extend_from_slice(&40u32.to_le_bytes());
-        p.push(0xf6); // NEWDECIMAL
-        p.extend_from_slice(&0x0001u16.to_le_bytes()); // NOT NULL
-        p.push(2);
-        p.extend_from_slice(&[0, 0]);
-        p
     }
 
     #[test]
-    fn column_definitions_with_and_without_mariadb_extended_metadata() {
-        let want = ColumnDef {
-            name: "price".into(),
-            type_code: 0xf6,
-            flags: 1,
-            decimals: 2,
-            charset: 45,
-        };
-        assert_eq!(
-            parse_column(&column_packet("price", None)),
-            Ok(want.clone())
-        );
-        // Type name `json` as extended metadata (kind 0, then the text).
-        assert_eq!(
-            parse_column(&column_packet("price", Some(b"\x00\x04json"))),
-            Ok(want)
-        );
-        assert!(parse_column(&column_packet("price", None)[..20]).is_err());
+    fn mariadb_extended_metadata_in_column_definitions_is_skipped() {
+        let mut plain = Vec::new();
+        for s in ["def", "db", "t", "t", "doc", "doc"] {
+            plain.push(s.len() as u8);
+            plain.extend_from_slice(s.as_bytes());
+        }
+        let fixed = [0x0c, 45, 0, 0xff, 0xff, 0xff, 0xff, 0xfc, 0x90, 0, 0, 0, 0];
+        let mut extended = plain.clone();
+        // type info: format name "json"
+        extended.extend_from_slice(&[6, 1, 4, b'j', b's', b'o', b'n']);
+        plain.extend_from_slice(&fixed);
+        extended.extend_from_slice(&fixed);
+        let a = column_def(&parse_column(&plain).unwrap());
+        let b = column_def(&parse_column(&extended).unwrap());
+        assert_eq!(a, b);
+        assert_eq!((a.name.as_str(), a.type_code, a.charset), ("doc", 0xfc, 45));
+        assert!(parse_column(&extended[..20]).is_err());
     }
 
     proptest! {

@@ -18,7 +18,7 @@
 //!   one session are in order; records of different sessions are interleaved about by time.
 //! - `db`, `user`: the session's default database and user when the command ran, when known.
 //! - `cmd` and its fields: [`Command`] (`connect`, `query`, `prepare`, `execute`, `close`,
-//!   `init_db`, `change_user`, `reset`, `quit`).
+//!   `init_db` with `database`, `change_user`, `reset`, `quit`).
 //! - `response`: what the capture saw the server answer ([`Response`]); every field is
 //!   optional because every capture source sees a different part (a slow log: row counts and
 //!   latency; a protocol capture: everything).
@@ -127,8 +127,12 @@ pub enum Command {
     },
     /// `COM_STMT_CLOSE`.
     Close { stmt: u32 },
-    /// `COM_INIT_DB`: the default database changes.
-    InitDb { db: String },
+    /// `COM_INIT_DB`: the default database changes. Written as `database` (the record's own
+    /// `db` is the database before the change).
+    InitDb {
+        #[serde(rename = "database")]
+        db: String,
+    },
     /// `COM_CHANGE_USER` (to the record's `user` and `db`).
     ChangeUser,
     /// `COM_RESET_CONNECTION`.
@@ -407,6 +411,15 @@ mod tests {
                 },
                 response: None,
             },
+            // A record's `db` and the database `init_db` changes to are two fields.
+            Record {
+                session: 1,
+                ts_us: 35,
+                db: Some("shop".into()),
+                user: None,
+                command: Command::InitDb { db: "crm".into() },
+                response: None,
+            },
             Record {
                 session: 2,
                 ts_us: 40,
@@ -426,7 +439,7 @@ mod tests {
         for r in sample() {
             w.write(&r).unwrap();
         }
-        assert_eq!(w.finish().unwrap(), 4);
+        assert_eq!(w.finish().unwrap(), 5);
         let r = Reader::open(&p).unwrap();
         assert_eq!(r.header.source, "general-log");
         let back: Vec<Record> = r.map(|x| x.unwrap()).collect();

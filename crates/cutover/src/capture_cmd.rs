@@ -1,8 +1,10 @@
-//! `cutover capture`: a general or slow query log into a workload file. Reads files only.
+//! `cutover capture`: a general or slow query log, or a packet capture, into a workload
+//! file. Reads files only.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 
 use anyhow::{anyhow, Result};
+use cutover_capture::pcap::{PcapFailure, PcapOptions};
 use cutover_capture::LineError;
 use cutover_workload::{Header, Record, Stats, Writer};
 use serde_json::json;
@@ -13,6 +15,9 @@ use crate::cli::{CaptureArgs, Format, LogKind};
 const SHOWN_ERRORS: usize = 20;
 
 pub fn run(args: CaptureArgs) -> Result<u8> {
+    if args.from == LogKind::Pcap {
+        return pcap(args);
+    }
     let input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(BufReader::with_capacity(1 << 16, std::io::stdin()))
     } else {
@@ -30,6 +35,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
                 "slow-log",
                 Box::new(cutover_capture::slow::SlowLog::new(input)),
             ),
+            LogKind::Pcap => return pcap(args),
         };
     let header = Header::new(source, Some(args.input.display().to_string()));
     let mut out = Writer::create(&args.out, &header)?;
@@ -90,6 +96,146 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             s.span_s(),
             args.out.display(),
             errors
+        ),
+    };
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+    Ok(0)
+}
+
+/// Gaps printed one by one on stderr; the rest are in the summary's counts.
+const SHOWN_GAPS: usize = 20;
+
+/// `--from pcap`: a packet capture, reassembled and decoded.
+fn pcap(args: CaptureArgs) -> Result<u8> {
+    if args.port.is_empty() || args.port.contains(&0) {
+        return Err(anyhow!("--port: give one or more TCP ports (1-65535)"));
+    }
+    let input: Box<dyn Read + Send> = if args.input.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.input)
+                .map_err(|e| anyhow!("cannot read {}: {e}", args.input.display()))?,
+        )
+    };
+    let input_name = args.input.display().to_string();
+    let header = Header::new("pcap", Some(input_name.clone()));
+    let mut out = Writer::create(&args.out, &header)?;
+    let mut stats = Stats::default();
+    let opts = PcapOptions {
+        ports: args.port.clone(),
+        ..PcapOptions::default()
+    };
+    let result =
+        cutover_capture::pcap::capture(BufReader::with_capacity(1 << 16, input), &opts, |r| {
+            stats.add(&r);
+            out.write(&r)
+        });
+    let summary = match result {
+        Ok(s) => s,
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(&args.out);
+            return Err(match e {
+                PcapFailure::Input(m) => anyhow!("{input_name}: {m}"),
+                PcapFailure::Sink(e) => e.into(),
+            });
+        }
+    };
+    if args.strict && (summary.gaps > 0 || summary.file_problem.is_some()) {
+        drop(out);
+        let _ = std::fs::remove_file(&args.out);
+        return Err(anyhow!(
+            "{input_name}: {} gaps ({} bytes lost){} (--strict)",
+            summary.gaps,
+            summary.bytes_lost,
+            summary
+                .file_problem
+                .as_ref()
+                .map(|p| format!("; {p}"))
+                .unwrap_or_default()
+        ));
+    }
+    out.finish()?;
+    for g in summary.gap_list.iter().take(SHOWN_GAPS) {
+        let (from, to) = if g.from == "client" {
+            (&g.client, &g.server)
+        } else {
+            (&g.server, &g.client)
+        };
+        eprintln!(
+            "cutover: warning: session {} ({} -> {}): {} bytes the capture missed; decoding resumed at the session's next command",
+            g.session, from, to, g.bytes
+        );
+    }
+    if summary.gaps as usize > SHOWN_GAPS {
+        eprintln!(
+            "cutover: warning: {} more gaps",
+            summary.gaps as usize - SHOWN_GAPS
+        );
+    }
+    if let Some(p) = &summary.file_problem {
+        eprintln!("cutover: warning: {input_name}: {p}; what came before it was captured");
+    }
+    if !summary.unsupported_link_types.is_empty() {
+        eprintln!(
+            "cutover: warning: {input_name}: packets of link types {:?} skipped (not read)",
+            summary.unsupported_link_types
+        );
+    }
+    if summary.connections == 0 {
+        eprintln!(
+            "cutover: warning: {input_name}: no TCP connection to port {} in {} packets",
+            args.port
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(" or "),
+            summary.packets
+        );
+    }
+    let s = stats.finish(0);
+    let statements = s.commands.get("query").copied().unwrap_or(0)
+        + s.commands.get("execute").copied().unwrap_or(0);
+    let text = match args.format {
+        Format::Json => {
+            let mut v = json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "workload": args.out.display().to_string(),
+                "source": "pcap",
+                "records": s.records,
+                "sessions": s.sessions,
+                "statements": statements,
+                "span_s": s.span_s(),
+            });
+            if let (Some(o), Ok(serde_json::Value::Object(p))) =
+                (v.as_object_mut(), serde_json::to_value(&summary))
+            {
+                o.extend(p);
+            }
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+        Format::Human => format!(
+            "capture: {} records ({} statements) in {} sessions over {:.1} s written to {}\n\
+             pcap: {} packets, {} connections to {} servers; {} began before the capture \
+             (user, database, earlier prepared statements unknown; {} executes of unknown statements); \
+             {} gaps ({} bytes lost) in {} damaged sessions; {} undecodable sessions; {} without a decodable command\n",
+            s.records,
+            statements,
+            s.sessions,
+            s.span_s(),
+            args.out.display(),
+            summary.packets,
+            summary.connections,
+            summary.servers,
+            summary.mid_stream_sessions,
+            summary.unknown_statement_executes,
+            summary.gaps,
+            summary.bytes_lost,
+            summary.damaged_sessions,
+            summary.undecodable_sessions,
+            summary.sessions_without_commands,
         ),
     };
     let mut o = std::io::stdout().lock();

@@ -33,7 +33,8 @@ pub enum Command {
     Verify(Box<VerifyArgs>),
     /// Timed, announced, gated, resumable migration drills, and reports that compare them.
     Drill(DrillArgs),
-    /// Read a general or slow query log into a workload file (for `cutover replay`).
+    /// Read a general or slow query log, or a packet capture, into a workload file (for
+    /// `cutover replay`).
     Capture(CaptureArgs),
     /// Replay a workload against a target (and a baseline) and compare every answer.
     Replay(Box<ReplayArgs>),
@@ -93,21 +94,42 @@ pub struct ProxyArgs {
 pub enum LogKind {
     GeneralLog,
     SlowLog,
+    /// A pcap or pcapng file (`tcpdump -w`): MySQL connections to `--port`, reassembled and
+    /// decoded at the protocol level.
+    Pcap,
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "\
+From a packet capture (`--from pcap`): Ethernet, Linux cooked (`tcpdump -i any`), loopback \
+and raw IP links; IPv4 and IPv6. Each TCP connection to a --port is reassembled (reordered, \
+retransmitted and lost segments) and decoded: every command with its answer (columns, rows, \
+errors, affected rows, status flags, latency from the packets' times). Capture with e.g. \
+`tcpdump -i any -s 0 -w db.pcap 'tcp port 3306'`; TLS connections cannot be decoded. \
+A connection that began before the capture is decoded from its next command: its user, \
+default database and earlier prepared statements are unknown (counted). Bytes the capture \
+lost are reported per connection and direction; the session is marked damaged and decoding \
+resumes at its next command.")]
 pub struct CaptureArgs {
-    /// Which log INPUT is.
-    #[arg(long, value_enum, value_name = "general-log|slow-log")]
+    /// What INPUT is.
+    #[arg(long, value_enum, value_name = "general-log|slow-log|pcap")]
     pub from: LogKind,
-    /// The log file (`-` for standard input).
+    /// The log or capture file (`-` for standard input).
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
+    /// With `--from pcap`: the servers' TCP ports (repeat or separate with commas).
+    #[arg(
+        long,
+        value_name = "PORT",
+        value_delimiter = ',',
+        default_value = "3306"
+    )]
+    pub port: Vec<u16>,
     /// The workload file to write.
     #[arg(long, value_name = "WORKLOAD")]
     pub out: PathBuf,
     /// Stop at the first entry that cannot be read (default: report it with its line
-    /// number and skip it).
+    /// number and skip it); with `--from pcap`, fail on any bytes the capture lost.
     #[arg(long)]
     pub strict: bool,
     /// Output: a human summary, or JSON.

@@ -9,6 +9,7 @@ mod diff;
 mod drill;
 mod harness;
 mod interrupt;
+mod pcap;
 mod production;
 mod proxy;
 mod replay;
