@@ -364,7 +364,7 @@ const APP_SESSION: &[&str] = &[
     "prepare \"INSERT INTO t (v) VALUES (?)\"",
     "execute [\"c\"] -> 1 affected",
     "prepare \"SELECT v FROM t WHERE id = ?\"",
-    "execute [\"3\"] -> 1 rows",
+    "execute [3] -> 1 rows",
     "query \"SELECT LENGTH('xxxx",
     "query \"SELECT 'last'\" -> 1 rows",
     "quit",
