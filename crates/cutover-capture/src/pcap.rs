@@ -739,6 +739,8 @@ where
         c.down.finish(&mut down);
         c.queue[SERVER].extend(down);
         pump(&mut c, ts, true, &mut self.summary, &mut records);
+        // `pump` counted what it decoded; the closing records are counted here.
+        let closing = records.len();
         if let Decoder::Live(rec) = &mut c.decoder {
             rec.close(ts);
             records.extend(rec.take());
@@ -751,7 +753,7 @@ where
         if c.damaged {
             self.summary.damaged_sessions += 1;
         }
-        for r in &records {
+        for r in &records[closing..] {
             count(&mut c, r, &mut self.summary);
         }
         if c.commands == 0 {
@@ -1277,6 +1279,37 @@ mod tests {
         assert!(records
             .iter()
             .any(|r| matches!(r.command, Command::Execute { stmt: 5, .. })));
+    }
+
+    /// What is decoded when the connection ends is counted once.
+    #[test]
+    fn records_decoded_at_the_end_are_counted_once() {
+        let t = 1_700_000_000_000_000i64;
+        let exec = mysql_packet(0, &[0x17, 5, 0, 0, 0, 0, 1, 0, 0, 0]);
+        let ok = mysql_packet(1, &[0, 1, 0, 2, 0, 0, 0]);
+        // Ten client bytes after the SYN never seen; the execute and its answer wait for
+        // them until the end.
+        let frames = vec![
+            (t, frame(true, 40000, 99, 0, "S", &[])),
+            (t + 1, frame(false, 40000, 499, 100, "SA", &[])),
+            (t + 10, frame(true, 40000, 110, 500, "A", &exec)),
+            (
+                t + 20,
+                frame(false, 40000, 500, 110 + exec.len() as u32, "A", &ok),
+            ),
+        ];
+        let (s, records) = run(pcap_file(&frames)).unwrap();
+        assert_eq!((s.gaps, s.bytes_lost), (1, 10));
+        assert_eq!(s.unknown_statement_executes, 1);
+        assert_eq!(s.sessions_without_commands, 0);
+        let exec = records
+            .iter()
+            .find(|r| matches!(r.command, Command::Execute { stmt: 5, .. }))
+            .unwrap();
+        assert_eq!(
+            exec.response.as_ref().and_then(|r| r.affected_rows),
+            Some(1)
+        );
     }
 
     proptest! {
