@@ -661,3 +661,135 @@ async fn a_captured_sysbench_run_reports_exactly_the_statements_reading_the_diff
         assert!(v["replayed"].as_u64().unwrap() > 100, "{v}");
     }
 }
+
+/// Runs `cutover replay` with `args`, giving it `deadline` to finish (then it is ended and
+/// the test fails: a stalled replay).
+async fn replay_within(args: Vec<String>, deadline: Duration) -> Run {
+    let child = cutover()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cutover");
+    let mut child = child;
+    let started = std::time::Instant::now();
+    let mut finished = false;
+    while started.elapsed() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !finished {
+        let out = crate::harness::sigterm_and_wait(child).await;
+        panic!(
+            "the replay did not finish within {deadline:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn read_write_sessions_contending_for_rows_replay_without_a_cross_server_wait() {
+    // Lock waits last 100 s here: a replay that waited on a cycle across the two servers
+    // (session A waiting for B's row lock on the baseline while B waits for A's on the
+    // target) would end only then.
+    for source in [true, false] {
+        sql(source, "SET GLOBAL innodb_lock_wait_timeout = 100");
+    }
+    let db = "rp_locks";
+    let setup = |source: bool| {
+        let mut s = format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+             CREATE TABLE {db}.c (id INT PRIMARY KEY, v INT); \
+             INSERT INTO {db}.c SELECT seq, 100 FROM {db}.seq_1_to_10"
+        );
+        if !source {
+            s.push_str(&format!("; UPDATE {db}.c SET v = -1 WHERE id = 7"));
+        }
+        sql(source, &s);
+    };
+    setup(true);
+    setup(false);
+    // Three sessions, each 12 transactions updating rows 1 and 2 (in the capture one after
+    // the other; replayed as fast as possible, they contend, and the two servers may grant
+    // the locks in different orders).
+    const SESSIONS: usize = 3;
+    const ROUNDS: usize = 12;
+    let mut conns = Vec::new();
+    for _ in 0..SESSIONS {
+        conns.push(session(db).await);
+    }
+    for _ in 0..ROUNDS {
+        for c in conns.iter_mut() {
+            for q in [
+                "BEGIN",
+                "UPDATE c SET v = v + 1 WHERE id = 1",
+                "UPDATE c SET v = v + 1 WHERE id = 2",
+                "SELECT v FROM c WHERE id = 8",
+                "COMMIT",
+            ] {
+                c.query_drop(q).await.unwrap();
+            }
+        }
+    }
+    for c in conns.iter_mut() {
+        c.query_drop("SELECT v FROM c WHERE id = 7").await.unwrap();
+    }
+    conns[0]
+        .query_drop("SELECT 'end of rp_locks'")
+        .await
+        .unwrap();
+    for c in conns {
+        let _ = c.disconnect().await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (general, slow) = capture(db, "end of rp_locks", dir.path()).await;
+
+    for workload in [&general, &slow] {
+        setup(true);
+        setup(false);
+        let args: Vec<String> = vec![
+            "replay".into(),
+            workload.display().to_string(),
+            "--target".into(),
+            dsn(false),
+            "--baseline".into(),
+            dsn(true),
+            "--speed".into(),
+            "max".into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        let r = replay_within(args, Duration::from_secs(40)).await;
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        let v = r.json();
+        assert_eq!(
+            differing(&r),
+            set(&["SELECT v FROM c WHERE id = 7"]),
+            "{workload:?}: {}",
+            r.stdout
+        );
+        assert_eq!(v["statements_with_diffs"], SESSIONS, "{}", r.stdout);
+        assert_eq!(v["session_errors"], serde_json::json!([]), "{}", r.stdout);
+        assert!(v["elapsed_s"].as_f64().unwrap() < 40.0, "{}", r.stdout);
+        // Every update ran on both servers.
+        let expected = (100 + SESSIONS * ROUNDS).to_string();
+        for source in [true, false] {
+            let sb = sandbox();
+            let side = if source { &sb.source } else { &sb.target };
+            let rows = side
+                .sql(&format!("SELECT v FROM {db}.c WHERE id IN (1, 2)"))
+                .unwrap();
+            assert_eq!(rows, vec![vec![expected.clone()], vec![expected.clone()]]);
+        }
+    }
+}
