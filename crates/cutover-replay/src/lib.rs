@@ -762,6 +762,7 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
         } else {
             match step(&ctx, &db, side, s, &job).await {
                 Ok(a) => a,
+                Err(_) if ctx.cancel.is_cancelled() => None,
                 Err(e) => {
                     s.broken = true;
                     let role = match side {
@@ -934,7 +935,7 @@ async fn resolve_ids(ctx: &Ctx, s: &mut Session, job: &Job) -> Result<(), String
     let mut done = job.pair.base_done.subscribe();
     tokio::select! {
         r = done.wait_for(|d| *d > last) => { r.map_err(|_| "the baseline stopped".to_string())?; }
-        _ = ctx.cancel.cancelled() => return Err("interrupted".into()),
+        _ = ctx.cancel.cancelled() => return Err(INTERRUPTED.into()),
     }
     let mut base = match job.pair.base_ids.lock() {
         Ok(m) => m,
@@ -956,6 +957,20 @@ async fn resolve_ids(ctx: &Ctx, s: &mut Session, job: &Job) -> Result<(), String
     // What the target has passed is never needed again.
     *base = base.split_off(&(last + 1));
     Ok(())
+}
+
+/// What a statement interrupted in flight reports (not a session error).
+const INTERRUPTED: &str = "interrupted";
+
+/// Stops the statement running on connection `id` (from a connection of its own).
+async fn kill_query(db: &Db, id: u32) {
+    let kill = async {
+        if let Ok(mut c) = db.standalone().await {
+            let _ = c.query_drop(format!("KILL QUERY {id}")).await;
+            let _ = c.disconnect().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(10), kill).await;
 }
 
 /// Runs one statement (text, or an execute of a prepared one) on one side.
@@ -981,26 +996,44 @@ async fn statement(
     let Some(conn) = s.conn.as_mut() else {
         return Err("no connection".into());
     };
-    let a = match &r.command {
-        Command::Execute { stmt, params } => match s.stmts.get(stmt) {
-            Some(st) => {
-                let params =
-                    mysql_async::Params::Positional(params.iter().map(json_param).collect());
-                answer::execute(conn, st, params, &s.unmap).await
+    let id = conn.id();
+    let a = {
+        let run = async {
+            match &r.command {
+                Command::Execute { stmt, params } => match s.stmts.get(stmt) {
+                    Some(st) => {
+                        let params = mysql_async::Params::Positional(
+                            params.iter().map(json_param).collect(),
+                        );
+                        answer::execute(conn, st, params, &s.unmap).await
+                    }
+                    None => Answer {
+                        error: Some(answer::ServerErr {
+                            code: 1243,
+                            state: "HY000".into(),
+                            message: format!("unknown prepared statement {stmt}"),
+                        }),
+                        ..Answer::default()
+                    },
+                },
+                _ => {
+                    let sql = r.command.sql().unwrap_or("");
+                    let text = answer::map_ids(sql, &s.ids);
+                    answer::query(conn, text.as_deref().unwrap_or(sql), &s.unmap).await
+                }
             }
-            None => Answer {
-                error: Some(answer::ServerErr {
-                    code: 1243,
-                    state: "HY000".into(),
-                    message: format!("unknown prepared statement {stmt}"),
-                }),
-                ..Answer::default()
-            },
-        },
-        _ => {
-            let sql = r.command.sql().unwrap_or("");
-            let text = answer::map_ids(sql, &s.ids);
-            answer::query(conn, text.as_deref().unwrap_or(sql), &s.unmap).await
+        };
+        tokio::pin!(run);
+        tokio::select! {
+            a = &mut run => a,
+            _ = ctx.cancel.cancelled() => {
+                // Interrupted with a statement in flight: the server stops it (`KILL QUERY`
+                // from another connection, as `Db::kill_running` does for pooled ones), and
+                // its answer is not compared.
+                kill_query(db, id).await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), &mut run).await;
+                return Err(INTERRUPTED.into());
+            }
         }
     };
     if a.broken {
