@@ -25,9 +25,17 @@ pub struct ServerErr {
 pub struct Answer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ServerErr>,
-    /// `name type` of each column of each result set.
+    /// `name type` of each column of each result set (rendered from `defs` for the
+    /// report's samples: [`Answer::render_columns`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// A hash of every column definition (name, type, decimals, [`compared_flags`]): what
+    /// is compared.
+    #[serde(skip)]
+    pub columns_hash: u64,
+    /// The result sets' column definitions as the driver holds them (shared, not copied).
+    #[serde(skip)]
+    pub defs: Vec<std::sync::Arc<[mysql_async::Column]>>,
     pub rows: u64,
     #[serde(skip)]
     pub multiset: u128,
@@ -48,6 +56,17 @@ pub struct Answer {
 
 /// Generated IDs seen on the other side, by this side's value (for result cells).
 pub type IdMap = HashMap<u64, u64>;
+
+/// The column flags compared: those that change how a client reads the value (unsigned,
+/// zero-filled, enum, set). Not compared: the key flags and NOT NULL (they follow the plan
+/// and the server version for computed columns) and the collation with its BINARY flag: a
+/// target whose default collation differs (TiDB's `utf8mb4_bin`) would mark every string
+/// column, while what the collation changes in the answers (order, matches, case) is
+/// compared as rows.
+pub fn compared_flags() -> mysql_async::consts::ColumnFlags {
+    use mysql_async::consts::ColumnFlags as F;
+    F::UNSIGNED_FLAG | F::ZEROFILL_FLAG | F::ENUM_FLAG | F::SET_FLAG
+}
 
 /// Runs a statement in the text protocol and summarises the answer. `unmap` turns this
 /// side's generated IDs in result cells back into the baseline's, so rows that hold them
@@ -85,25 +104,36 @@ async fn summarize<P: mysql_async::prelude::Protocol>(
         }
     };
     let mut sequence = Sequence::default();
+    let mut defs_hash = xxhash_rust::xxh3::Xxh3::new();
     loop {
-        let cols = result.columns_ref().to_vec();
-        if cols.is_empty() {
-            a.affected_rows += result.affected_rows();
-            if let Some(id) = result.last_insert_id().filter(|id| *id != 0) {
-                a.last_insert_id = Some(id);
+        let cols = result.columns().filter(|c| !c.is_empty());
+        match &cols {
+            None => {
+                a.affected_rows += result.affected_rows();
+                if let Some(id) = result.last_insert_id().filter(|id| *id != 0) {
+                    a.last_insert_id = Some(id);
+                }
+                a.warnings = a.warnings.saturating_add(result.warnings());
             }
-            a.warnings = a.warnings.saturating_add(result.warnings());
-        } else {
-            for c in &cols {
-                a.columns
-                    .push(format!("{} {:?}", c.name_str(), c.column_type()));
+            Some(cols) => {
+                for c in cols.iter() {
+                    let name = c.name_ref();
+                    defs_hash.update(&(name.len() as u64).to_le_bytes());
+                    defs_hash.update(name);
+                    defs_hash.update(&[c.column_type() as u8, c.decimals()]);
+                    defs_hash.update(&(c.flags() & compared_flags()).bits().to_le_bytes());
+                }
+                a.defs.push(cols.clone());
             }
         }
         loop {
             match result.next().await {
                 Ok(Some(row)) => {
-                    let cells = row.unwrap();
-                    a.add_row(&cells, unmap, &mut sequence);
+                    a.add_row(
+                        (0..row.len()).filter_map(|i| row.as_ref(i)),
+                        unmap,
+                        &mut sequence,
+                    );
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -113,20 +143,24 @@ async fn summarize<P: mysql_async::prelude::Protocol>(
                 }
             }
         }
-        if !cols.is_empty() {
+        if cols.is_some() {
             a.warnings = a.warnings.saturating_add(result.warnings());
         }
         if result.is_empty() {
             break;
         }
     }
+    if !a.defs.is_empty() {
+        a.columns_hash = defs_hash.digest();
+    }
     a.sequence = sequence.0;
     a.latency = started.elapsed();
     a
 }
 
+/// The running hash of the rows in order, and a buffer reused for every row.
 #[derive(Default)]
-struct Sequence(u128);
+struct Sequence(u128, Vec<u8>);
 
 impl Answer {
     pub fn set_error(&mut self, e: mysql_async::Error) {
@@ -149,10 +183,16 @@ impl Answer {
         }
     }
 
-    fn add_row(&mut self, cells: &[mysql_async::Value], unmap: &IdMap, seq: &mut Sequence) {
-        let mut buf = Vec::with_capacity(64);
-        let mut text: Vec<Option<String>> = Vec::new();
+    fn add_row<'a>(
+        &mut self,
+        cells: impl Iterator<Item = &'a mysql_async::Value>,
+        unmap: &IdMap,
+        seq: &mut Sequence,
+    ) {
+        let mut buf = std::mem::take(&mut seq.1);
+        buf.clear();
         let keep = self.sample.len() < SAMPLE_ROWS;
+        let mut text: Vec<Option<String>> = Vec::new();
         for v in cells {
             match v {
                 mysql_async::Value::NULL => {
@@ -192,13 +232,36 @@ impl Answer {
             }
         }
         let h = xxh3_128(&buf);
+        seq.1 = buf;
         self.multiset = self.multiset.wrapping_add(h);
-        let mut chain = seq.0.to_le_bytes().to_vec();
-        chain.extend_from_slice(&h.to_le_bytes());
+        let mut chain = [0u8; 32];
+        chain[..16].copy_from_slice(&seq.0.to_le_bytes());
+        chain[16..].copy_from_slice(&h.to_le_bytes());
         seq.0 = xxh3_128_with_seed(&chain, 7);
         self.rows += 1;
         if keep {
             self.sample.push(text);
+        }
+    }
+
+    /// Fills `columns` (`name type`, and flags and decimals where set) from the column
+    /// definitions, for the report; once, and only for answers shown in it.
+    pub fn render_columns(&mut self) {
+        if !self.columns.is_empty() {
+            return;
+        }
+        for defs in &self.defs {
+            for c in defs.iter() {
+                let mut s = format!("{} {:?}", c.name_str(), c.column_type());
+                if c.decimals() != 0 {
+                    s.push_str(&format!(" decimals {}", c.decimals()));
+                }
+                let flags = c.flags() & compared_flags();
+                if !flags.is_empty() {
+                    s.push_str(&format!(" {flags:?}"));
+                }
+                self.columns.push(s);
+            }
         }
     }
 
@@ -207,7 +270,7 @@ impl Answer {
         if let Some(e) = &self.error {
             return format!("ERROR {} ({}): {}", e.code, e.state, e.message);
         }
-        if !self.columns.is_empty() {
+        if !self.columns.is_empty() || !self.defs.is_empty() {
             let shown: Vec<String> = self
                 .sample
                 .iter()
@@ -277,7 +340,7 @@ pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
             return kinds;
         }
     }
-    if baseline.columns != target.columns {
+    if baseline.columns_hash != target.columns_hash || baseline.columns != target.columns {
         kinds.push(Kind::Metadata);
     }
     let rows_differ = baseline.rows != target.rows
@@ -373,7 +436,7 @@ mod tests {
                 .iter()
                 .map(|c| mysql_async::Value::Bytes(c.as_bytes().to_vec()))
                 .collect();
-            a.add_row(&cells, &IdMap::new(), &mut seq);
+            a.add_row(cells.iter(), &IdMap::new(), &mut seq);
         }
         a.sequence = seq.0;
         a

@@ -130,7 +130,9 @@ impl Ctx {
     }
 }
 
-/// What lanes and the dispatcher send the collector.
+/// What lanes and the dispatcher send the collector. (Answers move by value through the
+/// bounded channel: boxing them would cost an allocation per answer.)
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     /// A statement dropped by `--read-only` (by the dispatcher, for both sides).
     Skipped(String),
@@ -493,18 +495,26 @@ fn outcome(job: &Job, target: Option<Answer>, base: Option<Answer>) -> Outcome {
     };
     let baseline_us = base.as_ref().map(|b| b.latency.as_micros() as u64);
     let target_us = t.latency.as_micros() as u64;
-    let sample = (!kinds.is_empty()).then(|| Sample {
-        session: r.session,
-        sql: job.sql().to_string(),
-        kinds: kinds.clone(),
-        after_skipped_write: st.after_skipped_write,
-        captured: if base.is_none() {
-            r.response.clone()
-        } else {
-            None
-        },
-        baseline: base,
-        target: t,
+    let sample = (!kinds.is_empty()).then(|| {
+        let mut t = t;
+        t.render_columns();
+        let base = base.map(|mut b| {
+            b.render_columns();
+            b
+        });
+        Sample {
+            session: r.session,
+            sql: job.sql().to_string(),
+            kinds: kinds.clone(),
+            after_skipped_write: st.after_skipped_write,
+            captured: if base.is_none() {
+                r.response.clone()
+            } else {
+                None
+            },
+            baseline: base,
+            target: t,
+        }
     });
     Outcome::Ran(Box::new(Ran {
         fingerprint: st.fingerprint.clone(),

@@ -857,3 +857,74 @@ async fn an_interrupted_replay_stops_the_statement_in_flight_on_both_servers() {
         assert_eq!(sleeping(source), "0", "still running on source={source}");
     }
 }
+
+#[tokio::test]
+async fn column_flags_and_decimals_are_metadata_differences_but_a_collation_is_not() {
+    let db = "rp_meta";
+    let make = |u: &str, d: &str, collation: &str| {
+        format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+             CREATE TABLE {db}.m (id INT PRIMARY KEY, u {u}, f FLOAT({d}), \
+             name VARCHAR(10) COLLATE {collation}); \
+             INSERT INTO {db}.m VALUES (1, 5, 1.5, 'x')"
+        )
+    };
+    sql(true, &make("INT UNSIGNED", "7,2", "utf8mb4_general_ci"));
+    sql(false, &make("INT", "7,1", "utf8mb4_bin"));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("general.log");
+    std::fs::write(
+        &log,
+        format!(
+            "2024-01-31T10:00:00.000100Z\t    5 Connect\troot@localhost on {db} using TCP/IP\n\
+             2024-01-31T10:00:00.000200Z\t    5 Query\tSELECT u FROM m\n\
+             2024-01-31T10:00:00.000300Z\t    5 Query\tSELECT f FROM m\n\
+             2024-01-31T10:00:00.000400Z\t    5 Query\tSELECT name FROM m\n\
+             2024-01-31T10:00:00.000500Z\t    5 Quit\t\n"
+        ),
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = replay(&w, &["--read-only"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        differing(&r),
+        set(&["SELECT u FROM m", "SELECT f FROM m"]),
+        "{}",
+        r.stdout
+    );
+    let v = r.json();
+    for c in v["classes"].as_array().unwrap() {
+        if c["diffs"] == 1 {
+            assert_eq!(c["kinds"]["metadata"], 1, "{c}");
+        }
+    }
+    // The sample names what differs.
+    let u = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["fingerprint"] == "select u from m")
+        .unwrap();
+    let s = &u["samples"][0];
+    assert!(
+        s["baseline"]["columns"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNSIGNED"),
+        "{s}"
+    );
+    assert!(
+        !s["target"]["columns"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNSIGNED"),
+        "{s}"
+    );
+}
