@@ -135,7 +135,7 @@ impl Ctx {
 #[allow(clippy::large_enum_variant)]
 enum Msg {
     /// A statement dropped by `--read-only` (by the dispatcher, for both sides).
-    Skipped(String),
+    Skipped(Arc<str>),
     /// One side's answer to a statement; `None` when that side's session could not run it
     /// (connection lost).
     Half(Side, Arc<Job>, Option<Answer>),
@@ -175,7 +175,7 @@ struct Job {
 }
 
 struct Stmt {
-    fingerprint: String,
+    fingerprint: Arc<str>,
     class: Arc<Class>,
     after_skipped_write: bool,
     /// The prepared statement's text, for an execute.
@@ -479,7 +479,7 @@ type LaneTx = (mpsc::Sender<Arc<Job>>, Option<mpsc::Sender<Arc<Job>>>);
 fn outcome(job: &Job, target: Option<Answer>, base: Option<Answer>) -> Outcome {
     let Some(st) = job.stmt.as_ref() else {
         return Outcome::Skipped {
-            fingerprint: String::new(),
+            fingerprint: Arc::from(""),
         };
     };
     let Some(t) = target else {
@@ -537,7 +537,7 @@ struct Dispatcher {
     lanes: HashMap<u64, LaneTx>,
     handles: Vec<Lane>,
     sessions: HashMap<u64, Disp>,
-    classes: HashMap<String, Arc<Class>>,
+    classes: Classes,
     /// Sessions with a whole-second group waiting.
     grouped: Vec<u64>,
     /// A lane is gone (cancelled): stop.
@@ -578,8 +578,7 @@ impl Dispatcher {
         let mut stmt = None;
         match &r.command {
             Command::Query { sql } => {
-                let fp = fingerprint(sql);
-                let class = class_of(&mut self.classes, &fp, sql);
+                let (fp, class) = class_of(&mut self.classes, sql);
                 if read_only && !class.read_only {
                     if st.in_txn {
                         st.skipped_write = true;
@@ -591,8 +590,7 @@ impl Dispatcher {
             Command::Execute { stmt: id, .. } => {
                 let text = st.prepared.get(id).cloned();
                 let shown = text.clone().unwrap_or_else(|| format!("EXECUTE stmt {id}"));
-                let fp = fingerprint(&shown);
-                let class = class_of(&mut self.classes, &fp, &shown);
+                let (fp, class) = class_of(&mut self.classes, &shown);
                 if read_only && text.is_some() && !class.read_only {
                     if st.in_txn {
                         st.skipped_write = true;
@@ -642,7 +640,7 @@ impl Dispatcher {
         }
     }
 
-    async fn skipped(&mut self, fp: String) {
+    async fn skipped(&mut self, fp: Arc<str>) {
         if self.ctx.results.send(Msg::Skipped(fp)).await.is_err() {
             self.closed = true;
         }
@@ -669,22 +667,28 @@ impl Dispatcher {
     }
 }
 
-fn class_of(classes: &mut HashMap<String, Arc<Class>>, fp: &str, sql: &str) -> Arc<Class> {
-    if let Some(c) = classes.get(fp) {
-        return c.clone();
+/// A statement class by its fingerprint: the fingerprint shared (one allocation per class,
+/// not per statement) and what the statement is, decided once per class.
+type Classes = HashMap<String, (Arc<str>, Arc<Class>)>;
+
+fn class_of(classes: &mut Classes, sql: &str) -> (Arc<str>, Arc<Class>) {
+    let fp = fingerprint(sql);
+    if let Some((f, c)) = classes.get(&fp) {
+        return (f.clone(), c.clone());
     }
     let c = Arc::new(classify::classify(sql));
+    let f: Arc<str> = Arc::from(fp.as_str());
     if classes.len() < 100_000 {
-        classes.insert(fp.to_string(), c.clone());
+        classes.insert(fp, (f.clone(), c.clone()));
     }
-    c
+    (f, c)
 }
 
 impl Disp {
     /// Transaction tracking for a statement both sides run.
     fn statement(
         &mut self,
-        fingerprint: String,
+        fingerprint: Arc<str>,
         class: Arc<Class>,
         prepared: Option<String>,
     ) -> Stmt {

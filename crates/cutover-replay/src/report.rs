@@ -3,6 +3,7 @@
 //! shareable document (Markdown/HTML through `cutover-report`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -16,13 +17,13 @@ pub const SAMPLES: usize = 3;
 pub(crate) enum Outcome {
     /// Dropped by `--read-only`.
     Skipped {
-        fingerprint: String,
+        fingerprint: Arc<str>,
     },
     Ran(Box<Ran>),
 }
 
 pub(crate) struct Ran {
-    pub fingerprint: String,
+    pub fingerprint: Arc<str>,
     pub nondeterministic: Option<String>,
     pub after_skipped_write: bool,
     pub kinds: Vec<Kind>,
@@ -180,7 +181,7 @@ fn unreachable_hist() -> Histogram<u64> {
 /// Collects outcomes into per-class totals; memory grows with classes, not statements.
 #[derive(Default)]
 pub(crate) struct Collector {
-    classes: HashMap<String, ClassAgg>,
+    classes: HashMap<Arc<str>, ClassAgg>,
     pub statements: u64,
     pub replayed: u64,
     pub skipped: u64,
@@ -261,7 +262,7 @@ impl Collector {
                 (
                     c.first_seen,
                     ClassReport {
-                        fingerprint,
+                        fingerprint: fingerprint.to_string(),
                         count: c.count,
                         diffs: c.diffs,
                         kinds: c.kinds,
