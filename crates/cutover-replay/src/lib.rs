@@ -7,9 +7,10 @@
 //! times within whole-second log times: [`spread`]) → for **each side** its own *lanes*, one
 //! per session (or `--sessions N` lanes, sessions spread over them), over bounded channels →
 //! a lane waits for the command's captured time (scaled by `speed`), runs it on its own
-//! server, and sends its half of the answer → collector, which matches the two halves of a
-//! statement by (session, sequence number), compares them, and keeps per class totals,
-//! histograms and samples → [`Report`].
+//! server, and leaves its half of the answer in the statement's job (the record numbered
+//! (session, sequence number) that both sides' lanes got); the lane that answers second
+//! compares the two and adds the outcome to the collector (per class totals, histograms,
+//! samples, under a lock) → [`Report`].
 //!
 //! The two sides run independently, each at its own pace: a lane never waits for the other
 //! server's answer to the same statement. (When they ran in lockstep, session A waiting for
@@ -19,8 +20,8 @@
 //! [`run`].
 //!
 //! Memory stays flat: the reader holds one record, channels are bounded, a whole-second
-//! group is one session's second of records, the collector keeps totals per statement class
-//! and the halves not yet matched (bounded by the channels), and an answer is a count and
+//! group is one session's second of records, the collector keeps totals per statement class,
+//! a half not yet matched lives in its job (bounded by the channels), and an answer is a count and
 //! two hashes plus a few rows.
 //!
 //! What is compared: [`answer::compare`] (errors, rows as a multiset unless the statement
@@ -115,10 +116,43 @@ struct Ctx {
     start: Instant,
     first_ts: i64,
     cancel: CancellationToken,
-    results: mpsc::Sender<Msg>,
+    /// Per class totals; lanes add their outcomes under the lock (a few histogram records).
+    collector: std::sync::Mutex<Collector>,
+    two_sides: bool,
 }
 
 impl Ctx {
+    fn add(&self, o: Outcome) {
+        if let Ok(mut c) = self.collector.lock() {
+            c.add(o);
+        }
+    }
+
+    /// One side's answer to a statement: compared and collected when it is the second.
+    fn answered(&self, side: Side, job: &Job, answer: Option<Answer>) {
+        if !self.two_sides {
+            return self.add(outcome(job, answer, None));
+        }
+        let other = match job.half.lock() {
+            Ok(mut h) => match h.take() {
+                Some(other) => other,
+                None => {
+                    *h = Some(answer);
+                    return;
+                }
+            },
+            Err(_) => return,
+        };
+        let (t, b) = match side {
+            Side::Target => (answer, other),
+            Side::Baseline => (other, answer),
+        };
+        match b {
+            Some(b) => self.add(outcome(job, t, Some(b))),
+            None => self.add(outcome(job, None, None)),
+        }
+    }
+
     fn due(&self, ts_us: i64) -> Option<Instant> {
         match self.speed {
             Speed::Max => None,
@@ -128,17 +162,6 @@ impl Ctx {
             }
         }
     }
-}
-
-/// What lanes and the dispatcher send the collector. (Answers move by value through the
-/// bounded channel: boxing them would cost an allocation per answer.)
-#[allow(clippy::large_enum_variant)]
-enum Msg {
-    /// A statement dropped by `--read-only` (by the dispatcher, for both sides).
-    Skipped(Arc<str>),
-    /// One side's answer to a statement; `None` when that side's session could not run it
-    /// (connection lost).
-    Half(Side, Arc<Job>, Option<Answer>),
 }
 
 /// A session's state shared by its two sides: how far the baseline has got, and the IDs it
@@ -172,6 +195,9 @@ struct Job {
     /// For a statement (query or execute): what the dispatcher decided once for both sides.
     stmt: Option<Stmt>,
     pair: Arc<Pair>,
+    /// The answer of the side that finished first (`Some(None)`: it could not run it),
+    /// until the other side's arrives: the two are compared by whichever lane comes second.
+    half: std::sync::Mutex<Option<Option<Answer>>>,
 }
 
 struct Stmt {
@@ -265,7 +291,7 @@ const LANE_QUEUE: usize = 1024;
 /// Why memory stays bounded when one side runs ahead. The faster side gets ahead of the
 /// slower one only by what the slower side's channel holds: once that channel is full, the
 /// dispatcher stops, and the faster side runs out of records (back-pressure). So the halves
-/// waiting in the collector for their other half are at most `LANE_QUEUE` (plus one
+/// waiting in their jobs for the other half are at most `LANE_QUEUE` (plus one
 /// statement in flight) per session, and the baseline IDs the target has not read yet are
 /// fewer still.
 pub async fn run(
@@ -292,7 +318,6 @@ pub async fn run(
         None => None,
     };
     let first_ts = first.as_ref().map(|r| r.ts_us).unwrap_or(0);
-    let (out_tx, out_rx) = mpsc::channel::<Msg>(8192);
     let compared_with = if baseline.is_some() {
         "baseline"
     } else {
@@ -307,9 +332,9 @@ pub async fn run(
         start: Instant::now(),
         first_ts,
         cancel: cancel.clone(),
-        results: out_tx,
+        collector: std::sync::Mutex::new(Collector::default()),
+        two_sides,
     });
-    let collector = tokio::spawn(collect(out_rx, two_sides));
 
     let mut d = Dispatcher {
         ctx: ctx.clone(),
@@ -400,8 +425,11 @@ pub async fn run(
         Speed::Max => "max".to_string(),
         Speed::Factor(f) => format!("{f}"),
     };
+    let c = match ctx.collector.lock() {
+        Ok(mut c) => std::mem::take(&mut *c),
+        Err(_) => Collector::default(),
+    };
     drop(ctx);
-    let c = collector.await.unwrap_or_default();
     if let Some(e) = read_error {
         return Err(e.into());
     }
@@ -429,48 +457,6 @@ pub async fn run(
         classes: c.classes(),
     })
 }
-
-/// Matches the two halves of each statement and collects the outcomes.
-async fn collect(mut rx: mpsc::Receiver<Msg>, two_sides: bool) -> Collector {
-    let mut c = Collector::default();
-    let mut waiting: HashMap<(u64, u64), Half> = HashMap::new();
-    while let Some(m) = rx.recv().await {
-        match m {
-            Msg::Skipped(fingerprint) => c.add(Outcome::Skipped { fingerprint }),
-            Msg::Half(side, job, answer) => {
-                if !two_sides {
-                    c.add(outcome(&job, answer, None));
-                    continue;
-                }
-                let key = (job.session, job.seq);
-                match waiting.remove(&key) {
-                    None => {
-                        waiting.insert(key, (side, job, answer));
-                    }
-                    Some((_, _, other)) => {
-                        let (t, b) = if side == Side::Target {
-                            (answer, other)
-                        } else {
-                            (other, answer)
-                        };
-                        match b {
-                            Some(b) => c.add(outcome(&job, t, Some(b))),
-                            None => c.add(outcome(&job, None, None)),
-                        }
-                    }
-                }
-            }
-        }
-    }
-    // Halves whose other half never came (an interrupted replay): not replayed.
-    for (_, (_, job, _)) in waiting {
-        c.add(outcome(&job, None, None));
-    }
-    c
-}
-
-/// One side's answer waiting for the other's.
-type Half = (Side, Arc<Job>, Option<Answer>);
 
 /// A lane's channel on the target and on the baseline.
 type LaneTx = (mpsc::Sender<Arc<Job>>, Option<mpsc::Sender<Arc<Job>>>);
@@ -627,6 +613,7 @@ impl Dispatcher {
             rec: r,
             stmt,
             pair,
+            half: std::sync::Mutex::new(None),
         });
         let (t, b) = self.lane(session);
         // The target's lane first, then the baseline's: see `run` on why this order.
@@ -641,9 +628,7 @@ impl Dispatcher {
     }
 
     async fn skipped(&mut self, fp: Arc<str>) {
-        if self.ctx.results.send(Msg::Skipped(fp)).await.is_err() {
-            self.closed = true;
-        }
+        self.ctx.add(Outcome::Skipped { fingerprint: fp });
     }
 
     fn lane(&mut self, session: u64) -> LaneTx {
@@ -799,10 +784,7 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
             job.pair.base_done.send_replace(job.seq + 1);
         }
         if job.stmt.is_some() {
-            let msg = Msg::Half(side, job.clone(), answer);
-            if ctx.results.send(msg).await.is_err() {
-                break;
-            }
+            ctx.answered(side, &job, answer);
         }
         if job.rec.command == Command::Quit {
             if let Some(mut s) = sessions.remove(&job.session) {
