@@ -272,6 +272,47 @@ struct Disp {
 /// At most this many records wait in one lane's channel.
 const LANE_QUEUE: usize = 1024;
 
+type ReadResult = Result<Record, cutover_workload::WorkloadError>;
+
+/// Records read ahead of the dispatcher, and how many go over at once.
+const READ_QUEUE: usize = 4096;
+const READ_BATCH: usize = 128;
+
+/// The reader's batches, one record at a time.
+struct Batches {
+    rx: mpsc::Receiver<Vec<ReadResult>>,
+    batch: std::vec::IntoIter<ReadResult>,
+}
+
+impl Batches {
+    async fn recv(&mut self) -> Option<ReadResult> {
+        loop {
+            if let Some(r) = self.batch.next() {
+                return Some(r);
+            }
+            self.batch = self.rx.recv().await?.into_iter();
+        }
+    }
+}
+
+/// Sends a job to a lane. When the lane's channel is full, waits for room for a quarter of
+/// it rather than for one slot: the dispatcher wakes once per batch of records the lane
+/// has taken, not once per record.
+async fn send_job(tx: &mpsc::Sender<Arc<Job>>, job: Arc<Job>) -> bool {
+    match tx.try_send(job) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        Err(mpsc::error::TrySendError::Full(job)) => {
+            // The permits are given back at once; this task is the channel's only sender,
+            // so the room stays.
+            if tx.reserve_many(LANE_QUEUE / 4).await.is_err() {
+                return false;
+            }
+            tx.send(job).await.is_ok()
+        }
+    }
+}
+
 /// Replays `records` (in file order) against `target`, comparing with `baseline`.
 ///
 /// Why the independent sides cannot deadlock. The waits are: (1) a lane waits for its
@@ -285,7 +326,7 @@ const LANE_QUEUE: usize = 1024;
 /// baseline lane before it reads the next one, so whenever it waits (4), every earlier
 /// record is with both sides. So no cycle passes through both servers; what remains is
 /// what any replayer of one ordered stream has: a session whose next record lies beyond a
-/// full channel (more than `LANE_QUEUE` records of another session queued behind a lock
+/// full channel (about `LANE_QUEUE` records of another session queued behind a lock
 /// the capture did not see), which the server's lock wait timeout ends.
 ///
 /// Why memory stays bounded when one side runs ahead. The faster side gets ahead of the
@@ -301,17 +342,29 @@ pub async fn run(
     opts: ReplayOptions,
     cancel: CancellationToken,
 ) -> Result<Report, ReplayError> {
-    // The reader thread: decompression and JSON decoding off the async workers.
-    let (rec_tx, mut rec_rx) =
-        mpsc::channel::<Result<Record, cutover_workload::WorkloadError>>(4096);
+    // The reader thread: decompression and JSON decoding off the async workers. Records go
+    // over in batches: one wake-up per batch, not per record.
+    let (rec_tx, rx) = mpsc::channel::<Vec<ReadResult>>(READ_QUEUE / READ_BATCH);
     let reader = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(READ_BATCH);
         for r in records {
             let stop = r.is_err();
-            if rec_tx.blocking_send(r).is_err() || stop {
-                break;
+            batch.push(r);
+            if batch.len() == READ_BATCH || stop {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(READ_BATCH));
+                if rec_tx.blocking_send(full).is_err() || stop {
+                    return;
+                }
             }
         }
+        if !batch.is_empty() {
+            let _ = rec_tx.blocking_send(batch);
+        }
     });
+    let mut rec_rx = Batches {
+        rx,
+        batch: Vec::new().into_iter(),
+    };
 
     let first = match rec_rx.recv().await {
         Some(r) => Some(r?),
@@ -617,11 +670,11 @@ impl Dispatcher {
         });
         let (t, b) = self.lane(session);
         // The target's lane first, then the baseline's: see `run` on why this order.
-        if t.send(job.clone()).await.is_err() {
+        if !send_job(&t, job.clone()).await {
             self.closed = true;
         }
         if let Some(b) = b {
-            if b.send(job).await.is_err() {
+            if !send_job(&b, job).await {
                 self.closed = true;
             }
         }
