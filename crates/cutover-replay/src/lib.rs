@@ -321,10 +321,11 @@ async fn send_job(tx: &mpsc::Sender<Arc<Job>>, job: Arc<Job>) -> bool {
 /// wait of [`Pair`]); (4) the dispatcher waits for room in a lane's channel. Baseline lanes
 /// wait only on (1) and (2), never on the target, so lock waits on the baseline are waits
 /// the baseline server sees (and breaks, if they form a cycle, as a deadlock error).
-/// (3) points from the target to the baseline only, and to a record the baseline lane has
-/// already been given: the dispatcher hands each record to the target lane and then to the
-/// baseline lane before it reads the next one, so whenever it waits (4), every earlier
-/// record is with both sides. So no cycle passes through both servers; what remains is
+/// (3) points from the target to the baseline only, and to a record that is with the
+/// baseline lane or the next one handed to it: the dispatcher hands each record to the
+/// target lane and then to the baseline lane before it reads the next one, and a baseline
+/// lane drains its channel without waiting for the target, so a wait (4) on a baseline
+/// channel ends. So no cycle passes through both servers; what remains is
 /// what any replayer of one ordered stream has: a session whose next record lies beyond a
 /// full channel (about `LANE_QUEUE` records of another session queued behind a lock
 /// the capture did not see), which the server's lock wait timeout ends.
