@@ -27,12 +27,17 @@ pub struct ServerErr {
 pub struct Answer {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ServerErr>,
-    /// `name type` of each column of each result set.
+    /// `name type` of each column of each result set (rendered from `defs` for the
+    /// report's samples: [`Answer::render_columns`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
-    /// Each column's definition as the driver saw it (flags, decimals, collation).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub column_meta: Vec<ColumnMeta>,
+    /// A hash of every column's name and type ([`Kind::Metadata`]); flags, decimals and
+    /// character sets are compared apart ([`crate::protocol::compare_columns`]).
+    #[serde(skip)]
+    pub columns_hash: u64,
+    /// The result sets' column definitions as the driver holds them (shared, not copied).
+    #[serde(skip)]
+    pub defs: Vec<std::sync::Arc<[mysql_async::Column]>>,
     /// The server status flags of the answer's last OK (or result set end).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_flags: Option<u16>,
@@ -59,6 +64,11 @@ pub struct Answer {
 
 /// Generated IDs seen on the other side, by this side's value (for result cells).
 pub type IdMap = HashMap<u64, u64>;
+
+/// The column flags compared ([`crate::protocol::CLIENT_FLAGS`]).
+pub fn compared_flags() -> mysql_async::consts::ColumnFlags {
+    mysql_async::consts::ColumnFlags::from_bits_truncate(crate::protocol::CLIENT_FLAGS)
+}
 
 /// Runs a statement in the text protocol and summarises the answer. `unmap` turns this
 /// side's generated IDs in result cells back into the baseline's, so rows that hold them
@@ -100,32 +110,35 @@ async fn summarize<P: mysql_async::prelude::Protocol>(
         }
     };
     let mut sequence = Sequence::default();
+    let mut defs_hash = xxhash_rust::xxh3::Xxh3::new();
     loop {
-        let cols = result.columns_ref().to_vec();
-        if cols.is_empty() {
-            a.affected_rows += result.affected_rows();
-            if let Some(id) = result.last_insert_id().filter(|id| *id != 0) {
-                a.last_insert_id = Some(id);
+        let cols = result.columns().filter(|c| !c.is_empty());
+        match &cols {
+            None => {
+                a.affected_rows += result.affected_rows();
+                if let Some(id) = result.last_insert_id().filter(|id| *id != 0) {
+                    a.last_insert_id = Some(id);
+                }
+                a.warnings = a.warnings.saturating_add(result.warnings());
             }
-            a.warnings = a.warnings.saturating_add(result.warnings());
-        } else {
-            for c in &cols {
-                a.columns
-                    .push(format!("{} {:?}", c.name_str(), c.column_type()));
-                a.column_meta.push(ColumnMeta {
-                    name: c.name_str().into_owned(),
-                    type_name: format!("{:?}", c.column_type()),
-                    flags: c.flags().bits(),
-                    decimals: c.decimals(),
-                    charset: c.character_set(),
-                });
+            Some(cols) => {
+                for c in cols.iter() {
+                    let name = c.name_ref();
+                    defs_hash.update(&(name.len() as u64).to_le_bytes());
+                    defs_hash.update(name);
+                    defs_hash.update(&[c.column_type() as u8]);
+                }
+                a.defs.push(cols.clone());
             }
         }
         loop {
             match result.next().await {
                 Ok(Some(row)) => {
-                    let cells = row.unwrap();
-                    a.add_row(&cells, unmap, &mut sequence);
+                    a.add_row(
+                        (0..row.len()).filter_map(|i| row.as_ref(i)),
+                        unmap,
+                        &mut sequence,
+                    );
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -135,22 +148,55 @@ async fn summarize<P: mysql_async::prelude::Protocol>(
                 }
             }
         }
-        if !cols.is_empty() {
+        if cols.is_some() {
             a.warnings = a.warnings.saturating_add(result.warnings());
         }
         if result.is_empty() {
             break;
         }
     }
+    if !a.defs.is_empty() {
+        a.columns_hash = defs_hash.digest();
+    }
     a.sequence = sequence.0;
     a.latency = started.elapsed();
     a
 }
 
+/// The running hash of the rows in order, and a buffer reused for every row.
 #[derive(Default)]
-struct Sequence(u128);
+struct Sequence(u128, Vec<u8>);
 
 impl Answer {
+    /// Every column of every result set, as the driver holds them.
+    pub fn columns_iter(&self) -> impl Iterator<Item = &mysql_async::Column> {
+        self.defs.iter().flat_map(|d| d.iter())
+    }
+
+    /// What [`crate::protocol::compare_columns`] compares of each column.
+    pub fn column_bits(&self) -> Vec<crate::protocol::ColumnBits> {
+        self.columns_iter()
+            .map(|c| crate::protocol::ColumnBits {
+                flags: c.flags().bits(),
+                decimals: c.decimals(),
+                charset: c.character_set(),
+            })
+            .collect()
+    }
+
+    /// The column definitions with names, for reports.
+    pub fn column_meta(&self) -> Vec<ColumnMeta> {
+        self.columns_iter()
+            .map(|c| ColumnMeta {
+                name: c.name_str().into_owned(),
+                type_name: format!("{:?}", c.column_type()),
+                flags: c.flags().bits(),
+                decimals: c.decimals(),
+                charset: c.character_set(),
+            })
+            .collect()
+    }
+
     /// The status flags and session-state changes of the answer's last OK packet.
     fn protocol_state(&mut self, conn: &mysql_async::Conn) {
         if self.error.is_some() {
@@ -194,10 +240,16 @@ impl Answer {
         }
     }
 
-    fn add_row(&mut self, cells: &[mysql_async::Value], unmap: &IdMap, seq: &mut Sequence) {
-        let mut buf = Vec::with_capacity(64);
-        let mut text: Vec<Option<String>> = Vec::new();
+    fn add_row<'a>(
+        &mut self,
+        cells: impl Iterator<Item = &'a mysql_async::Value>,
+        unmap: &IdMap,
+        seq: &mut Sequence,
+    ) {
+        let mut buf = std::mem::take(&mut seq.1);
+        buf.clear();
         let keep = self.sample.len() < SAMPLE_ROWS;
+        let mut text: Vec<Option<String>> = Vec::new();
         for v in cells {
             match v {
                 mysql_async::Value::NULL => {
@@ -237,13 +289,36 @@ impl Answer {
             }
         }
         let h = xxh3_128(&buf);
+        seq.1 = buf;
         self.multiset = self.multiset.wrapping_add(h);
-        let mut chain = seq.0.to_le_bytes().to_vec();
-        chain.extend_from_slice(&h.to_le_bytes());
+        let mut chain = [0u8; 32];
+        chain[..16].copy_from_slice(&seq.0.to_le_bytes());
+        chain[16..].copy_from_slice(&h.to_le_bytes());
         seq.0 = xxh3_128_with_seed(&chain, 7);
         self.rows += 1;
         if keep {
             self.sample.push(text);
+        }
+    }
+
+    /// Fills `columns` (`name type`, and flags and decimals where set) from the column
+    /// definitions, for the report; once, and only for answers shown in it.
+    pub fn render_columns(&mut self) {
+        if !self.columns.is_empty() {
+            return;
+        }
+        for defs in &self.defs {
+            for c in defs.iter() {
+                let mut s = format!("{} {:?}", c.name_str(), c.column_type());
+                if c.decimals() != 0 {
+                    s.push_str(&format!(" decimals {}", c.decimals()));
+                }
+                let flags = c.flags() & compared_flags();
+                if !flags.is_empty() {
+                    s.push_str(&format!(" {flags:?}"));
+                }
+                self.columns.push(s);
+            }
         }
     }
 
@@ -252,7 +327,7 @@ impl Answer {
         if let Some(e) = &self.error {
             return format!("ERROR {} ({}): {}", e.code, e.state, e.message);
         }
-        if !self.columns.is_empty() {
+        if !self.columns.is_empty() || !self.defs.is_empty() {
             let shown: Vec<String> = self
                 .sample
                 .iter()
@@ -337,12 +412,12 @@ pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
             return kinds;
         }
     }
-    if baseline.columns != target.columns {
+    if baseline.columns_hash != target.columns_hash || baseline.columns != target.columns {
         kinds.push(Kind::Metadata);
     }
     kinds.extend(crate::protocol::compare_columns(
-        &baseline.column_meta,
-        &target.column_meta,
+        &baseline.column_bits(),
+        &target.column_bits(),
     ));
     let rows_differ = baseline.rows != target.rows
         || baseline.multiset != target.multiset
@@ -404,26 +479,24 @@ pub fn compare_captured(captured: &cutover_workload::Response, target: &Answer) 
     }
     // The protocol layer, where the capture saw it (proxy, pcap): column definitions with
     // their flags, status flags, warnings.
-    if let Some(cols) = captured
-        .columns
-        .as_ref()
-        .filter(|c| c.iter().all(|c| c.flags.is_some()) && target.column_meta.len() == c.len())
-    {
-        let types_differ = cols
-            .iter()
-            .zip(&target.column_meta)
-            .any(|(c, t)| c.name != t.name || c.type_name != t.type_name);
-        if types_differ {
-            kinds.push(Kind::Metadata);
-        }
-        let captured = crate::protocol::from_captured(captured);
-        kinds.extend(crate::protocol::compare_columns(
-            &captured.column_meta,
-            &target.column_meta,
-        ));
-    } else if let Some(cols) = &captured.columns {
-        if cols.len() != target.column_meta.len() && !target.column_meta.is_empty() {
-            kinds.push(Kind::Metadata);
+    if let Some(cols) = &captured.columns {
+        let target_cols = target.columns_iter().count();
+        if target_cols > 0 {
+            let types_differ = cols.len() != target_cols
+                || cols.iter().zip(target.columns_iter()).any(|(c, t)| {
+                    c.name.as_bytes() != t.name_ref()
+                        || c.type_name != format!("{:?}", t.column_type())
+                });
+            if types_differ {
+                kinds.push(Kind::Metadata);
+            } else if cols.iter().all(|c| c.flags.is_some()) {
+                let (_, captured_cols) = crate::protocol::from_captured(captured);
+                let bits: Vec<_> = captured_cols.iter().map(|c| c.bits()).collect();
+                kinds.extend(crate::protocol::compare_columns(
+                    &bits,
+                    &target.column_bits(),
+                ));
+            }
         }
     }
     if let (Some(a), Some(b)) = (captured.status_flags, target.status_flags) {
@@ -479,7 +552,7 @@ mod tests {
                 .iter()
                 .map(|c| mysql_async::Value::Bytes(c.as_bytes().to_vec()))
                 .collect();
-            a.add_row(&cells, &IdMap::new(), &mut seq);
+            a.add_row(cells.iter(), &IdMap::new(), &mut seq);
         }
         a.sequence = seq.0;
         a

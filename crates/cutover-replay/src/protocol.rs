@@ -57,13 +57,56 @@ const FLAG_NAMES: [(u16, &str); 12] = [
     (0x0800, "SET"),
 ];
 
-/// The column flags compared: `NOT_NULL`, `BLOB`, `UNSIGNED`, `ZEROFILL`, `ENUM`,
-/// `AUTO_INCREMENT`, `TIMESTAMP`, `SET`. Left out: the key flags (`PRI_KEY`, `UNIQUE_KEY`,
-/// `MULTIPLE_KEY`), which describe the target's indexes rather than the value, and `BINARY`,
-/// which on a text column only says its collation is a `_bin` one (MySQL 5.7 `_ci` → TiDB
-/// `_bin` would flag every string column); text against bytes shows as a collation id of 63
-/// ([`Kind::Charset`]). `NUM` and internal bits are left out too.
-pub const CLIENT_FLAGS: u16 = 0x0001 | 0x0010 | 0x0020 | 0x0040 | 0x0100 | 0x0200 | 0x0400 | 0x0800;
+/// The column flags compared: those that change how a client reads the value (`UNSIGNED`,
+/// `ZEROFILL`, `ENUM`, `SET`). Left out: the key flags and `NOT_NULL` (they follow the plan
+/// and the server version for computed columns), `AUTO_INCREMENT`, `TIMESTAMP` and `BLOB`
+/// (the type says it), and `BINARY`, which on a text column only says its collation is a
+/// `_bin` one (MySQL 5.7 `_ci` → TiDB `_bin` would flag every string column); text against
+/// bytes shows as the binary character set ([`Kind::Charset`]).
+pub const CLIENT_FLAGS: u16 = 0x0020 | 0x0040 | 0x0100 | 0x0800;
+
+/// What is compared of a column besides its name and type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnBits {
+    pub flags: u16,
+    pub decimals: u8,
+    pub charset: u16,
+}
+
+impl ColumnMeta {
+    pub fn bits(&self) -> ColumnBits {
+        ColumnBits {
+            flags: self.flags,
+            decimals: self.decimals,
+            charset: self.charset,
+        }
+    }
+}
+
+/// The character set of a collation id where it is a common one (MySQL and MariaDB number
+/// them alike below 256; MariaDB's UCA-14 collations above 2048 are utf8mb3/utf8mb4 by
+/// range). Collations of one character set decode alike: a client sees a difference only
+/// when the character set differs (text against bytes, utf8mb4 against latin1).
+pub fn charset_of(id: u16) -> Option<&'static str> {
+    Some(match id {
+        63 => "binary",
+        5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => "latin1",
+        33 | 76 | 83 | 192..=215 | 223 => "utf8mb3",
+        45 | 46 | 224..=247 | 255..=323 => "utf8mb4",
+        2048..=2303 => "utf8mb3",
+        2304..=2559 => "utf8mb4",
+        _ => return None,
+    })
+}
+
+/// Whether two collation ids make a client decode differently: different character sets
+/// (unknown ids: different ids).
+pub fn charset_differs(a: u16, b: u16) -> bool {
+    match (charset_of(a), charset_of(b)) {
+        (Some(x), Some(y)) => x != y,
+        _ => a != b,
+    }
+}
 
 fn names(bits: u16, table: &[(u16, &'static str)]) -> Vec<&'static str> {
     table
@@ -124,8 +167,9 @@ pub const KINDS: [Kind; 9] = [
     Kind::LastInsertId,
 ];
 
-/// The column-definition differences between two answers (same statement).
-pub fn compare_columns(a: &[ColumnMeta], b: &[ColumnMeta]) -> Vec<Kind> {
+/// The column-definition differences between two answers (same statement), besides names
+/// and types.
+pub fn compare_columns(a: &[ColumnBits], b: &[ColumnBits]) -> Vec<Kind> {
     let mut kinds = Vec::new();
     if a.len() != b.len() {
         return kinds; // count and names: `Kind::Metadata`, from the `name type` list
@@ -142,7 +186,7 @@ pub fn compare_columns(a: &[ColumnMeta], b: &[ColumnMeta]) -> Vec<Kind> {
         if x.decimals != y.decimals {
             add(Kind::Decimals);
         }
-        if x.charset != y.charset {
+        if charset_differs(x.charset, y.charset) {
             add(Kind::Charset);
         }
     }
@@ -150,14 +194,18 @@ pub fn compare_columns(a: &[ColumnMeta], b: &[ColumnMeta]) -> Vec<Kind> {
 }
 
 /// Every protocol-level difference between the baseline's (or captured) answer and the
-/// target's, with details.
-pub fn details(base: &Answer, target: &Answer, base_side: &str) -> Vec<ProtoDiff> {
+/// target's, with details; `a` and `b` are their column definitions.
+pub fn details(
+    base: &Answer,
+    a: &[ColumnMeta],
+    target: &Answer,
+    b: &[ColumnMeta],
+    base_side: &str,
+) -> Vec<ProtoDiff> {
     let mut out = Vec::new();
     if base.error.is_some() || target.error.is_some() {
         return out;
     }
-    let a = &base.column_meta;
-    let b = &target.column_meta;
     if a.len() != b.len() {
         out.push(ProtoDiff {
             kind: Kind::Metadata,
@@ -191,7 +239,7 @@ pub fn details(base: &Answer, target: &Answer, base_side: &str) -> Vec<ProtoDiff
                     detail: format!("{col}: decimals {} vs {}", x.decimals, y.decimals),
                 });
             }
-            if x.charset != y.charset {
+            if charset_differs(x.charset, y.charset) {
                 out.push(ProtoDiff {
                     kind: Kind::Charset,
                     detail: format!(
@@ -250,33 +298,35 @@ pub fn details(base: &Answer, target: &Answer, base_side: &str) -> Vec<ProtoDiff
     out
 }
 
-/// An answer as far as a capture summary describes it (for [`details`] without a baseline).
-pub fn from_captured(r: &cutover_workload::Response) -> Answer {
-    Answer {
+/// An answer and its columns as far as a capture summary describes them (for [`details`]
+/// without a baseline).
+pub fn from_captured(r: &cutover_workload::Response) -> (Answer, Vec<ColumnMeta>) {
+    let answer = Answer {
         error: r.error.as_ref().map(|e| crate::answer::ServerErr {
             code: e.code,
             state: e.state.clone().unwrap_or_default(),
             message: e.message.clone().unwrap_or_default(),
         }),
-        column_meta: r
-            .columns
-            .iter()
-            .flatten()
-            .map(|c| ColumnMeta {
-                name: c.name.clone(),
-                type_name: c.type_name.clone(),
-                flags: c.flags.unwrap_or(0),
-                decimals: c.decimals.unwrap_or(0),
-                charset: c.charset.unwrap_or(0),
-            })
-            .collect(),
         status_flags: r.status_flags,
         warnings: r.warnings.unwrap_or(0),
         affected_rows: r.affected_rows.unwrap_or(0),
         last_insert_id: r.last_insert_id.filter(|id| *id != 0),
         rows: r.rows.unwrap_or(0),
         ..Answer::default()
-    }
+    };
+    let columns = r
+        .columns
+        .iter()
+        .flatten()
+        .map(|c| ColumnMeta {
+            name: c.name.clone(),
+            type_name: c.type_name.clone(),
+            flags: c.flags.unwrap_or(0),
+            decimals: c.decimals.unwrap_or(0),
+            charset: c.charset.unwrap_or(0),
+        })
+        .collect();
+    (answer, columns)
 }
 
 /// What a difference of this kind means for applications, drivers and pools.
@@ -344,34 +394,36 @@ mod tests {
 
     #[test]
     fn each_column_difference_is_named() {
+        let a_cols = vec![
+            col("id", "MYSQL_TYPE_LONGLONG", 0x0001 | 0x0002 | 0x0020, 0, 63),
+            col("price", "MYSQL_TYPE_NEWDECIMAL", 0x0001, 2, 63),
+            col("name", "MYSQL_TYPE_VAR_STRING", 0, 0, 45),
+            col("note", "MYSQL_TYPE_VAR_STRING", 0, 0, 45),
+        ];
+        let b_cols = vec![
+            col("id", "MYSQL_TYPE_LONGLONG", 0x0001 | 0x0002, 0, 63),
+            col("price", "MYSQL_TYPE_NEWDECIMAL", 0x0001, 4, 63),
+            col("name", "MYSQL_TYPE_VAR_STRING", 0, 0, 63),
+            // Another utf8mb4 collation: decoded alike, not a difference.
+            col("note", "MYSQL_TYPE_VAR_STRING", 0x0080, 0, 46),
+        ];
         let a = Answer {
-            column_meta: vec![
-                col("id", "MYSQL_TYPE_LONGLONG", 0x0001 | 0x0002 | 0x0020, 0, 63),
-                col("price", "MYSQL_TYPE_NEWDECIMAL", 0x0001, 2, 63),
-                col("name", "MYSQL_TYPE_VAR_STRING", 0, 0, 45),
-            ],
             status_flags: Some(0x0002),
             ..Answer::default()
         };
         let b = Answer {
-            column_meta: vec![
-                col("id", "MYSQL_TYPE_LONGLONG", 0x0001 | 0x0002, 0, 63),
-                col("price", "MYSQL_TYPE_NEWDECIMAL", 0x0001, 4, 63),
-                col("name", "MYSQL_TYPE_VAR_STRING", 0, 0, 46),
-            ],
             // In a transaction on the target only; the plan hint is not compared.
             status_flags: Some(0x0002 | 0x0001 | 0x0010),
             warnings: 1,
             ..Answer::default()
         };
-        // Key flags and BINARY are not compared.
-        let mut c = b.clone();
-        c.column_meta[0].flags |= 0x0004 | 0x0080;
-        assert_eq!(
-            compare_columns(&b.column_meta, &c.column_meta),
-            Vec::<Kind>::new()
-        );
-        let d = details(&a, &b, "baseline");
+        let bits = |c: &[ColumnMeta]| c.iter().map(|c| c.bits()).collect::<Vec<_>>();
+        // Key flags, NOT NULL and BINARY are not compared.
+        let mut c_cols = b_cols.clone();
+        c_cols[0].flags |= 0x0004 | 0x0001;
+        c_cols[3].flags &= !0x0080;
+        assert!(compare_columns(&bits(&b_cols), &bits(&c_cols)).is_empty());
+        let d = details(&a, &a_cols, &b, &b_cols, "baseline");
         let got: Vec<(Kind, &str)> = d.iter().map(|d| (d.kind, d.detail.as_str())).collect();
         assert_eq!(
             got,
@@ -383,7 +435,7 @@ mod tests {
                 (Kind::Decimals, "column `price`: decimals 2 vs 4"),
                 (
                     Kind::Charset,
-                    "column `name`: collation 45 (utf8mb4_general_ci) vs 46 (utf8mb4_bin)"
+                    "column `name`: collation 45 (utf8mb4_general_ci) vs 63 (binary)"
                 ),
                 (
                     Kind::StatusFlags,
@@ -393,10 +445,10 @@ mod tests {
             ]
         );
         assert_eq!(
-            compare_columns(&a.column_meta, &b.column_meta),
+            compare_columns(&bits(&a_cols), &bits(&b_cols)),
             vec![Kind::ColumnFlags, Kind::Decimals, Kind::Charset]
         );
-        assert!(details(&a, &a.clone(), "baseline").is_empty());
+        assert!(details(&a, &a_cols, &a.clone(), &a_cols, "baseline").is_empty());
         for k in KINDS {
             assert!(!meaning(k).is_empty(), "{k:?}");
         }

@@ -3,6 +3,7 @@
 //! shareable document (Markdown/HTML through `cutover-report`).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -16,13 +17,13 @@ pub const SAMPLES: usize = 3;
 pub(crate) enum Outcome {
     /// Dropped by `--read-only`.
     Skipped {
-        fingerprint: String,
+        fingerprint: Arc<str>,
     },
     Ran(Box<Ran>),
 }
 
 pub(crate) struct Ran {
-    pub fingerprint: String,
+    pub fingerprint: Arc<str>,
     pub nondeterministic: Option<String>,
     pub after_skipped_write: bool,
     pub kinds: Vec<Kind>,
@@ -151,7 +152,7 @@ const COMPAT_EXAMPLES: usize = 3;
 #[derive(Default)]
 struct CompatAgg {
     statements: u64,
-    classes: std::collections::HashSet<String>,
+    classes: std::collections::HashSet<Arc<str>>,
     examples: Vec<CompatExample>,
 }
 
@@ -212,7 +213,7 @@ fn unreachable_hist() -> Histogram<u64> {
 /// Collects outcomes into per-class totals; memory grows with classes, not statements.
 #[derive(Default)]
 pub(crate) struct Collector {
-    classes: HashMap<String, ClassAgg>,
+    classes: HashMap<Arc<str>, ClassAgg>,
     compat: BTreeMap<Kind, CompatAgg>,
     pub statements: u64,
     pub replayed: u64,
@@ -263,21 +264,34 @@ impl Collector {
                 }
                 if r.nondeterministic.is_none() {
                     if let Some(s) = &r.sample {
-                        let (base, side) = match (&s.baseline, &s.captured) {
-                            (Some(b), _) => (b.clone(), "baseline"),
-                            (None, Some(c)) => (crate::protocol::from_captured(c), "capture"),
-                            (None, None) => (Answer::default(), "baseline"),
+                        let (base, base_cols, side) = match (&s.baseline, &s.captured) {
+                            (Some(b), _) => (b.clone(), b.column_meta(), "baseline"),
+                            (None, Some(c)) => {
+                                let (a, cols) = crate::protocol::from_captured(c);
+                                (a, cols, "capture")
+                            }
+                            (None, None) => (Answer::default(), Vec::new(), "baseline"),
                         };
-                        for d in crate::protocol::details(&base, &s.target, side) {
+                        let target_cols = s.target.column_meta();
+                        for d in crate::protocol::details(
+                            &base,
+                            &base_cols,
+                            &s.target,
+                            &target_cols,
+                            side,
+                        ) {
                             if !r.kinds.contains(&d.kind) {
                                 continue;
                             }
                             let agg = self.compat.entry(d.kind).or_default();
-                            if agg.examples.iter().all(|e| e.fingerprint != r.fingerprint)
+                            if agg
+                                .examples
+                                .iter()
+                                .all(|e| *e.fingerprint != *r.fingerprint)
                                 && agg.examples.len() < COMPAT_EXAMPLES
                             {
                                 agg.examples.push(CompatExample {
-                                    fingerprint: r.fingerprint.clone(),
+                                    fingerprint: r.fingerprint.to_string(),
                                     detail: d.detail,
                                 });
                             }
@@ -340,7 +354,7 @@ impl Collector {
                 (
                     c.first_seen,
                     ClassReport {
-                        fingerprint,
+                        fingerprint: fingerprint.to_string(),
                         count: c.count,
                         diffs: c.diffs,
                         kinds: c.kinds,

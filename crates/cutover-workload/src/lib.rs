@@ -16,6 +16,10 @@
 //!   capture that sees the server restart gives the new sessions new ids).
 //! - `ts_us`: when the command started, microseconds since the Unix epoch (UTC). Records of
 //!   one session are in order; records of different sessions are interleaved about by time.
+//!   Logs with whole-second times (MariaDB's, and the slow log's `SET timestamp`) give the
+//!   whole second: the file keeps what the log said, and `cutover replay` spreads a
+//!   session's commands of one second over it by their order and `latency_us`
+//!   (`cutover_replay::spread`).
 //! - `db`, `user`: the session's default database and user when the command ran, when known.
 //! - `cmd` and its fields: [`Command`] (`connect`, `query`, `prepare`, `execute`, `close`,
 //!   `init_db` with `database`, `change_user`, `reset`, `quit`).

@@ -661,3 +661,270 @@ async fn a_captured_sysbench_run_reports_exactly_the_statements_reading_the_diff
         assert!(v["replayed"].as_u64().unwrap() > 100, "{v}");
     }
 }
+
+/// Runs `cutover replay` with `args`, giving it `deadline` to finish (then it is ended and
+/// the test fails: a stalled replay).
+async fn replay_within(args: Vec<String>, deadline: Duration) -> Run {
+    let child = cutover()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cutover");
+    let mut child = child;
+    let started = std::time::Instant::now();
+    let mut finished = false;
+    while started.elapsed() < deadline {
+        if child.try_wait().ok().flatten().is_some() {
+            finished = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if !finished {
+        let out = crate::harness::sigterm_and_wait(child).await;
+        panic!(
+            "the replay did not finish within {deadline:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = child.wait_with_output().expect("output");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test]
+async fn read_write_sessions_contending_for_rows_replay_without_a_cross_server_wait() {
+    // Lock waits last 100 s here: a replay that waited on a cycle across the two servers
+    // (session A waiting for B's row lock on the baseline while B waits for A's on the
+    // target) would end only then.
+    for source in [true, false] {
+        sql(source, "SET GLOBAL innodb_lock_wait_timeout = 100");
+    }
+    let db = "rp_locks";
+    let setup = |source: bool| {
+        let mut s = format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+             CREATE TABLE {db}.c (id INT PRIMARY KEY, v INT); \
+             INSERT INTO {db}.c SELECT seq, 100 FROM {db}.seq_1_to_10"
+        );
+        if !source {
+            s.push_str(&format!("; UPDATE {db}.c SET v = -1 WHERE id = 7"));
+        }
+        sql(source, &s);
+    };
+    setup(true);
+    setup(false);
+    // Three sessions, each 12 transactions updating rows 1 and 2 (in the capture one after
+    // the other; replayed as fast as possible, they contend, and the two servers may grant
+    // the locks in different orders).
+    const SESSIONS: usize = 3;
+    const ROUNDS: usize = 12;
+    let mut conns = Vec::new();
+    for _ in 0..SESSIONS {
+        conns.push(session(db).await);
+    }
+    for _ in 0..ROUNDS {
+        for c in conns.iter_mut() {
+            for q in [
+                "BEGIN",
+                "UPDATE c SET v = v + 1 WHERE id = 1",
+                "UPDATE c SET v = v + 1 WHERE id = 2",
+                "SELECT v FROM c WHERE id = 8",
+                "COMMIT",
+            ] {
+                c.query_drop(q).await.unwrap();
+            }
+        }
+    }
+    for c in conns.iter_mut() {
+        c.query_drop("SELECT v FROM c WHERE id = 7").await.unwrap();
+    }
+    conns[0]
+        .query_drop("SELECT 'end of rp_locks'")
+        .await
+        .unwrap();
+    for c in conns {
+        let _ = c.disconnect().await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (general, slow) = capture(db, "end of rp_locks", dir.path()).await;
+
+    for workload in [&general, &slow] {
+        setup(true);
+        setup(false);
+        let args: Vec<String> = vec![
+            "replay".into(),
+            workload.display().to_string(),
+            "--target".into(),
+            dsn(false),
+            "--baseline".into(),
+            dsn(true),
+            "--speed".into(),
+            "max".into(),
+            "--format".into(),
+            "json".into(),
+        ];
+        let r = replay_within(args, Duration::from_secs(40)).await;
+        assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+        let v = r.json();
+        assert_eq!(
+            differing(&r),
+            set(&["SELECT v FROM c WHERE id = 7"]),
+            "{workload:?}: {}",
+            r.stdout
+        );
+        assert_eq!(v["statements_with_diffs"], SESSIONS, "{}", r.stdout);
+        assert_eq!(v["session_errors"], serde_json::json!([]), "{}", r.stdout);
+        assert!(v["elapsed_s"].as_f64().unwrap() < 40.0, "{}", r.stdout);
+        // Every update ran on both servers.
+        let expected = (100 + SESSIONS * ROUNDS).to_string();
+        for source in [true, false] {
+            let sb = sandbox();
+            let side = if source { &sb.source } else { &sb.target };
+            let rows = side
+                .sql(&format!("SELECT v FROM {db}.c WHERE id IN (1, 2)"))
+                .unwrap();
+            assert_eq!(rows, vec![vec![expected.clone()], vec![expected.clone()]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_replay_stops_the_statement_in_flight_on_both_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("general.log");
+    std::fs::write(
+        &log,
+        "2024-01-31T10:00:00.000100Z\t    5 Connect\troot@localhost on  using TCP/IP\n\
+         2024-01-31T10:00:00.000200Z\t    5 Query\tSELECT 1\n\
+         2024-01-31T10:00:00.000300Z\t    5 Query\tSELECT SLEEP(60) AS replay_interrupt\n\
+         2024-01-31T10:00:00.000400Z\t    5 Query\tSELECT 2\n\
+         2024-01-31T10:00:00.000500Z\t    5 Quit\t\n",
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The statement as the servers' process lists show it (the query below does not match
+    // itself: the pattern is built at run time).
+    let sleeping = |source: bool| {
+        let sb = sandbox();
+        let side = if source { &sb.source } else { &sb.target };
+        side.sql(
+            "SELECT COUNT(*) FROM information_schema.processlist \
+             WHERE info LIKE CONCAT('SELECT SLEEP(60) AS replay_', 'interrupt%')",
+        )
+        .unwrap()[0][0]
+            .clone()
+    };
+    let child = cutover()
+        .arg("replay")
+        .arg(&w)
+        .args(["--target", &dsn(false), "--baseline", &dsn(true)])
+        .args(["--read-only", "--speed", "max", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cutover");
+    wait_for("the SLEEP running on both servers", DEADLINE, || async {
+        sleeping(true) == "1" && sleeping(false) == "1"
+    })
+    .await;
+    let stopped = std::time::Instant::now();
+    let out = crate::harness::sigterm_and_wait(child).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    // Well before the statement would have ended by itself.
+    assert!(
+        stopped.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        stopped.elapsed()
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("json report");
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["statements_with_diffs"], 0, "{stdout}");
+    assert_eq!(v["replayed"], 1, "only SELECT 1 was answered: {stdout}");
+    for source in [true, false] {
+        assert_eq!(sleeping(source), "0", "still running on source={source}");
+    }
+}
+
+#[tokio::test]
+async fn column_flags_and_decimals_are_metadata_differences_but_a_collation_is_not() {
+    let db = "rp_meta";
+    let make = |u: &str, d: &str, collation: &str| {
+        format!(
+            "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+             CREATE TABLE {db}.m (id INT PRIMARY KEY, u {u}, f FLOAT({d}), \
+             name VARCHAR(10) COLLATE {collation}); \
+             INSERT INTO {db}.m VALUES (1, 5, 1.5, 'x')"
+        )
+    };
+    sql(true, &make("INT UNSIGNED", "7,2", "utf8mb4_general_ci"));
+    sql(false, &make("INT", "7,1", "utf8mb4_bin"));
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("general.log");
+    std::fs::write(
+        &log,
+        format!(
+            "2024-01-31T10:00:00.000100Z\t    5 Connect\troot@localhost on {db} using TCP/IP\n\
+             2024-01-31T10:00:00.000200Z\t    5 Query\tSELECT u FROM m\n\
+             2024-01-31T10:00:00.000300Z\t    5 Query\tSELECT f FROM m\n\
+             2024-01-31T10:00:00.000400Z\t    5 Query\tSELECT name FROM m\n\
+             2024-01-31T10:00:00.000500Z\t    5 Quit\t\n"
+        ),
+    )
+    .unwrap();
+    let w = dir.path().join("w.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = replay(&w, &["--read-only"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        differing(&r),
+        set(&["SELECT u FROM m", "SELECT f FROM m"]),
+        "{}",
+        r.stdout
+    );
+    let v = r.json();
+    for c in v["classes"].as_array().unwrap() {
+        if c["diffs"] == 1 {
+            assert_eq!(c["kinds"]["metadata"], 1, "{c}");
+        }
+    }
+    // The sample names what differs.
+    let u = v["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["fingerprint"] == "select u from m")
+        .unwrap();
+    let s = &u["samples"][0];
+    assert!(
+        s["baseline"]["columns"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNSIGNED"),
+        "{s}"
+    );
+    assert!(
+        !s["target"]["columns"][0]
+            .as_str()
+            .unwrap()
+            .contains("UNSIGNED"),
+        "{s}"
+    );
+}
