@@ -489,7 +489,8 @@ pub fn compare_captured(captured: &cutover_workload::Response, target: &Answer) 
                 });
             if types_differ {
                 kinds.push(Kind::Metadata);
-            } else if cols.iter().all(|c| c.flags.is_some()) {
+            }
+            if cols.len() == target_cols && cols.iter().all(|c| c.flags.is_some()) {
                 let (_, captured_cols) = crate::protocol::from_captured(captured);
                 let bits: Vec<_> = captured_cols.iter().map(|c| c.bits()).collect();
                 kinds.extend(crate::protocol::compare_columns(
