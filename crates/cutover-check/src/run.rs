@@ -88,6 +88,11 @@ pub async fn check(
 ) -> Result<Report, CheckError> {
     let started = Instant::now();
     let sel = &opts.selection;
+    // Bad input first: a corrupt history stops the check before it reads anything.
+    let history = match &opts.history {
+        Some(p) => Some(History::load(p)?),
+        None => None,
+    };
     let source_answers = gather::server_answers(source).await?;
     let mut schema = gather::schema_answers(source, sel).await?;
     let user = source_answers
@@ -146,10 +151,6 @@ pub async fn check(
     }
     let mut rates = BTreeMap::new();
     let server = source.endpoint().address();
-    let history = match &opts.history {
-        Some(p) => Some(History::load(p)?),
-        None => None,
-    };
     for (key, now_readings) in &readings {
         let mut all = now_readings.clone();
         let mut from = "sample";
