@@ -278,8 +278,10 @@ impl Recorder {
                 last_insert_id,
                 status,
                 warnings,
+                session_state,
                 ..
             } => Response {
+                session_state: (!session_state.is_empty()).then(|| session_state.clone()),
                 affected_rows: Some(*affected_rows),
                 last_insert_id: Some(*last_insert_id),
                 warnings: Some(*warnings),

@@ -99,6 +99,9 @@ pub enum Response {
         status: u16,
         warnings: u16,
         info: String,
+        /// Session-state changes the server reported (session tracking), rendered by
+        /// [`session_state`].
+        session_state: Vec<String>,
     },
     Err {
         code: u16,
@@ -704,6 +707,7 @@ impl Session {
             status: ok.status_flags().bits(),
             warnings: ok.warnings(),
             info: ok.info_ref().map(text).unwrap_or_default(),
+            session_state: session_state(&ok),
         })
     }
 
@@ -981,6 +985,22 @@ impl Session {
 }
 
 /// The protocol's name of a column type code (`MYSQL_TYPE_LONG`), as `mysql_common` spells it.
+/// The session-state changes of an OK packet (session tracking: system variables, schema,
+/// transaction state, …), one text each. The replayer renders its own answers with this
+/// function too, so a recorded and a replayed change compare equal exactly when they are.
+pub fn session_state(ok: &mysql_common::packets::OkPacket<'_>) -> Vec<String> {
+    match ok.session_state_info() {
+        Ok(infos) => infos
+            .iter()
+            .map(|i| match i.decode() {
+                Ok(change) => format!("{change:?}"),
+                Err(_) => format!("{:?} {}", i.data_type(), text(i.data_ref())),
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 pub fn type_name(code: u8) -> String {
     match ColumnType::try_from(code) {
         Ok(t) => format!("{t:?}"),

@@ -4,6 +4,11 @@
 //! in a form a client developer can act on, and [`meaning`] says what it means for
 //! JDBC/Connector and connection-pool users (the report's "client compatibility" section).
 //!
+//! Session-state changes (session tracking) are compared between baseline and target as the
+//! driver reports them; `mysql_async` does not negotiate `CLIENT_SESSION_TRACK`, so today both
+//! sides report none and only proxy/pcap recordings (of clients that negotiate it, such as
+//! libmariadb or Connector/J) hold them, for the record, not for comparison.
+//!
 //! Status flags that describe the *plan*, not the answer (`SERVER_QUERY_NO_INDEX_USED`,
 //! `SERVER_QUERY_NO_GOOD_INDEX_USED`, `SERVER_QUERY_WAS_SLOW`) are not compared: TiDB never
 //! sends them, and no driver changes its behaviour on them (Connector/J only logs them with
@@ -308,6 +313,7 @@ pub fn from_captured(r: &cutover_workload::Response) -> (Answer, Vec<ColumnMeta>
             message: e.message.clone().unwrap_or_default(),
         }),
         status_flags: r.status_flags,
+        session_state: r.session_state.clone().unwrap_or_default(),
         warnings: r.warnings.unwrap_or(0),
         affected_rows: r.affected_rows.unwrap_or(0),
         last_insert_id: r.last_insert_id.filter(|id| *id != 0),

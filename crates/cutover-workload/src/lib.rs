@@ -196,6 +196,10 @@ pub struct Response {
     /// How long the server took, in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
+    /// Session-state changes the server reported with its OK (session tracking), when a
+    /// protocol capture saw them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_state: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]

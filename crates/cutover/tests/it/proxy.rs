@@ -446,7 +446,12 @@ async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "via ed25519");
-    let out = mariadb_client(listen, "px_nat", "nat-secret", "SELECT 'via native'");
+    let out = mariadb_client(
+        listen,
+        "px_nat",
+        "nat-secret",
+        "SET time_zone = '+01:00'; SELECT 'via native'",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -491,6 +496,19 @@ async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
         assert_eq!(q["response"]["rows"], 1, "{q:#}");
     }
     assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+    // libmariadb negotiates session tracking: the change the server reported is recorded.
+    let set = records
+        .iter()
+        .find(|r| r["sql"] == "SET time_zone = '+01:00'")
+        .unwrap_or_else(|| panic!("{records:#?}"));
+    assert!(
+        set["response"]["session_state"]
+            .as_array()
+            .is_some_and(|s| s
+                .iter()
+                .any(|c| c.as_str().is_some_and(|c| c.contains("time_zone")))),
+        "{set:#}"
+    );
 }
 
 /// Runs sysbench `oltp_read_only` with server-side prepared statements through the proxy.
@@ -716,7 +734,6 @@ async fn protocol_differences_are_reported_as_client_compatibility() {
     c.disconnect().await.unwrap();
     let output = crate::harness::sigterm_and_wait(child).await;
     assert_eq!(output.status.code(), Some(0));
-
     let replay = |baseline: bool| {
         let mut cmd = cutover();
         cmd.args([
