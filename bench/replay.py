@@ -212,7 +212,12 @@ def main():
             result["pt-upgrade"] = {"seconds": round(wall, 2), "statements": compared,
                                     "per_s": round(compared / wall), "statements_with_diffs": st.get("queries_with_diffs"),
                                     "distinct_differing_rows_or_errors": len(pt_differing(out)),
-                                    "matches_truth": pt_differing(out) == set(truth), "stats": st}
+                                    "matches_truth": pt_differing(out) == set(truth), "stats": st,
+                                    # What tells the two sets apart, for a look at pt-upgrade's report.
+                                    "only_pt_upgrade": sorted(pt_differing(out) - set(truth)),
+                                    "only_truth": sorted(set(truth) - pt_differing(out))}
+            (ROOT / "bench" / "out").mkdir(exist_ok=True)
+            (ROOT / "bench" / "out" / f"pt-upgrade-{datetime.now():%Y%m%d-%H%M%S}.txt").write_text(out)
 
         # cutover and the floor, alternately, --repeat times (the machine is shared: medians).
         tmp = sandbox / "floor"
