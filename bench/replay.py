@@ -138,14 +138,20 @@ def touches(sql, ids):
 
 
 def pt_differing(out):
-    """The statements pt-upgrade lists under row, row count or error differences."""
+    """The statements pt-upgrade lists under row, row count or error differences.
+
+    A report is classes (`# Query class …` banners) of sections (`## Row diffs: 9`) of
+    examples (`-- 1.`, the differing rows as `@ row`/`<`/`>` lines, then the statement).
+    A section ends at the next section or class banner; an example's statement is its last
+    line that is not a row-diff line."""
     found = set()
-    for section in re.split(r"^(?=## )", out, flags=re.M):
+    for section in re.split(r"^(?=## \w|#{10,})", out, flags=re.M):
         head = section.split("\n", 1)[0]
         if not re.match(r"## .*(Row|row|Error|error).* diffs: \d+", head):
             continue
         for example in re.split(r"^-- \d+\.$", section, flags=re.M)[1:]:
-            lines = [l for l in example.strip().split("\n") if l.strip() and not l.startswith("#")]
+            lines = [ln for ln in example.strip().split("\n")
+                     if ln.strip() and not ln.startswith(("#", "@", "<", ">"))]
             if lines:
                 found.add(lines[-1].strip())
     return found
