@@ -142,10 +142,10 @@ def pt_differing(out):
 
     A report is classes (`# Query class …` banners) of sections (`## Row diffs: 9`) of
     examples (`-- 1.`, the differing rows as `@ row`/`<`/`>` lines, then the statement).
-    A section ends at the next section or class banner; an example's statement is its last
-    line that is not a row-diff line."""
+    A section ends at the next section, class banner or the closing statistics; an example's
+    statement is its last line that is not a row-diff line."""
     found = set()
-    for section in re.split(r"^(?=## \w|#{10,})", out, flags=re.M):
+    for section in re.split(r"^(?=## \w|#{10,}|#-{10,})", out, flags=re.M):
         head = section.split("\n", 1)[0]
         if not re.match(r"## .*(Row|row|Error|error).* diffs: \d+", head):
             continue
