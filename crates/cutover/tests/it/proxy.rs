@@ -71,14 +71,7 @@ async fn the_proxy_relays_and_records_every_command_with_its_answer() {
     assert_eq!(summary["dropped"], 0, "{summary:#}");
     assert_eq!(summary["undecodable_connections"], 0, "{summary:#}");
 
-    let r = run(cutover().args(["workload", "head", record.to_str().unwrap(), "-n", "1000"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let records: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let records = recorded(&record);
     let find = |cmd: &str, sql: Option<&str>| {
         records
             .iter()
@@ -139,6 +132,31 @@ fn proxy_bad_input_is_one_clear_error() {
         ])
         .args(["--record", "/nonexistent-dir/w.cwl"]));
     r.assert_clean_error("--record");
+}
+
+/// Polls until something listens on `port` (generous deadline).
+async fn wait_listening(port: u16) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "the proxy did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The records of a workload file, through `cutover workload head`.
+fn recorded(record: &std::path::Path) -> Vec<serde_json::Value> {
+    let r = run(cutover().args([
+        "workload",
+        "head",
+        record.to_str().unwrap(),
+        "-n",
+        "1000000",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }
 
 /// Starts `cutover proxy` in front of the sandbox source with extra flags; returns the child
@@ -299,11 +317,7 @@ async fn the_proxy_never_strips_tls() {
     );
     let opts =
         mysql_async::OptsBuilder::from_opts(tls_client(listen, &own.ca)).db_name(None::<String>);
-    let until = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(Instant::now() < until, "the proxy did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_listening(listen).await;
     let r = mysql_async::Conn::new(opts).await;
     assert!(r.is_err(), "a client got through without TLS upstream");
     let output = crate::harness::sigterm_and_wait(child).await;
@@ -433,11 +447,7 @@ async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("w.cwl");
     let (child, listen) = start_proxy(&record, &[]);
-    let until = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(Instant::now() < until, "the proxy did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_listening(listen).await;
     // ed25519: the server asks the client to switch plugins; the exchange is relayed.
     let out = mariadb_client(listen, "px_ed", "ed-secret", "SELECT 'via ed25519'");
     assert!(
@@ -473,13 +483,7 @@ async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
     // Three clients, and the readiness probe.
     assert_eq!(summary["connections"], 4, "{summary:#}");
     assert_eq!(summary["undecodable_connections"], 0, "{summary:#}");
-    let r = run(cutover().args(["workload", "head", record.to_str().unwrap(), "-n", "100"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let records: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let records = recorded(&record);
     let connects: Vec<_> = records.iter().filter(|r| r["cmd"] == "connect").collect();
     assert_eq!(connects.len(), 3, "{records:#?}");
     let refused: Vec<_> = connects
@@ -495,7 +499,8 @@ async fn the_proxy_relays_every_auth_plugin_and_records_refusals() {
             .unwrap_or_else(|| panic!("{sql} not recorded: {records:#?}"));
         assert_eq!(q["response"]["rows"], 1, "{q:#}");
     }
-    assert!(!r.stdout.contains("secret"), "{}", r.stdout);
+    let text = serde_json::to_string(&records).unwrap_or_default();
+    assert!(!text.contains("secret"), "{text}");
     // libmariadb negotiates session tracking: the change the server reported is recorded.
     let set = records
         .iter()
@@ -597,11 +602,7 @@ async fn sysbench_prepared_statements_through_the_proxy_replay_with_exactly_the_
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("sb.cwl");
     let (child, listen) = start_proxy(&record, &[]);
-    let until = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-        assert!(Instant::now() < until, "the proxy did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_listening(listen).await;
     sysbench_through(listen, db, 30);
     let output = crate::harness::sigterm_and_wait(child).await;
     assert_eq!(output.status.code(), Some(0));
@@ -610,13 +611,7 @@ async fn sysbench_prepared_statements_through_the_proxy_replay_with_exactly_the_
     assert_eq!(summary["dropped"], 0, "{summary:#}");
 
     // The workload: prepared statements and their executes, with parameters.
-    let r = run(cutover().args(["workload", "head", record.to_str().unwrap(), "-n", "100000"]));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let records: Vec<serde_json::Value> = r
-        .stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let records = recorded(&record);
     let mut prepared = std::collections::HashMap::new();
     let mut executes = Vec::new();
     for rec in &records {
