@@ -202,9 +202,33 @@ impl Recorder {
                         let from = if from_client { "client" } else { "server" };
                         format!("a {from} packet: {reason}")
                     });
+                    if !from_client {
+                        self.answer_lost();
+                    }
                 }
                 Event::Command(c) => self.command(c, ts_us),
                 Event::Response(r) => self.response(r, ts_us),
+            }
+        }
+    }
+
+    /// A server packet could not be decoded: the answer of the command at the front is lost
+    /// (the decoder waits for the next command). That command is recorded now, without an
+    /// answer (or with the first answer of a multi-result), so that the next answer goes to
+    /// the next command instead of to this one.
+    fn answer_lost(&mut self) {
+        if matches!(
+            self.pending.front(),
+            None | Some(Pending {
+                command: Command::Connect,
+                ..
+            })
+        ) {
+            return;
+        }
+        if let Some(p) = self.pending.pop_front() {
+            if let Some(ts) = p.ts_us {
+                self.emit(p.command, ts, p.response);
             }
         }
     }
@@ -362,5 +386,56 @@ impl Recorder {
         if let Some(ts) = p.ts_us {
             self.emit(p.command, ts, p.response);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::framing::encode_packet;
+
+    fn query(sql: &str) -> Vec<u8> {
+        let mut body = vec![0x03];
+        body.extend_from_slice(sql.as_bytes());
+        encode_packet(0, &body)
+    }
+
+    /// An answer the decoder cannot read closes its command: the next command gets its own
+    /// answer, not the lost one's place.
+    #[test]
+    fn an_undecodable_answer_closes_its_command() {
+        let mut r = Recorder::mid_stream(1);
+        r.client(&query("SELECT 1"), 10);
+        // One column, then a definition cut short, then the rest of that result set.
+        let mut broken = encode_packet(1, &[0x01]);
+        broken.extend(encode_packet(2, &[0x03, b'd']));
+        broken.extend(encode_packet(3, &[0xfe, 0, 0, 2, 0]));
+        broken.extend(encode_packet(4, &[0x01, b'1']));
+        broken.extend(encode_packet(5, &[0xfe, 0, 0, 2, 0]));
+        r.server(&broken, 20);
+        r.client(&query("UPDATE t SET a = 1"), 30);
+        // OK: 3 affected rows, last insert id 0, status 2, no warnings.
+        r.server(&encode_packet(1, &[0x00, 3, 0, 2, 0, 0, 0]), 40);
+        r.close(50);
+        let records = r.take();
+        let got: Vec<(String, Option<u64>)> = records
+            .iter()
+            .filter_map(|rec| match &rec.command {
+                Command::Query { sql } => Some((
+                    sql.clone(),
+                    rec.response.as_ref().and_then(|x| x.affected_rows),
+                )),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("SELECT 1".to_string(), None),
+                ("UPDATE t SET a = 1".to_string(), Some(3))
+            ]
+        );
+        assert!(records[0].response.is_none(), "{:?}", records[0]);
+        assert!(r.undecodable());
     }
 }
