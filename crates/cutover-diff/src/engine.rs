@@ -106,6 +106,9 @@ impl Default for DiffOptions {
     }
 }
 
+/// Keys looked up on the other side in one statement.
+const CANDIDATE_BATCH: usize = 500;
+
 /// Rows of differing buckets read and matched at a time (memory stays bounded by this).
 const BUCKET_BATCH_ROWS: u64 = 100_000;
 
@@ -410,6 +413,11 @@ async fn diff_table_inner(
         }),
     });
 
+    if filter.is_none() && shards.len() <= 1 && ctx.text_key_charset().is_some() {
+        ctx.text_range_diff(progress, source_name).await?;
+        let report = lock(&ctx.findings).report.clone();
+        return Ok(report);
+    }
     if ctx.plan.mode != Mode::IntegerRanges {
         if ctx.plan.mode == Mode::Multiset {
             lock(&ctx.findings).report.method = "multiset".to_string();
@@ -695,14 +703,16 @@ impl Ctx<'_> {
     /// them from the index when a range differs.
     async fn checksum(&self, side: Side, range: KeyRange) -> Result<Checksum, TableError> {
         let (_, sql) = self.side(side);
+        self.checksum_where(side, &range.predicate(&sql.key)).await
+    }
+
+    /// One side's checksum of the rows matching `w`.
+    async fn checksum_where(&self, side: Side, w: &str) -> Result<Checksum, TableError> {
+        let (_, sql) = self.side(side);
         type Row = (u64, String, String);
         let rows: Vec<Row> = self
             .per_table(side, |t| {
-                format!(
-                    "SELECT {sel} FROM {t} WHERE {w}",
-                    sel = sql.checksum_select,
-                    w = range.predicate(&sql.key),
-                )
+                format!("SELECT {sel} FROM {t} WHERE {w}", sel = sql.checksum_select)
             })
             .await?;
         if rows.len() != sql.tables.len() {
@@ -1165,6 +1175,21 @@ impl Ctx<'_> {
     /// table the key is the whole row, so equal keys consume one copy from each side, and a
     /// run of identical unmatched rows is reported once with its count.
     async fn merge_ordered(&self, sq: &str, tq: &str) -> Result<(), TableError> {
+        self.merge_ordered_as(sq, tq, false).await
+    }
+
+    /// [`Ctx::merge_ordered`]; with `candidates`, a row without a partner is not yet a
+    /// difference: it is looked up by its exact key on the other side first
+    /// ([`Ctx::resolve_candidates`]), because the two sides' ranges may hold different rows
+    /// when their collations order keys differently. The lookups run after both streams are
+    /// closed, so a worker never holds two connections of one side (the snapshot has
+    /// `threads + 2`).
+    async fn merge_ordered_as(
+        &self,
+        sq: &str,
+        tq: &str,
+        candidates: bool,
+    ) -> Result<(), TableError> {
         let (sdb, tdb) = (&self.source, &self.target);
         let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
         let cancel = sdb.cancel_token().clone();
@@ -1190,6 +1215,7 @@ impl Ctx<'_> {
                 }
             }
         };
+        let mut cands: Vec<(DiffKind, Vec<Value>)> = Vec::new();
         let mut a = self
             .next_row(&mut sres, Side::Source, sdb, &mut fetched)
             .await?;
@@ -1209,7 +1235,11 @@ impl Ctx<'_> {
             match order {
                 std::cmp::Ordering::Less => {
                     if let Some(x) = a.take() {
-                        unmatched(self, DiffKind::MissingInTarget, x);
+                        if candidates {
+                            cands.push((DiffKind::MissingInTarget, x));
+                        } else {
+                            unmatched(self, DiffKind::MissingInTarget, x);
+                        }
                     }
                     a = self
                         .next_row(&mut sres, Side::Source, sdb, &mut fetched)
@@ -1217,7 +1247,11 @@ impl Ctx<'_> {
                 }
                 std::cmp::Ordering::Greater => {
                     if let Some(y) = b.take() {
-                        unmatched(self, DiffKind::ExtraInTarget, y);
+                        if candidates {
+                            cands.push((DiffKind::ExtraInTarget, y));
+                        } else {
+                            unmatched(self, DiffKind::ExtraInTarget, y);
+                        }
                     }
                     b = self
                         .next_row(&mut tres, Side::Target, tdb, &mut fetched)
@@ -1240,6 +1274,10 @@ impl Ctx<'_> {
             self.record_counted(k, &r, n);
         }
         lock(&self.findings).report.rows_fetched += fetched;
+        drop((sres, tres));
+        if !cands.is_empty() {
+            self.resolve_candidates(cands).await?;
+        }
         Ok(())
     }
 
@@ -1261,25 +1299,11 @@ impl Ctx<'_> {
     async fn compare_ordered(&self) -> Result<(), TableError> {
         let q = |side: Side| {
             let (_, sql) = self.side(side);
-            let order: Vec<String> = self
-                .plan
-                .key_columns
-                .iter()
-                .map(|i| {
-                    let c = side.column(&self.plan.columns[*i]);
-                    let q = quote_ident(&c.name);
-                    if c.kind.is_text_like() {
-                        format!("CAST(CONVERT({q} USING utf8mb4) AS BINARY)")
-                    } else {
-                        q
-                    }
-                })
-                .collect();
             format!(
                 "SELECT {cols} {from} ORDER BY {o}",
                 cols = sql.row_select,
                 from = sql.rows_from(None),
-                o = order.join(", ")
+                o = self.binary_key_order(side)
             )
         };
         self.merge_ordered(&q(Side::Source), &q(Side::Target)).await
@@ -1357,6 +1381,297 @@ impl Ctx<'_> {
             count: None,
         };
         lock(&self.findings).add(diff, self.key_values(row));
+    }
+
+    /// The character set of a single `CHAR`/`VARCHAR` key stored in the same character set
+    /// on both sides: such a key is paged by ranges ([`Ctx::text_range_diff`]). `None` for
+    /// every other key.
+    fn text_key_charset(&self) -> Option<String> {
+        if self.plan.mode != Mode::HashBuckets || self.plan.key_columns.len() != 1 {
+            return None;
+        }
+        let p = &self.plan.columns[self.plan.key_columns[0]];
+        let paged = |c: &cutover_core::schema::Column| {
+            matches!(c.data_type.as_str(), "char" | "varchar") && c.collation.is_some()
+        };
+        match (&p.source.kind, &p.target.kind) {
+            (ColumnKind::Text { charset: a }, ColumnKind::Text { charset: b })
+                if a.eq_ignore_ascii_case(b) && paged(&p.source) && paged(&p.target) =>
+            {
+                let cs = a.to_ascii_lowercase();
+                // Character sets whose introducer every server knows.
+                ["utf8mb4", "utf8mb3", "utf8", "latin1", "ascii"]
+                    .contains(&cs.as_str())
+                    .then_some(cs)
+            }
+            _ => None,
+        }
+    }
+
+    /// Compares a table with one text key by ranges of that key, read on each side through
+    /// its own index (linear, whatever the two collations):
+    ///
+    /// 1. The source's index is walked (`WHERE key >= b ORDER BY key LIMIT 1 OFFSET n`: an
+    ///    index range read) for boundaries about `first_chunk_rows` rows apart.
+    /// 2. A boundary is kept only if the target, in its own collation, also finds it greater
+    ///    than the previous one kept; otherwise it is skipped and its range joins the next.
+    ///    The boundaries are then increasing in both collations, so the ranges `[b_i, b_i+1)`
+    ///    partition each side's rows, each under its own collation: every row is in exactly
+    ///    one range per side.
+    /// 3. Workers checksum each range on both sides; a differing range is read in binary key
+    ///    order on both (a sort of that range only) and merged. A row without a partner in
+    ///    the other side's range is looked up there by its exact key: the collations may have
+    ///    put it in another range. A source row found there is compared with it; a target
+    ///    row found on the source is skipped (its source range compares it, and that range
+    ///    differs too, since the row is missing from its target side). So each row is
+    ///    reported once, and no row goes unseen.
+    async fn text_range_diff(
+        &self,
+        progress: &dyn Progress,
+        source_name: &TableName,
+    ) -> Result<(), TableError> {
+        let cs = self
+            .text_key_charset()
+            .ok_or_else(|| TableError::Other("not a text key".into()))?;
+        let tcoll = self
+            .plan
+            .key_pair()
+            .target
+            .collation
+            .clone()
+            .unwrap_or_default();
+        let literal = |hex: &str| format!("_{cs} X'{hex}'");
+        let (_, ssql) = self.side(Side::Source);
+        let (table, key) = (ssql.tables[0].clone(), ssql.key.clone());
+        let step = self.opts.first_chunk_rows.max(1);
+        let threads = self.opts.threads.max(1);
+        type Range = (Option<String>, Option<String>);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Range>(threads * 2);
+        let rx = tokio::sync::Mutex::new(rx);
+        let failed: Mutex<Option<TableError>> = Mutex::new(None);
+
+        let producer = async {
+            // Owned here: the workers' channel closes when the walk ends.
+            let tx = tx;
+            // `lo`: the start of the range being cut; `from`: where the walk goes on.
+            let (mut lo, mut from): (Option<String>, Option<String>) = (None, None);
+            loop {
+                if lock(&failed).is_some() {
+                    return Ok::<(), TableError>(());
+                }
+                let w = from
+                    .as_deref()
+                    .map(|h| format!(" WHERE {key} >= {}", literal(h)))
+                    .unwrap_or_default();
+                let next: Vec<String> = self
+                    .source
+                    .query(&format!(
+                        "SELECT HEX({key}) FROM {table}{w} ORDER BY {key} LIMIT 1 OFFSET {step}"
+                    ))
+                    .await?;
+                let Some(b) = next.into_iter().next() else {
+                    let _ = tx.send((lo, None)).await;
+                    return Ok(());
+                };
+                let increasing = match &lo {
+                    None => true,
+                    Some(l) => {
+                        let r: Vec<Option<i64>> = self
+                            .target
+                            .query(&format!(
+                                "SELECT {} COLLATE {tcoll} < {} COLLATE {tcoll}",
+                                literal(l),
+                                literal(&b)
+                            ))
+                            .await?;
+                        r.first() == Some(&Some(1))
+                    }
+                };
+                from = Some(b.clone());
+                if increasing {
+                    if tx.send((lo.take(), Some(b.clone()))).await.is_err() {
+                        return Ok(());
+                    }
+                    lo = Some(b);
+                }
+            }
+        };
+        let worker = || async {
+            loop {
+                if lock(&failed).is_some() {
+                    return;
+                }
+                let next = rx.lock().await.recv().await;
+                let Some((lo, hi)) = next else {
+                    return;
+                };
+                let done = self
+                    .text_range(&literal, lo.as_deref(), hi.as_deref())
+                    .await;
+                match done {
+                    Ok(rows) => progress.rows_done(source_name, rows),
+                    Err(e) => {
+                        lock(&failed).get_or_insert(e);
+                        return;
+                    }
+                }
+            }
+        };
+        let workers = async {
+            futures_util::future::join_all((0..threads).map(|_| worker())).await;
+            // A failed worker stops the others; the walk must not wait for them.
+            rx.lock().await.close();
+        };
+        let (walked, ()) = tokio::join!(producer, workers);
+        if let Some(e) = lock(&failed).take() {
+            return Err(e);
+        }
+        walked
+    }
+
+    /// One range `[lo, hi)` of a text key (hex of the key's bytes; `None`: open): checksums
+    /// on both sides, and the rows when they differ. Returns the source rows it covers.
+    async fn text_range(
+        &self,
+        literal: &dyn Fn(&str) -> String,
+        lo: Option<&str>,
+        hi: Option<&str>,
+    ) -> Result<u64, TableError> {
+        if let Some(t) = &self.opts.throttle {
+            t.0.wait(0).await?;
+        }
+        let pred = |side: Side| {
+            let (_, sql) = self.side(side);
+            let mut w = Vec::new();
+            if let Some(l) = lo {
+                w.push(format!("{} >= {}", sql.key, literal(l)));
+            }
+            if let Some(h) = hi {
+                w.push(format!("{} < {}", sql.key, literal(h)));
+            }
+            if w.is_empty() {
+                "1 = 1".to_string()
+            } else {
+                w.join(" AND ")
+            }
+        };
+        let (sp, tp) = (pred(Side::Source), pred(Side::Target));
+        let (s, t) = tokio::join!(
+            self.checksum_where(Side::Source, &sp),
+            self.checksum_where(Side::Target, &tp)
+        );
+        let (s, t) = (s?, t?);
+        if !s.same_rows(&t) {
+            let q = |side: Side, w: &str| {
+                let (_, sql) = self.side(side);
+                format!(
+                    "SELECT {cols} {from} ORDER BY {o}",
+                    cols = sql.row_select,
+                    from = sql.rows_from(Some(w)),
+                    o = self.binary_key_order(side)
+                )
+            };
+            self.merge_ordered_as(&q(Side::Source, &sp), &q(Side::Target, &tp), true)
+                .await?;
+        }
+        {
+            let mut f = lock(&self.findings);
+            f.report.rows_compared += s.count;
+            f.report.chunks += 1;
+        }
+        if let Some(t) = &self.opts.throttle {
+            t.0.wait(s.count).await?;
+        }
+        Ok(s.count)
+    }
+
+    /// Rows of a text range without a partner in the other side's range: each is looked up
+    /// by its exact key on the other side (see [`Ctx::text_range_diff`]).
+    async fn resolve_candidates(
+        &self,
+        cands: Vec<(DiffKind, Vec<Value>)>,
+    ) -> Result<(), TableError> {
+        let (missing, extra): (Vec<_>, Vec<_>) = cands
+            .into_iter()
+            .partition(|(k, _)| *k == DiffKind::MissingInTarget);
+        for (rows, other) in [(missing, Side::Target), (extra, Side::Source)] {
+            for batch in rows.chunks(CANDIDATE_BATCH) {
+                let found = self.lookup(other, batch).await?;
+                for (kind, row) in batch {
+                    match (other, found.get(&self.exact_key(row))) {
+                        (Side::Target, Some(there)) => self.compare_pair(row, there),
+                        // Compared from its source range.
+                        (Side::Source, Some(_)) => {}
+                        (_, None) => self.record(*kind, row),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows of one side whose key is exactly (byte for byte) one of `rows`' keys.
+    async fn lookup(
+        &self,
+        side: Side,
+        rows: &[(DiffKind, Vec<Value>)],
+    ) -> Result<std::collections::HashMap<Vec<u8>, Vec<Value>>, TableError> {
+        let mut out = std::collections::HashMap::new();
+        let k = self.plan.key_columns[0];
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|(_, r)| crate::fix::literal(&r[k]))
+            .collect();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let (db, sql) = self.side(side);
+        let q = format!(
+            "SELECT {cols} {from}",
+            cols = sql.row_select,
+            from = sql.rows_from(Some(&format!("{} IN ({})", sql.key, keys.join(", "))))
+        );
+        let mut conn = db.conn().await?;
+        let mut res = conn
+            .raw()
+            .exec_iter(q.as_str(), ())
+            .await
+            .map_err(|e| conn_err(db, e))?;
+        let mut fetched = 0u64;
+        // The servers match by collation ('a' = 'A ', say); only the exact key counts.
+        while let Some(row) = self.next_row(&mut res, side, db, &mut fetched).await? {
+            out.insert(self.exact_key(&row), row);
+        }
+        drop(res);
+        lock(&self.findings).report.rows_fetched += fetched;
+        Ok(out)
+    }
+
+    fn exact_key(&self, row: &[Value]) -> Vec<u8> {
+        let mut k = Vec::new();
+        for i in &self.plan.key_columns {
+            row[*i].encode(&mut k);
+        }
+        k
+    }
+
+    /// `ORDER BY` text that sorts one side's rows by the key's bytes (UTF-8 for text),
+    /// whatever the collation: the order [`Ctx::key_order`] merges in.
+    fn binary_key_order(&self, side: Side) -> String {
+        self.plan
+            .key_columns
+            .iter()
+            .map(|i| {
+                let c = side.column(&self.plan.columns[*i]);
+                let q = quote_ident(&c.name);
+                if c.kind.is_text_like() {
+                    format!("CAST(CONVERT({q} USING utf8mb4) AS BINARY)")
+                } else {
+                    q
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn key_values(&self, row: &[Value]) -> Vec<Value> {
