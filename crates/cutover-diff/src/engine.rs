@@ -17,8 +17,8 @@
 //!    (`Ctx::compare_rows`) with the value model, which alone decides what differs.
 //!
 //! A table with one CHAR/VARCHAR key is paged by ranges of that key on each side's own
-//! index ([`Ctx::text_range_diff`] explains why that is exact across collations); other
-//! keys, and keyless tables, by hash buckets ([`Ctx::bucket_diff`]).
+//! index (`Ctx::text_range_diff` explains why that is exact across collations); other
+//! keys, and keyless tables, by hash buckets (`Ctx::bucket_diff`).
 //!
 //! Memory is bounded by the number of workers times the row threshold (rows are streamed,
 //! not collected) plus the kept diff samples (`max_diffs`); it does not grow with the table.
