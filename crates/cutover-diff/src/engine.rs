@@ -110,6 +110,9 @@ impl Default for DiffOptions {
     }
 }
 
+/// A range of a text key: `[lo, hi)`, bounds as hex of the key's bytes, `None` open.
+type TextRange = (Option<String>, Option<String>);
+
 /// Keys looked up on the other side in one statement.
 const CANDIDATE_BATCH: usize = 500;
 
@@ -1434,23 +1437,12 @@ impl Ctx<'_> {
         progress: &dyn Progress,
         source_name: &TableName,
     ) -> Result<(), TableError> {
-        let cs = self
-            .text_key_charset()
-            .ok_or_else(|| TableError::Other("not a text key".into()))?;
-        let tcoll = self
-            .plan
-            .key_pair()
-            .target
-            .collation
-            .clone()
-            .unwrap_or_default();
-        let literal = |hex: &str| format!("_{cs} X'{hex}'");
-        let (_, ssql) = self.side(Side::Source);
-        let (table, key) = (ssql.tables[0].clone(), ssql.key.clone());
+        if self.text_key_charset().is_none() {
+            return Err(TableError::Other("not a text key".into()));
+        }
         let step = self.opts.first_chunk_rows.max(1);
         let threads = self.opts.threads.max(1);
-        type Range = (Option<String>, Option<String>);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Range>(threads * 2);
+        let (tx, rx) = tokio::sync::mpsc::channel::<TextRange>(threads * 2);
         let rx = tokio::sync::Mutex::new(rx);
         let failed: Mutex<Option<TableError>> = Mutex::new(None);
 
@@ -1463,33 +1455,13 @@ impl Ctx<'_> {
                 if lock(&failed).is_some() {
                     return Ok::<(), TableError>(());
                 }
-                let w = from
-                    .as_deref()
-                    .map(|h| format!(" WHERE {key} >= {}", literal(h)))
-                    .unwrap_or_default();
-                let next: Vec<String> = self
-                    .source
-                    .query(&format!(
-                        "SELECT HEX({key}) FROM {table}{w} ORDER BY {key} LIMIT 1 OFFSET {step}"
-                    ))
-                    .await?;
-                let Some(b) = next.into_iter().next() else {
+                let Some(b) = self.next_boundary(from.as_deref(), None, step).await? else {
                     let _ = tx.send((lo, None)).await;
                     return Ok(());
                 };
                 let increasing = match &lo {
                     None => true,
-                    Some(l) => {
-                        let r: Vec<Option<i64>> = self
-                            .target
-                            .query(&format!(
-                                "SELECT {} COLLATE {tcoll} < {} COLLATE {tcoll}",
-                                literal(l),
-                                literal(&b)
-                            ))
-                            .await?;
-                        r.first() == Some(&Some(1))
-                    }
+                    Some(l) => self.target_orders(l, &b).await?,
                 };
                 from = Some(b.clone());
                 if increasing {
@@ -1509,9 +1481,7 @@ impl Ctx<'_> {
                 let Some((lo, hi)) = next else {
                     return;
                 };
-                let done = self
-                    .text_range(&literal, lo.as_deref(), hi.as_deref())
-                    .await;
+                let done = self.text_range(lo, hi).await;
                 match done {
                     Ok(rows) => progress.rows_done(source_name, rows),
                     Err(e) => {
@@ -1533,39 +1503,127 @@ impl Ctx<'_> {
         walked
     }
 
-    /// One range `[lo, hi)` of a text key (hex of the key's bytes; `None`: open): checksums
-    /// on both sides, and the rows when they differ. Returns the source rows it covers.
-    async fn text_range(
+    /// A SQL literal of key bytes (hex) in the key's character set; it takes the key
+    /// column's collation on each side.
+    fn text_literal(&self, hex: &str) -> String {
+        let cs = self.text_key_charset().unwrap_or_else(|| "utf8mb4".into());
+        format!("_{cs} X'{hex}'")
+    }
+
+    /// `key >= lo AND key < hi` for one side (in that side's collation).
+    fn text_predicate(&self, side: Side, lo: Option<&str>, hi: Option<&str>) -> String {
+        let (_, sql) = self.side(side);
+        let mut w = Vec::new();
+        if let Some(l) = lo {
+            w.push(format!("{} >= {}", sql.key, self.text_literal(l)));
+        }
+        if let Some(h) = hi {
+            w.push(format!("{} < {}", sql.key, self.text_literal(h)));
+        }
+        if w.is_empty() {
+            "1 = 1".to_string()
+        } else {
+            w.join(" AND ")
+        }
+    }
+
+    /// The key `step` rows after `from` (or after the first) and below `hi` in the source's
+    /// index, as hex: an index range read.
+    async fn next_boundary(
         &self,
-        literal: &dyn Fn(&str) -> String,
-        lo: Option<&str>,
+        from: Option<&str>,
         hi: Option<&str>,
-    ) -> Result<u64, TableError> {
+        step: u64,
+    ) -> Result<Option<String>, TableError> {
+        let (_, sql) = self.side(Side::Source);
+        let next: Vec<String> = self
+            .source
+            .query(&format!(
+                "SELECT HEX({k}) FROM {t} WHERE {w} ORDER BY {k} LIMIT 1 OFFSET {step}",
+                k = sql.key,
+                t = sql.tables[0],
+                w = self.text_predicate(Side::Source, from, hi),
+            ))
+            .await?;
+        Ok(next.into_iter().next())
+    }
+
+    /// Whether the target's collation puts key `a` strictly before key `b`.
+    async fn target_orders(&self, a: &str, b: &str) -> Result<bool, TableError> {
+        let coll = self
+            .plan
+            .key_pair()
+            .target
+            .collation
+            .clone()
+            .unwrap_or_default();
+        let r: Vec<Option<i64>> = self
+            .target
+            .query(&format!(
+                "SELECT {} COLLATE {coll} < {} COLLATE {coll}",
+                self.text_literal(a),
+                self.text_literal(b)
+            ))
+            .await?;
+        Ok(r.first() == Some(&Some(1)))
+    }
+
+    /// Cuts `[lo, hi)` into ranges of about `step` source rows whose boundaries increase in
+    /// both collations (see [`Ctx::text_range_diff`]): they partition the range on each side.
+    async fn cut_text_range(
+        &self,
+        lo: Option<String>,
+        hi: Option<String>,
+        step: u64,
+    ) -> Result<Vec<TextRange>, TableError> {
+        let mut out = Vec::new();
+        let (mut start, mut from) = (lo.clone(), lo);
+        while let Some(b) = self
+            .next_boundary(from.as_deref(), hi.as_deref(), step)
+            .await?
+        {
+            let after = match &start {
+                Some(l) => self.target_orders(l, &b).await?,
+                None => true,
+            };
+            let before = match &hi {
+                Some(h) => self.target_orders(&b, h).await?,
+                None => true,
+            };
+            from = Some(b.clone());
+            if after && before {
+                out.push((start.take(), Some(b.clone())));
+                start = Some(b);
+            }
+        }
+        out.push((start, hi));
+        Ok(out)
+    }
+
+    /// One range `[lo, hi)` of a text key (hex of the key's bytes; `None`: open): checksums
+    /// on both sides; when they differ, its parts of about `row_threshold` rows are
+    /// checksummed and the rows of the differing ones merged. Returns the source rows.
+    async fn text_range(&self, lo: Option<String>, hi: Option<String>) -> Result<u64, TableError> {
         if let Some(t) = &self.opts.throttle {
             t.0.wait(0).await?;
         }
-        let pred = |side: Side| {
-            let (_, sql) = self.side(side);
-            let mut w = Vec::new();
-            if let Some(l) = lo {
-                w.push(format!("{} >= {}", sql.key, literal(l)));
-            }
-            if let Some(h) = hi {
-                w.push(format!("{} < {}", sql.key, literal(h)));
-            }
-            if w.is_empty() {
-                "1 = 1".to_string()
-            } else {
-                w.join(" AND ")
-            }
+        let checksums = |lo: Option<String>, hi: Option<String>| async move {
+            let sp = self.text_predicate(Side::Source, lo.as_deref(), hi.as_deref());
+            let tp = self.text_predicate(Side::Target, lo.as_deref(), hi.as_deref());
+            let (s, t) = tokio::join!(
+                self.checksum_where(Side::Source, &sp),
+                self.checksum_where(Side::Target, &tp)
+            );
+            Ok::<_, TableError>((s?, t?, sp, tp))
         };
-        let (sp, tp) = (pred(Side::Source), pred(Side::Target));
-        let (s, t) = tokio::join!(
-            self.checksum_where(Side::Source, &sp),
-            self.checksum_where(Side::Target, &tp)
-        );
-        let (s, t) = (s?, t?);
+        let (s, t, sp, tp) = checksums(lo.clone(), hi.clone()).await?;
         if !s.same_rows(&t) {
+            let parts = if s.count.max(t.count) > self.opts.row_threshold {
+                self.cut_text_range(lo, hi, self.opts.row_threshold.max(1))
+                    .await?
+            } else {
+                Vec::new()
+            };
             let q = |side: Side, w: &str| {
                 let (_, sql) = self.side(side);
                 format!(
@@ -1575,8 +1633,18 @@ impl Ctx<'_> {
                     o = self.binary_key_order(side)
                 )
             };
-            self.merge_ordered_as(&q(Side::Source, &sp), &q(Side::Target, &tp), true)
-                .await?;
+            if parts.len() <= 1 {
+                self.merge_ordered_as(&q(Side::Source, &sp), &q(Side::Target, &tp), true)
+                    .await?;
+            } else {
+                for (plo, phi) in parts {
+                    let (ps, pt, psp, ptp) = checksums(plo, phi).await?;
+                    if !ps.same_rows(&pt) {
+                        self.merge_ordered_as(&q(Side::Source, &psp), &q(Side::Target, &ptp), true)
+                            .await?;
+                    }
+                }
+            }
         }
         {
             let mut f = lock(&self.findings);
