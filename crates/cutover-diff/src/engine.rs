@@ -1425,8 +1425,10 @@ impl Ctx<'_> {
     ///    The boundaries are then increasing in both collations, so the ranges `[b_i, b_i+1)`
     ///    partition each side's rows, each under its own collation: every row is in exactly
     ///    one range per side.
-    /// 3. Workers checksum each range on both sides; a differing range is read in binary key
-    ///    order on both (a sort of that range only) and merged. A row without a partner in
+    /// 3. Workers checksum each range on both sides; a differing range is cut again the same
+    ///    way into parts of about `row_threshold` rows (boundaries also checked against the
+    ///    range's end), and each differing part is read in binary key order on both sides (a
+    ///    sort of that part only) and merged. A row without a partner in
     ///    the other side's range is looked up there by its exact key: the collations may have
     ///    put it in another range. A source row found there is compared with it; a target
     ///    row found on the source is skipped (its source range compares it, and that range
