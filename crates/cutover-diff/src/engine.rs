@@ -1281,7 +1281,9 @@ impl Ctx<'_> {
             self.record_counted(k, &r, n);
         }
         lock(&self.findings).report.rows_fetched += fetched;
+        // Both connections go back before the lookups take one of each side.
         drop((sres, tres));
+        drop((sc, tc));
         if !cands.is_empty() {
             self.resolve_candidates(cands).await?;
         }
