@@ -1034,13 +1034,6 @@ impl Ctx<'_> {
                 ))),
             )
         };
-        let key_of = |row: &[Value]| {
-            let mut k = Vec::new();
-            for i in &self.plan.key_columns {
-                row[*i].encode(&mut k);
-            }
-            k
-        };
         let multiset = self.plan.mode == Mode::Multiset;
         let (sdb, tdb) = (&self.source, &self.target);
         let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
@@ -1088,7 +1081,7 @@ impl Ctx<'_> {
                     r = srx.recv(), if s_open => match r {
                         None => s_open = false,
                         Some(row) => {
-                            let key = key_of(&row);
+                            let key = self.exact_key(&row);
                             match take(&mut pend_t, &key) {
                                 Some(other) if !multiset => self.compare_pair(&row, &other),
                                 Some(_) => {}
@@ -1099,7 +1092,7 @@ impl Ctx<'_> {
                     r = trx.recv(), if t_open => match r {
                         None => t_open = false,
                         Some(row) => {
-                            let key = key_of(&row);
+                            let key = self.exact_key(&row);
                             match take(&mut pend_s, &key) {
                                 Some(other) if !multiset => self.compare_pair(&other, &row),
                                 Some(_) => {}
@@ -1723,6 +1716,8 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// The key columns of a row as bytes: equal exactly when the keys are (whatever the
+    /// collations).
     fn exact_key(&self, row: &[Value]) -> Vec<u8> {
         let mut k = Vec::new();
         for i in &self.plan.key_columns {
