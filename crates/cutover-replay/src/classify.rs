@@ -28,6 +28,12 @@ pub struct Class {
     /// Cannot change data (SELECT including locking reads, SHOW, DESCRIBE, EXPLAIN, SET of
     /// session variables, USE, transaction control).
     pub read_only: bool,
+    /// Under `--read-only`: why this statement is not sent (`None`: it may be sent, as
+    /// `unlocked` when that is set). Decided for this exact text, never for its class.
+    pub refusal: Option<String>,
+    /// A locking read (`FOR UPDATE`, `FOR SHARE`, `LOCK IN SHARE MODE`) rewritten without its
+    /// lock: what `--read-only` sends instead of the statement, so it is still compared.
+    pub unlocked: Option<String>,
     /// The parser understood it.
     pub parsed: bool,
     /// Rows are compared in order (a top-level ORDER BY).
@@ -58,7 +64,19 @@ const VOLATILE: [&str; 17] = [
     "row_count",
 ];
 
+/// How a statement is classified; `Rules::default()` is the strict set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// `--assume-functions-read-only`: stored functions called from a read are taken as
+    /// reads (otherwise a statement calling one is refused under `--read-only`).
+    pub assume_functions_read_only: bool,
+}
+
 pub fn classify(sql: &str) -> Class {
+    classify_with(sql, Rules::default())
+}
+
+pub fn classify_with(sql: &str, _rules: Rules) -> Class {
     let parsed = Parser::parse_sql(&MySqlDialect {}, &for_parser(sql));
     let (read_only, parsed_ok, ordered, txn) = match &parsed {
         Ok(stmts) if !stmts.is_empty() => {
@@ -76,6 +94,8 @@ pub fn classify(sql: &str) -> Class {
     };
     Class {
         read_only,
+        refusal: (!read_only).then(|| "can change data".to_string()),
+        unlocked: None,
         parsed: parsed_ok,
         ordered,
         nondeterministic: nondeterminism(sql),
