@@ -7,27 +7,9 @@
 
 use std::collections::VecDeque;
 
-use cutover_workload::{ColumnDef, Command, ErrorInfo, Record, Response};
+use cutover_workload::{ColumnDef, Command, ErrorInfo, ParamValue, Record, Response};
 
 use crate::session::{type_name, Command as WireCommand, Event, Response as Wire, Session};
-
-/// A parameter as the workload writes it: integers bound as integers stay JSON numbers (so a
-/// replay binds them with an integer type again), everything else is its text.
-fn param_json(p: crate::session::Param) -> serde_json::Value {
-    const INTEGERS: [u8; 6] = [1, 2, 3, 8, 9, 13]; // TINY SHORT LONG LONGLONG INT24 YEAR
-    match p.value {
-        None => serde_json::Value::Null,
-        Some(v) if INTEGERS.contains(&p.type_code) => {
-            let n = if p.unsigned {
-                v.parse::<u64>().ok().map(serde_json::Value::from)
-            } else {
-                v.parse::<i64>().ok().map(serde_json::Value::from)
-            };
-            n.unwrap_or(serde_json::Value::String(v))
-        }
-        Some(v) => serde_json::Value::String(v),
-    }
-}
 
 /// A command waiting for its response.
 struct Pending {
@@ -145,7 +127,7 @@ impl Recorder {
                 }
                 Command::Execute { params, .. } => {
                     for p in params.iter_mut().filter(|p| !p.is_null()) {
-                        *p = serde_json::Value::String("?".into());
+                        p.value = ParamValue::Redacted;
                     }
                 }
                 _ => {}
@@ -178,6 +160,13 @@ impl Recorder {
                     });
                 }
                 Event::Authenticated { ok } => {
+                    let login = matches!(
+                        self.pending.front(),
+                        Some(Pending {
+                            command: Command::Connect,
+                            ..
+                        })
+                    );
                     if let Some(p) = self.pending.pop_front() {
                         let response = (!ok).then(|| Response {
                             error: Some(ErrorInfo {
@@ -187,7 +176,14 @@ impl Recorder {
                             }),
                             ..Response::default()
                         });
-                        self.emit(p.command, p.ts_us.unwrap_or(ts_us), response);
+                        if let Some(ts) = p.ts_us {
+                            self.emit(p.command, ts, response);
+                        }
+                    }
+                    if login && !ok {
+                        // The server closes the connection: commands the client sent after
+                        // its handshake response never ran.
+                        self.pending.clear();
                     }
                 }
                 Event::Tls => {
@@ -197,13 +193,18 @@ impl Recorder {
                 Event::Undecodable {
                     from_client,
                     reason,
+                    lost,
                 } => {
                     self.undecodable.get_or_insert_with(|| {
                         let from = if from_client { "client" } else { "server" };
-                        format!("a {from} packet: {reason}")
+                        if lost {
+                            format!("a {from} packet: {reason} (nothing recorded after it)")
+                        } else {
+                            format!("a {from} packet: {reason}")
+                        }
                     });
-                    if !from_client {
-                        self.answer_lost();
+                    if lost {
+                        self.answers_lost();
                     }
                 }
                 Event::Command(c) => self.command(c, ts_us),
@@ -212,23 +213,14 @@ impl Recorder {
         }
     }
 
-    /// A server packet could not be decoded: the answer of the command at the front is lost
-    /// (the decoder waits for the next command). That command is recorded now, without an
-    /// answer (or with the first answer of a multi-result), so that the next answer goes to
-    /// the next command instead of to this one.
-    fn answer_lost(&mut self) {
-        if matches!(
-            self.pending.front(),
-            None | Some(Pending {
-                command: Command::Connect,
-                ..
-            })
-        ) {
-            return;
-        }
-        if let Some(p) = self.pending.pop_front() {
-            if let Some(ts) = p.ts_us {
-                self.emit(p.command, ts, p.response);
+    /// Pairing was lost: the commands still waiting are recorded without an answer (never
+    /// with a guessed one), except prepares, whose statement id only their answer gives.
+    fn answers_lost(&mut self) {
+        while let Some(p) = self.pending.pop_front() {
+            match (p.ts_us, &p.command) {
+                (None, _) | (_, Command::Connect) => {}
+                (Some(_), Command::Prepare { .. }) if p.response.is_none() => {}
+                (Some(ts), _) => self.emit(p.command, ts, p.response),
             }
         }
     }
@@ -247,13 +239,10 @@ impl Recorder {
             C::Prepare { sql } => self
                 .pending
                 .push_back(wait(Command::Prepare { stmt: 0, sql })),
-            C::Execute { stmt_id, params } => {
-                let params = params.into_iter().map(param_json).collect();
-                self.pending.push_back(wait(Command::Execute {
-                    stmt: stmt_id,
-                    params,
-                }));
-            }
+            C::Execute { stmt_id, params } => self.pending.push_back(wait(Command::Execute {
+                stmt: stmt_id,
+                params,
+            })),
             C::Close { stmt_id } => {
                 self.prepared_columns.remove(&stmt_id);
                 self.emit(Command::Close { stmt: stmt_id }, ts_us, None)
@@ -268,13 +257,18 @@ impl Recorder {
                 self.quit = true;
                 self.emit(Command::Quit, ts_us, None);
             }
-            // Answered with OK/ERR but not part of a workload: the answer is skipped.
-            C::Ping | C::ResetStmt { .. } => self.pending.push_back(Pending {
-                command: Command::Reset,
-                ts_us: None,
-                response: None,
-            }),
-            C::SendLongData { .. } | C::Other { .. } => {}
+            // Answered but not part of a workload: the answer is skipped.
+            C::Ping | C::ResetStmt { .. } | C::Fetch { .. } | C::Other { answered: true, .. } => {
+                self.pending.push_back(Pending {
+                    command: Command::Reset,
+                    ts_us: None,
+                    response: None,
+                })
+            }
+            C::SendLongData { .. }
+            | C::Other {
+                answered: false, ..
+            } => {}
         }
     }
 
@@ -365,10 +359,6 @@ impl Recorder {
                     ..Response::default()
                 }
             }
-            Wire::LocalInfile { .. } => Response {
-                latency_us,
-                ..Response::default()
-            },
         };
         // A multi-result keeps its first answer; the command is recorded after its last.
         if p.response.is_none() {
@@ -400,10 +390,11 @@ mod tests {
         encode_packet(0, &body)
     }
 
-    /// An answer the decoder cannot read closes its command: the next command gets its own
-    /// answer, not the lost one's place.
+    /// An answer the decoder cannot read ends the recording of its connection: its command
+    /// is recorded without an answer, and nothing after it is paired with a guessed answer
+    /// (before, the next answer went to the next command by assumption).
     #[test]
-    fn an_undecodable_answer_closes_its_command() {
+    fn an_undecodable_answer_stops_the_recording() {
         let mut r = Recorder::mid_stream(1);
         r.client(&query("SELECT 1"), 10);
         // One column, then a definition cut short, then the rest of that result set.
@@ -418,24 +409,19 @@ mod tests {
         r.server(&encode_packet(1, &[0x00, 3, 0, 2, 0, 0, 0]), 40);
         r.close(50);
         let records = r.take();
-        let got: Vec<(String, Option<u64>)> = records
+        let queries: Vec<&Record> = records
             .iter()
-            .filter_map(|rec| match &rec.command {
-                Command::Query { sql } => Some((
-                    sql.clone(),
-                    rec.response.as_ref().and_then(|x| x.affected_rows),
-                )),
-                _ => None,
-            })
+            .filter(|rec| matches!(rec.command, Command::Query { .. }))
             .collect();
-        assert_eq!(
-            got,
-            [
-                ("SELECT 1".to_string(), None),
-                ("UPDATE t SET a = 1".to_string(), Some(3))
-            ]
-        );
-        assert!(records[0].response.is_none(), "{:?}", records[0]);
+        assert_eq!(queries.len(), 1, "{records:?}");
+        assert_eq!(queries[0].command.sql(), Some("SELECT 1"));
+        assert!(queries[0].response.is_none(), "{:?}", queries[0]);
         assert!(r.undecodable());
+        assert!(
+            r.undecodable_reason()
+                .is_some_and(|w| w.contains("nothing recorded after it")),
+            "{:?}",
+            r.undecodable_reason()
+        );
     }
 }

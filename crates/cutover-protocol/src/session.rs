@@ -5,14 +5,38 @@
 //! [`Session::server`], in the order they were seen (a proxy relays them; a packet capture
 //! reassembles them); each returns the [`Event`]s the bytes completed. Packet bodies are
 //! parsed with `mysql_common` (the handshake, OK/ERR, column definitions, prepared
-//! statements); this module keeps the conversation's state: capabilities, the command whose
-//! response is coming, result sets and multi-results, prepared statements' parameter counts,
-//! the switch to the compressed protocol, and a switch to TLS (after which nothing can be
-//! decoded: the session says so). A packet it cannot parse marks the session and is
-//! skipped; decoding never panics and never stops the bytes.
+//! statements); this module keeps the conversation's state: capabilities, the answers still
+//! to come, result sets and multi-results, prepared statements' parameter counts and long
+//! data, the switch to the compressed protocol, and a switch to TLS (after which nothing can
+//! be decoded: the session says so).
+//!
+//! # Pairing answers with commands
+//!
+//! A client may send its next commands before the answers to the previous ones (pipelining:
+//! MariaDB Connector/J sends its session set-up queries back to back, and may send commands
+//! before the authentication's OK); the server answers in order. So every command whose
+//! answer the protocol defines appends what it expects to a queue, and server packets are
+//! read against the front of that queue. A command starts with sequence id 0; client packets
+//! with another sequence id continue the exchange in progress (the authentication, the file of
+//! a `LOAD DATA LOCAL INFILE`) and are not commands. With compression negotiated, commands
+//! sent before the login's OK are already compressed frames (the server switches both
+//! directions right after its OK), so the client's bytes after the handshake response are
+//! left unread until the authentication ends, except one plain packet for each request the
+//! server makes during it (an auth switch, more data).
+//!
+//! A command that names a statement not yet known (MariaDB's statement id `0xFFFFFFFF`, "the
+//! statement prepared last", or an id whose prepare is still unanswered) is decoded, with every
+//! command after it, once the answers before it are in; its event then comes after those
+//! answers (and its time is when it was decoded).
+//!
+//! When pairing can no longer be proven (a packet that does not parse, an answer the queue
+//! does not expect, a command whose answer cannot be delimited, a broken frame), the session
+//! reports one [`Event::Undecodable`] and decodes nothing more: answers are never guessed.
+//! Decoding never panics and never stops the bytes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use cutover_workload::{Param, ParamValue};
 use mysql_common::constants::{CapabilityFlags, ColumnType, StatusFlags};
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
@@ -21,7 +45,10 @@ use mysql_common::packets::{
 };
 use serde::Serialize;
 
-use crate::framing::{CompressedReader, FrameError, PacketReader};
+use crate::framing::{CompressedReader, FrameError, Packet, PacketReader};
+
+/// MariaDB's statement id for "the statement prepared last" (pipelined prepare + execute).
+pub const LAST_PREPARED: u32 = u32::MAX;
 
 /// A client command, as far as a workload needs it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -36,8 +63,9 @@ pub enum Command {
     Prepare {
         sql: String,
     },
-    /// `params`: each parameter's type and value as text (`None`: NULL); empty when the
-    /// statement's parameter count is unknown (prepared before the capture began).
+    /// `params`: each parameter with its wire type and value (values sent before with
+    /// `COM_STMT_SEND_LONG_DATA` included); empty when the statement's parameter count is
+    /// unknown (prepared before the capture began).
     Execute {
         stmt_id: u32,
         params: Vec<Param>,
@@ -46,6 +74,11 @@ pub enum Command {
         stmt_id: u32,
         param: u16,
         bytes: usize,
+    },
+    /// `COM_STMT_FETCH`: more rows of an execute's cursor.
+    Fetch {
+        stmt_id: u32,
+        rows: u32,
     },
     Close {
         stmt_id: u32,
@@ -60,24 +93,17 @@ pub enum Command {
     ResetConnection,
     Ping,
     Quit,
-    /// Anything else (by command byte): relayed, not interpreted.
+    /// Another command whose answer the decoder can delimit (`COM_STATISTICS`,
+    /// `COM_FIELD_LIST`, `COM_SET_OPTION`, …): relayed, not interpreted. `answered`: a
+    /// [`Response`] event will come for it (OK, ERR or a result set).
     Other {
         code: u8,
+        answered: bool,
     },
 }
 
 /// A parameter's type as bound: the type code and whether it is unsigned.
 type ParamType = (u8, bool);
-
-/// A bound parameter of `COM_STMT_EXECUTE`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Param {
-    /// The MySQL type code (`MYSQL_TYPE_*`).
-    pub type_code: u8,
-    pub unsigned: bool,
-    /// The value as SQL text would write it; `None` is NULL.
-    pub value: Option<String>,
-}
 
 /// A column definition, as a driver sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -125,8 +151,6 @@ pub enum Response {
         columns: Vec<ColumnDef>,
         warnings: u16,
     },
-    /// `LOAD DATA LOCAL INFILE`: the server asked the client for a file.
-    LocalInfile { file: String },
 }
 
 impl Response {
@@ -155,7 +179,7 @@ pub enum Event {
         db: Option<String>,
         compress: bool,
     },
-    /// Authentication ended (`ok` false: refused).
+    /// An authentication ended (`ok` false: refused): the login's, or `COM_CHANGE_USER`'s.
     Authenticated {
         ok: bool,
     },
@@ -163,10 +187,12 @@ pub enum Event {
     Tls,
     Command(Command),
     Response(Response),
-    /// A packet that could not be decoded, and why; decoding goes on with the next command.
+    /// Something that could not be decoded, and why. `lost`: the pairing of answers with
+    /// commands can no longer be proven, and the session decodes nothing more.
     Undecodable {
         from_client: bool,
         reason: String,
+        lost: bool,
     },
 }
 
@@ -174,16 +200,21 @@ pub enum Event {
 enum Phase {
     Greeting,
     HandshakeResponse,
-    Auth,
     Commands,
     Tls,
+    /// Pairing lost: nothing more is decoded.
+    Lost,
 }
 
 /// What the server is answering.
 #[derive(Clone, Debug, PartialEq)]
 enum Awaiting {
     Nothing,
-    /// OK, ERR, a result set (text or binary) or LOCAL INFILE.
+    /// An authentication exchange: the login's, or `COM_CHANGE_USER`'s.
+    Auth {
+        change_user: bool,
+    },
+    /// OK, ERR, a result set (text or binary) or a LOCAL INFILE request.
     Results {
         binary: bool,
     },
@@ -215,8 +246,10 @@ enum Awaiting {
     },
     /// A single OK or ERR.
     OkOrErr,
-    /// A string (`COM_STATISTICS`) or anything not interpreted: skipped until the next command.
-    Skip,
+    /// Any one packet, not interpreted (`COM_STATISTICS`' text, `COM_SET_OPTION`'s EOF).
+    OnePacket,
+    /// `COM_FIELD_LIST`: column definitions up to an EOF (or ERR), not interpreted.
+    FieldList,
 }
 
 /// One side of the wire, with its framing.
@@ -240,6 +273,23 @@ impl Direction {
     }
 }
 
+/// A prepared statement, as far as its executes need it.
+#[derive(Debug)]
+struct Statement {
+    params: u16,
+    /// The parameter types the driver bound last (an execute resends them only when they
+    /// change).
+    bound: Option<Vec<ParamType>>,
+}
+
+/// A command whose decoding waits for the answers before it (see the module doc).
+#[derive(Debug)]
+struct Held {
+    payload: Vec<u8>,
+    /// How many answers must be complete before it is decoded.
+    after: u64,
+}
+
 /// The decoder of one connection.
 #[derive(Debug)]
 pub struct Session {
@@ -247,12 +297,33 @@ pub struct Session {
     caps: CapabilityFlags,
     server_caps: CapabilityFlags,
     compress_after_auth: bool,
+    /// While the login's auth exchange runs with compression pending: how many plain client
+    /// packets the server has asked for and the decoder may read.
+    auth_packets_allowed: u32,
     client: Direction,
     server: Direction,
+    /// The answer in progress (or `Nothing`), then those of later commands, in order.
     awaiting: Awaiting,
-    /// Prepared statements: id → parameter count, and the parameter types the driver bound
-    /// last (an execute resends them only when they change).
-    statements: HashMap<u32, (u16, Option<Vec<ParamType>>)>,
+    queue: VecDeque<Awaiting>,
+    /// Answers expected so far (each command with an answer counts one) and completed.
+    expected: u64,
+    answered: u64,
+    held: VecDeque<Held>,
+    statements: HashMap<u32, Statement>,
+    /// The statement the last successful prepare answered with.
+    last_prepared: Option<u32>,
+    /// `COM_STMT_SEND_LONG_DATA` so far, per (statement, parameter): that parameter's value at
+    /// the statement's next execute.
+    long_data: HashMap<(u32, u16), Vec<u8>>,
+    /// Between a LOCAL INFILE request and the answer after the file: every client packet is
+    /// the file (a client cannot send a command before it answers the request).
+    infile: bool,
+    /// A prepare answer just ended in a session whose EOF capability is unknown: an EOF may
+    /// still follow its definitions.
+    eof_may_follow: bool,
+    /// Whether a command was seen (server packets before the first one, in a capture that
+    /// began mid-session, belong to commands never seen).
+    commands_seen: bool,
     /// Undecodable packets so far.
     pub problems: u64,
     /// Whether the handshake was seen (a capture that began mid-session did not).
@@ -333,6 +404,45 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at.checked_add(4)?)
+        .and_then(|x| x.try_into().ok())
+        .map(u32::from_le_bytes)
+}
+
+/// The answer a command expects, by its code (`None`: no answer; `Err`: an answer the decoder
+/// cannot delimit).
+fn expects(code: u8) -> Result<Option<Awaiting>, ()> {
+    Ok(match code {
+        // COM_QUIT, COM_STMT_SEND_LONG_DATA, COM_STMT_CLOSE: no answer.
+        0x01 | 0x18 | 0x19 => None,
+        // COM_QUERY, COM_PROCESS_INFO
+        0x03 | 0x0A => Some(Awaiting::Results { binary: false }),
+        // COM_STMT_EXECUTE, MariaDB's COM_STMT_BULK_EXECUTE
+        0x17 | 0xFA => Some(Awaiting::Results { binary: true }),
+        0x16 => Some(Awaiting::Prepare),
+        0x11 => Some(Awaiting::Auth { change_user: true }),
+        // COM_STMT_FETCH: binary rows and their end, no column definitions.
+        0x1C => Some(Awaiting::Rows {
+            binary: true,
+            columns: Vec::new(),
+            rows: 0,
+            ordered: 0,
+            multiset: 0,
+        }),
+        // COM_INIT_DB, COM_PING, COM_STMT_RESET, COM_RESET_CONNECTION, COM_CREATE_DB,
+        // COM_DROP_DB, COM_REFRESH, COM_PROCESS_KILL, COM_REGISTER_SLAVE; and the commands
+        // servers refuse with ERR (COM_SLEEP, COM_CONNECT, COM_TIME, COM_DELAYED_INSERT).
+        0x02 | 0x0E | 0x1A | 0x1F | 0x05 | 0x06 | 0x07 | 0x0C | 0x15 | 0x00 | 0x0B | 0x0F
+        | 0x10 => Some(Awaiting::OkOrErr),
+        // COM_STATISTICS (text), COM_SHUTDOWN, COM_DEBUG, COM_SET_OPTION (EOF, OK or ERR).
+        0x09 | 0x08 | 0x0D | 0x1B => Some(Awaiting::OnePacket),
+        0x04 => Some(Awaiting::FieldList),
+        // Binlog dumps (a stream), COM_TABLE_DUMP, COM_CONNECT_OUT, COM_DAEMON, …
+        _ => return Err(()),
+    })
+}
+
 impl Session {
     /// A session seen from its start (the server's greeting comes first).
     pub fn new() -> Session {
@@ -341,10 +451,20 @@ impl Session {
             caps: CapabilityFlags::empty(),
             server_caps: CapabilityFlags::empty(),
             compress_after_auth: false,
+            auth_packets_allowed: 0,
             client: Direction::default(),
             server: Direction::default(),
             awaiting: Awaiting::Nothing,
+            queue: VecDeque::new(),
+            expected: 0,
+            answered: 0,
+            held: VecDeque::new(),
             statements: HashMap::new(),
+            last_prepared: None,
+            long_data: HashMap::new(),
+            infile: false,
+            eof_may_follow: false,
+            commands_seen: false,
             problems: 0,
             saw_handshake: false,
             eof_unknown: false,
@@ -370,52 +490,74 @@ impl Session {
         self.phase == Phase::Tls
     }
 
+    /// Whether pairing was lost (nothing more is decoded).
+    pub fn lost(&self) -> bool {
+        self.phase == Phase::Lost
+    }
+
     /// Bytes from the client.
     pub fn client(&mut self, bytes: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();
-        if self.phase == Phase::Tls {
+        if matches!(self.phase, Phase::Tls | Phase::Lost) {
             return out;
         }
         if let Err(e) = self.client.push(bytes) {
-            self.problem(&mut out, true, e.to_string());
-            self.client = Direction::default();
+            self.lose(&mut out, true, format!("a client frame: {e}"));
             return out;
         }
+        self.read_client(&mut out);
+        out
+    }
+
+    /// The client's complete packets so far (those the decoder may read now).
+    fn read_client(&mut self, out: &mut Vec<Event>) {
         loop {
+            if matches!(self.phase, Phase::Tls | Phase::Lost) {
+                return;
+            }
+            // Compression pending: what follows the login's packets may be compressed
+            // frames, which only the end of the authentication tells.
+            if self.compress_after_auth && self.phase == Phase::Commands {
+                if self.auth_packets_allowed == 0 {
+                    return;
+                }
+                self.auth_packets_allowed -= 1;
+            }
             match self.client.packets.next_packet() {
-                Ok(Some(p)) => self.on_client(&p.payload, &mut out),
-                Ok(None) => break,
+                Ok(Some(p)) => self.on_client(p, out),
+                Ok(None) => {
+                    if self.compress_after_auth && self.phase == Phase::Commands {
+                        self.auth_packets_allowed += 1;
+                    }
+                    return;
+                }
                 Err(e) => {
-                    self.problem(&mut out, true, e.to_string());
-                    self.client.packets = PacketReader::default();
-                    break;
+                    self.lose(out, true, e.to_string());
+                    return;
                 }
             }
-            if self.phase == Phase::Tls {
-                break;
-            }
         }
-        out
     }
 
     /// Bytes from the server.
     pub fn server(&mut self, bytes: &[u8]) -> Vec<Event> {
         let mut out = Vec::new();
-        if self.phase == Phase::Tls {
+        if matches!(self.phase, Phase::Tls | Phase::Lost) {
             return out;
         }
         if let Err(e) = self.server.push(bytes) {
-            self.problem(&mut out, false, e.to_string());
-            self.server = Direction::default();
+            self.lose(&mut out, false, format!("a server frame: {e}"));
             return out;
         }
         loop {
+            if matches!(self.phase, Phase::Tls | Phase::Lost) {
+                break;
+            }
             match self.server.packets.next_packet() {
                 Ok(Some(p)) => self.on_server(&p.payload, &mut out),
                 Ok(None) => break,
                 Err(e) => {
-                    self.problem(&mut out, false, e.to_string());
-                    self.server.packets = PacketReader::default();
+                    self.lose(&mut out, false, e.to_string());
                     break;
                 }
             }
@@ -423,11 +565,30 @@ impl Session {
         out
     }
 
+    /// Something not decoded that leaves the pairing intact (a greeting missed).
     fn problem(&mut self, out: &mut Vec<Event>, from_client: bool, reason: String) {
         self.problems += 1;
         out.push(Event::Undecodable {
             from_client,
             reason,
+            lost: false,
+        });
+    }
+
+    /// Pairing can no longer be proven: said once, then nothing more is decoded.
+    fn lose(&mut self, out: &mut Vec<Event>, from_client: bool, reason: String) {
+        self.problems += 1;
+        self.phase = Phase::Lost;
+        self.client = Direction::default();
+        self.server = Direction::default();
+        self.queue.clear();
+        self.held.clear();
+        self.long_data.clear();
+        self.awaiting = Awaiting::Nothing;
+        out.push(Event::Undecodable {
+            from_client,
+            reason,
+            lost: true,
         });
     }
 
@@ -435,7 +596,7 @@ impl Session {
         self.caps.contains(CapabilityFlags::CLIENT_DEPRECATE_EOF)
     }
 
-    fn on_client(&mut self, p: &[u8], out: &mut Vec<Event>) {
+    fn on_client(&mut self, p: Packet, out: &mut Vec<Event>) {
         match self.phase {
             Phase::Greeting => {
                 // The client spoke first: the capture missed the greeting.
@@ -445,6 +606,7 @@ impl Session {
                 self.on_client(p, out);
             }
             Phase::HandshakeResponse => {
+                let p = &p.payload;
                 // An SSL request is the first 32 bytes of a response, with CLIENT_SSL.
                 let caps = p
                     .get(..4)
@@ -467,18 +629,98 @@ impl Session {
                             db: r.db_name().map(text),
                             compress,
                         });
-                        self.phase = Phase::Auth;
+                        self.phase = Phase::Commands;
+                        self.expect(Awaiting::Auth { change_user: false });
                     }
-                    Err(e) => {
-                        self.problem(out, true, format!("handshake response: {e}"));
-                        self.phase = Phase::Auth;
-                    }
+                    Err(e) => self.lose(out, true, format!("handshake response: {e}")),
                 }
             }
-            // Auth switch responses, passwords, public-key requests: not recorded.
-            Phase::Auth => {}
-            Phase::Tls => {}
-            Phase::Commands => self.on_command(p, out),
+            Phase::Tls | Phase::Lost => {}
+            Phase::Commands => {
+                // Not a command: the continuation of the exchange in progress (auth data, a
+                // LOCAL INFILE file). Compressed, the inner sequence ids are not checked by
+                // servers, so only an exchange known to be in progress takes them.
+                if self.infile
+                    || p.seq != 0
+                        && (self.client.compressed.is_none()
+                            || matches!(self.awaiting, Awaiting::Auth { .. }))
+                {
+                    return;
+                }
+                self.commands_seen = true;
+                let Some(&code) = p.payload.first() else {
+                    self.lose(out, true, "an empty command packet".into());
+                    return;
+                };
+                let expected = match expects(code) {
+                    Ok(e) => e,
+                    Err(()) => {
+                        self.lose(
+                            out,
+                            true,
+                            format!(
+                                "command 0x{code:02X}, whose answer the decoder cannot delimit"
+                            ),
+                        );
+                        return;
+                    }
+                };
+                let after = self.expected;
+                if let Some(a) = expected {
+                    self.expect(a);
+                }
+                if !self.held.is_empty() || self.must_wait(&p.payload) {
+                    self.held.push_back(Held {
+                        payload: p.payload,
+                        after,
+                    });
+                    return;
+                }
+                self.on_command(&p.payload, out);
+            }
+        }
+    }
+
+    /// Appends what the server will answer next.
+    fn expect(&mut self, a: Awaiting) {
+        self.expected += 1;
+        if self.awaiting == Awaiting::Nothing && self.queue.is_empty() {
+            self.awaiting = a;
+        } else {
+            self.queue.push_back(a);
+        }
+    }
+
+    /// Whether a command names a statement whose prepare is still unanswered (see the module
+    /// doc): its parameters cannot be read yet.
+    fn must_wait(&self, p: &[u8]) -> bool {
+        if !matches!(p.first(), Some(0x17 | 0x18 | 0x19 | 0x1A | 0x1C | 0xFA)) {
+            return false;
+        }
+        let Some(id) = u32_at(p, 1) else {
+            return false;
+        };
+        if id != LAST_PREPARED && self.statements.contains_key(&id) {
+            return false;
+        }
+        matches!(
+            self.awaiting,
+            Awaiting::Prepare | Awaiting::PrepareDefs { .. }
+        ) || self.queue.iter().any(|a| *a == Awaiting::Prepare)
+    }
+
+    /// The answer in progress is complete: the next one's turn; commands waiting for it are
+    /// decoded.
+    fn next_answer(&mut self, out: &mut Vec<Event>) {
+        self.answered += 1;
+        self.awaiting = self.queue.pop_front().unwrap_or(Awaiting::Nothing);
+        while self.held.front().is_some_and(|h| h.after <= self.answered) {
+            if let Some(h) = self.held.pop_front() {
+                self.on_command(&h.payload, out);
+            }
+            if self.phase == Phase::Lost {
+                return;
+            }
         }
     }
 
@@ -490,24 +732,25 @@ impl Session {
         }
     }
 
+    /// A statement id as the server reads it.
+    fn resolve(&self, id: u32) -> u32 {
+        if id == LAST_PREPARED {
+            self.last_prepared.unwrap_or(id)
+        } else {
+            id
+        }
+    }
+
+    /// Decodes one command (its expected answer is already queued).
     fn on_command(&mut self, p: &[u8], out: &mut Vec<Event>) {
         let Some((&code, body)) = p.split_first() else {
-            self.problem(out, true, "an empty command packet".into());
             return;
         };
-        let u32_at = |b: &[u8], at: usize| {
-            b.get(at..at + 4)
-                .and_then(|x| x.try_into().ok())
-                .map(u32::from_le_bytes)
-        };
-        let (command, awaiting) = match code {
-            0x01 => (Command::Quit, Awaiting::Nothing),
-            0x02 => (Command::InitDb { db: text(body) }, Awaiting::OkOrErr),
-            0x03 => (
-                Command::Query { sql: text(body) },
-                Awaiting::Results { binary: false },
-            ),
-            0x0E => (Command::Ping, Awaiting::OkOrErr),
+        let command = match code {
+            0x01 => Command::Quit,
+            0x02 => Command::InitDb { db: text(body) },
+            0x03 => Command::Query { sql: text(body) },
+            0x0E => Command::Ping,
             0x11 => {
                 let user_end = body.iter().position(|&b| b == 0).unwrap_or(body.len());
                 let user = text(&body[..user_end]);
@@ -518,63 +761,95 @@ impl Session {
                     let end = db.iter().position(|&b| b == 0).unwrap_or(db.len());
                     (end > 0).then(|| text(&db[..end]))
                 });
-                self.phase = Phase::Auth;
-                (Command::ChangeUser { user, db }, Awaiting::Nothing)
+                // The server closes the session's prepared statements.
+                self.forget_statements();
+                Command::ChangeUser { user, db }
             }
-            0x16 => (Command::Prepare { sql: text(body) }, Awaiting::Prepare),
+            0x16 => Command::Prepare { sql: text(body) },
             0x17 => {
-                let Some(stmt_id) = u32_at(body, 0) else {
-                    self.problem(out, true, "a short COM_STMT_EXECUTE".into());
+                let Some(id) = u32_at(body, 0) else {
+                    self.lose(out, true, "a short COM_STMT_EXECUTE".into());
                     return;
                 };
+                let stmt_id = self.resolve(id);
                 let params = self.execute_params(stmt_id, body);
-                (
-                    Command::Execute { stmt_id, params },
-                    Awaiting::Results { binary: true },
-                )
+                Command::Execute { stmt_id, params }
             }
             0x18 => {
-                let stmt_id = u32_at(body, 0).unwrap_or(0);
-                let param = body
-                    .get(4..6)
-                    .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                    .unwrap_or(0);
-                (
-                    Command::SendLongData {
-                        stmt_id,
-                        param,
-                        bytes: body.len().saturating_sub(6),
-                    },
-                    Awaiting::Nothing,
-                )
+                let (Some(id), Some(param)) = (
+                    u32_at(body, 0),
+                    body.get(4..6).map(|b| u16::from_le_bytes([b[0], b[1]])),
+                ) else {
+                    self.lose(out, true, "a short COM_STMT_SEND_LONG_DATA".into());
+                    return;
+                };
+                let stmt_id = self.resolve(id);
+                let data = &body[6..];
+                self.long_data
+                    .entry((stmt_id, param))
+                    .or_default()
+                    .extend_from_slice(data);
+                Command::SendLongData {
+                    stmt_id,
+                    param,
+                    bytes: data.len(),
+                }
             }
             0x19 => {
-                let stmt_id = u32_at(body, 0).unwrap_or(0);
+                let stmt_id = self.resolve(u32_at(body, 0).unwrap_or(0));
                 self.statements.remove(&stmt_id);
-                (Command::Close { stmt_id }, Awaiting::Nothing)
+                self.clear_long_data(stmt_id);
+                Command::Close { stmt_id }
             }
-            0x1A => (
-                Command::ResetStmt {
-                    stmt_id: u32_at(body, 0).unwrap_or(0),
-                },
-                Awaiting::OkOrErr,
-            ),
-            0x1F => (Command::ResetConnection, Awaiting::OkOrErr),
-            other => (Command::Other { code: other }, Awaiting::Skip),
+            0x1A => {
+                let stmt_id = self.resolve(u32_at(body, 0).unwrap_or(0));
+                self.clear_long_data(stmt_id);
+                Command::ResetStmt { stmt_id }
+            }
+            0x1C => Command::Fetch {
+                stmt_id: self.resolve(u32_at(body, 0).unwrap_or(0)),
+                rows: u32_at(body, 4).unwrap_or(0),
+            },
+            0x1F => {
+                // The server closes the session's prepared statements.
+                self.forget_statements();
+                Command::ResetConnection
+            }
+            other => Command::Other {
+                code: other,
+                answered: matches!(
+                    expects(other),
+                    Ok(Some(Awaiting::Results { .. } | Awaiting::OkOrErr))
+                ),
+            },
         };
-        if code == 0x11 {
-            // The auth exchange of COM_CHANGE_USER ends with OK or ERR, like a login.
-            self.awaiting = Awaiting::Nothing;
-        } else {
-            self.awaiting = awaiting;
-        }
         out.push(Event::Command(command));
+    }
+
+    fn forget_statements(&mut self) {
+        self.statements.clear();
+        self.long_data.clear();
+        self.last_prepared = None;
+    }
+
+    fn clear_long_data(&mut self, stmt_id: u32) {
+        if !self.long_data.is_empty() {
+            self.long_data.retain(|k, _| k.0 != stmt_id);
+        }
     }
 
     /// The parameters of `COM_STMT_EXECUTE` (types are sent when `new_params_bound`; a
     /// statement prepared before the capture began has an unknown count: none decoded).
+    /// A parameter sent with `COM_STMT_SEND_LONG_DATA` is not in the body: its value is the
+    /// data sent (which the execute consumes).
     fn execute_params(&mut self, stmt_id: u32, body: &[u8]) -> Vec<Param> {
-        let Some((n, bound)) = self.statements.get_mut(&stmt_id) else {
+        let params = self.decode_params(stmt_id, body);
+        self.clear_long_data(stmt_id);
+        params
+    }
+
+    fn decode_params(&mut self, stmt_id: u32, body: &[u8]) -> Vec<Param> {
+        let Some(Statement { params: n, bound }) = self.statements.get_mut(&stmt_id) else {
             return Vec::new();
         };
         let n = usize::from(*n);
@@ -609,12 +884,17 @@ impl Session {
         };
         let mut params = Vec::with_capacity(n);
         for (i, &(type_code, unsigned)) in types.iter().enumerate() {
+            if !self.long_data.is_empty() {
+                if let Some(data) = u16::try_from(i)
+                    .ok()
+                    .and_then(|i| self.long_data.remove(&(stmt_id, i)))
+                {
+                    params.push(Param::new(type_code, unsigned, ParamValue::Bytes(data)));
+                    continue;
+                }
+            }
             if bitmap[i / 8] & (1 << (i % 8)) != 0 {
-                params.push(Param {
-                    type_code,
-                    unsigned,
-                    value: None,
-                });
+                params.push(Param::new(type_code, unsigned, ParamValue::Null));
                 continue;
             }
             let Some((value, used)) =
@@ -623,17 +903,12 @@ impl Session {
                 return params;
             };
             at += used;
-            params.push(Param {
-                type_code,
-                unsigned,
-                value: Some(value),
-            });
+            params.push(Param::new(type_code, unsigned, value));
         }
         params
     }
 
     fn on_server(&mut self, p: &[u8], out: &mut Vec<Event>) {
-        let first = p.first().copied();
         match self.phase {
             Phase::Greeting => match ParseBuf(p).parse::<HandshakePacket<'_>>(()) {
                 Ok(h) => {
@@ -653,38 +928,64 @@ impl Session {
                     self.problem(out, false, format!("no greeting: {e}"));
                 }
             },
-            Phase::HandshakeResponse | Phase::Tls => {}
-            Phase::Auth => match first {
-                Some(0x00) => {
-                    out.push(Event::Authenticated { ok: true });
-                    self.phase = Phase::Commands;
-                    if self.compress_after_auth {
-                        self.compress_after_auth = false;
-                        // Both directions are compressed from the next packet on; bytes that
-                        // were already read past this packet are compressed frames too.
-                        let mut failed = None;
-                        for dir in [&mut self.client, &mut self.server] {
-                            let mut c = CompressedReader::default();
-                            c.push(&dir.packets.take_raw());
-                            match c.drain() {
-                                Ok(bytes) => dir.packets.push(&bytes),
-                                Err(e) => failed = Some(e.to_string()),
-                            }
-                            dir.compressed = Some(c);
-                        }
-                        if let Some(e) = failed {
-                            self.problem(out, false, e);
-                        }
-                    }
-                }
-                Some(0xFF) => {
-                    out.push(Event::Authenticated { ok: false });
-                    self.phase = Phase::Commands;
-                }
-                // Auth switch (0xFE), more data (0x01): the exchange goes on.
-                _ => {}
-            },
+            Phase::HandshakeResponse => self.lose(
+                out,
+                false,
+                "a server packet before the handshake response".into(),
+            ),
+            Phase::Tls | Phase::Lost => {}
             Phase::Commands => self.on_response(p, out),
+        }
+    }
+
+    /// A packet of an authentication exchange.
+    fn on_auth(&mut self, p: &[u8], change_user: bool, out: &mut Vec<Event>) {
+        match p.first() {
+            Some(0x00) => {
+                out.push(Event::Authenticated { ok: true });
+                if self.compress_after_auth && !change_user {
+                    self.compress_after_auth = false;
+                    self.auth_packets_allowed = 0;
+                    // Both directions are compressed from the next packet on; bytes that
+                    // were already read past this packet are compressed frames too (and so
+                    // are commands the client sent before this OK).
+                    let mut failed = None;
+                    for dir in [&mut self.client, &mut self.server] {
+                        let mut c = CompressedReader::default();
+                        c.push(&dir.packets.take_raw());
+                        match c.drain() {
+                            Ok(bytes) => dir.packets.push(&bytes),
+                            Err(e) => failed = Some(e),
+                        }
+                        dir.compressed = Some(c);
+                    }
+                    if let Some(e) = failed {
+                        self.lose(out, false, format!("a compressed frame: {e}"));
+                        return;
+                    }
+                    self.next_answer(out);
+                    self.read_client(out);
+                    return;
+                }
+                self.next_answer(out);
+            }
+            Some(0xFF) => {
+                out.push(Event::Authenticated { ok: false });
+                if change_user {
+                    self.next_answer(out);
+                } else {
+                    // A refused login: the server closes the connection; nothing the
+                    // client sent after its handshake response was run.
+                    self.phase = Phase::Lost;
+                }
+            }
+            // An auth switch (0xFE), more data (0x01): the client answers with one packet.
+            _ => {
+                if self.compress_after_auth {
+                    self.auth_packets_allowed += 1;
+                    self.read_client(out);
+                }
+            }
         }
     }
 
@@ -736,23 +1037,42 @@ impl Session {
         })
     }
 
+    /// One result is complete: the command's answer, or one of a multi-result.
     fn emit(&mut self, out: &mut Vec<Event>, r: Response) {
         let more = r.more_results();
-        self.awaiting = match (&self.awaiting, more) {
-            (_, true) => Awaiting::Results {
-                binary: matches!(r, Response::ResultSet { binary: true, .. }),
-            },
-            _ => Awaiting::Nothing,
-        };
+        let binary = matches!(r, Response::ResultSet { binary: true, .. });
         out.push(Event::Response(r));
+        if more {
+            self.awaiting = Awaiting::Results { binary };
+        } else {
+            self.next_answer(out);
+        }
     }
 
     fn on_response(&mut self, p: &[u8], out: &mut Vec<Event>) {
         let first = p.first().copied();
+        self.infile = false;
+        if std::mem::take(&mut self.eof_may_follow) && Session::eof(p).is_some() {
+            return;
+        }
         let awaiting = std::mem::replace(&mut self.awaiting, Awaiting::Nothing);
         match awaiting {
-            Awaiting::Nothing | Awaiting::Skip => {
-                self.awaiting = awaiting;
+            Awaiting::Nothing => {
+                // A server may send an ERR on its own before it closes a connection
+                // (killed, shutting down); and a capture that began mid-session sees the end
+                // of answers to commands it never saw.
+                if first == Some(0xFF) || !self.commands_seen {
+                    return;
+                }
+                self.lose(
+                    out,
+                    false,
+                    "a server packet no command was waiting for".into(),
+                );
+            }
+            Awaiting::Auth { change_user } => {
+                self.awaiting = Awaiting::Auth { change_user };
+                self.on_auth(p, change_user, out);
             }
             Awaiting::OkOrErr => {
                 let r = match first {
@@ -762,25 +1082,33 @@ impl Session {
                 };
                 match r {
                     Some(r) => self.emit(out, r),
-                    None => self.problem(out, false, "expected OK or ERR".into()),
+                    None if first == Some(0xFF) => self.awaiting = Awaiting::OkOrErr,
+                    None => self.lose(out, false, "expected OK or ERR".into()),
+                }
+            }
+            Awaiting::OnePacket => self.next_answer(out),
+            Awaiting::FieldList => {
+                if first == Some(0xFF) || (first == Some(0xFE) && p.len() < 0xFF_FFFF) {
+                    self.next_answer(out);
+                } else {
+                    self.awaiting = Awaiting::FieldList;
                 }
             }
             Awaiting::Results { binary } => match first {
                 Some(0x00) => match self.ok(p, false) {
                     Some(r) => self.emit(out, r),
-                    None => self.problem(out, false, "a malformed OK".into()),
+                    None => self.lose(out, false, "a malformed OK".into()),
                 },
                 Some(0xFF) => match self.err(p) {
                     Some(r) => self.emit(out, r),
                     None => self.awaiting = Awaiting::Results { binary },
                 },
+                // LOAD DATA LOCAL INFILE: the client sends the file (packets with sequence
+                // ids after this one's, then an empty one); the server then answers as to a
+                // statement.
                 Some(0xFB) => {
-                    self.emit(
-                        out,
-                        Response::LocalInfile {
-                            file: text(&p[1..]),
-                        },
-                    );
+                    self.infile = true;
+                    self.awaiting = Awaiting::Results { binary };
                 }
                 // The column count; with MySQL's optional result set metadata or MariaDB's
                 // metadata cache, one more byte says whether the definitions follow.
@@ -803,7 +1131,7 @@ impl Session {
                             }
                         };
                     }
-                    _ => self.problem(out, false, "expected a result".into()),
+                    _ => self.lose(out, false, "expected a result".into()),
                 },
             },
             Awaiting::Columns {
@@ -814,7 +1142,7 @@ impl Session {
                 match parse_column(p) {
                     Ok(c) => columns.push(column_def(&c)),
                     Err(e) => {
-                        self.problem(out, false, format!("column definition: {e}"));
+                        self.lose(out, false, format!("column definition: {e}"));
                         return;
                     }
                 }
@@ -837,6 +1165,24 @@ impl Session {
                 };
             }
             Awaiting::ColumnsEof { binary, columns } => {
+                // An execute that opened a cursor ends here: its rows come with fetches.
+                if let Some((warnings, status)) = Session::eof(p) {
+                    if StatusFlags::from_bits_truncate(status)
+                        .contains(StatusFlags::SERVER_STATUS_CURSOR_EXISTS)
+                    {
+                        let r = Response::ResultSet {
+                            columns,
+                            rows: 0,
+                            ordered_hash: 0,
+                            multiset_hash: 0,
+                            status,
+                            warnings,
+                            binary,
+                        };
+                        self.emit(out, r);
+                        return;
+                    }
+                }
                 self.awaiting = Awaiting::Rows {
                     binary,
                     columns,
@@ -884,10 +1230,20 @@ impl Session {
                 if first == Some(0xFF) {
                     // An error in the middle of the rows (no row starts with 0xFF: not a
                     // length prefix in text rows, and binary rows start with 0x00).
-                    if let Some(r) = self.err(p) {
-                        self.emit(out, r);
-                        return;
+                    match self.err(p) {
+                        Some(r) => self.emit(out, r),
+                        // A progress report.
+                        None => {
+                            self.awaiting = Awaiting::Rows {
+                                binary,
+                                columns,
+                                rows,
+                                ordered,
+                                multiset,
+                            }
+                        }
                     }
+                    return;
                 }
                 // Each row's hash seeds the next: the order is part of `ordered`.
                 let h = xxhash_rust::xxh3::xxh3_64(p);
@@ -905,7 +1261,14 @@ impl Session {
                     Ok(s) => {
                         let (id, cols, params) =
                             (s.statement_id(), s.num_columns(), s.num_params());
-                        self.statements.insert(id, (params, None));
+                        self.statements.insert(
+                            id,
+                            Statement {
+                                params,
+                                bound: None,
+                            },
+                        );
+                        self.last_prepared = Some(id);
                         let eofs = if self.deprecate_eof() || self.eof_unknown {
                             0
                         } else {
@@ -932,14 +1295,13 @@ impl Session {
                             };
                         }
                     }
-                    Err(e) => self.problem(out, false, format!("prepare OK: {e}")),
+                    Err(e) => self.lose(out, false, format!("prepare OK: {e}")),
                 },
-                Some(0xFF) => {
-                    if let Some(r) = self.err(p) {
-                        self.emit(out, r);
-                    }
-                }
-                _ => self.problem(out, false, "expected the prepare OK".into()),
+                Some(0xFF) => match self.err(p) {
+                    Some(r) => self.emit(out, r),
+                    None => self.awaiting = Awaiting::Prepare,
+                },
+                _ => self.lose(out, false, "expected the prepare OK".into()),
             },
             Awaiting::PrepareDefs {
                 stmt,
@@ -959,8 +1321,12 @@ impl Session {
                     if let Ok(c) = parse_column(p) {
                         columns.push(column_def(&c));
                     }
+                } else {
+                    self.lose(out, false, "a prepare answer longer than announced".into());
+                    return;
                 }
                 if params_left == 0 && columns_left == 0 && eofs_left == 0 {
+                    self.eof_may_follow = self.eof_unknown;
                     self.emit(
                         out,
                         Response::Prepared {
@@ -1008,82 +1374,91 @@ pub fn type_name(code: u8) -> String {
     }
 }
 
-/// One binary-protocol value as SQL text, and the bytes it took.
-fn binary_value(b: &[u8], type_code: u8, unsigned: bool) -> Option<(String, usize)> {
+/// One binary-protocol value with its wire type, and the bytes it took.
+fn binary_value(b: &[u8], type_code: u8, unsigned: bool) -> Option<(ParamValue, usize)> {
     use ColumnType::*;
     let t = ColumnType::try_from(type_code).ok()?;
-    let int = |n: usize| -> Option<(String, usize)> {
+    let int = |n: usize| -> Option<(ParamValue, usize)> {
         let bytes = b.get(..n)?;
         let mut v = [0u8; 8];
         v[..n].copy_from_slice(bytes);
         let u = u64::from_le_bytes(v);
-        let s = if unsigned {
-            u.to_string()
+        let value = if unsigned {
+            ParamValue::UInt(u)
         } else {
             let shift = 64 - 8 * n as u32;
-            (((u << shift) as i64) >> shift).to_string()
+            ParamValue::Int(((u << shift) as i64) >> shift)
         };
-        Some((s, n))
+        Some((value, n))
     };
     match t {
         MYSQL_TYPE_TINY => int(1),
         MYSQL_TYPE_SHORT | MYSQL_TYPE_YEAR => int(2),
         MYSQL_TYPE_LONG | MYSQL_TYPE_INT24 => int(4),
         MYSQL_TYPE_LONGLONG => int(8),
-        MYSQL_TYPE_FLOAT => {
-            let v = f32::from_le_bytes(b.get(..4)?.try_into().ok()?);
-            Some((format!("{v:?}"), 4))
-        }
-        MYSQL_TYPE_DOUBLE => {
-            let v = f64::from_le_bytes(b.get(..8)?.try_into().ok()?);
-            Some((format!("{v:?}"), 8))
-        }
-        MYSQL_TYPE_NULL => Some((String::new(), 0)),
+        MYSQL_TYPE_FLOAT => Some((
+            ParamValue::Float(u32::from_le_bytes(b.get(..4)?.try_into().ok()?)),
+            4,
+        )),
+        MYSQL_TYPE_DOUBLE => Some((
+            ParamValue::Double(u64::from_le_bytes(b.get(..8)?.try_into().ok()?)),
+            8,
+        )),
+        MYSQL_TYPE_NULL => Some((ParamValue::Null, 0)),
         MYSQL_TYPE_DATE | MYSQL_TYPE_DATETIME | MYSQL_TYPE_TIMESTAMP => {
             let n = usize::from(*b.first()?);
             let d = b.get(1..1 + n)?;
-            let (y, mo, da) = if n >= 4 {
-                (u16::from_le_bytes([d[0], d[1]]), d[2], d[3])
-            } else {
-                (0, 0, 0)
+            let at = |i: usize| d.get(i).copied().unwrap_or(0);
+            let (year, micros) = (
+                u16::from_le_bytes([at(0), at(1)]),
+                if n >= 11 {
+                    u32::from_le_bytes(d[7..11].try_into().ok()?)
+                } else {
+                    0
+                },
+            );
+            let value = ParamValue::DateTime {
+                year,
+                month: at(2),
+                day: at(3),
+                hour: at(4),
+                minute: at(5),
+                second: at(6),
+                micros,
             };
-            let mut s = format!("{y:04}-{mo:02}-{da:02}");
-            if n >= 7 {
-                s.push_str(&format!(" {:02}:{:02}:{:02}", d[4], d[5], d[6]));
-            }
-            if n >= 11 {
-                let us = u32::from_le_bytes(d[7..11].try_into().ok()?);
-                s.push_str(&format!(".{us:06}"));
-            }
-            Some((s, 1 + n))
+            Some((value, 1 + n))
         }
         MYSQL_TYPE_TIME => {
             let n = usize::from(*b.first()?);
             let d = b.get(1..1 + n)?;
-            if n < 8 {
-                return Some(("00:00:00".into(), 1 + n));
-            }
-            let neg = d[0] == 1;
-            let days = u32::from_le_bytes(d[1..5].try_into().ok()?);
-            let hours = days * 24 + u32::from(d[5]);
-            let mut s = format!(
-                "{}{hours:02}:{:02}:{:02}",
-                if neg { "-" } else { "" },
-                d[6],
-                d[7]
-            );
-            if n >= 12 {
-                let us = u32::from_le_bytes(d[8..12].try_into().ok()?);
-                s.push_str(&format!(".{us:06}"));
-            }
-            Some((s, 1 + n))
+            let at = |i: usize| d.get(i).copied().unwrap_or(0);
+            let days = if n >= 5 {
+                u32::from_le_bytes(d[1..5].try_into().ok()?)
+            } else {
+                0
+            };
+            let micros = if n >= 12 {
+                u32::from_le_bytes(d[8..12].try_into().ok()?)
+            } else {
+                0
+            };
+            let value = ParamValue::Time {
+                negative: at(0) == 1,
+                days,
+                hours: at(5),
+                minutes: at(6),
+                seconds: at(7),
+                micros,
+            };
+            Some((value, 1 + n))
         }
-        // Strings, decimals, blobs, JSON, BIT, ENUM, SET: length-encoded bytes.
+        // Strings, decimals (their exact text), blobs, JSON, BIT, ENUM, SET: length-encoded
+        // bytes, kept as bytes.
         _ => {
             let (len, used) = lenenc(b)?;
             let len = usize::try_from(len).ok()?;
             let v = b.get(used..used.checked_add(len)?)?;
-            Some((text(v), used + len))
+            Some((ParamValue::Bytes(v.to_vec()), used + len))
         }
     }
 }
@@ -1198,15 +1573,68 @@ mod tests {
 
     #[test]
     fn binary_values_decode() {
-        assert_eq!(binary_value(&[0xFF], 1, false), Some(("-1".into(), 1)));
-        assert_eq!(binary_value(&[0xFF], 1, true), Some(("255".into(), 1)));
+        use ParamValue as V;
+        assert_eq!(binary_value(&[0xFF], 1, false), Some((V::Int(-1), 1)));
+        assert_eq!(binary_value(&[0xFF], 1, true), Some((V::UInt(255), 1)));
         assert_eq!(
             binary_value(&[3, b'a', b'b', b'c'], 253, false),
-            Some(("abc".into(), 4))
+            Some((V::Bytes(b"abc".to_vec()), 4))
+        );
+        assert_eq!(
+            binary_value(&[2, 0, 0xFF], 252, false),
+            Some((V::Bytes(vec![0, 0xFF]), 3))
+        );
+        assert_eq!(
+            binary_value(&1.0f64.to_le_bytes(), 5, false),
+            Some((V::Double(1.0f64.to_bits()), 8))
         );
         assert_eq!(
             binary_value(&[4, 0xE8, 0x07, 1, 2], 10, false),
-            Some(("2024-01-02".into(), 5))
+            Some((
+                V::DateTime {
+                    year: 2024,
+                    month: 1,
+                    day: 2,
+                    hour: 0,
+                    minute: 0,
+                    second: 0,
+                    micros: 0
+                },
+                5
+            ))
+        );
+        assert_eq!(
+            binary_value(
+                &[11, 0xE8, 0x07, 1, 2, 3, 4, 5, 0x40, 0xE2, 0x01, 0],
+                12,
+                false
+            ),
+            Some((
+                V::DateTime {
+                    year: 2024,
+                    month: 1,
+                    day: 2,
+                    hour: 3,
+                    minute: 4,
+                    second: 5,
+                    micros: 123_456
+                },
+                12
+            ))
+        );
+        assert_eq!(
+            binary_value(&[12, 1, 2, 0, 0, 0, 3, 4, 5, 1, 0, 0, 0], 11, false),
+            Some((
+                V::Time {
+                    negative: true,
+                    days: 2,
+                    hours: 3,
+                    minutes: 4,
+                    seconds: 5,
+                    micros: 1
+                },
+                13
+            ))
         );
         assert_eq!(binary_value(&[5, b'a'], 253, false), None);
     }

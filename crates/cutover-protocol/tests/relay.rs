@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cutover_protocol::{Command, Event, Response, Session};
+use cutover_protocol::{Command, Event, ParamValue, Response, Session};
 use cutover_sandbox::{Sandbox, Settings};
 use mysql_async::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -174,8 +174,9 @@ async fn a_real_conversation_decodes_command_by_command() {
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{commands:#?}"));
-        assert_eq!(exec[0].value.as_deref(), Some("c"));
-        assert_eq!(exec[1].value.as_deref(), Some("2.25"));
+        assert_eq!(exec[0].value, ParamValue::Bytes(b"c".to_vec()));
+        assert_eq!(exec[1].value, ParamValue::Double(2.25f64.to_bits()));
+        assert_eq!(exec[1].type_code, 5, "DOUBLE, as mysql_async bound it");
         let rs = responses(events);
         // The SELECT: 2 rows, two columns with their types.
         let select = rs

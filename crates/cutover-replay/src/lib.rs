@@ -37,6 +37,7 @@
 
 pub mod answer;
 pub mod classify;
+pub mod params;
 pub mod protocol;
 pub mod report;
 pub mod report_doc;
@@ -960,24 +961,6 @@ async fn reset(s: &mut Session) {
     s.pending_ids.clear();
 }
 
-fn json_param(v: &serde_json::Value) -> mysql_async::Value {
-    match v {
-        serde_json::Value::Null => mysql_async::Value::NULL,
-        serde_json::Value::Bool(b) => mysql_async::Value::Int(*b as i64),
-        serde_json::Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                mysql_async::Value::Int(i)
-            } else if let Some(u) = n.as_u64() {
-                mysql_async::Value::UInt(u)
-            } else {
-                mysql_async::Value::Double(n.as_f64().unwrap_or(0.0))
-            }
-        }
-        serde_json::Value::String(s) => mysql_async::Value::Bytes(s.as_bytes().to_vec()),
-        other => mysql_async::Value::Bytes(other.to_string().into_bytes()),
-    }
-}
-
 /// The target's ID wait: before a statement, the baseline's answers to the session's
 /// earlier statements that generated an ID on the target, so the IDs map both ways.
 async fn resolve_ids(ctx: &Ctx, s: &mut Session, job: &Job) -> Result<(), String> {
@@ -1054,10 +1037,7 @@ async fn statement(
             match &r.command {
                 Command::Execute { stmt, params } => match s.stmts.get(stmt) {
                     Some(st) => {
-                        let params = mysql_async::Params::Positional(
-                            params.iter().map(json_param).collect(),
-                        );
-                        answer::execute(conn, st, params, &s.unmap).await
+                        answer::execute(conn, st, params::positional(params), &s.unmap).await
                     }
                     None => Answer {
                         error: Some(answer::ServerErr {

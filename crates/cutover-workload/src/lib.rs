@@ -1,6 +1,6 @@
 //! The workload file: what a capture saw, in the order it saw it, for `cutover replay`.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! A workload file is gzip-compressed UTF-8 text, one JSON object per line, so it streams:
 //! a writer appends record after record, a reader holds one record at a time, and
@@ -27,10 +27,35 @@
 //!   optional because every capture source sees a different part (a slow log: row counts and
 //!   latency; a protocol capture: everything).
 //!
-//! Fields added later are optional, so version 1 readers keep reading newer minor additions;
-//! a change that old readers would misread bumps `version`.
+//! Fields added later are optional, so readers keep reading newer minor additions; a change
+//! that old readers would misread bumps `version`.
+//!
+//! ## Execute parameters (version 2)
+//!
+//! `params` of an `execute` is a list with one object per parameter, holding the type the
+//! client bound and a value that gives back the very bytes it sent ([`Param`]):
+//! - `type`: the `MYSQL_TYPE_*` code (3 `LONG`, 5 `DOUBLE`, 246 `NEWDECIMAL`, 253
+//!   `VAR_STRING`, …); `unsigned`: `true` when the client set the unsigned flag (absent
+//!   otherwise);
+//! - and exactly one value key:
+//!   - `"null": true`: NULL;
+//!   - `"int"`: an integer type, as a JSON integer (`i64`, or `u64` when `unsigned`);
+//!   - `"float_bits"` / `"double_bits"`: `FLOAT` / `DOUBLE` as the hex of their IEEE-754
+//!     bits (8 / 16 digits), so every value round-trips (an integer sent as `DOUBLE` stays a
+//!     `DOUBLE` 1, never the text "1.0");
+//!   - `"text"`: a length-encoded value (strings, `DECIMAL` as its exact text, JSON, ENUM,
+//!     SET, blobs, values sent with `COM_STMT_SEND_LONG_DATA`) whose bytes are UTF-8;
+//!   - `"base64"`: such a value whose bytes are not UTF-8 (standard alphabet, padded);
+//!   - `"datetime"`: `DATE`/`DATETIME`/`TIMESTAMP` as `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`;
+//!   - `"time"`: `TIME` as `[-]H:MM:SS[.ffffff]` (hours include the days);
+//!   - `"redacted": true`: left out by `--redact-values`.
+//!
+//! e.g. `"params":[{"type":3,"int":42},{"type":253,"text":"a"},{"type":252,"base64":"AP8="},{"type":5,"double_bits":"3ff0000000000000"},{"type":6,"null":true}]`.
+//! Version 1 files wrote plain JSON values (`null`, numbers, strings); readers still take
+//! them, as `LONGLONG`, `DOUBLE` and `VAR_STRING` (the types a replay bound them with).
 
 pub mod fingerprint;
+mod param;
 mod stats;
 
 use std::fs::File;
@@ -40,12 +65,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use fingerprint::{fingerprint, tokenize, Token, TokenKind};
+pub use param::{base64_decode, base64_encode, Param, ParamValue};
 pub use stats::{Filter, Stats};
 
 /// The format name in the header.
 pub const FORMAT: &str = "cutover-workload";
-/// The newest version this crate reads and the one it writes.
-pub const VERSION: u32 = 1;
+/// The newest version this crate reads and the one it writes (2: typed execute parameters).
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -123,11 +149,11 @@ pub enum Command {
     Query { sql: String },
     /// `COM_STMT_PREPARE`: `stmt` is the id later commands use.
     Prepare { stmt: u32, sql: String },
-    /// `COM_STMT_EXECUTE` with its parameters (JSON: null, numbers, strings).
+    /// `COM_STMT_EXECUTE` with its parameters, each with its wire type ([`Param`]).
     Execute {
         stmt: u32,
         #[serde(default)]
-        params: Vec<serde_json::Value>,
+        params: Vec<Param>,
     },
     /// `COM_STMT_CLOSE`.
     Close { stmt: u32 },
@@ -415,7 +441,11 @@ mod tests {
                 user: None,
                 command: Command::Execute {
                     stmt: 3,
-                    params: vec![serde_json::json!(1), serde_json::Value::Null],
+                    params: vec![
+                        Param::new(3, false, ParamValue::Int(1)),
+                        Param::new(252, false, ParamValue::Bytes(vec![0xff, 0])),
+                        Param::new(6, false, ParamValue::Null),
+                    ],
                 },
                 response: None,
             },
@@ -471,6 +501,40 @@ mod tests {
             Reader::open(&p),
             Err(WorkloadError::TooNew { .. })
         ));
+    }
+
+    /// A version 1 file (plain JSON parameter values) is still read.
+    #[test]
+    fn version_1_files_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v1.cwl");
+        let f = File::create(&p).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        writeln!(
+            gz,
+            r#"{{"format":"cutover-workload","version":1,"source":"proxy"}}"#
+        )
+        .unwrap();
+        writeln!(
+            gz,
+            r#"{{"session":1,"ts_us":1,"cmd":"execute","stmt":2,"params":[1,"a",null]}}"#
+        )
+        .unwrap();
+        gz.finish().unwrap();
+        let r = Reader::open(&p).unwrap();
+        assert_eq!(r.header.version, 1);
+        let records: Vec<Record> = r.map(|x| x.unwrap()).collect();
+        let Command::Execute { params, .. } = &records[0].command else {
+            panic!("{records:?}");
+        };
+        assert_eq!(
+            params,
+            &[
+                Param::new(8, false, ParamValue::Int(1)),
+                Param::new(253, false, ParamValue::Bytes(b"a".to_vec())),
+                Param::new(6, false, ParamValue::Null),
+            ]
+        );
     }
 
     #[test]
