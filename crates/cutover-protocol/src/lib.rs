@@ -27,3 +27,6 @@ pub use cutover_workload::{Param, ParamValue};
 pub use framing::{encode_packet, FrameError, Packet, PacketReader};
 pub use record::Recorder;
 pub use session::{ColumnDef, Command, Event, Response, Session};
+
+#[cfg(test)]
+mod conversation_tests;

@@ -321,8 +321,8 @@ pub struct Session {
     /// A prepare answer just ended in a session whose EOF capability is unknown: an EOF may
     /// still follow its definitions.
     eof_may_follow: bool,
-    /// Whether a command was seen (server packets before the first one, in a capture that
-    /// began mid-session, belong to commands never seen).
+    /// Whether a command (or the login) was seen: server packets before, in a capture that
+    /// began mid-session, belong to commands never seen.
     commands_seen: bool,
     /// Undecodable packets so far.
     pub problems: u64,
@@ -630,6 +630,8 @@ impl Session {
                             compress,
                         });
                         self.phase = Phase::Commands;
+                        // Every server packet from here on answers something seen.
+                        self.commands_seen = true;
                         self.expect(Awaiting::Auth { change_user: false });
                     }
                     Err(e) => self.lose(out, true, format!("handshake response: {e}")),

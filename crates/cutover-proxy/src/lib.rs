@@ -309,15 +309,17 @@ async fn pump<C, S>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                // Recorded before it is relayed: the server cannot answer bytes the decoder
+                // has not seen yet, so answers never reach it before their commands.
+                if let Ok(mut s) = state.lock() {
+                    s.client(&buf[..n]);
+                }
                 if sw.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
                 counters.client_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 metrics::counter!("cutover_proxy_bytes_total", "from" => "client")
                     .increment(n as u64);
-                if let Ok(mut s) = state.lock() {
-                    s.client(&buf[..n]);
-                }
             }
             let _ = sw.shutdown().await;
         }
@@ -332,15 +334,17 @@ async fn pump<C, S>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                // Recorded before it is relayed: what the client sends in reply (auth data,
+                // a LOCAL INFILE file, its next command) always comes after it.
+                if let Ok(mut s) = state.lock() {
+                    s.server(&buf[..n]);
+                }
                 if cw.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
                 counters.server_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 metrics::counter!("cutover_proxy_bytes_total", "from" => "server")
                     .increment(n as u64);
-                if let Ok(mut s) = state.lock() {
-                    s.server(&buf[..n]);
-                }
             }
             let _ = cw.shutdown().await;
         }
