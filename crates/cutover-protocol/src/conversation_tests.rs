@@ -45,13 +45,17 @@ fn greeting() -> Vec<u8> {
 }
 
 fn login(compress: bool) -> Vec<u8> {
+    login_with(caps(compress))
+}
+
+fn login_with(caps: C) -> Vec<u8> {
     let r = HandshakeResponse::new(
         Some(&[1u8; 20][..]),
         (10, 11, 6),
         Some(&b"app"[..]),
         Some(&b"shop"[..]),
         None,
-        caps(compress),
+        caps,
         None,
         1 << 24,
     );
@@ -509,6 +513,48 @@ fn reset_and_change_user() {
     assert_eq!(got[4].user.as_deref(), Some("other"));
     assert_eq!(got[4].db.as_deref(), Some("crm"));
     assert_eq!(got[5].response.as_ref().and_then(|x| x.rows), Some(3));
+}
+
+/// MariaDB's metadata cache (libmariadb, sysbench): an execute's result set leaves its column
+/// definitions out, but without `CLIENT_DEPRECATE_EOF` the EOF that ends them still comes
+/// before the rows.
+#[test]
+fn skipped_metadata_still_has_its_eof() {
+    let mut r = Recorder::new(1);
+    r.server(&greeting(), 1);
+    r.client(&login_with(caps(false) - C::CLIENT_DEPRECATE_EOF), 2);
+    r.server(&encode_packet(2, &ok(0, AUTOCOMMIT)), 3);
+    r.client(
+        &encode_packet(0, &command(0x16, b"SELECT c FROM t WHERE id = ?")),
+        4,
+    );
+    let mut ok = vec![0x00];
+    ok.extend_from_slice(&2u32.to_le_bytes());
+    ok.extend_from_slice(&[1, 0, 1, 0, 0, 0, 0]);
+    let mut server = encode_packet(1, &ok);
+    server.extend(encode_packet(2, &column("?", 253)));
+    server.extend(encode_packet(3, &[0xFE, 0, 0, 2, 0]));
+    server.extend(encode_packet(4, &column("c", 254)));
+    server.extend(encode_packet(5, &[0xFE, 0, 0, 2, 0]));
+    r.server(&server, 5);
+    r.client(&execute(2, 0, 0, Some(&[(3, 0)]), &7i32.to_le_bytes()), 6);
+    // One column, "metadata follows" 0; the EOF; two rows; the EOF.
+    let mut server = encode_packet(1, &[1, 0]);
+    server.extend(encode_packet(2, &[0xFE, 0, 0, 2, 0]));
+    server.extend(encode_packet(3, &[0, 0, 1, b'x']));
+    server.extend(encode_packet(4, &[0, 0, 1, b'y']));
+    server.extend(encode_packet(5, &[0xFE, 0, 0, 2, 0]));
+    r.server(&server, 7);
+    let got = records(&mut r);
+    assert!(!r.undecodable(), "{:?}", r.undecodable_reason());
+    let exec = got
+        .iter()
+        .find(|x| x.command.name() == "execute")
+        .expect("execute");
+    let resp = exec.response.as_ref().expect("answer");
+    assert_eq!(resp.rows, Some(2));
+    // The prepare's column stands in for the definitions left out.
+    assert_eq!(resp.columns.as_ref().map(|c| c[0].name.as_str()), Some("c"));
 }
 
 /// What the decoder cannot delimit ends the recording of the connection, with the reason.

@@ -1069,7 +1069,13 @@ impl Session {
                 self.lose(
                     out,
                     false,
-                    "a server packet no command was waiting for".into(),
+                    format!(
+                        "a server packet (0x{:02X}, {} bytes) no command was waiting for, \
+                         after {} answers",
+                        first.unwrap_or(0),
+                        p.len(),
+                        self.answered
+                    ),
                 );
             }
             Awaiting::Auth { change_user } => {
@@ -1117,10 +1123,17 @@ impl Session {
                 _ => match lenenc(p) {
                     Some((n, used)) if n > 0 && p.len() <= used + 1 => {
                         let follow = p.get(used).is_none_or(|&b| b != 0);
+                        // Without the definitions, the EOF that ends them still comes
+                        // (unless EOFs are deprecated).
                         self.awaiting = if follow {
                             Awaiting::Columns {
                                 binary,
                                 left: n,
+                                columns: Vec::new(),
+                            }
+                        } else if !self.deprecate_eof() {
+                            Awaiting::ColumnsEof {
+                                binary,
                                 columns: Vec::new(),
                             }
                         } else {
