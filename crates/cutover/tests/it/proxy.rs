@@ -873,3 +873,64 @@ async fn redacted_recordings_hold_no_values_and_are_not_replayed() {
         .args(["--target", &dsn(Side::Target)]));
     r.assert_clean_error("--redact-values");
 }
+
+/// A real client that pipelines its login (`pipelining_client.py`: the handshake response
+/// and three queries in one write, before the server's OK, as MariaDB Connector/J may), with
+/// and without compression (then the queries are already compressed frames): through the
+/// proxy every query is recorded with its own answer and nothing is undecodable.
+#[tokio::test]
+async fn a_client_that_pipelines_its_login_is_recorded_answer_by_answer() {
+    fresh_db("pxp").await;
+    for compress in ["0", "1"] {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("p.cwl");
+        let (child, listen) = start_proxy(&record, &[]);
+        wait_listening(listen).await;
+        let out = std::process::Command::new("python3")
+            .args(["-c", include_str!("pipelining_client.py")])
+            .args(["127.0.0.1", &listen.to_string(), "app", "app-secret", "pxp"])
+            .arg(compress)
+            .output()
+            .expect("python3");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The client itself got the answers in order.
+        assert_eq!(
+            stdout, "rows 1 columns 1\nrows 1 columns 2\nerror 1146\n",
+            "compress {compress}"
+        );
+        let output = crate::harness::sigterm_and_wait(child).await;
+        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(summary["undecodable_connections"], 0, "{summary:#}");
+        let records = recorded(&record);
+        let got: Vec<String> = records
+            .iter()
+            .map(|r| {
+                let resp = &r["response"];
+                format!(
+                    "{} {} rows={} columns={} error={}",
+                    r["cmd"].as_str().unwrap_or("?"),
+                    r["sql"].as_str().unwrap_or(""),
+                    resp["rows"],
+                    resp["columns"].as_array().map_or(0, |c| c.len()),
+                    resp["error"]["code"],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "connect  rows=null columns=0 error=null",
+                "query SELECT 1 rows=1 columns=1 error=null",
+                "query SELECT 2, 3 rows=1 columns=2 error=null",
+                "query SELECT nope FROM nowhere rows=null columns=0 error=1146",
+                "quit  rows=null columns=0 error=null",
+            ],
+            "compress {compress}"
+        );
+    }
+}
