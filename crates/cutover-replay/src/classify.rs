@@ -204,8 +204,17 @@ fn refusal_of(text: &str, rules: Rules) -> Option<String> {
     None
 }
 
-/// What the tokens alone show, whatever the parser makes of them: sequences, user locks,
-/// `LOAD_FILE`, a `SET` of a global variable.
+/// Reserved words that begin or make a write. MySQL takes none of them as an unquoted name,
+/// so wherever one is code (not a function call: `INSERT(…)`, `REPLACE(…)`, `TRUNCATE(…)`
+/// are string and number functions), the statement is refused even where the parser would
+/// take it for a name (`SELECT delete FROM t` parses as a read).
+const WRITE_WORDS: &[&str] = &[
+    "alter", "call", "create", "delete", "drop", "grant", "handler", "insert", "load", "lock",
+    "rename", "replace", "revoke", "truncate", "update",
+];
+
+/// What the tokens alone show, whatever the parser makes of them: write keywords,
+/// sequences, user locks, `LOAD_FILE`, a `SET` of a global variable.
 fn token_refusal(text: &str, toks: &[Token]) -> Option<String> {
     let word = |i: usize| -> Option<String> {
         toks.get(i).and_then(|t| match t.kind {
@@ -237,6 +246,20 @@ fn token_refusal(text: &str, toks: &[Token]) -> Option<String> {
         if prev_ends && w == "set" {
             in_set = true;
         }
+        let call = toks
+            .get(i + 1)
+            .is_some_and(|t| t.kind == TokenKind::Punct && t.text(text) == "(");
+        if t.kind == TokenKind::Word && WRITE_WORDS.contains(&w.as_str()) && !call {
+            let prev = |p: &str| i > 0 && toks[i - 1].text(text).eq_ignore_ascii_case(p);
+            if (w == "update" && prev("for"))
+                || (w == "lock" && word(i + 1).as_deref() == Some("in"))
+            {
+                return Some(LOCKING_READ.into());
+            }
+            if !(w == "create" && prev("show")) {
+                return Some(WRITES.into());
+            }
+        }
         match w.as_str() {
             "nextval" | "lastval" | "setval" | "currval" => return Some(SEQUENCE.into()),
             "next" | "previous" if word(i + 1).as_deref() == Some("value") => {
@@ -246,6 +269,8 @@ fn token_refusal(text: &str, toks: &[Token]) -> Option<String> {
                 return Some(USER_LOCK.into())
             }
             "load_file" => return Some("reads a server file (LOAD_FILE)".into()),
+            "outfile" if t.kind == TokenKind::Word => return Some("INTO OUTFILE".into()),
+            "dumpfile" if t.kind == TokenKind::Word => return Some("INTO DUMPFILE".into()),
             "global" | "persist" | "persist_only" if in_set => {
                 return Some("sets a global variable".into())
             }
