@@ -13,6 +13,7 @@ mod pcap;
 mod production;
 mod proxy;
 mod replay;
+mod replay_read_only;
 mod sandbox;
 mod verify;
 mod verify_bad;
