@@ -227,7 +227,10 @@ struct Tcpdump {
 impl Tcpdump {
     fn start(port: u16, path: &Path) -> Option<Tcpdump> {
         let spawned = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w"])
+            // A large kernel buffer (-B, KiB): the 2 MiB blob comes in one burst.
+            .args([
+                "-i", "lo", "-U", "-n", "-s", "0", "-B", "65536", "-Z", "root", "-w",
+            ])
             .arg(path)
             .arg(format!("tcp port {port}"))
             .stdin(Stdio::null())
@@ -427,12 +430,21 @@ fn trim_fraction(s: &str) -> String {
     }
 }
 
-/// Whether a recorded execute parameter is the value the driver bound, losslessly. Takes the
-/// typed form (`{"type": N, "int"|"double_bits"|"text"|"base64"|…}`) and the older plain JSON
-/// value.
+/// Whether a recorded execute parameter is the value the driver bound, losslessly and with
+/// a type that keeps it: the typed form (`{"type": N, "int"|"double_bits"|"text"|"base64"|…}`).
+/// The older plain JSON value is taken for what it can keep exactly (a JSON integer, a string
+/// or bytes bound as a string); a number, decimal or datetime written as plain text has lost
+/// its type (a replay binds it as a string) and does not match.
 fn param_matches(recorded: &Value, bound: &Value) -> Result<(), String> {
     let ty = bound["type"].as_str().unwrap_or("");
     let v = bound["value"].as_str().unwrap_or("");
+    // MYSQL_TYPE_NEWDECIMAL, VARCHAR, VAR_STRING, STRING, DECIMAL: a driver that sends a
+    // number as text sends these.
+    let text_type = |r: &Value| {
+        r["type"]
+            .as_u64()
+            .is_some_and(|t| [0, 15, 246, 253, 254].contains(&t))
+    };
     let bytes_of = |r: &Value| -> Option<Vec<u8>> {
         if let Some(s) = r.as_str() {
             return Some(s.as_bytes().to_vec());
@@ -445,52 +457,56 @@ fn param_matches(recorded: &Value, bound: &Value) -> Result<(), String> {
         }
         r["hex"].as_str().map(hex)
     };
-    let number = |r: &Value| -> Option<f64> {
-        if let Some(n) = r.as_f64() {
-            return Some(n);
+    // A number kept exactly: a JSON number, an integer, the bits of a DOUBLE or FLOAT, or the
+    // text of a value the driver itself sent as text.
+    let number_text = |r: &Value| -> Option<String> {
+        if r.is_u64() || r.is_i64() {
+            return Some(r.to_string());
         }
-        if let Some(n) = r["int"].as_f64() {
-            return Some(n);
+        if r["int"].is_u64() || r["int"].is_i64() {
+            return Some(r["int"].to_string());
         }
         if let Some(b) = r["double_bits"].as_str() {
-            return u64::from_str_radix(b, 16).ok().map(f64::from_bits);
+            return u64::from_str_radix(b, 16)
+                .ok()
+                .map(|b| format!("{:?}", f64::from_bits(b)));
         }
         if let Some(b) = r["float_bits"].as_str() {
             return u32::from_str_radix(b, 16)
                 .ok()
-                .map(|b| f64::from(f32::from_bits(b)));
+                .map(|b| format!("{:?}", f32::from_bits(b)));
         }
-        bytes_of(r).and_then(|b| String::from_utf8(b).ok()?.trim().parse().ok())
+        if text_type(r) {
+            return bytes_of(r).and_then(|b| String::from_utf8(b).ok());
+        }
+        None
     };
-    let integer_text = |r: &Value| -> Option<String> {
-        if let Some(n) = r.as_u64() {
-            return Some(n.to_string());
+    let same_number = |r: &Value| -> bool {
+        let Some(got) = number_text(r) else {
+            return false;
+        };
+        if got == v {
+            return true;
         }
-        if let Some(n) = r.as_i64() {
-            return Some(n.to_string());
+        // A DOUBLE equal to the bound number (mysql2 binds every number as a DOUBLE).
+        match (got.parse::<f64>(), v.parse::<f64>()) {
+            (Ok(a), Ok(b)) => {
+                a.to_bits() == b.to_bits() && (ty == "dbl" || r["double_bits"].is_string())
+            }
+            _ => false,
         }
-        if let Some(n) = r["int"].as_u64() {
-            return Some(n.to_string());
-        }
-        if let Some(n) = r["int"].as_i64() {
-            return Some(n.to_string());
-        }
-        // A DOUBLE holding an integer exactly (mysql2 binds numbers as DOUBLE).
-        if let Some(f) = number(r).filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15) {
-            return Some(format!("{f:.0}"));
-        }
-        bytes_of(r).and_then(|b| String::from_utf8(b).ok())
     };
     let ok = match ty {
         "null" => recorded.is_null() || recorded["null"] == true,
-        "int" | "uint" => integer_text(recorded).as_deref() == Some(v),
-        "dbl" => number(recorded).map(f64::to_bits) == v.parse::<f64>().ok().map(f64::to_bits),
-        "dec" | "str" => bytes_of(recorded).as_deref() == Some(v.as_bytes()),
+        "int" | "uint" | "dbl" => same_number(recorded),
+        "dec" => text_type(recorded) && bytes_of(recorded).as_deref() == Some(v.as_bytes()),
+        "str" => bytes_of(recorded).as_deref() == Some(v.as_bytes()),
         "dt" => {
-            let got = recorded
-                .as_str()
-                .or(recorded["datetime"].as_str())
-                .or(recorded["text"].as_str());
+            let got = recorded["datetime"].as_str().or(if text_type(recorded) {
+                recorded["text"].as_str()
+            } else {
+                None
+            });
             got.map(trim_fraction) == Some(trim_fraction(v))
         }
         "hex" => bytes_of(recorded) == Some(hex(v)),
@@ -502,7 +518,8 @@ fn param_matches(recorded: &Value, bound: &Value) -> Result<(), String> {
     } else {
         let mut shown = recorded.to_string();
         if shown.len() > 200 {
-            shown = format!("{}… ({} chars)", &shown[..120], shown.len());
+            let cut = shown.char_indices().nth(120).map_or(shown.len(), |c| c.0);
+            shown = format!("{}… ({} chars)", &shown[..cut], shown.len());
         }
         let mut want = v.to_string();
         if want.len() > 80 {
@@ -990,7 +1007,10 @@ async fn driver_session(name: &str) {
                 r.stderr.trim()
             ));
         } else if let Some(d) = first_workload_difference(&records, &recorded(&from_pcap)) {
-            problems.push(format!("pcap vs proxy: {d}"));
+            problems.push(format!(
+                "pcap vs proxy: {d}; capture summary: {}",
+                r.stdout.trim()
+            ));
         }
     }
 

@@ -5,6 +5,7 @@ per step: what was sent and the answer seen (rows hashed).
 
 pymysql: PyMySQL, text protocol, parameters escaped into the statement by the client.
 connector: mysql-connector-python (pure Python), a prepared cursor (binary protocol).
+Both without TLS: a proxy without a certificate relays TLS unchanged and cannot record it.
 """
 
 import datetime
@@ -86,7 +87,7 @@ def main():
         import pymysql
 
         conn = pymysql.connect(host=host, port=int(port), user=user, database=db,
-                               charset="utf8mb4", autocommit=True)
+                               charset="utf8mb4", autocommit=True, ssl_disabled=True)
         errors = (pymysql.MySQLError,)
 
         def err_code(e):
@@ -98,7 +99,8 @@ def main():
         import mysql.connector
 
         conn = mysql.connector.connect(host=host, port=int(port), user=user, database=db,
-                                       charset="utf8mb4", use_pure=True, autocommit=True)
+                                       charset="utf8mb4", use_pure=True, autocommit=True,
+                                       ssl_disabled=True)
         errors = (mysql.connector.Error,)
 
         def err_code(e):
