@@ -4,7 +4,8 @@
 // "streampattern" parameters, setBinaryStream. Prints one JSON line per step: what was sent
 // and the answer seen (rows hashed).
 //
-// java -cp JARS Session.java HOST PORT USER DB compress|plain SPEC
+// java -cp JARS Session.java HOST PORT USER DB compress|plain [URL-OPTIONS] SPEC
+// (URL-OPTIONS: more Connector/J options, `&`-separated, e.g. usePipelineAuth=false)
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
@@ -126,16 +127,18 @@ public class Session {
     public static void main(String[] args) throws Exception {
         String host = args[0], port = args[1], user = args[2], db = args[3];
         boolean compress = args[4].equals("compress");
+        String extra = args.length > 6 ? "&" + args[5] : "";
+        String spec = args[args.length - 1];
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl("jdbc:mariadb://" + host + ":" + port + "/" + db
-            + "?useServerPrepStmts=true&useCompression=" + compress);
+            + "?useServerPrepStmts=true&useCompression=" + compress + extra);
         config.setUsername(user);
         config.setPassword("");
         config.setMaximumPoolSize(4);
         config.setMinimumIdle(4);
         HikariDataSource pool = new HikariDataSource(config);
         List<String> lines = new ArrayList<>();
-        for (String l : Files.readAllLines(Path.of(args[5]), StandardCharsets.UTF_8)) {
+        for (String l : Files.readAllLines(Path.of(spec), StandardCharsets.UTF_8)) {
             if (!l.isEmpty() && !l.startsWith("#")) lines.add(l);
         }
         Connection conn = pool.getConnection();
