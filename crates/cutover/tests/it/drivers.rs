@@ -831,6 +831,23 @@ fn differing(v: &Value) -> BTreeSet<String> {
     out
 }
 
+/// The samples of the classes with differences, whole (what differs and how), shortened.
+fn differing_samples(v: &Value) -> String {
+    let all: Vec<String> = v["classes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["diffs"].as_u64().unwrap_or(0) > 0)
+        .flat_map(|c| c["samples"].as_array().cloned().unwrap_or_default())
+        .map(|s| {
+            let t = s.to_string();
+            let cut = t.char_indices().nth(600).map_or(t.len(), |c| c.0);
+            t[..cut].to_string()
+        })
+        .collect();
+    format!("[{}]", all.join(", "))
+}
+
 /// The checks of a replay expected to find nothing: exit 0, no differences, nothing left
 /// uncompared.
 fn check_clean_replay(what: &str, r: &crate::harness::Run, problems: &mut Vec<String>) {
@@ -844,9 +861,9 @@ fn check_clean_replay(what: &str, r: &crate::harness::Run, problems: &mut Vec<St
     };
     if r.code != 0 {
         problems.push(format!(
-            "{what}: exit {} (0 expected); differing: {:?}; stderr: {}",
+            "{what}: exit {} (0 expected); differing: {}; stderr: {}",
             r.code,
-            differing(&v),
+            differing_samples(&v),
             r.stderr.trim()
         ));
     }
