@@ -1064,6 +1064,19 @@ async fn driver_session(name: &str) {
                     r.code
                 ));
             }
+            if v["statements_with_diffs"].as_u64() != Some(expected.len() as u64) {
+                problems.push(format!(
+                    "replay --read-only after one changed row: statements_with_diffs {} ({} expected)",
+                    v["statements_with_diffs"],
+                    expected.len()
+                ));
+            }
+            if v.get("not_compared").is_some_and(|n| n != 0) {
+                problems.push(format!(
+                    "replay --read-only after one changed row: not_compared {}",
+                    v["not_compared"]
+                ));
+            }
             let got = differing(&v);
             if got != expected {
                 problems.push(format!(
