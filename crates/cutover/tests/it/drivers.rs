@@ -1,8 +1,8 @@
 //! Real application drivers through `cutover proxy`, then replayed: MariaDB Connector/J behind
 //! a HikariCP pool (server-side prepared statements, pipelined auth, with and without
-//! compression), PyMySQL (text protocol, client-side escaping), mysql-connector-python (a
-//! prepared cursor: binary protocol) and Node's mysql2 (pool; `execute` with and without
-//! compression, `query`). Each runs the one scripted session of `tests/drivers/session.tsv`
+//! compression; and without pipelined auth, to tell its faults apart), PyMySQL (text protocol,
+//! client-side escaping), mysql-connector-python (a prepared cursor: binary protocol) and
+//! Node's mysql2 (pool; `execute` and `query`, each with and without compression). Each runs the one scripted session of `tests/drivers/session.tsv`
 //! (every column type, typed parameters, 20,000 rows, a 2 MiB blob, transactions, a locking
 //! read, errors 1062 and 1146, a warning, `SET NAMES`, `USE`) and prints what it sent and what
 //! it saw.
@@ -895,7 +895,7 @@ fn check_clean_replay(what: &str, r: &crate::harness::Run, problems: &mut Vec<St
     }
 }
 
-const MODES: [Mode; 8] = [
+const MODES: [Mode; 9] = [
     Mode {
         name: "jdbc",
         runtime: Runtime::Java,
@@ -936,6 +936,11 @@ const MODES: [Mode; 8] = [
         name: "node_query",
         runtime: Runtime::Node,
         args: &["query", "plain"],
+    },
+    Mode {
+        name: "node_query_z",
+        runtime: Runtime::Node,
+        args: &["query", "compress"],
     },
 ];
 
@@ -1148,4 +1153,9 @@ async fn node_mysql2_pool_execute_compressed() {
 #[tokio::test]
 async fn node_mysql2_pool_query() {
     driver_session("node_query").await;
+}
+
+#[tokio::test]
+async fn node_mysql2_pool_query_compressed() {
+    driver_session("node_query_z").await;
 }
