@@ -823,6 +823,9 @@ impl Dispatcher {
         }
         let st = self.sessions.entry(session).or_default();
         let pair = st.pair.get_or_insert_with(|| Arc::new(Pair::new())).clone();
+        // Every record of the session is numbered, sent or not, so messages can name it.
+        let seq = st.seq;
+        st.seq += 1;
         let mut stmt = None;
         let mut wire = Wire::Recorded;
         match &r.command {
@@ -892,8 +895,6 @@ impl Dispatcher {
             Command::Quit => st.quit = true,
             Command::Connect | Command::InitDb { .. } => {}
         }
-        let seq = st.seq;
-        st.seq += 1;
         if st.quit && st.group.is_empty() {
             self.sessions.remove(&session);
         }
@@ -1226,6 +1227,9 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
     let mut sessions: HashMap<u64, Session> = HashMap::new();
     let mut errors = Vec::new();
     let mut seen = 0u64;
+    // The connection of the lane's previous session, reset for the next one: a lane keeps
+    // one connection, so the server never sees one closing while the next opens.
+    let mut spare: Option<mysql_async::Conn> = None;
     while let Some(job) = rx.recv().await {
         if ctx.cancel.is_cancelled() {
             interrupted(&ctx, side, &job);
@@ -1246,13 +1250,24 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                 let _ = lag.record((now - due).as_micros() as u64);
             }
         }
-        let s = sessions.entry(job.session).or_insert_with(|| {
+        if !sessions.contains_key(&job.session) {
             seen += 1;
-            Session {
-                db: job.rec.db.clone(),
-                ..Session::default()
-            }
-        });
+            let conn = match spare.take() {
+                Some(c) => reuse(&db, c, job.rec.db.as_deref(), ctx.read_only).await,
+                None => None,
+            };
+            sessions.insert(
+                job.session,
+                Session {
+                    db: job.rec.db.clone(),
+                    conn,
+                    ..Session::default()
+                },
+            );
+        }
+        let Some(s) = sessions.get_mut(&job.session) else {
+            continue;
+        };
         let answer: Option<SideAnswer> = match &s.ended {
             Some(ended) => {
                 let why = ended.detail.clone();
@@ -1265,10 +1280,10 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                     if !s.named {
                         s.named = true;
                         errors.push(format!(
-                            "session {} on the {}: {why}; first statement not compared: #{} {}; nor any later one of the session",
+                            "session {} on the {}: {why}; first statement not compared: command {} of the session: {}; nor any later one of the session",
                             job.session,
                             role(side),
-                            job.seq,
+                            job.seq + 1,
                             one_line(job.sql())
                         ));
                     }
@@ -1289,11 +1304,11 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                     if job.stmt.is_some() {
                         s.named = true;
                         errors.push(format!(
-                            "session {} on the {}: {}; first statement not compared: #{} {}; nor any later one of the session",
+                            "session {} on the {}: {}; first statement not compared: command {} of the session: {}; nor any later one of the session",
                             job.session,
                             role(side),
                             e.detail,
-                            job.seq,
+                            job.seq + 1,
                             one_line(job.sql())
                         ));
                         Some(Err(e))
@@ -1324,9 +1339,23 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
         }
         if job.rec.command == Command::Quit {
             if let Some(mut s) = sessions.remove(&job.session) {
-                close(&mut s).await;
+                match s.conn.take() {
+                    Some(c) if !ctx.cancel.is_cancelled() => {
+                        if let Some(old) = spare.replace(c) {
+                            let _ = old.disconnect().await;
+                        }
+                    }
+                    c => {
+                        if let Some(c) = c {
+                            let _ = c.disconnect().await;
+                        }
+                    }
+                }
             }
         }
+    }
+    if let Some(c) = spare.take() {
+        let _ = c.disconnect().await;
     }
     // Interrupted: what is left in the channel is not compared either.
     if ctx.cancel.is_cancelled() {
@@ -1364,6 +1393,45 @@ fn one_line(sql: &str) -> String {
         t
     } else {
         s
+    }
+}
+
+/// The lane's previous connection made ready for a new session: COM_RESET_CONNECTION
+/// (session variables, temporary tables, prepared statements and any transaction go), the
+/// guard again, and the session's database; without one, a change of user back to the
+/// DSN's database (a reset keeps the current one). `None`: it could not be reused.
+async fn reuse(
+    db: &Db,
+    mut c: mysql_async::Conn,
+    session_db: Option<&str>,
+    read_only: bool,
+) -> Option<mysql_async::Conn> {
+    let ready = async {
+        match session_db {
+            Some(d) => {
+                c.reset().await.ok()?;
+                if c.query_drop(format!("USE {}", cutover_core::sql::quote_ident(d)))
+                    .await
+                    .is_err()
+                {
+                    // Missing on this side: as on a fresh connection, in none of the
+                    // previous session's databases.
+                    c.change_user(Default::default()).await.ok()?;
+                }
+            }
+            None => c.change_user(Default::default()).await.ok()?,
+        }
+        if read_only {
+            guard(db, &mut c).await.ok()?;
+        }
+        Some(())
+    };
+    match ready.await {
+        Some(()) => Some(c),
+        None => {
+            let _ = c.disconnect().await;
+            None
+        }
     }
 }
 
