@@ -1250,23 +1250,20 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                 let _ = lag.record((now - due).as_micros() as u64);
             }
         }
-        if !sessions.contains_key(&job.session) {
-            seen += 1;
-            let conn = match spare.take() {
-                Some(c) => reuse(&db, c, job.rec.db.as_deref(), ctx.read_only).await,
-                None => None,
-            };
-            sessions.insert(
-                job.session,
-                Session {
+        let s = match sessions.entry(job.session) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                seen += 1;
+                let conn = match spare.take() {
+                    Some(c) => reuse(&db, c, job.rec.db.as_deref(), ctx.read_only).await,
+                    None => None,
+                };
+                e.insert(Session {
                     db: job.rec.db.clone(),
                     conn,
                     ..Session::default()
-                },
-            );
-        }
-        let Some(s) = sessions.get_mut(&job.session) else {
-            continue;
+                })
+            }
         };
         let answer: Option<SideAnswer> = match &s.ended {
             Some(ended) => {
@@ -1775,6 +1772,39 @@ mod tests {
         let t = spread(0, &[Some(900_000), Some(300_000), Some(0)]);
         assert_eq!(t, vec![0, 750_000, 999_999]);
         assert!(spread(7, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_statement_is_classified_by_its_own_text_not_by_its_fingerprint() {
+        // The fingerprint expands MariaDB's executable comment, so both texts are one
+        // class; once the first (a read, to a classifier that does not expand it) is
+        // known, the second must still be judged by itself.
+        let hidden = "/*M! DELETE FROM t WHERE id IN (*/ SELECT 13 /*M! ) */";
+        let plain = "DELETE FROM t WHERE id IN (SELECT 21)";
+        let mut c = Classes::default();
+        let (f1, _) = c.get(hidden, Rules::default());
+        let (f2, class) = c.get(plain, Rules::default());
+        assert_eq!(f1, f2);
+        assert!(
+            Arc::ptr_eq(&f1, &f2),
+            "one fingerprint allocation per class"
+        );
+        assert!(class.refusal.is_some(), "{class:?}");
+        // And the other way round, from the cache.
+        let (_, again) = c.get(plain, Rules::default());
+        assert!(again.refusal.is_some());
+        let (_, read) = c.get("SELECT 13", Rules::default());
+        assert!(read.refusal.is_none());
+    }
+
+    #[test]
+    fn the_default_connection_limit_is_half_the_servers_at_most_200() {
+        assert_eq!(default_max_connections(151), 75);
+        assert_eq!(default_max_connections(20), 10);
+        assert_eq!(default_max_connections(100_000), 200);
+        // TiDB: 0 is no limit.
+        assert_eq!(default_max_connections(0), 200);
+        assert_eq!(default_max_connections(1), 2);
     }
 
     proptest! {
