@@ -535,7 +535,7 @@ pub async fn run(
         lanes: Lanes::new(lane_limit),
         handles: Vec::new(),
         sessions: HashMap::new(),
-        classes: Classes::default(),
+        classes: Classes::new(opts.read_only),
         grouped: Vec::new(),
         closed: false,
     };
@@ -606,14 +606,26 @@ pub async fn run(
     let mut lag = report::hist();
     let mut session_errors = Vec::new();
     let mut session_ids = 0u64;
+    let mut more_errors = 0usize;
     for (side, h) in handles {
         if let Ok(done) = h.await {
             let _ = lag.add(&done.lag);
-            session_errors.extend(done.errors);
+            for e in done.errors {
+                if session_errors.len() < MAX_SESSION_ERRORS {
+                    session_errors.push(e);
+                } else {
+                    more_errors += 1;
+                }
+            }
             if side == Side::Target {
                 session_ids += done.sessions;
             }
         }
+    }
+    if more_errors > 0 {
+        session_errors.push(format!(
+            "… and {more_errors} more sessions stopped (their statements are counted by reason)"
+        ));
     }
     let elapsed = ctx.start.elapsed();
     let speed = match opts.speed {
@@ -661,6 +673,9 @@ pub async fn run(
         classes: c.classes(),
     })
 }
+
+/// Sessions that stopped named in the report, at most (the rest are counted).
+const MAX_SESSION_ERRORS: usize = 100;
 
 /// A server's own connection limit (`@@max_connections`; 0 on TiDB: none).
 async fn server_max_connections(db: &Db) -> Result<u64, ReplayError> {
@@ -1113,36 +1128,52 @@ fn dropped_why() -> NotRun {
     )
 }
 
-/// Statements classified so far, by their exact text (never by fingerprint: two texts of
-/// one fingerprint can differ in what they do, e.g. in an executable comment), with their
-/// fingerprints shared (one allocation per class, not per statement).
+/// Statements classified so far, with their fingerprints shared (one allocation per class,
+/// not per statement). Under `--read-only` by their exact text, never by fingerprint: two
+/// texts of one fingerprint can differ in what they do (an executable comment, a literal
+/// in `INTO OUTFILE`), and what may be sent is decided for the text that is sent. Without
+/// it (everything is sent) the rest of a class (order, nondeterminism, transaction edges)
+/// follows the fingerprint, and one classification per class saves a parse per statement.
 #[derive(Default)]
 struct Classes {
     by_text: HashMap<String, (Arc<str>, Arc<Class>)>,
-    fingerprints: HashMap<String, Arc<str>>,
+    fingerprints: HashMap<String, (Arc<str>, Option<Arc<Class>>)>,
+    per_text: bool,
 }
 
 /// Texts and fingerprints remembered, at most.
 const MAX_CLASSES: usize = 100_000;
 
 impl Classes {
+    fn new(per_text: bool) -> Classes {
+        Classes {
+            per_text,
+            ..Classes::default()
+        }
+    }
+
     fn get(&mut self, sql: &str, rules: Rules) -> (Arc<str>, Arc<Class>) {
-        if let Some((f, c)) = self.by_text.get(sql) {
-            return (f.clone(), c.clone());
+        if self.per_text {
+            if let Some((f, c)) = self.by_text.get(sql) {
+                return (f.clone(), c.clone());
+            }
         }
         let fp = fingerprint(sql);
-        let f = match self.fingerprints.get(&fp) {
-            Some(f) => f.clone(),
-            None => {
-                let f: Arc<str> = Arc::from(fp.as_str());
-                if self.fingerprints.len() < MAX_CLASSES {
-                    self.fingerprints.insert(fp, f.clone());
-                }
-                f
-            }
+        let (f, known) = match self.fingerprints.get(&fp) {
+            Some((f, c)) => (f.clone(), c.clone()),
+            None => (Arc::from(fp.as_str()), None),
         };
+        if !self.per_text {
+            if let Some(c) = known {
+                return (f, c);
+            }
+        }
         let c = Arc::new(classify::classify_with(sql, rules));
-        if self.by_text.len() < MAX_CLASSES {
+        if self.fingerprints.len() < MAX_CLASSES {
+            let class = (!self.per_text).then(|| c.clone());
+            self.fingerprints.entry(fp).or_insert((f.clone(), class));
+        }
+        if self.per_text && self.by_text.len() < MAX_CLASSES {
             self.by_text.insert(sql.to_string(), (f.clone(), c.clone()));
         }
         (f, c)
@@ -1281,7 +1312,7 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                             job.session,
                             role(side),
                             job.seq + 1,
-                            one_line(job.sql())
+                            report::one_line(job.sql(), 120)
                         ));
                     }
                     Err(NotRun::new(
@@ -1306,7 +1337,7 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                             role(side),
                             e.detail,
                             job.seq + 1,
-                            one_line(job.sql())
+                            report::one_line(job.sql(), 120)
                         ));
                         Some(Err(e))
                     } else {
@@ -1378,18 +1409,6 @@ fn interrupted(ctx: &Ctx, side: Side, job: &Job) {
             job,
             Err(NotRun::new(Reason::Interrupted, INTERRUPTED)),
         );
-    }
-}
-
-/// A statement on one line, shortened, for messages.
-fn one_line(sql: &str) -> String {
-    let s: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.chars().count() > 120 {
-        let mut t: String = s.chars().take(120).collect();
-        t.push('…');
-        t
-    } else {
-        s
     }
 }
 
@@ -1781,7 +1800,7 @@ mod tests {
         // known, the second must still be judged by itself.
         let hidden = "/*M! DELETE FROM t WHERE id IN (*/ SELECT 13 /*M! ) */";
         let plain = "DELETE FROM t WHERE id IN (SELECT 21)";
-        let mut c = Classes::default();
+        let mut c = Classes::new(true);
         let (f1, _) = c.get(hidden, Rules::default());
         let (f2, class) = c.get(plain, Rules::default());
         assert_eq!(f1, f2);

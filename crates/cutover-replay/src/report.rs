@@ -696,7 +696,7 @@ pub(crate) fn captured_brief(r: &cutover_workload::Response) -> String {
     format!("{} (captured)", parts.join(", "))
 }
 
-fn one_line(s: &str, max: usize) -> String {
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.chars().count() > max {
         let mut t: String = s.chars().take(max).collect();

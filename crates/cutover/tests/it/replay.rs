@@ -1120,8 +1120,28 @@ async fn every_statement_is_compared_or_counted_with_its_reason_and_a_session_th
     );
 
     // Accepted explicitly: the verdict covers what was compared.
-    let r = replay(&w, &["--read-only", "--allow-skipped"]);
+    let out = dir.path().join("report");
+    let r = replay(
+        &w,
+        &[
+            "--read-only",
+            "--allow-skipped",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["allow_skipped"], true);
+    // The shareable report counts each reason.
+    let html = std::fs::read_to_string(out.join("replay.html")).unwrap();
+    for reason in [
+        "Not compared",
+        "prepare_missing",
+        "session_ended",
+        "read_only_write",
+    ] {
+        assert!(html.contains(reason), "{reason} missing from the report");
+    }
     // The human summary says what was not compared and why.
     let r = run(cutover()
         .arg("replay")
