@@ -441,7 +441,8 @@ async fn send_job(tx: &mpsc::Sender<Arc<Job>>, job: Arc<Job>) -> bool {
 ///
 /// Why the connection limit adds no wait that can deadlock. A lane is one connection per
 /// server; there are at most `max_connections - 1` of them (the last connection is the
-/// control one the set-up and `KILL QUERY` use). A session holds a lane from its first
+/// pool's control one, which read `@@max_connections`; only an interruption opens more, a
+/// short-lived `KILL QUERY` connection per statement in flight). A session holds a lane from its first
 /// record to its `quit` (or the end of the workload) and runs only on it, so it never holds
 /// one connection while waiting for another. A session that finds no lane free does not
 /// wait at all: the dispatcher keeps its records ([`Lanes`]) and goes on reading, so the

@@ -41,12 +41,13 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// In the order reports list them: the cause before its consequence.
     pub const ALL: [Reason; 7] = [
         Reason::ReadOnlyWrite,
         Reason::PrepareMissing,
-        Reason::SessionEnded,
         Reason::DriverError,
         Reason::ConnectionRefused,
+        Reason::SessionEnded,
         Reason::ConnectionLimit,
         Reason::Interrupted,
     ];
