@@ -434,8 +434,13 @@ pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
 }
 
 /// The ways `target` differs from what the capture saw (no baseline): only what the
-/// workload holds is compared.
-pub fn compare_captured(captured: &cutover_workload::Response, target: &Answer) -> Vec<Kind> {
+/// workload holds is compared. `status_mask`: status flags cutover's own session set-up
+/// causes (the `READ ONLY` guard), which the captured application never had: not compared.
+pub fn compare_captured(
+    captured: &cutover_workload::Response,
+    target: &Answer,
+    status_mask: u16,
+) -> Vec<Kind> {
     let mut kinds = Vec::new();
     if let Some(e) = &captured.error {
         if target.error.as_ref().map(|t| t.code) != Some(e.code) {
@@ -489,7 +494,8 @@ pub fn compare_captured(captured: &cutover_workload::Response, target: &Answer) 
         }
     }
     if let (Some(a), Some(b)) = (captured.status_flags, target.status_flags) {
-        if a & crate::protocol::CLIENT_STATUS != b & crate::protocol::CLIENT_STATUS {
+        let compared = crate::protocol::CLIENT_STATUS & !status_mask;
+        if a & compared != b & compared {
             kinds.push(Kind::StatusFlags);
         }
     }

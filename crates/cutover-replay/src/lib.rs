@@ -54,8 +54,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::answer::{Answer, IdMap, Kind};
-use crate::classify::{Class, Txn};
-use crate::report::{Collector, Outcome, Ran, Report, Sample};
+use crate::classify::{Class, Rules, Txn};
+use crate::report::{Collector, NotCompared, Outcome, Ran, Reason, Report, Sample};
 
 pub use report::human;
 
@@ -95,11 +95,43 @@ impl Speed {
 pub struct ReplayOptions {
     pub read_only: bool,
     pub speed: Speed,
-    /// `None`: a connection per captured session; `Some(n)`: sessions spread over `n` lanes
-    /// (each session keeps its own connections; a lane runs its sessions' commands in
-    /// captured order).
+    /// `None`: a connection per captured session (as many at once as `max_connections`
+    /// allows); `Some(n)`: at most `n` lanes. A session holds a lane (one connection per
+    /// server) from its first command to its end; sessions beyond the lanes wait for one.
     pub lanes: Option<usize>,
+    /// Connections the replay may hold per server (`--max-connections`): the lanes and one
+    /// for control. `None`: [`default_max_connections`] of the servers' own limits.
+    pub max_connections: Option<usize>,
+    /// Statements not compared do not change the exit code (`--allow-skipped`).
+    pub allow_skipped: bool,
+    /// How `--read-only` classifies (`--assume-functions-read-only`).
+    pub rules: Rules,
 }
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            read_only: true,
+            speed: Speed::Factor(1.0),
+            lanes: None,
+            max_connections: None,
+            allow_skipped: false,
+            rules: Rules::default(),
+        }
+    }
+}
+
+/// The default `--max-connections` for a server whose `@@max_connections` is `server`:
+/// half of it, at most 200 (TiDB's 0, no limit, counts as 400): well under what the server
+/// allows, so the application and administrators keep their connections.
+pub fn default_max_connections(server: u64) -> usize {
+    let server = if server == 0 { 400 } else { server };
+    (server / 2).clamp(2, 200) as usize
+}
+
+/// SERVER_STATUS_IN_TRANS_READONLY: set by the `READ ONLY` guard `--read-only` puts on
+/// every session, which the captured application never had.
+const GUARD_STATUS: u16 = 0x2000;
 
 /// Which server a lane replays on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +145,9 @@ struct Ctx {
     target: Db,
     baseline: Option<Db>,
     read_only: bool,
+    /// Status flags cutover's own session set-up causes (the `READ ONLY` guard), masked on
+    /// every side before comparing: they are not the target's behaviour.
+    status_mask: u16,
     speed: Speed,
     /// When the replay started and the captured time of the first record.
     start: Instant,
@@ -130,10 +165,23 @@ impl Ctx {
         }
     }
 
+    /// A statement not compared, with why.
+    fn not_compared(&self, fingerprint: &Arc<str>, session: u64, sql: &str, why: &NotRun) {
+        if let Ok(mut c) = self.collector.lock() {
+            c.not_compared(NotCompared {
+                fingerprint,
+                reason: why.reason,
+                session,
+                sql,
+                detail: &why.detail,
+            });
+        }
+    }
+
     /// One side's answer to a statement: compared and collected when it is the second.
-    fn answered(&self, side: Side, job: &Job, answer: Option<Answer>) {
+    fn answered(&self, side: Side, job: &Job, answer: SideAnswer) {
         if !self.two_sides {
-            return self.add(outcome(job, answer, None));
+            return self.finish(job, answer, None);
         }
         let other = match job.half.lock() {
             Ok(mut h) => match h.take() {
@@ -149,9 +197,27 @@ impl Ctx {
             Side::Target => (answer, other),
             Side::Baseline => (other, answer),
         };
-        match b {
-            Some(b) => self.add(outcome(job, t, Some(b))),
-            None => self.add(outcome(job, None, None)),
+        self.finish(job, t, Some(b))
+    }
+
+    /// Both answers are in: compared, or not compared with the first side's reason.
+    fn finish(&self, job: &Job, target: SideAnswer, baseline: Option<SideAnswer>) {
+        let Some(st) = job.stmt.as_ref() else {
+            return;
+        };
+        let why = |side: &str, e: NotRun| NotRun {
+            reason: e.reason,
+            detail: format!("on the {side}: {}", e.detail),
+        };
+        match (target, baseline) {
+            (Err(e), _) => {
+                self.not_compared(&st.fingerprint, job.session, job.sql(), &why("target", e))
+            }
+            (Ok(_), Some(Err(e))) => {
+                self.not_compared(&st.fingerprint, job.session, job.sql(), &why("baseline", e))
+            }
+            (Ok(t), Some(Ok(b))) => self.add(outcome(self, job, t, Some(b))),
+            (Ok(t), None) => self.add(outcome(self, job, t, None)),
         }
     }
 
@@ -197,25 +263,67 @@ struct Job {
     /// For a statement (query or execute): what the dispatcher decided once for both sides.
     stmt: Option<Stmt>,
     pair: Arc<Pair>,
-    /// The answer of the side that finished first (`Some(None)`: it could not run it),
-    /// until the other side's arrives: the two are compared by whichever lane comes second.
-    half: std::sync::Mutex<Option<Option<Answer>>>,
+    /// What goes on the wire for a query or a prepare.
+    wire: Wire,
+    /// The answer of the side that finished first (`Err`: it could not run it), until the
+    /// other side's arrives: the two are compared by whichever lane comes second.
+    half: std::sync::Mutex<Option<SideAnswer>>,
+}
+
+/// One side's answer to a statement, or why it has none.
+type SideAnswer = Result<Answer, NotRun>;
+
+/// Why one side has no answer to a statement.
+#[derive(Clone, Debug)]
+struct NotRun {
+    reason: Reason,
+    detail: String,
+}
+
+impl NotRun {
+    fn new(reason: Reason, detail: impl Into<String>) -> NotRun {
+        NotRun {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// What a lane sends for a query or a prepare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Wire {
+    /// The recorded text.
+    Recorded,
+    /// `--read-only`: a locking read without its lock, instead of the recorded text.
+    Unlocked(String),
+    /// `--read-only`: a prepare of a statement that may not be sent is not sent either.
+    Withheld,
 }
 
 struct Stmt {
     fingerprint: Arc<str>,
     class: Arc<Class>,
     after_skipped_write: bool,
+    /// Sent without its lock (`--read-only`), directly or as the prepared text.
+    unlocked: bool,
     /// The prepared statement's text, for an execute.
     prepared: Option<String>,
 }
 
 impl Job {
-    /// The statement's text (a prepared statement's for an execute).
+    /// The statement's text as recorded (a prepared statement's for an execute).
     fn sql(&self) -> &str {
         match self.stmt.as_ref().and_then(|s| s.prepared.as_deref()) {
             Some(p) => p,
             None => self.rec.command.sql().unwrap_or(""),
+        }
+    }
+
+    /// The text to send for a query or a prepare.
+    fn wire_sql(&self) -> &str {
+        match &self.wire {
+            Wire::Unlocked(s) => s,
+            _ => self.rec.command.sql().unwrap_or(""),
         }
     }
 }
@@ -332,6 +440,21 @@ async fn send_job(tx: &mpsc::Sender<Arc<Job>>, job: Arc<Job>) -> bool {
 /// full channel (about `LANE_QUEUE` records of another session queued behind a lock
 /// the capture did not see), which the server's lock wait timeout ends.
 ///
+/// Why the connection limit adds no wait that can deadlock. A lane is one connection per
+/// server; there are at most `max_connections - 1` of them (the last connection is the
+/// pool's control one, which read `@@max_connections`; only an interruption opens more, a
+/// short-lived `KILL QUERY` connection per statement in flight). A session holds a lane from its first
+/// record to its `quit` (or the end of the workload) and runs only on it, so it never holds
+/// one connection while waiting for another. A session that finds no lane free does not
+/// wait at all: the dispatcher keeps its records ([`Lanes`]) and goes on reading, so the
+/// sessions that hold lanes still get their records, reach their ends and free their lanes,
+/// and the waiting sessions get them in the order they started. The dispatcher never
+/// waits for a lane to become free, only for room in a lane's channel (4), which that lane
+/// drains as above. Waiting records are bounded (`MAX_HELD`): beyond it a waiting session
+/// is not replayed and its statements are counted as not compared (`connection_limit`), a
+/// visible outcome instead of a wait. At the end of the workload every session still
+/// holding a lane is ended (its connection closed), and the waiting ones run in turn.
+///
 /// Why memory stays bounded when one side runs ahead. The faster side gets ahead of the
 /// slower one only by what the slower side's channel holds: once that channel is full, the
 /// dispatcher stops, and the faster side runs out of records (back-pressure). So the halves
@@ -345,6 +468,21 @@ pub async fn run(
     opts: ReplayOptions,
     cancel: CancellationToken,
 ) -> Result<Report, ReplayError> {
+    // The connection limit: given, or half the servers' own (the lower of the two).
+    let max_connections = match opts.max_connections {
+        Some(n) => n.max(2),
+        None => {
+            let mut n = default_max_connections(server_max_connections(&target).await?);
+            if let Some(b) = &baseline {
+                n = n.min(default_max_connections(server_max_connections(b).await?));
+            }
+            n
+        }
+    };
+    let lane_limit = (max_connections - 1)
+        .min(opts.lanes.unwrap_or(usize::MAX))
+        .max(1);
+
     // The reader thread: decompression and JSON decoding off the async workers. Records go
     // over in batches: one wake-up per batch, not per record.
     let (rec_tx, rx) = mpsc::channel::<Vec<ReadResult>>(READ_QUEUE / READ_BATCH);
@@ -384,6 +522,7 @@ pub async fn run(
         target,
         baseline,
         read_only: opts.read_only,
+        status_mask: if opts.read_only { GUARD_STATUS } else { 0 },
         speed: opts.speed,
         start: Instant::now(),
         first_ts,
@@ -394,11 +533,11 @@ pub async fn run(
 
     let mut d = Dispatcher {
         ctx: ctx.clone(),
-        lanes_opt: opts.lanes,
-        lanes: HashMap::new(),
+        rules: opts.rules,
+        lanes: Lanes::new(lane_limit),
         handles: Vec::new(),
         sessions: HashMap::new(),
-        classes: HashMap::new(),
+        classes: Classes::new(opts.read_only),
         grouped: Vec::new(),
         closed: false,
     };
@@ -458,23 +597,37 @@ pub async fn run(
             d.dispatch(r, at).await;
         }
     }
-    if !cancel.is_cancelled() {
+    if !cancel.is_cancelled() && read_error.is_none() {
         d.flush_all().await;
+        d.end_all().await;
     }
+    let lanes_used = d.lanes.all.len() as u64;
     let handles = std::mem::take(&mut d.handles);
     drop(d);
     let _ = reader.await;
     let mut lag = report::hist();
     let mut session_errors = Vec::new();
     let mut session_ids = 0u64;
+    let mut more_errors = 0usize;
     for (side, h) in handles {
         if let Ok(done) = h.await {
             let _ = lag.add(&done.lag);
-            session_errors.extend(done.errors);
+            for e in done.errors {
+                if session_errors.len() < MAX_SESSION_ERRORS {
+                    session_errors.push(e);
+                } else {
+                    more_errors += 1;
+                }
+            }
             if side == Side::Target {
                 session_ids += done.sessions;
             }
         }
+    }
+    if more_errors > 0 {
+        session_errors.push(format!(
+            "… and {more_errors} more sessions stopped (their statements are counted by reason)"
+        ));
     }
     let elapsed = ctx.start.elapsed();
     let speed = match opts.speed {
@@ -493,8 +646,16 @@ pub async fn run(
     Ok(Report {
         version: env!("CARGO_PKG_VERSION"),
         statements: c.statements,
-        replayed: c.replayed,
+        compared: c.compared,
+        nondeterministic: c.nondeterministic,
+        replayed: c.compared + c.nondeterministic,
         skipped: c.skipped,
+        not_compared: c.not_compared,
+        not_compared_by_reason: c.reasons(),
+        allow_skipped: opts.allow_skipped,
+        unlocked: c.unlocked,
+        max_connections: max_connections as u64,
+        lanes: lanes_used,
         statements_with_diffs: c.with_diffs,
         noise: c.noise,
         sessions: session_ids,
@@ -515,25 +676,48 @@ pub async fn run(
     })
 }
 
+/// Sessions that stopped named in the report, at most (the rest are counted).
+const MAX_SESSION_ERRORS: usize = 100;
+
+/// A server's own connection limit (`@@max_connections`; 0 on TiDB: none).
+async fn server_max_connections(db: &Db) -> Result<u64, ReplayError> {
+    let mut c = db.conn().await?;
+    let v: Vec<u64> = c.query("SELECT @@max_connections").await?;
+    Ok(v.first().copied().unwrap_or(0))
+}
+
 /// A lane's channel on the target and on the baseline.
 type LaneTx = (mpsc::Sender<Arc<Job>>, Option<mpsc::Sender<Arc<Job>>>);
 
-/// The outcome of a statement from its answers (`target` `None`: not replayed).
-fn outcome(job: &Job, target: Option<Answer>, base: Option<Answer>) -> Outcome {
-    let Some(st) = job.stmt.as_ref() else {
-        return Outcome::Skipped {
-            fingerprint: Arc::from(""),
-        };
+/// The outcome of a statement from its answers.
+fn outcome(ctx: &Ctx, job: &Job, mut t: Answer, mut base: Option<Answer>) -> Outcome {
+    // The caller only passes jobs that hold a statement.
+    let (fingerprint, class, after_skipped_write, unlocked) = match job.stmt.as_ref() {
+        Some(st) => (
+            st.fingerprint.clone(),
+            st.class.clone(),
+            st.after_skipped_write,
+            st.unlocked,
+        ),
+        None => (
+            Arc::from(""),
+            Arc::new(classify::classify("")),
+            false,
+            false,
+        ),
     };
-    let Some(t) = target else {
-        return Outcome::Skipped {
-            fingerprint: st.fingerprint.clone(),
-        };
-    };
+    // What cutover's own session set-up causes is not the target's behaviour.
+    if ctx.status_mask != 0 {
+        for a in std::iter::once(&mut t).chain(base.as_mut()) {
+            if let Some(f) = a.status_flags.as_mut() {
+                *f &= !ctx.status_mask;
+            }
+        }
+    }
     let r = &job.rec;
     let kinds: Vec<Kind> = match (&base, &r.response) {
-        (Some(b), _) => answer::compare(b, &t, st.class.ordered),
-        (None, Some(captured)) => answer::compare_captured(captured, &t),
+        (Some(b), _) => answer::compare(b, &t, class.ordered),
+        (None, Some(captured)) => answer::compare_captured(captured, &t, ctx.status_mask),
         (None, None) => Vec::new(),
     };
     let baseline_us = base.as_ref().map(|b| b.latency.as_micros() as u64);
@@ -549,7 +733,7 @@ fn outcome(job: &Job, target: Option<Answer>, base: Option<Answer>) -> Outcome {
             session: r.session,
             sql: job.sql().to_string(),
             kinds: kinds.clone(),
-            after_skipped_write: st.after_skipped_write,
+            after_skipped_write,
             captured: if base.is_none() {
                 r.response.clone()
             } else {
@@ -560,9 +744,10 @@ fn outcome(job: &Job, target: Option<Answer>, base: Option<Answer>) -> Outcome {
         }
     });
     Outcome::Ran(Box::new(Ran {
-        fingerprint: st.fingerprint.clone(),
-        nondeterministic: st.class.nondeterministic.clone(),
-        after_skipped_write: st.after_skipped_write,
+        fingerprint,
+        nondeterministic: class.nondeterministic.clone(),
+        after_skipped_write,
+        unlocked,
         kinds,
         baseline_us,
         target_us,
@@ -572,12 +757,46 @@ fn outcome(job: &Job, target: Option<Answer>, base: Option<Answer>) -> Outcome {
 
 type Lane = (Side, tokio::task::JoinHandle<LaneDone>);
 
+/// Records waiting for a lane, at most (all waiting sessions together).
+const MAX_HELD: usize = 200_000;
+
+/// The lanes and which session holds each. A session holds a lane from its first record
+/// to its end; a session that finds none free waits with its records here (see [`run`] on
+/// why this cannot deadlock).
+struct Lanes {
+    limit: usize,
+    all: Vec<LaneTx>,
+    free: Vec<usize>,
+    bound: HashMap<u64, usize>,
+    /// Sessions waiting for a lane, in the order they started.
+    waiting: std::collections::VecDeque<u64>,
+    held: HashMap<u64, Vec<Arc<Job>>>,
+    held_total: usize,
+    /// Sessions dropped for `MAX_HELD`: their later statements are not compared either.
+    dropped: std::collections::HashSet<u64>,
+}
+
+impl Lanes {
+    fn new(limit: usize) -> Lanes {
+        Lanes {
+            limit,
+            all: Vec::new(),
+            free: Vec::new(),
+            bound: HashMap::new(),
+            waiting: Default::default(),
+            held: HashMap::new(),
+            held_total: 0,
+            dropped: Default::default(),
+        }
+    }
+}
+
 /// Reads the records in order, numbers them per session, decides once per statement what
 /// both sides do with it, and hands it to the session's lane on each side.
 struct Dispatcher {
     ctx: Arc<Ctx>,
-    lanes_opt: Option<usize>,
-    lanes: HashMap<u64, LaneTx>,
+    rules: Rules,
+    lanes: Lanes,
     handles: Vec<Lane>,
     sessions: HashMap<u64, Disp>,
     classes: Classes,
@@ -616,33 +835,68 @@ impl Dispatcher {
     async fn dispatch(&mut self, r: Record, at_us: i64) {
         let session = r.session;
         let read_only = self.ctx.read_only;
+        if self.lanes.dropped.contains(&session) {
+            return self.dropped(r);
+        }
         let st = self.sessions.entry(session).or_default();
         let pair = st.pair.get_or_insert_with(|| Arc::new(Pair::new())).clone();
+        // Every record of the session is numbered, sent or not, so messages can name it.
+        let seq = st.seq;
+        st.seq += 1;
         let mut stmt = None;
+        let mut wire = Wire::Recorded;
         match &r.command {
             Command::Query { sql } => {
-                let (fp, class) = class_of(&mut self.classes, sql);
-                if read_only && !class.read_only {
-                    if st.in_txn {
-                        st.skipped_write = true;
+                let (fp, class) = self.classes.get(sql, self.rules);
+                if read_only {
+                    if let Some(why) = &class.refusal {
+                        if st.in_txn {
+                            st.skipped_write = true;
+                        }
+                        let why = NotRun::new(Reason::ReadOnlyWrite, why.clone());
+                        return self.ctx.not_compared(&fp, session, sql, &why);
                     }
-                    return self.skipped(fp).await;
+                    if let Some(u) = &class.unlocked {
+                        wire = Wire::Unlocked(u.clone());
+                    }
                 }
-                stmt = Some(st.statement(fp, class, None));
+                let unlocked = wire != Wire::Recorded;
+                stmt = Some(st.statement(fp, class, None, unlocked));
             }
             Command::Execute { stmt: id, .. } => {
-                let text = st.prepared.get(id).cloned();
-                let shown = text.clone().unwrap_or_else(|| format!("EXECUTE stmt {id}"));
-                let (fp, class) = class_of(&mut self.classes, &shown);
-                if read_only && text.is_some() && !class.read_only {
-                    if st.in_txn {
-                        st.skipped_write = true;
+                let Some(text) = st.prepared.get(id).cloned() else {
+                    // Never sent, with or without --read-only: what it is cannot be known.
+                    let shown = format!("EXECUTE stmt {id}");
+                    let (fp, _) = self.classes.get(&shown, self.rules);
+                    let why = NotRun::new(
+                        Reason::PrepareMissing,
+                        format!("statement {id} was not prepared in the recording (prepared before the capture began?)"),
+                    );
+                    return self.ctx.not_compared(&fp, session, &shown, &why);
+                };
+                let (fp, class) = self.classes.get(&text, self.rules);
+                if read_only {
+                    if let Some(why) = &class.refusal {
+                        if st.in_txn {
+                            st.skipped_write = true;
+                        }
+                        let why = NotRun::new(Reason::ReadOnlyWrite, why.clone());
+                        return self.ctx.not_compared(&fp, session, &text, &why);
                     }
-                    return self.skipped(fp).await;
                 }
-                stmt = Some(st.statement(fp, class, Some(shown)));
+                // Under --read-only a locking read was prepared without its lock.
+                let unlocked = read_only && class.unlocked.is_some();
+                stmt = Some(st.statement(fp, class, Some(text), unlocked));
             }
             Command::Prepare { stmt: id, sql } => {
+                if read_only {
+                    let (_, class) = self.classes.get(sql, self.rules);
+                    if class.refusal.is_some() {
+                        wire = Wire::Withheld;
+                    } else if let Some(u) = &class.unlocked {
+                        wire = Wire::Unlocked(u.clone());
+                    }
+                }
                 if st.prepared.len() < 100_000 {
                     st.prepared.insert(*id, sql.clone());
                 }
@@ -658,8 +912,6 @@ impl Dispatcher {
             Command::Quit => st.quit = true,
             Command::Connect | Command::InitDb { .. } => {}
         }
-        let seq = st.seq;
-        st.seq += 1;
         if st.quit && st.group.is_empty() {
             self.sessions.remove(&session);
         }
@@ -670,9 +922,193 @@ impl Dispatcher {
             rec: r,
             stmt,
             pair,
+            wire,
             half: std::sync::Mutex::new(None),
         });
-        let (t, b) = self.lane(session);
+        self.route(job).await;
+    }
+
+    /// A record of a session dropped for the connection limit.
+    fn dropped(&mut self, r: Record) {
+        if r.command == Command::Quit {
+            self.lanes.dropped.remove(&r.session);
+        }
+        let sql = match &r.command {
+            Command::Query { sql } => sql.clone(),
+            Command::Execute { stmt, .. } => format!("EXECUTE stmt {stmt}"),
+            _ => return,
+        };
+        let (fp, _) = self.classes.get(&sql, self.rules);
+        self.ctx.not_compared(&fp, r.session, &sql, &dropped_why());
+    }
+
+    /// Hands a job to its session's lane, or keeps it while the session waits for one.
+    async fn route(&mut self, job: Arc<Job>) {
+        let session = job.session;
+        if let Some(&k) = self.lanes.bound.get(&session) {
+            let quit = job.rec.command == Command::Quit;
+            self.send(k, job).await;
+            if quit {
+                self.lanes.bound.remove(&session);
+                self.release(k).await;
+            }
+            return;
+        }
+        if let Some(held) = self.lanes.held.get_mut(&session) {
+            if self.lanes.held_total >= MAX_HELD {
+                return self.drop_waiting(session, Some(job));
+            }
+            held.push(job);
+            self.lanes.held_total += 1;
+            return;
+        }
+        match self.take_lane() {
+            Some(k) => {
+                self.lanes.bound.insert(session, k);
+                let quit = job.rec.command == Command::Quit;
+                self.send(k, job).await;
+                if quit {
+                    self.lanes.bound.remove(&session);
+                    self.release(k).await;
+                }
+            }
+            None => {
+                if self.lanes.held_total >= MAX_HELD {
+                    self.lanes.waiting.push_back(session);
+                    self.lanes.held.insert(session, Vec::new());
+                    return self.drop_waiting(session, Some(job));
+                }
+                self.lanes.waiting.push_back(session);
+                self.lanes.held.insert(session, vec![job]);
+                self.lanes.held_total += 1;
+            }
+        }
+    }
+
+    /// A waiting session is given up (too many records waiting): every statement it holds
+    /// and every later one is counted as not compared.
+    fn drop_waiting(&mut self, session: u64, job: Option<Arc<Job>>) {
+        self.lanes.waiting.retain(|s| *s != session);
+        let mut jobs = self.lanes.held.remove(&session).unwrap_or_default();
+        self.lanes.held_total -= jobs.len();
+        jobs.extend(job);
+        let mut quit = false;
+        for j in jobs {
+            quit |= j.rec.command == Command::Quit;
+            if let Some(st) = &j.stmt {
+                self.ctx
+                    .not_compared(&st.fingerprint, session, j.sql(), &dropped_why());
+            }
+        }
+        if !quit {
+            self.lanes.dropped.insert(session);
+        }
+    }
+
+    /// A free lane, or a new one while there are fewer than the limit.
+    fn take_lane(&mut self) -> Option<usize> {
+        if let Some(k) = self.lanes.free.pop() {
+            return Some(k);
+        }
+        if self.lanes.all.len() >= self.lanes.limit {
+            return None;
+        }
+        let mut spawn = |side: Side| {
+            let (tx, rx) = mpsc::channel(LANE_QUEUE);
+            self.handles
+                .push((side, tokio::spawn(run_lane(side, rx, self.ctx.clone()))));
+            tx
+        };
+        let t = spawn(Side::Target);
+        let b = self.ctx.baseline.is_some().then(|| spawn(Side::Baseline));
+        self.lanes.all.push((t, b));
+        Some(self.lanes.all.len() - 1)
+    }
+
+    /// Lane `k`'s session has ended: the first waiting session takes it (its records queue
+    /// behind the end of the previous one, whose connection the lane closes first).
+    async fn release(&mut self, k: usize) {
+        while let Some(session) = self.lanes.waiting.pop_front() {
+            if self.hand_over(session, k).await {
+                self.lanes.bound.insert(session, k);
+                return;
+            }
+        }
+        self.lanes.free.push(k);
+    }
+
+    /// Sends a waiting session's records to lane `k`; whether the session goes on there
+    /// (its `quit` is not among them).
+    async fn hand_over(&mut self, session: u64, k: usize) -> bool {
+        let jobs = self.lanes.held.remove(&session).unwrap_or_default();
+        self.lanes.held_total -= jobs.len();
+        let mut quit = false;
+        for j in jobs {
+            quit |= j.rec.command == Command::Quit;
+            self.send(k, j).await;
+        }
+        !quit
+    }
+
+    /// At the end of the workload: sessions still holding a lane are ended (the workload
+    /// has no more of them), then the waiting ones run, spread over the lanes.
+    async fn end_all(&mut self) {
+        let mut bound: Vec<(u64, usize)> = self.lanes.bound.drain().collect();
+        bound.sort_by_key(|(_, k)| *k);
+        for (session, k) in bound {
+            let end = self.end_job(session);
+            self.send(k, end).await;
+            self.lanes.free.push(k);
+        }
+        let mut next = 0usize;
+        while let Some(session) = self.lanes.waiting.pop_front() {
+            if self.closed {
+                break;
+            }
+            let k = match self.lanes.all.len() {
+                0 => match self.take_lane() {
+                    Some(k) => k,
+                    None => break,
+                },
+                n => next % n,
+            };
+            next += 1;
+            if self.hand_over(session, k).await {
+                let end = self.end_job(session);
+                self.send(k, end).await;
+            }
+        }
+    }
+
+    /// A `quit` the workload does not hold, ending a session at the end of the workload.
+    fn end_job(&mut self, session: u64) -> Arc<Job> {
+        let (seq, pair) = match self.sessions.remove(&session) {
+            Some(st) => (st.seq, st.pair.unwrap_or_else(|| Arc::new(Pair::new()))),
+            None => (0, Arc::new(Pair::new())),
+        };
+        Arc::new(Job {
+            session,
+            seq,
+            at_us: self.ctx.first_ts,
+            rec: Record {
+                session,
+                ts_us: self.ctx.first_ts,
+                db: None,
+                user: None,
+                command: Command::Quit,
+                response: None,
+            },
+            stmt: None,
+            pair,
+            wire: Wire::Recorded,
+            half: std::sync::Mutex::new(None),
+        })
+    }
+
+    async fn send(&mut self, k: usize, job: Arc<Job>) {
+        let Some((t, b)) = self.lanes.all.get(k).cloned() else {
+            return;
+        };
         // The target's lane first, then the baseline's: see `run` on why this order.
         if !send_job(&t, job.clone()).await {
             self.closed = true;
@@ -683,47 +1119,67 @@ impl Dispatcher {
             }
         }
     }
-
-    async fn skipped(&mut self, fp: Arc<str>) {
-        self.ctx.add(Outcome::Skipped { fingerprint: fp });
-    }
-
-    fn lane(&mut self, session: u64) -> LaneTx {
-        let key = match self.lanes_opt {
-            None => session,
-            Some(n) => session % n.max(1) as u64,
-        };
-        if let Some((t, b)) = self.lanes.get(&key) {
-            return (t.clone(), b.clone());
-        }
-        let mut spawn = |side: Side| {
-            let (tx, rx) = mpsc::channel(LANE_QUEUE);
-            self.handles
-                .push((side, tokio::spawn(run_lane(side, rx, self.ctx.clone()))));
-            tx
-        };
-        let t = spawn(Side::Target);
-        let b = self.ctx.baseline.is_some().then(|| spawn(Side::Baseline));
-        self.lanes.insert(key, (t.clone(), b.clone()));
-        (t, b)
-    }
 }
 
-/// A statement class by its fingerprint: the fingerprint shared (one allocation per class,
-/// not per statement) and what the statement is, decided once per class.
-type Classes = HashMap<String, (Arc<str>, Arc<Class>)>;
+fn dropped_why() -> NotRun {
+    NotRun::new(
+        Reason::ConnectionLimit,
+        format!(
+            "no lane free within --max-connections while {MAX_HELD} records already waited for one"
+        ),
+    )
+}
 
-fn class_of(classes: &mut Classes, sql: &str) -> (Arc<str>, Arc<Class>) {
-    let fp = fingerprint(sql);
-    if let Some((f, c)) = classes.get(&fp) {
-        return (f.clone(), c.clone());
+/// Statements classified so far, with their fingerprints shared (one allocation per class,
+/// not per statement). Under `--read-only` by their exact text, never by fingerprint: two
+/// texts of one fingerprint can differ in what they do (an executable comment, a literal
+/// in `INTO OUTFILE`), and what may be sent is decided for the text that is sent. Without
+/// it (everything is sent) the rest of a class (order, nondeterminism, transaction edges)
+/// follows the fingerprint, and one classification per class saves a parse per statement.
+#[derive(Default)]
+struct Classes {
+    by_text: HashMap<String, (Arc<str>, Arc<Class>)>,
+    fingerprints: HashMap<String, (Arc<str>, Option<Arc<Class>>)>,
+    per_text: bool,
+}
+
+/// Texts and fingerprints remembered, at most.
+const MAX_CLASSES: usize = 100_000;
+
+impl Classes {
+    fn new(per_text: bool) -> Classes {
+        Classes {
+            per_text,
+            ..Classes::default()
+        }
     }
-    let c = Arc::new(classify::classify(sql));
-    let f: Arc<str> = Arc::from(fp.as_str());
-    if classes.len() < 100_000 {
-        classes.insert(fp, (f.clone(), c.clone()));
+
+    fn get(&mut self, sql: &str, rules: Rules) -> (Arc<str>, Arc<Class>) {
+        if self.per_text {
+            if let Some((f, c)) = self.by_text.get(sql) {
+                return (f.clone(), c.clone());
+            }
+        }
+        let fp = fingerprint(sql);
+        let (f, known) = match self.fingerprints.get(&fp) {
+            Some((f, c)) => (f.clone(), c.clone()),
+            None => (Arc::from(fp.as_str()), None),
+        };
+        if !self.per_text {
+            if let Some(c) = known {
+                return (f, c);
+            }
+        }
+        let c = Arc::new(classify::classify_with(sql, rules));
+        if self.fingerprints.len() < MAX_CLASSES {
+            let class = (!self.per_text).then(|| c.clone());
+            self.fingerprints.entry(fp).or_insert((f.clone(), class));
+        }
+        if self.per_text && self.by_text.len() < MAX_CLASSES {
+            self.by_text.insert(sql.to_string(), (f.clone(), c.clone()));
+        }
+        (f, c)
     }
-    (f, c)
 }
 
 impl Disp {
@@ -733,6 +1189,7 @@ impl Disp {
         fingerprint: Arc<str>,
         class: Arc<Class>,
         prepared: Option<String>,
+        unlocked: bool,
     ) -> Stmt {
         if class.txn == Txn::Begin {
             self.in_txn = true;
@@ -747,6 +1204,7 @@ impl Disp {
             fingerprint,
             class,
             after_skipped_write,
+            unlocked,
             prepared,
         }
     }
@@ -763,13 +1221,18 @@ struct LaneDone {
 #[derive(Default)]
 struct Session {
     conn: Option<mysql_async::Conn>,
-    stmts: HashMap<u32, mysql_async::Statement>,
+    /// Prepared statements by the workload's id: the server's statement, or the error the
+    /// server answered the prepare with (the execute's answer on this side).
+    stmts: HashMap<u32, Result<mysql_async::Statement, answer::ServerErr>>,
     /// Captured (or baseline) generated IDs → this side's.
     ids: IdMap,
     /// This side's generated IDs → the baseline's, for result cells.
     unmap: IdMap,
     db: Option<String>,
-    broken: bool,
+    /// Why the session stopped on this side: its later statements are not compared.
+    ended: Option<NotRun>,
+    /// The first statement not compared after it stopped has been named.
+    named: bool,
     /// Target: statements that generated an ID whose baseline counterpart is not read yet:
     /// (seq, target's ID, captured ID).
     pending_ids: Vec<(u64, u64, Option<u64>)>,
@@ -777,6 +1240,13 @@ struct Session {
 
 /// At most this many generated IDs are remembered per session side.
 const MAX_IDS: usize = 100_000;
+
+fn role(side: Side) -> &'static str {
+    match side {
+        Side::Target => "target",
+        Side::Baseline => "baseline",
+    }
+}
 
 async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -> LaneDone {
     let db = match side {
@@ -790,8 +1260,12 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
     let mut sessions: HashMap<u64, Session> = HashMap::new();
     let mut errors = Vec::new();
     let mut seen = 0u64;
+    // The connection of the lane's previous session, reset for the next one: a lane keeps
+    // one connection, so the server never sees one closing while the next opens.
+    let mut spare: Option<mysql_async::Conn> = None;
     while let Some(job) = rx.recv().await {
         if ctx.cancel.is_cancelled() {
+            interrupted(&ctx, side, &job);
             break;
         }
         if let Some(due) = ctx.due(job.at_us) {
@@ -799,39 +1273,87 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
             if due > now {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
-                    _ = ctx.cancel.cancelled() => break,
+                    _ = ctx.cancel.cancelled() => {
+                        interrupted(&ctx, side, &job);
+                        break;
+                    }
                 }
                 let _ = lag.record(0);
             } else {
                 let _ = lag.record((now - due).as_micros() as u64);
             }
         }
-        let s = sessions.entry(job.session).or_insert_with(|| {
-            seen += 1;
-            Session {
-                db: job.rec.db.clone(),
-                ..Session::default()
-            }
-        });
-        let answer = if s.broken {
-            None
-        } else {
-            match step(&ctx, &db, side, s, &job).await {
-                Ok(a) => a,
-                Err(_) if ctx.cancel.is_cancelled() => None,
-                Err(e) => {
-                    s.broken = true;
-                    let role = match side {
-                        Side::Target => "target",
-                        Side::Baseline => "baseline",
-                    };
-                    errors.push(format!("session {} on the {role}: {e}", job.session));
-                    None
-                }
+        let s = match sessions.entry(job.session) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                seen += 1;
+                let conn = match spare.take() {
+                    Some(c) => reuse(&db, c, job.rec.db.as_deref(), ctx.read_only).await,
+                    None => None,
+                };
+                e.insert(Session {
+                    db: job.rec.db.clone(),
+                    conn,
+                    ..Session::default()
+                })
             }
         };
+        let answer: Option<SideAnswer> = match &s.ended {
+            Some(ended) => {
+                let why = ended.detail.clone();
+                // A refused connection stays the reason for every statement it kept out.
+                let reason = match ended.reason {
+                    Reason::ConnectionRefused => Reason::ConnectionRefused,
+                    _ => Reason::SessionEnded,
+                };
+                job.stmt.as_ref().map(|_| {
+                    if !s.named {
+                        s.named = true;
+                        errors.push(format!(
+                            "session {} on the {}: {why}; first statement not compared: command {} of the session: {}; nor any later one of the session",
+                            job.session,
+                            role(side),
+                            job.seq + 1,
+                            report::one_line(job.sql(), 120)
+                        ));
+                    }
+                    Err(NotRun::new(
+                        reason,
+                        format!("session {} stopped earlier: {why}", job.session),
+                    ))
+                })
+            }
+            None => match step(&ctx, &db, side, s, &job).await {
+                Ok(a) => a.map(Ok),
+                // Not the session's end: the next statements still run.
+                Err(e) if matches!(e.reason, Reason::Interrupted | Reason::PrepareMissing) => {
+                    Some(Err(e))
+                }
+                Err(e) => {
+                    s.ended = Some(e.clone());
+                    if job.stmt.is_some() {
+                        s.named = true;
+                        errors.push(format!(
+                            "session {} on the {}: {}; first statement not compared: command {} of the session: {}; nor any later one of the session",
+                            job.session,
+                            role(side),
+                            e.detail,
+                            job.seq + 1,
+                            report::one_line(job.sql(), 120)
+                        ));
+                        Some(Err(e))
+                    } else {
+                        None
+                    }
+                }
+            },
+        };
         if side == Side::Baseline {
-            if let Some(id) = answer.as_ref().and_then(|a| a.last_insert_id) {
+            if let Some(id) = answer
+                .as_ref()
+                .and_then(|a| a.as_ref().ok())
+                .and_then(|a| a.last_insert_id)
+            {
                 if let Ok(mut m) = job.pair.base_ids.lock() {
                     if m.len() < MAX_IDS {
                         m.insert(job.seq, id);
@@ -841,12 +1363,34 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
             job.pair.base_done.send_replace(job.seq + 1);
         }
         if job.stmt.is_some() {
+            let answer =
+                answer.unwrap_or_else(|| Err(NotRun::new(Reason::DriverError, "no answer")));
             ctx.answered(side, &job, answer);
         }
         if job.rec.command == Command::Quit {
             if let Some(mut s) = sessions.remove(&job.session) {
-                close(&mut s).await;
+                match s.conn.take() {
+                    Some(c) if !ctx.cancel.is_cancelled() => {
+                        if let Some(old) = spare.replace(c) {
+                            let _ = old.disconnect().await;
+                        }
+                    }
+                    c => {
+                        if let Some(c) = c {
+                            let _ = c.disconnect().await;
+                        }
+                    }
+                }
             }
+        }
+    }
+    if let Some(c) = spare.take() {
+        let _ = c.disconnect().await;
+    }
+    // Interrupted: what is left in the channel is not compared either.
+    if ctx.cancel.is_cancelled() {
+        while let Ok(job) = rx.try_recv() {
+            interrupted(&ctx, side, &job);
         }
     }
     for (_, mut s) in sessions.drain() {
@@ -859,22 +1403,97 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
     }
 }
 
+/// A statement the replay was interrupted before running.
+fn interrupted(ctx: &Ctx, side: Side, job: &Job) {
+    if job.stmt.is_some() {
+        ctx.answered(
+            side,
+            job,
+            Err(NotRun::new(Reason::Interrupted, INTERRUPTED)),
+        );
+    }
+}
+
+/// The lane's previous connection made ready for a new session: COM_RESET_CONNECTION
+/// (session variables, temporary tables, prepared statements and any transaction go), the
+/// guard again, and the session's database; without one, a change of user back to the
+/// DSN's database (a reset keeps the current one). `None`: it could not be reused.
+async fn reuse(
+    db: &Db,
+    mut c: mysql_async::Conn,
+    session_db: Option<&str>,
+    read_only: bool,
+) -> Option<mysql_async::Conn> {
+    let ready = async {
+        match session_db {
+            Some(d) => {
+                c.reset().await.ok()?;
+                if c.query_drop(format!("USE {}", cutover_core::sql::quote_ident(d)))
+                    .await
+                    .is_err()
+                {
+                    // Missing on this side: as on a fresh connection, in none of the
+                    // previous session's databases.
+                    c.change_user(Default::default()).await.ok()?;
+                }
+            }
+            None => c.change_user(Default::default()).await.ok()?,
+        }
+        if read_only {
+            guard(db, &mut c).await.ok()?;
+        }
+        Some(())
+    };
+    match ready.await {
+        Some(()) => Some(c),
+        None => {
+            let _ = c.disconnect().await;
+            None
+        }
+    }
+}
+
 async fn close(s: &mut Session) {
     if let Some(c) = s.conn.take() {
         let _ = c.disconnect().await;
     }
 }
 
+/// Why a connection failed: refused by the server for its connection limit (1040 too many
+/// connections, 1203 too many for the user), or another error.
+fn connect_reason(message: &str) -> Reason {
+    if message.contains("ERROR 1040 ") || message.contains("ERROR 1203 ") {
+        Reason::ConnectionRefused
+    } else {
+        Reason::DriverError
+    }
+}
+
+/// The `READ ONLY` guard on a session (`--read-only`): a second line of defence after the
+/// classifier, applied at connect and again after every reset and change of user (both
+/// drop it).
+async fn guard(db: &Db, c: &mut mysql_async::Conn) -> Result<(), NotRun> {
+    c.query_drop("SET SESSION TRANSACTION READ ONLY")
+        .await
+        .map_err(|e| {
+            NotRun::new(
+                Reason::DriverError,
+                format!("{} session set-up: {e}", db.role()),
+            )
+        })
+}
+
 /// Opens a side's connection when the session first needs it.
-async fn open(db: &Db, s: &mut Session, read_only: bool) -> Result<(), String> {
+async fn open(db: &Db, s: &mut Session, read_only: bool) -> Result<(), NotRun> {
     if s.conn.is_some() {
         return Ok(());
     }
-    let mut c = db.standalone().await.map_err(|e| e.to_string())?;
+    let mut c = db.standalone().await.map_err(|e| {
+        let m = e.to_string();
+        NotRun::new(connect_reason(&m), m)
+    })?;
     if read_only {
-        c.query_drop("SET SESSION TRANSACTION READ ONLY")
-            .await
-            .map_err(|e| format!("{} session set-up: {e}", db.role()))?;
+        guard(db, &mut c).await?;
     }
     if let Some(d) = &s.db {
         // A database missing on one side is an answer to compare, not a set-up failure:
@@ -894,14 +1513,14 @@ async fn step(
     side: Side,
     s: &mut Session,
     job: &Job,
-) -> Result<Option<Answer>, String> {
+) -> Result<Option<Answer>, NotRun> {
     let r = &job.rec;
     match &r.command {
         Command::Connect | Command::ChangeUser => {
             // Passwords are not captured: the replay logs in as the DSN's user. A change of
             // user resets the session like COM_CHANGE_USER does.
             if r.command == Command::ChangeUser {
-                reset(s).await;
+                reset(ctx, db, s).await?;
             }
             s.db = r.db.clone();
             open(db, s, ctx.read_only).await?;
@@ -919,21 +1538,42 @@ async fn step(
             Ok(None)
         }
         Command::Reset => {
-            reset(s).await;
+            reset(ctx, db, s).await?;
             Ok(None)
         }
         Command::Quit => Ok(None),
         Command::Close { stmt } => {
-            if let (Some(st), Some(c)) = (s.stmts.remove(stmt), s.conn.as_mut()) {
+            if let (Some(Ok(st)), Some(c)) = (s.stmts.remove(stmt), s.conn.as_mut()) {
                 let _ = c.close(st).await;
             }
             Ok(None)
         }
-        Command::Prepare { stmt, sql } => {
+        Command::Prepare { stmt, .. } => {
+            if job.wire == Wire::Withheld {
+                return Ok(None);
+            }
             open(db, s, ctx.read_only).await?;
             if let Some(c) = s.conn.as_mut() {
-                if let Ok(st) = c.prep(sql.as_str()).await {
-                    s.stmts.insert(*stmt, st);
+                match c.prep(job.wire_sql()).await {
+                    Ok(st) => {
+                        s.stmts.insert(*stmt, Ok(st));
+                    }
+                    Err(mysql_async::Error::Server(e)) => {
+                        s.stmts.insert(
+                            *stmt,
+                            Err(answer::ServerErr {
+                                code: e.code,
+                                state: e.state,
+                                message: e.message,
+                            }),
+                        );
+                    }
+                    Err(e) => {
+                        return Err(NotRun::new(
+                            Reason::DriverError,
+                            format!("prepare of statement {stmt}: {e}"),
+                        ))
+                    }
                 }
             }
             Ok(None)
@@ -951,30 +1591,46 @@ async fn use_db(s: &mut Session, db: &str) {
     }
 }
 
-async fn reset(s: &mut Session) {
+/// COM_RESET_CONNECTION (a `reset` record, or the reset a change of user implies): it drops
+/// the `READ ONLY` guard with the rest of the session state, so the guard goes on again
+/// before anything else is sent.
+async fn reset(ctx: &Ctx, db: &Db, s: &mut Session) -> Result<(), NotRun> {
     if let Some(c) = s.conn.as_mut() {
-        let _ = c.reset().await;
+        c.reset().await.map_err(|e| {
+            NotRun::new(Reason::DriverError, format!("reset of the connection: {e}"))
+        })?;
+        if ctx.read_only {
+            guard(db, c).await?;
+        }
     }
     s.stmts.clear();
     s.ids.clear();
     s.unmap.clear();
     s.pending_ids.clear();
+    Ok(())
 }
 
 /// The target's ID wait: before a statement, the baseline's answers to the session's
 /// earlier statements that generated an ID on the target, so the IDs map both ways.
-async fn resolve_ids(ctx: &Ctx, s: &mut Session, job: &Job) -> Result<(), String> {
+async fn resolve_ids(ctx: &Ctx, s: &mut Session, job: &Job) -> Result<(), NotRun> {
     let Some(last) = s.pending_ids.last().map(|p| p.0) else {
         return Ok(());
     };
     let mut done = job.pair.base_done.subscribe();
     tokio::select! {
-        r = done.wait_for(|d| *d > last) => { r.map_err(|_| "the baseline stopped".to_string())?; }
-        _ = ctx.cancel.cancelled() => return Err(INTERRUPTED.into()),
+        r = done.wait_for(|d| *d > last) => {
+            r.map_err(|_| NotRun::new(Reason::SessionEnded, "the baseline stopped"))?;
+        }
+        _ = ctx.cancel.cancelled() => return Err(NotRun::new(Reason::Interrupted, INTERRUPTED)),
     }
     let mut base = match job.pair.base_ids.lock() {
         Ok(m) => m,
-        Err(_) => return Err("the baseline's IDs are unreadable".into()),
+        Err(_) => {
+            return Err(NotRun::new(
+                Reason::DriverError,
+                "the baseline's IDs are unreadable",
+            ))
+        }
     };
     for (seq, tid, captured) in s.pending_ids.drain(..) {
         let b = base.get(&seq).copied();
@@ -1015,7 +1671,7 @@ async fn statement(
     side: Side,
     s: &mut Session,
     job: &Job,
-) -> Result<Answer, String> {
+) -> Result<Answer, NotRun> {
     let r = &job.rec;
     if side == Side::Target && ctx.baseline.is_some() {
         resolve_ids(ctx, s, job).await?;
@@ -1029,51 +1685,54 @@ async fn statement(
         }
     }
     let Some(conn) = s.conn.as_mut() else {
-        return Err("no connection".into());
+        return Err(NotRun::new(Reason::DriverError, "no connection"));
     };
     let id = conn.id();
     let a = {
         let run = async {
             match &r.command {
                 Command::Execute { stmt, params } => match s.stmts.get(stmt) {
-                    Some(st) => {
-                        answer::execute(conn, st, params::positional(params), &s.unmap).await
+                    Some(Ok(st)) => {
+                        Ok(answer::execute(conn, st, params::positional(params), &s.unmap).await)
                     }
-                    None => Answer {
-                        error: Some(answer::ServerErr {
-                            code: 1243,
-                            state: "HY000".into(),
-                            message: format!("unknown prepared statement {stmt}"),
-                        }),
+                    // The prepare failed on this side: that is its answer.
+                    Some(Err(e)) => Ok(Answer {
+                        error: Some(e.clone()),
                         ..Answer::default()
-                    },
+                    }),
+                    None => Err(NotRun::new(
+                        Reason::PrepareMissing,
+                        format!("statement {stmt} is not prepared on this connection"),
+                    )),
                 },
                 _ => {
-                    let sql = r.command.sql().unwrap_or("");
+                    let sql = job.wire_sql();
                     let text = answer::map_ids(sql, &s.ids);
-                    answer::query(conn, text.as_deref().unwrap_or(sql), &s.unmap).await
+                    Ok(answer::query(conn, text.as_deref().unwrap_or(sql), &s.unmap).await)
                 }
             }
         };
         tokio::pin!(run);
         tokio::select! {
-            a = &mut run => a,
+            a = &mut run => a?,
             _ = ctx.cancel.cancelled() => {
                 // Interrupted with a statement in flight: the server stops it (`KILL QUERY`
                 // from another connection, as `Db::kill_running` does for pooled ones), and
                 // its answer is not compared.
                 kill_query(db, id).await;
                 let _ = tokio::time::timeout(Duration::from_secs(10), &mut run).await;
-                return Err(INTERRUPTED.into());
+                return Err(NotRun::new(Reason::Interrupted, INTERRUPTED));
             }
         }
     };
     if a.broken {
-        return Err(a
-            .error
-            .as_ref()
-            .map(|e| e.message.clone())
-            .unwrap_or_else(|| "connection lost".into()));
+        return Err(NotRun::new(
+            Reason::DriverError,
+            a.error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| "connection lost".into()),
+        ));
     }
     // Generated IDs: remember how this session's IDs correspond.
     let captured = r.response.as_ref().and_then(|x| x.last_insert_id);
@@ -1113,6 +1772,39 @@ mod tests {
         let t = spread(0, &[Some(900_000), Some(300_000), Some(0)]);
         assert_eq!(t, vec![0, 750_000, 999_999]);
         assert!(spread(7, &[]).is_empty());
+    }
+
+    #[test]
+    fn a_statement_is_classified_by_its_own_text_not_by_its_fingerprint() {
+        // The fingerprint expands MariaDB's executable comment, so both texts are one
+        // class; once the first (a read, to a classifier that does not expand it) is
+        // known, the second must still be judged by itself.
+        let hidden = "/*M! DELETE FROM t WHERE id IN (*/ SELECT 13 /*M! ) */";
+        let plain = "DELETE FROM t WHERE id IN (SELECT 21)";
+        let mut c = Classes::new(true);
+        let (f1, _) = c.get(hidden, Rules::default());
+        let (f2, class) = c.get(plain, Rules::default());
+        assert_eq!(f1, f2);
+        assert!(
+            Arc::ptr_eq(&f1, &f2),
+            "one fingerprint allocation per class"
+        );
+        assert!(class.refusal.is_some(), "{class:?}");
+        // And the other way round, from the cache.
+        let (_, again) = c.get(plain, Rules::default());
+        assert!(again.refusal.is_some());
+        let (_, read) = c.get("SELECT 13", Rules::default());
+        assert!(read.refusal.is_none());
+    }
+
+    #[test]
+    fn the_default_connection_limit_is_half_the_servers_at_most_200() {
+        assert_eq!(default_max_connections(151), 75);
+        assert_eq!(default_max_connections(20), 10);
+        assert_eq!(default_max_connections(100_000), 200);
+        // TiDB: 0 is no limit.
+        assert_eq!(default_max_connections(0), 200);
+        assert_eq!(default_max_connections(1), 2);
     }
 
     proptest! {

@@ -13,12 +13,91 @@ use crate::answer::{Answer, Kind};
 /// Samples kept per class.
 pub const SAMPLES: usize = 3;
 
+/// Why a statement was not compared. Every statement of the workload is compared, not
+/// compared for one of these reasons, or nondeterministic (compared, its differences
+/// reported apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not sent under `--read-only` because it can change data (or cannot be shown not to):
+    /// what the user asked for, so it does not count against the verdict.
+    ReadOnlyWrite,
+    /// An execute whose prepare is not in the recording (prepared before the capture began);
+    /// never sent.
+    PrepareMissing,
+    /// Its session stopped earlier on one side (a lost connection, a driver error): this
+    /// statement and every later one of the session are not compared.
+    SessionEnded,
+    /// The driver or the connection failed on this statement (not a server error, which is
+    /// an answer and compared).
+    DriverError,
+    /// The server refused the session's connection (1040 too many connections, 1203).
+    ConnectionRefused,
+    /// No connection free within `--max-connections` and too many records already waiting
+    /// for one.
+    ConnectionLimit,
+    /// The replay was interrupted before both answers arrived.
+    Interrupted,
+}
+
+impl Reason {
+    /// In the order reports list them: the cause before its consequence.
+    pub const ALL: [Reason; 7] = [
+        Reason::ReadOnlyWrite,
+        Reason::PrepareMissing,
+        Reason::DriverError,
+        Reason::ConnectionRefused,
+        Reason::SessionEnded,
+        Reason::ConnectionLimit,
+        Reason::Interrupted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::ReadOnlyWrite => "read_only_write",
+            Reason::PrepareMissing => "prepare_missing",
+            Reason::SessionEnded => "session_ended",
+            Reason::DriverError => "driver_error",
+            Reason::ConnectionRefused => "connection_refused",
+            Reason::ConnectionLimit => "connection_limit",
+            Reason::Interrupted => "interrupted",
+        }
+    }
+
+    /// What the reason means, for the summary and the report.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Reason::ReadOnlyWrite => {
+                "not sent under --read-only: it can change data (expected, not counted against the verdict)"
+            }
+            Reason::PrepareMissing => "an execute whose prepare is not in the recording",
+            Reason::SessionEnded => "its session had stopped earlier on one side",
+            Reason::DriverError => "the driver or the connection failed on it",
+            Reason::ConnectionRefused => "the server refused the connection",
+            Reason::ConnectionLimit => {
+                "no connection free within --max-connections, and too many records waiting"
+            }
+            Reason::Interrupted => "the replay was interrupted",
+        }
+    }
+
+    /// Whether it makes the replay's verdict incomplete (exit 1 unless `--allow-skipped`).
+    pub fn counts(self) -> bool {
+        self != Reason::ReadOnlyWrite
+    }
+}
+
+/// A statement that was not compared, as the collector gets it.
+pub(crate) struct NotCompared<'a> {
+    pub fingerprint: &'a Arc<str>,
+    pub reason: Reason,
+    pub session: u64,
+    pub sql: &'a str,
+    pub detail: &'a str,
+}
+
 /// One replayed statement, as the sessions report it to the collector.
 pub(crate) enum Outcome {
-    /// Dropped by `--read-only`.
-    Skipped {
-        fingerprint: Arc<str>,
-    },
     Ran(Box<Ran>),
 }
 
@@ -26,6 +105,8 @@ pub(crate) struct Ran {
     pub fingerprint: Arc<str>,
     pub nondeterministic: Option<String>,
     pub after_skipped_write: bool,
+    /// A locking read sent without its lock (`--read-only`).
+    pub unlocked: bool,
     pub kinds: Vec<Kind>,
     pub baseline_us: Option<u64>,
     pub target_us: u64,
@@ -68,14 +149,18 @@ pub struct ClassLatency {
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassReport {
     pub fingerprint: String,
-    /// Statements of this class replayed.
+    /// Statements of this class compared (answered by every side).
     pub count: u64,
     /// Of them, answered differently (not counting nondeterministic ones).
     pub diffs: u64,
     /// Differences by kind (a statement can differ in several ways).
     pub kinds: BTreeMap<&'static str, u64>,
-    /// Dropped by `--read-only`.
+    /// Not sent under `--read-only` (they can change data).
     pub skipped: u64,
+    /// Not compared for another reason (see the report's `not_compared`).
+    pub not_compared: u64,
+    /// Locking reads compared without their lock (`--read-only`).
+    pub unlocked: u64,
     /// Why answers of this class may differ between runs; its differences are in `noise`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nondeterministic: Option<String>,
@@ -98,10 +183,30 @@ pub struct Lag {
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub version: &'static str,
-    /// Statements in the workload (queries and executes).
+    /// Statements in the workload (queries and executes): `compared` + `nondeterministic`
+    /// + `skipped` + `not_compared`.
     pub statements: u64,
+    /// Compared, answered by every side (deterministic statements).
+    pub compared: u64,
+    /// Compared, but their answers may differ from run to run: differences are `noise`.
+    pub nondeterministic: u64,
+    /// `compared` + `nondeterministic`.
     pub replayed: u64,
+    /// Not sent under `--read-only` because they can change data (expected; not counted
+    /// against the verdict).
     pub skipped: u64,
+    /// Not compared for any other reason: makes the exit code 1 unless `allow_skipped`.
+    pub not_compared: u64,
+    /// Every reason a statement was not compared (`skipped` included), with examples.
+    pub not_compared_by_reason: Vec<ReasonReport>,
+    /// `--allow-skipped`: statements not compared do not change the exit code.
+    pub allow_skipped: bool,
+    /// Locking reads compared without their lock (`--read-only`).
+    pub unlocked: u64,
+    /// Connections the replay may hold per server (`--max-connections`), and the lanes
+    /// (one connection each per server) the sessions shared.
+    pub max_connections: u64,
+    pub lanes: u64,
     pub statements_with_diffs: u64,
     /// Differences of nondeterministic statements, reported apart.
     pub noise: u64,
@@ -125,6 +230,27 @@ pub struct Report {
     /// Worst classes first: most differences, then slowest target relative to baseline.
     pub classes: Vec<ClassReport>,
 }
+
+/// The statements not compared for one reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReasonReport {
+    pub reason: Reason,
+    pub meaning: &'static str,
+    /// Whether these make the verdict incomplete (all but `read_only_write`).
+    pub counts: bool,
+    pub statements: u64,
+    pub examples: Vec<NotComparedExample>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NotComparedExample {
+    pub session: u64,
+    pub sql: String,
+    pub detail: String,
+}
+
+/// Examples kept per reason.
+const REASON_EXAMPLES: usize = 3;
 
 /// One kind of protocol-level difference across the replay.
 #[derive(Clone, Debug, Serialize)]
@@ -157,10 +283,15 @@ struct CompatAgg {
 }
 
 impl Report {
+    /// 130 interrupted; 2 when the workload had statements and none could be compared; 1
+    /// for differences, or for statements not compared (unless `--allow-skipped`; those
+    /// left out by `--read-only` because they write never count); 0 otherwise.
     pub fn exit_code(&self) -> u8 {
         if self.interrupted {
             130
-        } else if self.statements_with_diffs > 0 {
+        } else if self.statements > 0 && self.replayed == 0 {
+            2
+        } else if self.statements_with_diffs > 0 || (self.not_compared > 0 && !self.allow_skipped) {
             1
         } else {
             0
@@ -173,6 +304,8 @@ struct ClassAgg {
     diffs: u64,
     kinds: BTreeMap<&'static str, u64>,
     skipped: u64,
+    not_compared: u64,
+    unlocked: u64,
     nondeterministic: Option<String>,
     noise: u64,
     after_skipped_write: u64,
@@ -189,6 +322,8 @@ impl ClassAgg {
             diffs: 0,
             kinds: BTreeMap::new(),
             skipped: 0,
+            not_compared: 0,
+            unlocked: 0,
             nondeterministic: None,
             noise: 0,
             after_skipped_write: 0,
@@ -215,32 +350,80 @@ fn unreachable_hist() -> Histogram<u64> {
 pub(crate) struct Collector {
     classes: HashMap<Arc<str>, ClassAgg>,
     compat: BTreeMap<Kind, CompatAgg>,
+    reasons: BTreeMap<Reason, (u64, Vec<NotComparedExample>)>,
     pub statements: u64,
-    pub replayed: u64,
+    pub compared: u64,
+    pub nondeterministic: u64,
     pub skipped: u64,
+    pub not_compared: u64,
+    pub unlocked: u64,
     pub with_diffs: u64,
     pub noise: u64,
 }
 
 impl Collector {
+    /// A statement not compared, with why.
+    pub fn not_compared(&mut self, x: NotCompared<'_>) {
+        self.statements += 1;
+        let n = self.classes.len() as u64;
+        let c = self
+            .classes
+            .entry(x.fingerprint.clone())
+            .or_insert_with(|| ClassAgg::new(n));
+        if x.reason.counts() {
+            self.not_compared += 1;
+            c.not_compared += 1;
+        } else {
+            self.skipped += 1;
+            c.skipped += 1;
+        }
+        let (count, examples) = self.reasons.entry(x.reason).or_default();
+        *count += 1;
+        if examples.len() < REASON_EXAMPLES {
+            examples.push(NotComparedExample {
+                session: x.session,
+                sql: x.sql.chars().take(2000).collect(),
+                detail: x.detail.to_string(),
+            });
+        }
+    }
+
+    /// The statements not compared, by reason, in the order of [`Reason::ALL`].
+    pub fn reasons(&self) -> Vec<ReasonReport> {
+        Reason::ALL
+            .iter()
+            .filter_map(|r| {
+                let (n, examples) = self.reasons.get(r)?;
+                Some(ReasonReport {
+                    reason: *r,
+                    meaning: r.meaning(),
+                    counts: r.counts(),
+                    statements: *n,
+                    examples: examples.clone(),
+                })
+            })
+            .collect()
+    }
+
     pub fn add(&mut self, o: Outcome) {
         self.statements += 1;
         let n = self.classes.len() as u64;
         match o {
-            Outcome::Skipped { fingerprint } => {
-                self.skipped += 1;
-                self.classes
-                    .entry(fingerprint)
-                    .or_insert_with(|| ClassAgg::new(n))
-                    .skipped += 1;
-            }
             Outcome::Ran(r) => {
-                self.replayed += 1;
+                if r.nondeterministic.is_some() {
+                    self.nondeterministic += 1;
+                } else {
+                    self.compared += 1;
+                }
                 let c = self
                     .classes
                     .entry(r.fingerprint.clone())
                     .or_insert_with(|| ClassAgg::new(n));
                 c.count += 1;
+                if r.unlocked {
+                    c.unlocked += 1;
+                    self.unlocked += 1;
+                }
                 c.nondeterministic = r.nondeterministic.clone();
                 let _ = c.target.record(r.target_us.max(1));
                 if let Some(b) = r.baseline_us {
@@ -359,6 +542,8 @@ impl Collector {
                         diffs: c.diffs,
                         kinds: c.kinds,
                         skipped: c.skipped,
+                        not_compared: c.not_compared,
+                        unlocked: c.unlocked,
                         nondeterministic: c.nondeterministic,
                         noise: c.noise,
                         after_skipped_write: c.after_skipped_write,
@@ -384,9 +569,21 @@ impl Collector {
 /// The human summary.
 pub fn human(r: &Report) -> String {
     let mut out = format!(
-        "replay: {} statements, {} replayed, {} skipped, {} sessions, compared with {}\n",
-        r.statements, r.replayed, r.skipped, r.sessions, r.compared_with
+        "replay: {} statements in {} sessions, compared with {}: {} compared, {} nondeterministic, {} not sent (--read-only: they can change data), {} not compared\n",
+        r.statements,
+        r.sessions,
+        r.compared_with,
+        r.compared,
+        r.nondeterministic,
+        r.skipped,
+        r.not_compared
     );
+    if r.unlocked > 0 {
+        out.push_str(&format!(
+            "{} locking reads compared without their lock (--read-only)\n",
+            r.unlocked
+        ));
+    }
     out.push_str(&format!(
         "statements with differences: {}   (nondeterministic, reported apart: {})\n",
         r.statements_with_diffs, r.noise
@@ -448,8 +645,37 @@ pub fn human(r: &Report) -> String {
             c.fingerprint
         ));
     }
+    for x in r.not_compared_by_reason.iter().filter(|x| x.counts) {
+        out.push_str(&format!(
+            "\nnot compared ({}): {} statements: {}\n",
+            x.reason.name(),
+            x.statements,
+            x.reason.meaning()
+        ));
+        for e in &x.examples {
+            out.push_str(&format!(
+                "    e.g. session {}: {}\n      {}\n",
+                e.session,
+                one_line(&e.sql, 160),
+                one_line(&e.detail, 200)
+            ));
+        }
+    }
     for e in &r.session_errors {
         out.push_str(&format!("warning: {e}\n"));
+    }
+    if r.statements > 0 && r.replayed == 0 && !r.interrupted {
+        out.push_str("nothing could be compared\n");
+    } else if r.not_compared > 0 {
+        out.push_str(&format!(
+            "{} statements not compared: {}\n",
+            r.not_compared,
+            if r.allow_skipped {
+                "accepted (--allow-skipped)"
+            } else {
+                "the replay is incomplete (exit 1; --allow-skipped accepts it)"
+            }
+        ));
     }
     if r.interrupted {
         out.push_str("interrupted: the report covers what was replayed\n");
@@ -471,7 +697,7 @@ pub(crate) fn captured_brief(r: &cutover_workload::Response) -> String {
     format!("{} (captured)", parts.join(", "))
 }
 
-fn one_line(s: &str, max: usize) -> String {
+pub(crate) fn one_line(s: &str, max: usize) -> String {
     let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
     if s.chars().count() > max {
         let mut t: String = s.chars().take(max).collect();

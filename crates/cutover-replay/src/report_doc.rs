@@ -18,6 +18,10 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
         Badge::new("DIFFERENT", Tone::Bad)
     } else if r.interrupted {
         Badge::new("INTERRUPTED", Tone::Warn)
+    } else if r.statements > 0 && r.replayed == 0 {
+        Badge::new("NOTHING COMPARED", Tone::Bad)
+    } else if r.not_compared > 0 {
+        Badge::new("NOT ALL COMPARED", Tone::Warn)
     } else {
         Badge::new("SAME ANSWERS", Tone::Ok)
     });
@@ -28,12 +32,23 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
     d.summary.push((
         "Statements".into(),
         Cell::text(format!(
-            "{} in the workload, {} replayed, {} skipped{}",
+            "{} in the workload: {} compared, {} nondeterministic, {} not sent (--read-only: they can change data), {} not compared{}",
             r.statements,
-            r.replayed,
+            r.compared,
+            r.nondeterministic,
             r.skipped,
-            if r.read_only { " (--read-only)" } else { "" }
-        )),
+            r.not_compared,
+            if r.unlocked > 0 {
+                format!("; {} locking reads compared without their lock", r.unlocked)
+            } else {
+                String::new()
+            }
+        ))
+        .with_tone(if r.not_compared > 0 && !r.allow_skipped {
+            Tone::Bad
+        } else {
+            Tone::Ok
+        }),
     ));
     d.summary.push((
         "Differences".into(),
@@ -55,18 +70,62 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
         )),
     ));
 
+    if !r.not_compared_by_reason.is_empty() {
+        let mut s = Section::new("Not compared");
+        s = s.with_badge(if r.not_compared == 0 {
+            Badge::new("only writes left out by --read-only", Tone::Ok)
+        } else if r.allow_skipped {
+            Badge::new(
+                format!("{} accepted (--allow-skipped)", r.not_compared),
+                Tone::Warn,
+            )
+        } else {
+            Badge::new(format!("{} statements", r.not_compared), Tone::Bad)
+        });
+        let mut t = Table::new(["reason", "statements", "counts", "what it means", "example"])
+            .align_right([1]);
+        for x in &r.not_compared_by_reason {
+            let example = x
+                .examples
+                .first()
+                .map(|e| {
+                    format!(
+                        "session {}: {} — {}",
+                        e.session,
+                        short(&e.sql, 100),
+                        e.detail
+                    )
+                })
+                .unwrap_or_default();
+            t.push(vec![
+                Cell::text(x.reason.name()),
+                Cell::text(x.statements.to_string()),
+                Cell::text(if x.counts { "yes" } else { "no (expected)" }).with_tone(if x.counts {
+                    Tone::Bad
+                } else {
+                    Tone::Ok
+                }),
+                Cell::text(x.reason.meaning()),
+                Cell::text(example),
+            ]);
+        }
+        s.push(Block::Table(t));
+        d.sections.push(s);
+    }
+
     let mut overview = Section::new("Classes");
     let mut t = Table::new([
         "class",
         "count",
         "diffs",
         "kinds",
-        "skipped",
+        "not sent",
+        "not compared",
         "target p50 ms",
         "target p99 ms",
         "ratio p99",
     ])
-    .align_right([1, 2, 4, 5, 6, 7]);
+    .align_right([1, 2, 4, 5, 6, 7, 8]);
     for c in &r.classes {
         let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
         t.push(vec![
@@ -79,6 +138,7 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
             }),
             Cell::text(kinds.join(", ")),
             Cell::text(c.skipped.to_string()),
+            Cell::text(c.not_compared.to_string()),
             Cell::text(format!("{:.3}", c.latency_ms.target.p50)),
             Cell::text(format!("{:.3}", c.latency_ms.target.p99)),
             Cell::text(

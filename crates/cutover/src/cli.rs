@@ -155,16 +155,32 @@ pub struct ReplayArgs {
     /// Read the baseline password from FILE (else the DSN, else $CUTOVER_BASELINE_PASSWORD).
     #[arg(long, value_name = "FILE")]
     pub baseline_password_file: Option<PathBuf>,
-    /// Replay only statements that cannot change data (decided by parsing); reads after a
-    /// dropped write in the same transaction are marked. Without it the replay WRITES to
-    /// the target and the baseline, which must be disposable copies.
+    /// Send only statements shown not to change data, each decided on its own text
+    /// (locking reads are sent without their lock and compared; the rest are counted as not
+    /// sent); sessions are also `READ ONLY`, again after every reset and change of user.
+    /// Reads after a dropped write in the same transaction are marked. Without it the replay
+    /// WRITES to the target and the baseline, which must be disposable copies.
     #[arg(long)]
     pub read_only: bool,
+    /// With --read-only: take stored functions called from a read as reads (by default a
+    /// statement calling one is not sent).
+    #[arg(long)]
+    pub assume_functions_read_only: bool,
+    /// Statements not compared (other than the writes --read-only leaves out) do not make
+    /// the exit code 1: the replay's verdict covers only what was compared.
+    #[arg(long)]
+    pub allow_skipped: bool,
+    /// Connections the replay may hold on each server (at least 2: the sessions' lanes and
+    /// one for control). Default: half the server's own @@max_connections, at most 200
+    /// (the lower of the target's and the baseline's). Sessions beyond it wait for a lane.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// `max` (as fast as possible) or a factor of the captured pace (2 = twice as fast).
     #[arg(long, value_name = "max|FACTOR", default_value = "1")]
     pub speed: String,
-    /// `preserve` (one connection per captured session) or N (sessions spread over N
-    /// lanes, each running its sessions' commands in captured order).
+    /// `preserve` (one connection per captured session, as many at once as
+    /// --max-connections allows) or N (at most N lanes). A session holds a lane from its
+    /// first command to its end; sessions beyond the lanes wait for one.
     #[arg(long, value_name = "preserve|N", default_value = "preserve")]
     pub sessions: String,
     /// Output: a human summary, or the JSON report on stdout.

@@ -670,6 +670,7 @@ async fn replay_story(
         read_only: true,
         speed: cutover_replay::Speed::Max,
         lanes: None,
+        ..cutover_replay::ReplayOptions::default()
     };
     let reader = cutover_workload::Reader::open(&workload)?;
     let report = cutover_replay::run(reader, tgt.clone(), Some(src.clone()), opts, cancel).await?;

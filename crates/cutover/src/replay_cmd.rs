@@ -3,6 +3,10 @@
 //! Without `--read-only` the replay writes to the target and the baseline; it says so on
 //! stderr before it starts (they must be disposable copies). With it, only statements that
 //! cannot change data are sent, on `READ ONLY` sessions.
+//!
+//! Exit codes: 0 every statement compared and the same; 1 differences, or statements not
+//! compared (unless `--allow-skipped`; the writes `--read-only` leaves out never count);
+//! 2 nothing could be compared or the replay could not run; 130 interrupted.
 
 use std::io::Write;
 
@@ -28,6 +32,13 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
             }
         },
     };
+    if let Some(n) = args.max_connections {
+        if n < 2 {
+            return Err(anyhow!(
+                "--max-connections: {n} is too few: the replay needs a lane and a control connection per server (2 or more)"
+            ));
+        }
+    }
     let reader = cutover_workload::Reader::open(&args.workload)?;
     if reader.header.redacted {
         return Err(anyhow!(
@@ -78,6 +89,11 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         read_only: args.read_only,
         speed,
         lanes,
+        max_connections: args.max_connections,
+        allow_skipped: args.allow_skipped,
+        rules: cutover_replay::classify::Rules {
+            assume_functions_read_only: args.assume_functions_read_only,
+        },
     };
     let report = cutover_replay::run(reader, target, baseline, opts, cancel)
         .await

@@ -941,3 +941,413 @@ async fn column_flags_and_decimals_are_protocol_differences_but_a_collation_is_n
         "{s}"
     );
 }
+
+/// A record of a hand-written workload.
+fn rec(
+    session: u64,
+    ts_us: i64,
+    db: &str,
+    command: cutover_workload::Command,
+) -> cutover_workload::Record {
+    cutover_workload::Record {
+        session,
+        ts_us,
+        db: Some(db.to_string()),
+        user: Some("root".into()),
+        command,
+        response: None,
+    }
+}
+
+fn query(sql: &str) -> cutover_workload::Command {
+    cutover_workload::Command::Query { sql: sql.into() }
+}
+
+/// Writes `records` as a workload file.
+fn write_workload(path: &Path, records: &[cutover_workload::Record]) {
+    let mut w =
+        cutover_workload::Writer::create(path, &cutover_workload::Header::new("general-log", None))
+            .unwrap();
+    for r in records {
+        w.write(r).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// The statements not compared for `reason` (JSON report).
+fn not_compared(v: &serde_json::Value, reason: &str) -> u64 {
+    v["not_compared_by_reason"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["reason"] == reason)
+        .and_then(|x| x["statements"].as_u64())
+        .unwrap_or(0)
+}
+
+/// The commands one connection sent, from a MariaDB general log: (command, text) in order,
+/// for the connection that sent `marker`.
+fn connection_log(log: &str, marker: &str) -> Vec<(String, String)> {
+    let mut by_id: std::collections::HashMap<u64, Vec<(String, String)>> = Default::default();
+    let mut found = None;
+    for line in log.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let Some(i) = fields.iter().position(|f| {
+            let t = f.trim();
+            t.split_once(' ').is_some_and(|(id, cmd)| {
+                id.parse::<u64>().is_ok() && cmd.chars().all(|c| c.is_alphabetic() || c == ' ')
+            })
+        }) else {
+            continue;
+        };
+        let (id, cmd) = fields[i].trim().split_once(' ').unwrap();
+        let id: u64 = id.parse().unwrap();
+        let text = fields[i + 1..].join("\t");
+        if text.contains(marker) {
+            found = Some(id);
+        }
+        by_id.entry(id).or_default().push((cmd.to_string(), text));
+    }
+    found.and_then(|id| by_id.remove(&id)).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn every_statement_is_compared_or_counted_with_its_reason_and_a_session_that_ends_early_is_named(
+) {
+    use cutover_workload::Command as C;
+    let db = "rp_counted";
+    let make = format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+         CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO {db}.t SELECT seq, seq * 10 FROM {db}.seq_1_to_10"
+    );
+    sql(true, &make);
+    sql(false, &make);
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.cwl");
+    let t0 = 1_700_000_000_000_000i64;
+    let one = [
+        C::Connect,
+        query("SELECT v FROM t WHERE id = 1"),
+        query("DELETE FROM t WHERE id = 2"),
+        // Prepared before the capture began: never sent.
+        C::Execute {
+            stmt: 9,
+            params: vec![serde_json::json!(1)],
+        },
+        C::Reset,
+        query("SELECT v FROM t WHERE id = 4 /* after the reset */"),
+        C::Prepare {
+            stmt: 1,
+            sql: "SELECT v FROM t WHERE id = ?".into(),
+        },
+        // The driver refuses it ("Statement takes 1 parameters but 0 was supplied"): the
+        // session cannot go on.
+        C::Execute {
+            stmt: 1,
+            params: vec![],
+        },
+        query("SELECT v FROM t WHERE id = 5"),
+        C::Quit,
+    ];
+    let two = [C::Connect, query("SELECT COUNT(*) FROM t"), C::Quit];
+    let mut records = Vec::new();
+    for (i, c) in one.into_iter().enumerate() {
+        records.push(rec(1, t0 + i as i64 * 10, db, c));
+    }
+    for (i, c) in two.into_iter().enumerate() {
+        records.push(rec(2, t0 + 5 + i as i64 * 10, db, c));
+    }
+    write_workload(&w, &records);
+
+    let r = replay(&w, &["--read-only"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["statements"], 7, "{}", r.stdout);
+    assert_eq!(v["compared"], 3, "{}", r.stdout);
+    assert_eq!(v["statements_with_diffs"], 0, "{}", r.stdout);
+    assert_eq!(v["skipped"], 1, "the DELETE: {}", r.stdout);
+    assert_eq!(not_compared(&v, "read_only_write"), 1);
+    assert_eq!(v["not_compared"], 3, "{}", r.stdout);
+    assert_eq!(not_compared(&v, "prepare_missing"), 1, "{}", r.stdout);
+    assert_eq!(not_compared(&v, "driver_error"), 1, "{}", r.stdout);
+    assert_eq!(not_compared(&v, "session_ended"), 1, "{}", r.stdout);
+    // The session and its first statement not compared are named.
+    let errors = v["session_errors"].to_string();
+    assert!(
+        errors.contains("session 1 on the target")
+            && errors.contains("Statement takes 1 parameters but 0 was supplied")
+            && errors.contains("first statement not compared: command 8 of the session: SELECT v FROM t WHERE id = ?"),
+        "{errors}"
+    );
+    // Nothing was written.
+    for source in [true, false] {
+        let sb = sandbox();
+        let s = if source { &sb.source } else { &sb.target };
+        let n = s
+            .sql(&format!("SELECT COUNT(*) FROM {db}.t"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(n, vec![vec!["10".to_string()]]);
+    }
+    // The READ ONLY guard went on again after the reset, before anything else was sent (the
+    // baseline is the source, whose general log is on; MariaDB does not log the
+    // COM_RESET_CONNECTION itself).
+    let log = sandbox().dir.join("general.log");
+    let mut cmds = Vec::new();
+    wait_for(
+        "the replay's connection in the general log",
+        DEADLINE,
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            cmds = connection_log(&text, "after the reset");
+            let done = !cmds.is_empty();
+            async move { done }
+        },
+    )
+    .await;
+    let guard = "SET SESSION TRANSACTION READ ONLY";
+    let first = cmds.iter().position(|(_, t)| t == guard);
+    let after = cmds
+        .iter()
+        .position(|(_, t)| t.contains("after the reset"))
+        .unwrap();
+    assert!(first.is_some_and(|f| f < after), "{cmds:?}");
+    assert_eq!(cmds[after - 1].1, guard, "{cmds:?}");
+    assert_eq!(
+        cmds.iter().filter(|(_, t)| t == guard).count(),
+        2,
+        "{cmds:?}"
+    );
+
+    // Accepted explicitly: the verdict covers what was compared.
+    let out = dir.path().join("report");
+    let r = replay(
+        &w,
+        &[
+            "--read-only",
+            "--allow-skipped",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["allow_skipped"], true);
+    // The shareable report counts each reason.
+    let html = std::fs::read_to_string(out.join("replay.html")).unwrap();
+    for reason in [
+        "Not compared",
+        "prepare_missing",
+        "session_ended",
+        "read_only_write",
+    ] {
+        assert!(html.contains(reason), "{reason} missing from the report");
+    }
+    // The human summary says what was not compared and why.
+    let r = run(cutover()
+        .arg("replay")
+        .arg(&w)
+        .args(["--target", &dsn(false), "--baseline", &dsn(true)])
+        .args(["--speed", "max", "--read-only"]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("not compared (prepare_missing): 1 statements")
+            && r.stdout.contains("exit 1; --allow-skipped accepts it"),
+        "{}",
+        r.stdout
+    );
+
+    // Nothing comparable: exit 2.
+    let only = dir.path().join("only.cwl");
+    write_workload(
+        &only,
+        &[
+            rec(1, t0, db, C::Connect),
+            rec(
+                1,
+                t0 + 1,
+                db,
+                C::Execute {
+                    stmt: 3,
+                    params: vec![],
+                },
+            ),
+        ],
+    );
+    let r = replay(&only, &["--read-only"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+}
+
+#[tokio::test]
+async fn the_read_only_guards_status_flag_is_not_reported_against_a_capture() {
+    use cutover_workload::Command as C;
+    let db = "rp_guard";
+    let make = format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+         CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT); INSERT INTO {db}.t VALUES (1, 10)"
+    );
+    sql(false, &make);
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("w.cwl");
+    let t0 = 1_700_000_000_000_000i64;
+    // What a protocol capture of the application saw: in its transaction IN_TRANS and
+    // AUTOCOMMIT, never IN_TRANS_READONLY (it had no READ ONLY guard).
+    let flags = |f: u16, rows: Option<u64>| cutover_workload::Response {
+        status_flags: Some(f),
+        rows,
+        ..Default::default()
+    };
+    let mut records = vec![rec(1, t0, db, C::Connect)];
+    for (i, (q, f, rows)) in [
+        ("BEGIN", 0x0003, None),
+        ("SELECT v FROM t WHERE id = 1", 0x0003, Some(1)),
+        ("COMMIT", 0x0002, None),
+        // A real difference: the capture says this ran in a transaction, the target says
+        // it does not.
+        (
+            "SELECT v FROM t WHERE id = 1 /* planted */",
+            0x0003,
+            Some(1),
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = rec(1, t0 + 10 + i as i64, db, query(q));
+        r.response = Some(flags(f, rows));
+        records.push(r);
+    }
+    records.push(rec(1, t0 + 20, db, C::Quit));
+    write_workload(&w, &records);
+    let r = run(cutover().arg("replay").arg(&w).args([
+        "--target",
+        &dsn(false),
+        "--read-only",
+        "--speed",
+        "max",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(
+        differing(&r),
+        set(&["SELECT v FROM t WHERE id = 1 /* planted */"]),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(v["compared"], 4, "{}", r.stdout);
+    assert_eq!(v["not_compared"], 0, "{}", r.stdout);
+}
+
+/// `sessions` sessions of one statement each, `open` of them open at once (all connect,
+/// then all query, then all quit, block by block).
+fn many_sessions(path: &Path, db: &str, sessions: u64, open: u64) {
+    use cutover_workload::Command as C;
+    let mut records = Vec::new();
+    let mut ts = 1_700_000_000_000_000i64;
+    let mut tick = || {
+        ts += 1;
+        ts
+    };
+    for block in (0..sessions).step_by(open as usize) {
+        let ids: Vec<u64> = (block..(block + open).min(sessions))
+            .map(|i| i + 1)
+            .collect();
+        for &s in &ids {
+            records.push(rec(s, tick(), db, C::Connect));
+        }
+        for &s in &ids {
+            records.push(rec(
+                s,
+                tick(),
+                db,
+                query(&format!("SELECT v FROM t WHERE id = {}", s % 10 + 1)),
+            ));
+        }
+        for &s in &ids {
+            records.push(rec(s, tick(), db, C::Quit));
+        }
+    }
+    write_workload(path, &records);
+}
+
+#[tokio::test]
+async fn ten_thousand_sessions_replay_within_the_connection_limit_and_refused_connections_are_counted(
+) {
+    // A pair of its own whose servers allow 20 connections (21 with the SUPER slot).
+    let sb = Sandbox::start_owned(&Settings {
+        extra_args: vec!["--max-connections=20".into()],
+        ..Settings::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let db = "rp_many";
+    let make = format!(
+        "DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}; \
+         CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO {db}.t SELECT seq, seq * 10 FROM {db}.seq_1_to_10"
+    );
+    for s in [&sb.source, &sb.target] {
+        s.sql(&make).unwrap_or_else(|e| panic!("{e}"));
+        s.sql("FLUSH STATUS").unwrap_or_else(|e| panic!("{e}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("many.cwl");
+    // 10,000 sessions, 200 open at once in the capture.
+    many_sessions(&w, db, 10_000, 200);
+    let replay_on = |w: &Path, extra: &[&str]| {
+        run(cutover()
+            .arg("replay")
+            .arg(w)
+            .args([
+                "--target",
+                &sb.target.dsn(None),
+                "--baseline",
+                &sb.source.dsn(None),
+            ])
+            .args(["--read-only", "--speed", "max", "--format", "json"])
+            .args(extra))
+    };
+    let r = replay_on(&w, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    // The default: half the servers' 20.
+    assert_eq!(v["max_connections"], 10, "{}", r.stdout);
+    assert_eq!(v["compared"], 10_000, "{}", r.stdout);
+    assert_eq!(v["not_compared"], 0, "{}", r.stdout);
+    assert_eq!(v["sessions"], 10_000, "{}", r.stdout);
+    assert!(v["lanes"].as_u64().unwrap() <= 9, "{}", r.stdout);
+    // The servers never saw more connections at once than the limit (and this check's own).
+    for s in [&sb.source, &sb.target] {
+        let used = s
+            .sql("SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let used: u64 = used[0][1].parse().unwrap();
+        assert!(used <= 10 + 1, "Max_used_connections {used}");
+    }
+
+    // Asked for more than the servers allow: the refused connections' statements are not
+    // compared, with the reason; exit 1 (0 when accepted explicitly).
+    let w2 = dir.path().join("wide.cwl");
+    many_sessions(&w2, db, 100, 100);
+    let r = replay_on(&w2, &["--max-connections", "60"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let refused = not_compared(&v, "connection_refused");
+    assert!(refused > 0, "{}", r.stdout);
+    assert_eq!(
+        v["compared"].as_u64().unwrap() + v["not_compared"].as_u64().unwrap(),
+        100,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Too many connections"),
+        "the reason is shown: {}",
+        r.stdout
+    );
+    let r = replay_on(&w2, &["--max-connections", "60", "--allow-skipped"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let r = replay_on(&w2, &["--max-connections", "1"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+}
