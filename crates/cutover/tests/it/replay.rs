@@ -1033,7 +1033,7 @@ async fn every_statement_is_compared_or_counted_with_its_reason_and_a_session_th
         // Prepared before the capture began: never sent.
         C::Execute {
             stmt: 9,
-            params: vec![serde_json::json!(1)],
+            params: vec![cutover_workload::Param::from_plain(&serde_json::json!(1))],
         },
         C::Reset,
         query("SELECT v FROM t WHERE id = 4 /* after the reset */"),

@@ -175,7 +175,7 @@ fn workload(dir: &Path, files: &[PathBuf]) -> (PathBuf, usize) {
         &mut ts,
         Command::Execute {
             stmt: 1,
-            params: vec![serde_json::json!(8)],
+            params: vec![cutover_workload::Param::from_plain(&serde_json::json!(8))],
         },
     ));
     write(record(
@@ -183,7 +183,7 @@ fn workload(dir: &Path, files: &[PathBuf]) -> (PathBuf, usize) {
         &mut ts,
         Command::Execute {
             stmt: 7,
-            params: vec![serde_json::json!(9)],
+            params: vec![cutover_workload::Param::from_plain(&serde_json::json!(9))],
         },
     ));
     write(record(1, &mut ts, Command::Quit));
