@@ -35,7 +35,7 @@ pub const DEADLINE: Duration = Duration::from_secs(1);
 /// A step that neither answers nor waits for a lock by then has lost its server.
 pub const BACKSTOP: Duration = Duration::from_secs(LOCK_WAIT_SECS * 4);
 /// How often an unanswered step is looked at.
-const POLL: Duration = Duration::from_millis(5);
+const POLL: Duration = Duration::from_millis(10);
 /// A step seen waiting for a lock right after another transaction ended may be about to be
 /// granted it (TiDB wakes waiters asynchronously): it counts as still blocked only when
 /// seen waiting this long.
@@ -82,40 +82,43 @@ enum Waited {
 }
 
 impl Side {
-    /// The statement that tells whether session `id` waits for a lock, per flavor.
-    fn lock_wait_sql(&self, id: u64) -> String {
-        match self.db.flavor() {
-            Flavor::TiDb => format!(
-                "SELECT COUNT(*) FROM information_schema.TIDB_TRX WHERE SESSION_ID = {id} AND STATE = 'LockWaiting'"
-            ),
-            Flavor::MariaDb | Flavor::MySql => format!(
-                "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_mysql_thread_id = {id} AND trx_state = 'LOCK WAIT'"
-            ),
-        }
-    }
-
     /// Whether the lock-wait view can be read with these credentials.
     pub async fn detect(db: &Db) -> Detection {
-        let probe = Side {
-            db: db.clone(),
-            scratch: String::new(),
-            session: Vec::new(),
-            detection: Detection::LockWaitView,
-            cancel: CancellationToken::new(),
+        let sql = match db.flavor() {
+            Flavor::TiDb => tidb_lock_wait_sql(0),
+            Flavor::MariaDb | Flavor::MySql => "SHOW ENGINE INNODB STATUS".to_string(),
         };
-        match db.query::<u64>(&probe.lock_wait_sql(0)).await {
+        match db.query::<mysql_async::Row>(&sql).await {
             Ok(_) => Detection::LockWaitView,
             Err(_) => Detection::Deadline,
         }
     }
 
+    /// Whether session `id` waits for a lock now. InnoDB: `SHOW ENGINE INNODB STATUS`,
+    /// made fresh for every call. `information_schema.INNODB_TRX` is no use here: InnoDB
+    /// refreshes it only when it has not been read for 100 ms, so a poller reading it more
+    /// often (or two probes at once) sees the same old rows for ever.
     async fn waits_for_lock(&self, id: u64) -> Result<bool, ProbeError> {
-        let n: Vec<u64> = self
-            .db
-            .query(&self.lock_wait_sql(id))
-            .await
-            .map_err(|e| self.db_err(e))?;
-        Ok(n.first().copied().unwrap_or(0) > 0)
+        match self.db.flavor() {
+            Flavor::TiDb => {
+                let n: Vec<u64> = self
+                    .db
+                    .query(&tidb_lock_wait_sql(id))
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                Ok(n.first().copied().unwrap_or(0) > 0)
+            }
+            Flavor::MariaDb | Flavor::MySql => {
+                let rows: Vec<(String, String, String)> = self
+                    .db
+                    .query("SHOW ENGINE INNODB STATUS")
+                    .await
+                    .map_err(|e| self.db_err(e))?;
+                Ok(rows
+                    .iter()
+                    .any(|(_, _, status)| innodb_status_waits(status, id)))
+            }
+        }
     }
 
     fn db_err(&self, e: DbError) -> ProbeError {
@@ -457,10 +460,94 @@ fn sql_of(test: &Test, i: usize, table: &str) -> String {
     test.steps[i].sql.replace("{t}", table)
 }
 
+/// TiDB's view of transactions is read live from every TiDB server.
+fn tidb_lock_wait_sql(id: u64) -> String {
+    format!(
+        "SELECT COUNT(*) FROM information_schema.TIDB_TRX WHERE SESSION_ID = {id} AND STATE = 'LockWaiting'"
+    )
+}
+
+/// Whether the TRANSACTIONS section of `SHOW ENGINE INNODB STATUS` shows the transaction
+/// of session `id` in `LOCK WAIT`. Each transaction is a block that begins with
+/// `---TRANSACTION`; a waiting one has a line beginning with `LOCK WAIT` and names its
+/// session as `MySQL thread id N,` (`MariaDB thread id N,` on MariaDB).
+pub fn innodb_status_waits(status: &str, id: u64) -> bool {
+    let mut waiting = false;
+    let mut thread: Option<u64> = None;
+    for line in status.lines() {
+        let ends_block = line.starts_with("---TRANSACTION")
+            || (line.len() >= 4 && line.bytes().all(|b| b == b'-'));
+        if ends_block {
+            if waiting && thread == Some(id) {
+                return true;
+            }
+            waiting = false;
+            thread = None;
+            continue;
+        }
+        if line.starts_with("LOCK WAIT") {
+            waiting = true;
+        }
+        if thread.is_none() {
+            if let Some(at) = line.find(" thread id ") {
+                let rest = &line[at + " thread id ".len()..];
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                thread = digits.parse().ok();
+            }
+        }
+    }
+    waiting && thread == Some(id)
+}
+
 /// A server error's text, without anything of the connection (no DSN).
 pub fn server_message(e: &mysql_async::Error) -> String {
     match e {
         mysql_async::Error::Server(s) => format!("error {}: {}", s.code, s.message),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STATUS: &str = "\
+------------
+TRANSACTIONS
+------------
+Trx id counter 1234
+LIST OF TRANSACTIONS FOR EACH SESSION:
+---TRANSACTION 1233, ACTIVE 3 sec starting index read
+mysql tables in use 1, locked 1
+LOCK WAIT 2 lock struct(s), heap size 1128, 1 row lock(s)
+MariaDB thread id 12, OS thread handle 1407, query id 55 localhost root Updating
+UPDATE t SET value = 12 WHERE id = 1
+------- TRX HAS BEEN WAITING 3 SEC FOR THIS LOCK TO BE GRANTED:
+RECORD LOCKS space id 5 page no 3 n bits 72 index PRIMARY
+------------------
+---TRANSACTION 1232, ACTIVE 5 sec
+2 lock struct(s), heap size 1128, 1 row lock(s), undo log entries 1
+MariaDB thread id 11, OS thread handle 1408, query id 54 localhost root
+--------
+FILE I/O
+--------
+MySQL thread id 13, nothing
+";
+
+    #[test]
+    fn innodb_status_names_the_waiting_session_only() {
+        assert!(innodb_status_waits(STATUS, 12));
+        assert!(!innodb_status_waits(STATUS, 11));
+        assert!(!innodb_status_waits(STATUS, 1));
+        assert!(!innodb_status_waits(STATUS, 13));
+        assert!(!innodb_status_waits("", 12));
+    }
+
+    proptest! {
+        #[test]
+        fn innodb_status_parser_never_panics(s in "(?s).{0,400}", id in 0u64..100) {
+            let _ = innodb_status_waits(&s, id);
+        }
     }
 }
