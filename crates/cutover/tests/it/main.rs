@@ -10,6 +10,7 @@ mod drill;
 mod harness;
 mod interrupt;
 mod pcap;
+mod probe;
 mod production;
 mod proxy;
 mod replay;
