@@ -144,7 +144,7 @@ mod tests {
             flavor: "tidb".into(),
             isolation: "REPEATABLE-READ".into(),
             txn_mode: Some(mode.into()),
-            settings: Vec::new(),
+            settings: Default::default(),
             detection: crate::runner::Detection::LockWaitView,
         }
     }

@@ -169,6 +169,26 @@ pub async fn probe(
     let (target_info, target_results) = t?;
     dropped.0?;
     dropped.1?;
+    Ok(pair(
+        source_info,
+        target_info,
+        source_results,
+        target_results,
+        name,
+        started.elapsed().as_millis() as u64,
+    ))
+}
+
+/// Pairs the two sides' results test by test into the report: a test differs when both
+/// sides were judged and behaved otherwise; a TiDB target's differences get their notes.
+pub fn pair(
+    source_info: SideInfo,
+    target_info: SideInfo,
+    source_results: SideResults,
+    target_results: SideResults,
+    scratch_db: &str,
+    elapsed_ms: u64,
+) -> Report {
     let mut anomalies = Vec::new();
     for ((test, (strace, sb)), (_, (ttrace, tb))) in source_results.into_iter().zip(target_results)
     {
@@ -211,18 +231,19 @@ pub async fn probe(
         same: anomalies.len() - differ - unknown,
         differ,
         unknown,
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        elapsed_ms,
     };
-    Ok(Report {
+    Report {
         source: source_info,
         target: target_info,
-        scratch_db: name.to_string(),
+        scratch_db: scratch_db.to_string(),
         anomalies,
         summary,
-    })
+    }
 }
 
-type SideResults = Vec<(&'static anomaly::Test, (anomaly::Trace, Behaviour))>;
+/// One side's results: per test run, its steps and how it was judged.
+pub type SideResults = Vec<(&'static anomaly::Test, (anomaly::Trace, Behaviour))>;
 
 async fn run_side(
     db: &Db,
@@ -232,8 +253,11 @@ async fn run_side(
     cancel: CancellationToken,
 ) -> Result<(SideInfo, SideResults), ProbeError> {
     let detection = runner::Side::detect(db).await;
+    // The test sessions work in the scratch database, so the steps name their table alone
+    // (as Hermitage writes them, and as the report shows them).
     let mut session = vec![
         "SET NAMES utf8mb4".to_string(),
+        format!("USE `{scratch_db}`"),
         format!(
             "SET SESSION innodb_lock_wait_timeout = {}",
             runner::LOCK_WAIT_SECS
@@ -248,7 +272,6 @@ async fn run_side(
     session.extend(opts.session.iter().cloned());
     let side = runner::Side {
         db: db.clone(),
-        scratch: scratch_db.to_string(),
         session,
         detection,
         cancel,
@@ -262,7 +285,8 @@ async fn run_side(
         if side.cancel.is_cancelled() {
             return Err(ProbeError::Interrupted);
         }
-        let table = scratch::table(db, scratch_db, &test.id.replace('-', "_")).await?;
+        let table = test.id.replace('-', "_");
+        scratch::table(db, scratch_db, &table).await?;
         let trace = side.run(test, &table).await?;
         let behaviour = anomaly::judge(test, &trace);
         results.push((test, (trace, behaviour)));
@@ -293,13 +317,13 @@ async fn side_info(side: &runner::Side) -> Result<SideInfo, ProbeError> {
     } else {
         None
     };
-    let mut settings = Vec::new();
+    let mut settings = std::collections::BTreeMap::new();
     if side.db.flavor() == Flavor::MariaDb {
         if let Ok(Some(v)) = c
             .query_first::<String, _>("SELECT IF(@@SESSION.innodb_snapshot_isolation, 'ON', 'OFF')")
             .await
         {
-            settings.push(("innodb_snapshot_isolation".to_string(), v));
+            settings.insert("innodb_snapshot_isolation".to_string(), v);
         }
     }
     let _ = c.disconnect().await;
@@ -335,6 +359,163 @@ mod tests {
             Ok(Isolation::Serializable)
         );
         assert!(Isolation::parse("snapshot").is_err());
+    }
+
+    use anomaly::{Answer, StepRecord, Trace};
+
+    /// A side's run of one test from recorded answers (`blocked` per step).
+    fn recorded(
+        id: &str,
+        answers: &[(Answer, bool)],
+    ) -> (&'static anomaly::Test, (Trace, Behaviour)) {
+        let test = anomaly::find(id).unwrap();
+        let trace = Trace {
+            steps: test
+                .steps
+                .iter()
+                .zip(answers)
+                .map(|(s, (a, b))| StepRecord {
+                    conn: s.conn,
+                    sql: s.sql.to_string(),
+                    blocked: *b,
+                    deferred: false,
+                    answer: a.clone(),
+                })
+                .collect(),
+        };
+        let b = anomaly::judge(test, &trace);
+        (test, (trace, b))
+    }
+    fn ok() -> (Answer, bool) {
+        (Answer::Done { affected: 0 }, false)
+    }
+    fn rows(r: &[(i64, i64)]) -> (Answer, bool) {
+        (Answer::Rows { rows: r.to_vec() }, false)
+    }
+    fn info(server: &str, txn_mode: Option<&str>) -> SideInfo {
+        SideInfo {
+            endpoint: "mysql://app:***@db:3306".into(),
+            server: server.into(),
+            flavor: Flavor::from_version(server).name().to_ascii_lowercase(),
+            isolation: "REPEATABLE-READ".into(),
+            txn_mode: txn_mode.map(str::to_string),
+            settings: Default::default(),
+            detection: Detection::LockWaitView,
+        }
+    }
+
+    /// A MySQL source against a TiDB target, from recorded answers: the gap-lock insert
+    /// waits on MySQL and goes through on TiDB; TiDB refuses LOCK IN SHARE MODE (noop
+    /// functions off); aborted reads are prevented on both. The report notes what TiDB
+    /// documents for the two differences, and the txn mode it ran under.
+    #[test]
+    fn tidb_target_differences_carry_documented_notes() {
+        let range = rows(&[(1, 10), (2, 20)]);
+        let source = vec![
+            recorded(
+                "gap-lock",
+                &[
+                    ok(),
+                    ok(),
+                    range.clone(),
+                    (Answer::Done { affected: 1 }, true),
+                    ok(),
+                    ok(),
+                ],
+            ),
+            recorded(
+                "share-mode",
+                &[
+                    ok(),
+                    rows(&[(1, 10)]),
+                    ok(),
+                    (Answer::Done { affected: 1 }, true),
+                    ok(),
+                    ok(),
+                ],
+            ),
+            recorded(
+                "g1a",
+                &[ok(), ok(), ok(), range.clone(), ok(), range.clone(), ok()],
+            ),
+        ];
+        let refused = (
+            Answer::Error {
+                code: 1235,
+                message: "function LOCK IN SHARE MODE has only noop implementation in tidb now"
+                    .into(),
+            },
+            false,
+        );
+        let target = vec![
+            recorded(
+                "gap-lock",
+                &[
+                    ok(),
+                    ok(),
+                    range.clone(),
+                    (Answer::Done { affected: 1 }, false),
+                    ok(),
+                    ok(),
+                ],
+            ),
+            recorded(
+                "share-mode",
+                &[
+                    ok(),
+                    refused,
+                    ok(),
+                    (Answer::Done { affected: 1 }, false),
+                    ok(),
+                    ok(),
+                ],
+            ),
+            recorded(
+                "g1a",
+                &[ok(), ok(), ok(), range.clone(), ok(), range.clone(), ok()],
+            ),
+        ];
+        let r = pair(
+            info("8.0.36", None),
+            info("8.0.11-TiDB-v7.5.0", Some("pessimistic")),
+            source,
+            target,
+            "cutover_probe",
+            10,
+        );
+        assert_eq!(r.exit_code(), 1);
+        let gap = &r.anomalies[0];
+        assert!(gap.differs);
+        assert_eq!(gap.source.label(), "prevented (blocked)");
+        assert_eq!(gap.target.label(), "allowed");
+        assert!(gap.notes[0].text.contains("does not take gap locks"));
+        assert!(gap.notes[0].source.starts_with("https://docs.pingcap.com/"));
+        let share = &r.anomalies[1];
+        assert!(share.differs);
+        assert_eq!(share.target.label(), "refused (error 1235)");
+        assert!(share
+            .notes
+            .iter()
+            .any(|n| n.text.contains("tidb_enable_noop_functions")));
+        let g1a = &r.anomalies[2];
+        assert!(!g1a.differs && g1a.notes.is_empty());
+        let human = r.human();
+        assert!(human.contains("tidb_txn_mode pessimistic"), "{human}");
+        assert!(
+            human.contains("note: TiDB does not take gap locks"),
+            "{human}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["anomalies"][0]["id"], "gap-lock");
+        assert_eq!(json["anomalies"][0]["source"]["outcome"], "prevented");
+        assert_eq!(json["anomalies"][0]["source"]["how"]["by"], "blocked");
+        assert_eq!(json["anomalies"][0]["target"]["outcome"], "allowed");
+        assert!(json["anomalies"][0]["evidence"]["target"]
+            .as_str()
+            .unwrap()
+            .contains("without waiting"));
+        let md = r.document().markdown();
+        assert!(md.contains("TiDB: TiDB does not take gap locks"), "{md}");
     }
 
     proptest! {

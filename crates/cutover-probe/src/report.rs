@@ -26,7 +26,7 @@ pub struct SideInfo {
     pub txn_mode: Option<String>,
     /// Other session settings that change what an isolation level prevents (MariaDB's
     /// `innodb_snapshot_isolation`), as the sessions saw them.
-    pub settings: Vec<(String, String)>,
+    pub settings: std::collections::BTreeMap<String, String>,
     /// How blocked steps were recognised.
     pub detection: Detection,
 }

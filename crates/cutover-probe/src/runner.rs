@@ -55,7 +55,6 @@ pub enum Detection {
 pub struct Side {
     /// The read-only pool: lock-wait views, and the address of standalone connections.
     pub db: Db,
-    pub scratch: String,
     /// Statements every test connection runs first (character set, lock wait timeout,
     /// isolation level, and any session settings asked for).
     pub session: Vec<String>,
@@ -146,7 +145,8 @@ impl Side {
         Ok((c, id.unwrap_or(0)))
     }
 
-    /// Runs `test` on the table `table` (already holding its rows), and returns its steps
+    /// Runs `test` on the table `table` of the scratch database (already holding its rows),
+    /// and returns its steps
     /// as they ran.
     pub async fn run(&self, test: &Test, table: &str) -> Result<Trace, ProbeError> {
         let mut conns = Vec::with_capacity(test.connections);

@@ -142,7 +142,7 @@ pub async fn create(db: &Db, name: &str) -> Result<(), ProbeError> {
 }
 
 /// Creates a test's table in the scratch database, holding Hermitage's two rows.
-pub async fn table(db: &Db, name: &str, table: &str) -> Result<String, ProbeError> {
+pub async fn table(db: &Db, name: &str, table: &str) -> Result<(), ProbeError> {
     let role = db.role();
     let mut conn = db.standalone().await.map_err(ProbeError::Db)?;
     let qualified = format!("`{name}`.`{table}`");
@@ -156,7 +156,7 @@ pub async fn table(db: &Db, name: &str, table: &str) -> Result<String, ProbeErro
             .map_err(|e| failed(role, name, "write a table in", &e))?;
     }
     let _ = conn.disconnect().await;
-    Ok(qualified)
+    Ok(())
 }
 
 /// Drops the scratch database, if it is there and still carries the mark.

@@ -205,14 +205,8 @@ async fn snapshot_isolation_turns_a_lost_update_into_error_1020() {
     assert_eq!(p4.target.label(), "prevented (error 1020)");
     // Snapshot isolation still allows write skew.
     assert!(!r.anomalies[1].differs, "{}", r.human());
-    assert!(r
-        .target
-        .settings
-        .contains(&("innodb_snapshot_isolation".to_string(), "ON".to_string())));
-    assert!(r
-        .source
-        .settings
-        .contains(&("innodb_snapshot_isolation".to_string(), "OFF".to_string())));
+    assert_eq!(r.target.settings["innodb_snapshot_isolation"], "ON");
+    assert_eq!(r.source.settings["innodb_snapshot_isolation"], "OFF");
 }
 
 /// A database of the scratch name that the probe did not make is refused and left as it was;
