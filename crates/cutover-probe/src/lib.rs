@@ -147,8 +147,9 @@ pub async fn probe(
         }
     }
     let name = opts.scratch_db.as_str();
-    scratch::create(source, name).await?;
-    if let Err(e) = scratch::create(target, name).await {
+    let run = scratch::run_id();
+    scratch::create(source, name, &run).await?;
+    if let Err(e) = scratch::create(target, name, &run).await {
         let _ = scratch::drop(source, name).await;
         return Err(e);
     }

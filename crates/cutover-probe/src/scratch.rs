@@ -64,11 +64,28 @@ fn failed(role: Role, name: &str, doing: &str, e: &mysql_async::Error) -> ProbeE
     }
 }
 
-/// Whether `name` exists, and whether it carries the probe's mark.
-async fn state(
-    conn: &mut mysql_async::Conn,
-    name: &str,
-) -> Result<(bool, bool), mysql_async::Error> {
+/// What is there under the scratch name.
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Absent,
+    /// Exists without the probe's mark: someone else's.
+    Foreign,
+    /// Made by a probe, whose run is named.
+    Ours {
+        run: String,
+    },
+}
+
+/// A name for this run of the probe, kept in the mark: a probe that finds its own run's mark
+/// on the target is looking at the source's server again.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos}", std::process::id())
+}
+
+async fn state(conn: &mut mysql_async::Conn, name: &str) -> Result<State, mysql_async::Error> {
     let exists: Option<u64> = conn
         .exec_first(
             "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
@@ -76,7 +93,7 @@ async fn state(
         )
         .await?;
     if exists.unwrap_or(0) == 0 {
-        return Ok((false, false));
+        return Ok(State::Absent);
     }
     let marked: Option<u64> = conn
         .exec_first(
@@ -85,34 +102,47 @@ async fn state(
         )
         .await?;
     if marked.unwrap_or(0) == 0 {
-        return Ok((true, false));
+        return Ok(State::Foreign);
     }
     // The table alone could be anyone's; the row says the probe wrote it.
-    let mark: Option<String> = conn
+    let mark: Option<(String, String)> = conn
         .query_first(format!(
-            "SELECT note FROM `{name}`.`{MARKER_TABLE}` LIMIT 1"
+            "SELECT note, run FROM `{name}`.`{MARKER_TABLE}` LIMIT 1"
         ))
         .await
         .unwrap_or(None);
-    Ok((true, mark.as_deref() == Some(MARK)))
+    Ok(match mark {
+        Some((note, run)) if note == MARK => State::Ours { run },
+        _ => State::Foreign,
+    })
 }
 
-/// Creates the scratch database on `db`'s server, marked. On any failure nothing is left.
-pub async fn create(db: &Db, name: &str) -> Result<(), ProbeError> {
+/// Creates the scratch database on `db`'s server, marked as made by run `run`. On any
+/// failure nothing is left.
+pub async fn create(db: &Db, name: &str, run: &str) -> Result<(), ProbeError> {
     let role = db.role();
     let mut conn = db.standalone().await.map_err(ProbeError::Db)?;
-    let (exists, marked) = state(&mut conn, name)
+    let found = state(&mut conn, name)
         .await
         .map_err(|e| failed(role, name, "look for", &e))?;
-    if exists && !marked {
-        return Err(ProbeError::Scratch {
-            role,
-            message: format!(
-                "the database `{name}` exists and was not made by the probe; name another with --scratch-db"
-            ),
-        });
+    match &found {
+        State::Foreign => {
+            return Err(ProbeError::Scratch {
+                role,
+                message: format!(
+                    "the database `{name}` exists and was not made by the probe; name another with --scratch-db"
+                ),
+            })
+        }
+        State::Ours { run: r } if r == run => {
+            return Err(ProbeError::Scratch {
+                role,
+                message: "the source and the target are the same server (the scratch database just made on the source is there); give two servers".to_string(),
+            })
+        }
+        _ => {}
     }
-    if exists {
+    if found != State::Absent {
         // Left by an interrupted probe.
         conn.query_drop(format!("DROP DATABASE `{name}`"))
             .await
@@ -123,12 +153,12 @@ pub async fn create(db: &Db, name: &str) -> Result<(), ProbeError> {
         .map_err(|e| failed(role, name, "create", &e))?;
     let marked = async {
         conn.query_drop(format!(
-            "CREATE TABLE `{name}`.`{MARKER_TABLE}` (note VARCHAR(100) NOT NULL)"
+            "CREATE TABLE `{name}`.`{MARKER_TABLE}` (note VARCHAR(100) NOT NULL, run VARCHAR(64) NOT NULL)"
         ))
         .await?;
         conn.exec_drop(
-            format!("INSERT INTO `{name}`.`{MARKER_TABLE}` (note) VALUES (?)"),
-            (MARK,),
+            format!("INSERT INTO `{name}`.`{MARKER_TABLE}` (note, run) VALUES (?, ?)"),
+            (MARK, run),
         )
         .await
     }
@@ -163,10 +193,10 @@ pub async fn table(db: &Db, name: &str, table: &str) -> Result<(), ProbeError> {
 pub async fn drop(db: &Db, name: &str) -> Result<(), ProbeError> {
     let role = db.role();
     let mut conn = db.standalone().await.map_err(ProbeError::Db)?;
-    let (exists, marked) = state(&mut conn, name)
+    let found = state(&mut conn, name)
         .await
         .map_err(|e| failed(role, name, "look for", &e))?;
-    if exists && marked {
+    if matches!(found, State::Ours { .. }) {
         conn.query_drop(format!("DROP DATABASE `{name}`"))
             .await
             .map_err(|e| failed(role, name, "drop", &e))?;

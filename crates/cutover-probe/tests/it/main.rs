@@ -245,7 +245,7 @@ async fn scratch_database_of_someone_else_is_refused() {
     c.query_drop("DROP DATABASE probe_theirs").await.unwrap();
 
     // A leftover of the probe itself is taken over.
-    cutover_probe::scratch::create(&t, "probe_leftover")
+    cutover_probe::scratch::create(&t, "probe_leftover", "an-earlier-run")
         .await
         .unwrap();
     let opts = Options {
@@ -258,6 +258,25 @@ async fn scratch_database_of_someone_else_is_refused() {
         .unwrap();
     assert_eq!(r.anomalies.len(), 1);
     assert_eq!(databases_named(Role::Target, "probe_leftover").await, 0);
+}
+
+/// The same server on both sides: refused (the runs would share tables), nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_server_on_both_sides_is_refused() {
+    let (s, t) = (
+        db(Role::Source, "root").await,
+        db(Role::Source, "root").await,
+    );
+    let opts = Options {
+        scratch_db: "probe_one_server".into(),
+        ..Options::default()
+    };
+    let err = cutover_probe::probe(&s, &t, &opts, CancellationToken::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the same server"), "{err}");
+    assert_eq!(databases_named(Role::Source, "probe_one_server").await, 0);
 }
 
 /// A user without privileges on the scratch database: a clear error, nothing left behind.
