@@ -109,7 +109,7 @@ impl Report {
             let _ = writeln!(out, "          {}", side_line(s));
         }
         let _ = writeln!(out);
-        let mut t = comfy_free_table(&["test", "source", "target", ""]);
+        let mut t = plain_rows(&["test", "source", "target", ""]);
         for a in &self.anomalies {
             t.push(vec![
                 a.id.clone(),
@@ -239,7 +239,7 @@ fn side_line(s: &SideInfo) -> String {
 }
 
 /// Rows of plain columns for the terminal (no box drawing: it is read in logs and CI too).
-fn comfy_free_table(header: &[&str]) -> Vec<Vec<String>> {
+fn plain_rows(header: &[&str]) -> Vec<Vec<String>> {
     vec![header.iter().map(|h| h.to_string()).collect()]
 }
 
