@@ -198,3 +198,54 @@ side_effects = false
     assert!(Path::new(&journal).join("journal.jsonl").exists());
     assert!(!schema_exists(Side::Target, "probe_cli_drill").await);
 }
+
+/// Each side at its server's default: a pair of its own whose target runs READ COMMITTED
+/// (`transaction-isolation` set on the server) and whose source keeps REPEATABLE READ. The
+/// probe differs in exactly the tests InnoDB documents (PMP, G-single, the gap lock), exit 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_defaults_read_committed_target_differs_where_innodb_documents() {
+    let sb = tokio::task::spawn_blocking(|| {
+        cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    sb.target
+        .sql("SET GLOBAL tx_isolation = 'READ-COMMITTED'")
+        .unwrap();
+    let mut c = cutover();
+    c.args(["probe", "isolation", "--format", "json"])
+        .args([
+            "--source",
+            &format!("mysql://root@127.0.0.1:{}", sb.source.port),
+        ])
+        .args([
+            "--target",
+            &format!("mysql://root@127.0.0.1:{}", sb.target.port),
+        ]);
+    let started = std::time::Instant::now();
+    let r = tokio::task::spawn_blocking(move || run(&mut c))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    assert_eq!(v["source"]["isolation"], "REPEATABLE-READ");
+    assert_eq!(v["target"]["isolation"], "READ-COMMITTED");
+    let differing: Vec<&str> = v["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["differs"] == true)
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(differing, ["pmp", "g-single", "gap-lock"]);
+    let pmp = &v["anomalies"][5];
+    assert_eq!(pmp["id"], "pmp");
+    assert_eq!(pmp["source"]["outcome"], "prevented");
+    assert_eq!(pmp["target"]["outcome"], "allowed");
+    assert!(pmp["evidence"]["target"]
+        .as_str()
+        .unwrap()
+        .contains("3 => 30"));
+}
