@@ -43,6 +43,47 @@ pub enum Command {
     /// A MySQL-protocol proxy that relays clients to a server unchanged and records every
     /// command with its response into a workload file.
     Proxy(ProxyArgs),
+    /// Probe how source and target behave under concurrency: isolation anomalies and locking.
+    Probe(ProbeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    #[command(subcommand)]
+    pub action: ProbeAction,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProbeAction {
+    /// Run the isolation-anomaly suite (Hermitage: G0, G1a-c, OTV, PMP, P4, G-single, G2-item,
+    /// G2) and the locking behaviours applications rely on (gap locks, autocommit FOR UPDATE,
+    /// LOCK IN SHARE MODE, NOWAIT) on both sides, and compare. Writes only in a scratch
+    /// database it creates and drops. Exit 0 same behaviour, 1 a difference, 2 could not
+    /// run, 130 interrupted.
+    Isolation(Box<ProbeIsolationArgs>),
+}
+
+#[derive(Args, Debug)]
+pub struct ProbeIsolationArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Run both sides at this level (READ-UNCOMMITTED, READ-COMMITTED, REPEATABLE-READ,
+    /// SERIALIZABLE). Default: each side at its server's default.
+    #[arg(long, value_name = "LEVEL")]
+    pub isolation: Option<String>,
+    /// The scratch database the probe creates on both sides, works in and drops; refused
+    /// if it exists and was not made by the probe.
+    #[arg(long, value_name = "NAME", default_value = "cutover_probe")]
+    pub scratch_db: String,
+    /// Run only these tests (ids as in the report: g0, p4, gap-lock, …; comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub tests: Vec<String>,
+    /// Write probe.json, probe.md and probe.html to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Output: a human table, or JSON on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]

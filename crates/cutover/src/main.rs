@@ -10,6 +10,7 @@ mod diff_cmd;
 mod drill_cmd;
 mod drill_report;
 mod endpoints;
+mod probe_cmd;
 mod progress;
 mod proxy_cmd;
 mod render;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
             cli::Command::Replay(args) => replay_cmd::run(*args).await,
             cli::Command::Workload(args) => workload_cmd::run(args),
             cli::Command::Proxy(args) => proxy_cmd::run(args).await,
+            cli::Command::Probe(args) => probe_cmd::run(cli.config.as_deref(), args).await,
         }
     });
     // Pools close in the background; do not wait for idle connections to say goodbye.

@@ -11,6 +11,7 @@ mod drivers;
 mod harness;
 mod interrupt;
 mod pcap;
+mod probe;
 mod production;
 mod proxy;
 mod replay;

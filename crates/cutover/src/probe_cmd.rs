@@ -1,0 +1,118 @@
+//! `cutover probe isolation`: the concurrency suite on both sides, compared. Its only write
+//! is the scratch database it creates, works in and drops (see ARCHITECTURE.md).
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use cutover_core::SessionOptions;
+use cutover_probe::{Isolation, Options, ProbeError, SideOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{Format, ProbeAction, ProbeArgs, ProbeIsolationArgs};
+use crate::diff_cmd::{connect_pair, load_config, spawn_ctrl_c};
+
+pub async fn run(config: Option<&Path>, args: ProbeArgs) -> Result<u8> {
+    match args.action {
+        ProbeAction::Isolation(a) => isolation(config, *a).await,
+    }
+}
+
+async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8> {
+    // Everything the user typed is checked before any connection is made.
+    let cfg = load_config(config)?;
+    let level = match &args.isolation {
+        Some(l) => Some(Isolation::parse(l).map_err(|e| anyhow!("--isolation: {e}"))?),
+        None => None,
+    };
+    cutover_probe::scratch::check_name(&args.scratch_db)
+        .map_err(|e| anyhow!("--scratch-db: {e}"))?;
+    let only: Vec<String> = args
+        .tests
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if let Some(bad) = only
+        .iter()
+        .find(|t| cutover_probe::anomaly::find(t).is_none())
+    {
+        let ids: Vec<&str> = cutover_probe::anomaly::suite()
+            .iter()
+            .map(|t| t.id)
+            .collect();
+        return Err(anyhow!(
+            "--tests: no test `{bad}` (the suite: {})",
+            ids.join(", ")
+        ));
+    }
+    let side = SideOptions {
+        isolation: level,
+        session: Vec::new(),
+    };
+    let opts = Options {
+        scratch_db: args.scratch_db.clone(),
+        source: side.clone(),
+        target: side,
+        only,
+    };
+
+    let cancel = CancellationToken::new();
+    spawn_ctrl_c(cancel.clone());
+    // The pools only read (server version, lock-wait views); the test sessions are
+    // connections of their own that write in the scratch database only.
+    let session = SessionOptions {
+        read_only: true,
+        query_timeout: None,
+        max_connections: 4,
+    };
+    let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
+    let report = match cutover_probe::probe(&source, &target, &opts, cancel).await {
+        Ok(r) => r,
+        Err(ProbeError::Interrupted) => {
+            eprintln!(
+                "cutover: interrupted; the scratch database `{}` was dropped on both sides",
+                args.scratch_db
+            );
+            return Ok(130);
+        }
+        Err(e) => return Err(anyhow!(e)),
+    };
+    let text = match args.format {
+        Format::Human => report.human(),
+        Format::Json => {
+            let mut j = serde_json::to_string_pretty(&report)
+                .map_err(|e| anyhow!("rendering the report: {e}"))?;
+            j.push('\n');
+            j
+        }
+    };
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        // A closed pipe (`| head`) is the reader's choice, not an error of the probe.
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(anyhow!("writing the report: {e}"))
+            }
+            _ => {}
+        }
+    }
+    if let Some(dir) = &args.out {
+        // A report that cannot be written is said, but the verdict stands.
+        match cutover_probe::report::write_out_dir(dir, &report) {
+            Ok(written) => eprintln!(
+                "reports written: {}",
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(e) => eprintln!(
+                "cutover: warning: the reports could not be written to {}: {e}",
+                dir.display()
+            ),
+        }
+    }
+    Ok(report.exit_code())
+}
