@@ -54,6 +54,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         schema_only: args.schema_only,
         row_hash: match args.row_hash {
             crate::cli::RowHashArg::Auto => None,
+            crate::cli::RowHashArg::Portable => Some(cutover_diff::plan::RowHash::Crc32Reversed),
             crate::cli::RowHashArg::Crc32 => Some(cutover_diff::plan::RowHash::Crc32),
         },
         ..defaults
