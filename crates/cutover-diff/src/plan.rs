@@ -52,7 +52,7 @@
 //!   `w` ≤ 6 consecutive bytes (such a change is always seen, like every change within 4
 //!   bytes by `CRC32` alone), and of full rank 64 for a change spread over 12 bytes or more:
 //!   two independent 32-bit hashes, missed together once in 2^64.
-//! - The one structure they share: a change that is its own mirror image over its span
+//! - A structure they share: a change that is its own mirror image over its span
 //!   (`δ_i = δ_(w-1-i)`, a *byte palindrome*) has `B(1/ω) = ω^-(w-1)·B(ω)`, so the halves
 //!   see it alike and it is missed once in 2^32, as by `--row-hash crc32`. Such a change
 //!   needs three or more changed bytes, mirror-symmetric in place and value, and a CRC32 miss
@@ -847,6 +847,21 @@ mod tests {
         assert_eq!(pow(order), 1);
         for q in [3, 5, 17, 257, 65537] {
             assert_ne!(pow(order / q), 1, "x^((2^32-1)/{q}) = 1");
+        }
+    }
+
+    #[test]
+    fn the_pair_form_only_between_mariadb_servers_that_have_crc32c() {
+        let maria = "10.11.6-MariaDB-0+deb12u1";
+        assert_eq!(RowHash::for_servers(maria, maria), RowHash::Crc32Pair);
+        for other in [
+            "8.0.36",
+            "5.7.44-log",
+            "8.0.11-TiDB-v7.5.1",
+            "10.6.16-MariaDB",
+        ] {
+            assert_eq!(RowHash::for_servers(maria, other), RowHash::Crc32Reversed);
+            assert_eq!(RowHash::for_servers(other, maria), RowHash::Crc32Reversed);
         }
     }
 
