@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Benchmark `cutover diff` against reladiff, pt-table-sync --print and the checksum floor.
 
-A sysbench table of --rows rows is made on the source of a fresh sandbox pair, copied to the
-target, and the target gets 7 scattered differences. Every tool then runs --runs times,
-alternating (after one warm-up round), each as a subprocess under GNU time. The script prints
-median/min wall time, peak RSS, the differences each tool found, and the ratios against the
-targets of the acceptance text. Results also go to bench/out/diff-<date>.json.
+Two sysbench tables of --rows rows are made on the source of a fresh sandbox pair, one in a
+utf8mb4 database (`sbtest`) and one as `sysbench prepare` makes it on a server whose default
+character set is latin1 (`sblatin`), copied to the target, and each target table gets the same
+7 scattered differences; a 30-column table of mixed types (`sbwide.wide`) gets them too. Every
+tool then runs --runs times, alternating (after one warm-up round), each as a subprocess under
+GNU time: cutover with its default row hash and with `--row-hash portable` (the checksum
+MySQL, Aurora and TiDB pairs get) on each table, pt-table-sync, reladiff and the floor on each
+sysbench table, and the floor of the wide table. The script prints median/min wall time, peak
+RSS, the differences each tool found, and the ratios against the targets of the acceptance
+text. Results also go to bench/out/diff-<date>.json.
 
 Usage: python3 bench/diff.py [--rows 1000000] [--runs 5] [--keep] [--tools ...] [--slack 0.2]
 """
@@ -28,20 +33,88 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CUTOVER = ROOT / "target" / "release" / "cutover"
 GNU_TIME = "/usr/bin/time"
-FLOOR_SQL = "SELECT BIT_XOR(CRC32(CONCAT_WS('#',id,k,c,pad))) FROM sbtest1"
 KINDS = ("mismatched", "missing_in_target", "extra_in_target")
+
+# The data sets: database, table, the floor's column list.
+SB_COLUMNS = "id,k,c,pad"
+WIDE_COLUMNS = ",".join(["id"] + [f"c{i}" for i in range(1, 30)])
+DATASETS = {"utf8mb4": ("sbtest", "sbtest1", SB_COLUMNS), "latin1": ("sblatin", "sbtest1", SB_COLUMNS),
+            "wide": ("sbwide", "wide", WIDE_COLUMNS)}
+
+# The 30-column table: an INT key and 29 columns of mixed types (NULL-able ones NULL in every
+# 7th row), all functions of the key, so both sides make the same rows without a copy.
+WIDE_TYPES = ["INT", "BIGINT", "DECIMAL(12,2)", "DOUBLE", "DATETIME(6)", "VARCHAR(64)", "TEXT", "JSON",
+              "BLOB", "INT NULL", "BIGINT UNSIGNED", "DECIMAL(20,6) NULL", "DOUBLE NULL", "DATETIME(6) NULL",
+              "VARCHAR(32) NULL", "TEXT NULL", "JSON NULL", "BLOB NULL", "INT", "BIGINT NULL",
+              "DECIMAL(8,3)", "DOUBLE", "DATETIME(6)", "VARCHAR(128)", "TEXT", "JSON", "VARBINARY(32)",
+              "SMALLINT", "DATE"]
+WIDE_VALUES = ["seq * 3", "seq * 1000003", "seq / 7", "seq / 3", "'2024-01-01' + INTERVAL seq SECOND",
+               "CONCAT('name-', seq)", "REPEAT(CONCAT('t', seq), 3)", "JSON_OBJECT('n', seq)",
+               "UNHEX(SHA1(seq))", "seq % 1000", "seq * 7919", "seq / 13", "seq / 17",
+               "'2020-01-01' + INTERVAL seq MINUTE", "CONCAT('v', seq % 97)", "CONCAT('text ', seq)",
+               "JSON_ARRAY(seq, 'x')", "UNHEX(MD5(seq))", "seq % 7", "seq * 31", "seq % 10000 / 8",
+               "seq * 1.5", "'2000-01-01' + INTERVAL seq HOUR", "CONCAT('longer-name-', seq, '-', seq % 13)",
+               "CONCAT('body ', seq * 3)", "JSON_OBJECT('k', seq % 11, 'v', CONCAT('x', seq))",
+               "UNHEX(LPAD(HEX(seq), 8, '0'))", "seq % 30000", "'2001-01-01' + INTERVAL seq % 9000 DAY"]
+assert len(WIDE_TYPES) == len(WIDE_VALUES) == 29
+
+
+def wide_sql(rows):
+    cols = ", ".join(f"c{i + 1} {t}" for i, t in enumerate(WIDE_TYPES))
+    values = ", ".join(f"IF(seq % 7 = 0, NULL, {v})" if "NULL" in t else v
+                       for t, v in zip(WIDE_TYPES, WIDE_VALUES))
+    return (f"CREATE TABLE wide (id INT NOT NULL PRIMARY KEY, {cols});"
+            f" INSERT INTO wide SELECT seq, {values} FROM seq_1_to_{rows}")
+
+
+# Tools: name -> (program, data set, extra cutover flags). `cutover*` diff the data set's
+# table; `floor*` run the floor query on it; `pt-table-sync*` and `reladiff*` compare it.
+PORTABLE = ["--row-hash", "portable"]
+TOOLS = {
+    "cutover": ("cutover", "utf8mb4", []),
+    "cutover-portable": ("cutover", "utf8mb4", PORTABLE),
+    "cutover-latin1": ("cutover", "latin1", []),
+    "cutover-latin1-portable": ("cutover", "latin1", PORTABLE),
+    "cutover-wide": ("cutover", "wide", []),
+    "cutover-wide-portable": ("cutover", "wide", PORTABLE),
+    "cutover-crc32": ("cutover", "utf8mb4", ["--row-hash", "crc32"]),
+    "cutover-varchar": ("cutover", "utf8mb4", []),
+    "cutover-keyless": ("cutover", "utf8mb4", []),
+    "cutover-alldiff": ("cutover", "utf8mb4", []),
+    "pt-table-sync": ("pt-table-sync", "utf8mb4", []),
+    "pt-table-sync-latin1": ("pt-table-sync", "latin1", []),
+    "reladiff": ("reladiff", "utf8mb4", []),
+    "reladiff-latin1": ("reladiff", "latin1", []),
+    "floor": ("floor", "utf8mb4", []),
+    "floor-latin1": ("floor", "latin1", []),
+    "floor-wide": ("floor", "wide", []),
+}
+SYSBENCH_VARIANTS = {  # the four sysbench variants: cutover tool -> (pt-table-sync, reladiff, floor)
+    "cutover": ("pt-table-sync", "reladiff", "floor"),
+    "cutover-portable": ("pt-table-sync", "reladiff", "floor"),
+    "cutover-latin1": ("pt-table-sync-latin1", "reladiff-latin1", "floor-latin1"),
+    "cutover-latin1-portable": ("pt-table-sync-latin1", "reladiff-latin1", "floor-latin1"),
+}
+DEFAULT_TOOLS = ",".join(["cutover", "cutover-portable", "cutover-latin1", "cutover-latin1-portable",
+                          "pt-table-sync", "pt-table-sync-latin1", "reladiff", "reladiff-latin1",
+                          "floor", "floor-latin1", "cutover-wide", "cutover-wide-portable", "floor-wide",
+                          "cutover-varchar", "cutover-keyless"])
+
 
 def targets(slack):
     """The acceptance targets; `slack` (0.2 = within 20 %) loosens the ratios."""
     lo, hi = 1 - slack, 1 + slack
-    return {  # description: test on the results
-        f"pt-table-sync / cutover >= {4 * lo:g}": lambda r: ratio(r, "pt-table-sync", "cutover") >= 4 * lo,
-        f"reladiff / cutover >= {8 * lo:g}": lambda r: ratio(r, "reladiff", "cutover") >= 8 * lo,
-        f"cutover / floor <= {2 * hi:g}": lambda r: ratio(r, "cutover", "floor") <= 2 * hi,
-        "cutover peak RSS < 100 MiB": lambda r: r["cutover"]["peak_rss_mib"] < 100,
-        f"cutover-varchar / cutover <= {1.5 * hi:g}": lambda r: ratio(r, "cutover-varchar", "cutover") <= 1.5 * hi,
-        "cutover-alldiff peak RSS < 200 MiB": lambda r: r["cutover-alldiff"]["peak_rss_mib"] < 200,
-    }
+    out = {}  # description: test on the results
+    for c, (pt, rd, fl) in SYSBENCH_VARIANTS.items():
+        out[f"{pt} / {c} >= {3 * lo:g}"] = lambda r, c=c, pt=pt: ratio(r, pt, c) >= 3 * lo
+        out[f"{rd} / {c} >= {5.5 * lo:g}"] = lambda r, c=c, rd=rd: ratio(r, rd, c) >= 5.5 * lo
+        out[f"{c} / {fl} <= {2.5 * hi:g}"] = lambda r, c=c, fl=fl: ratio(r, c, fl) <= 2.5 * hi
+        out[f"{c} peak RSS < 100 MiB"] = lambda r, c=c: r[c]["peak_rss_mib"] < 100
+    for c in ("cutover-wide", "cutover-wide-portable"):
+        out[f"{c} / floor-wide <= {2.5 * hi:g}"] = lambda r, c=c: ratio(r, c, "floor-wide") <= 2.5 * hi
+    out[f"cutover-varchar / cutover <= {1.5 * hi:g}"] = lambda r: ratio(r, "cutover-varchar", "cutover") <= 1.5 * hi
+    out["cutover-alldiff peak RSS < 200 MiB"] = lambda r: r["cutover-alldiff"]["peak_rss_mib"] < 200
+    return out
 
 
 
@@ -57,8 +130,7 @@ EXTRA_TABLES = {
     # Every row differs: the target's copy has k + 1 in every row (on top of the 7 differences).
     "sball": "CREATE TABLE sball LIKE sbtest1; INSERT INTO sball SELECT id, k + {bump}, c, pad FROM sbtest1",
 }
-TOOL_TABLES = {"cutover": "sbtest1", "cutover-varchar": "sbvar", "cutover-keyless": "sbbag",
-               "cutover-alldiff": "sball", "cutover-crc32": "sbtest1"}
+TOOL_TABLES = {"cutover-varchar": "sbvar", "cutover-keyless": "sbbag", "cutover-alldiff": "sball"}
 
 
 def sh(cmd, **kw):
@@ -86,37 +158,55 @@ def mariadb(port, sql, db="sbtest"):
 
 
 def prepare_data(src, tgt, rows, tools):
-    """sysbench table on the source, dump → target, then 7 differences on the target.
+    """The sysbench tables on the source, dump → target, then 7 differences on each target table.
 
-    Returns the expected differences: {kind: sorted ids}."""
-    for port in (src, tgt):
-        mariadb(port, "CREATE DATABASE sbtest", db="mysql")
+    Returns the expected differences (the same in every table): {kind: sorted ids}."""
+    sets = {TOOLS[t][1] for t in tools}
     t0 = time.monotonic()
-    sh(["sysbench", "oltp_read_only", "--db-driver=mysql", "--mysql-host=127.0.0.1",
-        f"--mysql-port={src}", "--mysql-user=root", "--mysql-db=sbtest", "--tables=1",
-        f"--table-size={rows}", "prepare"], stdout=subprocess.DEVNULL)
     gap = injected(rows)["extra_in_target"][0]
-    mariadb(src, f"DELETE FROM sbtest1 WHERE id = {gap}")  # a hole on both sides, filled on the target
-    sh(f"mariadb-dump -h127.0.0.1 -P{src} -uroot --single-transaction --quick sbtest"
-       f" | mariadb -h127.0.0.1 -P{tgt} -uroot sbtest")
-    print(f"data ready in {time.monotonic() - t0:.0f}s", flush=True)
     exp = injected(rows)
     upd, dele, ins = exp["mismatched"], exp["missing_in_target"], exp["extra_in_target"]
-    mariadb(tgt, f"UPDATE sbtest1 SET c = REVERSE(c) WHERE id = {upd[0]};"
-                 f"UPDATE sbtest1 SET k = k + 1 WHERE id = {upd[1]};"
-                 f"UPDATE sbtest1 SET pad = REVERSE(pad) WHERE id = {upd[2]};"
-                 f"DELETE FROM sbtest1 WHERE id IN ({dele[0]}, {dele[1]});"
-                 f"INSERT INTO sbtest1 (id, k, c, pad) VALUES ({ins[0]}, 4242, 'bench-inside', 'x'),"
-                 f" ({ins[1]}, 4243, 'bench-after-end', 'y')")
+    for name in ("utf8mb4", "latin1"):
+        if name not in sets:
+            continue
+        db = DATASETS[name][0]
+        charset = "utf8mb4" if name == "utf8mb4" else "latin1"
+        for port in (src, tgt):  # sysbench's table takes the database's character set
+            mariadb(port, f"CREATE DATABASE {db} CHARACTER SET {charset}", db="mysql")
+        sh(["sysbench", "oltp_read_only", "--db-driver=mysql", "--mysql-host=127.0.0.1",
+            f"--mysql-port={src}", "--mysql-user=root", f"--mysql-db={db}", "--tables=1",
+            f"--table-size={rows}", "prepare"], stdout=subprocess.DEVNULL)
+        mariadb(src, f"DELETE FROM sbtest1 WHERE id = {gap}", db=db)  # a hole on both sides, filled on the target
+        sh(f"mariadb-dump -h127.0.0.1 -P{src} -uroot --single-transaction --quick {db}"
+           f" | mariadb -h127.0.0.1 -P{tgt} -uroot {db}")
+        mariadb(tgt, f"UPDATE sbtest1 SET c = REVERSE(c) WHERE id = {upd[0]};"
+                     f"UPDATE sbtest1 SET k = k + 1 WHERE id = {upd[1]};"
+                     f"UPDATE sbtest1 SET pad = REVERSE(pad) WHERE id = {upd[2]};"
+                     f"DELETE FROM sbtest1 WHERE id IN ({dele[0]}, {dele[1]});"
+                     f"INSERT INTO sbtest1 (id, k, c, pad) VALUES ({ins[0]}, 4242, 'bench-inside', 'x'),"
+                     f" ({ins[1]}, 4243, 'bench-after-end', 'y')", db=db)
+        counts = [mariadb(p, "SELECT COUNT(*) FROM sbtest1", db=db) for p in (src, tgt)]
+        print(f"{db}.sbtest1 rows: source {counts[0]}, target {counts[1]}", flush=True)
+        if counts != [str(rows - 1)] * 2:  # the pipe above hides a failed dump: check the copy
+            sys.exit(f"unexpected row counts {counts}, wanted {rows - 1} on each side")
+    if "wide" in sets:
+        for port in (src, tgt):
+            mariadb(port, "CREATE DATABASE sbwide", db="mysql")
+            mariadb(port, wide_sql(rows) + f"; DELETE FROM wide WHERE id = {gap}", db="sbwide")
+        mariadb(tgt, f"UPDATE wide SET c6 = REVERSE(c6) WHERE id = {upd[0]};"
+                     f"UPDATE wide SET c12 = COALESCE(c12, 0) + 0.000001 WHERE id = {upd[1]};"
+                     f"UPDATE wide SET c26 = JSON_SET(c26, '$.k', -1) WHERE id = {upd[2]};"
+                     f"DELETE FROM wide WHERE id IN ({dele[0]}, {dele[1]});"
+                     f"INSERT INTO wide (id, c1, c2, c3, c4, c5, c6, c7, c8, c9, c11, c19, c21, c22, c23,"
+                     f" c24, c25, c26, c27, c28, c29) SELECT id, 1, 2, 3, 4, NOW(6), 'a', 'b', '{{}}', 'c', 5, 6,"
+                     f" 7, 8, NOW(6), 'd', 'e', '[]', 'f', 9, CURDATE() FROM (SELECT {ins[0]} AS id UNION"
+                     f" SELECT {ins[1]}) x", db="sbwide")
+    print(f"data ready in {time.monotonic() - t0:.0f}s", flush=True)
     wanted = {TOOL_TABLES[t] for t in tools if t in TOOL_TABLES}
     for port, coll, bump in ((src, "utf8mb4_general_ci", 0), (tgt, "utf8mb4_bin", 1)):
         for name, sql in EXTRA_TABLES.items():
             if name in wanted:
                 mariadb(port, sql.format(coll=coll, bump=bump))
-    counts = [mariadb(p, "SELECT COUNT(*) FROM sbtest1") for p in (src, tgt)]
-    print(f"rows: source {counts[0]}, target {counts[1]}", flush=True)
-    if counts != [str(rows - 1)] * 2:  # the pipe above hides a failed dump: check the copy
-        sys.exit(f"unexpected row counts {counts}, wanted {rows - 1} on each side")
     return {k: sorted(v) for k, v in exp.items()}
 
 
@@ -183,29 +273,30 @@ def found_pt(out, err):
 def run_tool(name, src, tgt, reladiff_threads):
     """One run of one tool: {wall_s, rss_kib, found, ...}."""
     s, t = f"mysql://root@127.0.0.1:{src}", f"mysql://root@127.0.0.1:{tgt}"
-    if name == "floor":
+    program, dataset, flags = TOOLS[name]
+    db, table, columns = DATASETS[dataset]
+    if program == "floor":
+        sql = f"SELECT BIT_XOR(CRC32(CONCAT_WS('#',{columns}))) FROM {table}"
         t0 = time.monotonic()
-        waits = [measured(["mariadb", "-h127.0.0.1", f"-P{p}", "-uroot", "-N", "-e", FLOOR_SQL, "sbtest"])
+        waits = [measured(["mariadb", "-h127.0.0.1", f"-P{p}", "-uroot", "-N", "-e", sql, db])
                  for p in (src, tgt)]
         results = [w() for w in waits]
         wall = time.monotonic() - t0
         sums = [r[0].strip() for r in results]
         return {"wall_s": wall, "rss_kib": max(r[2] for r in results), "found": None,
                 "checksums_differ": sums[0] != sums[1]}
-    if name.startswith("cutover"):
-        table = TOOL_TABLES[name]
+    if program == "cutover":
+        table = TOOL_TABLES.get(name, table)
         cmd, parse, env = [str(CUTOVER), "diff", "--source", s, "--target", t,
-                           "--tables", f"sbtest.{table}", "--format", "json"], found_cutover, None
-        if name == "cutover-crc32":  # the 32-bit opt-in row hash
-            cmd += ["--row-hash", "crc32"]
-    elif name == "reladiff":
-        cmd = [sys.executable, "-m", "reladiff", f"{s}/sbtest", "sbtest1", f"{t}/sbtest", "sbtest1",
+                           "--tables", f"{db}.{table}", "--format", "json", *flags], found_cutover, None
+    elif program == "reladiff":
+        cmd = [sys.executable, "-m", "reladiff", f"{s}/{db}", table, f"{t}/{db}", table,
                "-k", "id", "-c", "k", "-c", "c", "-c", "pad", "--json"]
         if reladiff_threads:
             cmd += ["-j", str(reladiff_threads)]
         parse, env = found_reladiff, {**os.environ, "COLUMNS": "100000"}  # rich wraps at 80 otherwise
     else:
-        cmd = ["pt-table-sync", "--print", "--databases", "sbtest", "--tables", "sbtest1",
+        cmd = ["pt-table-sync", "--print", "--databases", db, "--tables", table,
                f"h=127.0.0.1,P={src},u=root", f"h=127.0.0.1,P={tgt},u=root"]
         parse, env = found_pt, None
     t0 = time.monotonic()
@@ -232,17 +323,25 @@ def main():
                     help="reuse a sandbox kept by an earlier run with the same --rows and --tools (data ready)")
     ap.add_argument("--buffer-pool-mb", type=int, default=1024,
                     help="InnoDB buffer pool of each server (the 10M-row run: 6144, so the data stays in memory)")
-    ap.add_argument("--tools", default="cutover,reladiff,pt-table-sync,floor,cutover-varchar,cutover-keyless")
+    ap.add_argument("--tools", default=DEFAULT_TOOLS, help=f"any of {','.join(TOOLS)}")
+    ap.add_argument("--binary", type=Path, help="cutover binary (default: build the release one)")
     ap.add_argument("--reladiff-threads", type=int, help="reladiff -j (default: its own, 1)")
     ap.add_argument("--slack", type=float, default=0.0,
                     help="ratio targets hold within this fraction (0.2: the 10M-row check)")
     args = ap.parse_args()
     assert args.rows >= 1000, "--rows must be at least 1000"
     tools = args.tools.split(",")
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        sys.exit(f"unknown tools {unknown}: any of {','.join(TOOLS)}")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
 
     ensure_tools()
-    sh(["cargo", "build", "--release", "-p", "cutover"], cwd=ROOT)
+    global CUTOVER
+    if args.binary:
+        CUTOVER = args.binary.resolve()
+    else:
+        sh(["cargo", "build", "--release", "-p", "cutover"], cwd=ROOT)
     reuse = args.sandbox is not None
     sandbox = args.sandbox or Path(tempfile.mkdtemp(prefix="cutover-bench-"))
     try:
@@ -284,7 +383,7 @@ def report(args, tools, runs, expected, up):
     for name in tools:
         rs = runs[name]
         walls = [r["wall_s"] for r in rs]
-        if name == "floor":
+        if TOOLS[name][0] == "floor":
             ok = all(r["checksums_differ"] for r in rs)
             found = "checksums differ" if ok else "checksums EQUAL"
         else:
@@ -307,10 +406,10 @@ def report(args, tools, runs, expected, up):
                      "found": found, "runs": rs}
 
     print(f"\n{args.rows} rows, {args.runs} runs each; found = total (mismatched/missing/extra)")
-    print(f"{'tool':14} {'median s':>9} {'min s':>7} {'peak RSS MiB':>13}  found")
+    print(f"{'tool':24} {'median s':>9} {'min s':>7} {'peak RSS MiB':>13}  found")
     for name in tools:
         r = res[name]
-        print(f"{name:14} {r['median_s']:9.2f} {r['min_s']:7.2f} {r['peak_rss_mib']:13.1f}  {r['found']}")
+        print(f"{name:24} {r['median_s']:9.2f} {r['min_s']:7.2f} {r['peak_rss_mib']:13.1f}  {r['found']}")
     for name in wrong:
         print(f"WRONG RESULT: {name}: expected {expected}, got {[r.get('found') for r in runs[name]]}")
     if "cutover" in res:
@@ -320,10 +419,17 @@ def report(args, tools, runs, expected, up):
 
     verdicts = {}
     print()
-    for name in ("pt-table-sync", "reladiff", "floor", "cutover-varchar", "cutover-keyless", "cutover-alldiff"):
+    for c, peers in SYSBENCH_VARIANTS.items():
+        for name in peers:
+            if name in res and c in res:
+                a, b = (name, c) if TOOLS[name][0] != "floor" else (c, name)
+                print(f"{a} / {b}: {ratio(res, a, b):.2f}x")
+    for c in ("cutover-wide", "cutover-wide-portable"):
+        if c in res and "floor-wide" in res:
+            print(f"{c} / floor-wide: {ratio(res, c, 'floor-wide'):.2f}x")
+    for name in ("cutover-varchar", "cutover-keyless", "cutover-alldiff"):
         if name in res and "cutover" in res:
-            a, b = (name, "cutover") if name not in ("floor",) else ("cutover", "floor")
-            print(f"{a} / {b}: {ratio(res, a, b):.2f}x")
+            print(f"{name} / cutover: {ratio(res, name, 'cutover'):.2f}x")
     if "cutover-crc32" in res:  # the same ratios for the 32-bit opt-in (not the targets' subject)
         for name in ("pt-table-sync", "reladiff", "floor"):
             if name in res:

@@ -7,9 +7,13 @@ CPU speed itself varies); instruction counts do not. This script starts a source
 both a sysbench table (the target's with 3 differences), and counts the instructions the
 source executes for:
 
-- the floor: one `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` full-table query;
+- the floor: one `BIT_XOR(CRC32(CONCAT_WS('#', id, k, c, pad)))` full-table query, on the
+  utf8mb4 table and on a latin1 copy (a sysbench table made on a server whose default character
+  set is latin1);
 - `cutover diff` of an integer-keyed table that is equal on both sides (the checksum pass
-  alone), with the default 64-bit row hash and with `--row-hash crc32`;
+  alone), utf8mb4 and latin1, with the default 64-bit row hash (`crc32_pair` on MariaDB), with
+  `--row-hash portable` (`crc32_reversed`, the form MySQL, Aurora and TiDB pairs get) and with
+  `--row-hash crc32`;
 - `cutover diff` of a VARCHAR-keyed table, `utf8mb4_general_ci` against `utf8mb4_bin`, equal
   (the walk of the source's index for range boundaries, and the range checksums), and with 3
   differences (each differing range of 20,000 rows is walked again for parts and those are
@@ -41,6 +45,9 @@ CREATE TABLE sbvar (id VARCHAR(20) NOT NULL PRIMARY KEY, k INT NOT NULL, c CHAR(
 INSERT INTO sbvar SELECT CONCAT('user-', id), k, c, pad FROM sbtest1;
 CREATE TABLE sbvsame LIKE sbvar; INSERT INTO sbvsame SELECT * FROM sbvar;
 CREATE TABLE sbsame LIKE sbtest1; INSERT INTO sbsame SELECT * FROM sbtest1;
+CREATE TABLE sblsame (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, k INT NOT NULL DEFAULT 0,
+  c CHAR(120) NOT NULL DEFAULT '', pad CHAR(60) NOT NULL DEFAULT '', KEY k_1 (k)) CHARSET latin1;
+INSERT INTO sblsame SELECT * FROM sbtest1;
 CREATE TABLE tiny (id INT PRIMARY KEY, v INT); INSERT INTO tiny VALUES (1, 1), (2, 2);
 """
 DIFFERENCES = """
@@ -174,7 +181,7 @@ def main():
                 r = subprocess.run([str(binary), "diff", "--source", src, "--target", tgt,
                                     "--tables", table, "--format", "json", "--chunk-time", "5s",
                                     *extra], capture_output=True, text=True)
-                equal = table in ("sbtest.sbsame", "sbtest.sbvsame")
+                equal = table in ("sbtest.sbsame", "sbtest.sblsame", "sbtest.sbvsame")
                 if r.returncode != (0 if equal else 1):  # the others differ
                     sys.exit(f"cutover diff {table} exited {r.returncode}: {r.stderr.strip()[-400:]}")
             return run
@@ -183,10 +190,17 @@ def main():
         # taken off the others, as it would vanish in a large table.
         fixed = source.count(diff("sbtest.tiny"))
         print(f"fixed cost of one diff: {fixed / 1e6:.1f} M instructions", flush=True)
+        floor_latin1 = FLOOR_SQL.replace("sbtest1", "sblsame")
         cases = [
             ("floor (BIT_XOR(CRC32), full scan)", lambda: source.sql(FLOOR_SQL), 0),
             ("cutover diff, integer key, 64-bit, equal", diff("sbtest.sbsame"), fixed),
+            ("cutover diff, integer key, portable, equal",
+             diff("sbtest.sbsame", "--row-hash", "portable"), fixed),
             ("cutover diff, integer key, crc32, equal", diff("sbtest.sbsame", "--row-hash", "crc32"), fixed),
+            ("latin1: floor", lambda: source.sql(floor_latin1), 0),
+            ("latin1: cutover diff, 64-bit, equal", diff("sbtest.sblsame"), fixed),
+            ("latin1: cutover diff, portable, equal",
+             diff("sbtest.sblsame", "--row-hash", "portable"), fixed),
             ("cutover diff, VARCHAR key general_ci vs bin, equal", diff("sbtest.sbvsame"), fixed),
             ("cutover diff, VARCHAR key, 3 differences", diff("sbtest.sbvar"), fixed),
         ]
@@ -196,9 +210,10 @@ def main():
             per_row = (source.count(run) - minus) / args.rows
             results.append((name, per_row))
             print(f"{name:48} {per_row:8.0f} instructions/row", flush=True)
-        floor = results[0][1]
-        print("\nratio to the floor (source server instructions per row):")
+        floors = {"": results[0][1], "latin1": dict(results)["latin1: floor"]}
+        print("\nratio to the floor of the same table (source server instructions per row):")
         for name, per_row in results:
+            floor = floors["latin1" if name.startswith("latin1") else ""]
             print(f"  {name:48} {per_row / floor:5.2f}x")
     finally:
         if args.keep:

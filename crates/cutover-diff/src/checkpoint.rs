@@ -1,7 +1,8 @@
 //! `--checkpoint DIR`: progress that survives a crash, a `kill -9` or a Ctrl-C.
 //!
-//! `DIR/checkpoint.json` names the run (a fingerprint of the table pairs, routes, endpoints
-//! and every option that changes the result); `DIR/journal.jsonl` is appended to as work
+//! `DIR/checkpoint.json` names the run (a [`Fingerprint`]: the table pairs, routes, endpoints
+//! and every option that changes the result, each hashed on its own so that a refusal names
+//! what changed without writing any option's value); `DIR/journal.jsonl` is appended to as work
 //! finishes: one line per finished chunk of an integer-keyed table (its key range, the rows it
 //! covered, the differences it found) and one per finished table (its whole report). A line
 //! is written and flushed before the work counts as done, so a process killed at any point
@@ -10,7 +11,7 @@
 //! refuses when the fingerprint differs: a checkpoint of other tables or options would
 //! silently mix two different comparisons.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,44 @@ struct Line {
 struct Header {
     fingerprint: String,
     version: String,
+    /// Each part of the fingerprint's hash, by option name.
+    #[serde(default)]
+    parts: BTreeMap<String, String>,
+}
+
+/// What a run compares, option by option: resuming with any part changed is refused, and
+/// the refusal names the parts that changed. Each part is kept as a hash of its value.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fingerprint {
+    parts: BTreeMap<String, String>,
+}
+
+impl Fingerprint {
+    /// Adds a part: `name` as the user knows it (`--where`, `[diff.where]`), and its value.
+    pub fn add(&mut self, name: &str, value: serde_json::Value) {
+        self.parts.insert(name.to_string(), fingerprint(&value));
+    }
+
+    /// The names of the parts.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.keys().map(String::as_str)
+    }
+
+    /// One hash of all the parts.
+    pub fn digest(&self) -> String {
+        fingerprint(&serde_json::json!(self.parts))
+    }
+
+    /// The parts that differ from `other`'s (present in one only, or with other values).
+    fn changed(&self, other: &BTreeMap<String, String>) -> Vec<String> {
+        let names: std::collections::BTreeSet<&String> =
+            self.parts.keys().chain(other.keys()).collect();
+        names
+            .into_iter()
+            .filter(|n| self.parts.get(*n) != other.get(*n))
+            .cloned()
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,12 +99,21 @@ pub enum CheckpointError {
     #[error("checkpoint {0}: {1}")]
     Io(PathBuf, std::io::Error),
     #[error(
-        "checkpoint {0} belongs to a different comparison (other tables, routes, endpoints or \
-         options); use the same command to resume, or remove the directory to start over"
+        "checkpoint {0} belongs to a different comparison ({changed}); use the same command to \
+         resume, or remove the directory to start over",
+        changed = changed_list(.1)
     )]
-    Mismatch(PathBuf),
+    Mismatch(PathBuf, Vec<String>),
     #[error("checkpoint {0}: {1}")]
     Corrupt(PathBuf, String),
+}
+
+fn changed_list(names: &[String]) -> String {
+    if names.is_empty() {
+        "written by another version".to_string()
+    } else {
+        format!("changed: {}", names.join(", "))
+    }
 }
 
 /// An open checkpoint: what was done before, and the journal to append to.
@@ -79,7 +127,8 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Opens `dir` for a run with this fingerprint: creates it, or loads what an earlier run
     /// of the same comparison finished.
-    pub fn open(dir: &Path, fingerprint: &str) -> Result<Checkpoint, CheckpointError> {
+    pub fn open(dir: &Path, fingerprint: &Fingerprint) -> Result<Checkpoint, CheckpointError> {
+        let digest = fingerprint.digest();
         let io = |e| CheckpointError::Io(dir.to_path_buf(), e);
         std::fs::create_dir_all(dir).map_err(io)?;
         let header_path = dir.join("checkpoint.json");
@@ -88,14 +137,18 @@ impl Checkpoint {
                 let h: Header = serde_json::from_str(&text).map_err(|e| {
                     CheckpointError::Corrupt(header_path.clone(), format!("unreadable: {e}"))
                 })?;
-                if h.fingerprint != fingerprint {
-                    return Err(CheckpointError::Mismatch(dir.to_path_buf()));
+                if h.fingerprint != digest {
+                    return Err(CheckpointError::Mismatch(
+                        dir.to_path_buf(),
+                        fingerprint.changed(&h.parts),
+                    ));
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let h = Header {
-                    fingerprint: fingerprint.to_string(),
+                    fingerprint: digest,
                     version: env!("CARGO_PKG_VERSION").to_string(),
+                    parts: fingerprint.parts.clone(),
                 };
                 let tmp = dir.join("checkpoint.json.tmp");
                 let text = serde_json::to_string_pretty(&h)
@@ -250,11 +303,19 @@ mod tests {
         }
     }
 
+    fn fp(tables: &str) -> Fingerprint {
+        let mut f = Fingerprint::default();
+        f.add("tables", serde_json::json!([tables]));
+        f.add("--where", serde_json::json!(null));
+        f
+    }
+
     #[test]
     fn journal_survives_reopen_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
+        let (f1, f2) = (fp("a.t"), fp("a.u"));
         {
-            let c = Checkpoint::open(dir.path(), "f1").unwrap();
+            let c = Checkpoint::open(dir.path(), &f1).unwrap();
             c.chunk_done("a.t", chunk(1, 10)).unwrap();
             c.chunk_done("a.t", chunk(11, 20)).unwrap();
             let mut r = TableReport::new("a.u".into(), "a.u".into());
@@ -269,17 +330,40 @@ mod tests {
         f.write_all(b"{\"t\":\"chunk\",\"table\":\"a.t\",\"ch")
             .unwrap();
         drop(f);
-        let c = Checkpoint::open(dir.path(), "f1").unwrap();
+        let c = Checkpoint::open(dir.path(), &f1).unwrap();
         assert_eq!(c.finished_chunks("a.t"), &[chunk(1, 10), chunk(11, 20)]);
         assert_eq!(c.finished_table("a.u").map(|r| r.rows_compared), Some(5));
         c.chunk_done("a.t", chunk(21, 30)).unwrap();
         drop(c);
-        let c = Checkpoint::open(dir.path(), "f1").unwrap();
+        let c = Checkpoint::open(dir.path(), &f1).unwrap();
         assert_eq!(c.finished_chunks("a.t").len(), 3);
-        assert!(matches!(
-            Checkpoint::open(dir.path(), "f2"),
-            Err(CheckpointError::Mismatch(_))
-        ));
+        match Checkpoint::open(dir.path(), &f2) {
+            Err(e @ CheckpointError::Mismatch(..)) => {
+                assert!(e.to_string().contains("changed: tables"), "{e}");
+            }
+            _ => panic!("another fingerprint must be refused"),
+        }
+    }
+
+    #[test]
+    fn a_refusal_names_every_changed_part_and_no_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = fp("a.t");
+        a.add("[diff.where]", serde_json::json!({"a.t": "secret = 'x'"}));
+        drop(Checkpoint::open(dir.path(), &a).unwrap());
+        let header = std::fs::read_to_string(dir.path().join("checkpoint.json")).unwrap();
+        assert!(!header.contains("secret"), "{header}");
+        let mut b = fp("a.t");
+        b.add("[diff.where]", serde_json::json!({"a.t": "secret = 'y'"}));
+        b.add("--where", serde_json::json!("v > 1"));
+        let e = Checkpoint::open(dir.path(), &b)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref().and_then(|e| e.split("(changed: ").nth(1)),
+            Some("--where, [diff.where]); use the same command to resume, or remove the directory to start over")
+        );
+        assert!(Checkpoint::open(dir.path(), &a).is_ok());
     }
 
     #[test]

@@ -78,6 +78,44 @@ pub struct DiffOptions {
     pub throttle: Option<ThrottleHandle>,
 }
 
+impl DiffOptions {
+    /// Adds to a checkpoint's fingerprint every option that changes a comparison's result,
+    /// named as the user gives it, whether it came from a flag or from the config file. Every
+    /// field is named here (the destructuring is exhaustive): a new option does not compile
+    /// until it says whether it changes the result.
+    pub fn fingerprint(&self, f: &mut crate::checkpoint::Fingerprint) {
+        let DiffOptions {
+            // How fast and in which pieces: the same rows are compared the same way.
+            threads: _,
+            chunk_time: _,
+            first_chunk_rows: _,
+            row_threshold: _,
+            fanout: _,
+            ordered_above_rows: _,
+            throttle: _,
+            // Typed keys for `--recheck`, which runs after the pass and is not journaled.
+            keep_keys: _,
+            max_diffs,
+            compare,
+            columns,
+            schema_only,
+            row_hash,
+            where_all,
+            where_table,
+        } = self;
+        let CompareOptions { float_tolerance } = compare;
+        let ColumnFilter { only, ignore } = columns;
+        f.add("--max-diffs", serde_json::json!(max_diffs));
+        f.add("--float-tolerance", serde_json::json!(float_tolerance));
+        f.add("--columns", serde_json::json!(only));
+        f.add("--ignore-columns", serde_json::json!(ignore));
+        f.add("--schema-only", serde_json::json!(schema_only));
+        f.add("--row-hash", serde_json::json!(row_hash));
+        f.add("--where", serde_json::json!(where_all));
+        f.add("[diff.where]", serde_json::json!(where_table));
+    }
+}
+
 /// A shared [`Throttle`] (cloned into every worker).
 #[derive(Clone)]
 pub struct ThrottleHandle(pub Arc<Throttle>);

@@ -8,58 +8,87 @@
 //! SELECT COUNT(*), SUM(<row hash>), …, MIN(key), MAX(key) FROM t WHERE key >= ? AND key <= ?
 //! ```
 //!
-//! The row hash has two forms ([`RowHash`]); the engine picks the first when both servers have
-//! it, and the second everywhere else.
-//!
-//! **`crc32_pair`** (both sides MariaDB ≥ 10.8):
+//! Every form hashes one **row string** `R`, a binary string:
 //!
 //! ```sql
-//! SUM(CRC32(@cutover_row := CONCAT_WS(CHAR(255), v1, …, vn, LENGTH(b1), …, LENGTH(bk-1), nulls))
-//!     + (CRC32C(@cutover_row) << 32)), 0
+//! R = CONCAT_WS(CAST(CHAR(255) AS BINARY), v1, …, vn, LENGTH(b1), …, LENGTH(bk-1), nulls)
 //! ```
 //!
-//! One row string `R`, built once, hashed by two CRCs with *different polynomials*
-//! (IEEE and Castagnoli). CRCs are linear: a change `d` to `R` goes unnoticed by one exactly
-//! when its polynomial divides `d`; by both only when their product, of degree 64, does. So
-//! the two halves are independent bits, and every burst change of up to 32 bits is certain to
-//! be seen. Both are in the row's one expression, evaluated left to right, so the second reads
+//! The row hash has three forms ([`RowHash`]); the engine picks `crc32_pair` when both
+//! servers have `CRC32C`, and `crc32_reversed` everywhere else:
+//!
+//! | form | row hash | servers |
+//! |---|---|---|
+//! | `crc32_pair` | `CRC32(@cutover_row := R) + (CRC32C(@cutover_row) << 32)` | both MariaDB ≥ 10.8 |
+//! | `crc32_reversed` | `CRC32(R) + (CRC32(REVERSE(R)) << 32)` | any (`--row-hash portable`) |
+//! | `crc32` | `CRC32(R)` (32 bits) | any, only when asked for (`--row-hash crc32`) |
+//!
+//! **`crc32_pair`**: one row string, hashed by two CRCs with *different polynomials* (IEEE
+//! and Castagnoli). CRCs are linear: a change `d` to `R` goes unnoticed by one exactly when its
+//! polynomial divides `d`; by both only when their product, of degree 64, does. So the two
+//! halves are independent bits, and every change within 8 consecutive bytes is certain to be
+//! seen. Both are in the row's one expression, evaluated left to right, so the second reads
 //! the variable the first has just set for this row.
 //!
-//! **`hex_views`** (portable: MySQL 5.7/8.0, Aurora, TiDB, mixed pairs):
+//! **`crc32_reversed`** (portable: MySQL 5.7/8.0, Aurora, TiDB, mixed pairs). MySQL and TiDB
+//! have one CRC polynomial, `P` = IEEE's `0x104C11DB7`, and TiDB evaluates a user variable
+//! in the TiDB server rather than in TiKV, so the second hash is `CRC32` of the row string's
+//! bytes in reverse order, and `R` is written twice. Every function in it is one TiDB pushes
+//! down to TiKV ([`TIDB_PUSHED_DOWN`], checked by a test), so the checksum runs in every TiKV.
+//! Why the two halves are 64 bits:
 //!
-//! ```sql
-//! SUM(CRC32(CONCAT_WS('#', a1, …, an, nulls))), SUM(CRC32(CONCAT_WS('#', b1, …, bn, nulls)))
-//! ```
+//! - `P` is irreducible (trial division over GF(2) finds no factor) and primitive (`x` has
+//!   order 2^32 - 1 modulo `P`); the test
+//!   `ieee_polynomial_is_irreducible_and_not_its_own_reciprocal` repeats both. Let `F` be the
+//!   field GF(2)[x]/P, `ω` = x^8 in `F`, and `δ_i` in `F` the difference of byte `i` (of `n`)
+//!   as the CRC reads it. A change keeping the length goes unseen by `CRC32(R)` exactly when
+//!   `B(ω) = 0`, with `B(Y) = Σ δ_i Y^(n-1-i)`, and by `CRC32(REVERSE(R))` exactly when
+//!   `B(1/ω) = 0`: two evaluations of the change's byte polynomial at two points of `F`.
+//! - Reversing the *bytes* is not reversing the *bits* (each byte keeps its bit order), so the
+//!   neat argument for a bit-reversed message (a CRC with the reciprocal polynomial `P*`,
+//!   coprime with `P`, so both miss only what `P·P*` divides) does not carry over as is.
+//!   What holds instead is computed by the test `reversed_halves_are_independent`: the two
+//!   halves are a linear map of the change of full rank 8w for a change within any
+//!   `w` ≤ 6 consecutive bytes (such a change is always seen, like every change within 4
+//!   bytes by `CRC32` alone), and of full rank 64 for a change spread over 12 bytes or more:
+//!   two independent 32-bit hashes, missed together once in 2^64.
+//! - A structure they share: a change that is its own mirror image over its span
+//!   (`δ_i = δ_(w-1-i)`, a *byte palindrome*) has `B(1/ω) = ω^-(w-1)·B(ω)`, so the halves
+//!   see it alike and it is missed once in 2^32, as by `--row-hash crc32`. Such a change
+//!   needs three or more changed bytes, mirror-symmetric in place and value, and a CRC32 miss
+//!   (two equal byte changes `k` bytes apart are seen unless `ω^k = 1`, and `ω` has order
+//!   2^32 - 1, `P` being primitive).
+//!   (`CRC32(HEX(R))`, the other cheap second hash, shares far more: squaring is linear in
+//!   `F`, so every change whose changed bytes all differ by the same single bit, such as any
+//!   change of letter case, leaves both halves equal or both different.)
 //!
-//! where `a_i` and `b_i` are two *different views* of column `i`:
+//! Cost, in MariaDB server instructions per row of a sysbench table against the floor query
+//! `BIT_XOR(CRC32(CONCAT_WS('#', …)))` (`bench/rowcost.py`): `crc32_pair` 1.41× (utf8mb4)
+//! and 1.70× (latin1, whose one `LENGTH` reads a CHAR column again); `crc32_reversed` 2.18×
+//! and 2.51× (the row string is built twice, and `REVERSE` copies byte by byte), less than
+//! the former form (`CRC32` of every value and of its `HEX`); `crc32` 1.27×.
 //!
-//! | column | `a` (first hash) | `b` (second hash) |
-//! |---|---|---|
-//! | text, bytes, JSON, ENUM/SET | `CRC32(c)` | `CRC32(HEX(c))` |
-//! | integers | `c` | `HEX(c)` |
-//! | everything else | its text `t` | `HEX(CAST(t AS CHAR))` |
-//!
-//! Two CRC32s (one polynomial) over two layouts of the same bytes would miss the same
-//! changes and add no bits, so the second hash sees every value through `HEX`, which is not
-//! linear: a change that one CRC misses is, independently, missed by the other with
-//! probability 2^-32. It costs about a third more than `crc32_pair` (measured in `bench/`).
-//!
-//! Common to both:
-//! - **Separator-safe without escaping.** In `crc32_pair` the separator is the byte 0xFF,
-//!   which no number, date or utf8mb4 text contains (the server stores only well-formed
-//!   text, and text in other charsets is converted to utf8mb4). Only raw bytes (BINARY, BLOB,
-//!   …) can hold it; the byte length `LENGTH(b)` of each such field but one is part of `R`.
-//!   So `R` decodes to exactly one row: `('a#b','c')` and `('a','b#c')` differ, and so do
-//!   binary values cut at a 0xFF elsewhere. (Reading a CHAR column strips its pad; each
-//!   `LENGTH` reads the column again, which is why text gets none.) In `hex_views` strings
-//!   enter as their CRC32, a number, and the separator is `#`.
+//! Common to all forms:
+//! - **Bytes, not characters.** The separator is a binary string, so `R` is one: fields enter
+//!   as their bytes, without a per-row conversion (a `CHAR(255)` without the `CAST` is
+//!   "coercible" and gives way to a text column's charset, converting every other text column
+//!   to it), and `REVERSE` reverses bytes. (`crc32_pair` uses the plain `CHAR(255)` where all
+//!   text is in one character set: MariaDB then keeps the byte 0xFF as it is, converts
+//!   nothing, and builds the text result a little faster than a binary one.)
+//! - **Separator-safe without escaping.** The separator is the byte 0xFF, which no number,
+//!   date or utf8 text contains (the server stores only well-formed text). Fields that may
+//!   hold it (BINARY, BLOB, …, and text in a single-byte character set such as latin1 or
+//!   cp1250, where 0xFF is `ÿ` or `˙`) each add their byte length `LENGTH(b)` to `R`, all but
+//!   one. So `R` decodes to exactly one row: `('a#b','c')` and `('a','b#c')` differ, and so
+//!   do values cut at a 0xFF elsewhere. (Reading a CHAR column strips its pad; each `LENGTH`
+//!   reads the column again, which is why utf8 text gets none.)
+//! - **No conversion where the sides agree.** Text whose character set is the same on both
+//!   sides enters as its bytes. Where the sets differ, the side not in utf8 converts its text
+//!   to utf8mb4 (`CONVERT(c USING utf8mb4)`), which the other side's utf8 bytes already are.
 //! - **NULL-safe.** `CONCAT_WS` skips NULLs; the `nulls` field (`CONCAT(ISNULL(a), …)` over the
 //!   NULL-able columns) says which were skipped, so NULL and `''` differ.
 //! - **`SUM`, not `BIT_XOR`**: XOR cancels a pair of duplicate rows; a sum (with the count) does
 //!   not. Sums are exact DECIMALs on every server.
-//! - Only functions the servers document: `COUNT`, `SUM`, `CRC32`, `HEX`, `CONCAT_WS`, `CONCAT`,
-//!   `ISNULL`, `LENGTH`, `CAST`, `CONVERT … USING`; `CRC32C` and user variables only where
-//!   both sides are MariaDB ≥ 10.8.
 //!
 //! Renderings are chosen per column so that *identical data renders identically on both
 //! sides*; where it might not (a FLOAT text form, JSON text), a mismatch only costs a
@@ -67,9 +96,8 @@
 //! last word. The one thing a rendering must never do is render different data alike, so:
 //! FLOAT is widened to DOUBLE (`f + 0e0`: FLOAT's own text has 6 digits and is not
 //! injective), BIT is read as a number, text whose charset differs between the sides is
-//! converted to utf8mb4 on both, DECIMAL or temporal columns whose declared scale differs are
-//! cast to the larger one, and `HEX` is only applied to integers or text (`HEX(1.5)` would
-//! round to an integer).
+//! converted to utf8mb4, DECIMAL or temporal columns whose declared scale differs are
+//! cast to the larger one.
 
 use cutover_core::schema::{Column, Table};
 use cutover_core::sql::quote_ident;
@@ -117,10 +145,11 @@ pub struct Plan {
 pub enum RowHash {
     /// `CRC32` and `CRC32C` of one row string: both sides MariaDB ≥ 10.8.
     Crc32Pair,
-    /// `CRC32` of two views of the row, the second through `HEX`: any server.
-    HexViews,
-    /// `CRC32` of the same row string as `Crc32Pair`, alone: any server, about a quarter less
-    /// server CPU, and a differing chunk whose sums collide by chance once in 2^32 (the
+    /// `CRC32` of the row string and of its bytes reversed: any server, and every function
+    /// in it is pushed down to TiKV (`--row-hash portable`).
+    Crc32Reversed,
+    /// `CRC32` of the same row string, alone: any server, about a quarter less server CPU
+    /// than `Crc32Pair`, and a differing chunk whose sums collide by chance once in 2^32 (the
     /// 64-bit forms: once in 2^64). Only when asked for.
     Crc32,
 }
@@ -131,10 +160,37 @@ impl RowHash {
         if has_crc32c(source_version) && has_crc32c(target_version) {
             RowHash::Crc32Pair
         } else {
-            RowHash::HexViews
+            RowHash::Crc32Reversed
         }
     }
 }
+
+/// The row string's separator: the byte 0xFF as a binary string of implicit coercibility,
+/// which makes the whole row string binary (see the module docs).
+const SEPARATOR: &str = "CAST(CHAR(255) AS BINARY)";
+
+/// The functions TiDB pushes down to TiKV that the portable checksum may use, from TiDB's
+/// "List of Expressions for Pushdown" (<https://docs.pingcap.com/tidb/stable/expressions-pushed-down/>):
+/// comparison functions (`COALESCE()`, `ISNULL()`), numeric functions (`CRC32()`), string
+/// functions (`CHAR()`, `CONCAT()`, `CONCAT_WS()`, `HEX()`, `LENGTH()`, `REVERSE()`), cast
+/// functions (`CAST()`, `CONVERT()`) and aggregate functions (`COUNT()`, `SUM()`). The
+/// operators `+` and `<<` are in the same list. User variables are not: a checksum with one
+/// runs in the TiDB server, over every row TiKV sends it.
+pub const TIDB_PUSHED_DOWN: &[&str] = &[
+    "CAST",
+    "CHAR",
+    "COALESCE",
+    "CONCAT",
+    "CONCAT_WS",
+    "CONVERT",
+    "COUNT",
+    "CRC32",
+    "HEX",
+    "ISNULL",
+    "LENGTH",
+    "REVERSE",
+    "SUM",
+];
 
 /// MariaDB has `CRC32C` from 10.8 on; MySQL and TiDB do not have it.
 fn has_crc32c(version: &str) -> bool {
@@ -186,7 +242,7 @@ impl Plan {
                 mode: Mode::Multiset,
                 columns,
                 schema,
-                hash: RowHash::HexViews,
+                hash: RowHash::Crc32Reversed,
             });
         };
         let mut key_columns = Vec::new();
@@ -216,16 +272,13 @@ impl Plan {
             },
             columns,
             schema,
-            hash: RowHash::HexViews,
+            hash: RowHash::Crc32Reversed,
         })
     }
 
     /// The first checksum view of column `i` on one side (for reports).
     pub fn checksum_view(&self, i: usize, side: Side) -> String {
-        match self.hash {
-            RowHash::Crc32Pair | RowHash::Crc32 => row_view(&self.columns[i], side).0,
-            RowHash::HexViews => render(&self.columns[i], side).0,
-        }
+        row_view(&self.columns[i], side).0
     }
 
     /// The SQL expression that spreads rows over buckets by their key (all columns for a
@@ -234,7 +287,7 @@ impl Plan {
         let views: Vec<String> = self
             .key_columns
             .iter()
-            .map(|i| render(&self.columns[*i], side).0)
+            .map(|i| render(&self.columns[*i], side))
             .collect();
         match views.as_slice() {
             // One text key is already a CRC32: no need to hash its hash.
@@ -247,59 +300,76 @@ impl Plan {
         &self.columns[self.key]
     }
 
-    /// The checksum's select list for one side: `COUNT(*), SUM(…), SUM(…)` (the second sum is
-    /// `0` in the `crc32_pair` form, whose one sum holds both hashes).
-    pub fn checksum_select(&self, side: Side) -> String {
+    /// The row string `R` of one side (see the module docs): a binary string that decodes
+    /// to exactly one row, the same on both sides for the same data.
+    pub fn row_string(&self, side: Side) -> String {
+        let mut fields = Vec::new();
+        let mut lengths = Vec::new();
+        for p in &self.columns {
+            let (view, bytes) = row_view(p, side);
+            if bytes {
+                lengths.push(format!("LENGTH({view})"));
+            }
+            fields.push(view);
+        }
+        // One field that may hold the separator can be told from the others without its
+        // length: every other field is delimited.
+        lengths.pop();
+        fields.extend(lengths);
         let nullable: Vec<String> = self
             .columns
             .iter()
             .filter(|p| p.source.nullable || p.target.nullable)
             .map(|p| format!("ISNULL({})", quote_ident(side.column(p).name.as_str())))
             .collect();
-        let nulls = if nullable.is_empty() {
-            String::new()
+        if !nullable.is_empty() {
+            fields.push(format!("CONCAT({})", nullable.join(", ")));
+        }
+        // MariaDB keeps a plain CHAR(255) as the byte 0xFF in a text result, and a text
+        // result costs less than a binary one: for `crc32_pair` (MariaDB on both sides, no
+        // REVERSE) where all text enters in one character set, nothing is converted per row.
+        let separator = if self.hash == RowHash::Crc32Pair && self.one_text_charset(side) {
+            "CHAR(255)"
         } else {
-            format!(", CONCAT({})", nullable.join(", "))
+            SEPARATOR
         };
+        format!("CONCAT_WS({separator}, {})", fields.join(", "))
+    }
+
+    /// Whether every text field of this side's row string enters in the same character set
+    /// (so that a text separator makes the server convert none of them).
+    fn one_text_charset(&self, side: Side) -> bool {
+        let mut sets = std::collections::BTreeSet::new();
+        for p in &self.columns {
+            let c = side.column(p);
+            if matches!(
+                c.kind,
+                ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json
+            ) {
+                let (view, _) = text_view(p, side, String::new());
+                sets.insert(if view.is_empty() {
+                    text_charset(c)
+                } else {
+                    "utf8mb4".to_string()
+                });
+            }
+        }
+        sets.len() <= 1
+    }
+
+    /// The checksum's select list for one side: `COUNT(*), SUM(…), 0` (the one sum holds the
+    /// row hashes; the last column is kept for the engine's three-column reads).
+    pub fn checksum_select(&self, side: Side) -> String {
+        let row = self.row_string(side);
         match self.hash {
-            RowHash::Crc32Pair | RowHash::Crc32 => {
-                let mut fields = Vec::new();
-                let mut lengths = Vec::new();
-                for p in &self.columns {
-                    let (view, bytes) = row_view(p, side);
-                    if bytes {
-                        lengths.push(format!("LENGTH({view})"));
-                    }
-                    fields.push(view);
-                }
-                // One field that may hold the separator can be told from the others without
-                // its length: every other field is delimited.
-                lengths.pop();
-                fields.extend(lengths);
-                if self.hash == RowHash::Crc32 {
-                    return format!(
-                        "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS(CHAR(255), {}{nulls}))), 0), 0",
-                        fields.join(", ")
-                    );
-                }
-                format!(
-                    "COUNT(*), COALESCE(SUM(CRC32(@cutover_row := CONCAT_WS(CHAR(255), {}{nulls})) \
-                     + (CRC32C(@cutover_row) << 32)), 0), 0",
-                    fields.join(", ")
-                )
-            }
-            RowHash::HexViews => {
-                let views: Vec<(String, String)> =
-                    self.columns.iter().map(|p| render(p, side)).collect();
-                let first: Vec<&str> = views.iter().map(|v| v.0.as_str()).collect();
-                let second: Vec<&str> = views.iter().map(|v| v.1.as_str()).collect();
-                format!(
-                    "COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0), \
-                     COALESCE(SUM(CRC32(CONCAT_WS('#', {}{nulls}))), 0)",
-                    first.join(", "),
-                    second.join(", ")
-                )
-            }
+            RowHash::Crc32Pair => format!(
+                "COUNT(*), COALESCE(SUM(CRC32(@cutover_row := {row}) \
+                 + (CRC32C(@cutover_row) << 32)), 0), 0"
+            ),
+            RowHash::Crc32Reversed => format!(
+                "COUNT(*), COALESCE(SUM(CRC32({row}) + (CRC32(REVERSE({row})) << 32)), 0), 0"
+            ),
+            RowHash::Crc32 => format!("COUNT(*), COALESCE(SUM(CRC32({row})), 0), 0"),
         }
     }
 }
@@ -342,42 +412,34 @@ impl Side {
     }
 }
 
-/// One column's two views in the checksum text, for one side. See the module docs.
-fn render(p: &ColumnPair, side: Side) -> (String, String) {
+/// One column's rendering for the bucket expression and, for numbers and dates, for the row
+/// string: text enters as its CRC32 (a number), everything else as its text. See the module
+/// docs.
+fn render(p: &ColumnPair, side: Side) -> String {
     let c = side.column(p);
     let q = quote_ident(&c.name);
     let (sk, tk) = (&p.source.kind, &p.target.kind);
-    let text = |t: String| {
-        let second = format!("HEX(CAST({t} AS CHAR))");
-        (t, second)
-    };
     match &c.kind {
-        ColumnKind::Int { .. } | ColumnKind::Year => (q.clone(), format!("HEX({q})")),
-        ColumnKind::Bit { .. } => {
-            let n = format!("CAST({q} AS UNSIGNED)");
-            (n.clone(), format!("HEX({n})"))
-        }
-        ColumnKind::Float => text(format!("({q} + 0e0)")),
+        ColumnKind::Int { .. } | ColumnKind::Year => q,
+        ColumnKind::Bit { .. } => format!("CAST({q} AS UNSIGNED)"),
+        ColumnKind::Float => format!("({q} + 0e0)"),
         ColumnKind::Decimal { .. } => match (sk, tk) {
             (ColumnKind::Decimal { scale: a, .. }, ColumnKind::Decimal { scale: b, .. })
                 if a != b =>
             {
-                text(format!(
-                    "CAST({q} AS DECIMAL(65, {}))",
-                    (*a).max(*b).min(30)
-                ))
+                format!("CAST({q} AS DECIMAL(65, {}))", (*a).max(*b).min(30))
             }
-            _ => text(q),
+            _ => q,
         },
         ColumnKind::DateTime { .. } | ColumnKind::Timestamp { .. } => match fsp_pair(sk, tk) {
-            Some((a, b)) if a != b => text(format!("CAST({q} AS DATETIME({}))", a.max(b))),
-            _ => text(q),
+            Some((a, b)) if a != b => format!("CAST({q} AS DATETIME({}))", a.max(b)),
+            _ => q,
         },
         ColumnKind::Time { .. } => match fsp_pair(sk, tk) {
-            Some((a, b)) if a != b => text(format!("CAST({q} AS TIME({}))", a.max(b))),
-            _ => text(q),
+            Some((a, b)) if a != b => format!("CAST({q} AS TIME({}))", a.max(b)),
+            _ => q,
         },
-        ColumnKind::Double | ColumnKind::Date => text(q),
+        ColumnKind::Double | ColumnKind::Date => q,
         ColumnKind::Text { .. }
         | ColumnKind::Enum
         | ColumnKind::Set
@@ -389,36 +451,68 @@ fn render(p: &ColumnPair, side: Side) -> (String, String) {
             } else {
                 q
             };
-            (format!("CRC32({x})"), format!("CRC32(HEX({x}))"))
+            format!("CRC32({x})")
         }
     }
 }
 
-/// One column in the `crc32_pair` row string, for one side, and whether it is raw bytes
-/// (which may hold the separator byte; its byte length then goes into the row string too).
+/// One column in the row string, for one side, and whether it may hold the separator byte
+/// (its byte length then goes into the row string too). Both sides agree on the second.
 fn row_view(p: &ColumnPair, side: Side) -> (String, bool) {
     let c = side.column(p);
     let q = quote_ident(&c.name);
-    match &c.kind {
+    let (view, bytes) = match &c.kind {
         ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json => {
-            // Text is in the row string as utf8mb4, where no character has a 0xFF byte.
-            if p.source.charset != p.target.charset || !utf8mb4_bytes(c.charset.as_deref()) {
-                (format!("CONVERT({q} USING utf8mb4)"), false)
-            } else {
-                (q, false)
-            }
+            text_view(p, side, q)
         }
         ColumnKind::Binary | ColumnKind::Other { .. } => (q, true),
-        _ => (render(p, side).0, false),
+        _ => (render(p, side), false),
+    };
+    let other = match side {
+        Side::Source => Side::Target,
+        Side::Target => Side::Source,
+    };
+    // A pair of different kinds (text against bytes) must still give both sides the same
+    // fields: a length on one side only would make the row strings never agree.
+    let other_bytes = match &other.column(p).kind {
+        ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json => {
+            text_view(p, other, String::new()).1
+        }
+        ColumnKind::Binary | ColumnKind::Other { .. } => true,
+        _ => false,
+    };
+    (view, bytes || other_bytes)
+}
+
+/// Text in the row string: utf8 text as it is (it cannot hold the byte 0xFF); text in the
+/// same other character set on both sides as its bytes, with its length (latin1's `ÿ` is
+/// 0xFF); text whose character set differs between the sides converted to utf8mb4 on the
+/// side that is not in utf8 already.
+fn text_view(p: &ColumnPair, side: Side, q: String) -> (String, bool) {
+    let own = text_charset(side.column(p));
+    if is_utf8(&own) {
+        return (q, false);
+    }
+    let (s, t) = (text_charset(&p.source), text_charset(&p.target));
+    if s == t {
+        (q, true)
+    } else {
+        (format!("CONVERT({q} USING utf8mb4)"), false)
     }
 }
 
-/// Whether text in this charset is already stored as utf8mb4 bytes.
-fn utf8mb4_bytes(charset: Option<&str>) -> bool {
-    matches!(
-        charset.map(|c| c.to_ascii_lowercase()).as_deref(),
-        Some("utf8mb4" | "utf8mb3" | "utf8" | "ascii")
-    )
+/// The character set a text-like column's bytes are in, lower case. JSON is utf8mb4 text on
+/// every server (MySQL reports no character set for it).
+fn text_charset(c: &cutover_core::schema::Column) -> String {
+    if c.kind == ColumnKind::Json {
+        return "utf8mb4".to_string();
+    }
+    c.charset.as_deref().unwrap_or("").to_ascii_lowercase()
+}
+
+/// Whether text in this charset is stored as utf8mb4 bytes (utf8mb3 and ascii are subsets).
+fn is_utf8(charset: &str) -> bool {
+    matches!(charset, "utf8mb4" | "utf8mb3" | "utf8" | "ascii")
 }
 
 fn fsp_pair(a: &ColumnKind, b: &ColumnKind) -> Option<(u32, u32)> {
@@ -429,4 +523,351 @@ fn fsp_pair(a: &ColumnKind, b: &ColumnKind) -> Option<(u32, u32)> {
         _ => None,
     };
     Some((f(a)?, f(b)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cutover_core::schema::{Index, TableName};
+
+    fn col(name: &str, kind: ColumnKind, charset: Option<&str>, nullable: bool) -> Column {
+        Column {
+            name: name.to_string(),
+            data_type: String::new(),
+            column_type: String::new(),
+            kind,
+            nullable,
+            charset: charset.map(str::to_string),
+            collation: None,
+            max_length: None,
+            precision: None,
+            scale: None,
+            datetime_precision: None,
+            default: None,
+            generated: false,
+        }
+    }
+
+    fn table(columns: Vec<Column>) -> Table {
+        Table {
+            name: TableName::new("db", "t"),
+            columns,
+            indexes: vec![Index {
+                name: "PRIMARY".into(),
+                unique: true,
+                columns: vec!["id".into()],
+            }],
+            estimated_rows: 0,
+            charset_collation: None,
+        }
+    }
+
+    fn text(charset: &str) -> ColumnKind {
+        ColumnKind::Text {
+            charset: charset.to_string(),
+        }
+    }
+
+    /// Every kind of column, with character sets that agree and that differ.
+    fn mixed_plan(hash: RowHash) -> Plan {
+        let side = |other_cs: &str, scale: u32, fsp: u32| {
+            table(vec![
+                col("id", ColumnKind::Int { unsigned: false }, None, false),
+                col("big", ColumnKind::Int { unsigned: true }, None, true),
+                col(
+                    "d",
+                    ColumnKind::Decimal {
+                        precision: 12,
+                        scale,
+                    },
+                    None,
+                    true,
+                ),
+                col("f", ColumnKind::Float, None, false),
+                col("g", ColumnKind::Double, None, true),
+                col("bt", ColumnKind::Bit { width: 8 }, None, false),
+                col("dt", ColumnKind::DateTime { fsp }, None, true),
+                col("tm", ColumnKind::Time { fsp }, None, true),
+                col("y", ColumnKind::Year, None, true),
+                col("u", text("utf8mb4"), Some("utf8mb4"), true),
+                col("l", text("latin1"), Some("latin1"), false),
+                col("x", text(other_cs), Some(other_cs), true),
+                col("e", ColumnKind::Enum, Some("latin1"), false),
+                col("j", ColumnKind::Json, None, true),
+                col("b", ColumnKind::Binary, None, true),
+            ])
+        };
+        let mut plan = Plan::new(
+            side("latin1", 2, 3),
+            side("utf8mb4", 4, 6),
+            &ColumnFilter::default(),
+        )
+        .unwrap();
+        plan.hash = hash;
+        plan
+    }
+
+    /// The names called in a SQL text: every identifier directly followed by `(`, but the
+    /// type of a `CAST(… AS TYPE(n))`.
+    fn functions(sql: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        let mut previous = String::new();
+        let mut quoted = false;
+        for ch in sql.chars() {
+            if ch == '`' {
+                quoted = !quoted;
+                word.clear();
+            } else if !quoted && (ch.is_ascii_alphanumeric() || ch == '_') {
+                word.push(ch);
+            } else {
+                if ch == '('
+                    && !word.is_empty()
+                    && !word.chars().all(|c| c.is_ascii_digit())
+                    && !previous.eq_ignore_ascii_case("AS")
+                {
+                    out.push(word.to_ascii_uppercase());
+                }
+                if !word.is_empty() {
+                    previous = std::mem::take(&mut word);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn portable_sql_uses_only_functions_tidb_pushes_down() {
+        let plan = mixed_plan(RowHash::Crc32Reversed);
+        let mut seen = std::collections::BTreeSet::new();
+        for side in [Side::Source, Side::Target] {
+            for sql in [plan.checksum_select(side), plan.bucket_expr(side, 64)] {
+                assert!(
+                    !sql.contains('@'),
+                    "a user variable is not pushed down: {sql}"
+                );
+                for f in functions(&sql) {
+                    assert!(
+                        TIDB_PUSHED_DOWN.contains(&f.as_str()),
+                        "{f}() is not in TiDB's pushed-down list: {sql}"
+                    );
+                    seen.insert(f);
+                }
+            }
+        }
+        // The parse finds what is there (the test would pass vacuously otherwise).
+        for f in [
+            "CRC32",
+            "REVERSE",
+            "CONCAT_WS",
+            "CONVERT",
+            "CAST",
+            "LENGTH",
+            "ISNULL",
+        ] {
+            assert!(
+                seen.contains(f),
+                "{f} not found in the portable SQL: {seen:?}"
+            );
+        }
+        // And the pair form is the one that is not portable.
+        let pair = mixed_plan(RowHash::Crc32Pair).checksum_select(Side::Source);
+        assert!(functions(&pair).contains(&"CRC32C".to_string()));
+    }
+
+    #[test]
+    fn single_byte_text_enters_as_bytes_with_its_length() {
+        let plan = mixed_plan(RowHash::Crc32Reversed);
+        let s = plan.row_string(Side::Source);
+        let t = plan.row_string(Side::Target);
+        // `l` is latin1 on both sides: raw, with a length; `u` is utf8mb4: raw, without.
+        for r in [&s, &t] {
+            assert!(
+                r.starts_with("CONCAT_WS(CAST(CHAR(255) AS BINARY), "),
+                "{r}"
+            );
+            assert!(r.contains(", `l`, "), "{r}");
+            assert!(r.contains("LENGTH(`l`)"), "{r}");
+            assert!(r.contains(", `u`, ") && !r.contains("LENGTH(`u`)"), "{r}");
+            assert!(r.contains(", `j`, ") && !r.contains("LENGTH(`j`)"), "{r}");
+            assert!(
+                !r.contains("CONVERT(`l`") && !r.contains("CONVERT(`u`"),
+                "{r}"
+            );
+        }
+        // `x` is latin1 on the source and utf8mb4 on the target: only the source converts.
+        assert!(s.contains("CONVERT(`x` USING utf8mb4)"), "{s}");
+        assert!(t.contains(", `x`, ") && !t.contains("CONVERT(`x`"), "{t}");
+        // Both sides have the same fields: the lengths of `l`, `e`, `b` but the last.
+        for r in [&s, &t] {
+            assert_eq!(r.matches("LENGTH(").count(), 2, "{r}");
+            assert!(
+                r.contains("LENGTH(`l`)") && r.contains("LENGTH(`e`)"),
+                "{r}"
+            );
+        }
+    }
+
+    /// Reflected CRC-32 with IEEE's polynomial, as `CRC32()` computes it on every server.
+    pub(crate) fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for b in bytes {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// The rank over GF(2) of a set of bit vectors.
+    fn rank(vectors: impl IntoIterator<Item = u64>) -> u32 {
+        let mut pivots: Vec<u64> = Vec::new();
+        for mut v in vectors {
+            for p in &pivots {
+                v = v.min(v ^ p);
+            }
+            if v != 0 {
+                pivots.push(v);
+                pivots.sort_unstable_by(|a, b| b.cmp(a));
+            }
+        }
+        pivots.len() as u32
+    }
+
+    /// Both halves of the portable row hash of `r`, as one 64-bit value.
+    fn halves(r: &[u8]) -> u64 {
+        let rev: Vec<u8> = r.iter().rev().copied().collect();
+        u64::from(crc32(r)) | (u64::from(crc32(&rev)) << 32)
+    }
+
+    /// The changes of the bytes `at` (each bit alone, or `mirror`ed pairs of bits) as the
+    /// halves see them: the XOR of the hashes of the changed and the unchanged string.
+    fn seen(n: usize, at: std::ops::Range<usize>, mirror: bool) -> Vec<u64> {
+        let base = vec![0x5au8; n];
+        let h0 = halves(&base);
+        let mut out = Vec::new();
+        for i in at {
+            for bit in 0..8 {
+                let mut r = base.clone();
+                r[i] ^= 1 << bit;
+                if mirror {
+                    r[n - 1 - i] ^= 1 << bit;
+                }
+                out.push(halves(&r) ^ h0);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn reversed_halves_are_independent() {
+        // Within a window of up to 6 bytes, the 64 bits are an injective map of the change:
+        // every such change is seen, wherever the window lies in the row string (moving it
+        // multiplies each half by a power of x, which is invertible modulo P).
+        for w in 1..=6 {
+            assert_eq!(
+                rank(seen(w, 0..w, false)),
+                8 * w as u32,
+                "window of {w} bytes"
+            );
+            assert_eq!(rank(seen(w + 9, 3..3 + w, false)), 8 * w as u32);
+        }
+        // From 12 bytes on, the two halves are 64 independent linear bits of the change.
+        for n in [12, 40, 300] {
+            assert_eq!(rank(seen(n, 0..n, false)), 64, "{n} bytes");
+        }
+        // The exception (see the module docs): changes that are their own mirror image give
+        // both halves the same 32 bits.
+        assert_eq!(rank(seen(60, 0..30, true)), 32);
+        // Whereas one CRC32 alone is 32 bits for every change.
+        let one: Vec<u64> = seen(40, 0..40, false)
+            .iter()
+            .map(|h| h & 0xffff_ffff)
+            .collect();
+        assert_eq!(rank(one), 32);
+    }
+
+    /// Polynomials over GF(2) as bit masks.
+    fn poly_mod(mut a: u64, b: u64) -> u64 {
+        let db = 63 - b.leading_zeros();
+        while a != 0 && 63 - a.leading_zeros() >= db {
+            a ^= b << (63 - a.leading_zeros() - db);
+        }
+        a
+    }
+
+    #[test]
+    fn ieee_polynomial_is_irreducible_and_not_its_own_reciprocal() {
+        const P: u64 = 0x1_04C1_1DB7;
+        // A reducible polynomial of degree 32 has a factor of degree at most 16.
+        for d in 2u64..(1 << 17) {
+            assert_ne!(poly_mod(P, d), 0, "{d:#x} divides P");
+        }
+        let reciprocal = u64::from((P as u32).reverse_bits()) << 1 | 1;
+        assert_eq!(reciprocal, 0x1_DB71_0641);
+        assert_ne!(reciprocal, P);
+        // Distinct irreducible polynomials (P* is irreducible with P) are coprime.
+        let (mut a, mut b) = (P, reciprocal);
+        while b != 0 {
+            (a, b) = (b, poly_mod(a, b));
+        }
+        assert_eq!(a, 1);
+        // Primitive: x has order 2^32 - 1 modulo P (no proper divisor of it is an order).
+        let mul = |mut a: u64, mut b: u64| {
+            let mut r = 0u64;
+            while b != 0 {
+                if b & 1 == 1 {
+                    r ^= a;
+                }
+                b >>= 1;
+                a <<= 1;
+                if a >> 32 & 1 == 1 {
+                    a ^= P;
+                }
+            }
+            r
+        };
+        let pow = |mut e: u64| {
+            let (mut r, mut b) = (1u64, 2u64);
+            while e != 0 {
+                if e & 1 == 1 {
+                    r = mul(r, b);
+                }
+                b = mul(b, b);
+                e >>= 1;
+            }
+            r
+        };
+        let order = (1u64 << 32) - 1;
+        assert_eq!(pow(order), 1);
+        for q in [3, 5, 17, 257, 65537] {
+            assert_ne!(pow(order / q), 1, "x^((2^32-1)/{q}) = 1");
+        }
+    }
+
+    #[test]
+    fn the_pair_form_only_between_mariadb_servers_that_have_crc32c() {
+        let maria = "10.11.6-MariaDB-0+deb12u1";
+        assert_eq!(RowHash::for_servers(maria, maria), RowHash::Crc32Pair);
+        for other in [
+            "8.0.36",
+            "5.7.44-log",
+            "8.0.11-TiDB-v7.5.1",
+            "10.6.16-MariaDB",
+        ] {
+            assert_eq!(RowHash::for_servers(maria, other), RowHash::Crc32Reversed);
+            assert_eq!(RowHash::for_servers(other, maria), RowHash::Crc32Reversed);
+        }
+    }
+
+    #[test]
+    fn crc32_model_is_the_servers() {
+        // MySQL/MariaDB/TiDB: SELECT CRC32('MySQL') = 3259397556.
+        assert_eq!(crc32(b"MySQL"), 3_259_397_556);
+    }
 }

@@ -103,7 +103,8 @@ pub struct TableReport {
     /// How rows were compared: `checksum` (pushed down, rows fetched only under a bad
     /// checksum) or `rows` (every row downloaded).
     pub method: String,
-    /// The row hash of the checksums (`crc32_pair` or `hex_views`); none when no checksum ran.
+    /// The row hash of the checksums (`crc32_pair`, `crc32_reversed` or `crc32`); none when no
+    /// checksum ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_hash: Option<crate::plan::RowHash>,
     /// The `--where` condition the rows were filtered by.

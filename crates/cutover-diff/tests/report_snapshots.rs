@@ -25,7 +25,7 @@ fn sample() -> Report {
     let mut equal = TableReport::new("shop.customers".into(), "shop.customers".into());
     equal.rows_compared = 1200;
     equal.chunks = 3;
-    equal.row_hash = Some(RowHash::HexViews);
+    equal.row_hash = Some(RowHash::Crc32Reversed);
     equal.elapsed_ms = 250;
     equal.settle();
 
@@ -33,7 +33,7 @@ fn sample() -> Report {
     orders.rows_compared = 5000;
     orders.chunks = 10;
     orders.rows_fetched = 64;
-    orders.row_hash = Some(RowHash::HexViews);
+    orders.row_hash = Some(RowHash::Crc32Reversed);
     orders.elapsed_ms = 1500;
     orders.missing_in_target = 1;
     orders.extra_in_target = 1;

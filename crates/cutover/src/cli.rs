@@ -285,6 +285,7 @@ pub enum WorkloadAction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RowHashArg {
     Auto,
+    Portable,
     Crc32,
 }
 
@@ -341,9 +342,11 @@ pub struct DiffArgs {
     #[arg(long, value_name = "N")]
     pub max_diffs: Option<usize>,
     /// The per-row hash of the checksums. `auto`: 64 bits (CRC32 and CRC32C of the row on
-    /// MariaDB ≥ 10.8, two CRC32 views elsewhere): a differing chunk is missed once in 2^64.
-    /// `crc32`: 32 bits, about a quarter less CPU on the servers, missed once in 2^32 (about
-    /// one in 4 billion differing chunks): for a fast first pass, not for the final verdict.
+    /// MariaDB ≥ 10.8, `portable` elsewhere): a differing chunk is missed once in 2^64.
+    /// `portable`: 64 bits, CRC32 of the row and of its bytes reversed, which every server
+    /// computes and TiDB pushes down to TiKV. `crc32`: 32 bits, about a quarter less CPU on
+    /// the servers, missed once in 2^32 (about one in 4 billion differing chunks): for a fast
+    /// first pass, not for the final verdict.
     #[arg(long, value_enum, default_value = "auto")]
     pub row_hash: RowHashArg,
     /// Compare only these columns: `column` (every table) or `db.table.column` (repeatable,

@@ -7,7 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use cutover_core::config::{parse_duration, Config, Pattern, Routes};
 use cutover_core::throttle::{parse_max_load, Throttle};
 use cutover_core::{CompareOptions, Consistency, Db, Role, SessionOptions};
-use cutover_diff::checkpoint::Checkpoint;
+use cutover_diff::checkpoint::{Checkpoint, Fingerprint};
 use cutover_diff::fix::{self, FixSink, SpoolSink};
 use cutover_diff::recheck::Recheck;
 use cutover_diff::report::Snapshots;
@@ -54,6 +54,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         schema_only: args.schema_only,
         row_hash: match args.row_hash {
             crate::cli::RowHashArg::Auto => None,
+            crate::cli::RowHashArg::Portable => Some(cutover_diff::plan::RowHash::Crc32Reversed),
             crate::cli::RowHashArg::Crc32 => Some(cutover_diff::plan::RowHash::Crc32),
         },
         ..defaults
@@ -136,17 +137,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     }
     let checkpoint = match &args.checkpoint {
         Some(dir) => {
-            let fp = cutover_diff::checkpoint::fingerprint(&serde_json::json!({
-                "source": source.endpoint().redacted(),
-                "target": target.endpoint().redacted(),
-                "pairs": pairs.iter().map(|p| (p.source_label(), p.target.to_string(), p.skipped)).collect::<Vec<_>>(),
-                "columns": [&opts.columns.only, &opts.columns.ignore],
-                "float_tolerance": opts.compare.float_tolerance,
-                "schema_only": opts.schema_only,
-                "max_diffs": opts.max_diffs,
-                "consistency": args.consistency.to_ascii_lowercase(),
-                "where": args.where_,
-            }));
+            let fp = checkpoint_fingerprint(&args, &opts, &pairs, &source, &target);
             let cp = Checkpoint::open(dir, &fp)?;
             let (t, c) = cp.resumed();
             if t + c > 0 {
@@ -258,6 +249,83 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     source.kill_running().await;
     target.kill_running().await;
     Ok(report.exit_code() as u8)
+}
+
+/// What a `--checkpoint` run compares: a resume with any of it changed is refused, naming
+/// what changed. The options the engine sees (whether from flags or from the config file) are
+/// [`DiffOptions::fingerprint`]'s; every flag of `diff` is named here (the destructuring is
+/// exhaustive), so a new one must say whether it changes the result.
+fn checkpoint_fingerprint(
+    args: &DiffArgs,
+    opts: &DiffOptions,
+    pairs: &[cutover_diff::TablePair],
+    source: &Db,
+    target: &Db,
+) -> Fingerprint {
+    let DiffArgs {
+        // Compared as the servers connected to, below.
+        endpoints: _,
+        // Compared as the table pairs they select (with [filter] and routes), below.
+        tables: _,
+        skip: _,
+        // In `opts`, with the config file's values.
+        row_threshold: _,
+        float_tolerance: _,
+        max_diffs: _,
+        row_hash: _,
+        columns: _,
+        ignore_columns: _,
+        schema_only: _,
+        where_: _,
+        // How fast and when: the same rows are compared the same way.
+        threads: _,
+        chunk_time: _,
+        max_load: _,
+        max_lag: _,
+        replica: _,
+        rate: _,
+        // Refused together with --checkpoint.
+        fix_sql: _,
+        apply: _,
+        yes: _,
+        // After the pass, on its whole result; not journaled.
+        recheck: _,
+        recheck_rounds: _,
+        checkpoint: _,
+        // Where and how the report is written.
+        out: _,
+        format: _,
+        consistency,
+        target_snapshot,
+        redact_values,
+    } = args;
+    let mut f = Fingerprint::default();
+    opts.fingerprint(&mut f);
+    f.add("--source", serde_json::json!(source.endpoint().redacted()));
+    f.add("--target", serde_json::json!(target.endpoint().redacted()));
+    f.add(
+        "the tables (--tables, --skip, [filter])",
+        serde_json::json!(pairs
+            .iter()
+            .map(|p| (p.source_label(), p.skipped))
+            .collect::<Vec<_>>()),
+    );
+    f.add(
+        "the routes ([[route]])",
+        serde_json::json!(pairs
+            .iter()
+            .filter(|p| p.shards.len() > 1 || p.source != p.target)
+            .map(|p| (p.source_label(), p.target.to_string()))
+            .collect::<Vec<_>>()),
+    );
+    f.add(
+        "--consistency",
+        serde_json::json!(consistency.to_ascii_lowercase()),
+    );
+    f.add("--target-snapshot", serde_json::json!(target_snapshot));
+    // Journaled differences follow it.
+    f.add("--redact-values", serde_json::json!(redact_values));
+    f
 }
 
 /// The throttle of `--max-load`, `--max-lag`/`--replica` and `--rate`, watching the servers

@@ -178,8 +178,7 @@ async fn db(port: u16, role: Role) -> Db {
 fn halves(x: &(i64, u64, String, String), hash: RowHash) -> (u128, u128) {
     let a: u128 = x.2.parse().unwrap();
     match hash {
-        RowHash::Crc32Pair => (a & 0xffff_ffff, a >> 32),
-        RowHash::HexViews => (a, x.3.parse().unwrap()),
+        RowHash::Crc32Pair | RowHash::Crc32Reversed => (a & 0xffff_ffff, a >> 32),
         // One 32-bit hash: both "halves" are it, so a change must show in it.
         RowHash::Crc32 => (a, a),
     }
@@ -249,7 +248,7 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
         &ColumnFilter::default(),
     )
     .unwrap();
-    for hash in [RowHash::Crc32Pair, RowHash::HexViews, RowHash::Crc32] {
+    for hash in [RowHash::Crc32Pair, RowHash::Crc32Reversed, RowHash::Crc32] {
         plan.hash = hash;
         let a = per_row(&s, &plan, Side::Source, "c.t").await;
         let b = per_row(&t, &plan, Side::Target, "c.t").await;
@@ -303,7 +302,7 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
         &ColumnFilter::default(),
     )
     .unwrap();
-    for hash in [RowHash::Crc32Pair, RowHash::HexViews, RowHash::Crc32] {
+    for hash in [RowHash::Crc32Pair, RowHash::Crc32Reversed, RowHash::Crc32] {
         wplan.hash = hash;
         let sql = format!("SELECT {} FROM c.w", wplan.checksum_select(Side::Source));
         let x: Vec<(u64, String, String)> = s.query(&sql).await.unwrap();
@@ -312,38 +311,44 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
         assert_eq!(x[0].0, y[0].0);
         assert_ne!(
             x[0].1, y[0].1,
-            "{hash:?}: a swap of values between rows must change the first sum"
+            "{hash:?}: a swap of values between rows must change the sum"
         );
-        if hash == RowHash::HexViews {
-            assert_ne!(
-                x[0].2, y[0].2,
-                "a swap of values between rows must change the second sum"
-            );
-        }
     }
 
     // Separator collisions: the same bytes cut at the separator in different places, in
-    // text (`#`) and in raw bytes (0xFF, the `crc32_pair` separator), NULL against ''.
+    // text (`#`), in raw bytes and in latin1 text (0xFF, the row string's separator, is `ÿ`
+    // in latin1), NULL against ''.
     for p in [sp, tp] {
         exec(
             p,
             "USE c; CREATE TABLE sep (id INT PRIMARY KEY, a VARCHAR(10) NULL, b VARCHAR(10),
-               x VARBINARY(10), y VARBINARY(10) NULL, z BLOB)",
+               x VARBINARY(10), y VARBINARY(10) NULL, z BLOB,
+               la VARCHAR(10) CHARSET latin1, lb CHAR(10) CHARSET latin1 NULL)",
         )
         .await;
     }
     exec(
         sp,
-        "USE c; INSERT INTO sep VALUES (1, 'a#b', 'c', X'01', X'02', X'03'),
-           (2, 'a', 'b', X'01FF02', X'03', X'04'), (3, NULL, 'x', X'01', X'02', X'03'),
-           (4, 'q', 'r', X'01', X'02FF', X'03')",
+        "USE c; INSERT INTO sep VALUES (1, 'a#b', 'c', X'01', X'02', X'03', 'l', 'm'),
+           (2, 'a', 'b', X'01FF02', X'03', X'04', 'l', 'm'),
+           (3, NULL, 'x', X'01', X'02', X'03', 'l', 'm'),
+           (4, 'q', 'r', X'01', X'02FF', X'03', 'l', 'm'),
+           (5, 'q', 'r', X'01', X'02', X'03', X'61FF62', X'63'),
+           (6, 'q', 'r', X'01', X'02', X'03', X'FF', ''),
+           (7, 'q', 'r', X'01', X'02', X'03', X'61', X'FF'),
+           (8, 'q', 'r', X'01', X'02', X'03', X'FF', 'm')",
     )
     .await;
     exec(
         tp,
-        "USE c; INSERT INTO sep VALUES (1, 'a', 'b#c', X'01', X'02', X'03'),
-           (2, 'a', 'b', X'01', X'02FF03', X'04'), (3, '', 'x', X'01', X'02', X'03'),
-           (4, 'q', 'r', X'01', X'02', X'FF03')",
+        "USE c; INSERT INTO sep VALUES (1, 'a', 'b#c', X'01', X'02', X'03', 'l', 'm'),
+           (2, 'a', 'b', X'01', X'02FF03', X'04', 'l', 'm'),
+           (3, '', 'x', X'01', X'02', X'03', 'l', 'm'),
+           (4, 'q', 'r', X'01', X'02', X'FF03', 'l', 'm'),
+           (5, 'q', 'r', X'01', X'02', X'03', X'61', X'62FF63'),
+           (6, 'q', 'r', X'01', X'02', X'03', '', X'FF'),
+           (7, 'q', 'r', X'01', X'02', X'03', X'61FF', NULL),
+           (8, 'q', 'r', X'01', X'02', X'03', X'FF20', 'm')",
     )
     .await;
     let sn = TableName::new("c", "sep");
@@ -353,7 +358,7 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
         &ColumnFilter::default(),
     )
     .unwrap();
-    for hash in [RowHash::Crc32Pair, RowHash::HexViews, RowHash::Crc32] {
+    for hash in [RowHash::Crc32Pair, RowHash::Crc32Reversed, RowHash::Crc32] {
         splan.hash = hash;
         let a = per_row(&s, &splan, Side::Source, "c.sep").await;
         let b = per_row(&t, &splan, Side::Target, "c.sep").await;
@@ -365,6 +370,205 @@ async fn every_single_change_changes_the_row_checksum_and_swaps_change_the_chunk
                 "{hash:?}: row {} collides: {x:?} {y:?}",
                 x.0
             );
+        }
+    }
+}
+
+/// CRC-32 as `CRC32()` computes it (reflected, IEEE polynomial).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// `r` with bit 0 of byte `flip` flipped and the 4 bytes at `patch` changed so that its
+/// CRC32 stays the same: two differences whose CRC32s cancel. (CRC32 is affine: the change
+/// of the CRC is a linear map of the change of the bytes, invertible on 4 bytes.)
+fn cancel_crc32(r: &[u8], flip: usize, patch: usize) -> Vec<u8> {
+    let zeros = crc32(&vec![0; r.len()]);
+    let effect = |bit: usize| {
+        let mut e = vec![0u8; r.len()];
+        e[patch + bit / 8] ^= 1 << (bit % 8);
+        crc32(&e) ^ zeros
+    };
+    let mut m = r.to_vec();
+    m[flip] ^= 1;
+    // Solve Σ x_b · effect(b) = crc32(m) ^ crc32(r) by elimination over GF(2).
+    let mut rows: Vec<(u32, u32)> = (0..32).map(|b| (effect(b), 1u32 << b)).collect();
+    let mut want = (crc32(&m) ^ crc32(r), 0u32);
+    for bit in (0..32).rev() {
+        let Some(i) = rows.iter().position(|(v, _)| v >> bit & 1 == 1) else {
+            panic!("4 consecutive bytes always reach every CRC");
+        };
+        let pivot = rows.swap_remove(i);
+        for row in rows.iter_mut().filter(|(v, _)| v >> bit & 1 == 1) {
+            *row = (row.0 ^ pivot.0, row.1 ^ pivot.1);
+        }
+        if want.0 >> bit & 1 == 1 {
+            want = (want.0 ^ pivot.0, want.1 ^ pivot.1);
+        }
+    }
+    for b in 0..32 {
+        if want.1 >> b & 1 == 1 {
+            m[patch + b / 8] ^= 1 << (b % 8);
+        }
+    }
+    assert_eq!(crc32(&m), crc32(r));
+    assert_ne!(m, r);
+    m
+}
+
+/// The portable row hash's second half sees what its first half misses, and the other way
+/// round: rows changed by two differences whose CRC32s cancel, planted on real servers.
+#[tokio::test]
+async fn the_portable_halves_see_what_one_crc32_misses() {
+    let sb = Sandbox::start_owned(&Settings::default()).unwrap();
+    let (sp, tp) = (sb.source.port, sb.target.port);
+    for p in [sp, tp] {
+        exec(
+            p,
+            "CREATE DATABASE f; USE f;
+             CREATE TABLE t (id INT PRIMARY KEY, v VARBINARY(64) NOT NULL)",
+        )
+        .await;
+    }
+    let mut runner = TestRunner::deterministic();
+    let payload = proptest::collection::vec(any::<u8>(), 40..48);
+    let (mut src, mut tgt) = (Vec::new(), Vec::new());
+    for id in 1..=40u32 {
+        let v = payload.new_tree(&mut runner).unwrap().current();
+        // The row string: the key, the separator, the one binary field (no length).
+        let mut r = format!("{id}").into_bytes();
+        r.push(0xff);
+        let head = r.len();
+        r.extend(&v);
+        let flip = head + (id as usize * 7) % 16;
+        let patch = head + 20 + id as usize % 12;
+        let changed = if id <= 20 {
+            // CRC32(R) misses the change.
+            cancel_crc32(&r, flip, patch)
+        } else {
+            // CRC32(REVERSE(R)) misses it.
+            let rev: Vec<u8> = r.iter().rev().copied().collect();
+            let n = r.len();
+            let forged = cancel_crc32(&rev, n - 1 - flip, n - 1 - (patch + 3));
+            forged.into_iter().rev().collect()
+        };
+        let hex = |b: &[u8]| cutover_core::value::hex(&b[head..]);
+        src.push(format!("({id}, X'{}')", hex(&r)));
+        tgt.push(format!("({id}, X'{}')", hex(&changed)));
+    }
+    exec(
+        sp,
+        &format!("USE f; INSERT INTO t VALUES {}", src.join(",")),
+    )
+    .await;
+    exec(
+        tp,
+        &format!("USE f; INSERT INTO t VALUES {}", tgt.join(",")),
+    )
+    .await;
+
+    let (s, t) = (db(sp, Role::Source).await, db(tp, Role::Target).await);
+    let name = TableName::new("f", "t");
+    let mut plan = Plan::new(
+        describe(&s, &name).await.unwrap().unwrap(),
+        describe(&t, &name).await.unwrap().unwrap(),
+        &ColumnFilter::default(),
+    )
+    .unwrap();
+    plan.hash = RowHash::Crc32;
+    let a = per_row(&s, &plan, Side::Source, "f.t").await;
+    let b = per_row(&t, &plan, Side::Target, "f.t").await;
+    for (x, y) in a.iter().zip(&b).take(20) {
+        assert_eq!(x, y, "the planted change must be one that CRC32 misses");
+    }
+    for hash in [RowHash::Crc32Reversed, RowHash::Crc32Pair] {
+        plan.hash = hash;
+        let a = per_row(&s, &plan, Side::Source, "f.t").await;
+        let b = per_row(&t, &plan, Side::Target, "f.t").await;
+        assert_eq!(a.len(), 40);
+        for (x, y) in a.iter().zip(&b) {
+            let (x1, x2) = halves(x, hash);
+            let (y1, y2) = halves(y, hash);
+            if hash == RowHash::Crc32Reversed {
+                // Exactly one half was cancelled; the other sees the change.
+                let first_missed = x.0 <= 20;
+                assert_eq!(x1 == y1, first_missed, "{hash:?} row {}", x.0);
+                assert_eq!(x2 == y2, !first_missed, "{hash:?} row {}", x.0);
+            } else {
+                assert!(x2 != y2, "{hash:?} row {}: CRC32C must see it", x.0);
+            }
+        }
+    }
+}
+
+/// The row string is bytes: latin1 text, utf8mb4 text and a BLOB are concatenated without
+/// a conversion, and latin1's 0xFF (`ÿ`) is told from the separator by its length.
+#[tokio::test]
+async fn single_byte_text_enters_the_row_string_as_its_bytes() {
+    let sb = Sandbox::start_owned(&Settings::default()).unwrap();
+    let (sp, tp) = (sb.source.port, sb.target.port);
+    let table = "CREATE TABLE t (id INT PRIMARY KEY, l VARCHAR(10) CHARSET latin1 NOT NULL,
+        u VARCHAR(10) CHARSET utf8mb4 NOT NULL, b BLOB NOT NULL, m CHAR(5) CHARSET latin1 NOT NULL)";
+    for p in [sp, tp] {
+        exec(p, &format!("CREATE DATABASE l; USE l; {table}")).await;
+    }
+    // Row 2 and 3 hold the same bytes cut at the latin1 0xFF in different places.
+    exec(
+        sp,
+        "USE l; INSERT INTO t VALUES (1, X'61FF62', X'C3A9', X'00FF', 'z'),
+           (2, X'61FF', X'C3A9', X'00', X'FF62'), (3, X'FF', X'C3A9', X'00', 'q')",
+    )
+    .await;
+    exec(
+        tp,
+        "USE l; INSERT INTO t VALUES (1, X'61FF62', X'C3A9', X'00FF', 'z'),
+           (2, X'61', X'C3A9', X'00', X'FFFF62'), (3, '', X'C3A9', X'00', X'FF71')",
+    )
+    .await;
+    let (s, t) = (db(sp, Role::Source).await, db(tp, Role::Target).await);
+    let name = TableName::new("l", "t");
+    let mut plan = Plan::new(
+        describe(&s, &name).await.unwrap().unwrap(),
+        describe(&t, &name).await.unwrap().unwrap(),
+        &ColumnFilter::default(),
+    )
+    .unwrap();
+    let row = plan.row_string(Side::Source);
+    assert!(!row.contains("CONVERT"), "{row}");
+    let got: Vec<(String, String)> = s
+        .query(&format!(
+            "SELECT CHARSET({row}), HEX({row}) FROM l.t WHERE id = 1"
+        ))
+        .await
+        .unwrap();
+    // id, l, u, b, m, then the lengths of l, b (m's is left out: the last field).
+    assert_eq!(
+        got,
+        vec![(
+            "binary".to_string(),
+            "31FF61FF62FFC3A9FF00FFFF7AFF33FF32".to_string()
+        )]
+    );
+    for hash in [RowHash::Crc32Pair, RowHash::Crc32Reversed, RowHash::Crc32] {
+        plan.hash = hash;
+        let a = per_row(&s, &plan, Side::Source, "l.t").await;
+        let b = per_row(&t, &plan, Side::Target, "l.t").await;
+        assert_eq!(a[0], b[0], "{hash:?}: equal rows, equal checksums");
+        for (x, y) in a.iter().zip(&b).skip(1) {
+            let (x1, x2) = halves(x, hash);
+            let (y1, y2) = halves(y, hash);
+            assert!(x1 != y1 && x2 != y2, "{hash:?}: row {} collides", x.0);
         }
     }
 }

@@ -703,3 +703,143 @@ async fn the_32_bit_row_hash_is_asked_for_and_still_finds_every_difference() {
     let r = diff_json("rh32.t", &["--row-hash", "md5"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn a_resume_refuses_every_change_of_what_is_compared_and_names_it() {
+    fresh_db("cpo").await;
+    both(
+        "USE cpo; CREATE TABLE t (id INT PRIMARY KEY, v INT, w DOUBLE);
+         INSERT INTO t SELECT seq, seq, seq / 3 FROM seq_1_to_2000;
+         CREATE TABLE u (id INT PRIMARY KEY, v INT); INSERT INTO u SELECT seq, seq FROM seq_1_to_100",
+    )
+    .await;
+    exec(Side::Target, "USE cpo; UPDATE t SET v = 0 WHERE id = 7").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let plain = config("plain.toml", "");
+    let cp = dir.path().join("cp");
+    let cp = cp.to_str().unwrap();
+    fn with<'a>(cp: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec!["--checkpoint", cp];
+        args.extend(extra);
+        args
+    }
+    let first = diff_json("cpo.*", &with(cp, &["--config", &plain]));
+    assert_eq!(first.code, 1, "{}", first.stderr);
+
+    // How fast it runs is not what it compares: these resume.
+    let r = diff_json(
+        "cpo.*",
+        &with(
+            cp,
+            &[
+                "--config",
+                &plain,
+                "--threads",
+                "3",
+                "--chunk-time",
+                "50ms",
+                "--rate",
+                "1000000",
+            ],
+        ),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("resuming from"), "{}", r.stderr);
+    assert_eq!(r.json()["tables"], first.json()["tables"]);
+
+    // Whatever changes the result is refused, from a flag or from the config file, by name.
+    let where_cfg = config("where.toml", "[diff.where]\n\"cpo.t\" = \"v > 0\"\n");
+    let route_cfg = config(
+        "route.toml",
+        "[[route]]\nsource = \"cpo.u\"\ntarget = \"cpo.u2\"\n",
+    );
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "cpo.*",
+            vec!["--config", &plain, "--where", "v > 0"],
+            "--where",
+        ),
+        ("cpo.*", vec!["--config", &where_cfg], "[diff.where]"),
+        (
+            "cpo.*",
+            vec!["--config", &plain, "--columns", "id,v"],
+            "--columns",
+        ),
+        (
+            "cpo.*",
+            vec!["--config", &plain, "--ignore-columns", "w"],
+            "--ignore-columns",
+        ),
+        (
+            "cpo.*",
+            vec!["--config", &plain, "--float-tolerance", "0.01"],
+            "--float-tolerance",
+        ),
+        (
+            "cpo.*",
+            vec!["--config", &route_cfg],
+            "the routes ([[route]])",
+        ),
+        (
+            "cpo.t",
+            vec!["--config", &plain],
+            "the tables (--tables, --skip, [filter])",
+        ),
+        (
+            "cpo.*",
+            vec!["--config", &plain, "--skip", "cpo.u"],
+            "the tables (--tables, --skip, [filter])",
+        ),
+    ];
+    for (tables, extra, name) in cases {
+        diff_json(tables, &with(cp, &extra)).assert_clean_error(&format!("(changed: {name})"));
+    }
+    // And the checkpoint still resumes the run it belongs to.
+    let r = diff_json("cpo.*", &with(cp, &["--config", &plain]));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("resuming from"), "{}", r.stderr);
+}
+
+/// `--row-hash portable` forces the form MySQL, Aurora and TiDB pairs get, and finds what
+/// the default finds, on latin1 tables too.
+#[tokio::test]
+async fn the_portable_row_hash_is_asked_for_and_finds_every_difference() {
+    fresh_db("rhp").await;
+    both(
+        "USE rhp; CREATE TABLE t (id INT PRIMARY KEY, k INT NOT NULL, c CHAR(120) NOT NULL,
+           pad CHAR(60) NOT NULL) CHARSET latin1;
+         INSERT INTO t SELECT seq, seq % 1000, CONCAT(seq, '-', REPEAT('x', seq % 50)),
+           CONCAT('p', seq) FROM seq_1_to_30000",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "USE rhp; UPDATE t SET c = CONCAT(c, X'FF') WHERE id = 12;
+         UPDATE t SET pad = UPPER(pad) WHERE id = 20000; DELETE FROM t WHERE id = 29999",
+    )
+    .await;
+    let expected = vec![
+        ("mismatched".to_string(), r#"{"id":12}"#.to_string()),
+        ("mismatched".to_string(), r#"{"id":20000}"#.to_string()),
+        (
+            "missing_in_target".to_string(),
+            r#"{"id":29999}"#.to_string(),
+        ),
+    ];
+    for (args, form) in [
+        (vec!["--row-hash", "portable"], "crc32_reversed"),
+        (vec![], "crc32_pair"),
+    ] {
+        let r = diff_json("rhp.t", &args);
+        let v = r.json();
+        assert_eq!(r.code, 1, "{v:#}");
+        let t = &v["tables"][0];
+        assert_eq!(t["row_hash"], form, "{t:#}");
+        assert_eq!(pairs(&t["diffs"], "kind", "key"), expected, "{form}");
+    }
+}
