@@ -446,6 +446,50 @@ fn local_infile_file_packets_are_not_commands() {
     assert_eq!(got[2].response.as_ref().and_then(|x| x.rows), Some(1));
 }
 
+/// A proxy relays an answer before it decodes it, so the client's reply (auth data, a file)
+/// may reach the decoder first: the pairing is the same.
+#[test]
+fn replies_seen_before_the_request_they_answer() {
+    for compress in [false, true] {
+        let mut r = Recorder::new(1);
+        r.server(&greeting(), 1);
+        r.client(&login(compress), 2);
+        let mut switch = vec![0xFE];
+        switch.extend_from_slice(b"client_ed25519\0");
+        switch.extend_from_slice(&[7u8; 32]);
+        // The auth reply, then the switch request that asked for it.
+        r.client(&encode_packet(3, &[9u8; 64]), 3);
+        r.server(&encode_packet(2, &switch), 4);
+        r.server(&encode_packet(4, &ok(0, AUTOCOMMIT)), 5);
+        let wrap = |seq: u8, p: Vec<u8>| if compress { frame(seq, &p) } else { p };
+        r.client(
+            &wrap(
+                0,
+                encode_packet(0, &command(3, b"LOAD DATA LOCAL INFILE 'x' INTO TABLE t")),
+            ),
+            6,
+        );
+        // The file and its end, then the request for it, then the answer.
+        let mut file = encode_packet(2, &command(3, b"1\n2\n"));
+        file.extend(encode_packet(3, b""));
+        r.client(&wrap(2, file), 7);
+        r.server(&wrap(1, encode_packet(1, b"\xFBx")), 8);
+        r.server(&wrap(4, encode_packet(4, &ok_affected(2))), 9);
+        let got = records(&mut r);
+        assert!(!r.undecodable(), "{:?}", r.undecodable_reason());
+        let names: Vec<String> = got.iter().map(sql_of).collect();
+        assert_eq!(
+            names,
+            ["connect", "LOAD DATA LOCAL INFILE 'x' INTO TABLE t", "quit"],
+            "compress {compress}"
+        );
+        assert_eq!(
+            got[1].response.as_ref().and_then(|x| x.affected_rows),
+            Some(2)
+        );
+    }
+}
+
 /// A multi-statement: its results (each with MORE_RESULTS but the last) are one command's;
 /// the next command gets the next answer.
 #[test]
