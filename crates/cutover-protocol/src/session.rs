@@ -787,10 +787,17 @@ impl Session {
                 };
                 let stmt_id = self.resolve(id);
                 let data = &body[6..];
-                self.long_data
-                    .entry((stmt_id, param))
-                    .or_default()
-                    .extend_from_slice(data);
+                let value = self.long_data.entry((stmt_id, param)).or_default();
+                if value.len().saturating_add(data.len()) > crate::framing::MAX_LOGICAL {
+                    // Kept whole or not at all: a parameter value is never recorded cut.
+                    self.lose(
+                        out,
+                        true,
+                        "a parameter sent with COM_STMT_SEND_LONG_DATA larger than 1 GiB".into(),
+                    );
+                    return;
+                }
+                value.extend_from_slice(data);
                 Command::SendLongData {
                     stmt_id,
                     param,
