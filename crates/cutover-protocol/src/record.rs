@@ -11,6 +11,9 @@ use cutover_workload::{ColumnDef, Command, ErrorInfo, ParamValue, Record, Respon
 
 use crate::session::{type_name, Command as WireCommand, Event, Response as Wire, Session};
 
+/// `SERVER_STATUS_CURSOR_EXISTS`: the execute opened a cursor.
+const CURSOR_EXISTS: u16 = 0x40;
+
 /// A command waiting for its response.
 struct Pending {
     command: Command,
@@ -335,7 +338,9 @@ impl Recorder {
                     }
                     _ => column_defs(columns),
                 }),
-                rows: Some(*rows),
+                // A cursor's rows come with fetches, which are not recorded: the count is
+                // unknown rather than 0.
+                rows: (*status & CURSOR_EXISTS == 0).then_some(*rows),
                 warnings: Some(*warnings),
                 status_flags: Some(*status),
                 latency_us,
