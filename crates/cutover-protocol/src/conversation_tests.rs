@@ -627,6 +627,23 @@ fn unprovable_pairing_is_said_and_stops_the_recording() {
     let got = records(&mut r);
     assert!(got.iter().all(|x| sql_of(x) != "SELECT 1"), "{got:?}");
     assert!(r.undecodable());
+    // A batch execute (COM_STMT_BULK_EXECUTE) is paired but has no workload form: the
+    // recording says it is incomplete, and the next command still gets its own answer.
+    let mut r = logged_in();
+    let mut bulk = vec![0xFA];
+    bulk.extend_from_slice(&1u32.to_le_bytes());
+    bulk.extend_from_slice(&[0, 0]);
+    r.client(&encode_packet(0, &bulk), 10);
+    r.server(&encode_packet(1, &ok_affected(3)), 11);
+    r.client(&encode_packet(0, &command(3, b"SELECT 1")), 12);
+    r.server(&result_set(1, 1, AUTOCOMMIT), 13);
+    let got = records(&mut r);
+    assert!(r.undecodable_reason().is_some_and(|w| w.contains("BULK")));
+    let q = got
+        .iter()
+        .find(|x| sql_of(x) == "SELECT 1")
+        .expect("recorded");
+    assert_eq!(q.response.as_ref().and_then(|x| x.rows), Some(1));
     // An ERR the server sends on its own before closing (killed): not a pairing problem.
     let mut r = logged_in();
     r.server(&encode_packet(0, &err(1927)), 10);

@@ -260,6 +260,18 @@ impl Recorder {
                 self.quit = true;
                 self.emit(Command::Quit, ts_us, None);
             }
+            // MariaDB's batch execute (Connector/J 3 with `useBulkStmts`): paired, but the
+            // workload has no form for it, so the recording says it is incomplete.
+            C::Other { code: 0xFA, .. } => {
+                self.undecodable.get_or_insert_with(|| {
+                    "COM_STMT_BULK_EXECUTE (a batch) is not recorded".to_string()
+                });
+                self.pending.push_back(Pending {
+                    command: Command::Reset,
+                    ts_us: None,
+                    response: None,
+                });
+            }
             // Answered but not part of a workload: the answer is skipped.
             C::Ping | C::ResetStmt { .. } | C::Fetch { .. } | C::Other { answered: true, .. } => {
                 self.pending.push_back(Pending {
