@@ -988,6 +988,9 @@ impl Session {
                     self.phase = Phase::Lost;
                 }
             }
+            // caching_sha2_password's "fast auth succeeded": the OK follows, the client
+            // sends nothing.
+            Some(0x01) if p == [0x01, 0x03] => {}
             // An auth switch (0xFE), more data (0x01): the client answers with one packet.
             _ => {
                 if self.compress_after_auth {
