@@ -394,6 +394,13 @@ fn cursor_fetches_are_answered_with_rows() {
     r.server(&encode_packet(1, &ok_affected(4)), 17);
     let got = records(&mut r);
     assert!(!r.undecodable(), "{:?}", r.undecodable_reason());
+    // The execute's rows came with the fetch, which is not recorded: the count is unknown.
+    let exec = got
+        .iter()
+        .find(|x| x.command.name() == "execute")
+        .expect("execute");
+    let resp = exec.response.as_ref().expect("answered");
+    assert_eq!((resp.rows, resp.status_flags), (None, Some(0x42)));
     let last = got
         .iter()
         .find(|x| sql_of(x) == "UPDATE t SET n = 1")
@@ -444,6 +451,50 @@ fn local_infile_file_packets_are_not_commands() {
         Some(3)
     );
     assert_eq!(got[2].response.as_ref().and_then(|x| x.rows), Some(1));
+}
+
+/// A proxy relays an answer before it decodes it, so the client's reply (auth data, a file)
+/// may reach the decoder first: the pairing is the same.
+#[test]
+fn replies_seen_before_the_request_they_answer() {
+    for compress in [false, true] {
+        let mut r = Recorder::new(1);
+        r.server(&greeting(), 1);
+        r.client(&login(compress), 2);
+        let mut switch = vec![0xFE];
+        switch.extend_from_slice(b"client_ed25519\0");
+        switch.extend_from_slice(&[7u8; 32]);
+        // The auth reply, then the switch request that asked for it.
+        r.client(&encode_packet(3, &[9u8; 64]), 3);
+        r.server(&encode_packet(2, &switch), 4);
+        r.server(&encode_packet(4, &ok(0, AUTOCOMMIT)), 5);
+        let wrap = |seq: u8, p: Vec<u8>| if compress { frame(seq, &p) } else { p };
+        r.client(
+            &wrap(
+                0,
+                encode_packet(0, &command(3, b"LOAD DATA LOCAL INFILE 'x' INTO TABLE t")),
+            ),
+            6,
+        );
+        // The file and its end, then the request for it, then the answer.
+        let mut file = encode_packet(2, &command(3, b"1\n2\n"));
+        file.extend(encode_packet(3, b""));
+        r.client(&wrap(2, file), 7);
+        r.server(&wrap(1, encode_packet(1, b"\xFBx")), 8);
+        r.server(&wrap(4, encode_packet(4, &ok_affected(2))), 9);
+        let got = records(&mut r);
+        assert!(!r.undecodable(), "{:?}", r.undecodable_reason());
+        let names: Vec<String> = got.iter().map(sql_of).collect();
+        assert_eq!(
+            names,
+            ["connect", "LOAD DATA LOCAL INFILE 'x' INTO TABLE t", "quit"],
+            "compress {compress}"
+        );
+        assert_eq!(
+            got[1].response.as_ref().and_then(|x| x.affected_rows),
+            Some(2)
+        );
+    }
 }
 
 /// A multi-statement: its results (each with MORE_RESULTS but the last) are one command's;
@@ -576,6 +627,23 @@ fn unprovable_pairing_is_said_and_stops_the_recording() {
     let got = records(&mut r);
     assert!(got.iter().all(|x| sql_of(x) != "SELECT 1"), "{got:?}");
     assert!(r.undecodable());
+    // A batch execute (COM_STMT_BULK_EXECUTE) is paired but has no workload form: the
+    // recording says it is incomplete, and the next command still gets its own answer.
+    let mut r = logged_in();
+    let mut bulk = vec![0xFA];
+    bulk.extend_from_slice(&1u32.to_le_bytes());
+    bulk.extend_from_slice(&[0, 0]);
+    r.client(&encode_packet(0, &bulk), 10);
+    r.server(&encode_packet(1, &ok_affected(3)), 11);
+    r.client(&encode_packet(0, &command(3, b"SELECT 1")), 12);
+    r.server(&result_set(1, 1, AUTOCOMMIT), 13);
+    let got = records(&mut r);
+    assert!(r.undecodable_reason().is_some_and(|w| w.contains("BULK")));
+    let q = got
+        .iter()
+        .find(|x| sql_of(x) == "SELECT 1")
+        .expect("recorded");
+    assert_eq!(q.response.as_ref().and_then(|x| x.rows), Some(1));
     // An ERR the server sends on its own before closing (killed): not a pairing problem.
     let mut r = logged_in();
     r.server(&encode_packet(0, &err(1927)), 10);

@@ -11,6 +11,9 @@ use cutover_workload::{ColumnDef, Command, ErrorInfo, ParamValue, Record, Respon
 
 use crate::session::{type_name, Command as WireCommand, Event, Response as Wire, Session};
 
+/// `SERVER_STATUS_CURSOR_EXISTS`: the execute opened a cursor.
+const CURSOR_EXISTS: u16 = 0x40;
+
 /// A command waiting for its response.
 struct Pending {
     command: Command,
@@ -257,6 +260,18 @@ impl Recorder {
                 self.quit = true;
                 self.emit(Command::Quit, ts_us, None);
             }
+            // MariaDB's batch execute (Connector/J 3 with `useBulkStmts`): paired, but the
+            // workload has no form for it, so the recording says it is incomplete.
+            C::Other { code: 0xFA, .. } => {
+                self.undecodable.get_or_insert_with(|| {
+                    "COM_STMT_BULK_EXECUTE (a batch) is not recorded".to_string()
+                });
+                self.pending.push_back(Pending {
+                    command: Command::Reset,
+                    ts_us: None,
+                    response: None,
+                });
+            }
             // Answered but not part of a workload: the answer is skipped.
             C::Ping | C::ResetStmt { .. } | C::Fetch { .. } | C::Other { answered: true, .. } => {
                 self.pending.push_back(Pending {
@@ -335,7 +350,9 @@ impl Recorder {
                     }
                     _ => column_defs(columns),
                 }),
-                rows: Some(*rows),
+                // A cursor's rows come with fetches, which are not recorded: the count is
+                // unknown rather than 0.
+                rows: (*status & CURSOR_EXISTS == 0).then_some(*rows),
                 warnings: Some(*warnings),
                 status_flags: Some(*status),
                 latency_us,

@@ -18,7 +18,8 @@
 //! answer the protocol defines appends what it expects to a queue, and server packets are
 //! read against the front of that queue. A command starts with sequence id 0; client packets
 //! with another sequence id continue the exchange in progress (the authentication, the file of
-//! a `LOAD DATA LOCAL INFILE`) and are not commands. With compression negotiated, commands
+//! a `LOAD DATA LOCAL INFILE`) and are not commands, whichever direction the decoder saw
+//! first. With compression negotiated, commands
 //! sent before the login's OK are already compressed frames (the server switches both
 //! directions right after its OK), so the client's bytes after the handshake response are
 //! left unread until the authentication ends, except one plain packet for each request the
@@ -640,13 +641,12 @@ impl Session {
             Phase::Tls | Phase::Lost => {}
             Phase::Commands => {
                 // Not a command: the continuation of the exchange in progress (auth data, a
-                // LOCAL INFILE file). Compressed, the inner sequence ids are not checked by
-                // servers, so only an exchange known to be in progress takes them.
-                if self.infile
-                    || p.seq != 0
-                        && (self.client.compressed.is_none()
-                            || matches!(self.awaiting, Awaiting::Auth { .. }))
-                {
+                // LOCAL INFILE file), which may reach the decoder before the server packet it
+                // answers (a proxy relays answers before decoding them). Compressed, the
+                // packets inside frames keep their own sequence ids (every driver numbers
+                // them as without compression; a command that did not start at 0 would leave
+                // its answer unexpected, which is reported, never guessed).
+                if self.infile || p.seq != 0 {
                     return;
                 }
                 self.commands_seen = true;
@@ -787,10 +787,17 @@ impl Session {
                 };
                 let stmt_id = self.resolve(id);
                 let data = &body[6..];
-                self.long_data
-                    .entry((stmt_id, param))
-                    .or_default()
-                    .extend_from_slice(data);
+                let value = self.long_data.entry((stmt_id, param)).or_default();
+                if value.len().saturating_add(data.len()) > crate::framing::MAX_LOGICAL {
+                    // Kept whole or not at all: a parameter value is never recorded cut.
+                    self.lose(
+                        out,
+                        true,
+                        "a parameter sent with COM_STMT_SEND_LONG_DATA larger than 1 GiB".into(),
+                    );
+                    return;
+                }
+                value.extend_from_slice(data);
                 Command::SendLongData {
                     stmt_id,
                     param,
@@ -981,6 +988,9 @@ impl Session {
                     self.phase = Phase::Lost;
                 }
             }
+            // caching_sha2_password's "fast auth succeeded": the OK follows, the client
+            // sends nothing.
+            Some(0x01) if p == [0x01, 0x03] => {}
             // An auth switch (0xFE), more data (0x01): the client answers with one packet.
             _ => {
                 if self.compress_after_auth {

@@ -309,8 +309,9 @@ async fn pump<C, S>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                // Recorded before it is relayed: the server cannot answer bytes the decoder
-                // has not seen yet, so answers never reach it before their commands.
+                // Recorded before it is relayed (commands are small): the server cannot
+                // answer bytes the decoder has not seen, so no answer reaches it before its
+                // command.
                 if let Ok(mut s) = state.lock() {
                     s.client(&buf[..n]);
                 }
@@ -334,17 +335,19 @@ async fn pump<C, S>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
-                // Recorded before it is relayed: what the client sends in reply (auth data,
-                // a LOCAL INFILE file, its next command) always comes after it.
-                if let Ok(mut s) = state.lock() {
-                    s.server(&buf[..n]);
-                }
+                // Relayed first: answers (large result sets) are not delayed by decoding. A
+                // client's reply may then reach the decoder before this packet; the decoder
+                // does not depend on that order (a next command is pipelining; auth data and
+                // a file continue their sequence ids).
                 if cw.write_all(&buf[..n]).await.is_err() {
                     break;
                 }
                 counters.server_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 metrics::counter!("cutover_proxy_bytes_total", "from" => "server")
                     .increment(n as u64);
+                if let Ok(mut s) = state.lock() {
+                    s.server(&buf[..n]);
+                }
             }
             let _ = cw.shutdown().await;
         }

@@ -44,8 +44,9 @@
 //!     bits (8 / 16 digits), so every value round-trips (an integer sent as `DOUBLE` stays a
 //!     `DOUBLE` 1, never the text "1.0");
 //!   - `"text"`: a length-encoded value (strings, `DECIMAL` as its exact text, JSON, ENUM,
-//!     SET, blobs, values sent with `COM_STMT_SEND_LONG_DATA`) whose bytes are UTF-8;
-//!   - `"base64"`: such a value whose bytes are not UTF-8 (standard alphabet, padded);
+//!     SET, blobs, values sent with `COM_STMT_SEND_LONG_DATA`) whose bytes are UTF-8 without
+//!     control characters other than tab, CR and LF;
+//!   - `"base64"`: any other such value (standard alphabet, padded);
 //!   - `"datetime"`: `DATE`/`DATETIME`/`TIMESTAMP` as `YYYY-MM-DD[ HH:MM:SS[.ffffff]]`;
 //!   - `"time"`: `TIME` as `[-]H:MM:SS[.ffffff]` (hours include the days);
 //!   - `"redacted": true`: left out by `--redact-values`.

@@ -110,8 +110,8 @@ impl Param {
             ParamValue::Float(b) => format!("{:?}", f32::from_bits(*b)),
             ParamValue::Double(b) => format!("{:?}", f64::from_bits(*b)),
             ParamValue::Bytes(b) => match std::str::from_utf8(b) {
-                Ok(s) => s.to_string(),
-                Err(_) => {
+                Ok(s) if readable(s) => s.to_string(),
+                _ => {
                     let mut s = String::with_capacity(2 + 2 * b.len());
                     s.push_str("0x");
                     for x in b {
@@ -139,8 +139,8 @@ impl ParamValue {
             ParamValue::Float(b) => ("float_bits", Value::String(format!("{b:08x}"))),
             ParamValue::Double(b) => ("double_bits", Value::String(format!("{b:016x}"))),
             ParamValue::Bytes(b) => match std::str::from_utf8(b) {
-                Ok(s) => ("text", Value::String(s.to_string())),
-                Err(_) => ("base64", Value::String(base64_encode(b))),
+                Ok(s) if readable(s) => ("text", Value::String(s.to_string())),
+                _ => ("base64", Value::String(base64_encode(b))),
             },
             ParamValue::DateTime {
                 year,
@@ -181,6 +181,13 @@ impl ParamValue {
             ParamValue::Redacted => ("redacted", Value::Bool(true)),
         }
     }
+}
+
+/// Text a person can read in the file: no control characters but tab and line breaks (a blob
+/// of zeros as text would be six bytes of JSON escape per byte; base64 is 4 per 3).
+fn readable(s: &str) -> bool {
+    s.chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'))
 }
 
 impl Serialize for Param {
@@ -417,6 +424,15 @@ mod tests {
             (
                 Param::new(252, false, ParamValue::Bytes(vec![0, 0xff])),
                 r#"{"type":252,"base64":"AP8="}"#,
+            ),
+            // UTF-8, but not text a person reads.
+            (
+                Param::new(252, false, ParamValue::Bytes(vec![0, 0, 0])),
+                r#"{"type":252,"base64":"AAAA"}"#,
+            ),
+            (
+                Param::new(253, false, ParamValue::Bytes(b"a\tb\nc".to_vec())),
+                r#"{"type":253,"text":"a\tb\nc"}"#,
             ),
             (
                 Param::new(
