@@ -123,12 +123,17 @@ pub fn classify_with(sql: &str, rules: Rules) -> Class {
         Ok(e) => e.expanded(),
         Err(_) => sql.to_string(),
     };
-    let (parsed, ordered, txn) = shape(&expanded);
+    // The expanded text is parsed once: for its shape, and as the first reading.
+    let first = parse(&expanded);
+    let (parsed, ordered, txn) = shape(&first, &expanded);
     let mut refusal = match &executed {
         Err(a) => Some(format!("{NOT_UNDERSTOOD}: {}", a.0)),
         Ok(e) => match e.texts() {
             Err(a) => Some(format!("{NOT_UNDERSTOOD}: {}", a.0)),
-            Ok(texts) => texts.iter().find_map(|t| refusal_of(t, rules)),
+            Ok(texts) => texts.iter().find_map(|t| {
+                let pre = (*t == expanded).then_some(&first);
+                refusal_of(t, pre, rules)
+            }),
         },
     };
     let mut unlocked = None;
@@ -157,10 +162,16 @@ pub fn classify_with(sql: &str, rules: Rules) -> Class {
     }
 }
 
-/// Parses the expanded text: whether the parser understood it, whether its rows are ordered,
-/// how it moves the transaction.
-fn shape(expanded: &str) -> (bool, bool, Txn) {
-    match Parser::parse_sql(&MySqlDialect {}, &for_parser(expanded)) {
+type Parsed = Result<Vec<Statement>, sqlparser::parser::ParserError>;
+
+fn parse(text: &str) -> Parsed {
+    Parser::parse_sql(&MySqlDialect {}, &for_parser(text))
+}
+
+/// From the parsed expanded text: whether the parser understood it, whether its rows are
+/// ordered, how it moves the transaction.
+fn shape(parsed: &Parsed, expanded: &str) -> (bool, bool, Txn) {
+    match parsed {
         Ok(stmts) if !stmts.is_empty() => {
             let ordered = stmts.len() == 1
                 && matches!(&stmts[0], Statement::Query(q) if q.order_by.is_some());
@@ -175,8 +186,9 @@ fn shape(expanded: &str) -> (bool, bool, Txn) {
     }
 }
 
-/// Why one reading of the text (comments gone, executable comments chosen) may not be sent.
-fn refusal_of(text: &str, rules: Rules) -> Option<String> {
+/// Why one reading of the text (comments gone, executable comments chosen) may not be sent;
+/// `pre`: the reading already parsed.
+fn refusal_of(text: &str, pre: Option<&Parsed>, rules: Rules) -> Option<String> {
     let toks = tokenize(text);
     if toks
         .iter()
@@ -188,11 +200,18 @@ fn refusal_of(text: &str, rules: Rules) -> Option<String> {
     if let Some(r) = token_refusal(text, &toks) {
         return Some(r);
     }
-    let stmts = match Parser::parse_sql(&MySqlDialect {}, &for_parser(text)) {
-        Ok(s) => s,
-        Err(_) => return Some(unparsed_reason(text, &toks)),
+    let own;
+    let parsed = match pre {
+        Some(p) => p,
+        None => {
+            own = parse(text);
+            &own
+        }
     };
-    for st in &stmts {
+    let Ok(stmts) = parsed else {
+        return Some(unparsed_reason(text, &toks));
+    };
+    for st in stmts {
         if let Some(r) = statement_refusal(st) {
             return Some(r);
         }
@@ -1011,11 +1030,24 @@ pub fn strip_lock(sql: &str) -> Option<String> {
 /// MySQL spellings the parser does not take, rewritten to equivalents it does (same
 /// meaning for classification): `LOCK IN SHARE MODE` → `FOR SHARE`; `START TRANSACTION
 /// [mode,] WITH CONSISTENT SNAPSHOT` without the snapshot (it only chooses when the read
-/// view starts).
+/// view starts); `SET CHARACTER SET x` → `SET NAMES x`.
 fn for_parser(sql: &str) -> std::borrow::Cow<'_, str> {
     let toks = tokenize(sql);
     let n = toks.len();
     let low = |i: usize| toks[i].text(sql).to_ascii_lowercase();
+    // `SET CHARACTER SET x` / `SET CHARSET x` set the client's character sets, as `SET NAMES`.
+    if n >= 3 && low(0) == "set" {
+        let skip = if low(1) == "charset" {
+            Some(toks[1].end)
+        } else if low(1) == "character" && low(2) == "set" {
+            Some(toks[2].end)
+        } else {
+            None
+        };
+        if let Some(end) = skip {
+            return std::borrow::Cow::Owned(format!("SET NAMES{}", &sql[end..]));
+        }
+    }
     if n >= 5 && low(0) == "start" && low(1) == "transaction" {
         if let Some(i) = (2..n - 2)
             .find(|&i| low(i) == "with" && low(i + 1) == "consistent" && low(i + 2) == "snapshot")
@@ -1201,6 +1233,8 @@ mod tests {
         "SET autocommit = 1, GLOBAL read_only = 0",
         "SET PASSWORD = 'x'",
         "SET ROLE ALL",
+        "SET CHARACTER SET utf8, GLOBAL read_only = 0",
+        "SET CHARSET utf8; DELETE FROM t",
         "SET sql_log_bin = 0",
         "SET sql_log_off = 1",
         "SET STATEMENT max_statement_time = 1 FOR DELETE FROM t",
@@ -1285,6 +1319,24 @@ mod tests {
         "SHOW CREATE TABLE t",
         "SHOW COLUMNS FROM t",
         "SELECT DATABASE()",
+        "/* mysql-connector-java-8.0.33 */SELECT @@session.auto_increment_increment AS \
+         auto_increment_increment, @@character_set_client AS character_set_client, \
+         @@character_set_connection AS character_set_connection, @@wait_timeout AS wait_timeout",
+        "SET SQL_SELECT_LIMIT=DEFAULT",
+        "SET @@SQL_SELECT_LIMIT = DEFAULT",
+        "SET AUTOCOMMIT = 0",
+        "SET NAMES utf8mb4 COLLATE 'utf8mb4_general_ci'",
+        "SET CHARACTER SET utf8",
+        "SET CHARSET utf8mb4",
+        "SET character_set_client = utf8mb4, character_set_results = utf8mb4",
+        "SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_TRANS_TABLES')",
+        "SET @@session.max_execution_time = 1000",
+        "SHOW VARIABLES WHERE Variable_name = 'language' OR Variable_name = 'net_write_timeout'",
+        "SHOW FULL TABLES FROM `shop` LIKE 't%'",
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'shop'",
+        "SELECT * FROM t WHERE a = ? AND b IN (?, ?)",
+        "SELECT 1 FROM DUAL",
+        "SELECT CONNECTION_ID()",
         "SELECT VERSION(), CURRENT_USER(), CONNECTION_ID()",
         // Executable comments that only read.
         "SELECT /*! STRAIGHT_JOIN */ a FROM t, u",

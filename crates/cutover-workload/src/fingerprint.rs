@@ -9,8 +9,8 @@
 //! - an `IN (...)` list of literals becomes `in (?+)`, and the rows of `VALUES (...), (...)`
 //!   become `values (?+)`, so a statement with 3 or 300 values is one class;
 //! - `LIMIT ?, ?` and `LIMIT ? OFFSET ?` become `limit ?`;
-//! - comments go (the text inside executable comments `/*! ... */` stays: the server runs
-//!   it), words are lowercased, whitespace is one space.
+//! - comments go (the text inside executable comments `/*! ... */`, `/*M! ... */`,
+//!   `/*T! ... */` stays: the server runs it), words are lowercased, whitespace is one space.
 //!
 //! The tokenizer is shared with the replayer, which rewrites generated IDs in statement text
 //! (only number tokens, never digits inside strings or names) and looks for functions whose
@@ -96,10 +96,21 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
             continue;
         }
         if c == b'/' && b.get(i + 1) == Some(&b'*') {
+            // `/*!`, MariaDB's `/*M!` and TiDB's `/*T!` (with `[feature_id]`): the server
+            // that runs them runs their content.
             let exec = matches!(b.get(i + 2), Some(b'!'))
-                || (b.get(i + 2) == Some(&b'M') && b.get(i + 3) == Some(&b'!'));
+                || (matches!(b.get(i + 2), Some(b'M' | b'T')) && b.get(i + 3) == Some(&b'!'));
             if exec && !exec_comment {
+                let tidb = b[i + 2] == b'T';
                 i += if b[i + 2] == b'!' { 3 } else { 4 };
+                if tidb && b.get(i) == Some(&b'[') {
+                    while i < n && b[i] != b']' && b[i] != b'*' {
+                        i += 1;
+                    }
+                    if b.get(i) == Some(&b']') {
+                        i += 1;
+                    }
+                }
                 while i < n && b[i].is_ascii_digit() {
                     i += 1;
                 }
@@ -143,8 +154,9 @@ pub fn tokenize(sql: &str) -> Vec<Token> {
         } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
         {
             let j = number_end(b, i);
-            // `1abc` is an identifier in MySQL: a number glued to letters is a word.
-            if j < n && is_word_byte(b[j]) && c != b'.' {
+            // `1abc` is an identifier in MySQL: digits glued to letters are a word (`0.5a` is
+            // the number `0.5` and the name `a`: a word never holds a `.`).
+            if j < n && is_word_byte(b[j]) && b[i..j].iter().all(u8::is_ascii_digit) {
                 i = word_end(b, i);
                 TokenKind::Word
             } else {
@@ -456,6 +468,12 @@ mod tests {
             fingerprint("select /* a comment with 'quote */ 1 /*!40001 SQL_NO_CACHE */"),
             "select ? sql_no_cache"
         );
+        // What MariaDB (`/*M!`) or TiDB (`/*T!`) runs is part of the class.
+        assert_eq!(
+            fingerprint("/*T! DELETE FROM t WHERE id IN (*/ SELECT 13 /*T![auto_rand] ) */"),
+            "delete from t where id in (select ?)"
+        );
+        assert_eq!(fingerprint("SELECT 1 /*M!100000 , 2 */"), "select ?, ?");
         assert_eq!(fingerprint("select a-1 from t"), "select a - ? from t");
         assert_eq!(
             fingerprint("select 0x1F, x'ab', b'01', 1e5, .5, 1abc, .5x"),

@@ -106,8 +106,11 @@ fn workload(dir: &Path, files: &[PathBuf]) -> (PathBuf, usize) {
         "SELECT v FROM t WHERE id = 1".into(),
         // The class of a read first, then writes of the same class (fingerprint).
         "SELECT 13".into(),
-        // MariaDB skips `/*T!` (TiDB runs it): its class is the read's, `select ?`.
+        // TiDB runs `/*T!` (MariaDB skips it).
         "/*T! DELETE FROM t WHERE id IN (*/ SELECT 13 /*T! ) */".into(),
+        // Of class `select ?` too: a string by default, a DELETE in a session that set
+        // NO_BACKSLASH_ESCAPES.
+        "SELECT 'a\\' ; DELETE FROM t WHERE id = 15; -- '".into(),
         "/*M! DELETE FROM t WHERE id IN (*/ SELECT 13 /*M! ) */".into(),
         "DELETE FROM t WHERE id IN (SELECT 21)".into(),
         format!("SELECT 1 /*M!100000 INTO OUTFILE '{}' */", f(0)),
@@ -138,6 +141,8 @@ fn workload(dir: &Path, files: &[PathBuf]) -> (PathBuf, usize) {
         "START TRANSACTION READ WRITE".into(),
         "UPDATE t SET v = -1 WHERE id = 3".into(),
         "COMMIT".into(),
+        "SET SESSION tx_read_only = 1".into(),
+        // Of the class of the read just before.
         "SET SESSION tx_read_only = 0".into(),
         "SET @@session.transaction_read_only=OFF".into(),
         "UPDATE t SET v = -1 WHERE id = 4".into(),
@@ -200,13 +205,14 @@ fn workload(dir: &Path, files: &[PathBuf]) -> (PathBuf, usize) {
     write(record(2, &mut ts, Command::Quit));
     w.finish().unwrap();
     // Statements (queries and executes) that must not be sent.
-    // All of session 1's but its two reads and the COMMIT, its two executes, two of session 2.
-    let not_sent = reads_then_writes.len() - 3 + 2 + 2;
+    // All of session 1's but its three reads and the COMMIT, its two executes, two of
+    // session 2.
+    let not_sent = reads_then_writes.len() - 4 + 2 + 2;
     (path, not_sent)
 }
 
-/// Statements that change data or take a lock, by what they must contain: none of these may
-/// reach either server.
+/// Statements that change data or take a lock (or switch the session to read-write), by
+/// what they must contain: none of these may reach either server, not even prepared.
 const FORBIDDEN: &[&str] = &[
     "delete",
     "update t",
@@ -223,8 +229,8 @@ const FORBIDDEN: &[&str] = &[
     "for share",
     "share mode",
     "read write",
-    "tx_read_only",
-    "transaction_read_only",
+    "tx_read_only = 0",
+    "transaction_read_only=off",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
