@@ -67,6 +67,61 @@ pub fn document(r: &Report) -> Document {
         sec.push(Block::Table(t));
         d.sections.push(sec);
     }
+    if let Some(w) = &s.workload {
+        d.summary.push((
+            "Workload".into(),
+            Cell::text(format!(
+                "{} ({}): {} statements, {} sessions, {} transactions{}",
+                w.path,
+                w.source,
+                w.statements,
+                w.sessions,
+                w.transactions,
+                if w.redacted {
+                    "; values redacted: hot rows not checked"
+                } else {
+                    ""
+                }
+            )),
+        ));
+    }
+    // The statements behind each workload finding: class, counts, examples.
+    let with_evidence: Vec<_> = r.findings.iter().filter(|f| f.evidence.is_some()).collect();
+    if !with_evidence.is_empty() {
+        let mut sec = Section::new("Workload evidence");
+        let mut t = Table::new([
+            "rule",
+            "statement class",
+            "statements",
+            "sessions",
+            "examples (session, time, statement)",
+            "fix",
+        ])
+        .align_right([2, 3]);
+        for f in with_evidence {
+            let Some(e) = &f.evidence else { continue };
+            let examples: Vec<String> = e
+                .examples
+                .iter()
+                .map(|x| format!("session {} at {}: {}", x.session, x.time, x.sql))
+                .collect();
+            t.push(vec![
+                Cell::code(f.rule),
+                Cell::code(e.class.clone()),
+                Cell::text(e.statements.to_string()),
+                Cell::text(e.sessions.to_string()),
+                Cell::text(examples.join("\n")),
+                Cell::text(
+                    f.fix
+                        .as_ref()
+                        .map(|x| format!("{}: {}", x.kind, x.change))
+                        .unwrap_or_default(),
+                ),
+            ]);
+        }
+        sec.push(Block::Table(t));
+        d.sections.push(sec);
+    }
     if !s.forecasts.is_empty() {
         let mut sec = Section::new("ID spaces");
         let mut t = Table::new([
@@ -103,14 +158,19 @@ pub fn document(r: &Report) -> Document {
     d
 }
 
-/// Writes `check.json` and `check.md` into `dir` (created when missing).
+/// Writes `check.json`, `check.md` and `check.html` into `dir` (created when missing).
 pub fn write_out_dir(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
     let mut json = serde_json::to_string_pretty(r).map_err(io::Error::other)?;
     json.push('\n');
     let mut written = Vec::new();
-    for (name, body) in [("check.json", json), ("check.md", document(r).markdown())] {
+    let doc = document(r);
+    for (name, body) in [
+        ("check.json", json),
+        ("check.md", doc.markdown()),
+        ("check.html", doc.html()),
+    ] {
         let path = dir.join(name);
         let mut tmp = tempfile::Builder::new()
             .prefix(".cutover-")

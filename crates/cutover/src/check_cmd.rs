@@ -75,6 +75,21 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         },
     };
 
+    let workload_opts = cutover_check::WorkloadOptions {
+        hot_window_us: parse_duration(&args.hot_window)
+            .map_err(|e| anyhow!("--hot-window: {e}"))?
+            .as_micros()
+            .clamp(1, i64::MAX as u128) as i64,
+    };
+    if let Some(w) = &args.workload {
+        if !w.is_file() {
+            return Err(anyhow!(
+                "--workload: {} is not a readable file",
+                w.display()
+            ));
+        }
+    }
+
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let session = SessionOptions {
@@ -82,6 +97,44 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         query_timeout,
         max_connections: 4,
     };
+    // A workload alone needs no server: the target is the flavor's current release unless
+    // a target is named.
+    let has_source = args.endpoints.source.is_some() || cfg.source.is_some();
+    if args.workload.is_some() && !has_source {
+        let profile = match (&args.endpoints.target, &cfg.target) {
+            (None, None) => cutover_check::Profile::assumed(target_flavor),
+            _ => {
+                let e = crate::endpoints::resolve(
+                    Role::Target,
+                    args.endpoints.target.as_deref(),
+                    cfg.target.as_ref(),
+                    args.endpoints.target_password_file.clone(),
+                )?;
+                let t = Db::connect(&e, Role::Target, session.clone(), cancel.clone())
+                    .await
+                    .map_err(not_mysql_hint)?;
+                let answers = cutover_check::gather::server_answers(&t)
+                    .await
+                    .context("reading the target's version")?;
+                cutover_check::Profile::from_answers(&answers)
+            }
+        };
+        let mut report = Report {
+            summary: cutover_check::Summary {
+                target_server: profile.describe(),
+                target_flavor: profile.flavor.name().to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        add_workload(
+            &mut report,
+            args.workload.as_deref(),
+            &profile,
+            &workload_opts,
+        )?;
+        return output(&args, report);
+    }
     let src = crate::endpoints::resolve(
         Role::Source,
         args.endpoints.source.as_deref(),
@@ -116,7 +169,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             humantime_secs(d.as_secs_f64())
         ),
     };
-    let report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
+    let mut report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
         Ok(r) => r,
         Err(CheckError::Db(DbError::Interrupted)) => {
             eprintln!("cutover: interrupted; nothing was checked to the end");
@@ -124,6 +177,46 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         }
         Err(e) => return Err(e).context("checking"),
     };
+    if args.workload.is_some() {
+        let profile = match &target {
+            Some(t) => cutover_check::Profile::from_answers(
+                &cutover_check::gather::server_answers(t)
+                    .await
+                    .context("reading the target's version")?,
+            ),
+            None => cutover_check::Profile::assumed(target_flavor),
+        };
+        add_workload(
+            &mut report,
+            args.workload.as_deref(),
+            &profile,
+            &workload_opts,
+        )?;
+    }
+    output(&args, report)
+}
+
+/// The workload's findings and summary, added to the report.
+fn add_workload(
+    report: &mut Report,
+    workload: Option<&Path>,
+    profile: &cutover_check::Profile,
+    opts: &cutover_check::WorkloadOptions,
+) -> Result<()> {
+    let Some(path) = workload else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let (findings, summary) = cutover_check::check_workload(path, profile, opts)
+        .map_err(|e| anyhow!("--workload: {e}"))?;
+    report.findings.extend(findings);
+    report.summary.workload = Some(summary);
+    report.summary.elapsed_ms += started.elapsed().as_millis() as u64;
+    report.finish();
+    Ok(())
+}
+
+fn output(args: &CheckArgs, report: Report) -> Result<u8> {
     let text = match args.format {
         Format::Human => human(&report),
         Format::Json => {
@@ -201,7 +294,9 @@ pub fn human(r: &Report) -> String {
     let s = &r.summary;
     let mut out = String::new();
     let _ = writeln!(out, "cutover check");
-    let _ = writeln!(out, "  source  {} ({})", s.source, s.source_server);
+    if !s.source.is_empty() {
+        let _ = writeln!(out, "  source  {} ({})", s.source, s.source_server);
+    }
     match &s.target {
         Some(t) => {
             let _ = writeln!(out, "  target  {t} ({})", s.target_server);
@@ -210,15 +305,42 @@ pub fn human(r: &Report) -> String {
             let _ = writeln!(out, "  target  {}", s.target_server);
         }
     }
-    let _ = writeln!(
-        out,
-        "  checked {} databases, {} tables, {} ID spaces in {:.1} s (horizon {} days)",
-        s.databases,
-        s.tables,
-        s.id_spaces,
-        s.elapsed_ms as f64 / 1000.0,
-        s.horizon_days
-    );
+    if !s.source.is_empty() {
+        let _ = writeln!(
+            out,
+            "  checked {} databases, {} tables, {} ID spaces in {:.1} s (horizon {} days)",
+            s.databases,
+            s.tables,
+            s.id_spaces,
+            s.elapsed_ms as f64 / 1000.0,
+            s.horizon_days
+        );
+    }
+    if let Some(w) = &s.workload {
+        let _ = writeln!(
+            out,
+            "  workload {} ({}): {} records, {} statements, {} sessions, {} transactions over {:.0} s{}",
+            w.path,
+            w.source,
+            w.records,
+            w.statements,
+            w.sessions,
+            w.transactions,
+            w.span_seconds,
+            if w.redacted {
+                "; values redacted: hot rows not checked"
+            } else {
+                ""
+            }
+        );
+        if w.unknown_executes > 0 {
+            let _ = writeln!(
+                out,
+                "  {} executes of statements prepared before the recording began: not checked",
+                w.unknown_executes
+            );
+        }
+    }
     for (sev, title) in [
         (Severity::Error, "ERRORS"),
         (Severity::Warning, "WARNINGS"),
@@ -233,6 +355,15 @@ pub fn human(r: &Report) -> String {
             let obj = f.object.as_deref().unwrap_or("server");
             let _ = writeln!(out, "  [{}] {obj}", f.rule);
             let _ = writeln!(out, "      {}", f.message);
+            if let Some(e) = &f.evidence {
+                for x in &e.examples {
+                    let _ = writeln!(
+                        out,
+                        "      e.g. session {} at {}: {}",
+                        x.session, x.time, x.sql
+                    );
+                }
+            }
             if !f.advice.is_empty() {
                 let _ = writeln!(out, "      → {}", f.advice);
             }

@@ -436,7 +436,19 @@ pub struct CheckArgs {
     /// The worker-ID allocator table (db.table), when its shape is not recognised.
     #[arg(long, value_name = "DB.TABLE")]
     pub worker_table: Option<String>,
-    /// Write check.json and check.md to DIR.
+    /// A workload file (from `capture` or `proxy --record`): what its statements and
+    /// transactions will meet on the target. Without a source, only the workload is checked.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
+    /// With --workload: two sessions writing one key closer than this is a conflict.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        requires = "workload"
+    )]
+    pub hot_window: String,
+    /// Write check.json, check.md and check.html to DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Output: a human report grouped by severity, or JSON on stdout.
