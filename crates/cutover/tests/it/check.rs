@@ -800,3 +800,306 @@ async fn ctrl_c_while_sampling_stops_at_once() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(out.stdout.is_empty());
 }
+
+// ---- `check --workload`: sessions recorded through `cutover proxy` in front of the source.
+
+/// Starts `cutover proxy` recording to `record` in front of the sandbox source.
+fn workload_proxy(record: &std::path::Path) -> (std::process::Child, u16) {
+    let listen = crate::verify_checkpoint::free_port();
+    let child = cutover()
+        .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
+        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, listen)
+}
+
+/// A session through the proxy, in `db` (polling until the proxy listens).
+async fn through(listen: u16, db: &str) -> mysql_async::Conn {
+    let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(listen)
+        .user(Some("root"))
+        .db_name(Some(db))
+        .prefer_socket(false)
+        .into();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        match mysql_async::Conn::new(opts.clone()).await {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(Instant::now() < until, "the proxy did not come up: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn q(c: &mut mysql_async::Conn, sql: &str) {
+    use mysql_async::prelude::Queryable;
+    c.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+}
+
+/// Ends the proxy (SIGTERM finishes the file) and checks the workload it recorded.
+async fn check_recording(child: std::process::Child, record: &std::path::Path) -> Value {
+    let output = sigterm_and_wait(child).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = record.parent().unwrap().join("out");
+    let r = run(cutover()
+        .args(["check", "--workload", record.to_str().unwrap()])
+        .args(["--format", "json", "--out", dir.to_str().unwrap()]));
+    assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
+    for f in ["check.json", "check.md", "check.html"] {
+        assert!(dir.join(f).is_file(), "{f} not written: {}", r.stderr);
+    }
+    let v = r.json();
+    assert_eq!(
+        r.code,
+        i32::from(v["summary"]["errors"].as_u64() != Some(0)),
+        "{v:#}"
+    );
+    v
+}
+
+/// The workload findings of a rule: (statements, sessions, first example's SQL, message).
+fn workload_findings(v: &Value, rule: &str) -> Vec<(u64, u64, String, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .map(|f| {
+            let e = &f["evidence"];
+            assert!(f["fix"]["change"].is_string(), "{f:#}");
+            (
+                e["statements"].as_u64().unwrap(),
+                e["sessions"].as_u64().unwrap(),
+                e["examples"][0]["sql"].as_str().unwrap_or("").to_string(),
+                f["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn workload_patterns_recorded_through_the_proxy_are_each_found_with_count_and_example() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckw").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckw.slots (id INT PRIMARY KEY AUTO_INCREMENT, day INT, KEY (day)); \
+         INSERT INTO ckw.slots (day) VALUES (1), (9); \
+         CREATE TABLE ckw.stock (sku VARCHAR(20) PRIMARY KEY, n INT); \
+         INSERT INTO ckw.stock VALUES ('A', 0), ('Z', 0); \
+         CREATE TABLE ckw.docs (id INT PRIMARY KEY, body TEXT, FULLTEXT (body)) ENGINE = InnoDB; \
+         CREATE PROCEDURE ckw.bump() UPDATE ckw.stock SET n = n + 1 WHERE sku = 'Z'",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("patterns.cwl");
+    let (child, listen) = workload_proxy(&record);
+    let mut c1 = through(listen, "ckw").await;
+    let mut c2 = through(listen, "ckw").await;
+    let mut c3 = through(listen, "ckw").await;
+    for sql in [
+        // Lock a range, check, insert: races on TiDB.
+        "BEGIN",
+        "SELECT * FROM slots WHERE day BETWEEN 1 AND 7 FOR UPDATE",
+        "INSERT INTO slots (day) VALUES (3)",
+        "COMMIT",
+        "SELECT * FROM stock WHERE sku = 'A' FOR UPDATE",
+        "SELECT * FROM slots WHERE id = 1 LOCK IN SHARE MODE",
+        "SELECT SQL_CALC_FOUND_ROWS * FROM slots LIMIT 1",
+        "START TRANSACTION READ ONLY",
+        "SELECT COUNT(*) FROM slots",
+        "COMMIT",
+        "SET SESSION TRANSACTION READ ONLY",
+        "SET SESSION TRANSACTION READ WRITE",
+        "SET SESSION sql_auto_is_null = 1",
+        "SET SESSION sql_auto_is_null = 0",
+        "CALL bump()",
+        "XA START 'ckw1'",
+        "XA END 'ckw1'",
+        "XA ROLLBACK 'ckw1'",
+        "BEGIN",
+        "SELECT * FROM slots WHERE id = 9 FOR UPDATE SKIP LOCKED",
+        "COMMIT",
+        "SELECT ST_AsText(POINT(1, 2))",
+        "SELECT id FROM docs WHERE MATCH (body) AGAINST ('tidb')",
+        "SELECT GET_LOCK('ckw', 0)",
+        "SELECT RELEASE_LOCK('ckw')",
+    ] {
+        q(&mut c1, sql).await;
+    }
+    // A DDL while another session's transaction is open.
+    q(&mut c2, "BEGIN").await;
+    q(&mut c2, "UPDATE stock SET n = n WHERE sku = 'Z'").await;
+    q(&mut c3, "CREATE TABLE extra (a INT)").await;
+    q(&mut c2, "COMMIT").await;
+    // A client that prepares and closes a statement for every execute.
+    for i in 0..6 {
+        let s = c3.prep("SELECT n FROM stock WHERE sku = ?").await.unwrap();
+        let _: Vec<i32> = c3.exec(&s, (format!("S{i}"),)).await.unwrap();
+        c3.close(s).await.unwrap();
+    }
+    // Two sessions writing one row in turn (the statement is prepared once per session).
+    for _ in 0..5 {
+        for c in [&mut c2, &mut c3] {
+            c.exec_drop("UPDATE stock SET n = n + 1 WHERE sku = ?", ("A",))
+                .await
+                .unwrap();
+        }
+    }
+    for c in [c1, c2, c3] {
+        c.disconnect().await.unwrap();
+    }
+    let v = check_recording(child, &record).await;
+    let w = &v["summary"]["workload"];
+    assert_eq!(w["source"], "proxy", "{v:#}");
+    assert_eq!(w["sessions"], 3, "{w:#}");
+
+    let one = |rule: &str, sql: &str| {
+        let f = workload_findings(&v, rule);
+        assert_eq!(f.len(), 1, "{rule}: {f:#?}");
+        assert_eq!((f[0].0, f[0].1), (1, 1), "{rule}: {f:#?}");
+        assert!(f[0].2.contains(sql), "{rule}: {f:#?}");
+        f[0].3.clone()
+    };
+    let m = one(
+        "workload.range_lock_insert",
+        "SELECT * FROM slots WHERE day BETWEEN 1 AND 7 FOR UPDATE",
+    );
+    assert!(m.contains("insert into slots"), "{m}");
+    one(
+        "workload.autocommit_for_update",
+        "SELECT * FROM stock WHERE sku = 'A' FOR UPDATE",
+    );
+    one("workload.lock_in_share_mode", "LOCK IN SHARE MODE");
+    one("workload.sql_calc_found_rows", "SQL_CALC_FOUND_ROWS");
+    one("workload.read_only_variable", "sql_auto_is_null = 1");
+    one("workload.call", "CALL bump()");
+    one("workload.skip_locked", "SKIP LOCKED");
+    one("workload.spatial", "ST_AsText");
+    one("workload.fulltext", "AGAINST");
+    let m = one("workload.get_lock", "GET_LOCK('ckw', 0)");
+    assert!(m.contains("timeout 0 s"), "{m}");
+    one("workload.ddl_during_transactions", "CREATE TABLE extra");
+    let ro = workload_findings(&v, "workload.read_only_transaction");
+    let mut ro_sql: Vec<&str> = ro.iter().map(|f| f.2.as_str()).collect();
+    ro_sql.sort();
+    assert_eq!(
+        ro_sql,
+        [
+            "SET SESSION TRANSACTION READ ONLY",
+            "START TRANSACTION READ ONLY"
+        ]
+    );
+    let xa: u64 = workload_findings(&v, "workload.xa")
+        .iter()
+        .map(|f| f.0)
+        .sum();
+    assert_eq!(xa, 3);
+
+    let churn = workload_findings(&v, "workload.prepared_churn");
+    assert_eq!(churn.len(), 1, "{churn:#?}");
+    assert!(
+        churn[0]
+            .3
+            .starts_with("6 prepares and 6 closes for 6 executes"),
+        "{churn:#?}"
+    );
+    let hot = workload_findings(&v, "workload.hot_rows");
+    assert_eq!(hot.len(), 1, "{hot:#?}");
+    // Ten writes to sku A alternating between two sessions: nine conflicts.
+    assert_eq!((hot[0].0, hot[0].1), (9, 2), "{hot:#?}");
+    assert!(hot[0].3.contains("sku=A (9 conflicts"), "{hot:#?}");
+    assert!(hot[0].2.contains("params: [\"A\"]"), "{hot:#?}");
+    // Errors make the exit code 1.
+    assert!(v["summary"]["errors"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_workload_without_those_patterns_has_no_workload_finding() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckc").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckc.acct (id INT PRIMARY KEY, bal INT); \
+         INSERT INTO ckc.acct VALUES (1, 100), (2, 100), (3, 100); \
+         CREATE TABLE ckc.ledger (id INT PRIMARY KEY AUTO_INCREMENT, acct INT, amount INT)",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("control.cwl");
+    let (child, listen) = workload_proxy(&record);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(through(listen, "ckc").await);
+    }
+    for round in 0..3 {
+        for (i, c) in sessions.iter_mut().enumerate() {
+            let id = i + 1;
+            q(c, "BEGIN").await;
+            q(
+                c,
+                &format!("SELECT bal FROM acct WHERE id = {id} FOR UPDATE"),
+            )
+            .await;
+            c.exec_drop("UPDATE acct SET bal = bal - 1 WHERE id = ?", (id,))
+                .await
+                .unwrap();
+            c.exec_drop(
+                "INSERT INTO ledger (acct, amount) VALUES (?, ?)",
+                (id, -1 - round),
+            )
+            .await
+            .unwrap();
+            q(c, "COMMIT").await;
+            let _: Vec<i64> = c
+                .exec("SELECT amount FROM ledger WHERE acct = ?", (id,))
+                .await
+                .unwrap();
+            q(c, "SET SESSION TRANSACTION READ WRITE").await;
+        }
+    }
+    for c in sessions {
+        c.disconnect().await.unwrap();
+    }
+    let v = check_recording(child, &record).await;
+    let workload: Vec<_> = findings(&v)
+        .into_iter()
+        .filter(|(r, _, _)| r.starts_with("workload."))
+        .collect();
+    assert!(workload.is_empty(), "{workload:#?}");
+    assert_eq!(v["summary"]["workload"]["sessions"], 3, "{v:#}");
+    assert_eq!(v["summary"]["workload"]["transactions"], 9, "{v:#}");
+}
+
+#[test]
+fn a_workload_that_is_not_one_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("not.cwl");
+    std::fs::write(&p, "hello").unwrap();
+    let r = run(cutover().args(["check", "--workload", p.to_str().unwrap()]));
+    r.assert_clean_error("not a cutover workload file");
+    let r = run(cutover().args(["check", "--workload", "/nonexistent/w.cwl"]));
+    r.assert_clean_error("--workload");
+    let r = run(cutover().args([
+        "check",
+        "--workload",
+        p.to_str().unwrap(),
+        "--hot-window",
+        "soon",
+    ]));
+    r.assert_clean_error("--hot-window");
+}
