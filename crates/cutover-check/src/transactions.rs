@@ -173,6 +173,8 @@ pub struct Analyzer<'p> {
     all_sessions: HashSet<u64>,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
+    /// The rules that apply to the target (decided once, not per statement).
+    enabled_rules: HashSet<WorkloadRule>,
 }
 
 /// One statement as it ran.
@@ -238,6 +240,10 @@ impl<'p> Analyzer<'p> {
             all_sessions: HashSet::new(),
             first_ts: None,
             last_ts: None,
+            enabled_rules: WorkloadRule::ALL
+                .into_iter()
+                .filter(|r| r.text(target).is_some())
+                .collect(),
         }
     }
 
@@ -333,7 +339,7 @@ impl<'p> Analyzer<'p> {
     }
 
     fn enabled(&self, rule: WorkloadRule) -> bool {
-        rule.text(self.target).is_some()
+        self.enabled_rules.contains(&rule)
     }
 
     fn hit(&mut self, rule: WorkloadRule, ran: &Ran, detail: Option<String>) {

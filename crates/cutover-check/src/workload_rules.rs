@@ -52,6 +52,25 @@ fn fix(kind: &'static str, change: impl Into<String>) -> Fix {
 }
 
 impl WorkloadRule {
+    pub const ALL: [WorkloadRule; 16] = [
+        WorkloadRule::RangeLockInsert,
+        WorkloadRule::AutocommitForUpdate,
+        WorkloadRule::LockInShareMode,
+        WorkloadRule::SqlCalcFoundRows,
+        WorkloadRule::ReadOnlyTransaction,
+        WorkloadRule::ReadOnlyVariable,
+        WorkloadRule::Call,
+        WorkloadRule::Xa,
+        WorkloadRule::SkipLocked,
+        WorkloadRule::Spatial,
+        WorkloadRule::Fulltext,
+        WorkloadRule::LoadData,
+        WorkloadRule::GetLock,
+        WorkloadRule::DdlDuringTransactions,
+        WorkloadRule::PreparedChurn,
+        WorkloadRule::HotRows,
+    ];
+
     pub fn id(self) -> &'static str {
         match self {
             WorkloadRule::RangeLockInsert => "workload.range_lock_insert",
@@ -375,24 +394,7 @@ mod tests {
     #[test]
     fn every_rule_has_a_text_and_a_source_on_tidb() {
         let p = Profile::assumed(TargetFlavor::TiDb);
-        for r in [
-            WorkloadRule::RangeLockInsert,
-            WorkloadRule::AutocommitForUpdate,
-            WorkloadRule::LockInShareMode,
-            WorkloadRule::SqlCalcFoundRows,
-            WorkloadRule::ReadOnlyTransaction,
-            WorkloadRule::ReadOnlyVariable,
-            WorkloadRule::Call,
-            WorkloadRule::Xa,
-            WorkloadRule::SkipLocked,
-            WorkloadRule::Spatial,
-            WorkloadRule::Fulltext,
-            WorkloadRule::LoadData,
-            WorkloadRule::GetLock,
-            WorkloadRule::DdlDuringTransactions,
-            WorkloadRule::PreparedChurn,
-            WorkloadRule::HotRows,
-        ] {
+        for r in WorkloadRule::ALL {
             let t = r.text(&p).unwrap_or_else(|| panic!("{r:?}"));
             assert!(t.advice.contains("https://"), "{r:?} has no source");
             assert!(r.id().starts_with("workload."));
