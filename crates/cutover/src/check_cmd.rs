@@ -319,7 +319,7 @@ pub fn human(r: &Report) -> String {
     if let Some(w) = &s.workload {
         let _ = writeln!(
             out,
-            "  workload {} ({}): {} records, {} statements, {} sessions, {} transactions over {:.0} s{}",
+            "  workload {} ({}): {} records, {} statements, {} sessions, {} transactions over {:.1} s{}",
             w.path,
             w.source,
             w.records,
