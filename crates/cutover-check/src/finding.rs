@@ -38,6 +38,9 @@ pub struct Finding {
     /// The change that removes the finding, as a machine reads it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<Fix>,
+    /// The source transaction a `transactions.*` finding is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<crate::txn_limits::TxnLine>,
 }
 
 /// The statements behind a workload finding.
@@ -85,6 +88,7 @@ impl Finding {
             advice: advice.into(),
             evidence: None,
             fix: None,
+            transaction: None,
         }
     }
 }
@@ -134,6 +138,9 @@ pub struct Summary {
     /// `--workload`: what was read of it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workload: Option<WorkloadSummary>,
+    /// `--transactions` / `--binlog-from`: what was read of the binlog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<crate::txn_limits::TxnSummary>,
 }
 
 /// What `--workload` read.

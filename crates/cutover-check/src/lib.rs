@@ -32,6 +32,7 @@ pub mod snowflake;
 pub mod statement;
 pub mod time;
 pub mod transactions;
+pub mod txn_limits;
 pub mod workload;
 pub mod workload_rules;
 

@@ -81,6 +81,25 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             .as_micros()
             .clamp(1, i64::MAX as u128) as i64,
     };
+    let limits = cutover_check::txn_limits::TxnLimits {
+        total_bytes: parse_size(&args.tidb_txn_limit)
+            .map_err(|e| anyhow!("--tidb-txn-limit: {e}"))?,
+        entry_bytes: parse_size(&args.tidb_entry_limit)
+            .map_err(|e| anyhow!("--tidb-entry-limit: {e}"))?,
+        ttl_secs: parse_duration(&args.tidb_txn_ttl)
+            .map_err(|e| anyhow!("--tidb-txn-ttl: {e}"))?
+            .as_secs_f64(),
+    };
+    let scan_from = match (&args.transactions, &args.binlog_from) {
+        (Some(d), _) => Some(cutover_check::txn_limits::ScanFrom::Since(
+            parse_duration(d).map_err(|e| anyhow!("--transactions: {e}"))?,
+        )),
+        (None, Some(p)) => Some(cutover_check::txn_limits::ScanFrom::Position(
+            cutover_verify::position::BinlogPos::parse(p)
+                .map_err(|e| anyhow!("--binlog-from: {e}"))?,
+        )),
+        (None, None) => None,
+    };
     if let Some(w) = &args.workload {
         if !w.is_file() {
             return Err(anyhow!(
@@ -100,6 +119,11 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     // A workload alone needs no server: the target is the flavor's current release unless
     // a target is named.
     let has_source = args.endpoints.source.is_some() || cfg.source.is_some();
+    if scan_from.is_some() && !has_source {
+        return Err(anyhow!(
+            "--transactions and --binlog-from read the source's binlog: give --source"
+        ));
+    }
     if args.workload.is_some() && !has_source {
         let profile = match (&args.endpoints.target, &cfg.target) {
             (None, None) => cutover_check::Profile::assumed(target_flavor),
@@ -193,7 +217,44 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             &workload_opts,
         )?;
     }
+    if let Some(from) = &scan_from {
+        let (findings, summary) = cutover_check::txn_limits::scan(
+            &source,
+            from,
+            &limits,
+            cutover_verify::default_server_id(),
+        )
+        .await
+        .map_err(|e| anyhow!("--transactions: {e}"))?;
+        report.findings.extend(findings);
+        report.summary.transactions = Some(summary);
+        report.finish();
+    }
     output(&args, report)
+}
+
+/// A size: bytes, or with a unit (`KiB`, `MiB`, `GiB`; `K`, `M`, `G` mean the same).
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| anyhow!("`{s}` is not a size (e.g. 100MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(anyhow!("`{s}` is not a size (units: B, KiB, MiB, GiB)")),
+    };
+    let v = n * mult as f64;
+    if !(v.is_finite() && v >= 1.0 && v < u64::MAX as f64) {
+        return Err(anyhow!("`{s}` is not a size (e.g. 100MiB)"));
+    }
+    Ok(v as u64)
 }
 
 /// The workload's findings and summary, added to the report.
@@ -340,6 +401,17 @@ pub fn human(r: &Report) -> String {
                 w.unknown_executes
             );
         }
+    }
+    if let Some(t) = &s.transactions {
+        let _ = writeln!(
+            out,
+            "  binlog  {} → {}: {} transactions with row changes, {} events, {:.1} MiB",
+            t.from,
+            t.to,
+            t.transactions,
+            t.events,
+            t.bytes as f64 / 1048576.0
+        );
     }
     for (sev, title) in [
         (Severity::Error, "ERRORS"),

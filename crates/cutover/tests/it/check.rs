@@ -1103,3 +1103,147 @@ fn a_workload_that_is_not_one_is_a_clear_error() {
     ]));
     r.assert_clean_error("--hot-window");
 }
+
+// ---- `check --binlog-from`: the source's transactions against TiDB's limits (scaled down by
+// the flags, by ten, so the test writes 20 MiB rather than 200 through the replicated sandbox).
+
+#[tokio::test]
+async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positions() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckt").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckt.big (id INT PRIMARY KEY, b LONGBLOB); \
+         CREATE TABLE ckt.slow (id INT PRIMARY KEY)",
+    )
+    .await;
+    let mut c = conn(Side::Source).await;
+    let (file, pos): (String, u64) = c
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .map(|r: mysql_async::Row| (r.get::<String, _>(0).unwrap(), r.get::<u64, _>(1).unwrap()))
+        .unwrap();
+    const KIB: u64 = 1024;
+    // Each statement writes its rows at once (one event time): 10, 60 and 120 rows of
+    // 100 KiB (1, 6 and 12 MiB), then one row of 700 KiB.
+    for (from, to) in [(1, 10), (101, 160), (201, 320)] {
+        c.query_drop(format!(
+            "INSERT INTO ckt.big SELECT seq, REPEAT('x', {}) FROM ckt.seq_{from}_to_{to}",
+            100 * KIB
+        ))
+        .await
+        .unwrap();
+    }
+    c.query_drop(format!(
+        "INSERT INTO ckt.big VALUES (1000, REPEAT('y', {}))",
+        700 * KIB
+    ))
+    .await
+    .unwrap();
+    // A transaction whose changes are 3 s apart.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO ckt.slow VALUES (1)")
+        .await
+        .unwrap();
+    c.query_drop("DO SLEEP(3)").await.unwrap();
+    c.query_drop("INSERT INTO ckt.slow VALUES (2)")
+        .await
+        .unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    c.disconnect().await.unwrap();
+
+    let r = check(&[
+        "--databases",
+        "ckt",
+        "--binlog-from",
+        &format!("{file}:{pos}"),
+        "--tidb-txn-limit",
+        "10MiB",
+        "--tidb-entry-limit",
+        "600KiB",
+        "--tidb-txn-ttl",
+        "2s",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let mut got: Vec<(String, String, u64, u64, u64, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["rule"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("transactions.")
+                && f["transaction"]["tables"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t.as_str().unwrap_or("").starts_with("ckt."))
+                })
+        })
+        .map(|f| {
+            let t = &f["transaction"];
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                t["bytes"].as_u64().unwrap(),
+                t["largest_event"].as_u64().unwrap(),
+                t["duration_s"].as_u64().unwrap(),
+                t["position"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let rules: Vec<(&str, &str)> = got.iter().map(|g| (g.0.as_str(), g.1.as_str())).collect();
+    assert_eq!(
+        rules,
+        [
+            ("transactions.entry_size", "error"),
+            ("transactions.total_size", "error"),
+            ("transactions.total_size", "warning"),
+            ("transactions.ttl", "error"),
+        ],
+        "{got:#?}"
+    );
+    let within = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.01;
+    assert!(within(got[0].3, 700 * KIB), "{got:#?}");
+    assert!(within(got[1].2, 120 * 100 * KIB), "{got:#?}");
+    assert!(within(got[2].2, 60 * 100 * KIB), "{got:#?}");
+    assert!((3..=4).contains(&got[3].4), "{got:#?}");
+    // Positions: in the file read, after the start, in the order the transactions ran.
+    let at = |p: &str| -> u64 {
+        let (f, n) = p.rsplit_once(':').unwrap();
+        assert_eq!(f, file, "{p}");
+        n.parse().unwrap()
+    };
+    let (six, twelve, row, slow) = (at(&got[2].5), at(&got[1].5), at(&got[0].5), at(&got[3].5));
+    assert!(
+        pos <= six && six < twelve && twelve < row && row < slow,
+        "{got:#?}"
+    );
+    let s = &v["summary"]["transactions"];
+    assert!(s["transactions"].as_u64().unwrap() >= 5, "{s:#}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "transactions.total_size"
+                && f["transaction"]["gtid"]
+                    .as_str()
+                    .is_some_and(|g| g.starts_with("0-1-"))),
+        "MariaDB GTIDs are named: {v:#}"
+    );
+    assert_eq!(s["largest"][0]["bytes"].as_u64(), Some(got[1].2), "{s:#}");
+    exec(Side::Source, "DROP DATABASE ckt").await;
+}
+
+#[test]
+fn transaction_flags_are_checked_before_reading() {
+    let r = run(cutover().args(["check", "--binlog-from", "nope"]));
+    r.assert_clean_error("--binlog-from");
+    let r = run(cutover().args(["check", "--transactions", "1h", "--tidb-txn-limit", "lots"]));
+    r.assert_clean_error("--tidb-txn-limit");
+    let r = run(cutover().args(["check", "--transactions", "1h"]));
+    r.assert_clean_error("--source");
+}
