@@ -15,9 +15,14 @@ differently) is written, then `cutover check --workload` reads it, timed, with i
 memory. It must finish in under 30 s and 200 MiB for 1M statements (issue 21), and find
 exactly the planted patterns.
 
+With --binlog-mib N, the binlog case: N × 10 rows of 100 KiB (100 to a transaction)
+written on the sandbox source, then `cutover check --binlog-from` reads them; it must read at
+least 50 MiB/s (issue 21) and count every byte.
+
 Usage: python3 bench/check.py [--databases 10] [--tables-per-db 1000] [--runs 3] [--keep]
        [--binary target/release/cutover]
        python3 bench/check.py --workload-statements 1000000 [--runs 3] [--binary ...]
+       python3 bench/check.py --binlog-mib 1000 [--runs 3] [--binary ...]
 """
 
 import argparse
@@ -36,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 30.0
 TARGET_RSS_MIB = 200.0
+TARGET_BINLOG_MIB_S = 50.0
 
 
 def sh(cmd, **kw):
@@ -200,6 +206,50 @@ def workload_case(args, binary):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def binlog_case(args, binary, port):
+    """Writes args.binlog_mib MiB through the binlog and times `check --binlog-from`."""
+    mysql = ["mariadb", "-h127.0.0.1", f"-P{port}", "-uroot", "-N", "-B"]
+    status = sh(mysql, input="SHOW MASTER STATUS;", capture_output=True).stdout.split()
+    start = f"{status[0]}:{status[1]}"
+    rows = args.binlog_mib * 10
+    stmts = ["DROP DATABASE IF EXISTS bench_binlog; CREATE DATABASE bench_binlog;",
+             "CREATE TABLE bench_binlog.t (id INT PRIMARY KEY, b LONGBLOB);"]
+    for lo in range(1, rows + 1, 100):
+        hi = min(lo + 99, rows)
+        stmts.append(f"INSERT INTO bench_binlog.t SELECT seq, REPEAT('x', 102400) "
+                     f"FROM bench_binlog.seq_{lo}_to_{hi};")
+    t0 = time.monotonic()
+    sh(mysql, input="\n".join(stmts))
+    print(f"wrote {args.binlog_mib} MiB from {start} in {time.monotonic() - t0:.1f} s")
+    dsn = f"mysql://root@127.0.0.1:{port}"
+    times, summary = [], None
+    for run in range(args.runs):
+        m = measured([str(binary), "check", "--source", dsn, "--databases", "bench_binlog",
+                      "--binlog-from", start, "--format", "json"])
+        if m["rc"] not in (0, 1):
+            sys.exit(f"cutover check failed ({m['rc']}): {m['err']}")
+        summary = json.loads(m["out"])["summary"]["transactions"]
+        times.append(m["s"])
+        print(f"run {run + 1}: {m['s']:.2f} s, {summary['bytes'] / m['s'] / 2**20:.0f} MiB/s, "
+              f"peak RSS {m['rss']:.0f} MiB")
+    if summary["bytes"] < rows * 102400:
+        sys.exit(f"WRONG RESULT: read {summary['bytes']} bytes, wrote {rows * 102400} bytes of rows")
+    median = statistics.median(times)
+    rate = summary["bytes"] / median / 2**20
+    verdict = "PASS" if rate >= TARGET_BINLOG_MIB_S else "FAIL"
+    print(f"cutover check --binlog-from: {summary['bytes'] / 2**20:.0f} MiB, "
+          f"{summary['transactions']} transactions; median {median:.2f} s = {rate:.0f} MiB/s "
+          f"(target >= {TARGET_BINLOG_MIB_S:.0f} MiB/s): {verdict}")
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    rpath = out / f"check-binlog-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    rpath.write_text(json.dumps({"case": "binlog", "bytes": summary["bytes"], "runs": times,
+                                 "mib_per_s": rate, "verdict": verdict}, indent=2) + "\n")
+    print(f"results: {rpath}")
+    if verdict != "PASS":
+        sys.exit(1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--databases", type=int, default=10)
@@ -209,6 +259,8 @@ def main():
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "cutover"))
     ap.add_argument("--workload-statements", type=int, default=0,
                     help="run the workload case with this many statements instead")
+    ap.add_argument("--binlog-mib", type=int, default=0,
+                    help="run the binlog case with this many MiB of rows instead")
     args = ap.parse_args()
 
     binary = Path(args.binary)
@@ -228,6 +280,9 @@ def main():
        stdout=subprocess.DEVNULL)
     try:
         port = json.loads((sb / "sandbox.json").read_text())["source"]["port"]
+        if args.binlog_mib > 0:
+            binlog_case(args, binary, port)
+            return
         total = args.databases * args.tables_per_db
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=2) as pool:
