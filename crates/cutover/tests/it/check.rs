@@ -1247,3 +1247,121 @@ fn transaction_flags_are_checked_before_reading() {
     let r = run(cutover().args(["check", "--transactions", "1h"]));
     r.assert_clean_error("--source");
 }
+
+#[tokio::test]
+async fn a_general_log_capture_of_real_sessions_is_checked_too() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckg").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckg.slots (id INT PRIMARY KEY AUTO_INCREMENT, day INT, KEY (day))",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = sandbox().dir.join("check-general.log");
+    let _ = std::fs::remove_file(&log);
+    exec(
+        Side::Source,
+        &format!(
+            "SET GLOBAL log_output = 'FILE'; SET GLOBAL general_log_file = '{}'; \
+             SET GLOBAL general_log = ON",
+            log.display()
+        ),
+    )
+    .await;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port(Side::Source))
+        .user(Some("root"))
+        .db_name(Some("ckg"))
+        .prefer_socket(false);
+    let mut a = mysql_async::Conn::new(opts.clone()).await.unwrap();
+    let mut b = mysql_async::Conn::new(opts).await.unwrap();
+    for sql in [
+        "BEGIN",
+        "SELECT * FROM slots WHERE day >= 3 FOR UPDATE",
+        "INSERT INTO slots (day) VALUES (4)",
+        "COMMIT",
+        "SELECT * FROM slots WHERE id = 1 LOCK IN SHARE MODE",
+        "BEGIN",
+        "UPDATE slots SET day = 5 WHERE id = 1",
+    ] {
+        a.query_drop(sql).await.unwrap();
+    }
+    b.query_drop("CREATE TABLE ckg.other (x INT)")
+        .await
+        .unwrap();
+    a.query_drop("COMMIT").await.unwrap();
+    // Through the binary protocol: the log shows the statement with its values.
+    a.exec_drop(
+        "SELECT SQL_CALC_FOUND_ROWS * FROM slots WHERE day > ?",
+        (1,),
+    )
+    .await
+    .unwrap();
+    a.query_drop("SELECT 'ckg-done'").await.unwrap();
+    a.disconnect().await.unwrap();
+    b.disconnect().await.unwrap();
+    wait_for(
+        "the end of the sessions in the general log",
+        Duration::from_secs(60),
+        || {
+            let log = log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .map(|s| s.contains("ckg-done"))
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    exec(Side::Source, "SET GLOBAL general_log = OFF").await;
+    let all = dir.path().join("all.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&all));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cut = dir.path().join("ckg.cwl");
+    let r = run(cutover()
+        .args(["workload", "filter"])
+        .arg(&all)
+        .arg("--out")
+        .arg(&cut)
+        .args(["--database", "ckg"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cutover().args([
+        "check",
+        "--workload",
+        cut.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let mut got: Vec<(String, u64)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["evidence"]["statements"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("workload.ddl_during_transactions".to_string(), 1),
+            ("workload.lock_in_share_mode".to_string(), 1),
+            ("workload.range_lock_insert".to_string(), 1),
+            ("workload.sql_calc_found_rows".to_string(), 1),
+        ],
+        "{v:#}"
+    );
+    // A cut of the capture (`workload filter`) says so.
+    assert_eq!(v["summary"]["workload"]["source"], "filter");
+}
