@@ -247,7 +247,14 @@ pub async fn scan(
         }
     };
 
-    while let Some(event) = stream.next().await {
+    loop {
+        let event = tokio::select! {
+            e = stream.next() => e,
+            _ = source.cancel_token().cancelled() => {
+                return Err(cutover_core::DbError::Interrupted.into())
+            }
+        };
+        let Some(event) = event else { break };
         let event = event.map_err(|e| stream_err(&position, e))?;
         summary.events += 1;
         let h = event.header();

@@ -10,6 +10,16 @@ use crate::finding::{Finding, WorkloadSummary};
 use crate::profile::Profile;
 use crate::transactions::{Analyzer, WorkloadOptions};
 
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkloadCheckError {
+    #[error(transparent)]
+    Read(#[from] WorkloadError),
+    /// `interrupted` said so (Ctrl-C): the workload was not read to the end.
+    #[error("interrupted")]
+    Interrupted,
+}
+
 /// The findings of a workload file against `target`, and what was read. A damaged file
 /// (not a workload, truncated, a bad line) is an error naming the file and line: a
 /// workload read only in part is never reported as checked.
@@ -17,11 +27,15 @@ pub fn check_workload(
     path: &Path,
     target: &Profile,
     opts: &WorkloadOptions,
-) -> Result<(Vec<Finding>, WorkloadSummary), WorkloadError> {
+    interrupted: &dyn Fn() -> bool,
+) -> Result<(Vec<Finding>, WorkloadSummary), WorkloadCheckError> {
     let reader = Reader::open(path)?;
     let header = reader.header.clone();
     let mut a = Analyzer::new(target, header.redacted, opts);
-    for r in reader {
+    for (i, r) in reader.enumerate() {
+        if i % 4096 == 0 && interrupted() {
+            return Err(WorkloadCheckError::Interrupted);
+        }
         a.record(&r?);
     }
     let mut findings = Vec::new();

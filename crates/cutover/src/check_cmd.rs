@@ -151,12 +151,15 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             },
             ..Default::default()
         };
-        add_workload(
+        if !add_workload(
             &mut report,
             args.workload.as_deref(),
             &profile,
             &workload_opts,
-        )?;
+            &cancel,
+        )? {
+            return Ok(130);
+        }
         return output(&args, report);
     }
     let src = crate::endpoints::resolve(
@@ -210,22 +213,32 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             ),
             None => cutover_check::Profile::assumed(target_flavor),
         };
-        add_workload(
+        if !add_workload(
             &mut report,
             args.workload.as_deref(),
             &profile,
             &workload_opts,
-        )?;
+            &cancel,
+        )? {
+            return Ok(130);
+        }
     }
     if let Some(from) = &scan_from {
-        let (findings, summary) = cutover_check::txn_limits::scan(
+        let scan = cutover_check::txn_limits::scan(
             &source,
             from,
             &limits,
             cutover_verify::default_server_id(),
         )
-        .await
-        .map_err(|e| anyhow!("--transactions: {e}"))?;
+        .await;
+        let (findings, summary) = match scan {
+            Ok(r) => r,
+            Err(cutover_check::txn_limits::TxnScanError::Db(DbError::Interrupted)) => {
+                eprintln!("cutover: interrupted; the binlog was not read to the end");
+                return Ok(130);
+            }
+            Err(e) => return Err(anyhow!("--transactions: {e}")),
+        };
         report.findings.extend(findings);
         report.summary.transactions = Some(summary);
         report.finish();
@@ -263,18 +276,26 @@ fn add_workload(
     workload: Option<&Path>,
     profile: &cutover_check::Profile,
     opts: &cutover_check::WorkloadOptions,
-) -> Result<()> {
+    cancel: &CancellationToken,
+) -> Result<bool> {
     let Some(path) = workload else {
-        return Ok(());
+        return Ok(true);
     };
     let started = std::time::Instant::now();
-    let (findings, summary) = cutover_check::check_workload(path, profile, opts)
-        .map_err(|e| anyhow!("--workload: {e}"))?;
+    let (findings, summary) =
+        match cutover_check::check_workload(path, profile, opts, &|| cancel.is_cancelled()) {
+            Ok(r) => r,
+            Err(cutover_check::workload::WorkloadCheckError::Interrupted) => {
+                eprintln!("cutover: interrupted; the workload was not read to the end");
+                return Ok(false);
+            }
+            Err(e) => return Err(anyhow!("--workload: {e}")),
+        };
     report.findings.extend(findings);
     report.summary.workload = Some(summary);
     report.summary.elapsed_ms += started.elapsed().as_millis() as u64;
     report.finish();
-    Ok(())
+    Ok(true)
 }
 
 fn output(args: &CheckArgs, report: Report) -> Result<u8> {

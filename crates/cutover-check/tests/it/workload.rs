@@ -20,7 +20,7 @@ fn check(bytes: &[u8]) -> Result<usize, String> {
     let p = dir.path().join("w.cwl");
     std::fs::write(&p, bytes).unwrap();
     let target = Profile::assumed(TargetFlavor::TiDb);
-    check_workload(&p, &target, &WorkloadOptions::default())
+    check_workload(&p, &target, &WorkloadOptions::default(), &|| false)
         .map(|(f, _)| f.len())
         .map_err(|e| e.to_string())
 }

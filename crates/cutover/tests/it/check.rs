@@ -1365,3 +1365,65 @@ async fn a_general_log_capture_of_real_sessions_is_checked_too() {
     // A cut of the capture (`workload filter`) says so.
     assert_eq!(v["summary"]["workload"]["source"], "filter");
 }
+
+#[tokio::test]
+async fn an_interrupted_workload_check_exits_130_without_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("long.cwl");
+    let mut w =
+        cutover_workload::Writer::create(&p, &cutover_workload::Header::new("general-log", None))
+            .unwrap();
+    for i in 0..1_500_000u64 {
+        w.write(&cutover_workload::Record {
+            session: i % 50,
+            ts_us: 1_700_000_000_000_000 + i as i64,
+            db: None,
+            user: None,
+            command: cutover_workload::Command::Query {
+                sql: format!("UPDATE t SET v = v + 1 WHERE id = {}", i % 1000),
+            },
+            response: None,
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let child = cutover()
+        .args([
+            "check",
+            "--workload",
+            p.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it reads (the file is open: the signal handler is in place by then), stop it.
+    let pid = child.id();
+    let path = p.clone();
+    wait_for(
+        "the check to open the workload",
+        Duration::from_secs(60),
+        || {
+            let path = path.clone();
+            async move {
+                std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|fds| {
+                        fds.flatten()
+                            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+                    })
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    let out = sigterm_and_wait(child).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no report of a workload read in part"
+    );
+}
