@@ -21,22 +21,40 @@ pub fn document(r: &Report) -> Document {
     } else {
         Badge::new("READY", Tone::Ok)
     });
-    d.summary
-        .push(("Source".into(), Cell::code(s.source.clone())));
-    d.summary
-        .push(("Source server".into(), Cell::text(s.source_server.clone())));
+    // A workload checked alone has no source.
+    let has_source = !s.source.is_empty();
+    if has_source {
+        d.summary
+            .push(("Source".into(), Cell::code(s.source.clone())));
+        d.summary
+            .push(("Source server".into(), Cell::text(s.source_server.clone())));
+    }
     if let Some(t) = &s.target {
         d.summary.push(("Target".into(), Cell::code(t.clone())));
     }
     d.summary
         .push(("Target server".into(), Cell::text(s.target_server.clone())));
-    d.summary.push((
-        "Checked".into(),
-        Cell::text(format!(
-            "{} databases, {} tables, {} ID spaces; horizon {} days",
-            s.databases, s.tables, s.id_spaces, s.horizon_days
-        )),
-    ));
+    if has_source {
+        d.summary.push((
+            "Checked".into(),
+            Cell::text(format!(
+                "{} databases, {} tables, {} ID spaces; horizon {} days",
+                s.databases, s.tables, s.id_spaces, s.horizon_days
+            )),
+        ));
+    }
+    if let Some(t) = &s.transactions {
+        d.summary.push((
+            "Binlog".into(),
+            Cell::text(format!(
+                "{} → {}: {} transactions with row changes, {:.1} MiB",
+                t.from,
+                t.to,
+                t.transactions,
+                t.bytes as f64 / 1048576.0
+            )),
+        ));
+    }
     d.summary.push((
         "Findings".into(),
         Cell::text(format!(
