@@ -518,6 +518,16 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        // Statement text is outside input: any text gives facts, never a panic.
+        #[test]
+        fn any_text_gives_facts(sql in "\\PC{0,80}", glue in "[ ;`'\"?()=<@.-]{0,6}") {
+            let text = format!("{glue}{sql}{glue}");
+            let facts = analyse(&text);
+            proptest::prop_assert!(facts.len() <= text.len() + 1);
+        }
+    }
+
     #[test]
     fn write_keys() {
         let s = f("UPDATE t SET v = ? WHERE id = ?");
