@@ -32,6 +32,44 @@ pub struct Finding {
     pub object: Option<String>,
     pub message: String,
     pub advice: String,
+    /// What a workload rule saw: the statement class, how often, examples.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+    /// The change that removes the finding, as a machine reads it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
+    /// The source transaction a `transactions.*` finding is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<crate::txn_limits::TxnLine>,
+}
+
+/// The statements behind a workload finding.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The statement class (`cutover_workload::fingerprint`).
+    pub class: String,
+    pub statements: u64,
+    pub sessions: u64,
+    /// Up to 3, the first seen.
+    pub examples: Vec<Example>,
+}
+
+/// One statement of the workload, where and when it ran.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Example {
+    pub session: u64,
+    pub ts_us: i64,
+    /// `ts_us` as RFC 3339 (UTC).
+    pub time: String,
+    pub sql: String,
+}
+
+/// What kind of change fixes a finding, and the change itself.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fix {
+    /// `tidb_setting`, `client_setting` or `code_change`.
+    pub kind: &'static str,
+    pub change: String,
 }
 
 impl Finding {
@@ -48,6 +86,9 @@ impl Finding {
             object,
             message: message.into(),
             advice: advice.into(),
+            evidence: None,
+            fix: None,
+            transaction: None,
         }
     }
 }
@@ -94,6 +135,34 @@ pub struct Summary {
     pub elapsed_ms: u64,
     /// ID spaces with a measured rate or a finding.
     pub forecasts: Vec<ForecastLine>,
+    /// `--workload`: what was read of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSummary>,
+    /// `--transactions` / `--binlog-from`: what was read of the binlog.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<crate::txn_limits::TxnSummary>,
+}
+
+/// What `--workload` read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WorkloadSummary {
+    pub path: String,
+    /// The capture source of the file (`general-log`, `proxy`, …).
+    pub source: String,
+    /// Recorded with `--redact-values`: rules that need a value (hot rows) are not checked.
+    pub redacted: bool,
+    pub records: u64,
+    /// Statements run (queries and executes).
+    pub statements: u64,
+    pub sessions: u64,
+    /// Transactions rebuilt (explicit and `autocommit = 0`; autocommit statements not
+    /// counted).
+    pub transactions: u64,
+    /// From the first record to the last.
+    pub span_seconds: f64,
+    /// Executes of a statement id the file never prepared (recorded mid-session): their
+    /// text is unknown and no rule saw them.
+    pub unknown_executes: u64,
 }
 
 /// The result of `cutover check`.

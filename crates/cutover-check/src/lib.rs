@@ -12,6 +12,11 @@
 //! a uid-generator `WORKER_NODE` table whose AUTO_INCREMENT jumped by 30,000 at every TiDB
 //! restart.
 //!
+//! The workload rules ([`workload`], [`transactions`], [`workload_rules`], [`statement`])
+//! read a captured workload file instead of a server: what the application's statements
+//! and transactions will meet on the target (no gap locks, no-op syntax, unsupported
+//! statements, DDL across transactions, prepared-statement churn, hot rows).
+//!
 //! Read-only: nothing here writes to a server.
 
 pub mod facts;
@@ -24,11 +29,18 @@ pub mod report_doc;
 pub mod rules;
 pub mod run;
 pub mod snowflake;
+pub mod statement;
 pub mod time;
+pub mod transactions;
+pub mod txn_limits;
+pub mod workload;
+pub mod workload_rules;
 
-pub use finding::{Finding, Report, Severity, Summary};
+pub use finding::{Evidence, Example, Finding, Fix, Report, Severity, Summary, WorkloadSummary};
 pub use gather::Selection;
 pub use profile::{Profile, TargetFlavor};
 pub use rules::{Facts, RuleOptions};
 pub use run::{check, CheckError, CheckOptions, Event};
 pub use snowflake::Layout;
+pub use transactions::WorkloadOptions;
+pub use workload::check_workload;

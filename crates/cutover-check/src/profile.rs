@@ -134,7 +134,8 @@ impl Profile {
         p
     }
 
-    fn at_least(&self, v: (u32, u32)) -> bool {
+    /// The target is at least version `v` (an unknown version is the current release).
+    pub fn at_least(&self, v: (u32, u32)) -> bool {
         match self.version {
             None => true,
             Some((a, b, _)) => (a, b) >= v,

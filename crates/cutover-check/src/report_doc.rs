@@ -21,22 +21,40 @@ pub fn document(r: &Report) -> Document {
     } else {
         Badge::new("READY", Tone::Ok)
     });
-    d.summary
-        .push(("Source".into(), Cell::code(s.source.clone())));
-    d.summary
-        .push(("Source server".into(), Cell::text(s.source_server.clone())));
+    // A workload checked alone has no source.
+    let has_source = !s.source.is_empty();
+    if has_source {
+        d.summary
+            .push(("Source".into(), Cell::code(s.source.clone())));
+        d.summary
+            .push(("Source server".into(), Cell::text(s.source_server.clone())));
+    }
     if let Some(t) = &s.target {
         d.summary.push(("Target".into(), Cell::code(t.clone())));
     }
     d.summary
         .push(("Target server".into(), Cell::text(s.target_server.clone())));
-    d.summary.push((
-        "Checked".into(),
-        Cell::text(format!(
-            "{} databases, {} tables, {} ID spaces; horizon {} days",
-            s.databases, s.tables, s.id_spaces, s.horizon_days
-        )),
-    ));
+    if has_source {
+        d.summary.push((
+            "Checked".into(),
+            Cell::text(format!(
+                "{} databases, {} tables, {} ID spaces; horizon {} days",
+                s.databases, s.tables, s.id_spaces, s.horizon_days
+            )),
+        ));
+    }
+    if let Some(t) = &s.transactions {
+        d.summary.push((
+            "Binlog".into(),
+            Cell::text(format!(
+                "{} → {}: {} transactions with row changes, {:.1} MiB",
+                t.from,
+                t.to,
+                t.transactions,
+                t.bytes as f64 / 1048576.0
+            )),
+        ));
+    }
     d.summary.push((
         "Findings".into(),
         Cell::text(format!(
@@ -62,6 +80,61 @@ pub fn document(r: &Report) -> Document {
                 Cell::code(f.object.clone().unwrap_or_default()),
                 Cell::text(f.message.clone()),
                 Cell::text(f.advice.clone()),
+            ]);
+        }
+        sec.push(Block::Table(t));
+        d.sections.push(sec);
+    }
+    if let Some(w) = &s.workload {
+        d.summary.push((
+            "Workload".into(),
+            Cell::text(format!(
+                "{} ({}): {} statements, {} sessions, {} transactions{}",
+                w.path,
+                w.source,
+                w.statements,
+                w.sessions,
+                w.transactions,
+                if w.redacted {
+                    "; values redacted: hot rows not checked"
+                } else {
+                    ""
+                }
+            )),
+        ));
+    }
+    // The statements behind each workload finding: class, counts, examples.
+    let with_evidence: Vec<_> = r.findings.iter().filter(|f| f.evidence.is_some()).collect();
+    if !with_evidence.is_empty() {
+        let mut sec = Section::new("Workload evidence");
+        let mut t = Table::new([
+            "rule",
+            "statement class",
+            "statements",
+            "sessions",
+            "examples (session, time, statement)",
+            "fix",
+        ])
+        .align_right([2, 3]);
+        for f in with_evidence {
+            let Some(e) = &f.evidence else { continue };
+            let examples: Vec<String> = e
+                .examples
+                .iter()
+                .map(|x| format!("session {} at {}: {}", x.session, x.time, x.sql))
+                .collect();
+            t.push(vec![
+                Cell::code(f.rule),
+                Cell::code(e.class.clone()),
+                Cell::text(e.statements.to_string()),
+                Cell::text(e.sessions.to_string()),
+                Cell::text(examples.join("\n")),
+                Cell::text(
+                    f.fix
+                        .as_ref()
+                        .map(|x| format!("{}: {}", x.kind, x.change))
+                        .unwrap_or_default(),
+                ),
             ]);
         }
         sec.push(Block::Table(t));
@@ -103,14 +176,19 @@ pub fn document(r: &Report) -> Document {
     d
 }
 
-/// Writes `check.json` and `check.md` into `dir` (created when missing).
+/// Writes `check.json`, `check.md` and `check.html` into `dir` (created when missing).
 pub fn write_out_dir(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
     let mut json = serde_json::to_string_pretty(r).map_err(io::Error::other)?;
     json.push('\n');
     let mut written = Vec::new();
-    for (name, body) in [("check.json", json), ("check.md", document(r).markdown())] {
+    let doc = document(r);
+    for (name, body) in [
+        ("check.json", json),
+        ("check.md", doc.markdown()),
+        ("check.html", doc.html()),
+    ] {
         let path = dir.join(name);
         let mut tmp = tempfile::Builder::new()
             .prefix(".cutover-")

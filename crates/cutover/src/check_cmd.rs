@@ -75,6 +75,40 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         },
     };
 
+    let workload_opts = cutover_check::WorkloadOptions {
+        hot_window_us: parse_duration(&args.hot_window)
+            .map_err(|e| anyhow!("--hot-window: {e}"))?
+            .as_micros()
+            .clamp(1, i64::MAX as u128) as i64,
+    };
+    let limits = cutover_check::txn_limits::TxnLimits {
+        total_bytes: parse_size(&args.tidb_txn_limit)
+            .map_err(|e| anyhow!("--tidb-txn-limit: {e}"))?,
+        entry_bytes: parse_size(&args.tidb_entry_limit)
+            .map_err(|e| anyhow!("--tidb-entry-limit: {e}"))?,
+        ttl_secs: parse_duration(&args.tidb_txn_ttl)
+            .map_err(|e| anyhow!("--tidb-txn-ttl: {e}"))?
+            .as_secs_f64(),
+    };
+    let scan_from = match (&args.transactions, &args.binlog_from) {
+        (Some(d), _) => Some(cutover_check::txn_limits::ScanFrom::Since(
+            parse_duration(d).map_err(|e| anyhow!("--transactions: {e}"))?,
+        )),
+        (None, Some(p)) => Some(cutover_check::txn_limits::ScanFrom::Position(
+            cutover_verify::position::BinlogPos::parse(p)
+                .map_err(|e| anyhow!("--binlog-from: {e}"))?,
+        )),
+        (None, None) => None,
+    };
+    if let Some(w) = &args.workload {
+        if !w.is_file() {
+            return Err(anyhow!(
+                "--workload: {} is not a readable file",
+                w.display()
+            ));
+        }
+    }
+
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let session = SessionOptions {
@@ -82,6 +116,52 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         query_timeout,
         max_connections: 4,
     };
+    // A workload alone needs no server: the target is the flavor's current release unless
+    // a target is named.
+    let has_source = args.endpoints.source.is_some() || cfg.source.is_some();
+    if scan_from.is_some() && !has_source {
+        return Err(anyhow!(
+            "--transactions and --binlog-from read the source's binlog: give --source"
+        ));
+    }
+    if args.workload.is_some() && !has_source {
+        let profile = match (&args.endpoints.target, &cfg.target) {
+            (None, None) => cutover_check::Profile::assumed(target_flavor),
+            _ => {
+                let e = crate::endpoints::resolve(
+                    Role::Target,
+                    args.endpoints.target.as_deref(),
+                    cfg.target.as_ref(),
+                    args.endpoints.target_password_file.clone(),
+                )?;
+                let t = Db::connect(&e, Role::Target, session.clone(), cancel.clone())
+                    .await
+                    .map_err(not_mysql_hint)?;
+                let answers = cutover_check::gather::server_answers(&t)
+                    .await
+                    .context("reading the target's version")?;
+                cutover_check::Profile::from_answers(&answers)
+            }
+        };
+        let mut report = Report {
+            summary: cutover_check::Summary {
+                target_server: profile.describe(),
+                target_flavor: profile.flavor.name().to_string(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        if !add_workload(
+            &mut report,
+            args.workload.as_deref(),
+            &profile,
+            &workload_opts,
+            &cancel,
+        )? {
+            return Ok(130);
+        }
+        return output(&args, report);
+    }
     let src = crate::endpoints::resolve(
         Role::Source,
         args.endpoints.source.as_deref(),
@@ -116,7 +196,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             humantime_secs(d.as_secs_f64())
         ),
     };
-    let report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
+    let mut report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
         Ok(r) => r,
         Err(CheckError::Db(DbError::Interrupted)) => {
             eprintln!("cutover: interrupted; nothing was checked to the end");
@@ -124,6 +204,101 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         }
         Err(e) => return Err(e).context("checking"),
     };
+    if args.workload.is_some() {
+        let profile = match &target {
+            Some(t) => cutover_check::Profile::from_answers(
+                &cutover_check::gather::server_answers(t)
+                    .await
+                    .context("reading the target's version")?,
+            ),
+            None => cutover_check::Profile::assumed(target_flavor),
+        };
+        if !add_workload(
+            &mut report,
+            args.workload.as_deref(),
+            &profile,
+            &workload_opts,
+            &cancel,
+        )? {
+            return Ok(130);
+        }
+    }
+    if let Some(from) = &scan_from {
+        let scan = cutover_check::txn_limits::scan(
+            &source,
+            from,
+            &limits,
+            cutover_verify::default_server_id(),
+        )
+        .await;
+        let (findings, summary) = match scan {
+            Ok(r) => r,
+            Err(cutover_check::txn_limits::TxnScanError::Db(DbError::Interrupted)) => {
+                eprintln!("cutover: interrupted; the binlog was not read to the end");
+                return Ok(130);
+            }
+            Err(e) => return Err(anyhow!("--transactions: {e}")),
+        };
+        report.findings.extend(findings);
+        report.summary.transactions = Some(summary);
+        report.finish();
+    }
+    output(&args, report)
+}
+
+/// A size: bytes, or with a unit (`KiB`, `MiB`, `GiB`; `K`, `M`, `G` mean the same).
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| anyhow!("`{s}` is not a size (e.g. 100MiB)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1u64,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(anyhow!("`{s}` is not a size (units: B, KiB, MiB, GiB)")),
+    };
+    let v = n * mult as f64;
+    if !(v.is_finite() && v >= 1.0 && v < u64::MAX as f64) {
+        return Err(anyhow!("`{s}` is not a size (e.g. 100MiB)"));
+    }
+    Ok(v as u64)
+}
+
+/// The workload's findings and summary, added to the report.
+fn add_workload(
+    report: &mut Report,
+    workload: Option<&Path>,
+    profile: &cutover_check::Profile,
+    opts: &cutover_check::WorkloadOptions,
+    cancel: &CancellationToken,
+) -> Result<bool> {
+    let Some(path) = workload else {
+        return Ok(true);
+    };
+    let started = std::time::Instant::now();
+    let (findings, summary) =
+        match cutover_check::check_workload(path, profile, opts, &|| cancel.is_cancelled()) {
+            Ok(r) => r,
+            Err(cutover_check::workload::WorkloadCheckError::Interrupted) => {
+                eprintln!("cutover: interrupted; the workload was not read to the end");
+                return Ok(false);
+            }
+            Err(e) => return Err(anyhow!("--workload: {e}")),
+        };
+    report.findings.extend(findings);
+    report.summary.workload = Some(summary);
+    report.summary.elapsed_ms += started.elapsed().as_millis() as u64;
+    report.finish();
+    Ok(true)
+}
+
+fn output(args: &CheckArgs, report: Report) -> Result<u8> {
     let text = match args.format {
         Format::Human => human(&report),
         Format::Json => {
@@ -201,7 +376,9 @@ pub fn human(r: &Report) -> String {
     let s = &r.summary;
     let mut out = String::new();
     let _ = writeln!(out, "cutover check");
-    let _ = writeln!(out, "  source  {} ({})", s.source, s.source_server);
+    if !s.source.is_empty() {
+        let _ = writeln!(out, "  source  {} ({})", s.source, s.source_server);
+    }
     match &s.target {
         Some(t) => {
             let _ = writeln!(out, "  target  {t} ({})", s.target_server);
@@ -210,15 +387,53 @@ pub fn human(r: &Report) -> String {
             let _ = writeln!(out, "  target  {}", s.target_server);
         }
     }
-    let _ = writeln!(
-        out,
-        "  checked {} databases, {} tables, {} ID spaces in {:.1} s (horizon {} days)",
-        s.databases,
-        s.tables,
-        s.id_spaces,
-        s.elapsed_ms as f64 / 1000.0,
-        s.horizon_days
-    );
+    if !s.source.is_empty() {
+        let _ = writeln!(
+            out,
+            "  checked {} databases, {} tables, {} ID spaces in {:.1} s (horizon {} days)",
+            s.databases,
+            s.tables,
+            s.id_spaces,
+            s.elapsed_ms as f64 / 1000.0,
+            s.horizon_days
+        );
+    }
+    if let Some(w) = &s.workload {
+        let _ = writeln!(
+            out,
+            "  workload {} ({}): {} records, {} statements, {} sessions, {} transactions over {:.1} s{}",
+            w.path,
+            w.source,
+            w.records,
+            w.statements,
+            w.sessions,
+            w.transactions,
+            w.span_seconds,
+            if w.redacted {
+                "; values redacted: hot rows not checked"
+            } else {
+                ""
+            }
+        );
+        if w.unknown_executes > 0 {
+            let _ = writeln!(
+                out,
+                "  {} executes of statements prepared before the recording began: not checked",
+                w.unknown_executes
+            );
+        }
+    }
+    if let Some(t) = &s.transactions {
+        let _ = writeln!(
+            out,
+            "  binlog  {} → {}: {} transactions with row changes, {} events, {:.1} MiB",
+            t.from,
+            t.to,
+            t.transactions,
+            t.events,
+            t.bytes as f64 / 1048576.0
+        );
+    }
     for (sev, title) in [
         (Severity::Error, "ERRORS"),
         (Severity::Warning, "WARNINGS"),
@@ -233,6 +448,15 @@ pub fn human(r: &Report) -> String {
             let obj = f.object.as_deref().unwrap_or("server");
             let _ = writeln!(out, "  [{}] {obj}", f.rule);
             let _ = writeln!(out, "      {}", f.message);
+            if let Some(e) = &f.evidence {
+                for x in &e.examples {
+                    let _ = writeln!(
+                        out,
+                        "      e.g. session {} at {}: {}",
+                        x.session, x.time, x.sql
+                    );
+                }
+            }
             if !f.advice.is_empty() {
                 let _ = writeln!(out, "      → {}", f.advice);
             }

@@ -496,7 +496,35 @@ pub struct CheckArgs {
     /// The worker-ID allocator table (db.table), when its shape is not recognised.
     #[arg(long, value_name = "DB.TABLE")]
     pub worker_table: Option<String>,
-    /// Write check.json and check.md to DIR.
+    /// A workload file (from `capture` or `proxy --record`): what its statements and
+    /// transactions will meet on the target. Without a source, only the workload is checked.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
+    /// With --workload: two sessions writing one key closer than this is a conflict.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        requires = "workload"
+    )]
+    pub hot_window: String,
+    /// Read the source's binlog for the transactions committed in the last DURATION and
+    /// hold the largest against TiDB's transaction limits.
+    #[arg(long, value_name = "DURATION", conflicts_with = "binlog_from")]
+    pub transactions: Option<String>,
+    /// Like --transactions, from this binlog position (FILE:POS) to the binlog's end.
+    #[arg(long, value_name = "FILE:POS")]
+    pub binlog_from: Option<String>,
+    /// TiDB's txn-total-size-limit to hold transactions against (e.g. 100MiB).
+    #[arg(long, value_name = "SIZE", default_value = "100MiB")]
+    pub tidb_txn_limit: String,
+    /// TiDB's txn-entry-size-limit (one row) to hold transactions against.
+    #[arg(long, value_name = "SIZE", default_value = "6MiB")]
+    pub tidb_entry_limit: String,
+    /// TiDB's max-txn-ttl (how long a pessimistic transaction may live).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub tidb_txn_ttl: String,
+    /// Write check.json, check.md and check.html to DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Output: a human report grouped by severity, or JSON on stdout.

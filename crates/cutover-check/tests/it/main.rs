@@ -492,3 +492,5 @@ fn the_reports_of_a_recorded_check() {
         &cutover_check::report_doc::document(&report).markdown(),
     );
 }
+
+mod workload;

@@ -800,3 +800,630 @@ async fn ctrl_c_while_sampling_stops_at_once() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(out.stdout.is_empty());
 }
+
+// ---- `check --workload`: sessions recorded through `cutover proxy` in front of the source.
+
+/// Starts `cutover proxy` recording to `record` in front of the sandbox source.
+fn workload_proxy(record: &std::path::Path) -> (std::process::Child, u16) {
+    let listen = crate::verify_checkpoint::free_port();
+    let child = cutover()
+        .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
+        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, listen)
+}
+
+/// A session through the proxy, in `db` (polling until the proxy listens).
+async fn through(listen: u16, db: &str) -> mysql_async::Conn {
+    let opts: mysql_async::Opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(listen)
+        .user(Some("root"))
+        .db_name(Some(db))
+        .prefer_socket(false)
+        .into();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        match mysql_async::Conn::new(opts.clone()).await {
+            Ok(c) => return c,
+            Err(e) => {
+                assert!(Instant::now() < until, "the proxy did not come up: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn q(c: &mut mysql_async::Conn, sql: &str) {
+    use mysql_async::prelude::Queryable;
+    c.query_drop(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+}
+
+/// Ends the proxy (SIGTERM finishes the file) and checks the workload it recorded.
+async fn check_recording(child: std::process::Child, record: &std::path::Path) -> Value {
+    let output = sigterm_and_wait(child).await;
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = record.parent().unwrap().join("out");
+    let r = run(cutover()
+        .args(["check", "--workload", record.to_str().unwrap()])
+        .args(["--format", "json", "--out", dir.to_str().unwrap()]));
+    assert!(r.code == 0 || r.code == 1, "{}\n{}", r.stdout, r.stderr);
+    for f in ["check.json", "check.md", "check.html"] {
+        assert!(dir.join(f).is_file(), "{f} not written: {}", r.stderr);
+    }
+    let v = r.json();
+    assert_eq!(
+        r.code,
+        i32::from(v["summary"]["errors"].as_u64() != Some(0)),
+        "{v:#}"
+    );
+    v
+}
+
+/// The workload findings of a rule: (statements, sessions, first example's SQL, message).
+fn workload_findings(v: &Value, rule: &str) -> Vec<(u64, u64, String, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == rule)
+        .map(|f| {
+            let e = &f["evidence"];
+            assert!(f["fix"]["change"].is_string(), "{f:#}");
+            (
+                e["statements"].as_u64().unwrap(),
+                e["sessions"].as_u64().unwrap(),
+                e["examples"][0]["sql"].as_str().unwrap_or("").to_string(),
+                f["message"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn workload_patterns_recorded_through_the_proxy_are_each_found_with_count_and_example() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckw").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckw.slots (id INT PRIMARY KEY AUTO_INCREMENT, day INT, KEY (day)); \
+         INSERT INTO ckw.slots (day) VALUES (1), (9); \
+         CREATE TABLE ckw.stock (sku VARCHAR(20) PRIMARY KEY, n INT); \
+         INSERT INTO ckw.stock VALUES ('A', 0), ('Z', 0); \
+         CREATE TABLE ckw.docs (id INT PRIMARY KEY, body TEXT, FULLTEXT (body)) ENGINE = InnoDB; \
+         CREATE PROCEDURE ckw.bump() UPDATE ckw.stock SET n = n + 1 WHERE sku = 'Z'",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("patterns.cwl");
+    let (child, listen) = workload_proxy(&record);
+    let mut c1 = through(listen, "ckw").await;
+    let mut c2 = through(listen, "ckw").await;
+    let mut c3 = through(listen, "ckw").await;
+    for sql in [
+        // Lock a range, check, insert: races on TiDB.
+        "BEGIN",
+        "SELECT * FROM slots WHERE day BETWEEN 1 AND 7 FOR UPDATE",
+        "INSERT INTO slots (day) VALUES (3)",
+        "COMMIT",
+        "SELECT * FROM stock WHERE sku = 'A' FOR UPDATE",
+        "SELECT * FROM slots WHERE id = 1 LOCK IN SHARE MODE",
+        "SELECT SQL_CALC_FOUND_ROWS * FROM slots LIMIT 1",
+        "START TRANSACTION READ ONLY",
+        "SELECT COUNT(*) FROM slots",
+        "COMMIT",
+        "SET SESSION TRANSACTION READ ONLY",
+        "SET SESSION TRANSACTION READ WRITE",
+        "SET SESSION sql_auto_is_null = 1",
+        "SET SESSION sql_auto_is_null = 0",
+        "CALL bump()",
+        "XA START 'ckw1'",
+        "XA END 'ckw1'",
+        "XA ROLLBACK 'ckw1'",
+        "BEGIN",
+        "SELECT * FROM slots WHERE id = 9 FOR UPDATE SKIP LOCKED",
+        "COMMIT",
+        "SELECT ST_AsText(POINT(1, 2))",
+        "SELECT id FROM docs WHERE MATCH (body) AGAINST ('tidb')",
+        "SELECT GET_LOCK('ckw', 0)",
+        "SELECT RELEASE_LOCK('ckw')",
+    ] {
+        q(&mut c1, sql).await;
+    }
+    // A DDL while another session's transaction is open.
+    q(&mut c2, "BEGIN").await;
+    q(&mut c2, "UPDATE stock SET n = n WHERE sku = 'Z'").await;
+    q(&mut c3, "CREATE TABLE extra (a INT)").await;
+    q(&mut c2, "COMMIT").await;
+    // A client that prepares and closes a statement for every execute.
+    for i in 0..6 {
+        let s = c3.prep("SELECT n FROM stock WHERE sku = ?").await.unwrap();
+        let _: Vec<i32> = c3.exec(&s, (format!("S{i}"),)).await.unwrap();
+        c3.close(s).await.unwrap();
+    }
+    // Two sessions writing one row in turn (the statement is prepared once per session).
+    for _ in 0..5 {
+        for c in [&mut c2, &mut c3] {
+            c.exec_drop("UPDATE stock SET n = n + 1 WHERE sku = ?", ("A",))
+                .await
+                .unwrap();
+        }
+    }
+    for c in [c1, c2, c3] {
+        c.disconnect().await.unwrap();
+    }
+    let v = check_recording(child, &record).await;
+    let w = &v["summary"]["workload"];
+    assert_eq!(w["source"], "proxy", "{v:#}");
+    assert_eq!(w["sessions"], 3, "{w:#}");
+
+    let one = |rule: &str, sql: &str| {
+        let f = workload_findings(&v, rule);
+        assert_eq!(f.len(), 1, "{rule}: {f:#?}");
+        assert_eq!((f[0].0, f[0].1), (1, 1), "{rule}: {f:#?}");
+        assert!(f[0].2.contains(sql), "{rule}: {f:#?}");
+        f[0].3.clone()
+    };
+    let m = one(
+        "workload.range_lock_insert",
+        "SELECT * FROM slots WHERE day BETWEEN 1 AND 7 FOR UPDATE",
+    );
+    assert!(m.contains("insert into slots"), "{m}");
+    one(
+        "workload.autocommit_for_update",
+        "SELECT * FROM stock WHERE sku = 'A' FOR UPDATE",
+    );
+    one("workload.lock_in_share_mode", "LOCK IN SHARE MODE");
+    one("workload.sql_calc_found_rows", "SQL_CALC_FOUND_ROWS");
+    one("workload.read_only_variable", "sql_auto_is_null = 1");
+    one("workload.call", "CALL bump()");
+    one("workload.skip_locked", "SKIP LOCKED");
+    one("workload.spatial", "ST_AsText");
+    one("workload.fulltext", "AGAINST");
+    let m = one("workload.get_lock", "GET_LOCK('ckw', 0)");
+    assert!(m.contains("timeout 0 s"), "{m}");
+    one("workload.ddl_during_transactions", "CREATE TABLE extra");
+    let ro = workload_findings(&v, "workload.read_only_transaction");
+    let mut ro_sql: Vec<&str> = ro.iter().map(|f| f.2.as_str()).collect();
+    ro_sql.sort();
+    assert_eq!(
+        ro_sql,
+        [
+            "SET SESSION TRANSACTION READ ONLY",
+            "START TRANSACTION READ ONLY"
+        ]
+    );
+    let xa: u64 = workload_findings(&v, "workload.xa")
+        .iter()
+        .map(|f| f.0)
+        .sum();
+    assert_eq!(xa, 3);
+
+    let churn = workload_findings(&v, "workload.prepared_churn");
+    assert_eq!(churn.len(), 1, "{churn:#?}");
+    assert!(
+        churn[0]
+            .3
+            .starts_with("6 prepares and 6 closes for 6 executes"),
+        "{churn:#?}"
+    );
+    let hot = workload_findings(&v, "workload.hot_rows");
+    assert_eq!(hot.len(), 1, "{hot:#?}");
+    // Ten writes to sku A alternating between two sessions: nine conflicts.
+    assert_eq!((hot[0].0, hot[0].1), (9, 2), "{hot:#?}");
+    assert!(hot[0].3.contains("sku=A (9 conflicts"), "{hot:#?}");
+    assert!(hot[0].2.contains("params: [\"A\"]"), "{hot:#?}");
+    // Errors make the exit code 1.
+    assert!(v["summary"]["errors"].as_u64().unwrap() > 0);
+}
+
+#[tokio::test]
+async fn a_workload_without_those_patterns_has_no_workload_finding() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckc").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckc.acct (id INT PRIMARY KEY, bal INT); \
+         INSERT INTO ckc.acct VALUES (1, 100), (2, 100), (3, 100); \
+         CREATE TABLE ckc.ledger (id INT PRIMARY KEY AUTO_INCREMENT, acct INT, amount INT)",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("control.cwl");
+    let (child, listen) = workload_proxy(&record);
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(through(listen, "ckc").await);
+    }
+    for round in 0..3 {
+        for (i, c) in sessions.iter_mut().enumerate() {
+            let id = i + 1;
+            q(c, "BEGIN").await;
+            q(
+                c,
+                &format!("SELECT bal FROM acct WHERE id = {id} FOR UPDATE"),
+            )
+            .await;
+            c.exec_drop("UPDATE acct SET bal = bal - 1 WHERE id = ?", (id,))
+                .await
+                .unwrap();
+            c.exec_drop(
+                "INSERT INTO ledger (acct, amount) VALUES (?, ?)",
+                (id, -1 - round),
+            )
+            .await
+            .unwrap();
+            q(c, "COMMIT").await;
+            let _: Vec<i64> = c
+                .exec("SELECT amount FROM ledger WHERE acct = ?", (id,))
+                .await
+                .unwrap();
+            q(c, "SET SESSION TRANSACTION READ WRITE").await;
+        }
+    }
+    for c in sessions {
+        c.disconnect().await.unwrap();
+    }
+    let v = check_recording(child, &record).await;
+    let workload: Vec<_> = findings(&v)
+        .into_iter()
+        .filter(|(r, _, _)| r.starts_with("workload."))
+        .collect();
+    assert!(workload.is_empty(), "{workload:#?}");
+    assert_eq!(v["summary"]["workload"]["sessions"], 3, "{v:#}");
+    assert_eq!(v["summary"]["workload"]["transactions"], 9, "{v:#}");
+}
+
+#[test]
+fn a_workload_that_is_not_one_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("not.cwl");
+    std::fs::write(&p, "hello").unwrap();
+    let r = run(cutover().args(["check", "--workload", p.to_str().unwrap()]));
+    r.assert_clean_error("not a cutover workload file");
+    let r = run(cutover().args(["check", "--workload", "/nonexistent/w.cwl"]));
+    r.assert_clean_error("--workload");
+    let r = run(cutover().args([
+        "check",
+        "--workload",
+        p.to_str().unwrap(),
+        "--hot-window",
+        "soon",
+    ]));
+    r.assert_clean_error("--hot-window");
+}
+
+// ---- `check --binlog-from`: the source's transactions against TiDB's limits (scaled down by
+// the flags, by ten, so the test writes 20 MiB rather than 200 through the replicated sandbox).
+
+#[tokio::test]
+async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positions() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckt").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckt.big (id INT PRIMARY KEY, b LONGBLOB); \
+         CREATE TABLE ckt.slow (id INT PRIMARY KEY)",
+    )
+    .await;
+    let mut c = conn(Side::Source).await;
+    let (file, pos): (String, u64) = c
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .map(|r: mysql_async::Row| (r.get::<String, _>(0).unwrap(), r.get::<u64, _>(1).unwrap()))
+        .unwrap();
+    const KIB: u64 = 1024;
+    // Each statement writes its rows at once (one event time): 10, 60 and 120 rows of
+    // 100 KiB (1, 6 and 12 MiB), then one row of 700 KiB.
+    for (from, to) in [(1, 10), (101, 160), (201, 320)] {
+        c.query_drop(format!(
+            "INSERT INTO ckt.big SELECT seq, REPEAT('x', {}) FROM ckt.seq_{from}_to_{to}",
+            100 * KIB
+        ))
+        .await
+        .unwrap();
+    }
+    c.query_drop(format!(
+        "INSERT INTO ckt.big VALUES (1000, REPEAT('y', {}))",
+        700 * KIB
+    ))
+    .await
+    .unwrap();
+    // A transaction whose changes are 3 s apart.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop("INSERT INTO ckt.slow VALUES (1)")
+        .await
+        .unwrap();
+    c.query_drop("DO SLEEP(3)").await.unwrap();
+    c.query_drop("INSERT INTO ckt.slow VALUES (2)")
+        .await
+        .unwrap();
+    c.query_drop("COMMIT").await.unwrap();
+    c.disconnect().await.unwrap();
+
+    let r = check(&[
+        "--databases",
+        "ckt",
+        "--binlog-from",
+        &format!("{file}:{pos}"),
+        "--tidb-txn-limit",
+        "10MiB",
+        "--tidb-entry-limit",
+        "600KiB",
+        "--tidb-txn-ttl",
+        "2s",
+    ]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let mut got: Vec<(String, String, u64, u64, u64, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| {
+            f["rule"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("transactions.")
+                && f["transaction"]["tables"].as_array().is_some_and(|t| {
+                    t.iter()
+                        .any(|t| t.as_str().unwrap_or("").starts_with("ckt."))
+                })
+        })
+        .map(|f| {
+            let t = &f["transaction"];
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                t["bytes"].as_u64().unwrap(),
+                t["largest_event"].as_u64().unwrap(),
+                t["duration_s"].as_u64().unwrap(),
+                t["position"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let rules: Vec<(&str, &str)> = got.iter().map(|g| (g.0.as_str(), g.1.as_str())).collect();
+    assert_eq!(
+        rules,
+        [
+            ("transactions.entry_size", "error"),
+            ("transactions.total_size", "error"),
+            ("transactions.total_size", "warning"),
+            ("transactions.ttl", "error"),
+        ],
+        "{got:#?}"
+    );
+    let within = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.01;
+    assert!(within(got[0].3, 700 * KIB), "{got:#?}");
+    assert!(within(got[1].2, 120 * 100 * KIB), "{got:#?}");
+    assert!(within(got[2].2, 60 * 100 * KIB), "{got:#?}");
+    assert!((3..=4).contains(&got[3].4), "{got:#?}");
+    // Positions: in the file read, after the start, in the order the transactions ran.
+    let at = |p: &str| -> u64 {
+        let (f, n) = p.rsplit_once(':').unwrap();
+        assert_eq!(f, file, "{p}");
+        n.parse().unwrap()
+    };
+    let (six, twelve, row, slow) = (at(&got[2].5), at(&got[1].5), at(&got[0].5), at(&got[3].5));
+    assert!(
+        pos <= six && six < twelve && twelve < row && row < slow,
+        "{got:#?}"
+    );
+    let s = &v["summary"]["transactions"];
+    assert!(s["transactions"].as_u64().unwrap() >= 5, "{s:#}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "transactions.total_size"
+                && f["transaction"]["gtid"]
+                    .as_str()
+                    .is_some_and(|g| g.starts_with("0-1-"))),
+        "MariaDB GTIDs are named: {v:#}"
+    );
+    assert_eq!(s["largest"][0]["bytes"].as_u64(), Some(got[1].2), "{s:#}");
+    exec(Side::Source, "DROP DATABASE ckt").await;
+}
+
+#[test]
+fn transaction_flags_are_checked_before_reading() {
+    let r = run(cutover().args(["check", "--binlog-from", "nope"]));
+    r.assert_clean_error("--binlog-from");
+    let r = run(cutover().args(["check", "--transactions", "1h", "--tidb-txn-limit", "lots"]));
+    r.assert_clean_error("--tidb-txn-limit");
+    let r = run(cutover().args(["check", "--transactions", "1h"]));
+    r.assert_clean_error("--source");
+}
+
+#[tokio::test]
+async fn a_general_log_capture_of_real_sessions_is_checked_too() {
+    use mysql_async::prelude::Queryable;
+    fresh_db("ckg").await;
+    exec(
+        Side::Source,
+        "CREATE TABLE ckg.slots (id INT PRIMARY KEY AUTO_INCREMENT, day INT, KEY (day))",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = sandbox().dir.join("check-general.log");
+    let _ = std::fs::remove_file(&log);
+    exec(
+        Side::Source,
+        &format!(
+            "SET GLOBAL log_output = 'FILE'; SET GLOBAL general_log_file = '{}'; \
+             SET GLOBAL general_log = ON",
+            log.display()
+        ),
+    )
+    .await;
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port(Side::Source))
+        .user(Some("root"))
+        .db_name(Some("ckg"))
+        .prefer_socket(false);
+    let mut a = mysql_async::Conn::new(opts.clone()).await.unwrap();
+    let mut b = mysql_async::Conn::new(opts).await.unwrap();
+    for sql in [
+        "BEGIN",
+        "SELECT * FROM slots WHERE day >= 3 FOR UPDATE",
+        "INSERT INTO slots (day) VALUES (4)",
+        "COMMIT",
+        "SELECT * FROM slots WHERE id = 1 LOCK IN SHARE MODE",
+        "BEGIN",
+        "UPDATE slots SET day = 5 WHERE id = 1",
+    ] {
+        a.query_drop(sql).await.unwrap();
+    }
+    b.query_drop("CREATE TABLE ckg.other (x INT)")
+        .await
+        .unwrap();
+    a.query_drop("COMMIT").await.unwrap();
+    // Through the binary protocol: the log shows the statement with its values.
+    a.exec_drop(
+        "SELECT SQL_CALC_FOUND_ROWS * FROM slots WHERE day > ?",
+        (1,),
+    )
+    .await
+    .unwrap();
+    a.query_drop("SELECT 'ckg-done'").await.unwrap();
+    a.disconnect().await.unwrap();
+    b.disconnect().await.unwrap();
+    wait_for(
+        "the end of the sessions in the general log",
+        Duration::from_secs(60),
+        || {
+            let log = log.clone();
+            async move {
+                std::fs::read_to_string(&log)
+                    .map(|s| s.contains("ckg-done"))
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    exec(Side::Source, "SET GLOBAL general_log = OFF").await;
+    let all = dir.path().join("all.cwl");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&all));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cut = dir.path().join("ckg.cwl");
+    let r = run(cutover()
+        .args(["workload", "filter"])
+        .arg(&all)
+        .arg("--out")
+        .arg(&cut)
+        .args(["--database", "ckg"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cutover().args([
+        "check",
+        "--workload",
+        cut.to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let v = r.json();
+    let mut got: Vec<(String, u64)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["evidence"]["statements"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("workload.ddl_during_transactions".to_string(), 1),
+            ("workload.lock_in_share_mode".to_string(), 1),
+            ("workload.range_lock_insert".to_string(), 1),
+            ("workload.sql_calc_found_rows".to_string(), 1),
+        ],
+        "{v:#}"
+    );
+    // A cut of the capture (`workload filter`) says so.
+    assert_eq!(v["summary"]["workload"]["source"], "filter");
+}
+
+#[tokio::test]
+async fn an_interrupted_workload_check_exits_130_without_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("long.cwl");
+    let mut w =
+        cutover_workload::Writer::create(&p, &cutover_workload::Header::new("general-log", None))
+            .unwrap();
+    for i in 0..1_500_000u64 {
+        w.write(&cutover_workload::Record {
+            session: i % 50,
+            ts_us: 1_700_000_000_000_000 + i as i64,
+            db: None,
+            user: None,
+            command: cutover_workload::Command::Query {
+                sql: format!("UPDATE t SET v = v + 1 WHERE id = {}", i % 1000),
+            },
+            response: None,
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let child = cutover()
+        .args([
+            "check",
+            "--workload",
+            p.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once it reads (the file is open: the signal handler is in place by then), stop it.
+    let pid = child.id();
+    let path = p.clone();
+    wait_for(
+        "the check to open the workload",
+        Duration::from_secs(60),
+        || {
+            let path = path.clone();
+            async move {
+                std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|fds| {
+                        fds.flatten()
+                            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
+                    })
+                    .unwrap_or(false)
+            }
+        },
+    )
+    .await;
+    let out = sigterm_and_wait(child).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no report of a workload read in part"
+    );
+}
