@@ -49,14 +49,27 @@ pub fn check_workload(
 // encodes them is a change of these two functions.
 
 /// Parameter `index` of an execute as text (a string without quotes, a number as written);
-/// `None` for NULL, a missing parameter or another command.
+/// `None` for NULL, a redacted value, a missing parameter or another command. A DOUBLE that
+/// holds an integer (some drivers bind every JavaScript number as DOUBLE) reads as that
+/// integer, so the same key is the same text whichever way a session bound it.
 pub fn execute_param(c: &Command, index: usize) -> Option<String> {
+    use cutover_workload::ParamValue;
     match c {
-        Command::Execute { params, .. } => match params.get(index)? {
-            serde_json::Value::Null => None,
-            serde_json::Value::String(s) => Some(s.clone()),
-            v => Some(v.to_string()),
-        },
+        Command::Execute { params, .. } => {
+            let p = params.get(index)?;
+            match &p.value {
+                ParamValue::Null | ParamValue::Redacted => None,
+                ParamValue::Double(bits) => {
+                    let f = f64::from_bits(*bits);
+                    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                        Some(format!("{}", f as i64))
+                    } else {
+                        Some(p.display())
+                    }
+                }
+                _ => Some(p.display()),
+            }
+        }
         _ => None,
     }
 }
