@@ -867,7 +867,7 @@ mod tests {
                 1,
                 Command::Execute {
                     stmt: i + 1,
-                    params: vec![serde_json::json!(i)],
+                    params: vec![cutover_workload::Param::from_plain(&serde_json::json!(i))],
                 },
             )
             .push(1, Command::Close { stmt: i + 1 });
@@ -884,7 +884,7 @@ mod tests {
                 2,
                 Command::Execute {
                     stmt: 1,
-                    params: vec![serde_json::json!(i)],
+                    params: vec![cutover_workload::Param::from_plain(&serde_json::json!(i))],
                 },
             );
         }
@@ -931,14 +931,18 @@ mod tests {
                 1,
                 Command::Execute {
                     stmt: 1,
-                    params: vec![serde_json::json!("A-1")],
+                    params: vec![cutover_workload::Param::from_plain(&serde_json::json!(
+                        "A-1"
+                    ))],
                 },
             );
             w.push(
                 2,
                 Command::Execute {
                     stmt: 1,
-                    params: vec![serde_json::json!("A-1")],
+                    params: vec![cutover_workload::Param::from_plain(&serde_json::json!(
+                        "A-1"
+                    ))],
                 },
             );
         }

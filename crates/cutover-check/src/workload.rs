@@ -78,7 +78,8 @@ pub fn execute_param(c: &Command, index: usize) -> Option<String> {
 pub fn execute_params_text(c: &Command) -> String {
     match c {
         Command::Execute { params, .. } => {
-            serde_json::to_string(params).unwrap_or_else(|_| "[]".into())
+            let shown: Vec<String> = params.iter().map(|p| p.display()).collect();
+            serde_json::to_string(&shown).unwrap_or_else(|_| "[]".into())
         }
         _ => String::new(),
     }
