@@ -650,13 +650,13 @@ pub fn human(r: &ConcurrencyReport) -> String {
     ));
     for c in &r.by_code {
         out.push_str(&format!(
-            "  {} {} {} ({}): {} on the {}: {}\n",
-            c.errors,
+            "  on the {}: {} {} ({}), {} {}: {}\n",
+            c.side,
             c.code,
             c.name,
             c.class,
+            c.errors,
             if c.errors == 1 { "error" } else { "errors" },
-            c.side,
             c.meaning
         ));
         out.push_str(&explain(&c.example, "    "));
