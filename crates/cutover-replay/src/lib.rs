@@ -37,6 +37,7 @@
 
 pub mod answer;
 pub mod classify;
+pub mod concurrency;
 pub mod params;
 pub mod protocol;
 pub mod report;
@@ -156,6 +157,10 @@ struct Ctx {
     /// Per class totals; lanes add their outcomes under the lock (a few histogram records).
     collector: std::sync::Mutex<Collector>,
     two_sides: bool,
+    /// Each side's recent statements, for the context of a concurrency error (target,
+    /// baseline).
+    windows: [std::sync::Mutex<concurrency::Window>; 2],
+    clock: concurrency::Clock,
 }
 
 impl Ctx {
@@ -216,8 +221,92 @@ impl Ctx {
             (Ok(_), Some(Err(e))) => {
                 self.not_compared(&st.fingerprint, job.session, job.sql(), &why("baseline", e))
             }
-            (Ok(t), Some(Ok(b))) => self.add(outcome(self, job, t, Some(b))),
-            (Ok(t), None) => self.add(outcome(self, job, t, None)),
+            (Ok(t), Some(Ok(b))) => {
+                self.conflicts(job, &t, Some(&b));
+                self.add(outcome(self, job, t, Some(b)))
+            }
+            (Ok(t), None) => {
+                self.conflicts(job, &t, None);
+                self.add(outcome(self, job, t, None))
+            }
+        }
+    }
+
+    /// The statement's concurrency errors (taken with their context by the lanes) that the
+    /// other side, or the capture, did not answer with the same code.
+    fn conflicts(&self, job: &Job, target: &Answer, baseline: Option<&Answer>) {
+        let taken = match job.conflicts.lock() {
+            Ok(mut c) => std::mem::take(&mut *c),
+            Err(_) => return,
+        };
+        for mut c in taken {
+            let (code, brief) = match (c.side, baseline) {
+                ("target", Some(b)) => (b.error.as_ref().map(|e| e.code), b.brief()),
+                ("target", None) => match &job.rec.response {
+                    Some(r) => (r.error.as_ref().map(|e| e.code), report::captured_brief(r)),
+                    // Nothing to compare with: not an error only one side had.
+                    None => continue,
+                },
+                _ => (target.error.as_ref().map(|e| e.code), target.brief()),
+            };
+            if code == Some(c.code) {
+                continue;
+            }
+            c.other_side = report::one_line(&brief, 200);
+            if let Ok(mut col) = self.collector.lock() {
+                col.concurrency.add(c);
+            }
+        }
+    }
+
+    /// Microseconds since the replay started: the clock of the concurrency windows.
+    fn now_us(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+
+    fn window(&self, side: Side) -> &std::sync::Mutex<concurrency::Window> {
+        &self.windows[(side == Side::Baseline) as usize]
+    }
+
+    /// A statement starts on `side`: it enters that side's window.
+    fn started(&self, side: Side, job: &Arc<Job>) {
+        let now = self.now_us();
+        if let Ok(mut w) = self.window(side).lock() {
+            w.start(job, now);
+        }
+    }
+
+    /// A statement ended on `side`; a concurrency error takes its context now, while the
+    /// window still holds what ran beside it.
+    fn ended(
+        &self,
+        side: Side,
+        job: &Job,
+        txn: &mut concurrency::Transaction,
+        error: Option<&answer::ServerErr>,
+    ) {
+        let now = self.now_us();
+        let code = error.map(|e| e.code);
+        let Ok(mut w) = self.window(side).lock() else {
+            return;
+        };
+        w.end(job.session, now, code);
+        let conflict = error
+            .filter(|e| concurrency::code(e.code).is_some())
+            .and_then(|e| {
+                concurrency::context(&self.clock, &w, txn, role(side), e.code, &e.message, now)
+            });
+        drop(w);
+        txn.end(code);
+        if let (Some(c), Ok(mut slot)) = (conflict, job.conflicts.lock()) {
+            slot.push(c);
+        }
+    }
+
+    /// The session is gone from `side` (quit, reset, change of user).
+    fn forget(&self, side: Side, session: u64) {
+        if let Ok(mut w) = self.window(side).lock() {
+            w.forget(session);
         }
     }
 
@@ -268,6 +357,9 @@ struct Job {
     /// The answer of the side that finished first (`Err`: it could not run it), until the
     /// other side's arrives: the two are compared by whichever lane comes second.
     half: std::sync::Mutex<Option<SideAnswer>>,
+    /// Concurrency errors of this statement with their context, per side that had one,
+    /// until both answers are in.
+    conflicts: std::sync::Mutex<Vec<concurrency::Conflict>>,
 }
 
 /// One side's answer to a statement, or why it has none.
@@ -529,6 +621,8 @@ pub async fn run(
         cancel: cancel.clone(),
         collector: std::sync::Mutex::new(Collector::default()),
         two_sides,
+        windows: Default::default(),
+        clock: concurrency::Clock { first_ts },
     });
 
     let mut d = Dispatcher {
@@ -672,6 +766,7 @@ pub async fn run(
         session_errors,
         interrupted: cancel.is_cancelled(),
         client_compatibility: c.compatibility(),
+        concurrency: c.concurrency.report(),
         classes: c.classes(),
     })
 }
@@ -924,6 +1019,7 @@ impl Dispatcher {
             pair,
             wire,
             half: std::sync::Mutex::new(None),
+            conflicts: std::sync::Mutex::new(Vec::new()),
         });
         self.route(job).await;
     }
@@ -1102,6 +1198,7 @@ impl Dispatcher {
             pair,
             wire: Wire::Recorded,
             half: std::sync::Mutex::new(None),
+            conflicts: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -1236,6 +1333,8 @@ struct Session {
     /// Target: statements that generated an ID whose baseline counterpart is not read yet:
     /// (seq, target's ID, captured ID).
     pending_ids: Vec<(u64, u64, Option<u64>)>,
+    /// The current transaction's statements, for the context of a concurrency error.
+    txn: concurrency::Transaction,
 }
 
 /// At most this many generated IDs are remembered per session side.
@@ -1368,6 +1467,7 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
             ctx.answered(side, &job, answer);
         }
         if job.rec.command == Command::Quit {
+            ctx.forget(side, job.session);
             if let Some(mut s) = sessions.remove(&job.session) {
                 match s.conn.take() {
                     Some(c) if !ctx.cancel.is_cancelled() => {
@@ -1512,7 +1612,7 @@ async fn step(
     db: &Db,
     side: Side,
     s: &mut Session,
-    job: &Job,
+    job: &Arc<Job>,
 ) -> Result<Option<Answer>, NotRun> {
     let r = &job.rec;
     match &r.command {
@@ -1521,6 +1621,7 @@ async fn step(
             // user resets the session like COM_CHANGE_USER does.
             if r.command == Command::ChangeUser {
                 reset(ctx, db, s).await?;
+                ctx.forget(side, job.session);
             }
             s.db = r.db.clone();
             open(db, s, ctx.read_only).await?;
@@ -1539,6 +1640,7 @@ async fn step(
         }
         Command::Reset => {
             reset(ctx, db, s).await?;
+            ctx.forget(side, job.session);
             Ok(None)
         }
         Command::Quit => Ok(None),
@@ -1607,6 +1709,7 @@ async fn reset(ctx: &Ctx, db: &Db, s: &mut Session) -> Result<(), NotRun> {
     s.ids.clear();
     s.unmap.clear();
     s.pending_ids.clear();
+    s.txn.clear();
     Ok(())
 }
 
@@ -1670,7 +1773,7 @@ async fn statement(
     db: &Db,
     side: Side,
     s: &mut Session,
-    job: &Job,
+    job: &Arc<Job>,
 ) -> Result<Answer, NotRun> {
     let r = &job.rec;
     if side == Side::Target && ctx.baseline.is_some() {
@@ -1688,6 +1791,8 @@ async fn statement(
         return Err(NotRun::new(Reason::DriverError, "no connection"));
     };
     let id = conn.id();
+    ctx.started(side, job);
+    s.txn.start(job, ctx.now_us());
     let a = {
         let run = async {
             match &r.command {
@@ -1714,13 +1819,18 @@ async fn statement(
         };
         tokio::pin!(run);
         tokio::select! {
-            a = &mut run => a?,
+            a = &mut run => {
+                let a = a.inspect_err(|_| ctx.ended(side, job, &mut s.txn, None))?;
+                ctx.ended(side, job, &mut s.txn, a.error.as_ref());
+                a
+            }
             _ = ctx.cancel.cancelled() => {
                 // Interrupted with a statement in flight: the server stops it (`KILL QUERY`
                 // from another connection, as `Db::kill_running` does for pooled ones), and
                 // its answer is not compared.
                 kill_query(db, id).await;
                 let _ = tokio::time::timeout(Duration::from_secs(10), &mut run).await;
+                ctx.ended(side, job, &mut s.txn, None);
                 return Err(NotRun::new(Reason::Interrupted, INTERRUPTED));
             }
         }

@@ -227,6 +227,9 @@ pub struct Report {
     pub interrupted: bool,
     /// Protocol-level differences by kind, with what each means for drivers and pools.
     pub client_compatibility: Vec<CompatReport>,
+    /// Concurrency errors (lock wait timeout, deadlock, write conflict, …) one side had and
+    /// the other did not, by side and code, each with one example in its context.
+    pub concurrency: crate::concurrency::ConcurrencyReport,
     /// Worst classes first: most differences, then slowest target relative to baseline.
     pub classes: Vec<ClassReport>,
 }
@@ -351,6 +354,7 @@ pub(crate) struct Collector {
     classes: HashMap<Arc<str>, ClassAgg>,
     compat: BTreeMap<Kind, CompatAgg>,
     reasons: BTreeMap<Reason, (u64, Vec<NotComparedExample>)>,
+    pub concurrency: crate::concurrency::Collected,
     pub statements: u64,
     pub compared: u64,
     pub nondeterministic: u64,
@@ -636,6 +640,7 @@ pub fn human(r: &Report) -> String {
             }
         }
     }
+    out.push_str(&crate::concurrency::human(&r.concurrency));
     for c in r.classes.iter().filter(|c| c.noise > 0) {
         out.push_str(&format!(
             "\n  nondeterministic ({}): {} of {} differ: {}\n",

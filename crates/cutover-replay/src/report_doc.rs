@@ -187,6 +187,8 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
     }
     d.sections.push(s);
 
+    d.sections.push(concurrency_section(&r.concurrency));
+
     let charted: Vec<&ClassReport> = r
         .classes
         .iter()
@@ -348,4 +350,49 @@ fn short(s: &str, max: usize) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// Concurrency errors one side had and the other did not, by side and code, each with its
+/// meaning, one example in its context and the likely fix.
+fn concurrency_section(c: &crate::concurrency::ConcurrencyReport) -> Section {
+    let mut s = Section::new("Concurrency");
+    if c.errors == 0 {
+        s = s.with_badge(Badge::new("NONE", Tone::Ok));
+        s.push(Block::Paragraph(
+            "No lock wait timeout, deadlock, write conflict or other concurrency error on one \
+             side that the other side did not have."
+                .into(),
+        ));
+        return s;
+    }
+    s = s.with_badge(Badge::new(format!("{} errors", c.errors), Tone::Bad));
+    let mut t = Table::new([
+        "side",
+        "code",
+        "class",
+        "errors",
+        "what it means",
+        "likely fix",
+    ])
+    .align_right([3]);
+    for x in &c.by_code {
+        t.push(vec![
+            Cell::text(x.side),
+            Cell::text(format!("{} {}", x.code, x.name)),
+            Cell::text(x.class),
+            Cell::text(x.errors.to_string()),
+            Cell::text(x.meaning),
+            Cell::text(x.fix),
+        ]);
+    }
+    s.push(Block::Table(t));
+    for x in &c.by_code {
+        s.push(Block::Heading(format!(
+            "{} {} on the {}: an example",
+            x.code, x.name, x.side
+        )));
+        s.push(Block::Code(crate::concurrency::explain(&x.example, "")));
+        s.push(Block::Paragraph(format!("Source: {}.", x.source)));
+    }
+    s
 }

@@ -15,6 +15,7 @@ mod probe;
 mod production;
 mod proxy;
 mod replay;
+mod replay_conflicts;
 mod replay_read_only;
 mod sandbox;
 mod verify;
