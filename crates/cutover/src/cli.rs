@@ -530,6 +530,11 @@ pub struct DrillRunArgs {
     /// runbook changed).
     #[arg(long, conflicts_with = "from")]
     pub resume: bool,
+    /// With --resume: end (SIGTERM, then SIGKILL) the process group of a step's command that
+    /// the stopped drill started and that still runs, instead of waiting for it to end. Either
+    /// way the step is not started again: its DRI confirms it with `drill ack` or `--reject`.
+    #[arg(long, requires = "resume")]
+    pub kill_orphans: bool,
     /// Start at this step (the steps before it are recorded as skipped).
     #[arg(long, value_name = "STEP")]
     pub from: Option<String>,

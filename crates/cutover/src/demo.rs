@@ -552,6 +552,7 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
         journal: journal.clone(),
         dry_run: false,
         resume: false,
+        kill_orphans: false,
         from: None,
         cutover_exe: std::env::current_exe().context("finding the cutover binary")?,
         cancel,

@@ -57,6 +57,7 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
         journal: a.journal.clone(),
         dry_run: a.dry_run,
         resume: a.resume,
+        kill_orphans: a.kill_orphans,
         from: a.from.clone(),
         cutover_exe,
         cancel,
