@@ -127,9 +127,9 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             while rx.changed().await.is_ok() {
                 let now: Vec<String> = rx.borrow().iter().map(|e| e.to_string()).collect();
                 if now.is_empty() {
-                    eprintln!("resumed");
+                    errln!("resumed");
                 } else {
-                    eprintln!("paused: {}", now.join("; "));
+                    errln!("paused: {}", now.join("; "));
                 }
             }
         });
@@ -150,7 +150,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             let cp = Checkpoint::open(dir, &fp)?;
             let (t, c) = cp.resumed();
             if t + c > 0 {
-                eprintln!(
+                errln!(
                     "resuming from {}: {t} tables and {c} chunks already compared",
                     dir.display()
                 );
@@ -195,9 +195,10 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     if let (Some(rc), false) = (recheck, report.interrupted) {
         // Fresh reads from here on: the snapshots are closed.
         tokio::join!(source.unpin(), target.unpin());
-        eprintln!(
+        errln!(
             "rechecking the differences: {} round(s), {:?} apart",
-            rc.rounds, rc.delay
+            rc.rounds,
+            rc.delay
         );
         cutover_diff::recheck::recheck(
             &source,
@@ -214,17 +215,17 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         cutover_diff::report_doc::redact(&mut report);
     }
     match args.format {
-        Format::Human => print!("{}", render::diff_human(&report)),
+        Format::Human => out!("{}", render::diff_human(&report)),
         Format::Json => {
-            eprint!("{}", render::diff_human(&report));
-            println!(
+            err!("{}", render::diff_human(&report));
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).context("rendering the report")?
             );
         }
     }
     if report.interrupted {
-        eprintln!("cutover: interrupted; the report above covers the tables compared so far");
+        errln!("cutover: interrupted; the report above covers the tables compared so far");
     }
     if let Some(dir) = &args.out {
         if let (Some(sink), Some(path)) = (&sink, &args.fix_sql) {
@@ -232,7 +233,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         }
         let written =
             cutover_diff::report_doc::write_out_dir(dir, &report, args.fix_sql.as_deref())?;
-        eprintln!(
+        errln!(
             "reports written: {}",
             written
                 .iter()
@@ -244,7 +245,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     if let Some(sink) = &sink {
         if let Some(path) = &args.fix_sql {
             write_fix_sql(sink, path, &report.target)?;
-            eprintln!("fix SQL written to {}", path.display());
+            errln!("fix SQL written to {}", path.display());
         }
         if args.apply {
             if report.interrupted {
@@ -405,10 +406,10 @@ async fn apply(
 ) -> Result<()> {
     let (d, u, i) = sink.counts();
     if d + u + i == 0 {
-        eprintln!("nothing to apply: no row differs");
+        errln!("nothing to apply: no row differs");
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "--apply will change the target {}: {d} DELETE, {u} UPDATE, {i} INSERT, in one transaction",
         target.endpoint()
     );
@@ -419,16 +420,16 @@ async fn apply(
                 "--apply asks before it writes, and standard input is not a terminal: add --yes to apply without asking"
             ));
         }
-        eprint!("apply these changes? [y/N] ");
+        err!("apply these changes? [y/N] ");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("not applied");
+            errln!("not applied");
             return Ok(());
         }
     }
     let n = apply_fix(sink, target, cancel).await?;
-    eprintln!("applied {n} statements to the target");
+    errln!("applied {n} statements to the target");
     Ok(())
 }
 

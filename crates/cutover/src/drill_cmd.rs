@@ -39,7 +39,7 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
                 .await
                 .with_context(|| format!("--metrics-addr {addr}"))?;
             let m = Metrics::new();
-            eprintln!(
+            errln!(
                 "metrics: http://{}/metrics",
                 listener
                     .local_addr()
@@ -65,7 +65,7 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
         backoff: Backoff::default(),
         kill_grace: Duration::from_secs(5),
         metrics,
-        on_warning: Arc::new(|m: &str| eprintln!("cutover: warning: {m}")),
+        on_warning: Arc::new(|m: &str| errln!("cutover: warning: {m}")),
     };
     match executor::run(&rb, opts).await {
         Ok(outcome) => Ok(outcome.exit_code()),
@@ -83,15 +83,15 @@ fn ack(a: DrillAckArgs) -> Result<u8> {
         AckKind::Done
     };
     let said = control::ack(&a.journal, &a.step, &a.by, kind).map_err(|e| anyhow!(e))?;
-    println!("{said}");
+    outln!("{said}");
     Ok(0)
 }
 
 fn status(a: DrillStatusArgs) -> Result<u8> {
     let st = control::status(&a.journal).map_err(|e| anyhow!(e))?;
     match a.format {
-        Format::Human => print!("{}", st.human()),
-        Format::Json => println!(
+        Format::Human => out!("{}", st.human()),
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&st).context("rendering")?
         ),

@@ -2,6 +2,26 @@
 //! Nothing here computes a verdict; it only decides how to show one and which exit code
 //! it gives (0 equal, 1 differences, 2 could not compare, 130 interrupted).
 
+/// `print!` that never panics on a closed stdout (see `out.rs`).
+macro_rules! out {
+    ($($t:tt)*) => {{ let _ = $crate::out::stdout(format_args!($($t)*)); }};
+}
+/// `println!` that never panics on a closed stdout (see `out.rs`).
+macro_rules! outln {
+    () => {{ let _ = $crate::out::stdout(format_args!("\n")); }};
+    ($($t:tt)*) => {{ let _ = $crate::out::stdout(format_args!("{}\n", format_args!($($t)*))); }};
+}
+/// `eprint!` that never panics (see `out.rs`).
+#[allow(unused_macros)]
+macro_rules! err {
+    ($($t:tt)*) => {{ $crate::out::stderr(format_args!($($t)*)); }};
+}
+/// `eprintln!` that never panics (see `out.rs`).
+macro_rules! errln {
+    () => {{ $crate::out::stderr(format_args!("\n")); }};
+    ($($t:tt)*) => {{ $crate::out::stderr(format_args!("{}\n", format_args!($($t)*))); }};
+}
+
 mod capture_cmd;
 mod check_cmd;
 mod cli;
@@ -10,6 +30,7 @@ mod diff_cmd;
 mod drill_cmd;
 mod drill_report;
 mod endpoints;
+mod out;
 mod progress;
 mod proxy_cmd;
 mod render;
@@ -30,7 +51,7 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cutover: error: cannot start the async runtime: {e}");
+            errln!("cutover: error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -53,7 +74,7 @@ fn main() -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("cutover: error: {}", one_line(&format!("{e:#}")));
+            errln!("cutover: error: {}", one_line(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

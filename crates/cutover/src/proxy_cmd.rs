@@ -2,8 +2,6 @@
 //! server's answers into a workload file. Writes nothing to any database: it only forwards
 //! what clients send (their writes are theirs).
 
-use std::io::Write;
-
 use anyhow::{anyhow, Context, Result};
 use cutover_proxy::{ProxyOptions, Summary};
 use tokio_util::sync::CancellationToken;
@@ -70,7 +68,7 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
     };
     let upstream = args.upstream.clone();
     let summary = cutover_proxy::run(opts, cancel, |addr| {
-        eprintln!("cutover proxy: listening on {addr}, relaying to {upstream}");
+        errln!("cutover proxy: listening on {addr}, relaying to {upstream}");
     })
     .await
     .context("proxy")?;
@@ -78,8 +76,7 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
         Format::Json => serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n",
         Format::Human => human(&summary, &args.record),
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    let _ = crate::out::text(&text);
     Ok(0)
 }
 

@@ -156,7 +156,7 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             let line = serde_json::to_string(m).unwrap_or_default();
             if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() && !write_failed {
                 write_failed = true;
-                eprintln!("cutover: warning: cannot append to mismatches.jsonl");
+                errln!("cutover: warning: cannot append to mismatches.jsonl");
             }
         }
     };
@@ -169,16 +169,15 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
         let path = dir.join("verify.json");
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         if std::fs::write(&path, text + "\n").is_err() {
-            eprintln!("cutover: warning: cannot write {}", path.display());
+            errln!("cutover: warning: cannot write {}", path.display());
         }
     }
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
         Format::Human => human(&summary),
     };
-    let mut out = std::io::stdout().lock();
     // A closed stdout (a pager quit early) is not an error of the verification.
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    let _ = crate::out::text(&text);
     Ok(if summary.mismatches.is_empty() { 0 } else { 1 })
 }
 

@@ -7,6 +7,7 @@ mod check;
 mod connection;
 mod diff;
 mod drill;
+mod hardening;
 mod harness;
 mod interrupt;
 mod pcap;

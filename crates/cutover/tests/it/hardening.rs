@@ -1,0 +1,226 @@
+//! What an operator can cause or meet, ending cleanly: a closed stdout, filters that select
+//! nothing, outputs that cannot be written, half-written files, configuration files.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// A stdout whose reader is already gone (`| true`): every write to it fails with EPIPE.
+fn closed_pipe() -> Stdio {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills the two descriptors; each is owned exactly once below.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(r, 0, "pipe2");
+    unsafe {
+        libc::close(fds[0]);
+        Stdio::from(OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+/// Runs `cmd` with its stdout closed; the exit code and stderr.
+fn with_closed_stdout(mut cmd: Command) -> (i32, String) {
+    let out = cmd
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("running cutover");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_no_panic(what: &str, (code, stderr): (i32, String), expected: i32) {
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{what}: {stderr}"
+    );
+    assert_ne!(code, 101, "{what}: {stderr}");
+    assert_eq!(code, expected, "{what}: {stderr}");
+}
+
+fn c(args: &[&str]) -> Command {
+    let mut c = cutover();
+    c.args(args);
+    c
+}
+
+const GENERAL_LOG: &str =
+    "mariadbd, Version: 10.11.19-MariaDB-0+deb12u1-log (Debian 12). started with:
+Tcp port: 33999  Unix socket: /tmp/mdb/s.sock
+Time\t\t    Id Command\tArgument
+261127 12:12:19\t     3 Connect\troot@localhost on  using Socket
+\t\t     3 Query\tselect 1
+\t\t     3 Query\tselect 2
+\t\t     3 Quit\t
+";
+
+/// A small workload file made by `capture` from a general log.
+fn workload(dir: &Path) -> std::path::PathBuf {
+    let log = dir.join("general.log");
+    std::fs::write(&log, GENERAL_LOG).unwrap();
+    let w = dir.join("w.jsonl.gz");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(&log)
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    w
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_closed_stdout_is_the_readers_choice_never_a_panic() {
+    fresh_db("pipes").await;
+    both("CREATE TABLE pipes.t (id INT PRIMARY KEY, v INT); INSERT INTO pipes.t VALUES (1, 1)")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sb = sandbox().dir.display().to_string();
+    let w = workload(d);
+    let w = w.to_str().unwrap();
+    let log = d.join("general.log");
+    let log = log.to_str().unwrap();
+
+    assert_no_panic("--help", with_closed_stdout(c(&["--help"])), 0);
+    assert_no_panic("diff --help", with_closed_stdout(c(&["diff", "--help"])), 0);
+    assert_no_panic("--version", with_closed_stdout(c(&["--version"])), 0);
+    for f in ["human", "json"] {
+        assert_no_panic(
+            "diff",
+            with_closed_stdout(c(&[
+                "diff",
+                "--source",
+                &dsn(Side::Source),
+                "--target",
+                &dsn(Side::Target),
+                "--tables",
+                "pipes.t",
+                "--format",
+                f,
+            ])),
+            0,
+        );
+        assert_no_panic(
+            "sandbox status",
+            with_closed_stdout(c(&["sandbox", "status", "--dir", &sb, "--format", f])),
+            0,
+        );
+        assert_no_panic(
+            "check",
+            with_closed_stdout(c(&[
+                "check",
+                "--source",
+                &dsn(Side::Source),
+                "--target",
+                &dsn(Side::Target),
+                "--databases",
+                "pipes",
+                "--format",
+                f,
+            ])),
+            0,
+        );
+        assert_no_panic(
+            "workload stats",
+            with_closed_stdout(c(&["workload", "stats", w, "--format", f])),
+            0,
+        );
+    }
+    assert_no_panic(
+        "workload head",
+        with_closed_stdout(c(&["workload", "head", w])),
+        0,
+    );
+    let w2 = d.join("w2.jsonl.gz");
+    assert_no_panic(
+        "capture",
+        with_closed_stdout(c(&[
+            "capture",
+            "--from",
+            "general-log",
+            "--input",
+            log,
+            "--out",
+            w2.to_str().unwrap(),
+        ])),
+        0,
+    );
+
+    // A drill: its announcements, `ack` while it waits, `status` and `report`.
+    let rb = d.join("rb.toml");
+    std::fs::write(
+        &rb,
+        r#"
+[runbook]
+name = "pipes"
+announce = ["stdout"]
+
+[[step]]
+id = "hand"
+title = "By hand"
+dri = "alice"
+reviewer = "bob"
+expect = "30s"
+manual = true
+"#,
+    )
+    .unwrap();
+    let j = d.join("j");
+    let js = j.to_str().unwrap().to_string();
+    let mut drill = c(&["drill", "run", rb.to_str().unwrap(), "--journal", &js]);
+    let child = drill
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let jj = j.clone();
+    wait_for("the manual step to wait", Duration::from_secs(60), || {
+        let r = run(cutover()
+            .args(["drill", "status", "--format", "json", "--journal"])
+            .arg(&jj));
+        let ok = r.code == 0 && r.json()["current"]["waiting_for"] == "ack";
+        async move { ok }
+    })
+    .await;
+    for f in ["human", "json"] {
+        assert_no_panic(
+            "drill status",
+            with_closed_stdout(c(&["drill", "status", "--journal", &js, "--format", f])),
+            0,
+        );
+    }
+    assert_no_panic(
+        "drill ack",
+        with_closed_stdout(c(&[
+            "drill",
+            "ack",
+            "hand",
+            "--by",
+            "alice",
+            "--journal",
+            &js,
+        ])),
+        0,
+    );
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_no_panic(
+        "drill run",
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ),
+        0,
+    );
+    assert_no_panic(
+        "drill report",
+        with_closed_stdout(c(&["drill", "report", &js])),
+        0,
+    );
+}
