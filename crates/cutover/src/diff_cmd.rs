@@ -101,7 +101,15 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         query_timeout,
         max_connections: threads * 2 + 4,
     };
-    let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
+    let (source, target) = match connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await
+    {
+        Ok(pair) => pair,
+        Err(_) if cancel.is_cancelled() => {
+            errln!("cutover: interrupted while connecting; nothing was compared");
+            return Ok(130);
+        }
+        Err(e) => return Err(e),
+    };
 
     let selection = Selection {
         tables,
@@ -256,8 +264,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             apply(sink, &target, &args, cancel.clone()).await?;
         }
     }
-    source.kill_running().await;
-    target.kill_running().await;
+    tokio::join!(source.kill_running(), target.kill_running());
     Ok(report.exit_code() as u8)
 }
 

@@ -224,3 +224,98 @@ manual = true
         0,
     );
 }
+
+/// Sends SIGCONT to a stopped server when dropped, so a failing test never leaves it stopped.
+struct Stopped(i32);
+impl Stopped {
+    fn stop(pid: u32) -> Stopped {
+        // SAFETY: signals a server this test started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGSTOP);
+        }
+        Stopped(pid as i32)
+    }
+}
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        unsafe {
+            libc::kill(self.0, libc::SIGCONT);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_ends_diff_within_seconds_while_a_server_is_stopped() {
+    use mysql_async::prelude::Queryable;
+    // A sandbox of its own: stopping a server must not disturb other tests.
+    let sb = tokio::task::spawn_blocking(|| {
+        cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default())
+            .expect("sandbox")
+    })
+    .await
+    .unwrap();
+    let setup = "CREATE DATABASE hang; CREATE TABLE hang.t (id INT PRIMARY KEY, v INT); \
+                 INSERT INTO hang.t SELECT seq, seq FROM test.seq_1_to_1000";
+    sb.source.sql(setup).unwrap();
+    sb.target.sql(setup).unwrap();
+    let opts = |port: u16| {
+        mysql_async::OptsBuilder::default()
+            .ip_or_hostname("127.0.0.1")
+            .tcp_port(port)
+            .user(Some("root"))
+            .prefer_socket(false)
+    };
+    // The diff's reads of the target wait on this lock; then the target stops altogether.
+    let mut holder = mysql_async::Conn::new(opts(sb.target.port)).await.unwrap();
+    holder.query_drop("LOCK TABLES hang.t WRITE").await.unwrap();
+    let child = cutover()
+        .args([
+            "diff",
+            "--source",
+            &sb.source.dsn(None),
+            "--target",
+            &sb.target.dsn(None),
+        ])
+        .args(["--tables", "hang.t", "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = sb.target.port;
+    wait_for(
+        "the diff to wait on the target",
+        Duration::from_secs(60),
+        || async move {
+            let mut c = mysql_async::Conn::new(opts(port)).await.unwrap();
+            let n: Option<u64> = c
+                .query_first(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE '%`hang`%' AND INFO NOT LIKE '%PROCESSLIST%'",
+                )
+                .await
+                .unwrap();
+            let _ = c.disconnect().await;
+            n.unwrap_or(0) > 0
+        },
+    )
+    .await;
+    let stopped = Stopped::stop(sb.target.pid);
+    let t0 = std::time::Instant::now();
+    // SAFETY: signals the cutover this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = t0.elapsed();
+    drop(stopped);
+    drop(holder);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(took < Duration::from_secs(6), "took {took:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    assert_eq!(v["interrupted"], true);
+    assert!(stderr.contains("interrupted"), "{stderr}");
+}
