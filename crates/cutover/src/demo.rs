@@ -543,6 +543,8 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
             .or_else(|| std::env::var(name).ok())
     };
     let rb = cutover_drill::runbook::parse(&path, RUNBOOK, &env).map_err(|e| anyhow!("{e}"))?;
+    rb.check_commands(&crate::drill_cmd::parse_check)
+        .map_err(|e| anyhow!("{e}"))?;
     say(&format!(
         "\n$ cutover drill run {} --journal {}   # the cutover, rehearsed\n",
         path.display(),

@@ -26,6 +26,8 @@ pub async fn run(args: DrillArgs) -> Result<u8> {
 
 async fn run_drill(a: DrillRunArgs) -> Result<u8> {
     let rb = cutover_drill::runbook::load(&a.runbook).map_err(|e| anyhow!("{e}"))?;
+    rb.check_commands(&parse_check)
+        .map_err(|e| anyhow!("{e}"))?;
     if let Some(from) = &a.from {
         if rb.step(from).is_none() {
             return Err(anyhow!("--from: the runbook has no step `{from}`"));
@@ -71,6 +73,26 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
         Ok(outcome) => Ok(outcome.exit_code()),
         Err(DrillError::Refused(m)) => Err(anyhow!(m)),
         Err(e) => Err(anyhow!(e)),
+    }
+}
+
+/// Parses a runbook's `check` line as this binary would its own arguments: an unknown
+/// command, flag or value is found before the drill starts.
+pub fn parse_check(words: &[String]) -> std::result::Result<(), String> {
+    use clap::Parser as _;
+    let argv = std::iter::once("cutover").chain(words.iter().map(String::as_str));
+    match crate::cli::Cli::try_parse_from(argv) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("not a cutover command")
+                .trim_start_matches("error: ")
+                .to_string();
+            Err(format!("`{}`: {first}", words.join(" ")))
+        }
     }
 }
 

@@ -989,6 +989,29 @@ fn a_malformed_runbook_is_refused_before_anything_runs() {
             ),
             "only one of",
         ),
+        // A `check` line is parsed as the cutover command it names, arguments included,
+        // before step 1 (with its side effect) runs.
+        (
+            format!(
+                "{head}{}[[step]]\nid = \"b\"\ntitle = \"t\"\n{PEOPLE}\ncheck = \"rmx -rf ./scratch\"\n",
+                step("a")
+            ),
+            "runbook.toml:13: step `b`: check: `rmx -rf ./scratch`: unrecognized subcommand 'rmx'",
+        ),
+        (
+            format!(
+                "{head}{}[[step]]\nid = \"b\"\ntitle = \"t\"\n{PEOPLE}\ncheck = \"diff --tabels app.*\"\n",
+                step("a")
+            ),
+            "check: `diff --tabels app.*`: unexpected argument '--tabels'",
+        ),
+        (
+            format!(
+                "{head}{}[[step]]\nid = \"b\"\ntitle = \"t\"\n{PEOPLE}\ncheck = \"diff --threads many\"\n",
+                step("a")
+            ),
+            "invalid value 'many'",
+        ),
     ];
     for (text, expected) in cases {
         let rb = runbook(dir.path(), &text);
