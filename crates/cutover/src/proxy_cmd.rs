@@ -67,9 +67,14 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
         redact: args.redact_values,
     };
     let upstream = args.upstream.clone();
-    let summary = cutover_proxy::run(opts, cancel, |addr| {
-        errln!("cutover proxy: listening on {addr}, relaying to {upstream}");
-    })
+    let summary = cutover_proxy::run(
+        opts,
+        cancel,
+        |addr| {
+            errln!("cutover proxy: listening on {addr}, relaying to {upstream}");
+        },
+        |warning| errln!("cutover proxy: warning: {warning}"),
+    )
     .await
     .context("proxy")?;
     let text = match args.format {
@@ -105,6 +110,12 @@ fn human(s: &Summary, record: &std::path::Path) -> String {
             "warning: {} connections closed: TLS could not be set up ({})\n",
             s.tls_failures,
             s.last_tls_failure.as_deref().unwrap_or("")
+        ));
+    }
+    if s.accept_errors > 0 {
+        out.push_str(&format!(
+            "warning: accepting a client failed {} times (out of file descriptors?); the proxy paused and retried\n",
+            s.accept_errors
         ));
     }
     if !s.removed_files.is_empty() {

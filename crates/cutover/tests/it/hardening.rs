@@ -348,3 +348,123 @@ async fn a_table_filter_that_selects_nothing_is_an_error_in_every_command() {
     let r = run(&mut verify);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// CPU time (user + system, clock ticks) a process has used, from `/proc/PID/stat`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Collects a child's stderr lines as they come.
+fn collect(stderr: std::process::ChildStderr) -> std::sync::Arc<std::sync::Mutex<String>> {
+    use std::io::BufRead as _;
+    let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let t = text.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut t = t.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_out_of_descriptors_pauses_logs_and_recovers() {
+    use std::os::unix::process::CommandExt as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // An upstream that holds every connection until its client goes (no server timeouts to
+    // muddle the test), as a server does.
+    let upstream = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up_port = upstream.local_addr().unwrap().port();
+    let upstreams = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = upstreams.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = upstream.accept().await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut buf = [0u8; 1024];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("w.jsonl.gz");
+    let listen = crate::verify_checkpoint::free_port();
+    let mut cmd = cutover();
+    cmd.args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
+        .args(["--upstream", &format!("127.0.0.1:{up_port}")])
+        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; it only lowers this child's descriptor limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stderr = collect(child.stderr.take().unwrap());
+    let has = |s: &str| stderr.lock().unwrap().contains(s);
+    wait_for("the proxy to listen", Duration::from_secs(60), || {
+        let ok = has("listening on");
+        async move { ok }
+    })
+    .await;
+    // Idle clients, each holding two of the proxy's descriptors, until it has none left.
+    let mut clients = Vec::new();
+    for _ in 0..60 {
+        clients.push(std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap());
+    }
+    wait_for("accept to fail", Duration::from_secs(60), || {
+        let ok = has("cannot accept clients");
+        async move { ok }
+    })
+    .await;
+    // Starved, it pauses between tries instead of spinning: under 5 % of a core.
+    let before = cpu_ticks(child.id());
+    let window = Duration::from_secs(2);
+    tokio::time::sleep(window).await;
+    let used = cpu_ticks(child.id()) - before;
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let share = used as f64 / hz / window.as_secs_f64();
+    assert!(
+        share < 0.05,
+        "the starved proxy used {:.0} % of a core",
+        share * 100.0
+    );
+    // Descriptors free again: it accepts again, new clients included.
+    drop(clients);
+    wait_for("accepting again", Duration::from_secs(60), || {
+        let ok = has("accepting clients again");
+        async move { ok }
+    })
+    .await;
+    let before = upstreams.load(Ordering::SeqCst);
+    let _late = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
+    wait_for("a new client relayed", Duration::from_secs(60), || {
+        let ok = upstreams.load(Ordering::SeqCst) > before;
+        async move { ok }
+    })
+    .await;
+    let out = sigterm_and_wait(child).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr.lock().unwrap());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["accept_errors"].as_u64().unwrap() > 0, "{v}");
+}
