@@ -50,9 +50,8 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             }
             Err(e) => {
                 if args.strict {
-                    // The partial file is useless: remove it rather than leave a trap.
+                    // The unfinished file is removed (an older file of that name stays).
                     drop(out);
-                    let _ = std::fs::remove_file(&args.out);
                     return Err(anyhow!("{input_name}:{}: {}", e.line, e.message));
                 }
                 errors += 1;
@@ -136,7 +135,6 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
         Ok(s) => s,
         Err(e) => {
             drop(out);
-            let _ = std::fs::remove_file(&args.out);
             return Err(match e {
                 PcapFailure::Input(m) => anyhow!("{input_name}: {m}"),
                 PcapFailure::Sink(e) => e.into(),
@@ -145,7 +143,6 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     };
     if args.strict && (summary.gaps > 0 || summary.file_problem.is_some()) {
         drop(out);
-        let _ = std::fs::remove_file(&args.out);
         return Err(anyhow!(
             "{input_name}: {} gaps ({} bytes lost){} (--strict)",
             summary.gaps,

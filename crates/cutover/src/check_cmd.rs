@@ -46,6 +46,9 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             "--tidb-restarts-per-day: `{restarts}` is not a number of restarts from 0 to 100000"
         ));
     }
+    if let Some(d) = &args.out {
+        crate::out::writable_dir(d, "--out")?;
+    }
     let (tables, skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let databases: Vec<String> = args
         .databases

@@ -85,6 +85,21 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
              finished before a restart are not journaled; run the fix after the resumed diff"
         ));
     }
+    // Everything that could refuse the run's result is checked before the run.
+    if args.apply && !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(anyhow!(
+            "--apply asks before it writes, and standard input is not a terminal: add --yes to apply without asking"
+        ));
+    }
+    if let Some(p) = &args.fix_sql {
+        crate::out::writable_file(p, "--fix-sql")?;
+    }
+    if let Some(d) = &args.out {
+        crate::out::writable_dir(d, "--out")?;
+    }
+    if let Some(d) = &args.checkpoint {
+        crate::out::writable_dir(d, "--checkpoint")?;
+    }
     let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let mut skip = args
         .skip

@@ -468,3 +468,91 @@ async fn the_proxy_out_of_descriptors_pauses_logs_and_recovers() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["accept_errors"].as_u64().unwrap() > 0, "{v}");
 }
+
+#[test]
+fn workload_outputs_appear_only_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A workload big enough that a truncated copy still yields records before its error.
+    let mut log = String::from(
+        "mariadbd, Version: 10.11.19-MariaDB-0+deb12u1-log (Debian 12). started with:\nTcp port: 1  Unix socket: /tmp/s.sock\nTime\t\t    Id Command\tArgument\n261127 12:12:19\t     3 Connect\troot@localhost on  using Socket\n",
+    );
+    for i in 0..20_000 {
+        log.push_str(&format!(
+            "\t\t     3 Query\tselect {i}, 'some text that does not compress to nothing {}'\n",
+            i * 7919 % 10007
+        ));
+    }
+    std::fs::write(d.join("general.log"), log).unwrap();
+    let w = d.join("w.jsonl.gz");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(d.join("general.log"))
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!d.join("w.jsonl.gz.partial").exists());
+    let bytes = std::fs::read(&w).unwrap();
+    let cut = d.join("cut.jsonl.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    // An older output of the same name is neither replaced nor removed by a failed filter.
+    let out = d.join("out.jsonl.gz");
+    std::fs::write(&out, "older").unwrap();
+    let r = run(cutover()
+        .args(["workload", "filter"])
+        .arg(&cut)
+        .arg("--out")
+        .arg(&out));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "older");
+    assert!(
+        !d.join("out.jsonl.gz.partial").exists(),
+        "no partial file left"
+    );
+    let fresh = d.join("fresh.jsonl.gz");
+    let r = run(cutover()
+        .args(["workload", "filter"])
+        .arg(&cut)
+        .arg("--out")
+        .arg(&fresh));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(!fresh.exists(), "a failed filter leaves no output");
+    // A complete filter gives a complete file under the name asked for.
+    let r = run(cutover()
+        .args(["workload", "filter"])
+        .arg(&w)
+        .arg("--out")
+        .arg(&fresh));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(cutover()
+        .args(["workload", "stats", "--format", "json"])
+        .arg(&fresh));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_outputs_and_apply_are_checked_before_any_work() {
+    fresh_db("early").await;
+    both("CREATE TABLE early.t (id INT PRIMARY KEY)").await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing").join("fix.sql");
+    run(&mut diff_command(
+        "early.t",
+        &["--fix-sql", missing.to_str().unwrap()],
+    ))
+    .assert_clean_error("--fix-sql");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let out_in_file = file.join("reports");
+    let r = run(&mut diff_command(
+        "early.t",
+        &["--out", out_in_file.to_str().unwrap()],
+    ));
+    r.assert_clean_error("--out");
+    assert!(r.stdout.is_empty(), "nothing compared: {}", r.stdout);
+    // Without a terminal and without --yes, --apply is refused before comparing anything.
+    let r = run(&mut diff_command("early.t", &["--apply"]));
+    r.assert_clean_error("not a terminal");
+    assert!(r.stdout.is_empty(), "nothing compared: {}", r.stdout);
+}
