@@ -56,6 +56,18 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
+        // Commands that take nothing from the config still read it: `--help` says every
+        // command does, and a broken or missing file is an error wherever it is given.
+        if matches!(
+            cli.command,
+            cli::Command::Sandbox(_)
+                | cli::Command::Drill(_)
+                | cli::Command::Capture(_)
+                | cli::Command::Workload(_)
+                | cli::Command::Proxy(_)
+        ) {
+            diff_cmd::load_config(cli.config.as_deref())?;
+        }
         match cli.command {
             cli::Command::Diff(args) => diff_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Sandbox(args) => sandbox_cmd::run(args),

@@ -556,3 +556,72 @@ async fn diff_outputs_and_apply_are_checked_before_any_work() {
     r.assert_clean_error("not a terminal");
     assert!(r.stdout.is_empty(), "nothing compared: {}", r.stdout);
 }
+
+#[test]
+fn every_command_reads_its_config_and_refuses_a_broken_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = workload(d);
+    let w = w.to_str().unwrap().to_string();
+    let log = d.join("general.log").to_str().unwrap().to_string();
+    let out = d.join("o.jsonl.gz").to_str().unwrap().to_string();
+    let j = d.join("j").to_str().unwrap().to_string();
+    let sbdir = d.join("sb").to_str().unwrap().to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec![
+            "capture",
+            "--from",
+            "general-log",
+            "--input",
+            &log,
+            "--out",
+            &out,
+        ],
+        vec!["workload", "stats", &w],
+        vec![
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "127.0.0.1:1",
+            "--record",
+            &out,
+        ],
+        vec!["drill", "status", "--journal", &j],
+        vec!["sandbox", "status", "--dir", &sbdir],
+    ];
+    let missing = d.join("missing.toml");
+    let broken = d.join("broken.toml");
+    std::fs::write(&broken, "[source\ndsn = ").unwrap();
+    let unknown = d.join("unknown.toml");
+    std::fs::write(&unknown, "[diff]\nthreadz = 4\n").unwrap();
+    let fine = d.join("fine.toml");
+    std::fs::write(&fine, "[source]\ndsn = \"mysql://root@127.0.0.1:1\"\n").unwrap();
+    for args in &commands {
+        for (cfg, expected) in [
+            (&missing, "missing.toml"),
+            (&broken, "broken.toml"),
+            (&unknown, "threadz"),
+        ] {
+            let r = run(cutover().arg("--config").arg(cfg).args(args));
+            assert_eq!(r.code, 2, "{args:?} {cfg:?}: {}", r.stderr);
+            assert!(
+                r.stderr.starts_with("cutover: error: "),
+                "{args:?}: {}",
+                r.stderr
+            );
+            assert!(r.stderr.contains(expected), "{args:?}: {}", r.stderr);
+        }
+    }
+    // A good config whose sections a command does not use changes nothing for it.
+    let r = run(cutover()
+        .arg("--config")
+        .arg(&fine)
+        .args(["workload", "stats", &w]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // ./cutover.toml is read when present.
+    std::fs::copy(&broken, d.join("cutover.toml")).unwrap();
+    let r = run(cutover().current_dir(d).args(["workload", "stats", &w]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("cutover.toml"), "{}", r.stderr);
+}
