@@ -169,8 +169,10 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
                 "max_diffs": opts.max_diffs,
                 "consistency": args.consistency.to_ascii_lowercase(),
                 "where": args.where_,
+                "redact_values": args.redact_values,
             }));
-            let cp = Checkpoint::open(dir, &fp)?;
+            let mut cp = Checkpoint::open(dir, &fp)?;
+            cp.redact_values(args.redact_values);
             let (t, c) = cp.resumed();
             if t + c > 0 {
                 errln!(

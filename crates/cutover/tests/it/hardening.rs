@@ -625,3 +625,50 @@ fn every_command_reads_its_config_and_refuses_a_broken_one() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("cutover.toml"), "{}", r.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redacted_diff_keeps_row_values_out_of_its_checkpoint() {
+    fresh_db("redcp").await;
+    both(
+        "CREATE TABLE redcp.t (id INT PRIMARY KEY, v VARCHAR(40)); \
+         INSERT INTO redcp.t SELECT seq, CONCAT('row', seq) FROM test.seq_1_to_2000",
+    )
+    .await;
+    exec(
+        Side::Target,
+        "UPDATE redcp.t SET v = 'MarkerValue4711' WHERE id = 1234; DELETE FROM redcp.t WHERE id = 77",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp");
+    let cps = cp.to_str().unwrap();
+    let args = ["--checkpoint", cps, "--redact-values"];
+    let first = diff_json("redcp.t", &args);
+    assert_eq!(first.code, 1, "{}", first.stderr);
+    let journal = std::fs::read_to_string(cp.join("journal.jsonl")).unwrap();
+    assert!(!journal.is_empty());
+    for value in ["MarkerValue4711", "row1234", "row77"] {
+        assert!(
+            !journal.contains(value),
+            "{value} in the checkpoint: {journal}"
+        );
+    }
+    assert!(!first.stdout.contains("MarkerValue4711"));
+    // The resumed run (everything already done) gives the same verdict and counts.
+    let again = diff_json("redcp.t", &args);
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    let (a, b) = (first.json(), again.json());
+    assert_eq!(a["tables"][0]["missing_in_target"], 1, "{a}");
+    assert_eq!(a["tables"][0]["mismatched"], 1, "{a}");
+    for k in [
+        "missing_in_target",
+        "mismatched",
+        "rows_compared",
+        "extra_in_target",
+    ] {
+        assert_eq!(a["tables"][0][k], b["tables"][0][k], "{k}");
+    }
+    // A resume without --redact-values is another comparison: refused.
+    let r = diff_json("redcp.t", &["--checkpoint", cps]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
