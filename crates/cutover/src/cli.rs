@@ -396,8 +396,8 @@ pub enum SandboxAction {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Rows in the demo's largest table (at least 200000).
-    #[arg(long, default_value_t = 200_000)]
+    /// Rows in the demo's largest table (at least 200000: the planted drift needs them).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(200_000..))]
     pub rows: u64,
     /// Where the reports (JSON, Markdown, HTML) and the fix SQL go; they outlive the sandbox.
     #[arg(long, default_value = "cutover-demo-report")]

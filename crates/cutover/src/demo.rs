@@ -134,6 +134,8 @@ const CHECK_FINDS: &[(&str, &str)] = &[
 pub async fn run(args: DemoArgs) -> Result<u8> {
     // The drift below names rows that exist from 200k rows on.
     let n = args.rows.max(200_000);
+    // Found now, not after the whole demo.
+    crate::out::writable_dir(&args.out, "--out")?;
     say("starting a local source and target (MariaDB sandbox)…");
     let sb = tokio::task::spawn_blocking(|| Sandbox::start_owned(&Settings::default()))
         .await

@@ -86,10 +86,24 @@ fn main() -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            errln!("cutover: error: {}", one_line(&format!("{e:#}")));
+            errln!("cutover: error: {}", one_line(&chain(&e)));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes, each cause said once: an error whose message already ends with
+/// its source's text (`cannot read x: No such file (os error 2)`) does not repeat it.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {

@@ -672,3 +672,45 @@ async fn a_redacted_diff_keeps_row_values_out_of_its_checkpoint() {
     let r = diff_json("redcp.t", &["--checkpoint", cps]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[test]
+fn smaller_operator_errors_are_said_once_and_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = d.join("missing");
+    let m = missing.to_str().unwrap();
+    let out = d.join("o.jsonl.gz");
+    let o = out.to_str().unwrap();
+    // A cause is said once, not repeated by each error that wraps it.
+    for args in [
+        vec!["workload", "stats", m],
+        vec!["workload", "filter", m, "--out", o],
+        vec!["capture", "--from", "general-log", "--input", m, "--out", o],
+        vec![
+            "capture", "--from", "pcap", "--input", m, "--out", o, "--port", "3306",
+        ],
+        vec!["drill", "run", m, "--journal", o],
+        vec!["--config", m, "workload", "stats", m],
+    ] {
+        let r = run(cutover().args(&args));
+        r.assert_clean_error("missing");
+        assert_eq!(
+            r.stderr.matches("(os error 2)").count(),
+            1,
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // `demo --rows` below what the demo needs is refused, not silently raised.
+    let r = run(cutover().args(["demo", "--rows", "10"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--rows"), "{}", r.stderr);
+    // An unwritable `demo --out` is found before any sandbox starts.
+    let file = d.join("file");
+    std::fs::write(&file, "").unwrap();
+    let t0 = std::time::Instant::now();
+    let r = run(cutover().args(["demo", "--out"]).arg(file.join("reports")));
+    r.assert_clean_error("--out");
+    assert!(!r.stdout.contains("sandbox"), "{}", r.stdout);
+    assert!(t0.elapsed() < Duration::from_secs(30));
+}
