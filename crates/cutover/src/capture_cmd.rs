@@ -50,8 +50,10 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             }
             Err(e) => {
                 if args.strict {
-                    // The unfinished file is removed (an older file of that name stays).
+                    // The unfinished file is removed by the writer; an older workload of
+                    // that name goes too, so --out never holds one this run did not make.
                     drop(out);
+                    let _ = std::fs::remove_file(&args.out);
                     return Err(anyhow!("{input_name}:{}: {}", e.line, e.message));
                 }
                 errors += 1;
@@ -135,6 +137,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
         Ok(s) => s,
         Err(e) => {
             drop(out);
+            let _ = std::fs::remove_file(&args.out);
             return Err(match e {
                 PcapFailure::Input(m) => anyhow!("{input_name}: {m}"),
                 PcapFailure::Sink(e) => e.into(),
@@ -143,6 +146,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     };
     if args.strict && (summary.gaps > 0 || summary.file_problem.is_some()) {
         drop(out);
+        let _ = std::fs::remove_file(&args.out);
         return Err(anyhow!(
             "{input_name}: {} gaps ({} bytes lost){} (--strict)",
             summary.gaps,
