@@ -1223,3 +1223,83 @@ run = "echo after >> {d}/log"
     assert_eq!(st[0], ("first".into(), "skipped".into()));
     assert_eq!(st[3], ("after".into(), "ok".into()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_killed_during_a_rollback_resumes_it_without_running_any_rollback_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let _release = Release(dir.path().join("release"));
+    let d = dir.path().display().to_string();
+    let rb = runbook(
+        dir.path(),
+        &format!(
+            r#"
+[runbook]
+name = "undo"
+announce = ["stdout"]
+
+[[step]]
+id = "a"
+title = "A"
+{PEOPLE}
+run = "true"
+rollback = "echo undo-a >> {d}/undo"
+
+[[step]]
+id = "b"
+title = "B"
+{PEOPLE}
+run = "true"
+rollback = "echo started >> {d}/rstarts; while [ ! -f {d}/release ]; do sleep 0.05; done; echo undo-b >> {d}/undo"
+
+[[step]]
+id = "gate"
+title = "Gate"
+{PEOPLE}
+run = "exit 1"
+gate = true
+"#
+        ),
+    );
+    let journal = dir.path().join("j");
+    let mut child = spawn(drill_run(&rb, &journal, &[]));
+    let rstarts = dir.path().join("rstarts");
+    wait_for(
+        "the rollback of b to start",
+        Duration::from_secs(60),
+        || {
+            let ok = rstarts.exists();
+            async move { ok }
+        },
+    )
+    .await;
+    // SAFETY: signals the drill this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let resumed = spawn(drill_run(&rb, &journal, &["--resume"]));
+    wait_for("the resume to start", Duration::from_secs(60), || {
+        let ok = !of_kind(&events(&journal), "resumed").is_empty();
+        async move { ok }
+    })
+    .await;
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    let r = finish(resumed).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("resuming the rollback"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&rstarts).unwrap(), "started\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("undo")).unwrap(),
+        "undo-b\nundo-a\n",
+        "each rollback ran once, in reverse order"
+    );
+    let ev = events(&journal);
+    assert_eq!(of_kind(&ev, "orphan_ended")[0]["rollback"], true);
+    let fin = of_kind(&ev, "run_finished");
+    assert_eq!(fin[fin.len() - 1]["status"], "rolled_back");
+    let b = of_kind(&ev, "rollback_step_finished");
+    assert!(
+        b.iter().any(|e| e["step"] == "b" && e["ok"] == false),
+        "{b:?}"
+    );
+}
