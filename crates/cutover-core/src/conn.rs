@@ -23,8 +23,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::endpoint::{Endpoint, Role, SslMode};
 
-/// How long an interrupted query may take to die after its `KILL QUERY`.
-const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long an interrupted query may take to die after its `KILL QUERY`. A server that does
+/// not answer by then (hung, stopped, unreachable) is left behind: Ctrl-C must end the
+/// command within seconds whatever the servers do.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How long the `KILL QUERY` connection may take to connect and send its statements.
+const KILL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Which server software answers. Some SQL and some renderings differ between them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -182,6 +187,15 @@ impl Db {
             endpoint: endpoint.redacted(),
             message,
         };
+        let probe = |opts: Opts| {
+            let cancel = cancel.clone();
+            async move {
+                tokio::select! {
+                    r = probe(opts) => r.map_err(Probe::Driver),
+                    _ = cancel.cancelled() => Err(Probe::Interrupted),
+                }
+            }
+        };
         let (base, ssl_used) = match endpoint.ssl_mode {
             // A unix socket is local already; like the MySQL client, `preferred` does not
             // ask for TLS on it.
@@ -193,10 +207,11 @@ impl Db {
                 let tls = base_opts(endpoint, true).map_err(connect_err)?;
                 match probe(tls.clone()).await {
                     Ok(v) => (tls, Some(v)),
-                    Err(e) if no_tls_on_server(&e) => {
+                    Err(Probe::Driver(e)) if no_tls_on_server(&e) => {
                         (base_opts(endpoint, false).map_err(connect_err)?, None)
                     }
-                    Err(e) => return Err(connect_err(clean_message(&e))),
+                    Err(Probe::Driver(e)) => return Err(connect_err(clean_message(&e))),
+                    Err(Probe::Interrupted) => return Err(DbError::Interrupted),
                 }
             }
             SslMode::Disabled => (base_opts(endpoint, false).map_err(connect_err)?, None),
@@ -204,9 +219,11 @@ impl Db {
         };
         let (version, tls) = match ssl_used {
             Some(v) => v,
-            None => probe(base.clone())
-                .await
-                .map_err(|e| connect_err(clean_message(&e)))?,
+            None => match probe(base.clone()).await {
+                Ok(v) => v,
+                Err(Probe::Driver(e)) => return Err(connect_err(clean_message(&e))),
+                Err(Probe::Interrupted) => return Err(DbError::Interrupted),
+            },
         };
         let flavor = Flavor::from_version(&version);
         let mut init = vec![
@@ -432,9 +449,19 @@ impl Db {
         if let Some(p) = pinned {
             let conns: Vec<mysql_async::Conn> = std::mem::take(&mut *lock(&p.conns));
             for mut c in conns {
-                if c.query_drop("ROLLBACK").await.is_err() {
+                if self.inner.cancel.is_cancelled() {
+                    // Interrupted: no more waiting on the servers; closing the connection
+                    // ends its transaction.
+                    drop(c);
+                    continue;
+                }
+                let ended = self
+                    .until_cancelled(c.query_drop("ROLLBACK"))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                if !ended {
                     // A connection that cannot end its transaction must not be reused.
-                    let _ = c.disconnect().await;
+                    let _ = tokio::time::timeout(KILL_TIMEOUT, c.disconnect()).await;
                 }
             }
         }
@@ -481,12 +508,35 @@ impl Db {
             return;
         }
         // A fresh, unpooled connection: the pool may be exhausted by the very queries we kill.
+        // Best effort, with a short time limit: a server that hangs must not hold us.
         let opts: Opts = self.inner.pool_opts_for_kill();
-        if let Ok(mut c) = mysql_async::Conn::new(opts).await {
-            for id in ids {
-                let _ = c.query_drop(format!("KILL QUERY {id}")).await;
+        let _ = tokio::time::timeout(KILL_TIMEOUT, async {
+            if let Ok(mut c) = mysql_async::Conn::new(opts).await {
+                for id in ids {
+                    let _ = c.query_drop(format!("KILL QUERY {id}")).await;
+                }
+                let _ = c.disconnect().await;
             }
-            let _ = c.disconnect().await;
+        })
+        .await;
+    }
+
+    /// Awaits `fut` (a driver call on a connection of this pool) unless the run is
+    /// interrupted: then the query gets [`KILL_GRACE`] to end by its `KILL QUERY` and is
+    /// abandoned after that (a stopped server never answers). For the streaming calls that
+    /// use [`Conn::raw`].
+    pub async fn until_cancelled<F: std::future::Future>(
+        &self,
+        fut: F,
+    ) -> Result<F::Output, DbError> {
+        let cancel = self.inner.cancel.clone();
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => Ok(r),
+            _ = cancel.cancelled() => {
+                let _ = tokio::time::timeout(KILL_GRACE, &mut fut).await;
+                Err(DbError::Interrupted)
+            }
         }
     }
 
@@ -627,6 +677,12 @@ fn clean_message(e: &mysql_async::Error) -> String {
         other => other.to_string(),
     };
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// How a probe connection failed.
+enum Probe {
+    Driver(mysql_async::Error),
+    Interrupted,
 }
 
 /// Connects once: the server's version, and the TLS cipher in use (if any).

@@ -120,14 +120,18 @@ pub enum DsnError {
     NoHost,
     #[error("the DSN's {0} is not valid percent-encoded UTF-8")]
     Encoding(&'static str),
-    #[error("the DSN's database path `{0}` has more than one segment")]
-    Path(String),
-    #[error("unknown ssl-mode `{0}`; expected disabled, preferred, required, verify-ca or verify-identity")]
-    SslMode(String),
-    #[error("unknown DSN option `{0}`; known options are ssl-mode, ssl-ca and socket")]
-    Option(String),
+    // The three below name no DSN text: whatever follows the host may be the tail of a
+    // password whose `?`, `/` or `@` was not percent-encoded.
+    #[error("the DSN's database path has more than one segment (a `/` in a password must be percent-encoded as %2F)")]
+    Path,
+    #[error("the DSN's ssl-mode is unknown; expected disabled, preferred, required, verify-ca or verify-identity")]
+    SslMode,
+    #[error("the DSN has an unknown option; known options are ssl-mode, ssl-ca and socket (a `?` in a password must be percent-encoded as %3F)")]
+    Option,
     #[error("ssl-mode={0} needs ssl-ca=FILE")]
     NeedsCa(&'static str),
+    #[error("the DSN's user name or password holds a `/`, `?` or `#`, which end that part of a URL: percent-encode them (%2F, %3F, %23), or give the password with --source-password-file/--target-password-file or the environment")]
+    UserInfo,
 }
 
 /// A database server to talk to, with credentials. Cheap to clone.
@@ -146,10 +150,31 @@ pub struct Endpoint {
 impl Endpoint {
     /// Parses a DSN. Never panics; the error never contains the DSN text.
     pub fn parse(dsn: &str) -> Result<Endpoint, DsnError> {
-        let url = Url::parse(dsn.trim()).map_err(|e| DsnError::NotUrl(e.to_string()))?;
+        let dsn = dsn.trim();
+        let url = Url::parse(dsn).map_err(|e| DsnError::NotUrl(e.to_string()))?;
         match url.scheme() {
             "mysql" | "mariadb" | "tidb" => {}
-            other => return Err(DsnError::Scheme(other.to_string())),
+            // Without `://` the "scheme" may be a user name followed by a password.
+            other if dsn.contains("://") => return Err(DsnError::Scheme(other.to_string())),
+            _ => {
+                return Err(DsnError::NotUrl(
+                    "it does not start with mysql://".to_string(),
+                ))
+            }
+        }
+        // Every error below that repeats part of the DSN (a path, an option) repeats text
+        // after the user name and password, which the URL holds only when its authority had
+        // them. Without a user, that text may be a password cut short by a `/`, `?` or `#`
+        // (`mysql://root:12?Secr3t@host`), and so may text after the host that holds an `@`
+        // (`mysql://root:@x?Secr3t@host`, the password's own `@` taken as the end of it):
+        // nothing is echoed.
+        let after_host = [Some(url.path()), url.query(), url.fragment()];
+        if url.username().is_empty() || after_host.iter().flatten().any(|p| p.contains('@')) {
+            return Err(if dsn.contains('@') {
+                DsnError::UserInfo
+            } else {
+                DsnError::NoUser
+            });
         }
         let user = decode(url.username(), "user name")?;
         let password = match url.password() {
@@ -165,7 +190,7 @@ impl Endpoint {
         let database = if path.is_empty() {
             None
         } else if path.contains('/') {
-            return Err(DsnError::Path(path.to_string()));
+            return Err(DsnError::Path);
         } else {
             Some(decode(path, "database name")?)
         };
@@ -175,15 +200,12 @@ impl Endpoint {
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
                 "ssl-mode" | "sslmode" | "ssl_mode" => {
-                    ssl_mode = SslMode::parse(&v).ok_or_else(|| DsnError::SslMode(v.to_string()))?
+                    ssl_mode = SslMode::parse(&v).ok_or(DsnError::SslMode)?
                 }
                 "ssl-ca" | "sslca" | "ssl_ca" => ssl_ca = Some(PathBuf::from(v.as_ref())),
                 "socket" => socket = Some(PathBuf::from(v.as_ref())),
-                other => return Err(DsnError::Option(other.to_string())),
+                _ => return Err(DsnError::Option),
             }
-        }
-        if user.is_empty() {
-            return Err(DsnError::NoUser);
         }
         if host.is_empty() && socket.is_none() {
             return Err(DsnError::NoHost);
@@ -382,6 +404,12 @@ mod tests {
             "mysql://u:hunter2@h/a/b",
             "mysql://u:hunter2@h?ssl-mode=verify-ca",
             "hunter2",
+            "mysql://root:1234?hunter2@host:1",
+            "mysql://root:1234/x/hunter2@host:1",
+            "mysql://root:12#hunter2@host",
+            "mysql://root:1234?hunter2",
+            "root:hunter2@host",
+            "hunter2:x@host",
         ] {
             let err = Endpoint::parse(dsn).unwrap_err().to_string();
             assert!(!err.contains("hunter2"), "{dsn}: {err}");
@@ -433,6 +461,31 @@ mod tests {
             let dsn = format!("mysql://{user}:{pw}@{host}{rest}");
             if let Err(e) = Endpoint::parse(&dsn) {
                 proptest::prop_assert!(!e.to_string().contains(&pw));
+            }
+        }
+
+        /// A password holding any of the characters that end a URL's user part, unencoded,
+        /// never appears in an error, nor does any piece of it around them.
+        #[test]
+        fn no_error_echoes_a_password(user in "[a-z]{0,6}", before in "[a-z0-9?/#&=@:%;]{0,6}", after in "[a-z0-9?/#&=@:%;]{0,6}", host in "[a-z0-9.:\\[\\]]{0,12}", rest in "[/?&=a-z0-9%@#-]{0,20}") {
+            const MARKER: &str = "Secr3tPW";
+            let pw = format!("{before}{MARKER}{after}");
+            for dsn in [
+                format!("mysql://{user}:{pw}@{host}{rest}"),
+                format!("mysql://{user}:{pw}"),
+                format!("{user}:{pw}@{host}{rest}"),
+                format!("mysql://{pw}@{host}{rest}"),
+            ] {
+                if let Err(e) = Endpoint::parse(&dsn) {
+                    let text = e.to_string();
+                    proptest::prop_assert!(!text.contains(MARKER), "{dsn}: {text}");
+                    for piece in [&before, &after] {
+                        let piece: String = piece.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+                        if piece.len() >= 3 {
+                            proptest::prop_assert!(!text.contains(&format!("`{piece}")), "{dsn}: {text}");
+                        }
+                    }
+                }
             }
         }
 

@@ -122,6 +122,10 @@ pub struct Checkpoint {
     journal: Mutex<File>,
     tables: HashMap<String, TableReport>,
     chunks: HashMap<String, Vec<ChunkRecord>>,
+    /// `--redact-values`: no row value is written here. The differences' keys and values are
+    /// left out (their counts stay exact), so a resumed run lists only the differences it
+    /// found itself, like `--max-diffs` does; verdicts and counts are those of a whole run.
+    redact: bool,
 }
 
 impl Checkpoint {
@@ -210,6 +214,7 @@ impl Checkpoint {
             journal: Mutex::new(journal),
             tables,
             chunks,
+            redact: false,
         })
     }
 
@@ -235,7 +240,15 @@ impl Checkpoint {
         )
     }
 
-    pub fn chunk_done(&self, table: &str, chunk: ChunkRecord) -> std::io::Result<()> {
+    /// Keeps row values out of the journal from now on (`--redact-values`).
+    pub fn redact_values(&mut self, on: bool) {
+        self.redact = on;
+    }
+
+    pub fn chunk_done(&self, table: &str, mut chunk: ChunkRecord) -> std::io::Result<()> {
+        if self.redact {
+            chunk.diffs.clear();
+        }
         self.append(&Line {
             t: "chunk".into(),
             table: Some(table.to_string()),
@@ -249,7 +262,15 @@ impl Checkpoint {
             t: "table".into(),
             table: None,
             chunk: None,
-            report: Some(Box::new(report.clone())),
+            report: Some(Box::new(if self.redact {
+                let mut r = report.clone();
+                r.diffs.clear();
+                r.converged.clear();
+                r.filter = None;
+                r
+            } else {
+                report.clone()
+            })),
         })?;
         let f = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         f.sync_data()

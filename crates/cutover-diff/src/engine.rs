@@ -1077,11 +1077,11 @@ impl Ctx<'_> {
         let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
         let (sq, tq) = (q(Side::Source), q(Side::Target));
         let (sres, tres) = tokio::join!(
-            sc.raw().exec_iter(sq.as_str(), ()),
-            tc.raw().exec_iter(tq.as_str(), ())
+            sdb.until_cancelled(sc.raw().exec_iter(sq.as_str(), ())),
+            tdb.until_cancelled(tc.raw().exec_iter(tq.as_str(), ()))
         );
-        let mut sres = sres.map_err(|e| conn_err(sdb, e))?;
-        let mut tres = tres.map_err(|e| conn_err(tdb, e))?;
+        let mut sres = sres?.map_err(|e| conn_err(sdb, e))?;
+        let mut tres = tres?.map_err(|e| conn_err(tdb, e))?;
         let (stx, mut srx) = tokio::sync::mpsc::channel::<Vec<Value>>(512);
         let (ttx, mut trx) = tokio::sync::mpsc::channel::<Vec<Value>>(512);
         let (mut sf, mut tf) = (0u64, 0u64);
@@ -1232,9 +1232,12 @@ impl Ctx<'_> {
         let (mut sc, mut tc) = (sdb.conn().await?, tdb.conn().await?);
         let cancel = sdb.cancel_token().clone();
         // The binary protocol: FLOAT and DOUBLE arrive as their exact bits.
-        let (sres, tres) = tokio::join!(sc.raw().exec_iter(sq, ()), tc.raw().exec_iter(tq, ()));
-        let mut sres = sres.map_err(|e| conn_err(sdb, e))?;
-        let mut tres = tres.map_err(|e| conn_err(tdb, e))?;
+        let (sres, tres) = tokio::join!(
+            sdb.until_cancelled(sc.raw().exec_iter(sq, ())),
+            tdb.until_cancelled(tc.raw().exec_iter(tq, ()))
+        );
+        let mut sres = sres?.map_err(|e| conn_err(sdb, e))?;
+        let mut tres = tres?.map_err(|e| conn_err(tdb, e))?;
         let mut fetched = 0u64;
         let multiset = self.plan.mode == Mode::Multiset;
         // A run of identical unmatched rows in a keyless table: (kind, row, count).
@@ -1356,7 +1359,10 @@ impl Ctx<'_> {
         db: &Db,
         fetched: &mut u64,
     ) -> Result<Option<Vec<Value>>, TableError> {
-        let row = res.next().await.map_err(|e| conn_err(db, e))?;
+        let row = db
+            .until_cancelled(res.next())
+            .await?
+            .map_err(|e| conn_err(db, e))?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -1739,10 +1745,9 @@ impl Ctx<'_> {
             from = sql.rows_from(Some(&format!("{} IN ({})", sql.key, keys.join(", "))))
         );
         let mut conn = db.conn().await?;
-        let mut res = conn
-            .raw()
-            .exec_iter(q.as_str(), ())
-            .await
+        let mut res = db
+            .until_cancelled(conn.raw().exec_iter(q.as_str(), ()))
+            .await?
             .map_err(|e| conn_err(db, e))?;
         let mut fetched = 0u64;
         // The servers match by collation ('a' = 'A ', say); only the exact key counts.

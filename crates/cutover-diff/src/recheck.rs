@@ -404,10 +404,9 @@ pub async fn fetch_by_key<K: AsRef<[Value]>>(
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     let mut conn = db.conn().await?;
-    let rows: Vec<mysql_async::Row> = conn
-        .raw()
-        .exec(sql.as_str(), ())
-        .await
+    let rows: Vec<mysql_async::Row> = db
+        .until_cancelled(conn.raw().exec(sql.as_str(), ()))
+        .await?
         .map_err(|e| db.map_err(e))?;
     let mut out = HashMap::new();
     for row in rows {

@@ -147,6 +147,11 @@ pub struct CurrentStep {
     pub who: Vec<String>,
     pub approvals_given: Vec<String>,
     pub wait_ends: Option<String>,
+    /// When the drill stopped (crash or interruption) with the step's command started: its
+    /// process group, which may still run (a resume waits for it or, `--kill-orphans`, ends it).
+    pub command_pgid: Option<i32>,
+    /// Whether that process group still runs now.
+    pub command_running: bool,
 }
 
 pub fn status(dir: &Path) -> Result<Status, String> {
@@ -174,7 +179,10 @@ pub fn status(dir: &Path) -> Result<Status, String> {
             .map(|t| now.saturating_sub(t) as f64 / 1000.0)
             .unwrap_or(0.0);
         remaining += (s.info.expected_s - elapsed).max(0.0);
-        let (waiting_for, who, wait_ends) = match s.waiting {
+        // No process runs the drill: the step is not running (or waiting) any more, whatever
+        // the journal's last word on it was.
+        let stopped = !running;
+        let (waiting_for, who, wait_ends) = match s.waiting.filter(|_| !stopped) {
             Some((Waiting::Ack, at, t)) => (
                 Some("ack".to_string()),
                 vec![s.info.dri.clone()],
@@ -198,7 +206,11 @@ pub fn status(dir: &Path) -> Result<Status, String> {
             title: s.info.title.clone(),
             dri: s.info.dri.clone(),
             reviewer: s.info.reviewer.clone(),
-            state: s.state.as_str().into(),
+            state: if stopped {
+                "stopped".into()
+            } else {
+                s.state.as_str().into()
+            },
             elapsed_s: elapsed,
             expected_s: s.info.expected_s,
             waiting_for,
@@ -210,6 +222,10 @@ pub fn status(dir: &Path) -> Result<Status, String> {
                 .map(|d| d.by.clone())
                 .collect(),
             wait_ends,
+            command_pgid: s.command.filter(|_| stopped).map(|c| c.pgid),
+            command_running: stopped
+                && s.command
+                    .is_some_and(|c| crate::process::group_alive(c.pgid, c.start_time)),
         }
     });
     if run.status == RunStatus::Incomplete {
@@ -273,6 +289,17 @@ impl Status {
                 human(c.expected_s)
             );
             let _ = writeln!(o, "  DRI {}, reviewer {}", c.dri, c.reviewer);
+            if let Some(g) = c.command_pgid {
+                let _ = writeln!(
+                    o,
+                    "  its command (process group {g}) {}",
+                    if c.command_running {
+                        "still runs: a resume waits for it (or ends it with --kill-orphans) and never starts it again"
+                    } else {
+                        "has ended (exit status unknown): a resume asks its DRI to confirm it"
+                    }
+                );
+            }
             match c.waiting_for.as_deref() {
                 Some("ack") => {
                     let _ = writeln!(

@@ -7,6 +7,7 @@
 //! back the completed steps in reverse order, each timed and announced. Ctrl-C/SIGTERM stops
 //! the running command and leaves the run incomplete, to be resumed.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -19,8 +20,9 @@ use crate::announce::{Announcer, Backoff, WarnFn};
 use crate::duration::human;
 use crate::journal::{self, Event, FinalStatus, JournalError, StepInfo, StepStatus, Tail, Waiting};
 use crate::metrics::Metrics;
+use crate::process;
 use crate::runbook::{Action, Runbook, Step};
-use crate::state::{Run, RunStatus, StepState};
+use crate::state::{CommandOnRecord, Run, RunStatus, StepState};
 
 #[derive(Clone)]
 pub struct Options {
@@ -30,6 +32,9 @@ pub struct Options {
     pub dry_run: bool,
     /// Continue the run in `journal` at its first step not completed.
     pub resume: bool,
+    /// On `resume`, end the process group of a command the dead drill started and that still
+    /// runs (SIGTERM, then SIGKILL after `kill_grace`) instead of waiting for it to end.
+    pub kill_orphans: bool,
     /// Start at this step; the steps before it are journaled as skipped.
     pub from: Option<String>,
     /// The cutover binary that runs `check` steps.
@@ -122,6 +127,7 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
     let records = journal::read(&dir)?;
     let previous = Run::from_records(&records);
 
+    let mut resume = Resume::default();
     let (run_id, started_ms, start_at, done, skip) = if opts.resume {
         let Some(prev) = previous else {
             return Err(DrillError::Refused(format!(
@@ -166,6 +172,7 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
         let skip: Vec<usize> = (at..prev.steps.len())
             .filter(|&i| matches!(prev.steps[i].state, StepState::Ok | StepState::Skipped))
             .collect();
+        resume = Resume::of(&prev);
         journal::append(
             &dir,
             Event::Resumed {
@@ -249,10 +256,57 @@ pub async fn run(rb: &Runbook, opts: Options) -> Result<Outcome, DrillError> {
     if let Some(m) = &ex.opts.metrics {
         m.run_started(&rb.name, &ex.run_id, rb.steps.len(), start_at);
     }
-    let result = ex.drive(start_at, done, &skip).await;
+    let result = ex.drive(start_at, done, &skip, &resume).await;
     let Exec { announcer, .. } = ex;
     announcer.finish(Duration::from_secs(60)).await;
     result
+}
+
+/// What a resumed drill must settle before it goes on, from the journal of the dead one.
+#[derive(Default)]
+struct Resume {
+    /// Commands the dead drill started and never saw end: (step, the command).
+    orphans: Vec<(String, CommandOnRecord)>,
+    /// The steps whose command ran already (or may still run), to an end no drill saw: they
+    /// are never started again.
+    unconfirmed: Vec<usize>,
+    /// The dead drill was rolling back: the steps still to undo, and the rollbacks whose
+    /// command ran (their status is unknown: they are not run again).
+    rolling_back: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl Resume {
+    fn of(prev: &Run) -> Resume {
+        let orphans: Vec<(String, CommandOnRecord)> = prev
+            .steps
+            .iter()
+            .filter_map(|s| s.command.map(|c| (s.info.id.clone(), c)))
+            .collect();
+        let unconfirmed = (0..prev.steps.len())
+            .filter(|&i| {
+                let s = &prev.steps[i];
+                s.unconfirmed || s.command.is_some_and(|c| !c.rollback)
+            })
+            .collect();
+        let rolling_back = prev.rolling_back.as_ref().map(|steps| {
+            let mut todo = Vec::new();
+            let mut unknown = Vec::new();
+            for id in steps {
+                let Some(s) = prev.step(id) else { continue };
+                match (&s.rollback, s.command) {
+                    (Some(r), _) if r.ok.is_some() => {}
+                    (Some(_), Some(c)) if c.rollback => unknown.push(id.clone()),
+                    _ => todo.push(id.clone()),
+                }
+            }
+            (todo, unknown)
+        });
+        Resume {
+            orphans,
+            unconfirmed,
+            rolling_back,
+        }
+    }
 }
 
 fn step_info(s: &Step) -> StepInfo {
@@ -309,8 +363,51 @@ impl Exec<'_> {
         start_at: usize,
         mut done: Vec<usize>,
         skip: &[usize],
+        resume: &Resume,
     ) -> Result<Outcome, DrillError> {
         let n = self.rb.steps.len();
+        if self.opts.resume && !self.end_orphans(&resume.orphans).await? {
+            self.journal(Event::Interrupted { step: None })?;
+            self.say("⏸ drill interrupted while waiting for the commands of the run before the resume; resume with --resume");
+            return Ok(Outcome::Interrupted);
+        }
+        if let Some((todo, unknown)) = &resume.rolling_back {
+            self.say(&format!(
+                "▶▶ resuming the rollback of run {}: {} step{} still to undo",
+                self.run_id,
+                todo.len(),
+                if todo.len() == 1 { "" } else { "s" }
+            ));
+            let mut failures = 0;
+            for id in unknown {
+                self.journal(Event::RollbackStepFinished {
+                    step: id.clone(),
+                    ok: false,
+                    elapsed_s: 0.0,
+                    error: Some(UNKNOWN_END.into()),
+                })?;
+                self.say(&format!(
+                    "✖ rollback of {id}: {UNKNOWN_END}; not run again — check it by hand"
+                ));
+                failures += 1;
+            }
+            let steps: Vec<&Step> = todo.iter().filter_map(|id| self.rb.step(id)).collect();
+            failures += self.undo(steps).await?;
+            self.journal(Event::RunFinished {
+                status: FinalStatus::RolledBack,
+            })?;
+            self.say(&format!(
+                "drill rolled back{}",
+                if failures > 0 {
+                    format!("; {failures} rollback(s) FAILED or unknown")
+                } else {
+                    String::new()
+                }
+            ));
+            return Ok(Outcome::RolledBack {
+                rollback_failures: failures,
+            });
+        }
         if self.opts.resume {
             let s = &self.rb.steps[start_at];
             self.say(&format!(
@@ -355,7 +452,11 @@ impl Exec<'_> {
                 Self::people(step),
                 human(step.expect.as_secs_f64())
             ));
-            let end = self.step(step, t0).await?;
+            let end = if resume.unconfirmed.contains(&i) && step.side_effects {
+                self.manual(step, t0, Some(UNKNOWN_END)).await?
+            } else {
+                self.step(step, t0).await?
+            };
             let elapsed = ms3(t0.elapsed().as_secs_f64());
             if let Some(m) = &self.opts.metrics {
                 m.step_finished(matches!(end, StepEnd::Ok | StepEnd::Skipped(_)));
@@ -496,21 +597,23 @@ impl Exec<'_> {
             ));
             env
         };
-        let cmd = match &step.action {
-            Action::Manual => return self.manual(step, t0).await,
-            Action::Shell(s) => {
-                let mut c = tokio::process::Command::new("sh");
-                c.arg("-c").arg(s).envs(base_env());
-                c
-            }
-            Action::Check(args) => {
-                let mut c = tokio::process::Command::new(&self.opts.cutover_exe);
-                c.args(args).envs(base_env());
-                c
-            }
+        let (program, args): (OsString, Vec<OsString>) = match &step.action {
+            Action::Manual => return self.manual(step, t0, None).await,
+            Action::Shell(s) => ("sh".into(), vec!["-c".into(), s.into()]),
+            Action::Check(args) => (
+                self.opts.cutover_exe.clone().into(),
+                args.iter().map(OsString::from).collect(),
+            ),
         };
         let end = self
-            .command(&step.id, false, cmd, step.timeout, Some((step, t0)), true)
+            .command(
+                &step.id,
+                false,
+                (program, args, base_env()),
+                step.timeout,
+                Some((step, t0)),
+                true,
+            )
             .await?;
         Ok(match end {
             CmdEnd::Exited(Some(0), _) => StepEnd::Ok,
@@ -528,6 +631,76 @@ impl Exec<'_> {
                 exit_code: None,
             },
         })
+    }
+
+    /// Settles the commands the dead drill started: each one whose process group still runs
+    /// is waited for (or, `--kill-orphans`, ended), and its end recorded. False when
+    /// interrupted while waiting.
+    async fn end_orphans(
+        &mut self,
+        orphans: &[(String, CommandOnRecord)],
+    ) -> Result<bool, DrillError> {
+        for (step, c) in orphans {
+            let what = format!(
+                "{}{step}'s command (pid {}, process group {})",
+                if c.rollback { "the rollback of " } else { "" },
+                c.pid,
+                c.pgid
+            );
+            let how = if !process::group_alive(c.pgid, c.start_time) {
+                self.say(&format!(
+                    "{what} from the run before the resume has ended; its exit status is unknown"
+                ));
+                "ended"
+            } else if self.opts.kill_orphans {
+                self.say(&format!(
+                    "{what} from the run before the resume still runs: ending it (--kill-orphans)"
+                ));
+                process::signal_group(c.pgid, c.start_time, libc::SIGTERM);
+                let cancel = self.opts.cancel.clone();
+                let grace = self.opts.kill_grace;
+                let ended = process::wait_group(c.pgid, c.start_time, self.opts.poll, async move {
+                    tokio::select! {
+                        _ = tokio::time::sleep(grace) => {}
+                        _ = cancel.cancelled() => {}
+                    }
+                })
+                .await;
+                if !ended {
+                    process::signal_group(c.pgid, c.start_time, libc::SIGKILL);
+                    let cancel = self.opts.cancel.clone();
+                    if !process::wait_group(c.pgid, c.start_time, self.opts.poll, async move {
+                        cancel.cancelled().await
+                    })
+                    .await
+                    {
+                        return Ok(false);
+                    }
+                }
+                "killed"
+            } else {
+                self.say(&format!(
+                    "⏳ {what} from the run before the resume still runs: waiting for it to end, never starting it twice (--kill-orphans ends it instead)"
+                ));
+                let cancel = self.opts.cancel.clone();
+                if !process::wait_group(c.pgid, c.start_time, self.opts.poll, async move {
+                    cancel.cancelled().await
+                })
+                .await
+                {
+                    return Ok(false);
+                }
+                self.say(&format!("{what} has ended; its exit status is unknown"));
+                "waited"
+            };
+            self.journal(Event::OrphanEnded {
+                step: step.clone(),
+                rollback: c.rollback,
+                pid: c.pid,
+                how: how.into(),
+            })?;
+        }
+        Ok(true)
     }
 
     /// Announces the overrun of `step` once, when it passes its estimate.
@@ -556,12 +729,14 @@ impl Exec<'_> {
         &self,
         step_id: &str,
         rollback: bool,
-        mut cmd: tokio::process::Command,
+        (program, args, env): (OsString, Vec<OsString>, Vec<(String, String)>),
         timeout: Duration,
         overrun: Option<(&Step, Instant)>,
         cancellable: bool,
     ) -> Result<CmdEnd, DrillError> {
-        cmd.stdin(Stdio::null())
+        let mut cmd = process::gated(&program, &args);
+        cmd.envs(env)
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -571,6 +746,32 @@ impl Exec<'_> {
             Err(e) => return Ok(CmdEnd::NotStarted(format!("could not start: {e}"))),
         };
         let pid = child.id().map(|p| p as i32);
+        // The command waits at its gate until its process is on record: a drill that dies
+        // from here on leaves a journal naming the process a resume must not start twice.
+        let gate = child.stdin.take();
+        let recorded = match pid {
+            Some(pid) => self.journal(Event::CommandStarted {
+                step: step_id.to_string(),
+                rollback,
+                pid,
+                pgid: pid,
+                start_time: process::start_time(pid).unwrap_or(0),
+            }),
+            None => Err(DrillError::Refused(
+                "the command ended before its start could be recorded".into(),
+            )),
+        };
+        if let Err(e) = recorded {
+            // Closing the gate unopened ends the command before it acts.
+            drop(gate);
+            let _ = child.wait().await;
+            return Err(e);
+        }
+        if let Some(mut gate) = gate {
+            use tokio::io::AsyncWriteExt as _;
+            // A failed write means the wrapper already ended; its exit status tells.
+            let _ = gate.write_all(b"go\n").await;
+        }
         let mut readers = Vec::new();
         for (name, pipe) in [
             (
@@ -768,7 +969,14 @@ impl Exec<'_> {
     }
 
     /// A manual step: waits for its DRI's ack (or `--reject`) within the step's timeout.
-    async fn manual(&mut self, step: &Step, t0: Instant) -> Result<StepEnd, DrillError> {
+    /// `unknown`: the step is not manual, but its command ran to an end no drill saw (the
+    /// reason, announced): its DRI checks what it did and confirms or rejects it.
+    async fn manual(
+        &mut self,
+        step: &Step,
+        t0: Instant,
+        unknown: Option<&str>,
+    ) -> Result<StepEnd, DrillError> {
         self.tail.next_records()?;
         self.journal(Event::StepWaiting {
             step: step.id.clone(),
@@ -777,10 +985,16 @@ impl Exec<'_> {
             min: 1,
             timeout_s: step.timeout.as_secs_f64(),
         })?;
-        self.say(&format!(
-            "⏳ step {} is manual: {} acts, then `cutover drill ack {} --by {}`",
-            step.id, step.dri, step.id, step.dri
-        ));
+        match unknown {
+            None => self.say(&format!(
+                "⏳ step {} is manual: {} acts, then `cutover drill ack {} --by {}`",
+                step.id, step.dri, step.id, step.dri
+            )),
+            Some(why) => self.say(&format!(
+                "⏳ step {}: {why}; it is not run again: {} checks its effect, then `cutover drill ack {} --by {}` (it did its work) or `--reject` (it did not)",
+                step.id, step.dri, step.id, step.dri
+            )),
+        }
         let mut overran = false;
         loop {
             for r in self.tail.next_records()? {
@@ -855,6 +1069,11 @@ impl Exec<'_> {
                 )
             }
         ));
+        self.undo(todo).await
+    }
+
+    /// Runs the rollbacks of `todo` in that order. Returns how many failed.
+    async fn undo(&mut self, todo: Vec<&Step>) -> Result<usize, DrillError> {
         let mut failures = 0;
         for s in todo {
             let Some(cmd_text) = &s.rollback else {
@@ -872,10 +1091,24 @@ impl Exec<'_> {
             self.journal(Event::RollbackStepStarted { step: s.id.clone() })?;
             self.say(&format!("↩ rolling back {} — {}", s.id, Self::people(s)));
             let t0 = Instant::now();
-            let mut c = tokio::process::Command::new("sh");
-            c.arg("-c").arg(cmd_text).envs(self.rb.vars.iter());
-            c.env("DRILL_RUN_ID", &self.run_id).env("DRILL_STEP", &s.id);
-            let end = self.command(&s.id, true, c, s.timeout, None, false).await?;
+            let mut env: Vec<(String, String)> = self
+                .rb
+                .vars
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            env.push(("DRILL_RUN_ID".into(), self.run_id.clone()));
+            env.push(("DRILL_STEP".into(), s.id.clone()));
+            let end = self
+                .command(
+                    &s.id,
+                    true,
+                    ("sh".into(), vec!["-c".into(), cmd_text.into()], env),
+                    s.timeout,
+                    None,
+                    false,
+                )
+                .await?;
             let el = ms3(t0.elapsed().as_secs_f64());
             let error = match end {
                 CmdEnd::Exited(Some(0), _) => None,
@@ -909,6 +1142,10 @@ impl Exec<'_> {
         Ok(failures)
     }
 }
+
+/// Why a step or rollback is not run again after a resume.
+const UNKNOWN_END: &str =
+    "its command ran before the resume to an end no drill saw (exit status unknown)";
 
 async fn sleep_until_opt(t: Option<tokio::time::Instant>) {
     match t {

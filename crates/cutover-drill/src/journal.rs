@@ -143,6 +143,29 @@ pub enum Event {
         stream: String,
         line: String,
     },
+    /// A step's (or rollback's) command was started in its own process group. Written before
+    /// the command may act (it waits for this line), so a drill that dies leaves on record
+    /// every process a resumed drill must not start a second time. `start_time` is the
+    /// process's start in clock ticks since boot (`/proc/PID/stat`), which tells the process
+    /// from a later one that reuses its PID.
+    CommandStarted {
+        step: String,
+        #[serde(default)]
+        rollback: bool,
+        pid: i32,
+        pgid: i32,
+        start_time: u64,
+    },
+    /// A resumed drill found the command a dead drill had started: `how` is `ended` (it had
+    /// ended before the resume), `waited` (the resume waited for its process group to end) or
+    /// `killed` (`--kill-orphans`). Its exit status is unknown either way.
+    OrphanEnded {
+        step: String,
+        #[serde(default)]
+        rollback: bool,
+        pid: i32,
+        how: String,
+    },
     Overrun {
         step: String,
         expected_s: f64,

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod executor;
 pub mod journal;
 pub mod metrics;
+pub mod process;
 pub mod report;
 pub mod runbook;
 pub mod state;

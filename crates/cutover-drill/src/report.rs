@@ -209,6 +209,21 @@ pub fn run_report(run: &Run, records: &[Record]) -> RunReport {
                     .unwrap_or_default()
             )),
             Event::Warning { message } => Some(format!("warning: {message}")),
+            Event::CommandStarted { .. } => None,
+            Event::OrphanEnded {
+                step,
+                rollback,
+                pid,
+                how,
+            } => Some(format!(
+                "{}{step}'s command (pid {pid}) from before the resume {}; exit status unknown",
+                if *rollback { "the rollback of " } else { "" },
+                match how.as_str() {
+                    "killed" => "was ended (--kill-orphans)",
+                    "waited" => "still ran and was waited for",
+                    _ => "had ended",
+                }
+            )),
             Event::Output { .. } => None,
         };
         if let Some(l) = line {

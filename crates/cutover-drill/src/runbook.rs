@@ -132,6 +132,26 @@ pub struct Runbook {
 }
 
 impl Runbook {
+    /// Checks every `check` step's command line, arguments included, with `parse_command`
+    /// (the cutover binary's own argument parser: this crate cannot know it), so a typo in a
+    /// later step is found before the first step runs.
+    pub fn check_commands(
+        &self,
+        parse_command: &dyn Fn(&[String]) -> Result<(), String>,
+    ) -> Result<(), RunbookError> {
+        for s in &self.steps {
+            if let Action::Check(words) = &s.action {
+                parse_command(words).map_err(|message| RunbookError {
+                    path: self.path.clone(),
+                    line: Some(s.line),
+                    step: Some(s.id.clone()),
+                    message: format!("check: {message}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }

@@ -85,6 +85,21 @@ pub struct StepRun {
     pub acks: Vec<(String, String)>,
     pub decisions: Vec<Decision>,
     pub rollback: Option<Rollback>,
+    /// The step's (or its rollback's) command started and not yet seen to end: after a crash,
+    /// the process group a resumed drill must wait for or end, never start again.
+    pub command: Option<CommandOnRecord>,
+    /// The step's command ran (to an end no drill saw) before a resume: its exit status is
+    /// unknown, so the step is never run again; its DRI confirms or rejects it.
+    pub unconfirmed: bool,
+}
+
+/// A command as `command_started` recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandOnRecord {
+    pub rollback: bool,
+    pub pid: i32,
+    pub pgid: i32,
+    pub start_time: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +122,8 @@ pub struct Run {
     pub resumes: u32,
     pub interrupted: bool,
     pub warnings: Vec<String>,
+    /// The steps a rollback that has not ended yet undoes, in its order.
+    pub rolling_back: Option<Vec<String>>,
 }
 
 impl Run {
@@ -152,6 +169,8 @@ impl Run {
                             acks: Vec::new(),
                             decisions: Vec::new(),
                             rollback: None,
+                            command: None,
+                            unconfirmed: false,
                         })
                         .collect(),
                     current: None,
@@ -159,6 +178,7 @@ impl Run {
                     resumes: 0,
                     interrupted: false,
                     warnings: Vec::new(),
+                    rolling_back: None,
                 });
                 continue;
             }
@@ -245,6 +265,30 @@ impl Run {
                 }
             }
             Event::Output { .. } => {}
+            Event::CommandStarted {
+                step,
+                rollback,
+                pid,
+                pgid,
+                start_time,
+            } => {
+                if let Some(s) = self.step_mut(step) {
+                    s.command = Some(CommandOnRecord {
+                        rollback: *rollback,
+                        pid: *pid,
+                        pgid: *pgid,
+                        start_time: *start_time,
+                    });
+                }
+            }
+            Event::OrphanEnded { step, rollback, .. } => {
+                if let Some(s) = self.step_mut(step) {
+                    s.command = None;
+                    if !rollback {
+                        s.unconfirmed = true;
+                    }
+                }
+            }
             Event::Overrun { step, .. } => {
                 if let Some(s) = self.step_mut(step) {
                     s.overran = true;
@@ -268,10 +312,15 @@ impl Run {
                     s.exit_code = *exit_code;
                     s.error = error.clone();
                     s.waiting = None;
+                    s.unconfirmed = false;
+                    if s.command.is_some_and(|c| !c.rollback) {
+                        s.command = None;
+                    }
                 }
             }
-            Event::RollbackStarted { cause, .. } => {
+            Event::RollbackStarted { cause, steps } => {
                 self.rollback_cause = Some(cause.clone());
+                self.rolling_back = Some(steps.clone());
             }
             Event::RollbackStepStarted { step } => {
                 self.current = Some(step.clone());
@@ -290,6 +339,11 @@ impl Run {
                 elapsed_s,
                 error,
             } => {
+                if let Some(s) = self.step_mut(step) {
+                    if s.command.is_some_and(|c| c.rollback) {
+                        s.command = None;
+                    }
+                }
                 if let Some(rb) = self.step_mut(step).and_then(|s| s.rollback.as_mut()) {
                     rb.ok = Some(*ok);
                     rb.elapsed_s = Some(*elapsed_s);
@@ -304,6 +358,7 @@ impl Run {
                 };
                 self.finished_ms = Some(r.ms);
                 self.current = None;
+                self.rolling_back = None;
             }
             Event::Interrupted { .. } => {
                 self.interrupted = true;

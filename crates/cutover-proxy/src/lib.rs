@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cutover_protocol::Recorder;
 use cutover_workload::{Header, Record};
@@ -74,6 +74,9 @@ pub struct Summary {
     pub tls_connections: u64,
     /// Connections closed because TLS could not be set up on one of the legs.
     pub tls_failures: u64,
+    /// Times accepting a client failed (out of file descriptors, say); each is followed by a
+    /// pause (10 ms, doubling up to 1 s) before the next try.
+    pub accept_errors: u64,
     /// The last such failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_tls_failure: Option<String>,
@@ -95,16 +98,22 @@ struct Counters {
     server_bytes: AtomicU64,
     tls: AtomicU64,
     tls_failures: AtomicU64,
+    accept_errors: AtomicU64,
     last_tls_failure: Mutex<Option<String>>,
     last_undecodable: Mutex<Option<String>>,
 }
 
+/// The first pause after a failed `accept`, and the longest.
+const ACCEPT_PAUSE: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
 /// Binds the listener (so a bad address fails before anything else), then relays until
-/// `cancel`. `on_listening` sees the bound address.
+/// `cancel`. `on_listening` sees the bound address; `on_warning` hears about trouble that does
+/// not stop the proxy (accepting clients failing, and recovering).
 pub async fn run(
     opts: ProxyOptions,
     cancel: CancellationToken,
     on_listening: impl FnOnce(SocketAddr),
+    on_warning: impl Fn(String),
 ) -> Result<Summary, ProxyError> {
     let listener = TcpListener::bind(&opts.listen)
         .await
@@ -132,11 +141,41 @@ pub async fn run(
     });
     let conns = tokio_util::task::TaskTracker::new();
     let mut next_session = 0u64;
+    // Failed accepts since the last success, and the pause before the next try. An accept
+    // that fails (EMFILE/ENFILE: out of descriptors, ENOBUFS, ...) fails again at once while
+    // the cause lasts; retrying at once would spin a core. The pending client waits in the
+    // listen backlog and is taken when descriptors are free again.
+    let mut failing = 0u64;
+    let mut pause = ACCEPT_PAUSE.0;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
+                let client = match accepted {
+                    Ok((client, _)) => client,
+                    Err(e) => {
+                        counters.accept_errors.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!("cutover_proxy_accept_errors_total").increment(1);
+                        if failing == 0 {
+                            on_warning(format!(
+                                "cannot accept clients: {e}; retrying with pauses of up to {} s (new clients wait)",
+                                ACCEPT_PAUSE.1.as_secs()
+                            ));
+                        }
+                        failing += 1;
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(ACCEPT_PAUSE.1);
+                        continue;
+                    }
+                };
+                if failing > 0 {
+                    on_warning(format!("accepting clients again after {failing} failed tries"));
+                    failing = 0;
+                    pause = ACCEPT_PAUSE.0;
+                }
                 next_session += 1;
                 counters.connections.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("cutover_proxy_connections_total").increment(1);
@@ -180,6 +219,7 @@ pub async fn run(
         bytes_from_server: counters.server_bytes.load(Ordering::Relaxed),
         tls_connections: counters.tls.load(Ordering::Relaxed),
         tls_failures: counters.tls_failures.load(Ordering::Relaxed),
+        accept_errors: counters.accept_errors.load(Ordering::Relaxed),
         last_tls_failure,
         last_undecodable: counters
             .last_undecodable

@@ -16,6 +16,7 @@
 //! | `cutover_proxy_undecodable_connections_total` | counter | connections relayed but not (fully) decoded |
 //! | `cutover_proxy_files_rotated_total` | counter | workload parts begun after the first |
 //! | `cutover_proxy_files_removed_total` | counter | oldest parts removed to stay within `--max-files` |
+//! | `cutover_proxy_accept_errors_total` | counter | failed accepts of clients (out of descriptors, …), each followed by a pause |
 
 /// Every metric, for the `# HELP` lines and so a scrape shows them all from the start.
 pub const NAMES: &[&str] = &[
@@ -32,6 +33,7 @@ pub const NAMES: &[&str] = &[
     "cutover_proxy_undecodable_connections_total",
     "cutover_proxy_files_rotated_total",
     "cutover_proxy_files_removed_total",
+    "cutover_proxy_accept_errors_total",
 ];
 
 /// Describes every metric and serves each from the start (zero until something happens).
@@ -75,6 +77,10 @@ pub fn describe() {
     describe_counter!(
         "cutover_proxy_undecodable_connections_total",
         "Connections relayed but not fully decoded"
+    );
+    describe_counter!(
+        "cutover_proxy_accept_errors_total",
+        "Failed accepts of clients (out of file descriptors, ...), each followed by a pause"
     );
     describe_counter!(
         "cutover_proxy_files_rotated_total",

@@ -257,6 +257,25 @@ pub struct Writer {
     path: PathBuf,
     out: flate2::write::GzEncoder<BufWriter<File>>,
     records: u64,
+    partial: Partial,
+}
+
+/// The file a [`Writer`] writes into: `NAME.partial` beside `NAME`, renamed to `NAME` by
+/// [`Writer::finish`]. Only a complete workload ever has the name asked for (a command that
+/// fails half-way never leaves a valid-looking, truncated workload, nor replaces an older one);
+/// a writer dropped unfinished removes its partial file, and one a crash leaves behind says by
+/// its name what it is.
+struct Partial {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 impl Writer {
@@ -265,11 +284,18 @@ impl Writer {
             path: path.to_path_buf(),
             source,
         };
-        let f = File::create(path).map_err(io)?;
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(".partial");
+        let partial = path.with_file_name(name);
+        let f = File::create(&partial).map_err(io)?;
         let mut w = Writer {
             path: path.to_path_buf(),
             out: flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::fast()),
             records: 0,
+            partial: Partial {
+                path: partial,
+                keep: false,
+            },
         };
         w.line(&serde_json::to_string(header).unwrap_or_default())?;
         Ok(w)
@@ -308,17 +334,24 @@ impl Writer {
             .unwrap_or(0)
     }
 
-    /// Completes the compressed stream; a file not finished is truncated for readers.
+    /// Completes the compressed stream and gives the file its name.
     pub fn finish(self) -> Result<u64, WorkloadError> {
-        let path = self.path;
-        let records = self.records;
-        let mut inner = self.out.finish().map_err(|source| WorkloadError::Io {
+        let Writer {
+            path,
+            out,
+            records,
+            mut partial,
+        } = self;
+        let io = |source| WorkloadError::Io {
             path: path.clone(),
             source,
-        })?;
-        inner
-            .flush()
-            .map_err(|source| WorkloadError::Io { path, source })?;
+        };
+        let mut inner = out.finish().map_err(io)?;
+        inner.flush().map_err(io)?;
+        inner.get_ref().sync_all().map_err(io)?;
+        drop(inner);
+        std::fs::rename(&partial.path, &path).map_err(io)?;
+        partial.keep = true;
         Ok(records)
     }
 }

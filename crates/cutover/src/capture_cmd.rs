@@ -1,7 +1,7 @@
 //! `cutover capture`: a general or slow query log, or a packet capture, into a workload
 //! file. Reads files only.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 
 use anyhow::{anyhow, Result};
 use cutover_capture::pcap::{PcapFailure, PcapOptions};
@@ -50,16 +50,18 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             }
             Err(e) => {
                 if args.strict {
-                    // The partial file is useless: remove it rather than leave a trap.
+                    // The unfinished file is removed by the writer; an older workload of
+                    // that name goes too, so --out never holds one this run did not make.
                     drop(out);
                     let _ = std::fs::remove_file(&args.out);
                     return Err(anyhow!("{input_name}:{}: {}", e.line, e.message));
                 }
                 errors += 1;
                 if errors as usize <= SHOWN_ERRORS {
-                    eprintln!(
+                    errln!(
                         "cutover: warning: {input_name}:{}: {} (skipped)",
-                        e.line, e.message
+                        e.line,
+                        e.message
                     );
                 }
             }
@@ -67,7 +69,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
     }
     out.finish()?;
     if errors as usize > SHOWN_ERRORS {
-        eprintln!(
+        errln!(
             "cutover: warning: {} more unreadable entries skipped",
             errors as usize - SHOWN_ERRORS
         );
@@ -98,8 +100,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             errors
         ),
     };
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+    let _ = crate::out::text(&text);
     Ok(0)
 }
 
@@ -164,28 +165,28 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
         } else {
             (&g.server, &g.client)
         };
-        eprintln!(
+        errln!(
             "cutover: warning: session {} ({} -> {}): {} bytes the capture missed; decoding resumed at the session's next command",
             g.session, from, to, g.bytes
         );
     }
     if summary.gaps as usize > SHOWN_GAPS {
-        eprintln!(
+        errln!(
             "cutover: warning: {} more gaps",
             summary.gaps as usize - SHOWN_GAPS
         );
     }
     if let Some(p) = &summary.file_problem {
-        eprintln!("cutover: warning: {input_name}: {p}; what came before it was captured");
+        errln!("cutover: warning: {input_name}: {p}; what came before it was captured");
     }
     if !summary.unsupported_link_types.is_empty() {
-        eprintln!(
+        errln!(
             "cutover: warning: {input_name}: packets of link types {:?} skipped (not read)",
             summary.unsupported_link_types
         );
     }
     if summary.connections == 0 {
-        eprintln!(
+        errln!(
             "cutover: warning: {input_name}: no TCP connection to port {} in {} packets",
             args.port
                 .iter()
@@ -238,7 +239,6 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
             summary.sessions_without_commands,
         ),
     };
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes()).and_then(|_| o.flush());
+    let _ = crate::out::text(&text);
     Ok(0)
 }

@@ -46,6 +46,9 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             "--tidb-restarts-per-day: `{restarts}` is not a number of restarts from 0 to 100000"
         ));
     }
+    if let Some(d) = &args.out {
+        crate::out::writable_dir(d, "--out")?;
+    }
     let (tables, skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let databases: Vec<String> = args
         .databases
@@ -191,7 +194,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         None => None,
     };
     let on_event = |e: Event| match e {
-        Event::Sampling(d) => eprintln!(
+        Event::Sampling(d) => errln!(
             "sampling: first reading taken; second reading in {}",
             humantime_secs(d.as_secs_f64())
         ),
@@ -199,7 +202,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     let mut report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
         Ok(r) => r,
         Err(CheckError::Db(DbError::Interrupted)) => {
-            eprintln!("cutover: interrupted; nothing was checked to the end");
+            errln!("cutover: interrupted; nothing was checked to the end");
             return Ok(130);
         }
         Err(e) => return Err(e).context("checking"),
@@ -307,21 +310,12 @@ fn output(args: &CheckArgs, report: Report) -> Result<u8> {
             j
         }
     };
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        // A closed pipe (`| head`) is the reader's choice, not an error of the check.
-        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(anyhow!("writing the report: {e}"))
-            }
-            _ => {}
-        }
-    }
+    // A closed pipe (`| head`) is the reader's choice, not an error of the check.
+    crate::out::text(&text).map_err(|e| anyhow!("writing the report: {e}"))?;
     if let Some(dir) = &args.out {
         // A report that cannot be written is said, but the verdict stands.
         match cutover_check::report_doc::write_out_dir(dir, &report) {
-            Ok(written) => eprintln!(
+            Ok(written) => errln!(
                 "reports written: {}",
                 written
                     .iter()
@@ -329,7 +323,7 @@ fn output(args: &CheckArgs, report: Report) -> Result<u8> {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "cutover: warning: the reports could not be written to {}: {e}",
                 dir.display()
             ),

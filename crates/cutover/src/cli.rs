@@ -456,8 +456,8 @@ pub enum SandboxAction {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Rows in the demo's largest table (at least 200000).
-    #[arg(long, default_value_t = 200_000)]
+    /// Rows in the demo's largest table (at least 200000: the planted drift needs them).
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(200_000..))]
     pub rows: u64,
     /// Where the reports (JSON, Markdown, HTML) and the fix SQL go; they outlive the sandbox.
     #[arg(long, default_value = "cutover-demo-report")]
@@ -618,6 +618,11 @@ pub struct DrillRunArgs {
     /// runbook changed).
     #[arg(long, conflicts_with = "from")]
     pub resume: bool,
+    /// With --resume: end (SIGTERM, then SIGKILL) the process group of a step's command that
+    /// the stopped drill started and that still runs, instead of waiting for it to end. Either
+    /// way the step is not started again: its DRI confirms it with `drill ack` or `--reject`.
+    #[arg(long, requires = "resume")]
+    pub kill_orphans: bool,
     /// Start at this step (the steps before it are recorded as skipped).
     #[arg(long, value_name = "STEP")]
     pub from: Option<String>,

@@ -134,6 +134,8 @@ const CHECK_FINDS: &[(&str, &str)] = &[
 pub async fn run(args: DemoArgs) -> Result<u8> {
     // The drift below names rows that exist from 200k rows on.
     let n = args.rows.max(200_000);
+    // Found now, not after the whole demo.
+    crate::out::writable_dir(&args.out, "--out")?;
     say("starting a local source and target (MariaDB sandbox)…");
     let sb = tokio::task::spawn_blocking(|| Sandbox::start_owned(&Settings::default()))
         .await
@@ -188,7 +190,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     shown
         .findings
         .retain(|f| f.severity == cutover_check::Severity::Error);
-    print!("{}", crate::check_cmd::human(&shown));
+    out!("{}", crate::check_cmd::human(&shown));
     say("  (warnings and info: run `cutover check` itself to see them all)");
     for (rule, object) in CHECK_FINDS {
         let found = checked.findings.iter().any(|f| {
@@ -250,7 +252,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     )
     .await;
     bar.finish();
-    print!("{}", render::diff_human(&report));
+    out!("{}", render::diff_human(&report));
     if report.interrupted {
         return Ok(130);
     }
@@ -302,7 +304,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     let bar = progress::DiffProgress::new(pairs.len());
     let after = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;
     bar.finish();
-    print!("{}", render::diff_human(&after));
+    out!("{}", render::diff_human(&after));
     if after.interrupted {
         return Ok(130);
     }
@@ -323,7 +325,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
     // Then replication runs until the real cutover, and verify watches it.
     let lost = verify_phase(&sb, &cancel).await?;
-    println!();
+    outln!();
     say(&format!(
         "cutover check found what would break first (a keyless table, worker IDs that run out \
          in about a day and a half on TiDB). cutover diff found exactly the {} injected \
@@ -543,6 +545,8 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
             .or_else(|| std::env::var(name).ok())
     };
     let rb = cutover_drill::runbook::parse(&path, RUNBOOK, &env).map_err(|e| anyhow!("{e}"))?;
+    rb.check_commands(&crate::drill_cmd::parse_check)
+        .map_err(|e| anyhow!("{e}"))?;
     say(&format!(
         "\n$ cutover drill run {} --journal {}   # the cutover, rehearsed\n",
         path.display(),
@@ -552,6 +556,7 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
         journal: journal.clone(),
         dry_run: false,
         resume: false,
+        kill_orphans: false,
         from: None,
         cutover_exe: std::env::current_exe().context("finding the cutover binary")?,
         cancel,
@@ -559,7 +564,7 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
         backoff: cutover_drill::announce::Backoff::default(),
         kill_grace: std::time::Duration::from_secs(5),
         metrics: None,
-        on_warning: std::sync::Arc::new(|m: &str| eprintln!("cutover: warning: {m}")),
+        on_warning: std::sync::Arc::new(|m: &str| errln!("cutover: warning: {m}")),
     };
     let outcome = cutover_drill::executor::run(&rb, opts)
         .await
@@ -575,7 +580,7 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
         }
     }
     let report = cutover_drill::report::load(&[journal.as_path()]).map_err(|e| anyhow!(e))?;
-    print!("\n{}", report.text());
+    out!("\n{}", report.text());
     let written = cutover_drill::report::write_out_dir(&dir, &report)
         .with_context(|| format!("writing the drill report to {}", dir.display()))?;
     say("drill reports:");
@@ -674,7 +679,7 @@ async fn replay_story(
     };
     let reader = cutover_workload::Reader::open(&workload)?;
     let report = cutover_replay::run(reader, tgt.clone(), Some(src.clone()), opts, cancel).await?;
-    print!("{}", cutover_replay::human(&report));
+    out!("{}", cutover_replay::human(&report));
     let doc = cutover_replay::report_doc::document(
         &report,
         &sb.target.dsn(None),
@@ -707,7 +712,7 @@ async fn replay_story(
 }
 
 fn say(s: &str) {
-    println!("{s}");
+    outln!("{s}");
 }
 
 async fn connect(

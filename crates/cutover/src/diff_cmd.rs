@@ -86,6 +86,21 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
              finished before a restart are not journaled; run the fix after the resumed diff"
         ));
     }
+    // Everything that could refuse the run's result is checked before the run.
+    if args.apply && !args.yes && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(anyhow!(
+            "--apply asks before it writes, and standard input is not a terminal: add --yes to apply without asking"
+        ));
+    }
+    if let Some(p) = &args.fix_sql {
+        crate::out::writable_file(p, "--fix-sql")?;
+    }
+    if let Some(d) = &args.out {
+        crate::out::writable_dir(d, "--out")?;
+    }
+    if let Some(d) = &args.checkpoint {
+        crate::out::writable_dir(d, "--checkpoint")?;
+    }
     let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let mut skip = args
         .skip
@@ -102,7 +117,15 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         query_timeout,
         max_connections: threads * 2 + 4,
     };
-    let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
+    let (source, target) = match connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await
+    {
+        Ok(pair) => pair,
+        Err(_) if cancel.is_cancelled() => {
+            errln!("cutover: interrupted while connecting; nothing was compared");
+            return Ok(130);
+        }
+        Err(e) => return Err(e),
+    };
 
     let selection = Selection {
         tables,
@@ -128,9 +151,9 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             while rx.changed().await.is_ok() {
                 let now: Vec<String> = rx.borrow().iter().map(|e| e.to_string()).collect();
                 if now.is_empty() {
-                    eprintln!("resumed");
+                    errln!("resumed");
                 } else {
-                    eprintln!("paused: {}", now.join("; "));
+                    errln!("paused: {}", now.join("; "));
                 }
             }
         });
@@ -138,10 +161,11 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     let checkpoint = match &args.checkpoint {
         Some(dir) => {
             let fp = checkpoint_fingerprint(&args, &opts, &pairs, &source, &target);
-            let cp = Checkpoint::open(dir, &fp)?;
+            let mut cp = Checkpoint::open(dir, &fp)?;
+            cp.redact_values(args.redact_values);
             let (t, c) = cp.resumed();
             if t + c > 0 {
-                eprintln!(
+                errln!(
                     "resuming from {}: {t} tables and {c} chunks already compared",
                     dir.display()
                 );
@@ -186,9 +210,10 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     if let (Some(rc), false) = (recheck, report.interrupted) {
         // Fresh reads from here on: the snapshots are closed.
         tokio::join!(source.unpin(), target.unpin());
-        eprintln!(
+        errln!(
             "rechecking the differences: {} round(s), {:?} apart",
-            rc.rounds, rc.delay
+            rc.rounds,
+            rc.delay
         );
         cutover_diff::recheck::recheck(
             &source,
@@ -205,17 +230,17 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         cutover_diff::report_doc::redact(&mut report);
     }
     match args.format {
-        Format::Human => print!("{}", render::diff_human(&report)),
+        Format::Human => out!("{}", render::diff_human(&report)),
         Format::Json => {
-            eprint!("{}", render::diff_human(&report));
-            println!(
+            err!("{}", render::diff_human(&report));
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&report).context("rendering the report")?
             );
         }
     }
     if report.interrupted {
-        eprintln!("cutover: interrupted; the report above covers the tables compared so far");
+        errln!("cutover: interrupted; the report above covers the tables compared so far");
     }
     if let Some(dir) = &args.out {
         if let (Some(sink), Some(path)) = (&sink, &args.fix_sql) {
@@ -223,7 +248,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         }
         let written =
             cutover_diff::report_doc::write_out_dir(dir, &report, args.fix_sql.as_deref())?;
-        eprintln!(
+        errln!(
             "reports written: {}",
             written
                 .iter()
@@ -235,7 +260,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     if let Some(sink) = &sink {
         if let Some(path) = &args.fix_sql {
             write_fix_sql(sink, path, &report.target)?;
-            eprintln!("fix SQL written to {}", path.display());
+            errln!("fix SQL written to {}", path.display());
         }
         if args.apply {
             if report.interrupted {
@@ -246,8 +271,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
             apply(sink, &target, &args, cancel.clone()).await?;
         }
     }
-    source.kill_running().await;
-    target.kill_running().await;
+    tokio::join!(source.kill_running(), target.kill_running());
     Ok(report.exit_code() as u8)
 }
 
@@ -473,10 +497,10 @@ async fn apply(
 ) -> Result<()> {
     let (d, u, i) = sink.counts();
     if d + u + i == 0 {
-        eprintln!("nothing to apply: no row differs");
+        errln!("nothing to apply: no row differs");
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "--apply will change the target {}: {d} DELETE, {u} UPDATE, {i} INSERT, in one transaction",
         target.endpoint()
     );
@@ -487,16 +511,16 @@ async fn apply(
                 "--apply asks before it writes, and standard input is not a terminal: add --yes to apply without asking"
             ));
         }
-        eprint!("apply these changes? [y/N] ");
+        err!("apply these changes? [y/N] ");
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer)?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("not applied");
+            errln!("not applied");
             return Ok(());
         }
     }
     let n = apply_fix(sink, target, cancel).await?;
-    eprintln!("applied {n} statements to the target");
+    errln!("applied {n} statements to the target");
     Ok(())
 }
 

@@ -26,6 +26,8 @@ pub async fn run(args: DrillArgs) -> Result<u8> {
 
 async fn run_drill(a: DrillRunArgs) -> Result<u8> {
     let rb = cutover_drill::runbook::load(&a.runbook).map_err(|e| anyhow!("{e}"))?;
+    rb.check_commands(&parse_check)
+        .map_err(|e| anyhow!("{e}"))?;
     if let Some(from) = &a.from {
         if rb.step(from).is_none() {
             return Err(anyhow!("--from: the runbook has no step `{from}`"));
@@ -39,7 +41,7 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
                 .await
                 .with_context(|| format!("--metrics-addr {addr}"))?;
             let m = Metrics::new();
-            eprintln!(
+            errln!(
                 "metrics: http://{}/metrics",
                 listener
                     .local_addr()
@@ -57,6 +59,7 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
         journal: a.journal.clone(),
         dry_run: a.dry_run,
         resume: a.resume,
+        kill_orphans: a.kill_orphans,
         from: a.from.clone(),
         cutover_exe,
         cancel,
@@ -64,12 +67,32 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
         backoff: Backoff::default(),
         kill_grace: Duration::from_secs(5),
         metrics,
-        on_warning: Arc::new(|m: &str| eprintln!("cutover: warning: {m}")),
+        on_warning: Arc::new(|m: &str| errln!("cutover: warning: {m}")),
     };
     match executor::run(&rb, opts).await {
         Ok(outcome) => Ok(outcome.exit_code()),
         Err(DrillError::Refused(m)) => Err(anyhow!(m)),
         Err(e) => Err(anyhow!(e)),
+    }
+}
+
+/// Parses a runbook's `check` line as this binary would its own arguments: an unknown
+/// command, flag or value is found before the drill starts.
+pub fn parse_check(words: &[String]) -> std::result::Result<(), String> {
+    use clap::Parser as _;
+    let argv = std::iter::once("cutover").chain(words.iter().map(String::as_str));
+    match crate::cli::Cli::try_parse_from(argv) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("not a cutover command")
+                .trim_start_matches("error: ")
+                .to_string();
+            Err(format!("`{}`: {first}", words.join(" ")))
+        }
     }
 }
 
@@ -82,15 +105,15 @@ fn ack(a: DrillAckArgs) -> Result<u8> {
         AckKind::Done
     };
     let said = control::ack(&a.journal, &a.step, &a.by, kind).map_err(|e| anyhow!(e))?;
-    println!("{said}");
+    outln!("{said}");
     Ok(0)
 }
 
 fn status(a: DrillStatusArgs) -> Result<u8> {
     let st = control::status(&a.journal).map_err(|e| anyhow!(e))?;
     match a.format {
-        Format::Human => print!("{}", st.human()),
-        Format::Json => println!(
+        Format::Human => out!("{}", st.human()),
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&st).context("rendering")?
         ),

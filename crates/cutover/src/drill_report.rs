@@ -13,19 +13,10 @@ pub fn run(a: DrillReportArgs) -> Result<u8> {
         Format::Human => report.text(),
         Format::Json => report.json(),
     };
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(anyhow!("writing the report: {e}"))
-            }
-            _ => {}
-        }
-    }
+    crate::out::text(&text).map_err(|e| anyhow!("writing the report: {e}"))?;
     if let Some(dir) = &a.out {
         match cutover_drill::report::write_out_dir(dir, &report) {
-            Ok(written) => eprintln!(
+            Ok(written) => errln!(
                 "reports written: {}",
                 written
                     .iter()

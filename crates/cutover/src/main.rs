@@ -2,6 +2,26 @@
 //! Nothing here computes a verdict; it only decides how to show one and which exit code
 //! it gives (0 equal, 1 differences, 2 could not compare, 130 interrupted).
 
+/// `print!` that never panics on a closed stdout (see `out.rs`).
+macro_rules! out {
+    ($($t:tt)*) => {{ let _ = $crate::out::stdout(format_args!($($t)*)); }};
+}
+/// `println!` that never panics on a closed stdout (see `out.rs`).
+macro_rules! outln {
+    () => {{ let _ = $crate::out::stdout(format_args!("\n")); }};
+    ($($t:tt)*) => {{ let _ = $crate::out::stdout(format_args!("{}\n", format_args!($($t)*))); }};
+}
+/// `eprint!` that never panics (see `out.rs`).
+#[allow(unused_macros)]
+macro_rules! err {
+    ($($t:tt)*) => {{ $crate::out::stderr(format_args!($($t)*)); }};
+}
+/// `eprintln!` that never panics (see `out.rs`).
+macro_rules! errln {
+    () => {{ $crate::out::stderr(format_args!("\n")); }};
+    ($($t:tt)*) => {{ $crate::out::stderr(format_args!("{}\n", format_args!($($t)*))); }};
+}
+
 mod capture_cmd;
 mod check_cmd;
 mod cli;
@@ -11,6 +31,7 @@ mod drill_cmd;
 mod drill_report;
 mod endpoints;
 mod probe_cmd;
+mod out;
 mod progress;
 mod proxy_cmd;
 mod render;
@@ -31,11 +52,23 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("cutover: error: cannot start the async runtime: {e}");
+            errln!("cutover: error: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
     let code = runtime.block_on(async move {
+        // Commands that take nothing from the config still read it: `--help` says every
+        // command does, and a broken or missing file is an error wherever it is given.
+        if matches!(
+            cli.command,
+            cli::Command::Sandbox(_)
+                | cli::Command::Drill(_)
+                | cli::Command::Capture(_)
+                | cli::Command::Workload(_)
+                | cli::Command::Proxy(_)
+        ) {
+            diff_cmd::load_config(cli.config.as_deref())?;
+        }
         match cli.command {
             cli::Command::Diff(args) => diff_cmd::run(cli.config.as_deref(), *args).await,
             cli::Command::Sandbox(args) => sandbox_cmd::run(args),
@@ -55,10 +88,24 @@ fn main() -> ExitCode {
     match code {
         Ok(c) => ExitCode::from(c),
         Err(e) => {
-            eprintln!("cutover: error: {}", one_line(&format!("{e:#}")));
+            errln!("cutover: error: {}", one_line(&chain(&e)));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes, each cause said once: an error whose message already ends with
+/// its source's text (`cannot read x: No such file (os error 2)`) does not repeat it.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn one_line(s: &str) -> String {

@@ -2,8 +2,6 @@
 //! server's answers into a workload file. Writes nothing to any database: it only forwards
 //! what clients send (their writes are theirs).
 
-use std::io::Write;
-
 use anyhow::{anyhow, Context, Result};
 use cutover_proxy::{ProxyOptions, Summary};
 use tokio_util::sync::CancellationToken;
@@ -69,17 +67,21 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
         redact: args.redact_values,
     };
     let upstream = args.upstream.clone();
-    let summary = cutover_proxy::run(opts, cancel, |addr| {
-        eprintln!("cutover proxy: listening on {addr}, relaying to {upstream}");
-    })
+    let summary = cutover_proxy::run(
+        opts,
+        cancel,
+        |addr| {
+            errln!("cutover proxy: listening on {addr}, relaying to {upstream}");
+        },
+        |warning| errln!("cutover proxy: warning: {warning}"),
+    )
     .await
     .context("proxy")?;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n",
         Format::Human => human(&summary, &args.record),
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    let _ = crate::out::text(&text);
     Ok(0)
 }
 
@@ -108,6 +110,12 @@ fn human(s: &Summary, record: &std::path::Path) -> String {
             "warning: {} connections closed: TLS could not be set up ({})\n",
             s.tls_failures,
             s.last_tls_failure.as_deref().unwrap_or("")
+        ));
+    }
+    if s.accept_errors > 0 {
+        out.push_str(&format!(
+            "warning: accepting a client failed {} times (out of file descriptors?); the proxy paused and retried\n",
+            s.accept_errors
         ));
     }
     if !s.removed_files.is_empty() {

@@ -67,7 +67,7 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
             .with_context(|| format!("creating the output directory {}", dir.display()))?;
     }
     if !args.read_only {
-        eprintln!(
+        errln!(
             "cutover: replaying every statement, writes included, on the target{}: they must be disposable copies (--read-only sends only reads)",
             if baseline_ep.is_some() { " and the baseline" } else { "" }
         );
@@ -113,7 +113,7 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         ] {
             let path = dir.join(name);
             if std::fs::write(&path, text).is_err() {
-                eprintln!("cutover: warning: cannot write {}", path.display());
+                errln!("cutover: warning: cannot write {}", path.display());
             }
         }
     }

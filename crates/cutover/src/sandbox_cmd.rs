@@ -19,7 +19,7 @@ pub fn run(args: SandboxArgs) -> Result<u8> {
         SandboxAction::Down => {
             Sandbox::down(&args.dir)?;
             if args.format == Format::Human {
-                println!("sandbox in {} stopped and removed", args.dir.display());
+                outln!("sandbox in {} stopped and removed", args.dir.display());
             }
         }
         SandboxAction::Status => {
@@ -47,14 +47,14 @@ fn print(sb: &Sandbox, format: Format, started: bool) {
                            "socket": sb.target.socket, "pid": sb.target.pid,
                            "running": sb.target.is_alive()},
             });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         }
         Format::Human => {
             if started {
-                println!("sandbox started in {} ({})", sb.dir.display(), sb.version);
+                outln!("sandbox started in {} ({})", sb.dir.display(), sb.version);
             }
             for s in [&sb.source, &sb.target] {
-                println!(
+                outln!(
                     "{:6} {}  server_id={} pid={} {}",
                     s.role,
                     s.dsn(None),
@@ -64,12 +64,12 @@ fn print(sb: &Sandbox, format: Format, started: bool) {
                 );
             }
             if let Some(ca) = &sb.tls_ca {
-                println!(
+                outln!(
                     "TLS: add ?ssl-mode=verify-identity&ssl-ca={} to a DSN",
                     ca.display()
                 );
             }
-            println!(
+            outln!(
                 "user `app` has password `{}`; try: cutover diff --source {} --target {}",
                 cutover_sandbox::APP_PASSWORD,
                 sb.source.dsn(None),

@@ -123,6 +123,33 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     }
     let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
 
+    if !tables.is_empty() {
+        // A filter that selects nothing would verify nothing and read as "no mismatches".
+        let selected = table_filter_excluding(tables.clone(), exclude.clone());
+        let names: Vec<(String, String)> = source
+            .conn()
+            .await?
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+                 WHERE TABLE_TYPE = 'BASE TABLE'",
+            )
+            .await
+            .context("listing source tables")?;
+        if !names
+            .iter()
+            .any(|(d, t)| selected(&cutover_core::TableName::new(d, t)))
+        {
+            return Err(anyhow!(
+                "--tables: no table on the source matches {}",
+                if args.tables.is_empty() {
+                    &cfg.filter.tables
+                } else {
+                    &args.tables
+                }
+                .join(", ")
+            ));
+        }
+    }
     let mut opts = VerifyOptions::new(start, table_filter_excluding(tables, exclude), routes);
     opts.checker.grace = grace;
     opts.run_for = run_for;
@@ -156,7 +183,7 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             let line = serde_json::to_string(m).unwrap_or_default();
             if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() && !write_failed {
                 write_failed = true;
-                eprintln!("cutover: warning: cannot append to mismatches.jsonl");
+                errln!("cutover: warning: cannot append to mismatches.jsonl");
             }
         }
     };
@@ -169,16 +196,15 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
         let path = dir.join("verify.json");
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         if std::fs::write(&path, text + "\n").is_err() {
-            eprintln!("cutover: warning: cannot write {}", path.display());
+            errln!("cutover: warning: cannot write {}", path.display());
         }
     }
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
         Format::Human => human(&summary),
     };
-    let mut out = std::io::stdout().lock();
     // A closed stdout (a pager quit early) is not an error of the verification.
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    let _ = crate::out::text(&text);
     Ok(if summary.mismatches.is_empty() { 0 } else { 1 })
 }
 

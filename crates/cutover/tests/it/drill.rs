@@ -434,16 +434,33 @@ run = "echo last >> {d}/count"
     let r = run_async(drill_run(&rb, &journal, &[])).await;
     r.assert_clean_error("--resume");
 
-    let r = run_async(drill_run(&rb, &journal, &["--resume"])).await;
+    let resumed = spawn(drill_run(&rb, &journal, &["--resume"]));
+    // The long step's command ran before the crash to an end no drill saw: it is not run
+    // again; its DRI confirms it.
+    wait_status(&journal, "the DRI's confirmation of the long step", |v| {
+        v["current"]["id"] == "long" && v["current"]["waiting_for"] == "ack"
+    })
+    .await;
+    assert_eq!(ack(&journal, "long", "alice", &[]).code, 0);
+    let r = tokio::task::spawn_blocking(move || resumed.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let r = Run {
+        code: r.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&r.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+    };
     // Completed, with one step failed (continue_on_error): exit 1.
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("resuming run"), "{}", r.stdout);
     assert!(r.stdout.contains("drill completed in"), "{}", r.stdout);
+    assert!(r.stdout.contains("exit status unknown"), "{}", r.stdout);
     let count = std::fs::read_to_string(dir.path().join("count")).unwrap();
     // The resume starts at the first step not completed (the failed one) and runs no
-    // completed step again.
+    // completed step again, nor the step whose command had started.
     assert_eq!(
-        count, "first\noops\nmid\nlong\noops\nlong\nlast\n",
+        count, "first\noops\nmid\nlong\noops\nlast\n",
         "completed steps ran once"
     );
     assert!(
@@ -463,6 +480,158 @@ run = "echo last >> {d}/count"
     run_async(drill_run(&rb, &journal, &["--resume"]))
         .await
         .assert_clean_error("nothing to resume");
+}
+
+/// Waits for a child's end and collects its output.
+async fn finish(child: Child) -> Run {
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A runbook whose step `effect` records its start, waits for `DIR/release`, then appends its
+/// side effect; and the drill killed with SIGKILL while that step runs.
+async fn crash_during_effect(dir: &Path) -> (PathBuf, PathBuf) {
+    let d = dir.display().to_string();
+    let rb = runbook(
+        dir,
+        &format!(
+            r#"
+[runbook]
+name = "once"
+announce = ["stdout"]
+
+[[step]]
+id = "effect"
+title = "Freeze writes"
+{PEOPLE}
+run = "echo started >> {d}/starts; while [ ! -f {d}/release ]; do sleep 0.05; done; echo effect >> {d}/effects"
+
+[[step]]
+id = "after"
+title = "After"
+{PEOPLE}
+run = "echo after >> {d}/after"
+"#
+        ),
+    );
+    let journal = dir.join("j");
+    let mut child = spawn(drill_run(&rb, &journal, &[]));
+    let starts = dir.join("starts");
+    wait_for("the step's start", Duration::from_secs(60), || {
+        let ok = starts.exists();
+        async move { ok }
+    })
+    .await;
+    // SAFETY: signals the drill this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    (rb, journal)
+}
+
+/// Ends the step's orphaned process group whatever happens to the test.
+struct Release(PathBuf);
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_running_when_the_drill_was_killed_is_never_started_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let _release = Release(dir.path().join("release"));
+    let (rb, journal) = crash_during_effect(dir.path()).await;
+    let ev = events(&journal);
+    let started = of_kind(&ev, "command_started");
+    assert_eq!(started.len(), 1, "{ev:?}");
+    assert!(started[0]["pid"].as_i64().unwrap() > 1);
+    assert!(started[0]["start_time"].as_u64().unwrap() > 0);
+    // The drill is gone, its step's command still runs: status does not call it running.
+    let st = status_json(&journal);
+    assert_eq!(st["status"], "incomplete", "{st}");
+    assert_eq!(st["current"]["state"], "stopped", "{st}");
+
+    let resumed = spawn(drill_run(&rb, &journal, &["--resume"]));
+    wait_for("the resume to start", Duration::from_secs(60), || {
+        let ok = !of_kind(&events(&journal), "resumed").is_empty();
+        async move { ok }
+    })
+    .await;
+    // The resume waits for the command that still runs; it does not start it again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("starts")).unwrap(),
+        "started\n"
+    );
+    assert!(of_kind(&events(&journal), "orphan_ended").is_empty());
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    wait_status(&journal, "the DRI's confirmation", |v| {
+        v["current"]["id"] == "effect" && v["current"]["waiting_for"] == "ack"
+    })
+    .await;
+    assert_eq!(ack(&journal, "effect", "alice", &[]).code, 0);
+    let r = finish(resumed).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("still runs: waiting for it to end"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("effects")).unwrap(),
+        "effect\n",
+        "the side effect happened exactly once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("starts")).unwrap(),
+        "started\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("after")).unwrap(),
+        "after\n"
+    );
+    let ev = events(&journal);
+    assert_eq!(of_kind(&ev, "orphan_ended")[0]["how"], "waited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_orphans_ends_the_running_step_and_a_rejection_stops_the_drill() {
+    let dir = tempfile::tempdir().unwrap();
+    let _release = Release(dir.path().join("release"));
+    let (rb, journal) = crash_during_effect(dir.path()).await;
+    let resumed = spawn(drill_run(&rb, &journal, &["--resume", "--kill-orphans"]));
+    wait_status(&journal, "the DRI's confirmation", |v| {
+        v["current"]["id"] == "effect" && v["current"]["waiting_for"] == "ack"
+    })
+    .await;
+    assert_eq!(
+        of_kind(&events(&journal), "orphan_ended")[0]["how"],
+        "killed"
+    );
+    // Released now, the killed command can no longer act.
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    assert_eq!(ack(&journal, "effect", "alice", &["--reject"]).code, 0);
+    let r = finish(resumed).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("(--kill-orphans)"), "{}", r.stdout);
+    assert!(
+        !dir.path().join("effects").exists(),
+        "the killed step never acted"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("starts")).unwrap(),
+        "started\n"
+    );
+    assert!(!dir.path().join("after").exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -820,6 +989,29 @@ fn a_malformed_runbook_is_refused_before_anything_runs() {
             ),
             "only one of",
         ),
+        // A `check` line is parsed as the cutover command it names, arguments included,
+        // before step 1 (with its side effect) runs.
+        (
+            format!(
+                "{head}{}[[step]]\nid = \"b\"\ntitle = \"t\"\n{PEOPLE}\ncheck = \"rmx -rf ./scratch\"\n",
+                step("a")
+            ),
+            "runbook.toml:13: step `b`: check: `rmx -rf ./scratch`: unrecognized subcommand 'rmx'",
+        ),
+        (
+            format!(
+                "{head}{}[[step]]\nid = \"b\"\ntitle = \"t\"\n{PEOPLE}\ncheck = \"diff --tabels app.*\"\n",
+                step("a")
+            ),
+            "check: `diff --tabels app.*`: unexpected argument '--tabels'",
+        ),
+        (
+            format!(
+                "{head}{}[[step]]\nid = \"b\"\ntitle = \"t\"\n{PEOPLE}\ncheck = \"diff --threads many\"\n",
+                step("a")
+            ),
+            "invalid value 'many'",
+        ),
     ];
     for (text, expected) in cases {
         let rb = runbook(dir.path(), &text);
@@ -1030,4 +1222,84 @@ run = "echo after >> {d}/log"
     let st = pairs(&v["runs"][0]["steps"], "id", "status");
     assert_eq!(st[0], ("first".into(), "skipped".into()));
     assert_eq!(st[3], ("after".into(), "ok".into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_killed_during_a_rollback_resumes_it_without_running_any_rollback_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let _release = Release(dir.path().join("release"));
+    let d = dir.path().display().to_string();
+    let rb = runbook(
+        dir.path(),
+        &format!(
+            r#"
+[runbook]
+name = "undo"
+announce = ["stdout"]
+
+[[step]]
+id = "a"
+title = "A"
+{PEOPLE}
+run = "true"
+rollback = "echo undo-a >> {d}/undo"
+
+[[step]]
+id = "b"
+title = "B"
+{PEOPLE}
+run = "true"
+rollback = "echo started >> {d}/rstarts; while [ ! -f {d}/release ]; do sleep 0.05; done; echo undo-b >> {d}/undo"
+
+[[step]]
+id = "gate"
+title = "Gate"
+{PEOPLE}
+run = "exit 1"
+gate = true
+"#
+        ),
+    );
+    let journal = dir.path().join("j");
+    let mut child = spawn(drill_run(&rb, &journal, &[]));
+    let rstarts = dir.path().join("rstarts");
+    wait_for(
+        "the rollback of b to start",
+        Duration::from_secs(60),
+        || {
+            let ok = rstarts.exists();
+            async move { ok }
+        },
+    )
+    .await;
+    // SAFETY: signals the drill this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
+    let resumed = spawn(drill_run(&rb, &journal, &["--resume"]));
+    wait_for("the resume to start", Duration::from_secs(60), || {
+        let ok = !of_kind(&events(&journal), "resumed").is_empty();
+        async move { ok }
+    })
+    .await;
+    std::fs::write(dir.path().join("release"), "").unwrap();
+    let r = finish(resumed).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("resuming the rollback"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&rstarts).unwrap(), "started\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("undo")).unwrap(),
+        "undo-b\nundo-a\n",
+        "each rollback ran once, in reverse order"
+    );
+    let ev = events(&journal);
+    assert_eq!(of_kind(&ev, "orphan_ended")[0]["rollback"], true);
+    let fin = of_kind(&ev, "run_finished");
+    assert_eq!(fin[fin.len() - 1]["status"], "rolled_back");
+    let b = of_kind(&ev, "rollback_step_finished");
+    assert!(
+        b.iter().any(|e| e["step"] == "b" && e["ok"] == false),
+        "{b:?}"
+    );
 }

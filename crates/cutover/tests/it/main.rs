@@ -8,6 +8,7 @@ mod connection;
 mod diff;
 mod drill;
 mod drivers;
+mod hardening;
 mod harness;
 mod interrupt;
 mod pcap;
