@@ -237,7 +237,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         let (findings, summary) = match scan {
             Ok(r) => r,
             Err(cutover_check::txn_limits::TxnScanError::Db(DbError::Interrupted)) => {
-                eprintln!("cutover: interrupted; the binlog was not read to the end");
+                errln!("cutover: interrupted; the binlog was not read to the end");
                 return Ok(130);
             }
             Err(e) => return Err(anyhow!("--transactions: {e}")),
@@ -289,7 +289,7 @@ fn add_workload(
         match cutover_check::check_workload(path, profile, opts, &|| cancel.is_cancelled()) {
             Ok(r) => r,
             Err(cutover_check::workload::WorkloadCheckError::Interrupted) => {
-                eprintln!("cutover: interrupted; the workload was not read to the end");
+                errln!("cutover: interrupted; the workload was not read to the end");
                 return Ok(false);
             }
             Err(e) => return Err(anyhow!("--workload: {e}")),

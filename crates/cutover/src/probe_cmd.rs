@@ -69,7 +69,7 @@ async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8
     let report = match cutover_probe::probe(&source, &target, &opts, cancel).await {
         Ok(r) => r,
         Err(ProbeError::Interrupted) => {
-            eprintln!(
+            errln!(
                 "cutover: interrupted; the scratch database `{}` was dropped on both sides",
                 args.scratch_db
             );
@@ -86,21 +86,12 @@ async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8
             j
         }
     };
-    {
-        use std::io::Write as _;
-        let mut out = std::io::stdout().lock();
-        // A closed pipe (`| head`) is the reader's choice, not an error of the probe.
-        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                return Err(anyhow!("writing the report: {e}"))
-            }
-            _ => {}
-        }
-    }
+    // A closed pipe (`| head`) is the reader's choice, not an error of the probe.
+    crate::out::text(&text).map_err(|e| anyhow!("writing the report: {e}"))?;
     if let Some(dir) = &args.out {
         // A report that cannot be written is said, but the verdict stands.
         match cutover_probe::report::write_out_dir(dir, &report) {
-            Ok(written) => eprintln!(
+            Ok(written) => errln!(
                 "reports written: {}",
                 written
                     .iter()
@@ -108,7 +99,7 @@ async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            Err(e) => eprintln!(
+            Err(e) => errln!(
                 "cutover: warning: the reports could not be written to {}: {e}",
                 dir.display()
             ),
