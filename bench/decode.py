@@ -70,8 +70,8 @@ def sysbench(port, *extra):
                f"--tables={TABLES}", f"--table-size={TABLE_SIZE}", *extra], capture_output=True).stdout
 
 
-def callgrind(out_file, cmd, **kw):
-    """`cmd` under callgrind; its total instruction count is read from `out_file` after."""
+def callgrind(out_file, cmd):
+    """`cmd` under callgrind (its total is read from `out_file` afterwards)."""
     return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", *cmd]
 
 
