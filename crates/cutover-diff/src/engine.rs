@@ -30,7 +30,7 @@ use cutover_core::schema::{describe, TableName};
 use cutover_core::sql::quote_ident;
 use cutover_core::throttle::Throttle;
 use cutover_core::value::{same, ColumnKind, CompareOptions, Value};
-use cutover_core::{Db, DbError};
+use cutover_core::{Db, DbError, Flavor};
 use mysql_async::prelude::Queryable;
 
 use crate::checkpoint::{Checkpoint, ChunkRecord};
@@ -412,6 +412,10 @@ async fn diff_table_inner(
         .row_hash
         .unwrap_or_else(|| RowHash::for_servers(source.version(), target.version()));
     report.row_hash = Some(plan.hash);
+    plan.row_variable = (
+        source.flavor() == Flavor::MariaDb,
+        target.flavor() == Flavor::MariaDb,
+    );
     let same_engine = source.flavor() == target.flavor();
     report.renderings = plan
         .columns

@@ -62,112 +62,123 @@ UPDATE t SET s = 'a', c = 'b#c' WHERE id = 210;
 DELETE FROM t WHERE id IN (200, 201);
 INSERT INTO t (id, i) VALUES (1000, 1)";
 
+/// The row hashes every hazard test runs with: the default (`crc32_pair` on this MariaDB
+/// pair) and the portable one MySQL, Aurora and TiDB pairs get.
+const ROW_HASHES: [&[&str]; 2] = [&[], &["--row-hash", "portable"]];
+
 #[tokio::test]
 async fn finds_every_injected_difference_in_every_column_type() {
     fresh_db("types").await;
     both(&format!("USE types; {ALL_TYPES}")).await;
     exec(Side::Target, &format!("USE types; {MUTATIONS}")).await;
 
-    let r = diff_json("types.t", &[]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
-    let v = r.json();
-    let t = &v["tables"][0];
-    assert_eq!(t["status"], "different");
-    assert_eq!(t["missing_in_target"], 2);
-    assert_eq!(t["extra_in_target"], 1);
-    assert_eq!(t["mismatched"], 20);
-    assert_eq!(t["rows_compared"], 300);
-    let got: Vec<(String, i64, Vec<String>)> = t["diffs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
+    // The hazards hold with the default row hash and with the portable one.
+    for hash in ROW_HASHES {
+        let r = diff_json("types.t", hash);
+        assert_eq!(r.code, 1, "{hash:?}: {}", r.stderr);
+        let v = r.json();
+        let t = &v["tables"][0];
+        assert_eq!(t["status"], "different");
+        assert_eq!(t["missing_in_target"], 2);
+        assert_eq!(t["extra_in_target"], 1);
+        assert_eq!(t["mismatched"], 20);
+        assert_eq!(t["rows_compared"], 300);
+        let got: Vec<(String, i64, Vec<String>)> = t["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["kind"].as_str().unwrap().to_string(),
+                    d["key"]["id"].as_i64().unwrap(),
+                    d["columns"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .map(|c| c["column"].as_str().unwrap().to_string())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let m = |id: i64, cols: &[&str]| {
             (
-                d["kind"].as_str().unwrap().to_string(),
-                d["key"]["id"].as_i64().unwrap(),
-                d["columns"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|c| c["column"].as_str().unwrap().to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                "mismatched".to_string(),
+                id,
+                cols.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
             )
-        })
-        .collect();
-    let m = |id: i64, cols: &[&str]| {
-        (
-            "mismatched".to_string(),
-            id,
-            cols.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
-        )
-    };
-    let expected = vec![
-        m(10, &["i"]),
-        m(20, &["d"]),
-        m(30, &["f"]),
-        m(40, &["g"]),
-        m(50, &["s"]),
-        m(60, &["s"]),
-        m(70, &["s"]),
-        m(80, &["l"]),
-        m(90, &["b"]),
-        m(100, &["bl"]),
-        m(110, &["dt"]),
-        m(120, &["dtm"]),
-        m(130, &["ts"]),
-        m(140, &["tm"]),
-        m(150, &["y"]),
-        m(160, &["bt"]),
-        m(170, &["e"]),
-        m(180, &["st"]),
-        m(190, &["j"]),
-        ("missing_in_target".into(), 200, vec![]),
-        ("missing_in_target".into(), 201, vec![]),
-        m(210, &["s", "c"]),
-        ("extra_in_target".into(), 1000, vec![]),
-    ];
-    assert_eq!(got, expected);
-    // Values in JSON: text as text, NULL as null, bytes that are not UTF-8 as hex.
-    let diffs = t["diffs"].as_array().unwrap();
-    let col = |id: i64| diffs.iter().find(|d| d["key"]["id"] == id).unwrap()["columns"][0].clone();
-    assert_eq!(
-        col(60),
-        json!({"column": "s", "source": "name-60", "target": "name-60 "})
-    );
-    assert_eq!(
-        col(70),
-        json!({"column": "s", "source": "", "target": null})
-    );
-    assert_eq!(col(80)["source"], json!("café80"));
-    assert_eq!(col(90)["target"], json!({"hex": "ff01"}));
-    assert_eq!(col(10)["target"], json!(10000031));
-    // The report says how the columns that engines render differently are checksummed.
-    assert_eq!(
-        t["renderings"],
-        json!([
-            {"column": "f", "checksum": "(`f` + 0e0)", "settled_by": "identical"},
-            {"column": "g", "checksum": "`g`", "settled_by": "identical"},
-            {"column": "j", "checksum": "`j`", "settled_by": "identical"}
-        ])
-    );
+        };
+        let expected = vec![
+            m(10, &["i"]),
+            m(20, &["d"]),
+            m(30, &["f"]),
+            m(40, &["g"]),
+            m(50, &["s"]),
+            m(60, &["s"]),
+            m(70, &["s"]),
+            m(80, &["l"]),
+            m(90, &["b"]),
+            m(100, &["bl"]),
+            m(110, &["dt"]),
+            m(120, &["dtm"]),
+            m(130, &["ts"]),
+            m(140, &["tm"]),
+            m(150, &["y"]),
+            m(160, &["bt"]),
+            m(170, &["e"]),
+            m(180, &["st"]),
+            m(190, &["j"]),
+            ("missing_in_target".into(), 200, vec![]),
+            ("missing_in_target".into(), 201, vec![]),
+            m(210, &["s", "c"]),
+            ("extra_in_target".into(), 1000, vec![]),
+        ];
+        assert_eq!(got, expected);
+        // Values in JSON: text as text, NULL as null, bytes that are not UTF-8 as hex.
+        let diffs = t["diffs"].as_array().unwrap();
+        let col =
+            |id: i64| diffs.iter().find(|d| d["key"]["id"] == id).unwrap()["columns"][0].clone();
+        assert_eq!(
+            col(60),
+            json!({"column": "s", "source": "name-60", "target": "name-60 "})
+        );
+        assert_eq!(
+            col(70),
+            json!({"column": "s", "source": "", "target": null})
+        );
+        assert_eq!(col(80)["source"], json!("café80"));
+        assert_eq!(col(90)["target"], json!({"hex": "ff01"}));
+        assert_eq!(col(10)["target"], json!(10000031));
+        // The report says how the columns that engines render differently are checksummed.
+        assert_eq!(
+            t["renderings"],
+            json!([
+                {"column": "f", "checksum": "(`f` + 0e0)", "settled_by": "identical"},
+                {"column": "g", "checksum": "`g`", "settled_by": "identical"},
+                {"column": "j", "checksum": "`j`", "settled_by": "identical"}
+            ])
+        );
 
-    // With a tolerance, the tiny FLOAT and DOUBLE changes are no longer differences.
-    let r = diff_json("types.t", &["--float-tolerance", "0.001"]);
-    let v = r.json();
-    let cols: Vec<String> = v["tables"][0]["diffs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|d| d["columns"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["column"].as_str().unwrap().to_string())
-        .collect();
-    assert!(
-        !cols.contains(&"f".to_string()) && !cols.contains(&"g".to_string()),
-        "{cols:?}"
-    );
-    assert_eq!(v["tables"][0]["mismatched"], 18);
+        // With a tolerance, the tiny FLOAT and DOUBLE changes are no longer differences.
+        let r = diff_json(
+            "types.t",
+            &[hash, &["--float-tolerance", "0.001"][..]].concat(),
+        );
+        let v = r.json();
+        let cols: Vec<String> = v["tables"][0]["diffs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|d| d["columns"].as_array().cloned().unwrap_or_default())
+            .map(|c| c["column"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            !cols.contains(&"f".to_string()) && !cols.contains(&"g".to_string()),
+            "{cols:?}"
+        );
+        assert_eq!(v["tables"][0]["mismatched"], 18);
+    }
 }
 
 #[tokio::test]
@@ -261,22 +272,24 @@ async fn equal_data_in_different_forms_is_equal() {
            CONCAT('{\"b\": \"x\", \"a\": ', seq, '}'), seq / 3 FROM seq_1_to_500",
     )
     .await;
-    let r = diff_json("forms.t", &[]);
-    let v = r.json();
-    let t = &v["tables"][0];
-    assert_eq!(t["status"], "equal", "{}", r.stdout);
-    assert_eq!(r.code, 0);
-    assert_eq!(t["rows_compared"], 500);
-    // The definitions differ and the report says so.
-    let whats = pairs(&t["schema"], "object", "what");
-    assert!(
-        whats.contains(&("amount".into(), "type".into())),
-        "{whats:?}"
-    );
-    assert!(
-        whats.contains(&("name".into(), "charset".into())),
-        "{whats:?}"
-    );
+    for hash in ROW_HASHES {
+        let r = diff_json("forms.t", hash);
+        let v = r.json();
+        let t = &v["tables"][0];
+        assert_eq!(t["status"], "equal", "{hash:?}: {}", r.stdout);
+        assert_eq!(r.code, 0);
+        assert_eq!(t["rows_compared"], 500);
+        // The definitions differ and the report says so.
+        let whats = pairs(&t["schema"], "object", "what");
+        assert!(
+            whats.contains(&("amount".into(), "type".into())),
+            "{whats:?}"
+        );
+        assert!(
+            whats.contains(&("name".into(), "charset".into())),
+            "{whats:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -561,7 +574,9 @@ async fn string_composite_and_keyless_tables_across_collations() {
     exec(Side::Source, &make("utf8mb4_general_ci")).await;
     exec(Side::Target, &make("utf8mb4_bin")).await;
 
-    // Identical data under different collations: no difference at all.
+    // Identical data under different collations: no difference at all, with either hash.
+    let r = diff_json("anykey.*", &["--row-hash", "portable"]);
+    assert_eq!(r.code, 0, "portable: {}", r.stdout);
     let r = diff_json("anykey.*", &[]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     let v = r.json();
@@ -592,6 +607,17 @@ async fn string_composite_and_keyless_tables_across_collations() {
     let r = diff_json("anykey.*", &["--fix-sql", fix.to_str().unwrap()]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let v = r.json();
+    // The portable row hash finds exactly the same differences.
+    let p = diff_json("anykey.*", &["--row-hash", "portable"]).json();
+    for (a, b) in v["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(p["tables"].as_array().unwrap())
+    {
+        assert_eq!(a["diffs"], b["diffs"], "portable: {}", a["source"]);
+        assert_eq!(b["row_hash"], "crc32_reversed");
+    }
     let table = |name: &str| {
         v["tables"]
             .as_array()
