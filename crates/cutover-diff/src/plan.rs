@@ -64,9 +64,12 @@
 //!
 //! Cost, in MariaDB server instructions per row of a sysbench table against the floor query
 //! `BIT_XOR(CRC32(CONCAT_WS('#', …)))` (`bench/rowcost.py`): `crc32_pair` 1.41× (utf8mb4)
-//! and 1.70× (latin1, whose one `LENGTH` reads a CHAR column again); `crc32_reversed` 2.18×
-//! and 2.51× (the row string is built twice, and `REVERSE` copies byte by byte), less than
-//! the former form (`CRC32` of every value and of its `HEX`); `crc32` 1.27×.
+//! and 1.70× (latin1, whose one `LENGTH` reads a CHAR column again); `crc32_reversed` 1.83×
+//! and 2.14× on a MariaDB side, which builds the row string once into a user variable
+//! ([`Plan::row_variable`]; `REVERSE` copies it byte by byte), and 2.18× and 2.51× where the
+//! string is built twice (TiDB, so that the checksum stays pushed down to TiKV; MySQL, whose
+//! order of evaluating user variables is undefined; latin1 there a little less, with the
+//! plain separator of a single-byte character set); `crc32` 1.27×.
 //!
 //! Common to all forms:
 //! - **Bytes, not characters.** The separator is a binary string, so `R` is one: fields enter
