@@ -641,7 +641,7 @@ fn a_mysql_gtid_set_on_a_mariadb_source_is_refused_with_the_right_form() {
 #[tokio::test]
 async fn a_reader_behind_a_ddl_reads_rows_by_name_or_counts_them() {
     let sb = cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default()).unwrap();
-    let setup = "CREATE DATABASE vd; CREATE TABLE vd.t (id INT PRIMARY KEY, v INT); \
+    let setup = "CREATE DATABASE vd; USE vd; CREATE TABLE vd.t (id INT PRIMARY KEY, v INT); \
                  INSERT INTO vd.t SELECT seq, seq FROM seq_1_to_20";
     sb.source.sql(setup).unwrap();
     sb.target.sql(setup).unwrap();
