@@ -1048,9 +1048,29 @@ fn output_paths_are_checked_before_any_connection() {
     }
     cases.push(vec!["replay", w, "--target", nowhere, "--out", u]);
     cases.push(vec!["drill", "run", rb.to_str().unwrap(), "--journal", u]);
+    let log = d.join("general.log");
+    let log = log.to_str().unwrap();
+    cases.push(vec![
+        "capture",
+        "--from",
+        "general-log",
+        "--input",
+        log,
+        "--out",
+        u,
+    ]);
+    cases.push(vec![
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+        "--record",
+        u,
+    ]);
     for args in cases {
         let r = run(cutover().args(&args));
-        r.assert_clean_error(u);
+        r.assert_clean_error(file.to_str().unwrap());
         assert!(
             !r.stderr.contains("cannot connect"),
             "{args:?}: {}",
