@@ -207,7 +207,7 @@ pub fn status(dir: &Path) -> Result<Status, String> {
             dri: s.info.dri.clone(),
             reviewer: s.info.reviewer.clone(),
             state: if stopped {
-                "stopped".into()
+                stopped_state(s.command, run.interrupted)
             } else {
                 s.state.as_str().into()
             },
@@ -258,6 +258,19 @@ pub fn status(dir: &Path) -> Result<Status, String> {
         skipped: count(StepState::Skipped),
         steps: run.steps.len(),
     })
+}
+
+/// What a step the drill no longer runs is: its command still running on its own (the drill
+/// died or was interrupted while the command ignored the signals), ended by an interruption
+/// (Ctrl-C, SIGTERM: the journal says so), or stopped by a crash.
+fn stopped_state(command: Option<crate::state::CommandOnRecord>, interrupted: bool) -> String {
+    match command {
+        Some(c) if crate::process::group_alive(c.pgid, c.start_time) => {
+            format!("running (orphaned, pid {})", c.pid)
+        }
+        _ if interrupted => "interrupted".into(),
+        _ => "stopped".into(),
+    }
 }
 
 impl Status {

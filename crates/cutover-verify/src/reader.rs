@@ -17,6 +17,14 @@
 //! GTID, annotate-rows, checkpoint and GTID-list events, and anything a future server adds)
 //! are skipped: they carry no row data, and the stream framing does not depend on them.
 //!
+//! The definition read is the table's definition now, not the one a row was written with.
+//! When the reader is behind a DDL (it started or resumed from an earlier position, or lags),
+//! a row written before the DDL meets the newer definition. If the source logs column names
+//! (`binlog_row_metadata=FULL`: MySQL 8, MariaDB 10.5+) the row is read by name and nothing
+//! is lost; without names a row whose column count differs from the definition's is not
+//! guessed at (a wrong guess would check another row) but counted as not checked
+//! (`skipped_rows`, with the reason), which the command's exit code reports.
+//!
 //! The reader never writes: its connection only registers as a replica and reads.
 
 use std::collections::HashMap;
@@ -354,13 +362,16 @@ impl BinlogReader {
         if !(self.filter)(&name) {
             return Ok(());
         }
+        // Column names, when the source logs them (`binlog_row_metadata=FULL`): then a row
+        // is read by name, whatever definition changes came after it was written.
+        let names = event_column_names(tme);
+        let count = tme.columns_count();
         let mut schema = self.schema(&name).await?;
         // A definition read before a DDL this stream has not shown yet (a restart, or a
         // change made with the binlog off): read it again once.
-        if schema
-            .as_ref()
-            .is_some_and(|s| s.table.columns.len() as u64 != tme.columns_count())
-        {
+        if schema.as_ref().is_some_and(|s| {
+            s.table.columns.len() as u64 != count || layout(s, names.as_deref(), count).is_none()
+        }) {
             self.schemas.remove(&name);
             schema = self.schema(&name).await?;
         }
@@ -368,14 +379,24 @@ impl BinlogReader {
             self.warn(format!("{name}: the table no longer exists on the source"));
             return Ok(());
         };
-        if schema.table.columns.len() as u64 != tme.columns_count() {
-            self.warn(format!(
-                "{name}: the binlog has {} columns, the table now has {}",
-                tme.columns_count(),
-                schema.table.columns.len()
-            ));
+        let Some(layout) = layout(&schema, names.as_deref(), count) else {
+            // The definition changed after this row was written (the reader is behind a
+            // DDL): without names, which binlog column is which cannot be known, and a guess
+            // could check the wrong row. The row is counted as not checked.
+            self.warn(match names {
+                Some(_) => format!(
+                    "{name}: a key column of the table is not in the binlog row (its \
+                     definition changed after the row was written)"
+                ),
+                None => format!(
+                    "{name}: the binlog has {count} columns, the table now has {} (its \
+                     definition changed after the row was written; with \
+                     binlog_row_metadata=FULL on the source such rows are read by column name)",
+                    schema.table.columns.len()
+                ),
+            });
             return Ok(());
-        }
+        };
         let kind = match rows {
             RowsEventData::WriteRowsEventV1(_) | RowsEventData::WriteRowsEvent(_) => {
                 ChangeKind::Insert
@@ -402,8 +423,8 @@ impl BinlogReader {
                 position: self.position.clone(),
                 timestamp,
             };
-            let before = before.map(|r| decode_row(r, &schema));
-            let after = after.map(|r| decode_row(r, &schema));
+            let before = before.map(|r| decode_row(r, &schema, &layout));
+            let after = after.map(|r| decode_row(r, &schema, &layout));
             match (kind, before, after) {
                 (ChangeKind::Insert, _, Some(Ok((key, image)))) => {
                     out.push(change(ChangeKind::Insert, key, image))
@@ -432,17 +453,73 @@ impl BinlogReader {
 /// The key and (when complete) the image of one row.
 type Decoded = (Vec<Value>, Option<Vec<Value>>);
 
-fn decode_row(mut row: BinlogRow, schema: &TableSchema) -> Result<Decoded, String> {
+/// The column names a table map event carries (`binlog_row_metadata=FULL`), if it does.
+fn event_column_names(tme: &TableMapEvent<'_>) -> Option<Vec<String>> {
+    use mysql_async::binlog::events::OptionalMetadataField;
+    for field in tme.iter_optional_meta() {
+        if let Ok(OptionalMetadataField::ColumnName(names)) = field {
+            let names: Vec<String> = names
+                .iter_names()
+                .map(|n| n.map(|n| n.name().into_owned()))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            return (names.len() as u64 == tme.columns_count()).then_some(names);
+        }
+    }
+    None
+}
+
+/// For each of the definition's columns, its index in a binlog row of `count` columns
+/// (`None`: not in the row). By name when the event names its columns; by position only
+/// when the counts agree. `None` when a key column cannot be placed: the row cannot be read
+/// with this definition.
+fn layout(
+    schema: &TableSchema,
+    names: Option<&[String]>,
+    count: u64,
+) -> Option<Vec<Option<usize>>> {
+    let layout: Vec<Option<usize>> = match names {
+        Some(names) => schema
+            .table
+            .columns
+            .iter()
+            .map(|c| names.iter().position(|n| n.eq_ignore_ascii_case(&c.name)))
+            .collect(),
+        None if schema.table.columns.len() as u64 == count => {
+            (0..schema.table.columns.len()).map(Some).collect()
+        }
+        None => return None,
+    };
+    schema
+        .key
+        .iter()
+        .all(|&k| layout.get(k).copied().flatten().is_some())
+        .then_some(layout)
+}
+
+fn decode_row(
+    mut row: BinlogRow,
+    schema: &TableSchema,
+    layout: &[Option<usize>],
+) -> Result<Decoded, String> {
     let types: Vec<ColumnType> = row.columns_ref().iter().map(|c| c.column_type()).collect();
     let mut cells: Vec<Option<Value>> = Vec::with_capacity(schema.table.columns.len());
     let mut complete = true;
     for (i, col) in schema.table.columns.iter().enumerate() {
-        let Some(v) = row.take(i) else {
+        let Some(at) = layout.get(i).copied().flatten() else {
             complete = false;
             cells.push(None);
             continue;
         };
-        let ty = types.get(i).copied().unwrap_or(ColumnType::MYSQL_TYPE_NULL);
+        let Some(v) = row.take(at) else {
+            complete = false;
+            cells.push(None);
+            continue;
+        };
+        let ty = types
+            .get(at)
+            .copied()
+            .unwrap_or(ColumnType::MYSQL_TYPE_NULL);
         match binlog_value(v, ty, &col.kind, &col.column_type) {
             Ok(v) => cells.push(Some(v)),
             Err(e) if schema.key.contains(&i) => {

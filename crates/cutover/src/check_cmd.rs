@@ -182,17 +182,19 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     } else {
         None
     };
-    let source = Db::connect(&src, Role::Source, session.clone(), cancel.clone())
-        .await
-        .map_err(not_mysql_hint)?;
+    let source = Db::connect(&src, Role::Source, session.clone(), cancel.clone()).await;
     let target = match &tgt {
-        Some(e) => Some(
-            Db::connect(e, Role::Target, session, cancel.clone())
-                .await
-                .map_err(not_mysql_hint)?,
-        ),
-        None => None,
+        Some(e) if source.is_ok() => {
+            Some(Db::connect(e, Role::Target, session, cancel.clone()).await)
+        }
+        _ => None,
     };
+    if cancel.is_cancelled() {
+        errln!("cutover: interrupted while connecting; nothing was checked");
+        return Ok(130);
+    }
+    let source = source.map_err(not_mysql_hint)?;
+    let target = target.transpose().map_err(not_mysql_hint)?;
     let on_event = |e: Event| match e {
         Event::Sampling(d) => errln!(
             "sampling: first reading taken; second reading in {}",

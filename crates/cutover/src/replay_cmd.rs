@@ -47,6 +47,7 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
             args.workload.display()
         ));
     }
+    check_workload(&args.workload)?;
     let target_ep = crate::endpoints::resolve(
         Role::Target,
         Some(&args.target),
@@ -80,9 +81,22 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         query_timeout: None,
         max_connections: 1,
     };
-    let target = Db::connect(&target_ep, Role::Target, session.clone(), cancel.clone()).await?;
+    let interrupted = || {
+        errln!("cutover: interrupted while connecting; nothing was replayed");
+        Ok(130)
+    };
+    let target = match Db::connect(&target_ep, Role::Target, session.clone(), cancel.clone()).await
+    {
+        Ok(db) => db,
+        Err(_) if cancel.is_cancelled() => return interrupted(),
+        Err(e) => return Err(e.into()),
+    };
     let baseline = match &baseline_ep {
-        Some(b) => Some(Db::connect(b, Role::Baseline, session, cancel.clone()).await?),
+        Some(b) => match Db::connect(b, Role::Baseline, session, cancel.clone()).await {
+            Ok(db) => Some(db),
+            Err(_) if cancel.is_cancelled() => return interrupted(),
+            Err(e) => return Err(e.into()),
+        },
         None => None,
     };
     let opts = ReplayOptions {
@@ -124,4 +138,17 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     Ok(report.exit_code())
+}
+
+/// Reads the whole workload once before anything is sent, and refuses a damaged one (a file
+/// cut short by a full disk or a copy, a capture that crashed). The alternative, replaying
+/// up to the damage and reporting the rest as not compared, leaves a replay half-run: the
+/// target holds part of the workload's writes, and the unread rest cannot even be counted.
+/// The cost is one more decompression pass, small beside the replay's round trips. (A file
+/// that changes while it is replayed still ends the replay with exit 2.)
+fn check_workload(path: &std::path::Path) -> Result<()> {
+    for record in cutover_workload::Reader::open(path)? {
+        record.map_err(|e| anyhow!("{e}: the workload is damaged; nothing was sent"))?;
+    }
+    Ok(())
 }

@@ -121,35 +121,24 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             .map_err(|e| anyhow!("--metrics-addr {addr}: {e}"))?;
         cutover_verify::metrics::describe();
     }
-    let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
-
-    if !tables.is_empty() {
-        // A filter that selects nothing would verify nothing and read as "no mismatches".
-        let selected = table_filter_excluding(tables.clone(), exclude.clone());
-        let names: Vec<(String, String)> = source
-            .conn()
-            .await?
-            .query(
-                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-                 WHERE TABLE_TYPE = 'BASE TABLE'",
-            )
-            .await
-            .context("listing source tables")?;
-        if !names
-            .iter()
-            .any(|(d, t)| selected(&cutover_core::TableName::new(d, t)))
-        {
-            return Err(anyhow!(
-                "--tables: no table on the source matches {}",
-                if args.tables.is_empty() {
-                    &cfg.filter.tables
-                } else {
-                    &args.tables
-                }
-                .join(", ")
-            ));
+    let (source, target) = match connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await
+    {
+        Ok(pair) => pair,
+        Err(_) if cancel.is_cancelled() => {
+            errln!("cutover: interrupted while connecting; nothing was verified");
+            return Ok(130);
         }
+        Err(e) => return Err(e),
+    };
+    if !tables.is_empty() {
+        let given = if args.tables.is_empty() {
+            &cfg.filter.tables
+        } else {
+            &args.tables
+        };
+        filter_selects_a_table(&source, &tables, &exclude, given).await?;
     }
+
     let mut opts = VerifyOptions::new(start, table_filter_excluding(tables, exclude), routes);
     opts.checker.grace = grace;
     opts.run_for = run_for;
@@ -205,7 +194,48 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     };
     // A closed stdout (a pager quit early) is not an error of the verification.
     let _ = crate::out::text(&text);
-    Ok(if summary.mismatches.is_empty() { 0 } else { 1 })
+    Ok(exit_code(&summary))
+}
+
+/// 1 when mismatches were confirmed; else 2 when some changed rows or tables could not be
+/// checked (a verification with holes must not read as "no mismatches"); else 0.
+fn exit_code(s: &Summary) -> u8 {
+    if !s.mismatches.is_empty() {
+        1
+    } else if s.skipped_rows > 0 || !s.unchecked_tables.is_empty() {
+        2
+    } else {
+        0
+    }
+}
+
+/// Refuses a `--tables` filter that selects no table on the source: it would verify nothing
+/// and read as "no mismatches" (a typo in a pattern). Tables created later in the stream are
+/// still followed when the filter selects some table now.
+async fn filter_selects_a_table(
+    source: &cutover_core::Db,
+    tables: &[cutover_core::config::Pattern],
+    exclude: &[cutover_core::config::Pattern],
+    given: &[String],
+) -> Result<()> {
+    let selected = table_filter_excluding(tables.to_vec(), exclude.to_vec());
+    let names: Vec<(String, String)> = source
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE'",
+        )
+        .await
+        .context("listing source tables")?;
+    if names
+        .iter()
+        .any(|(d, t)| selected(&cutover_core::TableName::new(d, t)))
+    {
+        return Ok(());
+    }
+    Err(anyhow!(
+        "--tables: no table on the source matches {}",
+        given.join(", ")
+    ))
 }
 
 /// The summary as the issue specifies it: keys and values encoded as in `cutover diff`.

@@ -558,7 +558,12 @@ async fn a_step_running_when_the_drill_was_killed_is_never_started_twice() {
     // The drill is gone, its step's command still runs: status does not call it running.
     let st = status_json(&journal);
     assert_eq!(st["status"], "incomplete", "{st}");
-    assert_eq!(st["current"]["state"], "stopped", "{st}");
+    let pid = started[0]["pid"].as_i64().unwrap();
+    assert_eq!(
+        st["current"]["state"],
+        format!("running (orphaned, pid {pid})"),
+        "{st}"
+    );
 
     let resumed = spawn(drill_run(&rb, &journal, &["--resume"]));
     wait_for("the resume to start", Duration::from_secs(60), || {

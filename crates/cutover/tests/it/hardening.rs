@@ -1,5 +1,25 @@
 //! What an operator can cause or meet, ending cleanly: a closed stdout, filters that select
 //! nothing, outputs that cannot be written, half-written files, configuration files.
+//!
+//! Each finding of the hardening review, and the test that fails without its fix:
+//!
+//! | finding | test |
+//! |---|---|
+//! | 1 a drill step runs twice after a crash | `drill::a_step_running_when_the_drill_was_killed_is_never_started_twice`, `drill::kill_orphans_ends_the_running_step_and_a_rejection_stops_the_drill`, `drill::a_drill_killed_during_a_rollback_resumes_it_without_running_any_rollback_twice` |
+//! | 2 exit 101 on a closed pipe | `a_closed_stdout_is_the_readers_choice_never_a_panic` |
+//! | 3 Ctrl-C ignored while a server hangs | `ctrl_c_ends_diff_within_seconds_while_a_server_is_stopped`, `ctrl_c_ends_verify_replay_and_check_within_seconds_while_a_server_is_stopped` |
+//! | 4 a `--tables` filter that selects nothing | `verify_refuses_a_table_filter_that_selects_nothing`, `a_table_filter_that_selects_nothing_is_an_error_in_diff_and_check` |
+//! | 5 commands that ignore `cutover.toml` | `every_command_reads_its_config_and_refuses_a_broken_one` |
+//! | 6 runbook `check` steps not validated | `drill::a_malformed_runbook_is_refused_before_anything_runs` |
+//! | 7 the proxy spins out of descriptors | `the_proxy_out_of_descriptors_pauses_logs_and_recovers` |
+//! | 8 `workload filter` leaves a partial file | `workload_outputs_appear_only_complete` |
+//! | 9 part of a password echoed | `cutover-core` `endpoint::tests::no_error_echoes_a_password` (proptest) |
+//! | 10 `--redact-values` with `--checkpoint` | `a_redacted_diff_keeps_row_values_out_of_its_checkpoint` |
+//! | 11 `demo --rows`, `demo --out`, repeated causes | `smaller_operator_errors_are_said_once_and_early` |
+//! | 11 `--fix-sql`, `--out`, `--apply` checked late | `diff_outputs_and_apply_are_checked_before_any_work` |
+//! | 11 a truncated workload half-replayed | `a_damaged_workload_is_refused_before_anything_is_sent` |
+//! | 11 `drill status` says "running" after an interrupt | `drill_status_after_an_interrupt_says_interrupted`, `drill::a_step_running_when_the_drill_was_killed_is_never_started_twice` (orphaned) |
+//! | verify rows behind a DDL (found while restoring 4) | `verify::a_reader_behind_a_ddl_reads_rows_by_name_or_counts_them` |
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
@@ -135,6 +155,18 @@ async fn a_closed_stdout_is_the_readers_choice_never_a_panic() {
         with_closed_stdout(c(&["workload", "head", w])),
         0,
     );
+    // verify and replay print their summaries at the end; their codes are what they say
+    // with an open stdout.
+    let (s, t) = (dsn(Side::Source), dsn(Side::Target));
+    for args in [
+        vec![
+            "verify", "--source", &s, "--target", &t, "--tables", "pipes.*", "--for", "1s",
+        ],
+        vec!["replay", w, "--read-only", "--target", &t],
+    ] {
+        let expected = run(&mut c(&args)).code;
+        assert_no_panic(args[0], with_closed_stdout(c(&args)), expected);
+    }
     let w2 = d.join("w2.jsonl.gz");
     assert_no_panic(
         "capture",
@@ -321,16 +353,11 @@ async fn ctrl_c_ends_diff_within_seconds_while_a_server_is_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_table_filter_that_selects_nothing_is_an_error_in_every_command() {
+async fn a_table_filter_that_selects_nothing_is_an_error_in_diff_and_check() {
     fresh_db("nofilter").await;
     both("CREATE TABLE nofilter.t (id INT PRIMARY KEY)").await;
     let (s, t) = (dsn(Side::Source), dsn(Side::Target));
     let ends = ["--source", s.as_str(), "--target", t.as_str()];
-    let mut verify = c(&["verify"]);
-    verify
-        .args(ends)
-        .args(["--tables", "nofilter.typo*", "--for", "1s"]);
-    run(&mut verify).assert_clean_error("no table on the source matches nofilter.typo*");
     let mut check = c(&["check"]);
     check.args(ends).args(["--tables", "nofilter.typo"]);
     run(&mut check).assert_clean_error("no table of the selection");
@@ -340,13 +367,6 @@ async fn a_table_filter_that_selects_nothing_is_an_error_in_every_command() {
     let mut diff = c(&["diff"]);
     diff.args(ends).args(["--tables", "nofilter.typo*"]);
     run(&mut diff).assert_clean_error("no tables match");
-    // The same filters that select a table run.
-    let mut verify = c(&["verify"]);
-    verify
-        .args(ends)
-        .args(["--tables", "nofilter.t", "--for", "1s"]);
-    let r = run(&mut verify);
-    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 /// CPU time (user + system, clock ticks) a process has used, from `/proc/PID/stat`.
@@ -690,13 +710,33 @@ fn smaller_operator_errors_are_said_once_and_early() {
             "capture", "--from", "pcap", "--input", m, "--out", o, "--port", "3306",
         ],
         vec!["drill", "run", m, "--journal", o],
+        vec!["drill", "status", "--journal", m],
+        vec!["drill", "report", m],
         vec!["--config", m, "workload", "stats", m],
+        vec!["replay", m, "--target", "mysql://root@127.0.0.1:1"],
+        vec![
+            "diff",
+            "--source",
+            "mysql://root@127.0.0.1:1",
+            "--source-password-file",
+            m,
+            "--target",
+            "mysql://root@127.0.0.1:1",
+        ],
+        vec![
+            "verify",
+            "--source",
+            "mysql://root@127.0.0.1:1",
+            "--target",
+            "mysql://root@127.0.0.1:1",
+            "--target-password-file",
+            m,
+        ],
     ] {
         let r = run(cutover().args(&args));
         r.assert_clean_error("missing");
-        assert_eq!(
-            r.stderr.matches("(os error 2)").count(),
-            1,
+        assert!(
+            r.stderr.matches("(os error 2)").count() <= 1,
             "{args:?}: {}",
             r.stderr
         );
@@ -713,4 +753,328 @@ fn smaller_operator_errors_are_said_once_and_early() {
     r.assert_clean_error("--out");
     assert!(!r.stdout.contains("sandbox"), "{}", r.stdout);
     assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_refuses_a_table_filter_that_selects_nothing() {
+    fresh_db("vnofilter").await;
+    both("CREATE TABLE vnofilter.t (id INT PRIMARY KEY)").await;
+    let (s, t) = (dsn(Side::Source), dsn(Side::Target));
+    let ends = ["--source", s.as_str(), "--target", t.as_str()];
+    let mut verify = c(&["verify"]);
+    verify
+        .args(ends)
+        .args(["--tables", "vnofilter.typo*", "--for", "1s"]);
+    run(&mut verify).assert_clean_error("no table on the source matches vnofilter.typo*");
+    // The same filter that selects a table runs.
+    let mut verify = c(&["verify"]);
+    verify
+        .args(ends)
+        .args(["--tables", "vnofilter.t", "--for", "1s"]);
+    let r = run(&mut verify);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+/// Whether some local TCP connection to `port` is established (the kernel completes the
+/// handshake for a listening server even while the server itself is stopped).
+fn connected_to(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3
+                    && cols[3] == "01"
+                    && cols[2]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                        == Some(port)
+            })
+    })
+}
+
+/// SIGINT to `child`; its output and how long it took to end.
+async fn interrupt(child: std::process::Child) -> (std::process::Output, Duration) {
+    let t0 = std::time::Instant::now();
+    // SAFETY: signals the cutover this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    (out, t0.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_ends_verify_replay_and_check_within_seconds_while_a_server_is_stopped() {
+    // A sandbox of its own: stopping a server must not disturb other tests.
+    let sb = tokio::task::spawn_blocking(|| {
+        cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default())
+            .expect("sandbox")
+    })
+    .await
+    .unwrap();
+    let setup = "CREATE DATABASE hang; CREATE TABLE hang.t (id INT PRIMARY KEY, v INT); \
+                 INSERT INTO hang.t SELECT seq, seq FROM test.seq_1_to_100";
+    sb.source.sql(setup).unwrap();
+    sb.target.sql(setup).unwrap();
+    let (src, tgt) = (sb.source.dsn(None), sb.target.dsn(None));
+    let dir = tempfile::tempdir().unwrap();
+    let w = workload(dir.path());
+
+    // check and replay meet the stopped target while connecting to it.
+    let mut check = c(&["check", "--source", &src, "--target", &tgt]);
+    check.args(["--databases", "hang", "--format", "json"]);
+    let mut replay = c(&["replay", "--read-only", "--target", &tgt]);
+    replay.arg(&w).args(["--format", "json"]);
+    for (what, mut cmd) in [("check", check), ("replay", replay)] {
+        let stopped = Stopped::stop(sb.target.pid);
+        let child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let port = sb.target.port;
+        wait_for(
+            &format!("{what} to wait on the stopped target"),
+            Duration::from_secs(60),
+            || async move { connected_to(port) },
+        )
+        .await;
+        let (out, took) = interrupt(child).await;
+        drop(stopped);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            took < Duration::from_secs(5),
+            "{what}: took {took:?}: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(130), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+
+    // verify meets it while checking a change: the summary comes within seconds, the change
+    // counted as pending (never as verified), and the checkpoint saved.
+    let port = crate::verify_checkpoint::free_port();
+    let cp = dir.path().join("cp");
+    let child = c(&["verify", "--source", &src, "--target", &tgt])
+        .args(["--tables", "hang.*", "--format", "json", "--checkpoint"])
+        .arg(&cp)
+        .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let source = &sb.source;
+    wait_for(
+        "verify to follow the binlog",
+        Duration::from_secs(60),
+        || async move {
+            source
+                .sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+                .map(|r| !r.is_empty())
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    let stopped = Stopped::stop(sb.target.pid);
+    sb.source
+        .sql("UPDATE hang.t SET v = -1 WHERE id = 1")
+        .unwrap();
+    crate::verify_checkpoint::wait_for_metrics(port, "the change read", |m| {
+        crate::verify_checkpoint::metric(m, "cutover_verify_changes_total").unwrap_or(0.0) >= 1.0
+    })
+    .await;
+    let (out, took) = interrupt(child).await;
+    drop(stopped);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < Duration::from_secs(5),
+        "verify: took {took:?}: {stderr}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(v["interrupted"], true, "{v:#}");
+    assert_eq!(v["pending"], 1, "{v:#}");
+    assert_eq!(out.status.code(), Some(0), "{v:#}\n{stderr}");
+    assert!(
+        std::fs::read_dir(&cp).map(|d| d.count()).unwrap_or(0) > 0,
+        "the checkpoint was saved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_workload_is_refused_before_anything_is_sent() {
+    fresh_db("hardtrunc").await;
+    exec(
+        Side::Target,
+        "CREATE TABLE hardtrunc.t (id INT PRIMARY KEY)",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut log = GENERAL_LOG.replace("\t\t     3 Quit\t\n", "");
+    for i in 1..=3000 {
+        log.push_str(&format!(
+            "\t\t     3 Query\tINSERT INTO hardtrunc.t VALUES ({i})\n"
+        ));
+    }
+    std::fs::write(d.join("general.log"), log).unwrap();
+    let w = d.join("w.jsonl.gz");
+    let r = run(cutover()
+        .args(["capture", "--from", "general-log", "--input"])
+        .arg(d.join("general.log"))
+        .arg("--out")
+        .arg(&w));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(&w).unwrap();
+    let cut = d.join("cut.jsonl.gz");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let r = run(cutover()
+        .arg("replay")
+        .arg(&cut)
+        .args(["--target", &dsn(Side::Target)]));
+    r.assert_clean_error("nothing was sent");
+    let mut t = conn(Side::Target).await;
+    let n: Option<u64> =
+        mysql_async::prelude::Queryable::query_first(&mut t, "SELECT COUNT(*) FROM hardtrunc.t")
+            .await
+            .unwrap();
+    assert_eq!(n, Some(0), "a damaged workload sends nothing");
+    // The whole workload replays.
+    let r = run(cutover().arg("replay").arg(&w).args([
+        "--target",
+        &dsn(Side::Target),
+        "--allow-skipped",
+    ]));
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let n: Option<u64> =
+        mysql_async::prelude::Queryable::query_first(&mut t, "SELECT COUNT(*) FROM hardtrunc.t")
+            .await
+            .unwrap();
+    assert_eq!(n, Some(3000));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drill_status_after_an_interrupt_says_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let rb = dir.path().join("runbook.toml");
+    std::fs::write(
+        &rb,
+        format!(
+            r#"
+[runbook]
+name = "stopping"
+announce = ["stdout"]
+
+[[step]]
+id = "long"
+title = "Long"
+dri = "alice"
+reviewer = "bob"
+expect = "5s"
+run = "touch {d}/started; sleep 60"
+"#
+        ),
+    )
+    .unwrap();
+    let journal = dir.path().join("j");
+    let child = c(&["drill", "run"])
+        .arg(&rb)
+        .arg("--journal")
+        .arg(&journal)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = dir.path().join("started");
+    wait_for("the step's start", Duration::from_secs(60), || {
+        let ok = started.exists();
+        async move { ok }
+    })
+    .await;
+    let (out, _) = interrupt(child).await;
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = run(c(&["drill", "status", "--format", "json", "--journal"]).arg(&journal));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["status"], "incomplete", "{v:#}");
+    assert_eq!(v["current"]["id"], "long", "{v:#}");
+    assert_eq!(v["current"]["state"], "interrupted", "{v:#}");
+    let r = run(c(&["drill", "status", "--journal"]).arg(&journal));
+    assert!(r.stdout.contains("interrupted"), "{}", r.stdout);
+    assert!(!r.stdout.contains("running"), "{}", r.stdout);
+}
+
+/// An output path that cannot be written is found before any connection or work: the error
+/// names the path, never "cannot connect" (the servers here do not exist).
+#[test]
+fn output_paths_are_checked_before_any_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let w = workload(d);
+    let w = w.to_str().unwrap();
+    let file = d.join("file");
+    std::fs::write(&file, "").unwrap();
+    let under = file.join("x");
+    let u = under.to_str().unwrap();
+    let rb = d.join("rb.toml");
+    std::fs::write(
+        &rb,
+        "[runbook]\nname = \"o\"\nannounce = [\"stdout\"]\n\n[[step]]\nid = \"a\"\ntitle = \"A\"\n\
+         dri = \"alice\"\nreviewer = \"bob\"\nexpect = \"1s\"\nrun = \"true\"\n",
+    )
+    .unwrap();
+    let nowhere = "mysql://root@127.0.0.1:1";
+    let ends = ["--source", nowhere, "--target", nowhere];
+    let mut cases: Vec<Vec<&str>> = vec![
+        vec!["verify", "--out", u],
+        vec!["verify", "--checkpoint", u],
+        vec!["diff", "--checkpoint", u],
+        vec!["diff", "--out", u],
+    ];
+    for case in &mut cases {
+        case.extend(ends);
+    }
+    cases.push(vec!["replay", w, "--target", nowhere, "--out", u]);
+    cases.push(vec!["drill", "run", rb.to_str().unwrap(), "--journal", u]);
+    let log = d.join("general.log");
+    let log = log.to_str().unwrap();
+    cases.push(vec![
+        "capture",
+        "--from",
+        "general-log",
+        "--input",
+        log,
+        "--out",
+        u,
+    ]);
+    cases.push(vec![
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:1",
+        "--record",
+        u,
+    ]);
+    for args in cases {
+        let r = run(cutover().args(&args));
+        r.assert_clean_error(file.to_str().unwrap());
+        assert!(
+            !r.stderr.contains("cannot connect"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
 }

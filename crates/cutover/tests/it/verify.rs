@@ -328,6 +328,13 @@ async fn verify_finds_an_update_an_idempotent_replica_skipped_and_follows_ddl() 
     sb.source
         .sql("UPDATE vi.t SET v = 55 WHERE id = 5")
         .unwrap();
+    // The update is read, with the definition of its time, before the DDL below runs: this
+    // test follows DDL that passes in the stream after the rows before it were read. (A
+    // reader that is behind a DDL is `a_reader_behind_a_ddl_reads_rows_by_name_or_counts_them`.)
+    wait_for_metrics(verify.port, "the update read", |m| {
+        metric(m, "cutover_verify_changes_total").unwrap_or(0.0) >= 1.0
+    })
+    .await;
     // DDL in the stream: a new column, and a new table; their rows are checked too.
     sb.source
         .sql(
@@ -625,4 +632,92 @@ fn a_mysql_gtid_set_on_a_mariadb_source_is_refused_with_the_right_form() {
         ])
         .args(["--start", "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5"]));
     r.assert_clean_error("@@gtid_binlog_pos");
+}
+
+/// A reader that is behind a DDL (it starts, resumes or lags before it) meets rows written
+/// with the older definition. With column names in the binlog (`binlog_row_metadata=FULL`)
+/// they are read by name and checked; without, they are counted as not checked and the run
+/// exits 2, never "no mismatches".
+#[tokio::test]
+async fn a_reader_behind_a_ddl_reads_rows_by_name_or_counts_them() {
+    let sb = cutover_sandbox::Sandbox::start_owned(&cutover_sandbox::Settings::default()).unwrap();
+    let setup = "CREATE DATABASE vd; USE vd; CREATE TABLE vd.t (id INT PRIMARY KEY, v INT); \
+                 INSERT INTO vd.t SELECT seq, seq FROM seq_1_to_20";
+    sb.source.sql(setup).unwrap();
+    sb.target.sql(setup).unwrap();
+    let position = |sb: &cutover_sandbox::Sandbox| {
+        let status = sb.source.sql("SHOW MASTER STATUS").unwrap();
+        (status[0][0].clone(), status[0][1].parse::<f64>().unwrap())
+    };
+    // A change only the source has (the target is no replica here), then a new column on
+    // both; verify starts from before the change, so its reader is behind the DDL.
+    let run = |metadata: &str, id: u32, column: &str| {
+        sb.source
+            .sql(&format!("SET GLOBAL binlog_row_metadata = '{metadata}'"))
+            .unwrap();
+        let (file, pos) = position(&sb);
+        sb.source
+            .sql(&format!("UPDATE vd.t SET v = -1 WHERE id = {id}"))
+            .unwrap();
+        let ddl = format!("ALTER TABLE vd.t ADD COLUMN {column} INT DEFAULT 0");
+        sb.source.sql(&ddl).unwrap();
+        sb.target.sql(&ddl).unwrap();
+        let (_, end) = position(&sb);
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let port = free_port();
+        let child = cutover()
+            .args(["verify", "--source", &sb.source.dsn(None)])
+            .args(["--target", &sb.target.dsn(None)])
+            .args(["--tables", "vd.*", "--start", &format!("{file}:{pos}")])
+            .args([
+                "--grace",
+                "1s",
+                "--metrics-addr",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .args(["--format", "json", "--out", out.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child, port, out, dir, end)
+    };
+
+    // Without names: the row cannot be placed; it is counted, named, and the exit code says so.
+    let (child, port, _out, _dir, end) = run("NO_LOG", 5, "w");
+    wait_for_metrics(port, "the stream read past the DDL", |m| {
+        metric(m, "cutover_verify_binlog_position").unwrap_or(0.0) >= end
+    })
+    .await;
+    let output = crate::harness::sigterm_and_wait(child).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let v: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(v["skipped_rows"], 1, "{v:#}");
+    assert_eq!(v["mismatches"], serde_json::json!([]), "{v:#}");
+    assert_eq!(output.status.code(), Some(2), "{v:#}\n{stderr}");
+
+    // With names: the row is read by name and its difference confirmed.
+    let (child, _port, out, _dir, _end) = run("FULL", 6, "x");
+    let until = Instant::now() + DEADLINE;
+    while lines(&out.join("mismatches.jsonl")).is_empty() {
+        assert!(
+            Instant::now() < until,
+            "the change behind the DDL was never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = crate::harness::sigterm_and_wait(child).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let v: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(output.status.code(), Some(1), "{v:#}\n{stderr}");
+    assert_eq!(v["skipped_rows"], 0, "{v:#}");
+    assert_eq!(
+        v["mismatches"],
+        serde_json::json!([{"table": "vd.t", "target_table": "vd.t", "key": {"id": 6},
+            "kind": "mismatched"}]),
+        "{v:#}"
+    );
 }
