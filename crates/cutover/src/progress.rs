@@ -226,8 +226,12 @@ impl Reporter {
             View::Off
         } else if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            let main = multi.add(ProgressBar::no_length());
-            main.set_prefix(what);
+            // Styled before it is added: indicatif draws a bar as soon as it is added.
+            let main = multi.add(
+                ProgressBar::no_length()
+                    .with_style(bar_style("{prefix:.bold} {msg}"))
+                    .with_prefix(what),
+            );
             View::Bars(Bars {
                 multi,
                 main,
@@ -381,7 +385,7 @@ impl Shared {
                 View::Bars(b) => {
                     self.draw_main(b, &r);
                     b.main.set_message(self.figures(&r, now, false));
-                    self.draw_item(b, r.item.as_ref());
+                    self.draw_item(b, &r);
                 }
                 View::Lines(_) if now >= next_line => {
                     // Late ticks (a suspended process) do not bunch up: the next line is
@@ -429,9 +433,9 @@ impl Shared {
         }
     }
 
-    fn draw_item(&self, b: &Bars, item: Option<&Item>) {
+    fn draw_item(&self, b: &Bars, r: &Reading) {
         let mut slot = lock(&b.item);
-        match item {
+        match &r.item {
             None => {
                 if let Some(old) = slot.take() {
                     old.finish_and_clear();
@@ -440,19 +444,23 @@ impl Shared {
             }
             Some(it) => {
                 let bar = slot.get_or_insert_with(|| {
-                    let bar = b.multi.add(ProgressBar::new(1));
-                    bar.set_style(bar_style("  [{bar:25}] {msg}"));
-                    bar
+                    b.multi
+                        .add(ProgressBar::new(1).with_style(bar_style("  [{bar:25}] {msg}")))
                 });
                 let total = it.total.unwrap_or(0).max(it.done).max(1);
                 bar.set_length(total);
                 bar.set_position(it.done);
-                bar.set_message(item_text(it, None));
+                let unit = match r.unit {
+                    Unit::Count(n) => Some(n),
+                    _ => None,
+                };
+                bar.set_message(item_text(it, unit));
             }
         }
     }
 
-    /// The figures as one line of text (without the time and the command's name).
+    /// The figures as one line of text (without the time and the command's name); the
+    /// item in progress closes it unless it has a bar of its own (on a terminal).
     fn figures(&self, r: &Reading, now: Instant, finished: bool) -> String {
         let mut parts: Vec<String> = r.before.clone();
         let unit_name = match r.unit {
@@ -523,7 +531,8 @@ impl Shared {
             span(now.duration_since(self.started))
         ));
         let mut text = parts.join(", ");
-        if let (Some(it), false) = (&r.item, finished) {
+        let item_bar = matches!(self.view, View::Bars(_));
+        if let (Some(it), false, false) = (&r.item, finished, item_bar) {
             text.push_str("; ");
             text.push_str(&item_text(it, unit_name));
         }
