@@ -1424,7 +1424,10 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
         }
         if let Some(due) = ctx.due(job.at_us) {
             let now = Instant::now();
-            if let (Side::Target, Some(p)) = (side, &ctx.progress) {
+            // The lag is the statements': the session ends the replay adds at the end of the
+            // workload carry the first record's time and are always "late" by all of it.
+            let measured = job.stmt.is_some();
+            if let (Side::Target, Some(p), true) = (side, &ctx.progress, measured) {
                 p.behind(now.saturating_duration_since(due));
             }
             if due > now {
@@ -1435,8 +1438,10 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                         break;
                     }
                 }
-                let _ = lag.record(0);
-            } else {
+                if measured {
+                    let _ = lag.record(0);
+                }
+            } else if measured {
                 let _ = lag.record((now - due).as_micros() as u64);
             }
         }
