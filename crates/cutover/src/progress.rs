@@ -383,8 +383,8 @@ impl Shared {
             lock(&self.rate).sample(now, r.done);
             match &self.view {
                 View::Bars(b) => {
-                    self.draw_main(b, &r);
                     b.main.set_message(self.figures(&r, now, false));
+                    self.draw_main(b, &r);
                     self.draw_item(b, &r);
                 }
                 View::Lines(_) if now >= next_line => {
