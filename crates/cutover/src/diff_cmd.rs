@@ -150,11 +150,13 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let now: Vec<String> = rx.borrow().iter().map(|e| e.to_string()).collect();
-                if now.is_empty() {
-                    errln!("resumed");
-                } else {
-                    errln!("paused: {}", now.join("; "));
-                }
+                progress::suspend(|| {
+                    if now.is_empty() {
+                        errln!("resumed");
+                    } else {
+                        errln!("paused: {}", now.join("; "));
+                    }
+                });
             }
         });
     }

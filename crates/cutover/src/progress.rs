@@ -213,6 +213,20 @@ pub struct Reporter {
     ticker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
+/// The bars on the terminal now, if any.
+static DRAWING: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Runs `f`, which writes to the terminal, with the bars (if any are drawn) lifted out of
+/// its way: its lines appear above them instead of through them. Stderr lines written
+/// while a command shows bars (a throttle's pause, a warning) go through here.
+pub fn suspend<R>(f: impl FnOnce() -> R) -> R {
+    let drawing = lock(&DRAWING).clone();
+    match drawing {
+        Some(multi) => multi.suspend(f),
+        None => f(),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -232,6 +246,7 @@ impl Reporter {
                     .with_style(bar_style("{prefix:.bold} {msg}"))
                     .with_prefix(what),
             );
+            *lock(&DRAWING) = Some(multi.clone());
             View::Bars(Bars {
                 multi,
                 main,
@@ -282,18 +297,12 @@ impl Reporter {
     /// command reports as it happens (a confirmed mismatch), not progress, so `--quiet`
     /// does not hold it back.
     pub fn println_out(&self, line: &str) {
-        match &self.shared.view {
-            View::Bars(b) => b.multi.suspend(|| outln!("{line}")),
-            _ => outln!("{line}"),
-        }
+        suspend(|| outln!("{line}"));
     }
 
     /// A line for stderr now (a warning, an event), above the bars on a terminal.
     pub fn println_err(&self, line: &str) {
-        match &self.shared.view {
-            View::Bars(b) => b.multi.suspend(|| errln!("{line}")),
-            _ => errln!("{line}"),
-        }
+        suspend(|| errln!("{line}"));
     }
 
     /// Stops, leaving the final figures: the bar stays as the run's summary line on a
@@ -327,6 +336,9 @@ impl Reporter {
 
     /// Ends the ticker; false when it had already ended.
     fn stop(&self) -> bool {
+        if matches!(self.shared.view, View::Bars(_)) {
+            *lock(&DRAWING) = None;
+        }
         {
             let mut stopped = lock(&self.shared.stopped);
             if *stopped {
