@@ -107,6 +107,43 @@ pub struct ReplayOptions {
     pub allow_skipped: bool,
     /// How `--read-only` classifies (`--assume-functions-read-only`).
     pub rules: Rules,
+    /// Told the figures as the replay goes (the library never prints).
+    pub progress: Option<ProgressHandle>,
+}
+
+/// What a running replay tells as it goes; the binary shows it as progress. Calls come from
+/// the lanes: an implementation only takes note (a few stores), it never waits.
+pub trait Progress: Send + Sync {
+    /// The totals so far, each time a statement's outcome is collected.
+    fn tally(&self, _tally: &Tally) {}
+    /// A session opened (`true`) or ended on the target.
+    fn session(&self, _opened: bool) {}
+    /// How far behind the recorded timeline (scaled by the speed) the target's latest
+    /// statement started; zero when on time. Only at a speed factor.
+    fn behind(&self, _lag: Duration) {}
+}
+
+/// The replay's totals so far, as the report will count them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Statements with an outcome (compared, or not compared).
+    pub statements: u64,
+    pub compared: u64,
+    pub statements_with_diffs: u64,
+    /// Not compared, and counted against the verdict.
+    pub not_compared: u64,
+    /// Not sent on purpose (`--read-only`'s writes).
+    pub skipped: u64,
+}
+
+/// A [`Progress`] in [`ReplayOptions`] (which are `Debug`).
+#[derive(Clone)]
+pub struct ProgressHandle(pub Arc<dyn Progress>);
+
+impl std::fmt::Debug for ProgressHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressHandle")
+    }
 }
 
 impl Default for ReplayOptions {
@@ -118,6 +155,7 @@ impl Default for ReplayOptions {
             max_connections: None,
             allow_skipped: false,
             rules: Rules::default(),
+            progress: None,
         }
     }
 }
@@ -161,12 +199,27 @@ struct Ctx {
     /// baseline).
     windows: [std::sync::Mutex<concurrency::Window>; 2],
     clock: concurrency::Clock,
+    progress: Option<Arc<dyn Progress>>,
 }
 
 impl Ctx {
     fn add(&self, o: Outcome) {
         if let Ok(mut c) = self.collector.lock() {
             c.add(o);
+            self.tell(&c);
+        }
+    }
+
+    /// The totals to the progress display, if any.
+    fn tell(&self, c: &Collector) {
+        if let Some(p) = &self.progress {
+            p.tally(&Tally {
+                statements: c.statements,
+                compared: c.compared,
+                statements_with_diffs: c.with_diffs,
+                not_compared: c.not_compared,
+                skipped: c.skipped,
+            });
         }
     }
 
@@ -180,6 +233,7 @@ impl Ctx {
                 sql,
                 detail: &why.detail,
             });
+            self.tell(&c);
         }
     }
 
@@ -623,6 +677,7 @@ pub async fn run(
         two_sides,
         windows: Default::default(),
         clock: concurrency::Clock { first_ts },
+        progress: opts.progress.as_ref().map(|p| p.0.clone()),
     });
 
     let mut d = Dispatcher {
@@ -1369,6 +1424,12 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
         }
         if let Some(due) = ctx.due(job.at_us) {
             let now = Instant::now();
+            // The lag is the statements': the session ends the replay adds at the end of the
+            // workload carry the first record's time and are always "late" by all of it.
+            let measured = job.stmt.is_some();
+            if let (Side::Target, Some(p), true) = (side, &ctx.progress, measured) {
+                p.behind(now.saturating_duration_since(due));
+            }
             if due > now {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due.into()) => {}
@@ -1377,8 +1438,10 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
                         break;
                     }
                 }
-                let _ = lag.record(0);
-            } else {
+                if measured {
+                    let _ = lag.record(0);
+                }
+            } else if measured {
                 let _ = lag.record((now - due).as_micros() as u64);
             }
         }
@@ -1386,6 +1449,9 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
                 seen += 1;
+                if let (Side::Target, Some(p)) = (side, &ctx.progress) {
+                    p.session(true);
+                }
                 let conn = match spare.take() {
                     Some(c) => reuse(&db, c, job.rec.db.as_deref(), ctx.read_only).await,
                     None => None,
@@ -1469,6 +1535,9 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
         if job.rec.command == Command::Quit {
             ctx.forget(side, job.session);
             if let Some(mut s) = sessions.remove(&job.session) {
+                if let (Side::Target, Some(p)) = (side, &ctx.progress) {
+                    p.session(false);
+                }
                 match s.conn.take() {
                     Some(c) if !ctx.cancel.is_cancelled() => {
                         if let Some(old) = spare.replace(c) {
@@ -1494,6 +1563,9 @@ async fn run_lane(side: Side, mut rx: mpsc::Receiver<Arc<Job>>, ctx: Arc<Ctx>) -
         }
     }
     for (_, mut s) in sessions.drain() {
+        if let (Side::Target, Some(p)) = (side, &ctx.progress) {
+            p.session(false);
+        }
         close(&mut s).await;
     }
     LaneDone {

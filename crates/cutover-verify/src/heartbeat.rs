@@ -50,8 +50,14 @@ pub async fn beat_once(writer: &Db, table: &TableName) -> Result<(), String> {
 }
 
 /// Beats every second until cancelled. A failing beat is retried on the next one (the
-/// checker then just sees no progress: nothing is confirmed on stale news).
-pub async fn beat(writer: Db, table: TableName, cancel: CancellationToken) {
+/// checker then just sees no progress: nothing is confirmed on stale news); the first
+/// failure is told to `observer`.
+pub async fn beat(
+    writer: Db,
+    table: TableName,
+    cancel: CancellationToken,
+    observer: Option<std::sync::Arc<dyn crate::Observer>>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned = false;
@@ -61,7 +67,9 @@ pub async fn beat(writer: Db, table: TableName, cancel: CancellationToken) {
             _ = tick.tick() => {
                 if let Err(e) = beat_once(&writer, &table).await {
                     if !warned {
-                        eprintln!("cutover: warning: heartbeat to {table} failed (retrying every second): {e}");
+                        if let Some(o) = &observer {
+                            o.warning(&format!("heartbeat to {table} failed (retrying every second): {e}"));
+                        }
                         warned = true;
                     }
                 }

@@ -69,6 +69,18 @@ pub struct VerifyOptions {
     /// `--heartbeat DB.TABLE`: a writable session on the source and the table verify may
     /// write its heartbeat row to (the only write verify ever does, and only when asked).
     pub heartbeat: Option<(Db, TableName)>,
+    /// Told the figures as the run goes, and warnings that do not stop it.
+    pub observer: Option<std::sync::Arc<dyn Observer>>,
+}
+
+/// What a running verification tells as it goes; the library never prints, the binary shows
+/// these as progress and warnings. Calls come from the run's own task: an observer only
+/// takes note (a few stores), it never waits.
+pub trait Observer: Send + Sync {
+    /// The figures so far, after every check round (about ten times a second).
+    fn figures(&self, _summary: &Summary) {}
+    /// Something that does not stop the run but that the user should know.
+    fn warning(&self, _message: &str) {}
 }
 
 /// One of `N` disjoint parts of the keys, by a stable hash of table and key, so `N`
@@ -132,6 +144,7 @@ impl VerifyOptions {
             checkpoint_every: Duration::from_secs(1),
             shard: None,
             heartbeat: None,
+            observer: None,
         }
     }
 }
@@ -234,7 +247,12 @@ pub async fn run(
         let own = table.clone();
         filter = Box::new(move |t: &TableName| *t != own && filter(t));
         heartbeat::create(&writer, &table).await?;
-        beating = Some(tokio::spawn(heartbeat::beat(writer, table, cancel.clone())));
+        beating = Some(tokio::spawn(heartbeat::beat(
+            writer,
+            table,
+            cancel.clone(),
+            opts.observer.clone(),
+        )));
     }
     let reader = BinlogReader::open(source, &opts.start, opts.server_id, filter).await;
     let mut reader = match reader {
@@ -364,6 +382,9 @@ pub async fn run(
                     }
                 }
                 fill(&mut summary, &checker, &base);
+                if let Some(o) = &opts.observer {
+                    o.figures(&summary);
+                }
                 metrics::publish(&summary, checker.pending().oldest_age(Instant::now()));
                 if let (Some(cp), Some(id)) = (&opts.checkpoint, &source_id) {
                     if saver.due() {

@@ -18,13 +18,8 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
     if args.from == LogKind::Pcap {
         return pcap(args);
     }
-    let input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
-        Box::new(BufReader::with_capacity(1 << 16, std::io::stdin()))
-    } else {
-        let f = std::fs::File::open(&args.input)
-            .map_err(|e| anyhow!("cannot read {}: {e}", args.input.display()))?;
-        Box::new(BufReader::with_capacity(1 << 16, f))
-    };
+    let (input, shown) = open_input(&args)?;
+    let input: Box<dyn BufRead> = Box::new(BufReader::with_capacity(1 << 16, input));
     let (source, records): (&str, Box<dyn Iterator<Item = Result<Record, LineError>>>) =
         match args.from {
             LogKind::GeneralLog => (
@@ -47,6 +42,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             Ok(r) => {
                 stats.add(&r);
                 out.write(&r)?;
+                shown.record();
             }
             Err(e) => {
                 if args.strict {
@@ -68,6 +64,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
         }
     }
     out.finish()?;
+    shown.finish();
     if errors as usize > SHOWN_ERRORS {
         errln!(
             "cutover: warning: {} more unreadable entries skipped",
@@ -104,6 +101,27 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// The input (a file, or standard input for `-`) counted as it is read, and the progress
+/// that shows it.
+fn open_input(
+    args: &CaptureArgs,
+) -> Result<(
+    crate::progress::capture::Counting<Box<dyn Read + Send>>,
+    crate::progress::capture::CaptureProgress,
+)> {
+    let (input, size): (Box<dyn Read + Send>, _) = if args.input.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
+    } else {
+        let f = std::fs::File::open(&args.input)
+            .map_err(|e| anyhow!("cannot read {}: {e}", args.input.display()))?;
+        // A regular file's size is the total; a pipe or device has none.
+        let size = f.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        (Box::new(f), size)
+    };
+    let shown = crate::progress::capture::CaptureProgress::start(size);
+    Ok((shown.counting(input), shown))
+}
+
 /// Gaps printed one by one on stderr; the rest are in the summary's counts.
 const SHOWN_GAPS: usize = 20;
 
@@ -112,14 +130,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     if args.port.is_empty() || args.port.contains(&0) {
         return Err(anyhow!("--port: give one or more TCP ports (1-65535)"));
     }
-    let input: Box<dyn Read + Send> = if args.input.as_os_str() == "-" {
-        Box::new(std::io::stdin())
-    } else {
-        Box::new(
-            std::fs::File::open(&args.input)
-                .map_err(|e| anyhow!("cannot read {}: {e}", args.input.display()))?,
-        )
-    };
+    let (input, shown) = open_input(&args)?;
     let input_name = args.input.display().to_string();
     let header = Header::new("pcap", Some(input_name.clone()));
     let mut out = Writer::create(&args.out, &header)?;
@@ -131,6 +142,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     let result =
         cutover_capture::pcap::capture(BufReader::with_capacity(1 << 16, input), &opts, |r| {
             stats.add(&r);
+            shown.record();
             out.write(&r)
         });
     let summary = match result {
@@ -144,6 +156,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
             });
         }
     };
+    shown.finish();
     if args.strict && (summary.gaps > 0 || summary.file_problem.is_some()) {
         drop(out);
         let _ = std::fs::remove_file(&args.out);

@@ -195,13 +195,19 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     }
     let source = source.map_err(not_mysql_hint)?;
     let target = target.transpose().map_err(not_mysql_hint)?;
+    let countdown = crate::progress::check::Countdown::new();
     let on_event = |e: Event| match e {
-        Event::Sampling(d) => errln!(
-            "sampling: first reading taken; second reading in {}",
-            humantime_secs(d.as_secs_f64())
-        ),
+        Event::Sampling(d) => {
+            errln!(
+                "sampling: first reading taken; second reading in {}",
+                humantime_secs(d.as_secs_f64())
+            );
+            countdown.sampling(d);
+        }
     };
-    let mut report = match cutover_check::check(&source, target.as_ref(), &opts, &on_event).await {
+    let checked = cutover_check::check(&source, target.as_ref(), &opts, &on_event).await;
+    countdown.finish();
+    let mut report = match checked {
         Ok(r) => r,
         Err(CheckError::Db(DbError::Interrupted)) => {
             errln!("cutover: interrupted; nothing was checked to the end");

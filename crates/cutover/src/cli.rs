@@ -15,6 +15,13 @@ pub struct Cli {
     /// The config file (default: ./cutover.toml when it exists). Flags override it.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Progress of long commands, on stderr: bars on a terminal; otherwise one line every
+    /// DURATION, with the same figures.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "10s")]
+    pub progress_interval: String,
+    /// Show no progress (results, warnings and errors still print).
+    #[arg(long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }

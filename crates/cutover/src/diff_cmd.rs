@@ -150,11 +150,13 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let now: Vec<String> = rx.borrow().iter().map(|e| e.to_string()).collect();
-                if now.is_empty() {
-                    errln!("resumed");
-                } else {
-                    errln!("paused: {}", now.join("; "));
-                }
+                progress::suspend(|| {
+                    if now.is_empty() {
+                        errln!("resumed");
+                    } else {
+                        errln!("paused: {}", now.join("; "));
+                    }
+                });
             }
         });
     }
@@ -174,6 +176,12 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         }
         None => None,
     };
+    // Row estimates for the overall ETA, read before the snapshots hold the connections.
+    let estimates = if progress::enabled() && !args.schema_only {
+        progress::diff::estimates(&source, &pairs).await
+    } else {
+        Default::default()
+    };
     // Snapshots are opened on both sides at once, after the tables are listed.
     let pinned = opts.threads + 2;
     let (ss, ts) = tokio::join!(
@@ -184,7 +192,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         source: ss.context("opening the source snapshot")?,
         target: ts.context("opening the target snapshot")?,
     };
-    let bar = progress::DiffProgress::new(pairs.len());
+    let bar = progress::DiffProgress::for_pairs(&pairs, &estimates);
     let fix_during_pass = if recheck.is_some() {
         // With --recheck the fix SQL is written from the differences that persist.
         None

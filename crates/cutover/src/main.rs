@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async move {
+        progress::configure(cli.quiet, &cli.progress_interval)?;
         // Commands that take nothing from the config still read it: `--help` says every
         // command does, and a broken or missing file is an error wherever it is given.
         if matches!(

@@ -99,6 +99,7 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         },
         None => None,
     };
+    let shown = crate::progress::replay::ReplayProgress::start(&args.workload, speed);
     let opts = ReplayOptions {
         read_only: args.read_only,
         speed,
@@ -108,10 +109,12 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         rules: cutover_replay::classify::Rules {
             assume_functions_read_only: args.assume_functions_read_only,
         },
+        progress: Some(shown.handle()),
     };
     let report = cutover_replay::run(reader, target, baseline, opts, cancel)
         .await
         .context("replay")?;
+    shown.finish();
 
     if let Some(dir) = &args.out {
         let doc = cutover_replay::report_doc::document(

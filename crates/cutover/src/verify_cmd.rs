@@ -165,6 +165,9 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     if let Some(id) = args.server_id {
         opts.server_id = id;
     }
+    let shown =
+        crate::progress::verify::VerifyProgress::start(run_for, args.format == Format::Human);
+    opts.observer = Some(shown.observer());
     let mut write_failed = false;
     let mut on_confirmed = |m: &Mismatch| {
         // A failed write warns once; it never changes the verdict.
@@ -172,13 +175,15 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             let line = serde_json::to_string(m).unwrap_or_default();
             if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() && !write_failed {
                 write_failed = true;
-                errln!("cutover: warning: cannot append to mismatches.jsonl");
+                shown.warn("cannot append to mismatches.jsonl");
             }
         }
+        shown.confirmed(m);
     };
     let summary = cutover_verify::run(&source, &target, opts, cancel, &mut on_confirmed)
         .await
         .context("verify")?;
+    shown.finish();
 
     let doc = summary_json(&summary);
     if let Some(dir) = &args.out {

@@ -14,6 +14,7 @@ mod interrupt;
 mod pcap;
 mod probe;
 mod production;
+mod progress;
 mod proxy;
 mod replay;
 mod replay_conflicts;
