@@ -380,7 +380,7 @@ impl Report {
                 .total_cmp(&a.latency_ms.target_total)
         });
         let mut by_count: Vec<&ClassReport> = self.classes.iter().filter(|c| c.count > 0).collect();
-        by_count.sort_by(|a, b| b.count.cmp(&a.count));
+        by_count.sort_by_key(|c| std::cmp::Reverse(c.count));
         let mut slow: Vec<&ClassReport> = self
             .classes
             .iter()

@@ -107,7 +107,13 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
         s = s.with_badge(if rk.slowdowns.is_empty() {
             Badge::new("NONE", Tone::Ok)
         } else {
-            Badge::new(format!("{} classes", rk.slowdowns.len()), Tone::Bad)
+            Badge::new(
+                match rk.slowdowns.len() {
+                    1 => "1 class".to_string(),
+                    n => format!("{n} classes"),
+                },
+                Tone::Bad,
+            )
         });
         s.push(Block::Paragraph(format!(
             "Classes run at least {} times whose p99 on the target is at least {}x the baseline's and at least {} ms, most time lost first.",

@@ -119,7 +119,7 @@ impl Batches {
     }
 
     fn write(&mut self, w: &mut impl Write, line: &str) -> io::Result<()> {
-        if self.batch > 0 && self.written > 0 && self.written % self.batch == 0 {
+        if self.batch > 0 && self.written > 0 && self.written.is_multiple_of(self.batch) {
             w.write_all(b"COMMIT;\nSTART TRANSACTION;\n")?;
         }
         self.written += 1;

@@ -708,10 +708,18 @@ async fn html_reports_show_their_verdict_on_the_first_screen_in_a_browser() {
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    for (command, html, verdict) in html_reports(dir.path()).await {
-        screenshot(&browser, &html);
+    // CUTOVER_KEEP_SCREENSHOTS=DIR keeps the reports and their screenshots to look at.
+    let kept = std::env::var_os("CUTOVER_KEEP_SCREENSHOTS").map(PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = kept.as_deref().unwrap_or(tmp.path());
+    for (command, html, verdict) in html_reports(dir).await {
+        let png = screenshot(&browser, &html);
         let at = positions(&browser, &html, &[&verdict]);
+        eprintln!(
+            "{command}: verdict {verdict} at {:?} px in {}",
+            at[0],
+            png.display()
+        );
         match at[0] {
             Some(top) => assert!(
                 top < 800.0,
