@@ -350,9 +350,10 @@ fn plural(n: u64, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
-/// The differences of every table grouped by cause, the most telling first: errors, rows
-/// missing or extra, the columns whose values differ (in most tables first), schema
-/// differences, then accepted ones.
+/// The differences of every table grouped by cause, the most telling first: errors, then row
+/// differences (rows missing or extra, the columns whose values differ), the cause found in
+/// most tables first, then schema differences (a column on one side only first), then
+/// accepted ones.
 pub fn group(tables: &[TableReport]) -> Vec<DiffGroup> {
     use std::collections::{BTreeSet, HashMap};
     // (rank, kind, cause, accepted_by) → group.
@@ -440,7 +441,7 @@ pub fn group(tables: &[TableReport]) -> Vec<DiffGroup> {
         for (column, n) in per_column {
             add(
                 (
-                    2,
+                    1,
                     "rows.changed".into(),
                     format!("column `{column}` differs"),
                     None,
@@ -459,9 +460,9 @@ pub fn group(tables: &[TableReport]) -> Vec<DiffGroup> {
         );
         for (s, by) in schema {
             let rank = match (&by, s.loses_data()) {
-                (Some(_), _) => 5,
-                (None, true) => 3,
-                (None, false) => 4,
+                (Some(_), _) => 4,
+                (None, true) => 2,
+                (None, false) => 3,
             };
             // A column on one side only is named; other changes group across columns.
             let (cause, column) = if s.what == "missing_in_target" || s.what == "extra_in_target" {
@@ -485,8 +486,15 @@ pub fn group(tables: &[TableReport]) -> Vec<DiffGroup> {
     }
     let mut out: Vec<(Key, DiffGroup, BTreeSet<usize>)> = groups;
     out.sort_by(|(ka, a, _), (kb, b, _)| {
+        let kind = |k: &str| match k {
+            "rows.missing_in_target" => 0,
+            "rows.extra_in_target" => 1,
+            "rows.changed" => 2,
+            _ => 3,
+        };
         ka.0.cmp(&kb.0)
             .then_with(|| b.tables.cmp(&a.tables))
+            .then_with(|| kind(&ka.1).cmp(&kind(&kb.1)))
             .then_with(|| ka.1.cmp(&kb.1))
             .then_with(|| ka.2.cmp(&kb.2))
     });
