@@ -432,15 +432,13 @@ async fn replay_ranks_classes_by_time_and_count_and_explains_a_slowdown() {
         .iter()
         .map(|c| c["fingerprint"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        slow.len(),
-        1,
+    // The class run once has the highest ratio but too few executions to rank by it. (On a
+    // loaded machine a fast class can look slow too; the sleeping one loses most time.)
+    assert!(
+        !slow.iter().any(|f| f.contains("once")),
         "the class run once is not ranked by its ratio: {rk:#}"
     );
-    assert!(
-        slow[0].contains("slow") && !slow[0].contains("once"),
-        "{slow:?}"
-    );
+    assert!(slow.first().is_some_and(|f| f.contains("slow")), "{rk:#}");
     let why = rk["slowdowns"][0]["explanation"].as_str().unwrap();
     assert!(
         why.contains("on the target against") && why.contains("6 executions"),
