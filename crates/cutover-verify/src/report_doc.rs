@@ -14,7 +14,13 @@ const SHOWN: usize = 100;
 /// The verdict, as the exit code decides it: mismatches (1), none (0).
 pub fn verdict(s: &Summary) -> Badge {
     if !s.mismatches.is_empty() {
-        Badge::new(format!("{} MISMATCHES", s.mismatches.len()), Tone::Bad)
+        Badge::new(
+            match s.mismatches.len() {
+                1 => "1 MISMATCH".to_string(),
+                n => format!("{n} MISMATCHES"),
+            },
+            Tone::Bad,
+        )
     } else if s.interrupted {
         Badge::new("NO MISMATCH (INTERRUPTED)", Tone::Warn)
     } else if !s.unchecked_tables.is_empty() || s.skipped_rows > 0 {
@@ -167,4 +173,59 @@ pub fn document(s: &Summary, source: &str, target: &str) -> Document {
         d.sections.push(sec);
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::{Lag, Mismatch};
+    use serde_json::json;
+
+    fn summary(mismatches: Vec<Mismatch>) -> Summary {
+        Summary {
+            events: 10,
+            changes: 4,
+            rows_checked: 4,
+            source_reads: 1,
+            pending: 0,
+            resolved: 3,
+            busy: 0,
+            skipped_rows: 0,
+            warnings: Vec::new(),
+            position: "binlog.000001:2661".into(),
+            mismatches,
+            interrupted: false,
+            check_errors: 0,
+            reconnects: 0,
+            unchecked_tables: Default::default(),
+            lag: Lag::default(),
+            resumed_from: None,
+            restarts: 0,
+        }
+    }
+
+    #[test]
+    fn mismatches_are_shown_by_table_and_side_by_side() {
+        let key = json!({"id": 7});
+        let m = Mismatch {
+            table: "shop.orders".into(),
+            target_table: "shop.orders".into(),
+            key: key.as_object().cloned().unwrap_or_default(),
+            kind: DiffKind::Mismatched,
+            source: json!({"id": 7, "note": "<b>x</b>"}),
+            target: json!({"id": 7, "note": "y"}),
+            counts: None,
+            position: "binlog.000001:100".into(),
+        };
+        let d = document(&summary(vec![m]), "mysql://u:***@s", "mysql://u:***@t");
+        assert_eq!(
+            d.badge.as_ref().map(|b| b.label.as_str()),
+            Some("1 MISMATCH")
+        );
+        let html = d.html();
+        assert!(html.contains("Mismatches by table") && html.contains("shop.orders"));
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;") && !html.contains("<b>x</b>"));
+        let md = document(&summary(Vec::new()), "s", "t").markdown();
+        assert!(md.contains("NO MISMATCH"), "{md}");
+    }
 }
