@@ -16,7 +16,8 @@ ensure_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# The driver runtimes of the driver tests (crates/cutover/tests/it/drivers.rs): Connector/J,
+# The driver runtimes of the driver tests (crates/cutover/tests/it/drivers.rs) and the browser
+# of the report tests (reports.rs): Connector/J,
 # HikariCP and SLF4J from Debian; PyMySQL and mysql-connector-python (pinned) in a venv under
 # target/; mysql2 from the lockfile (npm ci). Each step is skipped when already in place, so
 # a second run costs a few checks.
@@ -34,6 +35,8 @@ install_driver_runtimes() {
       libmariadb-java libhikaricp-java libslf4j-java >/dev/null
   fi
   ensure_packages java:default-jre-headless python3:python3 node:nodejs npm:npm
+  # Headless Chromium opens the HTML reports (crates/cutover/tests/it/reports.rs).
+  ensure_packages chromium:chromium
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     ensure_packages_always python3-venv
   fi

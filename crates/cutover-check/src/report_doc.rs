@@ -62,6 +62,31 @@ pub fn document(r: &Report) -> Document {
             s.errors, s.warnings, s.infos
         )),
     ));
+    if s.accepted > 0 {
+        d.summary.push((
+            "Accepted".into(),
+            Cell::text(format!(
+                "{} findings expected by [accept] or --accept (listed last, not counted)",
+                s.accepted
+            )),
+        ));
+    }
+    // The groups first: hundreds of findings with one cause read as one line, so the one
+    // that matters is not buried.
+    if !r.groups.is_empty() {
+        let mut sec = Section::new("Findings by cause").with_badge(Badge::new(
+            format!("{} groups", r.groups.len()),
+            if s.errors > 0 {
+                Tone::Bad
+            } else if s.warnings > 0 {
+                Tone::Warn
+            } else {
+                Tone::Ok
+            },
+        ));
+        sec.push(Block::Table(groups_table(&r.groups)));
+        d.sections.push(sec);
+    }
     for sev in [Severity::Error, Severity::Warning, Severity::Info] {
         let items: Vec<_> = r.findings.iter().filter(|f| f.severity == sev).collect();
         if items.is_empty() {
@@ -80,6 +105,27 @@ pub fn document(r: &Report) -> Document {
                 Cell::code(f.object.clone().unwrap_or_default()),
                 Cell::text(f.message.clone()),
                 Cell::text(f.advice.clone()),
+            ]);
+        }
+        sec.push(Block::Table(t));
+        d.sections.push(sec);
+    }
+    if !r.accepted.is_empty() {
+        let mut sec = Section::new("Accepted").with_badge(Badge::new(
+            format!("{} expected", r.accepted.len()),
+            Tone::Neutral,
+        ));
+        sec.push(Block::Paragraph(
+            "Findings an [accept] entry of cutover.toml or --accept expected: reported here, not counted in the verdict.".into(),
+        ));
+        sec.push(Block::Table(groups_table(&r.accepted_groups)));
+        let mut t = Table::new(["rule", "object", "finding", "accepted by"]);
+        for a in &r.accepted {
+            t.push(vec![
+                Cell::code(a.finding.rule),
+                Cell::code(a.finding.object.clone().unwrap_or_default()),
+                Cell::text(a.finding.message.clone()),
+                Cell::code(a.accepted_by.clone()),
             ]);
         }
         sec.push(Block::Table(t));
@@ -174,6 +220,33 @@ pub fn document(r: &Report) -> Document {
         d.sections.push(sec);
     }
     d
+}
+
+/// Groups as a table: severity, rule, how many, the cause, the first objects, the advice.
+fn groups_table(groups: &[crate::finding::Group]) -> Table {
+    let mut t = Table::new(["severity", "rule", "objects", "cause", "e.g.", "advice"]);
+    for g in groups {
+        let tone = match g.severity {
+            _ if g.accepted_by.is_some() => Tone::Neutral,
+            Severity::Error => Tone::Bad,
+            Severity::Warning => Tone::Warn,
+            Severity::Info => Tone::Neutral,
+        };
+        let more = g.count - g.examples.len();
+        t.push(vec![
+            Cell::text(g.severity.name()).with_tone(tone),
+            Cell::code(g.rule),
+            Cell::text(g.counted()),
+            Cell::text(g.cause.clone()),
+            Cell::code(if more > 0 {
+                format!("{} … (+{more})", g.examples.join(", "))
+            } else {
+                g.examples.join(", ")
+            }),
+            Cell::text(g.advice.clone()),
+        ]);
+    }
+    t
 }
 
 /// Writes `check.json`, `check.md` and `check.html` into `dir` (created when missing).

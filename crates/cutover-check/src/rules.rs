@@ -738,6 +738,8 @@ fn schema_rules(f: &Facts, tables: &[TableView], out: &mut Vec<Finding>) {
         }
         let mut size: u64 = 0;
         let mut changed = Vec::new();
+        // The distinct `source -> target` collations: the cause findings are grouped by.
+        let mut changes = BTreeSet::new();
         let mut as_binary = Vec::new();
         for c in &v.columns {
             let cid = format!("{id}.{}", c.name);
@@ -805,6 +807,7 @@ fn schema_rules(f: &Facts, tables: &[TableView], out: &mut Vec<Finding>) {
                     if let Some(tgt_default) = target_default_collation(p, cs) {
                         if !same_collation(&src_default, &tgt_default) {
                             changed.push(format!("{} ({coll} → {tgt_default})", c.name));
+                            changes.insert(format!("{coll} -> {tgt_default}"));
                         }
                     }
                 }
@@ -817,7 +820,7 @@ fn schema_rules(f: &Facts, tables: &[TableView], out: &mut Vec<Finding>) {
                 Some(id.clone()),
                 format!("{id}: {} compare case- and accent-insensitively on the source but as binary on the target (new collation framework off)", as_binary.join(", ")),
                 "enable the new collation framework when the TiDB cluster is created (new_collations_enabled_on_first_bootstrap), or make the application compare exactly",
-            ));
+            ).with_cause("_ci collations compare as binary (new collation framework off)"));
         }
         if !changed.is_empty() {
             out.push(Finding::new(
@@ -826,7 +829,7 @@ fn schema_rules(f: &Facts, tables: &[TableView], out: &mut Vec<Finding>) {
                 Some(id.clone()),
                 format!("{id}: {} use the source's default collation; DDL that omits COLLATE (as SHOW CREATE TABLE does for a default) gets the target's default, which compares strings differently ('a' = 'A' and trailing spaces)", changed.join(", ")),
                 "create the target tables with explicit COLLATE (or set default_collation_for_utf8mb4 on TiDB v7.4+), and check queries and unique keys that relied on case-insensitive comparison",
-            ));
+            ).with_cause(changes.into_iter().collect::<Vec<_>>().join(", ")));
         }
         if let Some(limit) = p.entry_size_limit {
             if v.is_base() && size > limit {
@@ -879,7 +882,7 @@ fn schema_rules(f: &Facts, tables: &[TableView], out: &mut Vec<Finding>) {
                 Some(format!("{}.{}", fk.schema, fk.table)),
                 format!("foreign key `{}` → {}.{}: {caveat}", fk.name, fk.referenced_schema, fk.referenced_table),
                 "decide whether the application relies on the key (cascades, rejected writes) and test that behaviour on the target",
-            ));
+            ).with_cause(caveat.to_string()));
         }
     }
     if !p.runs_stored_code() {

@@ -229,7 +229,11 @@ pub async fn check(
         forecasts,
         ..Summary::default()
     };
-    let mut report = Report { findings, summary };
+    let mut report = Report {
+        findings,
+        summary,
+        ..Report::default()
+    };
     report.finish();
     Ok(report)
 }

@@ -23,6 +23,10 @@
 //!
 //! [diff.where]                             # compare only some rows of some tables
 //! "shop.orders" = "created_at >= '2024-01-01'"
+//!
+//! [accept]                                 # expected findings and differences: reported
+//! check = ["schema.collation_change:utf8mb4_general_ci->utf8mb4_bin"]  # as accepted, and
+//! diff = ["schema.collation:shop.*"]       # they do not change the exit code
 //! ```
 //!
 //! Flags override the file. Unknown keys are errors, so a typo does not silently fall back to a
@@ -47,6 +51,19 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     #[serde(default)]
     pub diff: DiffConfig,
+    #[serde(default)]
+    pub accept: AcceptConfig,
+}
+
+/// `[accept]`: what a team expects to find, per command, as `RULE[:PATTERN]` (see
+/// [`Accept`]). Accepted findings and differences are still reported, in their own section.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptConfig {
+    #[serde(default)]
+    pub check: Vec<String>,
+    #[serde(default)]
+    pub diff: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -128,6 +145,12 @@ impl Config {
         }
         for t in cfg.filter.tables.iter().chain(&cfg.filter.exclude) {
             Pattern::parse(t).map_err(|m| invalid(format!("filter: {m}")))?;
+        }
+        for a in &cfg.accept.check {
+            Accept::parse(a).map_err(|m| invalid(format!("accept.check: {m}")))?;
+        }
+        for a in &cfg.accept.diff {
+            Accept::parse(a).map_err(|m| invalid(format!("accept.diff: {m}")))?;
         }
         if cfg.diff.threads == Some(0) {
             return Err(invalid("diff.threads must be at least 1".into()));
@@ -218,6 +241,79 @@ pub fn glob(pattern: &str, s: &str) -> bool {
         i += 1;
     }
     i == p.len()
+}
+
+/// An expected finding or difference, `RULE[:PATTERN]` (`[accept]`, `--accept`).
+///
+/// `RULE` names a rule (`schema.collation_change`) or, with `*`, several (`schema.*`).
+/// `PATTERN`, when given, must match either the object (`shop.orders`, `shop.*`,
+/// `shop.orders.note`: a glob where `*` also crosses dots) or the cause
+/// (`utf8mb4_general_ci->utf8mb4_bin`). Causes are matched without regard to spaces, and `→`
+/// is read as `->`, so what a report prints can be pasted as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accept {
+    pub rule: String,
+    pub pattern: Option<String>,
+    /// As written, to say in reports which entry accepted a finding.
+    pub text: String,
+}
+
+impl Accept {
+    pub fn parse(s: &str) -> Result<Accept, String> {
+        let text = s.trim();
+        let (rule, pattern) = match text.split_once(':') {
+            Some((r, p)) => (r.trim(), Some(p.trim())),
+            None => (text, None),
+        };
+        if rule.is_empty()
+            || !rule
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*'))
+        {
+            return Err(format!(
+                "`{s}` is not RULE[:PATTERN] (e.g. schema.collation_change:utf8mb4_general_ci->utf8mb4_bin or schema.foreign_key:shop.*)"
+            ));
+        }
+        if pattern == Some("") {
+            return Err(format!("`{s}`: the pattern after `:` is empty"));
+        }
+        Ok(Accept {
+            rule: rule.to_ascii_lowercase(),
+            pattern: pattern.map(str::to_string),
+            text: text.to_string(),
+        })
+    }
+
+    /// Whether a finding of `rule` about `object` (if any) with this `cause` is accepted.
+    pub fn matches(&self, rule: &str, object: Option<&str>, cause: &str) -> bool {
+        if !glob(&self.rule, &rule.to_ascii_lowercase()) {
+            return false;
+        }
+        let Some(p) = &self.pattern else {
+            return true;
+        };
+        object.is_some_and(|o| glob(p, o)) || glob(&cause_form(p), &cause_form(cause))
+    }
+}
+
+/// A cause as it is compared: no spaces, `→` as `->`, lower case.
+fn cause_form(s: &str) -> String {
+    s.replace('→', "->")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase()
+}
+
+/// Parses every entry, naming `what` (`--accept`, `accept.check`) in the error.
+pub fn parse_accepts<'a>(
+    entries: impl IntoIterator<Item = &'a String>,
+    what: &str,
+) -> Result<Vec<Accept>, String> {
+    entries
+        .into_iter()
+        .map(|e| Accept::parse(e).map_err(|m| format!("{what}: {m}")))
+        .collect()
 }
 
 /// Renames from source names to target names.
@@ -314,6 +410,53 @@ chunk_time = "250ms"
     }
 
     #[test]
+    fn accept_entries() {
+        let a = Accept::parse("schema.collation_change:utf8mb4_general_ci->utf8mb4_bin").unwrap();
+        assert!(a.matches(
+            "schema.collation_change",
+            Some("shop.orders"),
+            "utf8mb4_general_ci → utf8mb4_bin"
+        ));
+        assert!(!a.matches(
+            "schema.collation_change",
+            Some("shop.orders"),
+            "utf8mb4_general_ci → utf8mb4_0900_ai_ci"
+        ));
+        assert!(!a.matches(
+            "schema.foreign_key",
+            None,
+            "utf8mb4_general_ci->utf8mb4_bin"
+        ));
+        let a = Accept::parse("schema.*:shop.*").unwrap();
+        assert!(a.matches("schema.foreign_key", Some("shop.orders"), "x"));
+        assert!(a.matches("schema.collation", Some("shop.orders.note"), "x"));
+        assert!(!a.matches("schema.foreign_key", Some("crm.users"), "x"));
+        assert!(!a.matches("source.gtid", Some("shop.orders"), "x"));
+        assert!(Accept::parse("schema.no_key")
+            .unwrap()
+            .matches("schema.no_key", None, ""));
+        for bad in ["", ":x", "schema.x:", "bad rule:x", "a;b"] {
+            assert!(Accept::parse(bad).is_err(), "{bad}");
+        }
+        let cfg = Config::parse(
+            "[accept]\ncheck = [\"schema.collation_change\"]\ndiff = [\"schema.collation:shop.*\"]",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(cfg.accept.diff, vec!["schema.collation:shop.*".to_string()]);
+        for bad in [
+            "[accept]\nverify = [\"x\"]",
+            "[accept]\ncheck = [\"not a rule\"]",
+            "[accept]\ncheck = \"schema.x\"",
+        ] {
+            let e = Config::parse(bad, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("config x.toml: "), "{e}");
+        }
+    }
+
+    #[test]
     fn globs() {
         assert!(glob("*", "anything"));
         assert!(glob("shop_*", "shop_01"));
@@ -332,6 +475,13 @@ chunk_time = "250ms"
         fn config_parse_never_panics_on_tomlish(keys in proptest::collection::vec("(source|target|diff|filter|route|dsn|threads|chunk_time|tables|\\[|\\]|=|\"|\\.|\\*|[a-z0-9]){1,6}", 0..20)) {
             let text = keys.join("\n");
             let _ = Config::parse(&text, Path::new("p.toml"));
+        }
+
+        #[test]
+        fn accept_parse_never_panics(s in "\\PC{0,60}", rule in "\\PC{0,20}", object in "\\PC{0,20}") {
+            if let Ok(a) = Accept::parse(&s) {
+                let _ = a.matches(&rule, Some(&object), &object);
+            }
         }
 
         #[test]

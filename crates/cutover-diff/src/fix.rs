@@ -10,6 +10,10 @@
 //! - Literals are binary-safe and mean the same under every `sql_mode`: text as
 //!   `_utf8mb4 X'…'` (a coercible literal: it takes the column's collation), bytes as `X'…'`, FLOAT/DOUBLE in their shortest exact form.
 //! - Generated columns are left out: the target computes them.
+//! - Each statement opens with a comment naming its table, what it fixes and the row's key
+//!   in clear text (`/* shop.orders: missing in target, id=7 */`), since the literals are
+//!   hex; the comment cannot end early or hold an executable comment (`*/` and `/*` in
+//!   names and values are broken up).
 //!
 //! The engine hands statements to a [`FixSink`] as it finds differences; the sink keeps the
 //! three phases apart (on disk, so memory does not grow with the number of differences).
@@ -48,10 +52,32 @@ pub fn literal(v: &Value) -> String {
     }
 }
 
+/// Characters of a key value shown in a statement's comment.
+const NOTE_VALUE_CHARS: usize = 64;
+
+/// Text as the inside of a `/* … */` comment: on one line, never closing or opening one.
+fn comment_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    // Repeated until stable: `**//` would close again after one pass.
+    while out.contains("*/") || out.contains("/*") {
+        out = out.replace("*/", "* /").replace("/*", "/ *");
+    }
+    out
+}
+
 /// Builds statements for one table.
 pub struct FixWriter<'a> {
     plan: &'a Plan,
     table: String,
+    /// `db.table`, for the comments.
+    label: String,
 }
 
 impl<'a> FixWriter<'a> {
@@ -59,7 +85,29 @@ impl<'a> FixWriter<'a> {
         FixWriter {
             plan,
             table: target.quoted(),
+            label: target.to_string(),
         }
+    }
+
+    /// The comment a statement opens with: table, what it fixes, the key in clear text.
+    fn note(&self, what: &str, row: &[Value]) -> String {
+        let key: Vec<String> = self
+            .plan
+            .key_columns
+            .iter()
+            .map(|i| {
+                let v = row[*i].to_string();
+                let mut shown: String = v.chars().take(NOTE_VALUE_CHARS).collect();
+                if shown.len() < v.len() {
+                    shown.push('…');
+                }
+                format!("{}={shown}", self.plan.columns[*i].target.name)
+            })
+            .collect();
+        format!(
+            "/* {} */ ",
+            comment_text(&format!("{}: {what}, {}", self.label, key.join(", ")))
+        )
     }
 
     fn name(&self, i: usize) -> String {
@@ -94,7 +142,8 @@ impl<'a> FixWriter<'a> {
     /// `DELETE` of `n` copies of a keyless row.
     pub fn delete_n(&self, row: &[Value], n: u64) -> String {
         format!(
-            "DELETE FROM {} WHERE {} LIMIT {n};",
+            "{}DELETE FROM {} WHERE {} LIMIT {n};",
+            self.note(&format!("{n} extra in target"), row),
             self.table,
             self.key_predicate(row)
         )
@@ -102,13 +151,18 @@ impl<'a> FixWriter<'a> {
 
     /// `INSERT` of a source row (generated columns left out).
     pub fn insert(&self, row: &[Value]) -> String {
+        self.insert_as(row, "missing in target")
+    }
+
+    fn insert_as(&self, row: &[Value], what: &str) -> String {
         let idx: Vec<usize> = (0..self.plan.columns.len())
             .filter(|i| !self.plan.columns[*i].target.generated)
             .collect();
         let cols: Vec<String> = idx.iter().map(|i| self.name(*i)).collect();
         let vals: Vec<String> = idx.iter().map(|i| literal(&row[*i])).collect();
         format!(
-            "INSERT INTO {} ({}) VALUES ({});",
+            "{}INSERT INTO {} ({}) VALUES ({});",
+            self.note(what, row),
             self.table,
             cols.join(", "),
             vals.join(", ")
@@ -117,8 +171,13 @@ impl<'a> FixWriter<'a> {
 
     /// `DELETE` of a target row by its key.
     pub fn delete(&self, row: &[Value]) -> String {
+        self.delete_as(row, "extra in target")
+    }
+
+    fn delete_as(&self, row: &[Value], what: &str) -> String {
         format!(
-            "DELETE FROM {} WHERE {};",
+            "{}DELETE FROM {} WHERE {};",
+            self.note(what, row),
             self.table,
             self.key_predicate(row)
         )
@@ -134,10 +193,18 @@ impl<'a> FixWriter<'a> {
                 .iter()
                 .any(|ix| ix.unique && ix.columns.iter().any(|c| c.eq_ignore_ascii_case(name)))
         });
+        let columns: Vec<&str> = differing
+            .iter()
+            .map(|i| self.plan.columns[*i].target.name.as_str())
+            .collect();
+        let what = format!("changed {}", columns.join(", "));
         if in_unique {
             return vec![
-                Phase::Delete(self.delete(source_row)),
-                Phase::Insert(self.insert(source_row)),
+                Phase::Delete(self.delete_as(
+                    source_row,
+                    &format!("{what} (a unique key: deleted, then inserted)"),
+                )),
+                Phase::Insert(self.insert_as(source_row, &what)),
             ];
         }
         let sets: Vec<String> = differing
@@ -149,7 +216,8 @@ impl<'a> FixWriter<'a> {
             return Vec::new();
         }
         vec![Phase::Update(format!(
-            "UPDATE {} SET {} WHERE {};",
+            "{}UPDATE {} SET {} WHERE {};",
+            self.note(&what, source_row),
             self.table,
             sets.join(", "),
             self.key_predicate(source_row)
@@ -266,3 +334,26 @@ pub fn header(target: &str, counts: (u64, u64, u64)) -> String {
 
 /// The end of a fix file.
 pub const FOOTER: &str = "COMMIT;\nSET SESSION foreign_key_checks = 1;\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_stay_comments() {
+        assert_eq!(comment_text("shop.orders: id=1"), "shop.orders: id=1");
+        // A value cannot close the comment, open an executable one or break the line.
+        let c = comment_text("a */ DROP TABLE t; /*! x */ **// \n\u{1b}");
+        assert!(!c.contains("*/") && !c.contains("/*"), "{c}");
+        assert!(!c.contains('\n') && !c.contains('\u{1b}'), "{c}");
+        assert!(c.contains("\\u{a}"), "{c}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_text_ends_the_comment(s in "\\PC{0,40}|[*/\\n]{0,12}") {
+            let c = comment_text(&s);
+            proptest::prop_assert!(!c.contains("*/") && !c.contains("/*") && !c.contains('\n'));
+        }
+    }
+}

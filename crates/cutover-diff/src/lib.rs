@@ -212,6 +212,7 @@ pub async fn run_with(
         interrupted: false,
         snapshots: None,
         throttle: None,
+        groups: Vec::new(),
     };
     let cancel = source.cancel_token().clone();
     for pair in pairs {

@@ -52,7 +52,38 @@ pub struct SchemaDiff {
     pub target: Option<String>,
 }
 
+/// A schema difference an `[accept]` entry expected, and that entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AcceptedSchemaDiff {
+    #[serde(flatten)]
+    pub diff: SchemaDiff,
+    pub accepted_by: String,
+}
+
 impl SchemaDiff {
+    /// The rule `[accept]` entries name: `schema.` and what differs (`schema.collation`).
+    pub fn rule(&self) -> String {
+        format!("schema.{}", self.what)
+    }
+
+    /// The object in a table: `db.table.column`, `db.table.index name` or `db.table`.
+    pub fn object_in(&self, table: &str) -> String {
+        if self.object == "table" {
+            table.to_string()
+        } else {
+            format!("{table}.{}", self.object)
+        }
+    }
+
+    /// The change, `source -> target` (`-` for a side without it).
+    pub fn change(&self) -> String {
+        format!(
+            "{} -> {}",
+            self.source.as_deref().unwrap_or("-"),
+            self.target.as_deref().unwrap_or("-")
+        )
+    }
+
     /// A column on one side only: its data is not on the other side. Other definition
     /// differences (type, collation, indexes, …) are reported, and the rows decide the
     /// verdict.
@@ -118,6 +149,10 @@ pub struct TableReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub converged: Vec<RowDiff>,
     pub elapsed_ms: u64,
+    /// Schema differences `[accept] diff` / `--accept` expected: reported, no longer in
+    /// `schema`, and a column on one side only accepted no longer makes the table different.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted: Vec<AcceptedSchemaDiff>,
     /// The typed keys of the differences (kept for `--recheck`; not part of the report).
     #[serde(skip)]
     pub keys: Vec<KeyRecord>,
@@ -173,6 +208,7 @@ impl TableReport {
             recheck: None,
             converged: Vec::new(),
             elapsed_ms: 0,
+            accepted: Vec::new(),
             keys: Vec::new(),
         }
     }
@@ -242,7 +278,227 @@ pub struct Summary {
     pub missing_in_target: u64,
     pub extra_in_target: u64,
     pub mismatched: u64,
+    /// Schema differences `[accept]` / `--accept` expected.
+    #[serde(default)]
+    pub accepted: u64,
     pub elapsed_ms: u64,
+}
+
+/// Tables (or columns) differing for one cause: "column `ts` differs in 400 tables".
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiffGroup {
+    /// `error`, `rows.missing_in_target`, `rows.extra_in_target`, `rows.changed` (the values
+    /// of one column), or `schema.` and what differs (`schema.collation`).
+    pub kind: String,
+    /// What the group's members share: `column ts differs`, `utf8mb4_general_ci ->
+    /// utf8mb4_bin`, an error message.
+    pub cause: String,
+    /// The column, for `rows.changed` and column-level schema differences on one side only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub tables: u64,
+    /// Rows (`rows.*`) or objects (`schema.*`) in the group; for `rows.changed`, the
+    /// differences listed (`rows_at_least`: some tables listed only `--max-diffs`).
+    pub count: u64,
+    #[serde(default)]
+    pub count_at_least: bool,
+    /// The first tables (`schema.*`: objects), at most [`GROUP_EXAMPLES`].
+    pub examples: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accepted_by: Option<String>,
+}
+
+/// Examples kept per group.
+pub const GROUP_EXAMPLES: usize = 3;
+
+impl DiffGroup {
+    /// One line: "column `ts` differs in 400 tables (400 rows)".
+    pub fn describe(&self) -> String {
+        let tables = plural(self.tables, "table");
+        let rows = |n: u64, at_least: bool| {
+            format!(
+                "{}{}",
+                if at_least { "at least " } else { "" },
+                plural(n, "row")
+            )
+        };
+        let mut s = match self.kind.as_str() {
+            "error" => format!("error in {tables}: {}", self.cause),
+            "rows.changed" => format!(
+                "{} in {tables} ({})",
+                self.cause,
+                rows(self.count, self.count_at_least)
+            ),
+            "rows.missing_in_target" | "rows.extra_in_target" => {
+                format!("{} in {tables} ({})", self.cause, rows(self.count, false))
+            }
+            _ => format!(
+                "{} {}: {} in {tables}",
+                self.kind,
+                self.cause,
+                plural(self.count, "object")
+            ),
+        };
+        if let Some(a) = &self.accepted_by {
+            s.push_str(&format!(" (accepted: {a})"));
+        }
+        s
+    }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The differences of every table grouped by cause, the most telling first: errors, then row
+/// differences (rows missing or extra, the columns whose values differ), the cause found in
+/// most tables first, then schema differences (a column on one side only first), then
+/// accepted ones.
+pub fn group(tables: &[TableReport]) -> Vec<DiffGroup> {
+    use std::collections::{BTreeSet, HashMap};
+    // (rank, kind, cause, accepted_by) → group.
+    type Key = (u8, String, String, Option<String>);
+    let mut groups: Vec<(Key, DiffGroup, BTreeSet<usize>)> = Vec::new();
+    let mut index: HashMap<Key, usize> = HashMap::new();
+    let mut add = |key: Key,
+                   column: Option<String>,
+                   table: usize,
+                   example: String,
+                   count: u64,
+                   at_least: bool| {
+        let at = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((
+                key.clone(),
+                DiffGroup {
+                    kind: key.1.clone(),
+                    cause: key.2.clone(),
+                    column,
+                    tables: 0,
+                    count: 0,
+                    count_at_least: false,
+                    examples: Vec::new(),
+                    accepted_by: key.3.clone(),
+                },
+                BTreeSet::new(),
+            ));
+            groups.len() - 1
+        });
+        let (_, g, seen) = &mut groups[at];
+        g.count += count;
+        g.count_at_least |= at_least;
+        if seen.insert(table) {
+            g.tables += 1;
+        }
+        if g.examples.len() < GROUP_EXAMPLES && !g.examples.contains(&example) {
+            g.examples.push(example);
+        }
+    };
+    for (i, t) in tables.iter().enumerate() {
+        if let Some(e) = &t.error {
+            add(
+                (0, "error".into(), e.clone(), None),
+                None,
+                i,
+                t.source.clone(),
+                1,
+                false,
+            );
+        }
+        for (n, kind, cause) in [
+            (
+                t.missing_in_target,
+                "rows.missing_in_target",
+                "rows missing in target",
+            ),
+            (
+                t.extra_in_target,
+                "rows.extra_in_target",
+                "rows extra in target",
+            ),
+        ] {
+            if n > 0 {
+                add(
+                    (1, kind.into(), cause.into(), None),
+                    None,
+                    i,
+                    t.source.clone(),
+                    n,
+                    false,
+                );
+            }
+        }
+        // The columns of the differences listed: a table keeps at most --max-diffs, so the
+        // counts are lower bounds when it kept fewer than it found.
+        let mut per_column: std::collections::BTreeMap<&str, u64> = Default::default();
+        for d in &t.diffs {
+            if d.kind == DiffKind::Mismatched {
+                for c in &d.columns {
+                    *per_column.entry(c.column.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let listed = t.diffs.len() as u64;
+        for (column, n) in per_column {
+            add(
+                (
+                    1,
+                    "rows.changed".into(),
+                    format!("column `{column}` differs"),
+                    None,
+                ),
+                Some(column.to_string()),
+                i,
+                t.source.clone(),
+                n,
+                t.diffs_truncated || listed < t.differences(),
+            );
+        }
+        let schema = t.schema.iter().map(|s| (s, None)).chain(
+            t.accepted
+                .iter()
+                .map(|a| (&a.diff, Some(a.accepted_by.clone()))),
+        );
+        for (s, by) in schema {
+            let rank = match (&by, s.loses_data()) {
+                (Some(_), _) => 4,
+                (None, true) => 2,
+                (None, false) => 3,
+            };
+            // A column on one side only is named; other changes group across columns.
+            let (cause, column) = if s.what == "missing_in_target" || s.what == "extra_in_target" {
+                (
+                    format!("{} {}", s.object, s.change()),
+                    (s.object != "table" && !s.object.starts_with("index "))
+                        .then(|| s.object.clone()),
+                )
+            } else {
+                (s.change(), None)
+            };
+            add(
+                (rank, s.rule(), cause, by),
+                column,
+                i,
+                s.object_in(&t.source),
+                1,
+                false,
+            );
+        }
+    }
+    let mut out: Vec<(Key, DiffGroup, BTreeSet<usize>)> = groups;
+    out.sort_by(|(ka, a, _), (kb, b, _)| {
+        let kind = |k: &str| match k {
+            "rows.missing_in_target" => 0,
+            "rows.extra_in_target" => 1,
+            "rows.changed" => 2,
+            _ => 3,
+        };
+        ka.0.cmp(&kb.0)
+            .then_with(|| b.tables.cmp(&a.tables))
+            .then_with(|| kind(&ka.1).cmp(&kind(&kb.1)))
+            .then_with(|| ka.1.cmp(&kb.1))
+            .then_with(|| ka.2.cmp(&kb.2))
+    });
+    out.into_iter().map(|(_, g, _)| g).collect()
 }
 
 /// What a side's connections looked like.
@@ -270,6 +526,10 @@ pub struct Report {
     /// Throttling (`--max-load`, `--max-lag`, `--rate`): pauses and time spent waiting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<serde_json::Value>,
+    /// The differences of all tables grouped by cause ([`group`]), next to the full list in
+    /// `tables`.
+    #[serde(default)]
+    pub groups: Vec<DiffGroup>,
 }
 
 impl Report {
@@ -290,8 +550,44 @@ impl Report {
             s.missing_in_target += t.missing_in_target;
             s.extra_in_target += t.extra_in_target;
             s.mismatched += t.mismatched;
+            s.accepted += t.accepted.len() as u64;
         }
         self.summary = s;
+        self.groups = group(&self.tables);
+    }
+
+    /// Moves the schema differences an entry of `accept` matches (the first that does) to
+    /// each table's `accepted`, settles the tables again and sums up. Row differences are
+    /// never accepted: their counts are the verdict.
+    pub fn accept(&mut self, accept: &[cutover_core::config::Accept]) {
+        if accept.is_empty() {
+            return;
+        }
+        for t in &mut self.tables {
+            let table = t.source.clone();
+            let before = t.schema.len();
+            let mut kept = Vec::with_capacity(before);
+            for s in std::mem::take(&mut t.schema) {
+                let object = s.object_in(&table);
+                match accept
+                    .iter()
+                    .find(|a| a.matches(&s.rule(), Some(object.as_str()), &s.change()))
+                {
+                    Some(a) => t.accepted.push(AcceptedSchemaDiff {
+                        diff: s,
+                        accepted_by: a.text.clone(),
+                    }),
+                    None => kept.push(s),
+                }
+            }
+            let changed = kept.len() != before;
+            t.schema = kept;
+            if changed {
+                t.settle();
+            }
+        }
+        let elapsed = self.summary.elapsed_ms;
+        self.summarize(elapsed);
     }
 
     /// The `diff(1)`-like exit code: 0 equal, 1 differences, 2 could not compare, 130

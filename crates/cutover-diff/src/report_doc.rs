@@ -102,6 +102,19 @@ pub fn document(report: &Report) -> Document {
     d.summary
         .push(("cutover".into(), Cell::text(report.version.clone())));
 
+    if s.accepted > 0 {
+        d.summary.push((
+            "Accepted".into(),
+            Cell::text(format!(
+                "{} schema differences expected by [accept] or --accept (listed, not counted)",
+                s.accepted
+            )),
+        ));
+    }
+    if !report.groups.is_empty() {
+        d.sections.push(groups_section(report));
+    }
+
     let mut all = Section::new("Tables");
     if report.tables.is_empty() {
         all.push(Block::Paragraph("No table was compared.".into()));
@@ -133,11 +146,43 @@ pub fn document(report: &Report) -> Document {
     d.sections.push(all);
 
     for tr in &report.tables {
+        // Accepted differences alone make no section: the causes above list them.
         if tr.differences() > 0 || tr.error.is_some() || !tr.schema.is_empty() {
             d.sections.push(table_section(tr, redacted));
         }
     }
     d
+}
+
+/// The differences of all tables by cause, before the tables one by one.
+fn groups_section(report: &Report) -> Section {
+    let mut sec = Section::new("Differences by cause");
+    let mut t = Table::new(["kind", "cause", "tables", "count", "e.g."]).align_right([2, 3]);
+    for g in &report.groups {
+        let tone = match g.kind.as_str() {
+            _ if g.accepted_by.is_some() => Tone::Neutral,
+            "error" => Tone::Warn,
+            k if k.starts_with("rows.") => Tone::Bad,
+            _ => Tone::Neutral,
+        };
+        let mut cause = g.cause.clone();
+        if let Some(a) = &g.accepted_by {
+            let _ = write!(cause, " (accepted: {a})");
+        }
+        t.push(vec![
+            Cell::code(g.kind.clone()).with_tone(tone),
+            Cell::text(cause),
+            Cell::text(g.tables.to_string()),
+            Cell::text(format!(
+                "{}{}",
+                if g.count_at_least { "≥ " } else { "" },
+                g.count
+            )),
+            Cell::code(g.examples.join(", ")),
+        ]);
+    }
+    sec.push(Block::Table(t));
+    sec
 }
 
 /// The report as GitHub-flavoured Markdown.
@@ -209,6 +254,14 @@ fn count(n: u64) -> Cell {
 
 fn seconds(ms: u64) -> String {
     format!("{:.2} s", ms as f64 / 1000.0)
+}
+
+fn schema_object(sd: &SchemaDiff) -> String {
+    if sd.object.starts_with("index ") || sd.object == "table" {
+        sd.object.clone()
+    } else {
+        format!("column {}", sd.object)
+    }
 }
 
 fn table_section(t: &TableReport, redacted: bool) -> Section {
@@ -374,6 +427,22 @@ fn table_section(t: &TableReport, redacted: bool) -> Section {
                 }),
                 side(&sd.source),
                 side(&sd.target),
+            ]);
+        }
+        s.push(Block::Table(tbl));
+    }
+
+    if !t.accepted.is_empty() {
+        s.push(Block::Heading("Accepted schema differences".into()));
+        let mut tbl = Table::new(["object", "difference", "source", "target", "accepted by"]);
+        for a in &t.accepted {
+            let sd = &a.diff;
+            tbl.push(vec![
+                Cell::text(schema_object(sd)),
+                Cell::text(sd.what.replace('_', " ")),
+                Cell::code(sd.source.clone().unwrap_or_else(|| "—".into())),
+                Cell::code(sd.target.clone().unwrap_or_else(|| "—".into())),
+                Cell::code(a.accepted_by.clone()),
             ]);
         }
         s.push(Block::Table(tbl));
@@ -546,6 +615,8 @@ fn redact_inner(report: &mut Report, key: Option<&[u8]>) {
             *f = redact_quoted(f, &names);
         }
     }
+    // The groups quote error messages: made again from the redacted tables.
+    report.groups = crate::report::group(&report.tables);
 }
 
 fn redact_one(v: &mut J, key: Option<&[u8]>) {

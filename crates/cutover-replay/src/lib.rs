@@ -792,7 +792,7 @@ pub async fn run(
         return Err(e.into());
     }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    Ok(Report {
+    let mut report = Report {
         version: env!("CARGO_PKG_VERSION"),
         statements: c.statements,
         compared: c.compared,
@@ -822,8 +822,12 @@ pub async fn run(
         interrupted: cancel.is_cancelled(),
         client_compatibility: c.compatibility(),
         concurrency: c.concurrency.report(),
+        latency_ms: c.latency(),
+        ranking: report::Ranking::default(),
         classes: c.classes(),
-    })
+    };
+    report.rank();
+    Ok(report)
 }
 
 /// Sessions that stopped named in the report, at most (the rest are counted).

@@ -144,6 +144,78 @@ pub struct ClassLatency {
     pub ratio_p50: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratio_p99: Option<f64>,
+    /// Time spent on all executions, on the target (and the baseline): what a class costs.
+    pub target_total: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline_total: Option<f64>,
+}
+
+/// Executions a class needs before its latency ratio ranks it: a class run once or twice
+/// says little about its p99.
+pub const MIN_EXECUTIONS: u64 = 5;
+/// A class at least this much slower (target p99 / baseline p99) is a slowdown…
+pub const SLOWDOWN_RATIO: f64 = 2.0;
+/// …when its target p99 is at least this long (ms): below it, the ratio is noise.
+pub const SLOWDOWN_MIN_P99_MS: f64 = 1.0;
+/// Classes listed in each ranking.
+pub const RANKED: usize = 10;
+
+/// The classes a latency review starts from.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Ranking {
+    pub min_executions: u64,
+    pub slowdown_ratio: f64,
+    pub slowdown_min_p99_ms: f64,
+    /// The costliest classes: most total time on the target first.
+    pub by_total_time: Vec<RankedClass>,
+    /// The most frequent classes.
+    pub by_count: Vec<RankedClass>,
+    /// Classes with at least `min_executions` whose target p99 is `slowdown_ratio` times the
+    /// baseline's or more (and at least `slowdown_min_p99_ms`), most time lost first.
+    pub slowdowns: Vec<RankedClass>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RankedClass {
+    pub fingerprint: String,
+    pub count: u64,
+    pub latency_ms: ClassLatency,
+    /// For a slowdown: what it is, target against baseline, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+/// "p99 11.9x: 35.2 ms on the target against 2.96 ms on the baseline (p50 0.41 → 0.52 ms),
+/// 2393 executions".
+pub fn explain_slowdown(count: u64, l: &ClassLatency) -> Option<String> {
+    let b = l.baseline.as_ref()?;
+    let ratio = l.ratio_p99?;
+    Some(format!(
+        "p99 {ratio:.1}x: {} on the target against {} on the baseline (p50 {} → {}), {count} executions",
+        ms_text(l.target.p99),
+        ms_text(b.p99),
+        ms_text(b.p50),
+        ms_text(l.target.p50),
+    ))
+}
+
+/// A duration in ms with the digits that matter.
+pub fn ms_text(ms: f64) -> String {
+    if ms >= 100.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 10.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// Whether a class is a slowdown by the thresholds above.
+pub fn is_slowdown(count: u64, l: &ClassLatency) -> bool {
+    count >= MIN_EXECUTIONS
+        && l.baseline.is_some()
+        && l.ratio_p99.is_some_and(|r| r >= SLOWDOWN_RATIO)
+        && l.target.p99 >= SLOWDOWN_MIN_P99_MS
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -170,6 +242,9 @@ pub struct ClassReport {
     /// transaction (counted in `diffs`).
     pub after_skipped_write: u64,
     pub latency_ms: ClassLatency,
+    /// Set when the class is a slowdown ([`is_slowdown`]): target against baseline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slowdown: Option<String>,
     pub samples: Vec<Sample>,
 }
 
@@ -230,7 +305,11 @@ pub struct Report {
     /// Concurrency errors (lock wait timeout, deadlock, write conflict, …) one side had and
     /// the other did not, by side and code, each with one example in its context.
     pub concurrency: crate::concurrency::ConcurrencyReport,
-    /// Worst classes first: most differences, then slowest target relative to baseline.
+    /// Latency over every statement compared, on both sides.
+    pub latency_ms: ClassLatency,
+    /// The classes ranked by total time and by count, and the slowdowns.
+    pub ranking: Ranking,
+    /// Classes with differences first (most first), then by total time on the target.
     pub classes: Vec<ClassReport>,
 }
 
@@ -286,6 +365,49 @@ struct CompatAgg {
 }
 
 impl Report {
+    /// Fills [`Report::ranking`] from the classes.
+    pub fn rank(&mut self) {
+        let ranked = |c: &ClassReport, explain: bool| RankedClass {
+            fingerprint: c.fingerprint.clone(),
+            count: c.count,
+            latency_ms: c.latency_ms.clone(),
+            explanation: if explain { c.slowdown.clone() } else { None },
+        };
+        let mut by_total: Vec<&ClassReport> = self.classes.iter().filter(|c| c.count > 0).collect();
+        by_total.sort_by(|a, b| {
+            b.latency_ms
+                .target_total
+                .total_cmp(&a.latency_ms.target_total)
+        });
+        let mut by_count: Vec<&ClassReport> = self.classes.iter().filter(|c| c.count > 0).collect();
+        by_count.sort_by_key(|c| std::cmp::Reverse(c.count));
+        let mut slow: Vec<&ClassReport> = self
+            .classes
+            .iter()
+            .filter(|c| c.slowdown.is_some())
+            .collect();
+        let lost = |c: &ClassReport| {
+            c.latency_ms.target_total - c.latency_ms.baseline_total.unwrap_or(0.0)
+        };
+        slow.sort_by(|a, b| lost(b).total_cmp(&lost(a)));
+        self.ranking = Ranking {
+            min_executions: MIN_EXECUTIONS,
+            slowdown_ratio: SLOWDOWN_RATIO,
+            slowdown_min_p99_ms: SLOWDOWN_MIN_P99_MS,
+            by_total_time: by_total
+                .iter()
+                .take(RANKED)
+                .map(|c| ranked(c, false))
+                .collect(),
+            by_count: by_count
+                .iter()
+                .take(RANKED)
+                .map(|c| ranked(c, false))
+                .collect(),
+            slowdowns: slow.iter().map(|c| ranked(c, true)).collect(),
+        };
+    }
+
     /// 130 interrupted; 2 when the workload had statements and none could be compared; 1
     /// for differences, or for statements not compared (unless `--allow-skipped`; those
     /// left out by `--read-only` because they write never count); 0 otherwise.
@@ -314,6 +436,8 @@ struct ClassAgg {
     after_skipped_write: u64,
     baseline: Histogram<u64>,
     target: Histogram<u64>,
+    baseline_total_us: u64,
+    target_total_us: u64,
     samples: Vec<Sample>,
     first_seen: u64,
 }
@@ -332,6 +456,8 @@ impl ClassAgg {
             after_skipped_write: 0,
             baseline: hist(),
             target: hist(),
+            baseline_total_us: 0,
+            target_total_us: 0,
             samples: Vec::new(),
             first_seen,
         }
@@ -363,9 +489,38 @@ pub(crate) struct Collector {
     pub unlocked: u64,
     pub with_diffs: u64,
     pub noise: u64,
+    /// Every statement's latency, for the summary.
+    all_target: Option<Histogram<u64>>,
+    all_baseline: Option<Histogram<u64>>,
+    all_target_total_us: u64,
+    all_baseline_total_us: u64,
 }
 
 impl Collector {
+    /// Latency over every statement that ran, on both sides.
+    pub fn latency(&self) -> ClassLatency {
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let target = self.all_target.as_ref();
+        let baseline = self.all_baseline.as_ref().filter(|h| !h.is_empty());
+        let t = Latency {
+            p50: target.map(|h| ms(h, 0.5)).unwrap_or(0.0),
+            p99: target.map(|h| ms(h, 0.99)).unwrap_or(0.0),
+        };
+        let b = baseline.map(|h| Latency {
+            p50: ms(h, 0.5),
+            p99: ms(h, 0.99),
+        });
+        let ratio = |t: f64, b: f64| (b > 0.0).then(|| (t / b * 100.0).round() / 100.0);
+        ClassLatency {
+            ratio_p50: b.as_ref().and_then(|b| ratio(t.p50, b.p50)),
+            ratio_p99: b.as_ref().and_then(|b| ratio(t.p99, b.p99)),
+            target_total: self.all_target_total_us as f64 / 1000.0,
+            baseline_total: baseline.map(|_| self.all_baseline_total_us as f64 / 1000.0),
+            baseline: b,
+            target: t,
+        }
+    }
+
     /// A statement not compared, with why.
     pub fn not_compared(&mut self, x: NotCompared<'_>) {
         self.statements += 1;
@@ -430,8 +585,17 @@ impl Collector {
                 }
                 c.nondeterministic = r.nondeterministic.clone();
                 let _ = c.target.record(r.target_us.max(1));
+                c.target_total_us = c.target_total_us.saturating_add(r.target_us);
+                self.all_target_total_us = self.all_target_total_us.saturating_add(r.target_us);
+                let _ = self
+                    .all_target
+                    .get_or_insert_with(hist)
+                    .record(r.target_us.max(1));
                 if let Some(b) = r.baseline_us {
                     let _ = c.baseline.record(b.max(1));
+                    c.baseline_total_us = c.baseline_total_us.saturating_add(b);
+                    self.all_baseline_total_us = self.all_baseline_total_us.saturating_add(b);
+                    let _ = self.all_baseline.get_or_insert_with(hist).record(b.max(1));
                 }
                 if r.kinds.is_empty() {
                     return;
@@ -535,9 +699,16 @@ impl Collector {
                 let latency_ms = ClassLatency {
                     ratio_p50: baseline.as_ref().and_then(|b| ratio(target.p50, b.p50)),
                     ratio_p99: baseline.as_ref().and_then(|b| ratio(target.p99, b.p99)),
+                    target_total: c.target_total_us as f64 / 1000.0,
+                    baseline_total: baseline
+                        .as_ref()
+                        .map(|_| c.baseline_total_us as f64 / 1000.0),
                     baseline,
                     target,
                 };
+                let slowdown = is_slowdown(c.count, &latency_ms)
+                    .then(|| explain_slowdown(c.count, &latency_ms))
+                    .flatten();
                 (
                     c.first_seen,
                     ClassReport {
@@ -552,17 +723,21 @@ impl Collector {
                         noise: c.noise,
                         after_skipped_write: c.after_skipped_write,
                         latency_ms,
+                        slowdown,
                         samples: c.samples,
                     },
                 )
             })
             .collect();
+        // Differences first; then what costs most. A ratio alone would put classes run once
+        // ahead of the one run thousands of times.
         v.sort_by(|(fa, a), (fb, b)| {
             b.diffs
                 .cmp(&a.diffs)
                 .then_with(|| {
-                    let r = |c: &ClassReport| c.latency_ms.ratio_p99.unwrap_or(0.0);
-                    r(b).partial_cmp(&r(a)).unwrap_or(std::cmp::Ordering::Equal)
+                    b.latency_ms
+                        .target_total
+                        .total_cmp(&a.latency_ms.target_total)
                 })
                 .then_with(|| fa.cmp(fb))
         });
@@ -596,6 +771,34 @@ pub fn human(r: &Report) -> String {
         "speed {}: {:.1} s for a {:.1} s workload; scheduling lag p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
         r.speed, r.elapsed_s, r.workload_s, r.lag.p50_ms, r.lag.p99_ms, r.lag.max_ms
     ));
+    out.push_str(&latency_line(&r.latency_ms));
+    if !r.ranking.slowdowns.is_empty() {
+        out.push_str(&format!(
+            "\nslowdowns (at least {} executions, target p99 >= {} ms and >= {}x the baseline):\n",
+            r.ranking.min_executions, r.ranking.slowdown_min_p99_ms, r.ranking.slowdown_ratio
+        ));
+        for c in r.ranking.slowdowns.iter().take(RANKED) {
+            out.push_str(&format!(
+                "  {}\n    {}\n",
+                one_line(&c.fingerprint, 150),
+                c.explanation.as_deref().unwrap_or_default()
+            ));
+        }
+        if r.ranking.slowdowns.len() > RANKED {
+            out.push_str(&format!(
+                "  … and {} more (--format json, --out)\n",
+                r.ranking.slowdowns.len() - RANKED
+            ));
+        }
+    }
+    if !r.ranking.by_total_time.is_empty() {
+        out.push_str("\nclasses by total time on the target:\n");
+        out.push_str(&ranked_table(&r.ranking.by_total_time));
+    }
+    if r.ranking.by_count.len() > 1 {
+        out.push_str("\nclasses by executions:\n");
+        out.push_str(&ranked_table(&r.ranking.by_count));
+    }
     if !r.client_compatibility.is_empty() {
         out.push_str("\nclient compatibility (what drivers and pools would notice):\n");
         for k in &r.client_compatibility {
@@ -610,13 +813,13 @@ pub fn human(r: &Report) -> String {
         }
     }
     for c in r.classes.iter().filter(|c| c.diffs > 0) {
-        let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
         out.push_str(&format!(
-            "\n  {} of {}  {}\n    {}\n",
+            "\n  {}\n    {} of {} executions answered differently ({})\n",
+            c.fingerprint,
             c.diffs,
             c.count,
-            kinds.join(", "),
-            c.fingerprint
+            kinds.join(", ")
         ));
         if let Some(s) = c.samples.first() {
             out.push_str(&format!(
@@ -684,6 +887,47 @@ pub fn human(r: &Report) -> String {
     }
     if r.interrupted {
         out.push_str("interrupted: the report covers what was replayed\n");
+    }
+    out
+}
+
+/// "latency  baseline p50 0.21 ms, p99 1.30 ms; target p50 0.35 ms, p99 2.10 ms (p99 1.6x)".
+fn latency_line(l: &ClassLatency) -> String {
+    let target = format!(
+        "target p50 {}, p99 {}",
+        ms_text(l.target.p50),
+        ms_text(l.target.p99)
+    );
+    match &l.baseline {
+        Some(b) => format!(
+            "latency: baseline p50 {}, p99 {}; {target}{}\n",
+            ms_text(b.p50),
+            ms_text(b.p99),
+            l.ratio_p99
+                .map(|x| format!(" (p99 {x:.2}x)"))
+                .unwrap_or_default()
+        ),
+        None => format!("latency: {target}\n"),
+    }
+}
+
+/// Ranked classes as aligned columns: total, executions, p50/p99 on both sides, the class.
+fn ranked_table(classes: &[RankedClass]) -> String {
+    let mut out = format!(
+        "  {:>10} {:>8} {:>19} {:>19}  class\n",
+        "total ms", "count", "baseline p50/p99", "target p50/p99"
+    );
+    let pair = |l: &Latency| format!("{:.2}/{:.2}", l.p50, l.p99);
+    for c in classes {
+        let l = &c.latency_ms;
+        out.push_str(&format!(
+            "  {:>10.1} {:>8} {:>19} {:>19}  {}\n",
+            l.target_total,
+            c.count,
+            l.baseline.as_ref().map(pair).unwrap_or_else(|| "-".into()),
+            pair(&l.target),
+            one_line(&c.fingerprint, 100)
+        ));
     }
     out
 }

@@ -7,7 +7,9 @@ use cutover_report::{
 };
 
 use crate::answer::Answer;
-use crate::report::{captured_brief, ClassReport, Report, Sample};
+use crate::report::{
+    captured_brief, ms_text, ClassLatency, ClassReport, RankedClass, Report, Sample,
+};
 
 /// Classes drawn in the latency charts.
 const CHARTED: usize = 15;
@@ -70,6 +72,74 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
         )),
     ));
 
+    let l = &r.latency_ms;
+    d.summary.push((
+        "Latency".into(),
+        Cell::text(match &l.baseline {
+            Some(b) => format!(
+                "baseline p50 {}, p99 {}; target p50 {}, p99 {}{}",
+                ms_text(b.p50),
+                ms_text(b.p99),
+                ms_text(l.target.p50),
+                ms_text(l.target.p99),
+                l.ratio_p99
+                    .map(|x| format!(" (p99 {x:.2}x)"))
+                    .unwrap_or_default()
+            ),
+            None => format!(
+                "target p50 {}, p99 {}",
+                ms_text(l.target.p50),
+                ms_text(l.target.p99)
+            ),
+        })
+        .with_tone(if r.ranking.slowdowns.is_empty() {
+            Tone::Neutral
+        } else {
+            Tone::Bad
+        }),
+    ));
+
+    // What a latency review starts from: the slowdowns, explained, then the classes that
+    // cost most and run most.
+    let rk = &r.ranking;
+    if r.latency_ms.baseline.is_some() {
+        let mut s = Section::new("Slowdowns");
+        s = s.with_badge(if rk.slowdowns.is_empty() {
+            Badge::new("NONE", Tone::Ok)
+        } else {
+            Badge::new(
+                match rk.slowdowns.len() {
+                    1 => "1 class".to_string(),
+                    n => format!("{n} classes"),
+                },
+                Tone::Bad,
+            )
+        });
+        s.push(Block::Paragraph(format!(
+            "Classes run at least {} times whose p99 on the target is at least {}x the baseline's and at least {} ms, most time lost first.",
+            rk.min_executions, rk.slowdown_ratio, rk.slowdown_min_p99_ms
+        )));
+        if !rk.slowdowns.is_empty() {
+            let mut t = ranked_table(&rk.slowdowns);
+            t.header.push("why".into());
+            for (row, c) in t.rows.iter_mut().zip(&rk.slowdowns) {
+                row.push(
+                    Cell::text(c.explanation.clone().unwrap_or_default()).with_tone(Tone::Bad),
+                );
+            }
+            s.push(Block::Table(t));
+        }
+        d.sections.push(s);
+    }
+    if !rk.by_total_time.is_empty() {
+        let mut s = Section::new("Classes by total time on the target");
+        s.push(Block::Table(ranked_table(&rk.by_total_time)));
+        d.sections.push(s);
+        let mut s = Section::new("Classes by executions");
+        s.push(Block::Table(ranked_table(&rk.by_count)));
+        d.sections.push(s);
+    }
+
     if !r.not_compared_by_reason.is_empty() {
         let mut s = Section::new("Not compared");
         s = s.with_badge(if r.not_compared == 0 {
@@ -114,6 +184,9 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
     }
 
     let mut overview = Section::new("Classes");
+    overview.push(Block::Paragraph(
+        "Classes with differences first, then by total time on the target.".into(),
+    ));
     let mut t = Table::new([
         "class",
         "count",
@@ -121,14 +194,17 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
         "kinds",
         "not sent",
         "not compared",
-        "target p50 ms",
-        "target p99 ms",
-        "ratio p99",
+        "total ms",
+        "baseline p50",
+        "baseline p99",
+        "target p50",
+        "target p99",
+        "p99 ratio",
     ])
-    .align_right([1, 2, 4, 5, 6, 7, 8]);
+    .align_right([1, 2, 4, 5, 6, 7, 8, 9, 10, 11]);
     for c in &r.classes {
-        let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        t.push(vec![
+        let kinds: Vec<String> = c.kinds.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let mut row = vec![
             Cell::code(c.fingerprint.clone()),
             Cell::text(c.count.to_string()),
             Cell::text(c.diffs.to_string()).with_tone(if c.diffs > 0 {
@@ -139,15 +215,9 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
             Cell::text(kinds.join(", ")),
             Cell::text(c.skipped.to_string()),
             Cell::text(c.not_compared.to_string()),
-            Cell::text(format!("{:.3}", c.latency_ms.target.p50)),
-            Cell::text(format!("{:.3}", c.latency_ms.target.p99)),
-            Cell::text(
-                c.latency_ms
-                    .ratio_p99
-                    .map(|x| format!("{x:.2}"))
-                    .unwrap_or_default(),
-            ),
-        ]);
+        ];
+        row.extend(latency_cells(&c.latency_ms, c.slowdown.is_some()));
+        t.push(row);
     }
     overview.push(Block::Table(t));
     d.sections.push(overview);
@@ -222,7 +292,7 @@ pub fn document(r: &Report, target: &str, baseline: Option<&str>) -> Document {
 
     for c in r.classes.iter().filter(|c| c.diffs > 0) {
         let mut s = Section::new(short(&c.fingerprint, 120)).with_badge(Badge::new(
-            format!("{} of {} differ", c.diffs, c.count),
+            format!("{} of {} executions differ", c.diffs, c.count),
             Tone::Bad,
         ));
         s.push(Block::Code(c.fingerprint.clone()));
@@ -340,6 +410,49 @@ fn sample_blocks(s: &mut Section, sample: &Sample) {
         right: "target".into(),
         rows,
     }));
+}
+
+/// Total, baseline p50/p99, target p50/p99 and the p99 ratio, highlighted for a slowdown.
+fn latency_cells(l: &ClassLatency, slow: bool) -> Vec<Cell> {
+    let num = |v: f64| Cell::text(format!("{v:.3}"));
+    let (bp50, bp99) = match &l.baseline {
+        Some(b) => (num(b.p50), num(b.p99)),
+        None => (Cell::text("—"), Cell::text("—")),
+    };
+    let tone = if slow { Tone::Bad } else { Tone::Neutral };
+    vec![
+        Cell::text(format!("{:.1}", l.target_total)),
+        bp50,
+        bp99,
+        num(l.target.p50),
+        num(l.target.p99).with_tone(tone),
+        Cell::text(l.ratio_p99.map(|x| format!("{x:.2}x")).unwrap_or_default()).with_tone(tone),
+    ]
+}
+
+/// Ranked classes: the class, executions, then [`latency_cells`].
+fn ranked_table(classes: &[RankedClass]) -> Table {
+    let mut t = Table::new([
+        "class",
+        "count",
+        "total ms",
+        "baseline p50",
+        "baseline p99",
+        "target p50",
+        "target p99",
+        "p99 ratio",
+    ])
+    .align_right(1..=7);
+    for c in classes {
+        let slow = crate::report::is_slowdown(c.count, &c.latency_ms);
+        let mut row = vec![
+            Cell::code(short(&c.fingerprint, 160)),
+            Cell::text(c.count.to_string()),
+        ];
+        row.extend(latency_cells(&c.latency_ms, slow));
+        t.push(row);
+    }
+    t
 }
 
 fn short(s: &str, max: usize) -> String {

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod pending;
 pub mod position;
 pub mod reader;
+pub mod report_doc;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context, Result};
 use cutover_check::{
     CheckError, CheckOptions, Event, Layout, Report, RuleOptions, Selection, Severity, TargetFlavor,
 };
-use cutover_core::config::{parse_duration, Pattern};
+use cutover_core::config::{parse_accepts, parse_duration, Accept, Pattern};
 use cutover_core::{Db, DbError, Role, SessionOptions};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +49,8 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     if let Some(d) = &args.out {
         crate::out::writable_dir(d, "--out")?;
     }
+    let mut accept = parse_accepts(&cfg.accept.check, "[accept] check").map_err(|e| anyhow!(e))?;
+    accept.extend(parse_accepts(&args.accept, "--accept").map_err(|e| anyhow!(e))?);
     let (tables, skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let databases: Vec<String> = args
         .databases
@@ -163,7 +165,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         )? {
             return Ok(130);
         }
-        return output(&args, report);
+        return output(&args, report, &accept);
     }
     let src = crate::endpoints::resolve(
         Role::Source,
@@ -254,7 +256,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         report.summary.transactions = Some(summary);
         report.finish();
     }
-    output(&args, report)
+    output(&args, report, &accept)
 }
 
 /// A size: bytes, or with a unit (`KiB`, `MiB`, `GiB`; `K`, `M`, `G` mean the same).
@@ -309,7 +311,8 @@ fn add_workload(
     Ok(true)
 }
 
-fn output(args: &CheckArgs, report: Report) -> Result<u8> {
+fn output(args: &CheckArgs, mut report: Report, accept: &[Accept]) -> Result<u8> {
+    report.accept(accept);
     let text = match args.format {
         Format::Human => human(&report),
         Format::Json => {
@@ -436,32 +439,31 @@ pub fn human(r: &Report) -> String {
             t.bytes as f64 / 1048576.0
         );
     }
+    // Findings are shown by group (rule and cause), errors first: one line for 400 tables
+    // with the same collation change, so the rest stays on the first screen.
     for (sev, title) in [
         (Severity::Error, "ERRORS"),
         (Severity::Warning, "WARNINGS"),
         (Severity::Info, "INFO"),
     ] {
-        let items: Vec<_> = r.findings.iter().filter(|f| f.severity == sev).collect();
-        if items.is_empty() {
+        let groups: Vec<_> = r.groups.iter().filter(|g| g.severity == sev).collect();
+        if groups.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "\n{title} ({})", items.len());
-        for f in items {
-            let obj = f.object.as_deref().unwrap_or("server");
-            let _ = writeln!(out, "  [{}] {obj}", f.rule);
-            let _ = writeln!(out, "      {}", f.message);
-            if let Some(e) = &f.evidence {
-                for x in &e.examples {
-                    let _ = writeln!(
-                        out,
-                        "      e.g. session {} at {}: {}",
-                        x.session, x.time, x.sql
-                    );
-                }
-            }
-            if !f.advice.is_empty() {
-                let _ = writeln!(out, "      → {}", f.advice);
-            }
+        let n: usize = groups.iter().map(|g| g.count).sum();
+        let _ = writeln!(out, "\n{title} ({n})");
+        for g in groups {
+            human_group(&mut out, r, g);
+        }
+    }
+    if !r.accepted_groups.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nACCEPTED ({}: expected by [accept] or --accept, not counted)",
+            r.accepted.len()
+        );
+        for g in &r.accepted_groups {
+            human_group(&mut out, r, g);
         }
     }
     let verdict = if s.errors > 0 {
@@ -474,10 +476,62 @@ pub fn human(r: &Report) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let _ = writeln!(
         out,
-        "\n{verdict}: {}, {}, {} info",
+        "\n{verdict}: {}, {}, {} info{}",
         plural(s.errors, "error"),
         plural(s.warnings, "warning"),
-        s.infos
+        s.infos,
+        if s.accepted > 0 {
+            format!(", {} accepted", s.accepted)
+        } else {
+            String::new()
+        }
     );
     out
+}
+
+/// One group: a finding of its own in full, or the rule, the count and the cause, the
+/// first objects, one message as an example and the advice.
+fn human_group(out: &mut String, r: &Report, g: &cutover_check::finding::Group) {
+    use std::fmt::Write as _;
+    let accepted = g
+        .accepted_by
+        .as_ref()
+        .map(|a| format!("  (accepted: {a})"))
+        .unwrap_or_default();
+    if g.count == 1 {
+        let f = r
+            .findings
+            .iter()
+            .chain(r.accepted.iter().map(|a| &a.finding))
+            .find(|f| f.rule == g.rule && f.severity == g.severity && f.group_cause() == g.cause);
+        let obj = g.examples.first().map(String::as_str).unwrap_or("server");
+        let _ = writeln!(out, "  [{}] {obj}{accepted}", g.rule);
+        let _ = writeln!(out, "      {}", g.message);
+        if let Some(e) = f.and_then(|f| f.evidence.as_ref()) {
+            for x in &e.examples {
+                let _ = writeln!(
+                    out,
+                    "      e.g. session {} at {}: {}",
+                    x.session, x.time, x.sql
+                );
+            }
+        }
+    } else {
+        let _ = writeln!(out, "  [{}] {}: {}{accepted}", g.rule, g.counted(), g.cause);
+        let more = g.count - g.examples.len();
+        let _ = writeln!(
+            out,
+            "      e.g. {}{}",
+            g.examples.join(", "),
+            if more > 0 {
+                format!(" and {more} more (--format json or --out lists every one)")
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(out, "      {}", g.message);
+    }
+    if !g.advice.is_empty() {
+        let _ = writeln!(out, "      → {}", g.advice);
+    }
 }

@@ -367,7 +367,9 @@ pub struct DiffArgs {
     #[arg(long)]
     pub schema_only: bool,
     /// Write the SQL that makes the target equal to the source to FILE (DELETE, UPDATE,
-    /// INSERT in one transaction; never REPLACE).
+    /// INSERT, committed every --fix-batch statements; never REPLACE), each statement under
+    /// a comment naming its table and key. With --out, also one file per table in
+    /// DIR/fix/.
     #[arg(long, value_name = "FILE")]
     pub fix_sql: Option<std::path::PathBuf>,
     /// Execute the fix SQL on the target, after showing what it changes and asking.
@@ -417,6 +419,20 @@ pub struct DiffArgs {
     /// cutover.toml `[[diff.where]]`). Written for the source; used on both sides.
     #[arg(long = "where", value_name = "SQL")]
     pub where_: Option<String>,
+    /// An expected schema difference, RULE[:PATTERN] (repeatable; added to `[accept] diff`
+    /// of cutover.toml): RULE is `schema.` and the difference (`schema.collation`,
+    /// `schema.type`, `schema.default`, `schema.*`, …), PATTERN a table or column
+    /// (`shop.*`, `shop.orders.note`) or the change (`utf8mb4_general_ci->utf8mb4_bin`).
+    /// Reported as accepted; a column missing on one side, once accepted, no longer makes
+    /// its table different. Row differences cannot be accepted (leave a column out with
+    /// --ignore-columns).
+    #[arg(long, value_name = "RULE[:PATTERN]")]
+    pub accept: Vec<String>,
+    /// With --fix-sql: commit every N statements (each changes one row, a keyless table's
+    /// DELETE … LIMIT n excepted), so a large fix stays under TiDB's transaction size limit
+    /// (txn-total-size-limit, 100 MiB by default). 0: one transaction.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub fix_batch: u64,
     /// Write report.json, report.md, report.html (and fix.sql with --fix-sql) to DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -531,6 +547,12 @@ pub struct CheckArgs {
     /// TiDB's max-txn-ttl (how long a pessimistic transaction may live).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub tidb_txn_ttl: String,
+    /// An expected finding, RULE[:PATTERN] (repeatable; added to `[accept] check` of
+    /// cutover.toml), e.g. `schema.collation_change:utf8mb4_general_ci->utf8mb4_bin` or
+    /// `schema.foreign_key:shop.*`: reported as accepted, in a section of its own, and not
+    /// counted in the verdict or the exit code.
+    #[arg(long, value_name = "RULE[:PATTERN]")]
+    pub accept: Vec<String>,
     /// Write check.json, check.md and check.html to DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -190,6 +190,9 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     shown
         .findings
         .retain(|f| f.severity == cutover_check::Severity::Error);
+    shown
+        .groups
+        .retain(|g| g.severity == cutover_check::Severity::Error);
     out!("{}", crate::check_cmd::human(&shown));
     say("  (warnings and info: run `cutover check` itself to see them all)");
     for (rule, object) in CHECK_FINDS {
@@ -259,7 +262,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let fix_path = args.out.join("fix.sql");
-    crate::diff_cmd::write_fix_sql(&sink, &fix_path, "shop")?;
+    crate::fix_out::write_fix_sql(&sink, &fix_path, "shop", 1000)?;
     let written = cutover_diff::report_doc::write_out_dir(&args.out, &report, None)
         .with_context(|| format!("writing the reports to {}", args.out.display()))?;
     say("\nreports for the go/no-go meeting, and the fix SQL:");

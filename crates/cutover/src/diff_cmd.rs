@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use cutover_core::config::{parse_duration, Config, Pattern, Routes};
+use cutover_core::config::{parse_accepts, parse_duration, Config, Pattern, Routes};
 use cutover_core::throttle::{parse_max_load, Throttle};
 use cutover_core::{CompareOptions, Consistency, Db, Role, SessionOptions};
 use cutover_diff::checkpoint::{Checkpoint, Fingerprint};
@@ -15,7 +15,7 @@ use cutover_diff::{ColumnFilter, DiffOptions, Selection};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DiffArgs, Format};
-use crate::{progress, render};
+use crate::{fix_out, progress, render};
 
 /// Differences whose typed keys are kept per table for `--recheck`.
 const RECHECK_MAX_KEYS: usize = 1_000_000;
@@ -100,6 +100,14 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     }
     if let Some(d) = &args.checkpoint {
         crate::out::writable_dir(d, "--checkpoint")?;
+    }
+    let mut accept = parse_accepts(&cfg.accept.diff, "[accept] diff").map_err(|e| anyhow!(e))?;
+    accept.extend(parse_accepts(&args.accept, "--accept").map_err(|e| anyhow!(e))?);
+    if let Some(a) = accept.iter().find(|a| !a.rule.starts_with("schema.")) {
+        return Err(anyhow!(
+            "{}: diff accepts schema differences only (schema.collation, schema.type, schema.*, …); row differences are the verdict (leave a column out with --ignore-columns)",
+            a.text
+        ));
     }
     let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let mut skip = args
@@ -233,6 +241,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         )
         .await;
     }
+    report.accept(&accept);
     if args.redact_values {
         // Before anything is printed or written.
         cutover_diff::report_doc::redact(&mut report);
@@ -251,11 +260,14 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         errln!("cutover: interrupted; the report above covers the tables compared so far");
     }
     if let Some(dir) = &args.out {
+        let mut per_table = Vec::new();
         if let (Some(sink), Some(path)) = (&sink, &args.fix_sql) {
-            write_fix_sql(sink, path, &report.target)?;
+            fix_out::write_fix_sql(sink, path, &report.target, args.fix_batch)?;
+            per_table = fix_out::write_fix_per_table(sink, dir, &report.target, args.fix_batch)?;
         }
-        let written =
+        let mut written =
             cutover_diff::report_doc::write_out_dir(dir, &report, args.fix_sql.as_deref())?;
+        written.extend(per_table);
         errln!(
             "reports written: {}",
             written
@@ -267,7 +279,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     }
     if let Some(sink) = &sink {
         if let Some(path) = &args.fix_sql {
-            write_fix_sql(sink, path, &report.target)?;
+            fix_out::write_fix_sql(sink, path, &report.target, args.fix_batch)?;
             errln!("fix SQL written to {}", path.display());
         }
         if args.apply {
@@ -321,6 +333,8 @@ fn checkpoint_fingerprint(
         apply: _,
         yes: _,
         // After the pass, on its whole result; not journaled.
+        accept: _,
+        fix_batch: _,
         recheck: _,
         recheck_rounds: _,
         checkpoint: _,
@@ -479,20 +493,6 @@ pub async fn connect_pair(
         Db::connect(&tgt, Role::Target, session, cancel)
     );
     Ok((s?, t?))
-}
-
-pub fn write_fix_sql(sink: &SpoolSink, path: &Path, target: &str) -> Result<()> {
-    use std::io::Write;
-    let file = std::fs::File::create(path)
-        .with_context(|| format!("creating the fix SQL file {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    let result = (|| -> std::io::Result<()> {
-        w.write_all(fix::header(target, sink.counts()).as_bytes())?;
-        sink.for_each(|line| writeln!(w, "{line}"))?;
-        w.write_all(fix::FOOTER.as_bytes())?;
-        w.flush()
-    })();
-    result.with_context(|| format!("writing the fix SQL file {}", path.display()))
 }
 
 /// Runs the fix SQL on the target in one transaction, after saying what it changes and

@@ -30,6 +30,7 @@ mod diff_cmd;
 mod drill_cmd;
 mod drill_report;
 mod endpoints;
+mod fix_out;
 mod out;
 mod probe_cmd;
 mod progress;

@@ -187,10 +187,23 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
 
     let doc = summary_json(&summary);
     if let Some(dir) = &args.out {
-        let path = dir.join("verify.json");
-        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
-        if std::fs::write(&path, text + "\n").is_err() {
-            errln!("cutover: warning: cannot write {}", path.display());
+        let report = cutover_verify::report_doc::document(
+            &summary,
+            &source.endpoint().redacted(),
+            &target.endpoint().redacted(),
+        );
+        for (name, text) in [
+            (
+                "verify.json",
+                serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
+            ),
+            ("verify.md", report.markdown()),
+            ("verify.html", report.html()),
+        ] {
+            let path = dir.join(name);
+            if std::fs::write(&path, text).is_err() {
+                errln!("cutover: warning: cannot write {}", path.display());
+            }
         }
     }
     let text = match args.format {

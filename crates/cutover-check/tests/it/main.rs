@@ -481,6 +481,7 @@ fn the_reports_of_a_recorded_check() {
             forecasts,
             ..Summary::default()
         },
+        ..Report::default()
     };
     report.finish();
     assert_eq!(report.exit_code(), 1);

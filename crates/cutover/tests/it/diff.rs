@@ -247,8 +247,16 @@ async fn exact_json_report() {
         ],
         "summary": {"tables": 2, "equal": 1, "different": 1, "errors": 0, "skipped": 0,
                     "rows_compared": 51, "missing_in_target": 1, "extra_in_target": 1,
-                    "mismatched": 1, "elapsed_ms": 0},
-        "interrupted": false
+                    "mismatched": 1, "accepted": 0, "elapsed_ms": 0},
+        "interrupted": false,
+        "groups": [
+            {"kind": "rows.missing_in_target", "cause": "rows missing in target", "tables": 1,
+             "count": 1, "count_at_least": false, "examples": ["exact.a"]},
+            {"kind": "rows.extra_in_target", "cause": "rows extra in target", "tables": 1,
+             "count": 1, "count_at_least": false, "examples": ["exact.a"]},
+            {"kind": "rows.changed", "cause": "column `v` differs", "column": "v", "tables": 1,
+             "count": 1, "count_at_least": false, "examples": ["exact.a"]}
+        ]
     });
     assert_eq!(v, expected);
 }

@@ -19,6 +19,7 @@ mod proxy;
 mod replay;
 mod replay_conflicts;
 mod replay_read_only;
+mod reports;
 mod sandbox;
 mod verify;
 mod verify_bad;
