@@ -161,6 +161,7 @@ def workload_case(args, binary):
         print(f"wrote {planted['statements']} statements ({path.stat().st_size / 1e6:.1f} MB) "
               f"in {time.monotonic() - t0:.1f} s")
         times, rss, report = [], [], None
+        load = os.getloadavg()[0]
         for run in range(args.runs):
             m = measured([str(binary), "check", "--workload", str(path), "--format", "json"])
             if m["rc"] not in (0, 1):
@@ -191,12 +192,12 @@ def workload_case(args, binary):
         print(f"cutover check --workload: {w['statements']} statements, {w['sessions']} sessions, "
               f"{w['transactions']} transactions, {len(report['findings'])} findings; "
               f"median {median:.2f} s (target < {TARGET_SECONDS:.0f} s), peak RSS {peak:.0f} MiB "
-              f"(target < {TARGET_RSS_MIB:.0f} MiB): {verdict}")
+              f"(target < {TARGET_RSS_MIB:.0f} MiB), load average {load:.1f} before: {verdict}")
         out = ROOT / "bench" / "out"
         out.mkdir(exist_ok=True)
         result = {"case": "workload", "statements": w["statements"], "runs": times,
                   "median_s": median, "peak_rss_mib": peak,
-                  "findings": len(report["findings"]), "verdict": verdict}
+                  "findings": len(report["findings"]), "load": load, "verdict": verdict}
         rpath = out / f"check-workload-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
         rpath.write_text(json.dumps(result, indent=2) + "\n")
         print(f"results: {rpath}")
@@ -222,7 +223,8 @@ def binlog_case(args, binary, port):
     sh(mysql, input="\n".join(stmts))
     print(f"wrote {args.binlog_mib} MiB from {start} in {time.monotonic() - t0:.1f} s")
     dsn = f"mysql://root@127.0.0.1:{port}"
-    times, summary = [], None
+    times, rss, summary = [], [], None
+    load = os.getloadavg()[0]
     for run in range(args.runs):
         m = measured([str(binary), "check", "--source", dsn, "--databases", "bench_binlog",
                       "--binlog-from", start, "--format", "json"])
@@ -230,6 +232,7 @@ def binlog_case(args, binary, port):
             sys.exit(f"cutover check failed ({m['rc']}): {m['err']}")
         summary = json.loads(m["out"])["summary"]["transactions"]
         times.append(m["s"])
+        rss.append(m["rss"])
         print(f"run {run + 1}: {m['s']:.2f} s, {summary['bytes'] / m['s'] / 2**20:.0f} MiB/s, "
               f"peak RSS {m['rss']:.0f} MiB")
     if summary["bytes"] < rows * 102400:
@@ -239,12 +242,14 @@ def binlog_case(args, binary, port):
     verdict = "PASS" if rate >= TARGET_BINLOG_MIB_S else "FAIL"
     print(f"cutover check --binlog-from: {summary['bytes'] / 2**20:.0f} MiB, "
           f"{summary['transactions']} transactions; median {median:.2f} s = {rate:.0f} MiB/s "
-          f"(target >= {TARGET_BINLOG_MIB_S:.0f} MiB/s): {verdict}")
+          f"(target >= {TARGET_BINLOG_MIB_S:.0f} MiB/s), peak RSS {max(rss):.0f} MiB, "
+          f"load average {load:.1f} before: {verdict}")
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
     rpath = out / f"check-binlog-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
     rpath.write_text(json.dumps({"case": "binlog", "bytes": summary["bytes"], "runs": times,
-                                 "mib_per_s": rate, "verdict": verdict}, indent=2) + "\n")
+                                 "mib_per_s": rate, "peak_rss_mib": max(rss), "load": load,
+                                 "verdict": verdict}, indent=2) + "\n")
     print(f"results: {rpath}")
     if verdict != "PASS":
         sys.exit(1)

@@ -78,6 +78,9 @@ pub struct Profile {
     pub entry_size_limit: Option<u64>,
     /// TiDB `default_collation_for_utf8mb4` (v7.4+), else the flavor's default.
     pub default_utf8mb4_collation: String,
+    /// TiDB: `tidb_txn_mode` is `optimistic` (the default since v3.0.8 is pessimistic), so
+    /// a session's transactions are optimistic unless it says otherwise.
+    pub optimistic: bool,
     /// Connected (facts read) or assumed from the flavor.
     pub connected: bool,
 }
@@ -98,6 +101,7 @@ impl Profile {
                 TargetFlavor::MariaDb => "utf8mb4_general_ci",
             }
             .to_string(),
+            optimistic: false,
             connected: false,
         }
     }
@@ -119,6 +123,9 @@ impl Profile {
             if let Some(v) = a.tidb.get("new_collation_enabled") {
                 p.new_collation = v.eq_ignore_ascii_case("true");
             }
+            p.optimistic = a
+                .var("tidb_txn_mode")
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("optimistic"));
             if let Some(v) = a.tidb_config.get("performance.txn-entry-size-limit") {
                 if let Ok(n) = v.trim().parse::<u64>() {
                     p.entry_size_limit = Some(n);

@@ -28,6 +28,16 @@ pub enum Kind {
     Other,
 }
 
+/// TiDB's transaction mode as a statement names it: `BEGIN OPTIMISTIC` / `BEGIN PESSIMISTIC`
+/// for one transaction, `SET [SESSION] tidb_txn_mode = …` for the session's next ones
+/// (`''` is the cluster's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxnMode {
+    Optimistic,
+    Pessimistic,
+    Default,
+}
+
 /// Where the key of a single-row write is: a literal in the text or a parameter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyValue {
@@ -70,6 +80,9 @@ pub struct StatementFacts {
     /// `GET_LOCK(name, timeout)`: `Some(timeout)` when it is a number in the text.
     pub get_lock: Option<Option<f64>>,
     pub key: Option<WriteKey>,
+    /// The transaction mode a `BEGIN` asks for, or a session-scope `SET tidb_txn_mode`
+    /// sets (TiDB syntax: a workload recorded in front of TiDB may hold it).
+    pub txn_mode: Option<TxnMode>,
 }
 
 /// Variables TiDB refuses to set to ON unless `tidb_enable_noop_functions` is on
@@ -193,7 +206,14 @@ fn one(sql: &str, tokens: &[Token], params_before: usize) -> StatementFacts {
     let w0 = l.word(first).to_string();
     let w1 = l.word(first + 1).to_string();
     f.kind = Some(match w0.as_str() {
-        "begin" => Kind::Begin { read_only: false },
+        "begin" => {
+            f.txn_mode = match w1.as_str() {
+                "optimistic" => Some(TxnMode::Optimistic),
+                "pessimistic" => Some(TxnMode::Pessimistic),
+                _ => None,
+            };
+            Kind::Begin { read_only: false }
+        }
         "start" if w1 == "transaction" => Kind::Begin {
             read_only: l.has_seq(&["read", "only"]),
         },
@@ -325,6 +345,14 @@ fn set_statement(l: &Lexed, f: &mut StatementFacts) -> Kind {
                 };
                 if name == "autocommit" && !scope_global {
                     kind = Kind::SetAutocommit(on);
+                }
+                if name == "tidb_txn_mode" && !scope_global {
+                    f.txn_mode = match v.as_deref() {
+                        Some("optimistic") => Some(TxnMode::Optimistic),
+                        Some("pessimistic") => Some(TxnMode::Pessimistic),
+                        Some("") => Some(TxnMode::Default),
+                        _ => None,
+                    };
                 }
                 // A value the text does not show (redacted, or a variable) may be ON.
                 if on != Some(false) {
@@ -473,6 +501,19 @@ mod tests {
             Some(Kind::Other)
         );
         assert_eq!(f("SELECT 'begin'").kind, Some(Kind::Select));
+        assert_eq!(f("BEGIN OPTIMISTIC").txn_mode, Some(TxnMode::Optimistic));
+        assert_eq!(f("begin pessimistic").txn_mode, Some(TxnMode::Pessimistic));
+        assert_eq!(f("BEGIN").txn_mode, None);
+        assert_eq!(
+            f("SET SESSION tidb_txn_mode = 'optimistic'").txn_mode,
+            Some(TxnMode::Optimistic)
+        );
+        assert_eq!(
+            f("SET @@tidb_txn_mode = ''").txn_mode,
+            Some(TxnMode::Default)
+        );
+        // The global mode is the cluster's: the profile of the target says it.
+        assert_eq!(f("SET GLOBAL tidb_txn_mode = 'optimistic'").txn_mode, None);
     }
 
     #[test]

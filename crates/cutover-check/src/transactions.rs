@@ -16,7 +16,7 @@ use cutover_workload::{fingerprint, Command, Record};
 
 use crate::finding::{Evidence, Example, Finding, WorkloadSummary};
 use crate::profile::Profile;
-use crate::statement::{analyse, KeyValue, Kind, StatementFacts};
+use crate::statement::{analyse, KeyValue, Kind, StatementFacts, TxnMode};
 use crate::workload::{execute_param, execute_params_text};
 use crate::workload_rules::{finding, object, plural, time_text, Tallies, WorkloadRule};
 
@@ -53,10 +53,14 @@ struct Txn {
     start_epoch: u64,
     statements: u32,
     range_locks: Vec<RangeLock>,
+    /// Optimistic on the target: its locking reads cannot be retried (8002).
+    optimistic: bool,
 }
 
 struct Session {
     autocommit: bool,
+    /// The session's own `SET tidb_txn_mode` (`None`: the cluster's).
+    txn_mode: Option<TxnMode>,
     txn: Option<Txn>,
     prepared: HashMap<u32, Prepared>,
     /// Classes this session has prepared (a second prepare of one is churn).
@@ -67,6 +71,7 @@ impl Session {
     fn new() -> Session {
         Session {
             autocommit: true,
+            txn_mode: None,
             txn: None,
             prepared: HashMap::new(),
             prepared_classes: HashSet::new(),
@@ -399,7 +404,7 @@ impl<'p> Analyzer<'p> {
         match kind {
             Kind::Begin { .. } => {
                 self.end_txn(sid, true);
-                self.begin(sid);
+                self.begin(sid, f.txn_mode);
                 return;
             }
             Kind::Commit => {
@@ -442,12 +447,23 @@ impl<'p> Analyzer<'p> {
         // Any other statement: it runs in the open transaction, opens one (autocommit off),
         // or commits alone.
         let s = self.sessions.entry(sid).or_insert_with(Session::new);
+        if let Some(m) = f.txn_mode {
+            s.txn_mode = Some(m);
+        }
         if s.txn.is_none() && !s.autocommit {
-            self.begin(sid);
+            self.begin(sid, None);
         }
         let in_txn = self.sessions.get(&sid).is_some_and(|s| s.txn.is_some());
         if kind == Kind::Select && f.for_update && !in_txn {
             self.hit(WorkloadRule::AutocommitForUpdate, ran, None);
+        }
+        let optimistic = self
+            .sessions
+            .get(&sid)
+            .and_then(|s| s.txn.as_ref())
+            .is_some_and(|t| t.optimistic);
+        if kind == Kind::Select && f.for_update && optimistic {
+            self.hit(WorkloadRule::OptimisticForUpdate, ran, None);
         }
         if in_txn {
             let lock_rule = self.enabled(WorkloadRule::RangeLockInsert);
@@ -512,13 +528,23 @@ impl<'p> Analyzer<'p> {
         }
     }
 
-    fn begin(&mut self, sid: u64) {
+    /// Opens a transaction; `mode` is what its `BEGIN` asked for, which takes precedence
+    /// over the session's `tidb_txn_mode`, which takes precedence over the target's.
+    fn begin(&mut self, sid: u64, mode: Option<TxnMode>) {
         self.summary.transactions += 1;
         let epoch = self.ddl_epoch;
-        self.sessions.entry(sid).or_insert_with(Session::new).txn = Some(Txn {
+        let cluster_optimistic = self.target.optimistic;
+        let s = self.sessions.entry(sid).or_insert_with(Session::new);
+        let optimistic = match mode.or(s.txn_mode) {
+            Some(TxnMode::Optimistic) => true,
+            Some(TxnMode::Pessimistic) => false,
+            Some(TxnMode::Default) | None => cluster_optimistic,
+        };
+        s.txn = Some(Txn {
             start_epoch: epoch,
             statements: 0,
             range_locks: Vec::new(),
+            optimistic,
         });
     }
 
@@ -771,6 +797,51 @@ mod tests {
         let (f, _) = w.run(&tidb());
         assert_eq!(rules(&f), vec!["workload.range_lock_insert"]);
         assert_eq!(f[0].evidence.as_ref().unwrap().statements, 1);
+    }
+
+    #[test]
+    fn a_locking_read_in_an_optimistic_transaction_cannot_be_retried() {
+        let mut w = W::new();
+        // Optimistic by its BEGIN, and by the session's mode.
+        w.q(1, "BEGIN OPTIMISTIC")
+            .q(1, "SELECT bal FROM acct WHERE id = 1 FOR UPDATE")
+            .q(1, "UPDATE acct SET bal = bal - 1 WHERE id = 1")
+            .q(1, "COMMIT")
+            .q(2, "SET SESSION tidb_txn_mode = 'optimistic'")
+            .q(2, "BEGIN")
+            .q(2, "SELECT bal FROM acct WHERE id = 2 FOR UPDATE")
+            .q(2, "COMMIT")
+            // BEGIN PESSIMISTIC wins over the session's mode; plain reads take no lock.
+            .q(2, "BEGIN PESSIMISTIC")
+            .q(2, "SELECT bal FROM acct WHERE id = 3 FOR UPDATE")
+            .q(2, "COMMIT")
+            .q(2, "BEGIN")
+            .q(2, "SELECT bal FROM acct WHERE id = 4")
+            .q(2, "COMMIT")
+            // The session back on the cluster's mode (pessimistic by default).
+            .q(2, "SET tidb_txn_mode = ''")
+            .q(2, "BEGIN")
+            .q(2, "SELECT bal FROM acct WHERE id = 5 FOR UPDATE")
+            .q(2, "COMMIT")
+            .q(3, "BEGIN")
+            .q(3, "SELECT bal FROM acct WHERE id = 6 FOR UPDATE")
+            .q(3, "COMMIT");
+        let (f, _) = w.run(&tidb());
+        assert_eq!(rules(&f), vec!["workload.optimistic_for_update"]);
+        let e = f[0].evidence.as_ref().unwrap();
+        assert_eq!((e.statements, e.sessions), (2, 2));
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(f[0].message.contains("8002"), "{}", f[0].message);
+        // A cluster whose tidb_txn_mode is optimistic: every plain BEGIN is optimistic
+        // (sessions 2's reset one and 3's), but not BEGIN PESSIMISTIC.
+        let mut optimistic = tidb();
+        optimistic.optimistic = true;
+        let (f, _) = w.run(&optimistic);
+        let e = f[0].evidence.as_ref().unwrap();
+        assert_eq!((e.statements, e.sessions), (4, 3));
+        // MariaDB and MySQL have no optimistic transactions.
+        let (f, _) = w.run(&Profile::assumed(TargetFlavor::MySql));
+        assert!(f.is_empty(), "{f:?}");
     }
 
     #[test]

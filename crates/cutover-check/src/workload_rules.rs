@@ -13,6 +13,7 @@ use crate::profile::{Profile, TargetFlavor};
 pub enum WorkloadRule {
     RangeLockInsert,
     AutocommitForUpdate,
+    OptimisticForUpdate,
     LockInShareMode,
     SqlCalcFoundRows,
     ReadOnlyTransaction,
@@ -43,6 +44,7 @@ const PESSIMISTIC: &str = "https://docs.pingcap.com/tidb/stable/pessimistic-tran
 const NOOP: &str =
     "https://docs.pingcap.com/tidb/stable/system-variables#tidb_enable_noop_functions-new-in-v40";
 const COMPAT: &str = "https://docs.pingcap.com/tidb/stable/mysql-compatibility";
+const OPTIMISTIC: &str = "https://docs.pingcap.com/tidb/stable/optimistic-transaction";
 
 fn fix(kind: &'static str, change: impl Into<String>) -> Fix {
     Fix {
@@ -52,9 +54,10 @@ fn fix(kind: &'static str, change: impl Into<String>) -> Fix {
 }
 
 impl WorkloadRule {
-    pub const ALL: [WorkloadRule; 16] = [
+    pub const ALL: [WorkloadRule; 17] = [
         WorkloadRule::RangeLockInsert,
         WorkloadRule::AutocommitForUpdate,
+        WorkloadRule::OptimisticForUpdate,
         WorkloadRule::LockInShareMode,
         WorkloadRule::SqlCalcFoundRows,
         WorkloadRule::ReadOnlyTransaction,
@@ -75,6 +78,7 @@ impl WorkloadRule {
         match self {
             WorkloadRule::RangeLockInsert => "workload.range_lock_insert",
             WorkloadRule::AutocommitForUpdate => "workload.autocommit_for_update",
+            WorkloadRule::OptimisticForUpdate => "workload.optimistic_for_update",
             WorkloadRule::LockInShareMode => "workload.lock_in_share_mode",
             WorkloadRule::SqlCalcFoundRows => "workload.sql_calc_found_rows",
             WorkloadRule::ReadOnlyTransaction => "workload.read_only_transaction",
@@ -119,6 +123,16 @@ impl WorkloadRule {
                 "SELECT … FOR UPDATE runs outside a transaction (autocommit): the lock ends with the statement, so it protects nothing; on TiDB it does not even wait for other sessions' locks",
                 &format!("run the locking read and the writes it protects in one transaction (BEGIN … COMMIT), or drop FOR UPDATE; source: {PESSIMISTIC}"),
                 fix("code_change", "wrap the SELECT … FOR UPDATE and its writes in BEGIN … COMMIT"),
+            ),
+            // Source: the 8002 entry of https://docs.pingcap.com/tidb/stable/error-codes ("a
+            // transaction with the SELECT FOR UPDATE statement cannot be retried when it
+            // encounters a commit conflict"), and OPTIMISTIC: conflicts are found at COMMIT;
+            // BEGIN PESSIMISTIC / BEGIN OPTIMISTIC take precedence over tidb_txn_mode (PESSIMISTIC).
+            WorkloadRule::OptimisticForUpdate if tidb => t(
+                Severity::Warning,
+                "SELECT … FOR UPDATE inside an optimistic transaction: TiDB finds conflicts only at COMMIT, and a transaction that read FOR UPDATE cannot be retried there: when another session wrote a row it locked, TiDB rolls it back with error 8002, where InnoDB would have made the other session wait",
+                &format!("run these transactions in pessimistic mode (BEGIN PESSIMISTIC, or tidb_txn_mode = 'pessimistic', the default since v3.0.8), or retry the whole transaction on 8002; sources: https://docs.pingcap.com/tidb/stable/error-codes, {OPTIMISTIC}"),
+                fix("tidb_setting", "SET GLOBAL tidb_txn_mode = 'pessimistic' (or BEGIN PESSIMISTIC)"),
             ),
             // Source: NOOP; https://docs.pingcap.com/tidb/stable/system-variables#tidb_enable_shared_lock_promotion-new-in-v830
             WorkloadRule::LockInShareMode if tidb => {

@@ -4,7 +4,9 @@
 //! the same data on the target the way a migration would (with TiDB-like definitions:
 //! `utf8mb4_bin` collations, JSON re-serialised), lets some drift creep in on the target, and
 //! runs `cutover diff` to find it. It writes the reports (JSON, Markdown, HTML) and the fix
-//! SQL to `--out`, applies the fix SQL to the sandbox's target, and diffs again. Then the
+//! SQL to `--out`, applies the fix SQL to the sandbox's target, and diffs again. The
+//! application's sessions are recorded through `cutover proxy`, replayed read-only, and
+//! checked for what they will meet on TiDB (`check --workload`). Then the
 //! target becomes a replica of the source, a workload runs with one transaction the replica
 //! skips, and `cutover verify` follows the source's binlog. The demo checks its own result: it
 //! exits 0 only when the diff found exactly the drift it injected and nothing after the fix,
@@ -336,7 +338,9 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
          data is equal in another form (utf8mb4_bin vs general_ci, re-serialised JSON); its fix \
          SQL made the target equal again. cutover replay ran the application's captured \
          sessions on both and found the {replayed} statements whose answers the target's \
-         collation changes, though every row is equal. The example runbook then rehearsed the \
+         collation changes, though every row is equal, and cutover check --workload named what \
+         those sessions will meet on TiDB (a range locked then inserted into, a shared lock, a \
+         statement prepared and closed around every execute). The example runbook then rehearsed the \
          cutover as a timed drill, gated by check, verify and diff, with its report beside the \
          others. With replication running, cutover verify checked every changed row and \
          confirmed exactly the {lost} rows of the one transaction the replica skipped, and none \
@@ -594,10 +598,23 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
 }
 
 /// The application's sessions: (session, statement). The two `name` lookups depend on the
-/// collation (`utf8mb4_general_ci` on the source, `utf8mb4_bin` on the target).
+/// collation (`utf8mb4_general_ci` on the source, `utf8mb4_bin` on the target). Session 4
+/// locks a range, checks it and inserts into it, and session 2 takes a shared lock: both
+/// behave differently on TiDB, and `check --workload` must say so.
 const SESSIONS: &[(usize, &str)] = &[
     (0, "SELECT name, email FROM customers WHERE id = 7"),
     (1, "SELECT COUNT(*) FROM customers WHERE name LIKE 'ana%'"),
+    (3, "BEGIN"),
+    (
+        3,
+        "SELECT COUNT(*) FROM orders WHERE customer_id BETWEEN 7 AND 9 FOR UPDATE",
+    ),
+    (3, RANGE_INSERT),
+    (3, "COMMIT"),
+    (
+        1,
+        "SELECT balance FROM customers WHERE id = 7 LOCK IN SHARE MODE",
+    ),
     (2, "BEGIN"),
     (2, "SELECT total FROM orders WHERE id = 42 FOR UPDATE"),
     (0, "SELECT COUNT(*) FROM orders WHERE customer_id = 7"),
@@ -609,13 +626,27 @@ const SESSIONS: &[(usize, &str)] = &[
         "SELECT id, total FROM orders WHERE customer_id = 7 ORDER BY id",
     ),
 ];
+/// The insert after the range lock (it reaches the target too, as replication would carry it).
+const RANGE_INSERT: &str = "INSERT INTO orders (id, customer_id, status, total, placed_at) \
+     VALUES (800000001, 8, 'new', 9.50, '2024-06-01 12:00:00')";
+/// The application's connection pool prepares this statement, executes it and closes it
+/// again for every lookup (a JDBC pool with `useServerPrepStmts` and no statement cache).
+const POOLED: &str = "SELECT name, balance FROM customers WHERE id = ?";
+const POOLED_LOOKUPS: i64 = 8;
+/// What `check --workload` must find in the sessions, and nothing else.
+const WORKLOAD_FINDS: [&str; 3] = [
+    "workload.lock_in_share_mode",
+    "workload.prepared_churn",
+    "workload.range_lock_insert",
+];
 const REPLAY_DIFFERS: [&str; 2] = [
     "SELECT COUNT(*) FROM customers WHERE name LIKE 'ana%'",
     "SELECT id FROM customers WHERE name = 'chen 2'",
 ];
 
-/// Captures a few application sessions from the source's general log and replays them
-/// read-only against the target with the source as baseline. Returns the statements found.
+/// Records a few application sessions through the proxy, replays them read-only against the
+/// target with the source as baseline, and checks what they will meet on TiDB. Returns the
+/// statements the replay found different.
 async fn replay_story(
     sb: &Sandbox,
     src: &Db,
@@ -623,56 +654,8 @@ async fn replay_story(
     out: &std::path::Path,
     cancel: CancellationToken,
 ) -> Result<usize> {
-    use mysql_async::prelude::Queryable;
-    let log = sb.dir.join("general.log");
-    say("\n# the application's sessions, written to the source's general log");
-    sb.source
-        .sql(&format!(
-            "SET GLOBAL log_output = 'FILE'; SET GLOBAL general_log_file = '{}'; SET GLOBAL general_log = ON",
-            log.display()
-        ))
-        .map_err(|e| anyhow!("enabling the general log: {e}"))?;
-    let mut conns = Vec::new();
-    for _ in 0..3 {
-        let mut c = src.standalone().await?;
-        c.query_drop("USE shop").await?;
-        conns.push(c);
-    }
-    for (i, sql) in SESSIONS {
-        say(&format!("  session {}: {sql}", i + 1));
-        conns[*i].query_drop(*sql).await?;
-    }
-    for c in conns {
-        let _ = c.disconnect().await;
-    }
-    sb.source
-        .sql("SET GLOBAL general_log = OFF")
-        .map_err(|e| anyhow!("disabling the general log: {e}"))?;
-    // The application's one write reaches the target too, as replication would carry it, so
-    // the pair stays equal for the drill's final diff.
-    sb.target
-        .sql("UPDATE shop.orders SET note = 'gift' WHERE id = 42")
-        .map_err(|e| anyhow!("carrying the session's write to the target: {e}"))?;
-
     let workload = out.join("workload.cwl");
-    say(&format!(
-        "\n$ cutover capture --from general-log --input {} --out {}",
-        log.display(),
-        workload.display()
-    ));
-    let input = std::io::BufReader::new(std::fs::File::open(&log)?);
-    let mut w = cutover_workload::Writer::create(
-        &workload,
-        &cutover_workload::Header::new("general-log", Some(log.display().to_string())),
-    )?;
-    for r in cutover_capture::general::GeneralLog::new(input) {
-        match r {
-            Ok(r) => w.write(&r)?,
-            Err(e) => say(&format!("  warning: line {}: {}", e.line, e.message)),
-        }
-    }
-    say(&format!("  {} records", w.finish()?));
-
+    record_sessions(sb, src, &workload, &cancel).await?;
     say("\n$ cutover replay workload.cwl --target … --baseline … --read-only --speed max\n");
     let opts = cutover_replay::ReplayOptions {
         read_only: true,
@@ -681,7 +664,8 @@ async fn replay_story(
         ..cutover_replay::ReplayOptions::default()
     };
     let reader = cutover_workload::Reader::open(&workload)?;
-    let report = cutover_replay::run(reader, tgt.clone(), Some(src.clone()), opts, cancel).await?;
+    let report =
+        cutover_replay::run(reader, tgt.clone(), Some(src.clone()), opts, cancel.clone()).await?;
     out!("{}", cutover_replay::human(&report));
     let doc = cutover_replay::report_doc::document(
         &report,
@@ -701,7 +685,7 @@ async fn replay_story(
     found.sort();
     let mut want: Vec<String> = REPLAY_DIFFERS.iter().map(|s| s.to_string()).collect();
     want.sort();
-    // The UPDATE is dropped by --read-only (so is the log's own `SET GLOBAL general_log`).
+    // The UPDATE is dropped by --read-only (and so is the INSERT after the range lock).
     let update_skipped = report
         .classes
         .iter()
@@ -711,7 +695,146 @@ async fn replay_story(
             "the demo expected the replay to find {want:?} and skip the UPDATE, but it found {found:?}"
         ));
     }
+
+    // What the same sessions will meet on TiDB.
+    say("\n$ cutover check --workload workload.cwl --target-flavor tidb\n");
+    let profile = cutover_check::Profile::assumed(cutover_check::TargetFlavor::TiDb);
+    let (findings, summary) = cutover_check::check_workload(
+        &workload,
+        &profile,
+        &cutover_check::WorkloadOptions::default(),
+        &|| cancel.is_cancelled(),
+    )
+    .map_err(|e| anyhow!("checking the workload: {e}"))?;
+    let mut checked = cutover_check::Report {
+        summary: cutover_check::Summary {
+            target_server: profile.describe(),
+            target_flavor: profile.flavor.name().to_string(),
+            workload: Some(summary),
+            ..Default::default()
+        },
+        findings,
+    };
+    checked.finish();
+    out!("{}", crate::check_cmd::human(&checked));
+    let mut rules: Vec<&str> = checked.findings.iter().map(|f| f.rule).collect();
+    rules.sort();
+    rules.dedup();
+    if rules != WORKLOAD_FINDS {
+        return Err(anyhow!(
+            "the demo expected the workload check to find {WORKLOAD_FINDS:?}, but it found {rules:?}"
+        ));
+    }
     Ok(found.len())
+}
+
+/// Runs the application's sessions through `cutover proxy` in front of the source, recording
+/// them to `workload`: the text sessions of [`SESSIONS`], and a pooled session that prepares
+/// and closes [`POOLED`] around every execute (the binary protocol, which only the proxy
+/// and a packet capture see; a general log shows no statement ids).
+async fn record_sessions(
+    sb: &Sandbox,
+    src: &Db,
+    workload: &std::path::Path,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    use mysql_async::prelude::Queryable;
+    let upstream = format!("127.0.0.1:{}", sb.source.port);
+    say(&format!(
+        "\n$ cutover proxy --listen 127.0.0.1:0 --upstream {upstream} --record {}",
+        workload.display()
+    ));
+    let stop = cancel.child_token();
+    let opts = cutover_proxy::ProxyOptions {
+        listen: "127.0.0.1:0".to_string(),
+        upstream,
+        record: workload.to_path_buf(),
+        queue: 100_000,
+        tls: None,
+        rotate_bytes: u64::MAX,
+        max_files: 1,
+        redact: false,
+    };
+    let (listening_tx, listening) = tokio::sync::oneshot::channel();
+    let proxy = cutover_proxy::run(
+        opts,
+        stop.clone(),
+        move |addr| {
+            let _ = listening_tx.send(addr);
+        },
+        |warning| say(&format!("  proxy: warning: {warning}")),
+    );
+    let sessions = async {
+        // Whatever happens to the sessions, the proxy stops and finishes its file.
+        let _stop = stop.clone().drop_guard();
+        let addr = listening
+            .await
+            .map_err(|_| anyhow!("the proxy did not start listening"))?;
+        say("# the application's sessions, through the proxy");
+        let through = |cache: usize| {
+            mysql_async::OptsBuilder::default()
+                .ip_or_hostname(addr.ip().to_string())
+                .tcp_port(addr.port())
+                .user(Some("root"))
+                .db_name(Some("shop"))
+                // Through the proxy, never the server's socket.
+                .prefer_socket(false)
+                .stmt_cache_size(cache)
+        };
+        let mut conns = Vec::new();
+        for _ in 0..4 {
+            conns.push(mysql_async::Conn::new(through(32)).await?);
+        }
+        for (i, sql) in SESSIONS {
+            say(&format!("  session {}: {sql}", i + 1));
+            conns[*i].query_drop(*sql).await?;
+        }
+        say(&format!(
+            "  session 5 (a pool without a statement cache): prepare, execute, close `{POOLED}`, {POOLED_LOOKUPS} times"
+        ));
+        let mut pooled = mysql_async::Conn::new(through(0)).await?;
+        for id in 1..=POOLED_LOOKUPS {
+            let stmt = pooled.prep(POOLED).await?;
+            pooled.exec_drop(&stmt, (id,)).await?;
+            pooled.close(stmt).await?;
+        }
+        conns.push(pooled);
+        let ids: Vec<String> = conns.iter().map(|c| c.id().to_string()).collect();
+        for c in conns {
+            let _ = c.disconnect().await;
+        }
+        // The proxy has seen every answer once the server has closed the sessions.
+        let gone = format!(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID IN ({})",
+            ids.join(", ")
+        );
+        let until = Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left: Vec<u64> = src.query(&gone).await?;
+            if left.first() == Some(&0) || Instant::now() > until {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        Ok::<(), anyhow::Error>(())
+    };
+    let (summary, sessions) = tokio::join!(proxy, sessions);
+    let summary = summary.context("the recording proxy")?;
+    sessions?;
+    say(&format!(
+        "  proxy: {} connections, {} records written to {}",
+        summary.connections,
+        summary.records,
+        workload.display()
+    ));
+    // The application's writes reach the target too, as replication would carry them, so
+    // the pair stays equal for the drill's final diff.
+    sb.target
+        .sql(&format!(
+            "UPDATE shop.orders SET note = 'gift' WHERE id = 42; USE shop; {RANGE_INSERT}"
+        ))
+        .map_err(|e| anyhow!("carrying the sessions' writes to the target: {e}"))?;
+    Ok(())
 }
 
 fn say(s: &str) {

@@ -80,6 +80,9 @@ fn statement() -> impl Strategy<Value = String> {
         "-",
         "SKIP",
         "LOCKED",
+        "OPTIMISTIC",
+        "PESSIMISTIC",
+        "tidb_txn_mode",
         "é",
         "'unterminated",
         "/*",
@@ -159,4 +162,39 @@ fn a_truncated_file_is_an_error_not_a_partial_check() {
     let e = check(&bytes).unwrap_err();
     assert!(e.contains("truncated"), "{e}");
     assert_eq!(check(&gz(text.as_bytes())), Ok(1));
+}
+
+/// A locking read inside a plain transaction is an 8002 risk only on a target whose
+/// `tidb_txn_mode` is optimistic (read from the recorded TiDB answers, as from a live one).
+#[test]
+fn locking_reads_in_transactions_on_an_optimistic_target() {
+    let lines = [
+        r#"{"session":1,"ts_us":1,"cmd":"query","sql":"BEGIN"}"#,
+        r#"{"session":1,"ts_us":2,"cmd":"query","sql":"SELECT bal FROM acct WHERE id = 7 FOR UPDATE"}"#,
+        r#"{"session":1,"ts_us":3,"cmd":"query","sql":"UPDATE acct SET bal = bal - 1 WHERE id = 7"}"#,
+        r#"{"session":1,"ts_us":4,"cmd":"query","sql":"COMMIT"}"#,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("w.cwl");
+    std::fs::write(
+        &p,
+        gz(format!("{HEADER}\n{}\n", lines.join("\n")).as_bytes()),
+    )
+    .unwrap();
+    let rules = |fixture: &str| -> Vec<&'static str> {
+        let path = format!(
+            "{}/tests/fixtures/{fixture}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let recorded =
+            cutover_check::facts::Recorded::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let target = Profile::from_answers(&recorded.server);
+        let (f, _) = check_workload(&p, &target, &WorkloadOptions::default(), &|| false).unwrap();
+        f.iter().map(|f| f.rule).collect()
+    };
+    assert_eq!(
+        rules("tidb-v6.5-optimistic"),
+        vec!["workload.optimistic_for_update"]
+    );
+    assert!(rules("tidb-v7.5").is_empty());
 }

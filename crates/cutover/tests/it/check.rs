@@ -1104,40 +1104,50 @@ fn a_workload_that_is_not_one_is_a_clear_error() {
     r.assert_clean_error("--hot-window");
 }
 
-// ---- `check --binlog-from`: the source's transactions against TiDB's limits (scaled down by
-// the flags, by ten, so the test writes 20 MiB rather than 200 through the replicated sandbox).
+// ---- `check --binlog-from`: the source's transactions against TiDB's limits, at their real
+// sizes (TiDB's default txn-total-size-limit and txn-entry-size-limit; only max-txn-ttl is
+// scaled down, to 2 s). A sandbox of its own: 190 MiB of binlog is no other test's business.
 
 #[tokio::test]
 async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positions() {
     use mysql_async::prelude::Queryable;
-    fresh_db("ckt").await;
-    exec(
-        Side::Source,
-        "CREATE TABLE ckt.big (id INT PRIMARY KEY, b LONGBLOB); \
+    let sb = tokio::task::spawn_blocking(|| {
+        Sandbox::start_owned(&Settings::default()).unwrap_or_else(|e| panic!("sandbox: {e}"))
+    })
+    .await
+    .unwrap();
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sb.source.port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut c = mysql_async::Conn::new(opts).await.unwrap();
+    c.query_drop(
+        "CREATE DATABASE ckt; CREATE TABLE ckt.big (id INT PRIMARY KEY, b LONGBLOB); \
          CREATE TABLE ckt.slow (id INT PRIMARY KEY)",
     )
-    .await;
-    let mut c = conn(Side::Source).await;
+    .await
+    .unwrap();
     let (file, pos): (String, u64) = c
         .query_first("SHOW MASTER STATUS")
         .await
         .unwrap()
         .map(|r: mysql_async::Row| (r.get::<String, _>(0).unwrap(), r.get::<u64, _>(1).unwrap()))
         .unwrap();
-    const KIB: u64 = 1024;
-    // Each statement writes its rows at once (one event time): 10, 60 and 120 rows of
-    // 100 KiB (1, 6 and 12 MiB), then one row of 700 KiB.
-    for (from, to) in [(1, 10), (101, 160), (201, 320)] {
+    const MIB: u64 = 1024 * 1024;
+    // Transactions of 1, 60 and 120 rows of 1 MiB (each statement writes its rows at one
+    // event time), then one row of 7 MiB, each made by the server (REPEAT), so no statement
+    // is larger than a few hundred bytes.
+    for (from, to) in [(1, 1), (101, 160), (201, 320)] {
         c.query_drop(format!(
-            "INSERT INTO ckt.big SELECT seq, REPEAT('x', {}) FROM ckt.seq_{from}_to_{to}",
-            100 * KIB
+            "INSERT INTO ckt.big SELECT seq, REPEAT('x', {MIB}) FROM ckt.seq_{from}_to_{to}"
         ))
         .await
         .unwrap();
     }
     c.query_drop(format!(
         "INSERT INTO ckt.big VALUES (1000, REPEAT('y', {}))",
-        700 * KIB
+        7 * MIB
     ))
     .await
     .unwrap();
@@ -1153,18 +1163,27 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
     c.query_drop("COMMIT").await.unwrap();
     c.disconnect().await.unwrap();
 
-    let r = check(&[
+    let scanned = Instant::now();
+    let mut cmd = cutover();
+    cmd.args([
+        "check",
+        "--source",
+        &format!("mysql://root@127.0.0.1:{}", sb.source.port),
+        "--format",
+        "json",
         "--databases",
         "ckt",
         "--binlog-from",
         &format!("{file}:{pos}"),
         "--tidb-txn-limit",
-        "10MiB",
+        "100MiB",
         "--tidb-entry-limit",
-        "600KiB",
+        "6MiB",
         "--tidb-txn-ttl",
         "2s",
     ]);
+    let r = run(&mut cmd);
+    let scan_s = scanned.elapsed().as_secs_f64();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let v = r.json();
     let mut got: Vec<(String, String, u64, u64, u64, String)> = v["findings"]
@@ -1176,13 +1195,15 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
                 .as_str()
                 .unwrap_or("")
                 .starts_with("transactions.")
-                && f["transaction"]["tables"].as_array().is_some_and(|t| {
-                    t.iter()
-                        .any(|t| t.as_str().unwrap_or("").starts_with("ckt."))
-                })
         })
         .map(|f| {
             let t = &f["transaction"];
+            assert!(
+                t["tables"].as_array().is_some_and(|t| t
+                    .iter()
+                    .all(|t| t.as_str().unwrap_or("").starts_with("ckt."))),
+                "{f:#}"
+            );
             (
                 f["rule"].as_str().unwrap().to_string(),
                 f["severity"].as_str().unwrap().to_string(),
@@ -1195,6 +1216,7 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
         .collect();
     got.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let rules: Vec<(&str, &str)> = got.iter().map(|g| (g.0.as_str(), g.1.as_str())).collect();
+    // Exactly these: the 1 MiB transaction and the 7 MiB row's total are under half a limit.
     assert_eq!(
         rules,
         [
@@ -1206,9 +1228,9 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
         "{got:#?}"
     );
     let within = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.01;
-    assert!(within(got[0].3, 700 * KIB), "{got:#?}");
-    assert!(within(got[1].2, 120 * 100 * KIB), "{got:#?}");
-    assert!(within(got[2].2, 60 * 100 * KIB), "{got:#?}");
+    assert!(within(got[0].3, 7 * MIB), "{got:#?}");
+    assert!(within(got[1].2, 120 * MIB), "{got:#?}");
+    assert!(within(got[2].2, 60 * MIB), "{got:#?}");
     assert!((3..=4).contains(&got[3].4), "{got:#?}");
     // Positions: in the file read, after the start, in the order the transactions ran.
     let at = |p: &str| -> u64 {
@@ -1216,26 +1238,46 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
         assert_eq!(f, file, "{p}");
         n.parse().unwrap()
     };
-    let (six, twelve, row, slow) = (at(&got[2].5), at(&got[1].5), at(&got[0].5), at(&got[3].5));
+    let (sixty, one_twenty, row, slow) =
+        (at(&got[2].5), at(&got[1].5), at(&got[0].5), at(&got[3].5));
     assert!(
-        pos <= six && six < twelve && twelve < row && row < slow,
+        pos < sixty && sixty < one_twenty && one_twenty < row && row < slow,
         "{got:#?}"
     );
+    // The 60 MiB transaction starts after the 1 MiB one, which is 1 MiB and a bit long.
+    assert!(sixty - pos > MIB, "{got:#?}");
     let s = &v["summary"]["transactions"];
-    assert!(s["transactions"].as_u64().unwrap() >= 5, "{s:#}");
+    assert_eq!(s["transactions"].as_u64(), Some(5), "{s:#}");
     assert!(
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|f| f["rule"] == "transactions.total_size"
-                && f["transaction"]["gtid"]
-                    .as_str()
-                    .is_some_and(|g| g.starts_with("0-1-"))),
+        within(s["bytes"].as_u64().unwrap(), 188 * MIB),
+        "every byte of the binlog read: {s:#}"
+    );
+    let sizes: Vec<u64> = s["largest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes.len(), 5, "{s:#}");
+    for (got, want) in sizes.iter().zip([120 * MIB, 60 * MIB, 7 * MIB, MIB]) {
+        assert!(within(*got, want), "{s:#}");
+    }
+    assert!(
+        v["findings"].as_array().unwrap().iter().all(|f| !f["rule"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("transactions.")
+            || f["transaction"]["gtid"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("0-1-"))),
         "MariaDB GTIDs are named: {v:#}"
     );
-    assert_eq!(s["largest"][0]["bytes"].as_u64(), Some(got[1].2), "{s:#}");
-    exec(Side::Source, "DROP DATABASE ckt").await;
+    eprintln!(
+        "binlog scan of {:.0} MiB: {scan_s:.1} s",
+        s["bytes"].as_u64().unwrap() as f64 / MIB as f64
+    );
+    let dir = sb.dir.clone();
+    let _ = tokio::task::spawn_blocking(move || Sandbox::down(&dir)).await;
 }
 
 #[test]

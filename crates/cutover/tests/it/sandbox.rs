@@ -140,4 +140,15 @@ async fn the_demo_finds_exactly_what_it_injected() {
         "{}",
         r.stdout
     );
+    // The same sessions, recorded through the proxy, checked for TiDB: the range locked then
+    // inserted into, the shared lock, and the statement prepared and closed per execute.
+    for rule in [
+        "workload.range_lock_insert",
+        "select count(*) from orders where customer_id between ? and ? for update",
+        "workload.lock_in_share_mode",
+        "workload.prepared_churn",
+        "8 prepares and 8 closes for 8 executes",
+    ] {
+        assert!(r.stdout.contains(rule), "{rule}\n{}", r.stdout);
+    }
 }
