@@ -286,8 +286,14 @@ impl Db {
     /// A connection of its own, outside the pool and without the session set-up (same
     /// address, credentials and TLS): for a connection that changes its nature, such as a
     /// binlog stream, which must never go back into the pool.
+    ///
+    /// It accepts packets up to 1 GiB whatever the server's `max_allowed_packet`: a server
+    /// sends binlog events up to 1 GiB (`slave_max_allowed_packet`), and a row grown by
+    /// UPDATEs can be larger than the packets its clients may send.
     pub async fn standalone(&self) -> Result<mysql_async::Conn, DbError> {
-        mysql_async::Conn::new(self.inner.base.clone())
+        let opts =
+            OptsBuilder::from_opts(self.inner.base.clone()).max_allowed_packet(Some(1 << 30));
+        mysql_async::Conn::new(opts)
             .await
             .map_err(|e| self.map_err(e))
     }

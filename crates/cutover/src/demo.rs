@@ -714,6 +714,7 @@ async fn replay_story(
             ..Default::default()
         },
         findings,
+        ..Default::default()
     };
     checked.finish();
     out!("{}", crate::check_cmd::human(&checked));

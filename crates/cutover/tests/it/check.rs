@@ -1276,6 +1276,29 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
         "binlog scan of {:.0} MiB: {scan_s:.1} s",
         s["bytes"].as_u64().unwrap() as f64 / MIB as f64
     );
+    // A row event larger than the server's max_allowed_packet (rows grow past it by
+    // UPDATEs, and the server sends binlog events up to 1 GiB): still read, same findings.
+    let opts = mysql_async::OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(sb.source.port)
+        .user(Some("root"))
+        .prefer_socket(false);
+    let mut c = mysql_async::Conn::new(opts).await.unwrap();
+    c.query_drop("SET GLOBAL max_allowed_packet = 4194304")
+        .await
+        .unwrap();
+    c.disconnect().await.unwrap();
+    let again = run(&mut cmd);
+    assert_eq!(again.code, 1, "{}\n{}", again.stdout, again.stderr);
+    let rules_again: Vec<String> = again.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .filter(|r| r.starts_with("transactions."))
+        .map(String::from)
+        .collect();
+    assert_eq!(rules_again.len(), 4, "{}", again.stdout);
     let dir = sb.dir.clone();
     let _ = tokio::task::spawn_blocking(move || Sandbox::down(&dir)).await;
 }
