@@ -9,8 +9,6 @@
 pub mod checkpoint;
 pub mod chunk;
 pub mod engine;
-pub mod fix;
-pub mod plan;
 pub mod recheck;
 pub mod report;
 pub mod report_doc;
@@ -22,6 +20,8 @@ use cutover_core::config::{Pattern, Routes};
 use cutover_core::schema::{list_schemas, list_tables, TableName};
 use cutover_core::{Db, DbError, SYSTEM_SCHEMAS};
 
+/// The table plan and the fix SQL are the keyed-row layer's, shared with `cutover verify`.
+pub use cutover_rows::{fix, plan};
 pub use engine::{diff_table, DiffOptions, NoProgress, Progress};
 pub use report::{Report, Status, TableReport};
 pub use schema_diff::ColumnFilter;

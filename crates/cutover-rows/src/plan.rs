@@ -103,8 +103,7 @@ use cutover_core::schema::{Column, Table};
 use cutover_core::sql::quote_ident;
 use cutover_core::value::ColumnKind;
 
-use crate::report::SchemaDiff;
-use crate::schema_diff::{self, ColumnFilter};
+use crate::filter::ColumnFilter;
 
 /// A column compared on both sides (names may differ in case).
 #[derive(Clone, Debug)]
@@ -132,8 +131,6 @@ pub struct Plan {
     pub mode: Mode,
     /// Common columns, in source order.
     pub columns: Vec<ColumnPair>,
-    /// Definition differences, reported as such.
-    pub schema: Vec<SchemaDiff>,
     /// How row hashes are computed; both sides must use the same.
     pub hash: RowHash,
 }
@@ -215,7 +212,6 @@ pub enum PlanError {
 
 impl Plan {
     pub fn new(source: Table, target: Table, filter: &ColumnFilter) -> Result<Plan, PlanError> {
-        let schema = schema_diff::compare(&source, &target, filter);
         let table = source.name.to_string();
         let columns: Vec<ColumnPair> = source
             .columns
@@ -241,7 +237,6 @@ impl Plan {
                 key_columns,
                 mode: Mode::Multiset,
                 columns,
-                schema,
                 hash: RowHash::Crc32Reversed,
             });
         };
@@ -271,7 +266,6 @@ impl Plan {
                 Mode::HashBuckets
             },
             columns,
-            schema,
             hash: RowHash::Crc32Reversed,
         })
     }
