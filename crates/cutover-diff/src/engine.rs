@@ -29,16 +29,18 @@ use std::time::{Duration, Instant};
 use cutover_core::schema::{describe, TableName};
 use cutover_core::sql::quote_ident;
 use cutover_core::throttle::Throttle;
-use cutover_core::value::{same, ColumnKind, CompareOptions, Value};
+use cutover_core::value::{ColumnKind, CompareOptions, Value};
 use cutover_core::{Db, DbError};
 use mysql_async::prelude::Queryable;
 
 use crate::checkpoint::{Checkpoint, ChunkRecord};
 use crate::chunk::{KeyRange, Splitter};
-use crate::fix::{FixSink, FixWriter};
+use crate::fix::FixSink;
 use crate::plan::{Mode, Plan, RowHash, Side};
-use crate::report::{ColumnDiff, DiffKind, Rendering, RowDiff, SchemaDiff, Status, TableReport};
+use crate::report::{DiffKind, Rendering, RowDiff, SchemaDiff, Status, TableReport};
 use crate::schema_diff::{self, ColumnFilter};
+use cutover_rows::fetch::{decode_row, fetch_by_key, read_error, RowsError};
+use cutover_rows::{Judge, Tally};
 
 /// Parts a chunk's checksum is computed in (see [`Ctx::check_range`]).
 const FIRST_PARTS: usize = 4;
@@ -172,26 +174,30 @@ impl Progress for NoProgress {}
 enum TableError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Rows(RowsError),
     #[error("{0}")]
     Other(String),
 }
 
-/// What one chunk found, for its checkpoint record (set per worker future).
-#[derive(Default)]
-struct ChunkFound {
-    missing: u64,
-    extra: u64,
-    mismatched: u64,
-    kept: Vec<RowDiff>,
+impl From<RowsError> for TableError {
+    fn from(e: RowsError) -> TableError {
+        match e {
+            RowsError::Db(e) => TableError::Db(e),
+            other => TableError::Rows(other),
+        }
+    }
 }
 
 tokio::task_local! {
-    static CHUNK: std::cell::RefCell<ChunkFound>;
+    /// What one chunk found, for its checkpoint record (set per worker future).
+    static CHUNK: std::cell::RefCell<Tally>;
 }
 
 /// What the workers of one table find, merged under a lock.
 struct Findings {
     report: TableReport,
+    tally: Tally,
     max_diffs: usize,
     /// Typed keys kept at most (for `--recheck`).
     keep_keys: usize,
@@ -199,17 +205,13 @@ struct Findings {
 
 impl Findings {
     fn add(&mut self, diff: RowDiff, key: Vec<Value>) {
-        let kept = self.report.diffs.len() < self.max_diffs;
+        let kept = self.tally.diffs.len() < self.max_diffs;
         let _ = CHUNK.try_with(|c| {
             let mut c = c.borrow_mut();
-            let n = diff.count.unwrap_or(1);
-            match diff.kind {
-                DiffKind::MissingInTarget => c.missing += n,
-                DiffKind::ExtraInTarget => c.extra += n,
-                DiffKind::Mismatched => c.mismatched += n,
-            }
+            // A chunk's record keeps the differences the table kept.
+            c.count(diff.kind, diff.count.unwrap_or(1));
             if kept {
-                c.kept.push(diff.clone());
+                c.diffs.push(diff.clone());
             }
         });
         if self.report.keys.len() < self.keep_keys {
@@ -218,17 +220,14 @@ impl Findings {
                 key,
             });
         }
-        let n = diff.count.unwrap_or(1);
-        match diff.kind {
-            DiffKind::MissingInTarget => self.report.missing_in_target += n,
-            DiffKind::ExtraInTarget => self.report.extra_in_target += n,
-            DiffKind::Mismatched => self.report.mismatched += n,
-        }
-        if self.report.diffs.len() < self.max_diffs {
-            self.report.diffs.push(diff);
-        } else {
-            self.report.diffs_truncated = true;
-        }
+        self.tally.add(diff, self.max_diffs);
+    }
+
+    /// The table's report, with the differences found so far.
+    fn report(&self) -> TableReport {
+        let mut report = self.report.clone();
+        report.set_tally(self.tally.clone());
+        report
     }
 }
 
@@ -453,6 +452,7 @@ async fn diff_table_inner(
         opts: opts.clone(),
         findings: Mutex::new(Findings {
             report,
+            tally: Tally::default(),
             max_diffs: opts.max_diffs,
             keep_keys: opts.keep_keys,
         }),
@@ -460,7 +460,7 @@ async fn diff_table_inner(
 
     if filter.is_none() && shards.len() <= 1 && ctx.text_key_charset().is_some() {
         ctx.text_range_diff(progress, source_name).await?;
-        let report = lock(&ctx.findings).report.clone();
+        let report = lock(&ctx.findings).report();
         return Ok(report);
     }
     if ctx.plan.mode != Mode::IntegerRanges {
@@ -468,7 +468,7 @@ async fn diff_table_inner(
             lock(&ctx.findings).report.method = "multiset".to_string();
         }
         ctx.bucket_diff(estimated, progress, source_name).await?;
-        let report = lock(&ctx.findings).report.clone();
+        let report = lock(&ctx.findings).report();
         return Ok(report);
     }
     let (sb, tb) = tokio::join!(ctx.bounds(Side::Source), ctx.bounds(Side::Target));
@@ -484,18 +484,9 @@ async fn diff_table_inner(
         let done = cp.finished_chunks(&table_key);
         let mut f = lock(&ctx.findings);
         for c in done {
-            f.report.missing_in_target += c.missing_in_target;
-            f.report.extra_in_target += c.extra_in_target;
-            f.report.mismatched += c.mismatched;
+            f.tally.merge(&c.tally(), opts.max_diffs);
             f.report.rows_compared += c.rows;
             f.report.chunks += 1;
-            for d in &c.diffs {
-                if f.report.diffs.len() < opts.max_diffs {
-                    f.report.diffs.push(d.clone());
-                } else {
-                    f.report.diffs_truncated = true;
-                }
-            }
         }
         drop(f);
         let ranges: Vec<KeyRange> = done
@@ -551,10 +542,10 @@ async fn diff_table_inner(
                                 lo: range.lo,
                                 hi: range.hi,
                                 rows,
-                                missing_in_target: found.missing,
-                                extra_in_target: found.extra,
+                                missing_in_target: found.missing_in_target,
+                                extra_in_target: found.extra_in_target,
                                 mismatched: found.mismatched,
-                                diffs: found.kept,
+                                diffs: found.diffs,
                                 rows_fetched: 0,
                             },
                         )
@@ -591,7 +582,7 @@ async fn diff_table_inner(
     if let Some(e) = lock(&failed).take() {
         return Err(e);
     }
-    let report = lock(&ctx.findings).report.clone();
+    let report = lock(&ctx.findings).report();
     Ok(report)
 }
 
@@ -1080,8 +1071,8 @@ impl Ctx<'_> {
             sdb.until_cancelled(sc.raw().exec_iter(sq.as_str(), ())),
             tdb.until_cancelled(tc.raw().exec_iter(tq.as_str(), ()))
         );
-        let mut sres = sres?.map_err(|e| conn_err(sdb, e))?;
-        let mut tres = tres?.map_err(|e| conn_err(tdb, e))?;
+        let mut sres = sres?.map_err(|e| read_error(sdb, e))?;
+        let mut tres = tres?.map_err(|e| read_error(tdb, e))?;
         let (stx, mut srx) = tokio::sync::mpsc::channel::<Vec<Value>>(512);
         let (ttx, mut trx) = tokio::sync::mpsc::channel::<Vec<Value>>(512);
         let (mut sf, mut tf) = (0u64, 0u64);
@@ -1119,7 +1110,7 @@ impl Ctx<'_> {
                     r = srx.recv(), if s_open => match r {
                         None => s_open = false,
                         Some(row) => {
-                            let key = self.exact_key(&row);
+                            let key = self.plan.exact_key(&row);
                             match take(&mut pend_t, &key) {
                                 Some(other) if !multiset => self.compare_pair(&row, &other),
                                 Some(_) => {}
@@ -1130,7 +1121,7 @@ impl Ctx<'_> {
                     r = trx.recv(), if t_open => match r {
                         None => t_open = false,
                         Some(row) => {
-                            let key = self.exact_key(&row);
+                            let key = self.plan.exact_key(&row);
                             match take(&mut pend_s, &key) {
                                 Some(other) if !multiset => self.compare_pair(&other, &row),
                                 Some(_) => {}
@@ -1167,30 +1158,9 @@ impl Ctx<'_> {
 
     /// A keyless row that is missing (or extra) `n` times: one entry with its count.
     fn record_counted(&self, kind: DiffKind, row: &[Value], n: u64) {
-        if n == 0 {
-            return;
+        if let Some(diff) = self.judge().counted(kind, row, n) {
+            lock(&self.findings).add(diff, self.plan.key_of(row));
         }
-        if let Some(sink) = self.fix {
-            let w = FixWriter::new(&self.plan, &self.target_name);
-            match kind {
-                DiffKind::MissingInTarget => {
-                    for _ in 0..n {
-                        sink.insert(w.insert(row));
-                    }
-                }
-                DiffKind::ExtraInTarget => sink.delete(w.delete_n(row, n)),
-                DiffKind::Mismatched => {}
-            }
-        }
-        lock(&self.findings).add(
-            RowDiff {
-                kind,
-                key: self.key_json(row),
-                columns: Vec::new(),
-                count: Some(n),
-            },
-            self.key_values(row),
-        );
     }
 
     /// Streams the range from both sides in key order and merge-compares the rows.
@@ -1236,8 +1206,8 @@ impl Ctx<'_> {
             sdb.until_cancelled(sc.raw().exec_iter(sq, ())),
             tdb.until_cancelled(tc.raw().exec_iter(tq, ()))
         );
-        let mut sres = sres?.map_err(|e| conn_err(sdb, e))?;
-        let mut tres = tres?.map_err(|e| conn_err(tdb, e))?;
+        let mut sres = sres?.map_err(|e| read_error(sdb, e))?;
+        let mut tres = tres?.map_err(|e| read_error(tdb, e))?;
         let mut fetched = 0u64;
         let multiset = self.plan.mode == Mode::Multiset;
         // A run of identical unmatched rows in a keyless table: (kind, row, count).
@@ -1362,71 +1332,31 @@ impl Ctx<'_> {
         let row = db
             .until_cancelled(res.next())
             .await?
-            .map_err(|e| conn_err(db, e))?;
+            .map_err(|e| read_error(db, e))?;
         let Some(row) = row else {
             return Ok(None);
         };
         *fetched += 1;
-        let raw = row.unwrap();
-        let mut out = Vec::with_capacity(raw.len());
-        for (v, p) in raw.into_iter().zip(&self.plan.columns) {
-            let col = side.column(p);
-            out.push(Value::from_mysql(v, &col.kind).map_err(|e| {
-                TableError::Other(format!("{} column `{}`: {e}", db.role(), col.name))
-            })?);
-        }
-        Ok(Some(out))
+        Ok(Some(decode_row(&self.plan, side, db.role(), row)?))
     }
 
+    /// The judge of this table's rows, sending fix SQL when asked for.
+    fn judge(&self) -> Judge<'_> {
+        Judge::new(&self.plan, &self.opts.compare).with_fix(self.fix, &self.target_name)
+    }
+
+    /// Two rows with the same key: a mismatch unless every cell is the same.
     fn compare_pair(&self, x: &[Value], y: &[Value]) {
-        let opts = &self.opts.compare;
-        let mut cols = Vec::new();
-        let mut differing = Vec::new();
-        for (i, p) in self.plan.columns.iter().enumerate() {
-            if !same(&x[i], &y[i], opts) {
-                differing.push(i);
-                cols.push(ColumnDiff {
-                    column: p.name().to_string(),
-                    source: x[i].to_json(),
-                    target: y[i].to_json(),
-                });
-            }
-        }
-        if let (Some(sink), false) = (self.fix, differing.is_empty()) {
-            for stmt in FixWriter::new(&self.plan, &self.target_name).change(x, &differing) {
-                stmt.send(sink);
-            }
-        }
-        if !cols.is_empty() {
-            let mut f = lock(&self.findings);
-            f.add(
-                RowDiff {
-                    kind: DiffKind::Mismatched,
-                    key: self.key_json(x),
-                    columns: cols,
-                    count: None,
-                },
-                self.key_values(x),
-            );
+        if let Some(diff) = self.judge().rows(Some(x), Some(y)) {
+            lock(&self.findings).add(diff, self.plan.key_of(x));
         }
     }
 
+    /// A row without a partner on the other side.
     fn record(&self, kind: DiffKind, row: &[Value]) {
-        if let Some(sink) = self.fix {
-            let w = FixWriter::new(&self.plan, &self.target_name);
-            match kind {
-                DiffKind::MissingInTarget => sink.insert(w.insert(row)),
-                DiffKind::ExtraInTarget => sink.delete(w.delete(row)),
-                DiffKind::Mismatched => {}
-            }
+        if let Some(diff) = self.judge().unmatched(kind, row) {
+            lock(&self.findings).add(diff, self.plan.key_of(row));
         }
-        let diff = RowDiff {
-            kind,
-            key: self.key_json(row),
-            columns: Vec::new(),
-            count: None,
-        };
-        lock(&self.findings).add(diff, self.key_values(row));
     }
 
     /// The character set of a single `CHAR`/`VARCHAR` key stored in the same character set
@@ -1711,7 +1641,7 @@ impl Ctx<'_> {
             for batch in rows.chunks(CANDIDATE_BATCH) {
                 let found = self.lookup(other, batch).await?;
                 for (kind, row) in batch {
-                    match (other, found.get(&self.exact_key(row))) {
+                    match (other, found.get(&self.plan.exact_key(row))) {
                         (Side::Target, Some(there)) => self.compare_pair(row, there),
                         // Compared from its source range.
                         (Side::Source, Some(_)) => {}
@@ -1729,44 +1659,12 @@ impl Ctx<'_> {
         side: Side,
         rows: &[(DiffKind, Vec<Value>)],
     ) -> Result<std::collections::HashMap<Vec<u8>, Vec<Value>>, TableError> {
-        let mut out = std::collections::HashMap::new();
-        let k = self.plan.key_columns[0];
-        let keys: Vec<String> = rows
-            .iter()
-            .map(|(_, r)| crate::fix::literal(&r[k]))
-            .collect();
-        if keys.is_empty() {
-            return Ok(out);
-        }
-        let (db, sql) = self.side(side);
-        let q = format!(
-            "SELECT {cols} {from}",
-            cols = sql.row_select,
-            from = sql.rows_from(Some(&format!("{} IN ({})", sql.key, keys.join(", "))))
-        );
-        let mut conn = db.conn().await?;
-        let mut res = db
-            .until_cancelled(conn.raw().exec_iter(q.as_str(), ()))
-            .await?
-            .map_err(|e| conn_err(db, e))?;
-        let mut fetched = 0u64;
-        // The servers match by collation ('a' = 'A ', say); only the exact key counts.
-        while let Some(row) = self.next_row(&mut res, side, db, &mut fetched).await? {
-            out.insert(self.exact_key(&row), row);
-        }
-        drop(res);
-        lock(&self.findings).report.rows_fetched += fetched;
-        Ok(out)
-    }
-
-    /// The key columns of a row as bytes: equal exactly when the keys are (whatever the
-    /// collations).
-    fn exact_key(&self, row: &[Value]) -> Vec<u8> {
-        let mut k = Vec::new();
-        for i in &self.plan.key_columns {
-            row[*i].encode(&mut k);
-        }
-        k
+        let keys: Vec<Vec<Value>> = rows.iter().map(|(_, r)| self.plan.key_of(r)).collect();
+        let (db, _) = self.side(side);
+        let table = std::slice::from_ref(&side.table(&self.plan).name);
+        let found = fetch_by_key(db, &self.plan, side, table, &keys).await?;
+        lock(&self.findings).report.rows_fetched += found.read;
+        Ok(found.rows)
     }
 
     /// `ORDER BY` text that sorts one side's rows by the key's bytes (UTF-8 for text),
@@ -1787,29 +1685,6 @@ impl Ctx<'_> {
             .collect::<Vec<_>>()
             .join(", ")
     }
-
-    fn key_values(&self, row: &[Value]) -> Vec<Value> {
-        self.plan
-            .key_columns
-            .iter()
-            .map(|i| row[*i].clone())
-            .collect()
-    }
-
-    fn key_json(&self, row: &[Value]) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = serde_json::Map::new();
-        for i in &self.plan.key_columns {
-            m.insert(self.plan.columns[*i].name().to_string(), row[*i].to_json());
-        }
-        m
-    }
-}
-
-fn conn_err(db: &Db, e: mysql_async::Error) -> TableError {
-    if db.cancel_token().is_cancelled() {
-        return DbError::Interrupted.into();
-    }
-    TableError::Db(db.map_err(e))
 }
 
 fn min_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {

@@ -159,6 +159,15 @@ impl TableReport {
         }
     }
 
+    /// Takes the counts and kept differences of a tally.
+    pub fn set_tally(&mut self, t: cutover_rows::Tally) {
+        self.missing_in_target = t.missing_in_target;
+        self.extra_in_target = t.extra_in_target;
+        self.mismatched = t.mismatched;
+        self.diffs = t.diffs;
+        self.diffs_truncated = t.diffs_truncated;
+    }
+
     pub fn differences(&self) -> u64 {
         self.missing_in_target + self.extra_in_target + self.mismatched
     }
