@@ -20,7 +20,7 @@ use cutover_core::value::Value;
 use cutover_core::{Db, DbError};
 use cutover_rows::{encode, fetch_by_key, Judge, Tally};
 
-use crate::engine::{diff_table, DiffOptions, NoProgress};
+use crate::engine::{Diff, DiffOptions};
 use crate::fix::FixSink;
 use crate::plan::{Mode, Plan, Side};
 use crate::report::{DiffKind, KeyRecord, RecheckSummary, Report, RowDiff, Status, TableReport};
@@ -103,7 +103,7 @@ async fn recheck_whole(
     let mut latest = None;
     for round in 1..=rc.rounds.max(1) {
         sleep(source, rc.delay).await?;
-        let again = diff_table(source, target, &sn, &tn, opts, &NoProgress, None).await;
+        let again = Diff::new(source, target, opts).table(&sn, &tn).await;
         if let Some(e) = &again.error {
             return Err(DbError::Query {
                 role: cutover_core::Role::Source,

@@ -377,7 +377,8 @@ pub enum Mode {
     /// Any other key (strings, several columns): buckets by a hash of the key's exact
     /// value, so the collations of the two sides cannot make them disagree on which rows a
     /// piece holds. Each pass is one linear scan per side. (A single CHAR/VARCHAR key in the
-    /// same character set on both sides is paged by ranges instead: `Ctx::text_range_diff`.)
+    /// same character set on both sides is paged by ranges instead: cutover-diff's
+    /// `engine/text_ranges.rs`.)
     HashBuckets,
     /// No usable key: rows are compared as a multiset (row → count), bucketed by a hash of
     /// the whole row.
