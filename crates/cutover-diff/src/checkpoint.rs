@@ -36,6 +36,19 @@ pub struct ChunkRecord {
     pub rows_fetched: u64,
 }
 
+impl ChunkRecord {
+    /// The differences this chunk found, as a tally (for a resumed table's counts).
+    pub fn tally(&self) -> cutover_rows::Tally {
+        cutover_rows::Tally {
+            missing_in_target: self.missing_in_target,
+            extra_in_target: self.extra_in_target,
+            mismatched: self.mismatched,
+            diffs: self.diffs.clone(),
+            diffs_truncated: false,
+        }
+    }
+}
+
 /// One journal line: `{"t":"chunk","table":…,"chunk":…}` or `{"t":"table","report":…}`.
 /// (A plain struct, not an internally tagged enum: those buffer their content, which
 /// cannot hold the 128-bit keys.)

@@ -1,7 +1,7 @@
 //! `cutover diff`: compare tables between a source and a target, exactly and fast.
 //!
 //! The pipeline: [`select_tables`] turns filters and routes into pairs of tables; for each,
-//! [`engine::diff_table`] makes a [`plan::Plan`], cuts the key space into chunks
+//! [`Diff::table`] makes a [`plan::Plan`], cuts the key space into chunks
 //! ([`chunk`]), checksums every chunk inside both servers, drills down into the chunks that
 //! differ, and compares the rows of the small parts that still differ with the shared value
 //! model. The result is a [`report::Report`].
@@ -9,8 +9,6 @@
 pub mod checkpoint;
 pub mod chunk;
 pub mod engine;
-pub mod fix;
-pub mod plan;
 pub mod recheck;
 pub mod report;
 pub mod report_doc;
@@ -22,7 +20,9 @@ use cutover_core::config::{Pattern, Routes};
 use cutover_core::schema::{list_schemas, list_tables, TableName};
 use cutover_core::{Db, DbError, SYSTEM_SCHEMAS};
 
-pub use engine::{diff_table, DiffOptions, NoProgress, Progress};
+/// The table plan and the fix SQL are the keyed-row layer's, shared with `cutover verify`.
+pub use cutover_rows::{fix, plan};
+pub use engine::{Diff, DiffOptions, NoProgress, Progress};
 pub use report::{Report, Status, TableReport};
 pub use schema_diff::ColumnFilter;
 
@@ -168,96 +168,76 @@ async fn select_single(source: &Db, sel: &Selection) -> Result<Vec<TablePair>, D
         .collect())
 }
 
-/// Compares every pair, one table after another (each with `threads` workers). Stops
-/// starting new tables once the run is interrupted; the report says so.
-pub async fn run(
-    source: &Db,
-    target: &Db,
-    pairs: &[TablePair],
-    opts: &DiffOptions,
-    progress: &dyn Progress,
-    fix: Option<&dyn fix::FixSink>,
-) -> Report {
-    run_with(source, target, pairs, opts, progress, fix, None).await
-}
-
-/// [`run`] with a checkpoint: tables an earlier run finished are taken from it, finished
-/// chunks of the others are skipped, and progress is journaled as it is made.
-pub async fn run_with(
-    source: &Db,
-    target: &Db,
-    pairs: &[TablePair],
-    opts: &DiffOptions,
-    progress: &dyn Progress,
-    fix: Option<&dyn fix::FixSink>,
-    checkpoint: Option<&checkpoint::Checkpoint>,
-) -> Report {
-    let started = Instant::now();
-    let mut report = Report {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        source: source.endpoint().redacted(),
-        target: target.endpoint().redacted(),
-        connections: report::Connections {
-            source: report::Connection {
-                server: source.version().to_string(),
-                tls: source.tls().map(str::to_string),
-            },
-            target: report::Connection {
-                server: target.version().to_string(),
-                tls: target.tls().map(str::to_string),
-            },
-        },
-        tables: Vec::new(),
-        summary: Default::default(),
-        interrupted: false,
-        snapshots: None,
-        throttle: None,
-        groups: Vec::new(),
-    };
-    let cancel = source.cancel_token().clone();
-    for pair in pairs {
-        if pair.skipped {
-            let mut t = TableReport::for_sources(pair.sources(), &pair.target);
-            t.status = Status::Skipped;
-            report.tables.push(t);
-            continue;
-        }
-        if cancel.is_cancelled() {
-            report.interrupted = true;
-            break;
-        }
-        if let Some(done) = checkpoint.and_then(|c| c.finished_table(&pair.source_label())) {
-            progress.table_started(&pair.source, done.rows_compared);
-            progress.rows_done(&pair.source, done.rows_compared);
-            progress.table_finished(done);
-            report.tables.push(done.clone());
-            continue;
-        }
-        let t = engine::diff_table_resumable(
+impl Diff<'_> {
+    /// Compares every pair, one table after another (each with `threads` workers). Stops
+    /// starting new tables once the run is interrupted; the report says so. With a
+    /// checkpoint, tables an earlier run finished are taken from it, finished chunks of the
+    /// others are skipped, and progress is journaled as it is made.
+    pub async fn run(self, pairs: &[TablePair]) -> Report {
+        let Diff {
             source,
             target,
-            pair.sources(),
-            &pair.target,
-            opts,
             progress,
-            fix,
             checkpoint,
-        )
-        .await;
-        if cancel.is_cancelled() {
-            report.interrupted = true;
-        }
-        if let (Some(cp), None, false) = (checkpoint, &t.error, report.interrupted) {
-            if let Err(e) = cp.table_done(&t) {
-                let mut t = t;
-                t.error = Some(format!("writing the checkpoint: {e}"));
-                t.settle();
+            ..
+        } = self;
+        let started = Instant::now();
+        let mut report = Report {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            source: source.endpoint().redacted(),
+            target: target.endpoint().redacted(),
+            connections: report::Connections {
+                source: report::Connection {
+                    server: source.version().to_string(),
+                    tls: source.tls().map(str::to_string),
+                },
+                target: report::Connection {
+                    server: target.version().to_string(),
+                    tls: target.tls().map(str::to_string),
+                },
+            },
+            tables: Vec::new(),
+            summary: Default::default(),
+            interrupted: false,
+            snapshots: None,
+            throttle: None,
+        groups: Vec::new(),
+        };
+        let cancel = source.cancel_token().clone();
+        for pair in pairs {
+            if pair.skipped {
+                let mut t = TableReport::for_sources(pair.sources(), &pair.target);
+                t.status = Status::Skipped;
                 report.tables.push(t);
                 continue;
             }
+            if cancel.is_cancelled() {
+                report.interrupted = true;
+                break;
+            }
+            if let Some(done) = checkpoint.and_then(|c| c.finished_table(&pair.source_label())) {
+                progress.table_started(&pair.source, done.rows_compared);
+                progress.rows_done(&pair.source, done.rows_compared);
+                progress.table_finished(done);
+                report.tables.push(done.clone());
+                continue;
+            }
+            let t = self.table(pair.sources(), &pair.target).await;
+            if cancel.is_cancelled() {
+                report.interrupted = true;
+            }
+            if let (Some(cp), None, false) = (checkpoint, &t.error, report.interrupted) {
+                if let Err(e) = cp.table_done(&t) {
+                    let mut t = t;
+                    t.error = Some(format!("writing the checkpoint: {e}"));
+                    t.settle();
+                    report.tables.push(t);
+                    continue;
+                }
+            }
+            report.tables.push(t);
         }
-        report.tables.push(t);
+        report.summarize(started.elapsed().as_millis() as u64);
+        report
     }
-    report.summarize(started.elapsed().as_millis() as u64);
-    report
 }

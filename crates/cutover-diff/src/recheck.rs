@@ -16,17 +16,14 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use cutover_core::schema::{describe, TableName};
-use cutover_core::sql::quote_ident;
-use cutover_core::value::{same, Value};
+use cutover_core::value::Value;
 use cutover_core::{Db, DbError};
-use mysql_async::prelude::Queryable;
+use cutover_rows::{encode, fetch_by_key, Judge, Tally};
 
-use crate::engine::{diff_table, DiffOptions, NoProgress};
-use crate::fix::{literal, FixSink, FixWriter};
-use crate::plan::{Mode, Plan};
-use crate::report::{
-    ColumnDiff, DiffKind, KeyRecord, RecheckSummary, Report, RowDiff, Status, TableReport,
-};
+use crate::engine::{Diff, DiffOptions};
+use crate::fix::FixSink;
+use crate::plan::{Mode, Plan, Side};
+use crate::report::{DiffKind, KeyRecord, RecheckSummary, Report, RowDiff, Status, TableReport};
 
 /// How to recheck.
 #[derive(Clone, Copy, Debug)]
@@ -106,7 +103,7 @@ async fn recheck_whole(
     let mut latest = None;
     for round in 1..=rc.rounds.max(1) {
         sleep(source, rc.delay).await?;
-        let again = diff_table(source, target, &sn, &tn, opts, &NoProgress, None).await;
+        let again = Diff::new(source, target, opts).table(&sn, &tn).await;
         if let Some(e) = &again.error {
             return Err(DbError::Query {
                 role: cutover_core::Role::Source,
@@ -179,6 +176,7 @@ async fn recheck_keys(
     let mut converged_keys: Vec<KeyRecord> = Vec::new();
     let mut rounds = 0;
     let mut last: HashMap<Vec<u8>, (Option<Row>, Option<Row>)> = HashMap::new();
+    let judge = Judge::new(&plan, &opts.compare);
     for _ in 0..rc.rounds.max(1) {
         rounds += 1;
         sleep(source, rc.delay).await?;
@@ -186,20 +184,21 @@ async fn recheck_keys(
         let mut still = Vec::new();
         for batch in pending.chunks(BATCH) {
             let (srows, trows) = tokio::join!(
-                fetch_by_key(source, &plan, true, &shards, batch),
-                fetch_by_key(target, &plan, false, std::slice::from_ref(&tn), batch)
+                fetch_by_key(source, &plan, Side::Source, &shards, batch),
+                fetch_by_key(
+                    target,
+                    &plan,
+                    Side::Target,
+                    std::slice::from_ref(&tn),
+                    batch
+                )
             );
-            let (srows, trows) = (srows?, trows?);
+            let (srows, trows) = (srows?.rows, trows?.rows);
             for k in batch {
                 let id = encode(&k.key);
                 let a = srows.get(&id).cloned();
                 let b = trows.get(&id).cloned();
-                let equal = match (&a, &b) {
-                    (None, None) => true,
-                    (Some(x), Some(y)) => differing(&plan, x, y, opts).is_empty(),
-                    _ => false,
-                };
-                if equal {
+                if judge.verdict(a.as_deref(), b.as_deref()).is_none() {
                     converged_keys.push(k.clone());
                 } else {
                     still.push(k.clone());
@@ -217,71 +216,27 @@ async fn recheck_keys(
         .iter()
         .map(|k| RowDiff {
             kind: k.kind,
-            key: key_json(&plan, &k.key),
+            key: plan.key_json(&k.key),
             columns: Vec::new(),
             count: None,
         })
         .collect();
-    let (mut missing, mut extra, mut mismatched) = (0u64, 0u64, 0u64);
-    let mut diffs = Vec::new();
-    let writer = FixWriter::new(&plan, &tn);
+    // Fix SQL from the persisting differences only, with their current values.
+    let judge = judge.with_fix(fix, &tn);
+    let mut tally = Tally::default();
     for k in &pending {
         let Some((a, b)) = last.get(&encode(&k.key)) else {
             continue;
         };
-        let d = match (a, b) {
-            (Some(x), None) => {
-                missing += 1;
-                if let Some(sink) = fix {
-                    sink.insert(writer.insert(x));
-                }
-                RowDiff {
-                    kind: DiffKind::MissingInTarget,
-                    key: key_json(&plan, &k.key),
-                    columns: Vec::new(),
-                    count: None,
-                }
-            }
-            (None, Some(y)) => {
-                extra += 1;
-                if let Some(sink) = fix {
-                    sink.delete(writer.delete(y));
-                }
-                RowDiff {
-                    kind: DiffKind::ExtraInTarget,
-                    key: key_json(&plan, &k.key),
-                    columns: Vec::new(),
-                    count: None,
-                }
-            }
-            (Some(x), Some(y)) => {
-                mismatched += 1;
-                let cols = differing(&plan, x, y, opts);
-                if let Some(sink) = fix {
-                    for stmt in writer.change(x, &cols) {
-                        stmt.send(sink);
-                    }
-                }
-                RowDiff {
-                    kind: DiffKind::Mismatched,
-                    key: key_json(&plan, &k.key),
-                    columns: cols
-                        .iter()
-                        .map(|i| ColumnDiff {
-                            column: plan.columns[*i].name().to_string(),
-                            source: x[*i].to_json(),
-                            target: y[*i].to_json(),
-                        })
-                        .collect(),
-                    count: None,
-                }
-            }
-            (None, None) => continue,
-        };
-        if diffs.len() < opts.max_diffs {
-            diffs.push(d);
+        if let Some(d) = judge.keyed(&k.key, a.as_deref(), b.as_deref()) {
+            tally.add(d, opts.max_diffs);
         }
     }
+    let (mut missing, mut extra, mut mismatched) = (
+        tally.missing_in_target,
+        tally.extra_in_target,
+        tally.mismatched,
+    );
     // Differences beyond the kept keys were not re-read: they still count, by kind.
     if partial {
         let kept = |kind: DiffKind| {
@@ -296,8 +251,8 @@ async fn recheck_keys(
             .saturating_sub(kept(DiffKind::ExtraInTarget));
         mismatched += t.mismatched.saturating_sub(kept(DiffKind::Mismatched));
     }
-    t.diffs_truncated = partial || (missing + extra + mismatched) as usize > diffs.len();
-    t.diffs = diffs;
+    t.diffs_truncated = partial || (missing + extra + mismatched) as usize > tally.diffs.len();
+    t.diffs = tally.diffs;
     t.missing_in_target = missing;
     t.extra_in_target = extra;
     t.mismatched = mismatched;
@@ -310,117 +265,4 @@ async fn recheck_keys(
         partial,
     });
     Ok(())
-}
-
-/// The canonical encoding of a typed key: equal exactly when every part is [`same`].
-pub fn encode(key: &[Value]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for v in key {
-        v.encode(&mut out);
-    }
-    out
-}
-
-/// A key as a JSON object, by column name, encoded as in the report.
-pub fn key_json(plan: &Plan, key: &[Value]) -> serde_json::Map<String, serde_json::Value> {
-    plan.key_columns
-        .iter()
-        .zip(key)
-        .map(|(i, v)| (plan.columns[*i].name().to_string(), v.to_json()))
-        .collect()
-}
-
-fn differing(plan: &Plan, x: &[Value], y: &[Value], opts: &DiffOptions) -> Vec<usize> {
-    differing_columns(plan, x, y, &opts.compare)
-}
-
-/// The indexes (into `plan.columns`) of the cells of two rows that [`same`] calls different.
-pub fn differing_columns(
-    plan: &Plan,
-    x: &[Value],
-    y: &[Value],
-    compare: &cutover_core::CompareOptions,
-) -> Vec<usize> {
-    (0..plan.columns.len())
-        .filter(|i| !same(&x[*i], &y[*i], compare))
-        .collect()
-}
-
-/// Reads the rows of `keys` (typed values of `plan.key_columns`) from one side, by exact
-/// key, fresh: `source` says which side's column names to use, `tables` are the tables to
-/// look in (merged shards: each of them). The rows come back by [`encode`]d key; a key with
-/// no row is absent. `cutover verify` checks changed keys with the same function.
-pub async fn fetch_by_key<K: AsRef<[Value]>>(
-    db: &Db,
-    plan: &Plan,
-    source: bool,
-    tables: &[TableName],
-    keys: &[K],
-) -> Result<HashMap<Vec<u8>, Vec<Value>>, DbError> {
-    let side = |p: &crate::plan::ColumnPair| {
-        if source {
-            p.source.clone()
-        } else {
-            p.target.clone()
-        }
-    };
-    let cols: Vec<String> = plan
-        .columns
-        .iter()
-        .map(|p| quote_ident(&side(p).name))
-        .collect();
-    let key_cols: Vec<String> = plan
-        .key_columns
-        .iter()
-        .map(|i| quote_ident(&side(&plan.columns[*i]).name))
-        .collect();
-    let tuples: Vec<String> = keys
-        .iter()
-        .map(|k| {
-            let vals: Vec<String> = k.as_ref().iter().map(literal).collect();
-            if vals.len() == 1 {
-                vals[0].clone()
-            } else {
-                format!("({})", vals.join(", "))
-            }
-        })
-        .collect();
-    let lhs = if key_cols.len() == 1 {
-        key_cols[0].clone()
-    } else {
-        format!("({})", key_cols.join(", "))
-    };
-    // Merged shards: the key is looked up in each of them.
-    let sql = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "SELECT {} FROM {} WHERE {lhs} IN ({})",
-                cols.join(", "),
-                t.quoted(),
-                tuples.join(", ")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let mut conn = db.conn().await?;
-    let rows: Vec<mysql_async::Row> = db
-        .until_cancelled(conn.raw().exec(sql.as_str(), ()))
-        .await?
-        .map_err(|e| db.map_err(e))?;
-    let mut out = HashMap::new();
-    for row in rows {
-        let raw = row.unwrap();
-        let mut vals = Vec::with_capacity(raw.len());
-        for (v, p) in raw.into_iter().zip(&plan.columns) {
-            let col = side(p);
-            vals.push(Value::from_mysql(v, &col.kind).map_err(|e| DbError::Query {
-                role: db.role(),
-                message: format!("column `{}`: {e}", col.name),
-            })?);
-        }
-        let key: Vec<Value> = plan.key_columns.iter().map(|i| vals[*i].clone()).collect();
-        out.insert(encode(&key), vals);
-    }
-    Ok(out)
 }

@@ -2,7 +2,7 @@
 //!
 //! A due key is read from the source and from the target (the target table by the routes)
 //! with the same by-key read as `cutover diff --recheck` ([`fetch_by_key`]) and compared
-//! with the same rule ([`differing_columns`], i.e. [`cutover_core::same`]). Both sides are
+//! with the same rule ([`Judge`], i.e. [`cutover_core::same`]). Both sides are
 //! read fresh, so the source's *current* row is the reference: a key changed again later is
 //! pending again anyway, and a row the binlog image would give differently from the source
 //! (a decoding error) cannot raise a false alarm.
@@ -23,12 +23,10 @@ use std::time::{Duration, Instant};
 
 use cutover_core::config::Routes;
 use cutover_core::schema::{describe, TableName};
-use cutover_core::value::{ColumnKind, CompareOptions, Value};
+use cutover_core::value::{CompareOptions, Value};
 use cutover_core::{Db, DbError};
-use cutover_diff::plan::{Mode, Plan};
-use cutover_diff::recheck::{differing_columns, encode, fetch_by_key, key_json};
-use cutover_diff::report::DiffKind;
-use cutover_diff::ColumnFilter;
+use cutover_rows::fetch::{count_images, fetch_by_key, image_filterable};
+use cutover_rows::{encode, ColumnFilter, DiffKind, Judge, Mode, Plan, Side};
 use serde_json::{Map, Value as Json};
 
 use crate::pending::{Expected, PendingSet};
@@ -410,11 +408,12 @@ impl Checker {
                         fetch_by_key(
                             &self.target,
                             &plan.plan,
-                            false,
+                            Side::Target,
                             std::slice::from_ref(&plan.target),
                             &wanted,
                         )
                         .await?
+                        .rows
                     };
                     let now = Instant::now();
                     for (key, expected) in &by_image {
@@ -426,7 +425,8 @@ impl Checker {
                                 let x: Option<Vec<Value>> =
                                     m.iter().map(|&i| row.get(i).cloned()).collect();
                                 x.is_some_and(|x| {
-                                    differing_columns(&plan.plan, &x, y, &self.opts.compare)
+                                    Judge::new(&plan.plan, &self.opts.compare)
+                                        .differing(&x, y)
                                         .is_empty()
                                 })
                             }),
@@ -474,18 +474,18 @@ impl Checker {
                     fetch_by_key(
                         &self.source,
                         &plan.plan,
-                        true,
+                        Side::Source,
                         std::slice::from_ref(&table),
                         &keys
                     ),
                     async {
                         if plan.target_missing {
-                            Ok(HashMap::new())
+                            Ok(Default::default())
                         } else {
                             fetch_by_key(
                                 &self.target,
                                 &plan.plan,
-                                false,
+                                Side::Target,
                                 std::slice::from_ref(&plan.target),
                                 &keys,
                             )
@@ -493,26 +493,16 @@ impl Checker {
                         }
                     }
                 );
-                let (s, t) = (s?, t?);
+                let (s, t) = (s?.rows, t?.rows);
                 let now = Instant::now();
                 for key in &keys {
                     self.stats.rows_checked += 1;
                     let id = encode(key);
                     let (a, b) = (s.get(&id), t.get(&id));
-                    let verdict = match (a, b) {
-                        (None, None) => None,
-                        (Some(x), Some(y))
-                            if differing_columns(&plan.plan, x, y, &self.opts.compare)
-                                .is_empty() =>
-                        {
-                            None
-                        }
-                        (Some(_), None) => Some(DiffKind::MissingInTarget),
-                        (None, Some(_)) => Some(DiffKind::ExtraInTarget),
-                        _ => Some(DiffKind::Mismatched),
-                    };
+                    let verdict = Judge::new(&plan.plan, &self.opts.compare)
+                        .verdict(a.map(Vec::as_slice), b.map(Vec::as_slice));
                     let shown = || Shown {
-                        key: key_json(&plan.plan, key),
+                        key: plan.plan.key_json(key),
                         source: row_json(&plan.plan, a),
                         target: row_json(&plan.plan, b),
                         counts: None,
@@ -634,12 +624,19 @@ impl Checker {
         }
         let images: Vec<&[Value]> = rows.iter().map(|(_, r)| r.as_slice()).collect();
         let (s, t) = tokio::join!(
-            count_images(&self.source, &plan.plan, true, table, &images),
+            count_images(&self.source, &plan.plan, Side::Source, table, &images),
             async {
                 if plan.target_missing {
                     Ok(HashMap::new())
                 } else {
-                    count_images(&self.target, &plan.plan, false, &plan.target, &images).await
+                    count_images(
+                        &self.target,
+                        &plan.plan,
+                        Side::Target,
+                        &plan.target,
+                        &images,
+                    )
+                    .await
                 }
             }
         );
@@ -807,108 +804,6 @@ fn image_map(plan: &Plan) -> Option<Vec<usize>> {
         .collect()
 }
 
-/// Whether a column of this kind can find a keyless row by an exact, symmetric predicate.
-fn image_filterable(kind: &ColumnKind) -> bool {
-    !matches!(
-        kind,
-        ColumnKind::Float
-            | ColumnKind::Double
-            | ColumnKind::Json
-            | ColumnKind::Bit { .. }
-            | ColumnKind::Other { .. }
-    )
-}
-
-/// The predicate that finds rows with this value in this column: it depends only on the
-/// canonical value, so a row equal on both sides matches on both (text compares byte-exact
-/// as utf8mb4 whatever the column's charset and collation; trailing spaces aside, which
-/// the count by canonical encoding then tells apart). `None`: this column does not narrow.
-fn image_predicate(name: &str, kind: &ColumnKind, v: &Value) -> Option<String> {
-    if !image_filterable(kind) {
-        return None;
-    }
-    Some(match v {
-        Value::Null => format!("{name} IS NULL"),
-        Value::Int(_) | Value::UInt(_) | Value::Decimal(_) => {
-            format!("{name} = {}", cutover_diff::fix::literal(v))
-        }
-        Value::Date(_) | Value::DateTime(_) | Value::Time(_) => {
-            format!("{name} = '{v}'")
-        }
-        Value::Text(_) if kind.is_text_like() => format!(
-            "CONVERT({name} USING utf8mb4) COLLATE utf8mb4_bin = {} COLLATE utf8mb4_bin",
-            cutover_diff::fix::literal(v)
-        ),
-        Value::Bytes(_) => format!("{name} = {}", cutover_diff::fix::literal(v)),
-        _ => return None,
-    })
-}
-
-/// Reads, on one side, the rows that match any of `images`, and counts them by canonical
-/// encoding (with one row of each, as read).
-async fn count_images(
-    db: &Db,
-    plan: &Plan,
-    source: bool,
-    table: &TableName,
-    images: &[&[Value]],
-) -> Result<HashMap<Vec<u8>, (u64, Vec<Value>)>, DbError> {
-    let col = |p: &cutover_diff::plan::ColumnPair| {
-        if source {
-            p.source.clone()
-        } else {
-            p.target.clone()
-        }
-    };
-    let names: Vec<String> = plan
-        .columns
-        .iter()
-        .map(|p| cutover_core::sql::quote_ident(&col(p).name))
-        .collect();
-    let mut any = Vec::new();
-    for img in images {
-        let parts: Vec<String> = plan
-            .columns
-            .iter()
-            .zip(img.iter())
-            .enumerate()
-            .filter_map(|(i, (p, v))| image_predicate(&names[i], &p.source.kind, v))
-            .collect();
-        if parts.is_empty() {
-            // Cannot narrow: every row is a candidate (the plan refuses such tables).
-            any.clear();
-            any.push("TRUE".to_string());
-            break;
-        }
-        any.push(format!("({})", parts.join(" AND ")));
-    }
-    let sql = format!(
-        "SELECT {} FROM {} WHERE {}",
-        names.join(", "),
-        table.quoted(),
-        any.join(" OR ")
-    );
-    let rows: Vec<mysql_async::Row> = db.query(&sql).await?;
-    let mut out: HashMap<Vec<u8>, (u64, Vec<Value>)> = HashMap::new();
-    for row in rows {
-        let raw = row.unwrap();
-        let mut vals = Vec::with_capacity(raw.len());
-        for (v, p) in raw.into_iter().zip(&plan.columns) {
-            let c = col(p);
-            vals.push(Value::from_mysql(v, &c.kind).map_err(|e| DbError::Query {
-                role: db.role(),
-                message: format!("column `{}`: {e}", c.name),
-            })?);
-        }
-        let entry = out.entry(encode(&vals)).or_insert((0, Vec::new()));
-        entry.0 += 1;
-        if entry.1.is_empty() {
-            entry.1 = vals;
-        }
-    }
-    Ok(out)
-}
-
 fn row_json(plan: &Plan, row: Option<&Vec<Value>>) -> Json {
     match row {
         None => Json::Null,
@@ -934,22 +829,5 @@ mod tests {
         );
         assert_eq!(dm_binlog_name("mysql-bin.000003"), "mysql-bin.000003");
         assert_eq!(dm_binlog_name(""), "");
-    }
-
-    #[test]
-    fn image_predicates_are_exact_and_skip_inexact_types() {
-        let text = ColumnKind::Text {
-            charset: "latin1".into(),
-        };
-        let p = image_predicate("`c`", &text, &Value::Text("A".into())).unwrap_or_default();
-        assert!(p.contains("COLLATE utf8mb4_bin"), "{p}");
-        assert_eq!(
-            image_predicate("`c`", &ColumnKind::Int { unsigned: false }, &Value::Null),
-            Some("`c` IS NULL".into())
-        );
-        assert_eq!(
-            image_predicate("`c`", &ColumnKind::Double, &Value::Double(1.5)),
-            None
-        );
     }
 }

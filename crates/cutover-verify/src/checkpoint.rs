@@ -369,7 +369,7 @@ mod tests {
             let text = serde_json::to_string(&parts).expect("serializes");
             let back: Vec<Part> = serde_json::from_str(&text).expect("parses");
             let values: Vec<Value> = back.iter().map(|p| p.to_value().expect("a value")).collect();
-            prop_assert_eq!(cutover_diff::recheck::encode(&values), cutover_diff::recheck::encode(&key));
+            prop_assert_eq!(cutover_rows::encode(&values), cutover_rows::encode(&key));
         }
 
         /// A damaged file is an error, never a panic.

@@ -17,9 +17,9 @@ use cutover_core::value::Value;
 use crate::position::BinlogPos;
 use crate::reader::RowChange;
 
-/// The identity of a key: its canonical encoding (the same as `cutover diff`'s recheck).
+/// The identity of a key: its canonical encoding (the one `cutover diff` matches rows by).
 pub fn key_id(key: &[Value]) -> Vec<u8> {
-    cutover_diff::recheck::encode(key)
+    cutover_rows::encode(key)
 }
 
 /// One pending key.

@@ -19,7 +19,7 @@ use cutover_core::schema::TableName;
 use cutover_core::{Db, Endpoint, Role, SessionOptions};
 use cutover_diff::fix::{FixSink, SpoolSink};
 use cutover_diff::report::DiffKind;
-use cutover_diff::{DiffOptions, TablePair};
+use cutover_diff::{Diff, DiffOptions, TablePair};
 use cutover_sandbox::{Sandbox, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -247,14 +247,13 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     .collect();
     let sink = SpoolSink::new().context("creating a spool file for the fix SQL")?;
     let bar = progress::DiffProgress::new(pairs.len());
-    let report = cutover_diff::run(
-        &src,
-        &tgt,
-        &pairs,
-        &DiffOptions::default(),
-        &bar,
-        Some(&sink as &dyn FixSink),
-    )
+    let opts = DiffOptions::default();
+    let report = Diff {
+        progress: &bar,
+        fix: Some(&sink as &dyn FixSink),
+        ..Diff::new(&src, &tgt, &opts)
+    }
+    .run(&pairs)
     .await;
     bar.finish();
     out!("{}", render::diff_human(&report));
@@ -307,7 +306,12 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     say(&format!("  applied {applied} statements to the target"));
     say("\n$ cutover diff --source … --target … --tables 'shop.*'   # again\n");
     let bar = progress::DiffProgress::new(pairs.len());
-    let after = cutover_diff::run(&src, &tgt, &pairs, &DiffOptions::default(), &bar, None).await;
+    let after = Diff {
+        progress: &bar,
+        ..Diff::new(&src, &tgt, &opts)
+    }
+    .run(&pairs)
+    .await;
     bar.finish();
     out!("{}", render::diff_human(&after));
     if after.interrupted {

@@ -11,7 +11,7 @@ use cutover_diff::checkpoint::{Checkpoint, Fingerprint};
 use cutover_diff::fix::{self, FixSink, SpoolSink};
 use cutover_diff::recheck::Recheck;
 use cutover_diff::report::Snapshots;
-use cutover_diff::{ColumnFilter, DiffOptions, Selection};
+use cutover_diff::{ColumnFilter, Diff, DiffOptions, Selection};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DiffArgs, Format};
@@ -207,15 +207,13 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     } else {
         sink.as_ref().map(|s| s as &dyn FixSink)
     };
-    let mut report = cutover_diff::run_with(
-        &source,
-        &target,
-        &pairs,
-        &opts,
-        &bar,
-        fix_during_pass,
-        checkpoint.as_ref(),
-    )
+    let mut report = Diff {
+        progress: &bar,
+        fix: fix_during_pass,
+        checkpoint: checkpoint.as_ref(),
+        ..Diff::new(&source, &target, &opts)
+    }
+    .run(&pairs)
     .await;
     bar.finish();
     report.snapshots = Some(snapshots);

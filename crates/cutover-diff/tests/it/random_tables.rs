@@ -10,7 +10,7 @@ use cutover_core::Role;
 use super::{db, exec};
 use cutover_diff::fix::SpoolSink;
 use cutover_diff::plan::RowHash;
-use cutover_diff::{diff_table, DiffOptions, NoProgress};
+use cutover_diff::{Diff, DiffOptions};
 use cutover_sandbox::{Sandbox, Settings};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -243,15 +243,11 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
             ..DiffOptions::default()
         };
         let sink = SpoolSink::new().unwrap();
-        let report = diff_table(
-            &s,
-            &t,
-            std::slice::from_ref(&table),
-            &table,
-            &opts,
-            &NoProgress,
-            Some(&sink),
-        )
+        let report = Diff {
+            fix: Some(&sink),
+            ..Diff::new(&s, &t, &opts)
+        }
+        .table(std::slice::from_ref(&table), &table)
         .await;
         assert!(report.error.is_none(), "{c:?}: {:?}", report.error);
         let got: BTreeSet<(String, String)> = report
@@ -293,16 +289,9 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
             row_hash: Some(other_hash),
             ..opts.clone()
         };
-        let report2 = diff_table(
-            &s,
-            &t,
-            std::slice::from_ref(&table),
-            &table,
-            &ordered,
-            &NoProgress,
-            None,
-        )
-        .await;
+        let report2 = Diff::new(&s, &t, &ordered)
+            .table(std::slice::from_ref(&table), &table)
+            .await;
         let mut a: Vec<String> = report
             .diffs
             .iter()
@@ -326,16 +315,9 @@ async fn reported_differences_are_exactly_the_changes_and_the_fix_converges() {
         })
         .unwrap();
         exec(tp, &script).await;
-        let again = diff_table(
-            &s,
-            &t,
-            std::slice::from_ref(&table),
-            &table,
-            &opts,
-            &NoProgress,
-            None,
-        )
-        .await;
+        let again = Diff::new(&s, &t, &opts)
+            .table(std::slice::from_ref(&table), &table)
+            .await;
         assert_eq!(
             again.differences(),
             0,
@@ -381,17 +363,7 @@ async fn text_key_ranges_are_exact_when_the_collations_order_keys_differently() 
         row_threshold: 2,
         ..DiffOptions::default()
     };
-    let run = || {
-        diff_table(
-            &s,
-            &t,
-            std::slice::from_ref(&table),
-            &table,
-            &opts,
-            &NoProgress,
-            None,
-        )
-    };
+    let run = || Diff::new(&s, &t, &opts).table(std::slice::from_ref(&table), &table);
     let equal = run().await;
     assert!(equal.error.is_none(), "{:?}", equal.error);
     assert_eq!(

@@ -106,8 +106,7 @@ use cutover_core::schema::{Column, Table};
 use cutover_core::sql::quote_ident;
 use cutover_core::value::ColumnKind;
 
-use crate::report::SchemaDiff;
-use crate::schema_diff::{self, ColumnFilter};
+use crate::filter::ColumnFilter;
 
 /// A column compared on both sides (names may differ in case).
 #[derive(Clone, Debug)]
@@ -135,8 +134,6 @@ pub struct Plan {
     pub mode: Mode,
     /// Common columns, in source order.
     pub columns: Vec<ColumnPair>,
-    /// Definition differences, reported as such.
-    pub schema: Vec<SchemaDiff>,
     /// How row hashes are computed; both sides must use the same.
     pub hash: RowHash,
     /// Per side (source, target): whether `crc32_reversed` may build the row string once and
@@ -225,7 +222,6 @@ pub enum PlanError {
 
 impl Plan {
     pub fn new(source: Table, target: Table, filter: &ColumnFilter) -> Result<Plan, PlanError> {
-        let schema = schema_diff::compare(&source, &target, filter);
         let table = source.name.to_string();
         let columns: Vec<ColumnPair> = source
             .columns
@@ -251,7 +247,6 @@ impl Plan {
                 key_columns,
                 mode: Mode::Multiset,
                 columns,
-                schema,
                 hash: RowHash::Crc32Reversed,
                 row_variable: (false, false),
             });
@@ -282,7 +277,6 @@ impl Plan {
                 Mode::HashBuckets
             },
             columns,
-            schema,
             hash: RowHash::Crc32Reversed,
             row_variable: (false, false),
         })
@@ -433,7 +427,8 @@ pub enum Mode {
     /// Any other key (strings, several columns): buckets by a hash of the key's exact
     /// value, so the collations of the two sides cannot make them disagree on which rows a
     /// piece holds. Each pass is one linear scan per side. (A single CHAR/VARCHAR key in the
-    /// same character set on both sides is paged by ranges instead: `Ctx::text_range_diff`.)
+    /// same character set on both sides is paged by ranges instead: cutover-diff's
+    /// `engine/text_ranges.rs`.)
     HashBuckets,
     /// No usable key: rows are compared as a multiset (row → count), bucketed by a hash of
     /// the whole row.
