@@ -49,7 +49,8 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     if let Some(d) = &args.out {
         crate::out::writable_dir(d, "--out")?;
     }
-    let (tables, skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    let (tables, mut skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    skip.extend(crate::endpoints::patterns(&args.exclude, "--exclude")?);
     let databases: Vec<String> = args
         .databases
         .iter()
@@ -302,34 +303,30 @@ fn add_workload(
 }
 
 fn output(args: &CheckArgs, report: Report) -> Result<u8> {
-    let text = match args.format {
-        Format::Human => human(&report),
-        Format::Json => {
-            let mut j = serde_json::to_string_pretty(&report).context("rendering the report")?;
-            j.push('\n');
-            j
-        }
-    };
+    let code = report.exit_code();
     // A closed pipe (`| head`) is the reader's choice, not an error of the check.
-    crate::out::text(&text).map_err(|e| anyhow!("writing the report: {e}"))?;
+    let printed = match args.format {
+        Format::Human => {
+            let text = crate::out::provenance(code).text() + &human(&report);
+            crate::out::text(&text)
+        }
+        Format::Json => crate::out::json(code, crate::out::body(&report)),
+    };
+    printed.map_err(|e| anyhow!("writing the report: {e}"))?;
     if let Some(dir) = &args.out {
         // A report that cannot be written is said, but the verdict stands.
-        match cutover_check::report_doc::write_out_dir(dir, &report) {
-            Ok(written) => errln!(
-                "reports written: {}",
-                written
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        crate::out::write_reports_or_warn(
+            dir,
+            &crate::out::report_files(
+                "check",
+                code,
+                crate::out::body(&report),
+                Some(cutover_check::report_doc::document(&report)),
+                false,
             ),
-            Err(e) => errln!(
-                "cutover: warning: the reports could not be written to {}: {e}",
-                dir.display()
-            ),
-        }
+        );
     }
-    Ok(report.exit_code())
+    Ok(code)
 }
 
 /// A connection refused in the protocol itself most likely reached something that is not a
