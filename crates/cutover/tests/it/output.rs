@@ -30,7 +30,7 @@ fn validator() -> &'static jsonschema::Validator {
 fn assert_document(v: &Value, command: &str, code: i32) {
     let errors: Vec<String> = validator()
         .iter_errors(v)
-        .map(|e| format!("{} at {}", e, e.instance_path))
+        .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
     assert!(errors.is_empty(), "{command}: {errors:#?}\n{v:#}");
     assert_eq!(v["command"], command, "{v:#}");
@@ -147,7 +147,9 @@ async fn comparisons_speak_one_envelope_without_secrets() {
     // The same equal table: `same`, exit 0; the human form opens with the provenance.
     exec(Side::Target, "UPDATE outj.t SET v = 'b' WHERE id = 2").await;
     json_run(|| diff_command("outj.*", &[]), "diff", 0);
-    let r = run(&mut diff_command("outj.*", &["--format", "human"]));
+    let r = run(cutover()
+        .args(["diff", "--source", &dsn(Side::Source)])
+        .args(["--target", &dsn(Side::Target), "--tables", "outj.*"]));
     assert!(r.stdout.starts_with("cutover diff "), "{}", r.stdout);
 
     // check, on the source only.
@@ -367,7 +369,7 @@ manual = true
     )
     .unwrap();
     let journal = dir.path().join("journal");
-    let mut drill = cutover()
+    let drill = cutover()
         .args(["drill", "run", "--format", "json"])
         .arg(&rb)
         .arg("--journal")
@@ -525,4 +527,37 @@ fn sandbox_up_and_down_speak_one_envelope() {
         .arg(&sb));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_document(&r.json(), "sandbox down", 0);
+}
+
+#[test]
+fn the_schema_refuses_a_missing_field_a_password_and_seconds() {
+    let good = serde_json::json!({
+        "version": "0.1.0", "command": "diff",
+        "started_at": "2026-01-02T03:04:05.000Z", "finished_at": "2026-01-02T03:04:06.000Z",
+        "verdict": "same", "exit_code": 0,
+        "argv": ["cutover", "diff", "--source", "mysql://app:***@h:3306"],
+        "tables": [{"source": "a.t", "target": "a.t", "status": "equal", "diffs": [],
+                    "elapsed_ms": 3}],
+        "summary": {"elapsed_ms": 3},
+    });
+    assert!(validator().is_valid(&good));
+    let mut bad = Vec::new();
+    let mut v = good.clone();
+    v.as_object_mut().unwrap().remove("started_at");
+    bad.push(v);
+    let mut v = good.clone();
+    v["argv"][3] = "mysql://app:s3cret@h:3306".into();
+    bad.push(v);
+    let mut v = good.clone();
+    v["summary"]["elapsed_s"] = 1.5.into();
+    bad.push(v);
+    let mut v = good.clone();
+    v["verdict"] = "differences".into();
+    bad.push(v);
+    let mut v = good.clone();
+    v["tables"][0]["target"] = 7.into();
+    bad.push(v);
+    for v in bad {
+        assert!(!validator().is_valid(&v), "{v:#}");
+    }
 }
