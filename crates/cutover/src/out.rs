@@ -542,7 +542,7 @@ mod tests {
             "--target=mysql://root:hunter2@tidb:4000",
             "--password",
             "pw1",
-            "--api-token=tok",
+            "--api-token=tk-123",
             "--source-password-file",
             "/run/pw",
             "--replica",
@@ -553,7 +553,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         let r = redact_argv(&argv).join(" ");
-        for secret in ["s3cret", "hunter2", "pw1", "tok", "rpw"] {
+        for secret in ["s3cret", "hunter2", "pw1", "tk-123", "rpw"] {
             assert!(!r.contains(secret), "{secret} in {r}");
         }
         assert!(r.contains("mysql://app:***@db:3306/shop"), "{r}");
