@@ -109,6 +109,12 @@ fn replay(workload: &Path, extra: &[&str]) -> Run {
             &["--speed", "max"][..]
         })
         .args(["--format", "json"])
+        // A replay that writes asks first; these servers are the test's own.
+        .args(if extra.contains(&"--read-only") {
+            &[][..]
+        } else {
+            &["--yes"][..]
+        })
         .args(extra))
 }
 
@@ -768,6 +774,7 @@ async fn read_write_sessions_contending_for_rows_replay_without_a_cross_server_w
             "max".into(),
             "--format".into(),
             "json".into(),
+            "--yes".into(),
         ];
         let r = replay_within(args, Duration::from_secs(40)).await;
         assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
