@@ -155,7 +155,7 @@ def measure_capture(name, cutover, pcap, empty, port, work):
     for what, src in (("empty", empty), ("run", pcap)):
         cg, out = work / f"capture-{name}-{what}.cg", work / f"capture-{name}-{what}.cwl"
         sh(callgrind(cg, [cutover, "capture", "--from", "pcap", "--input", str(src), "--port", str(port),
-                          "--out", str(out), "--format", "json"]), capture_output=True)
+                          "--output", str(out), "--format", "json"]), capture_output=True)
         total[what] = instructions(cg)
     out = work / f"capture-{name}-run.cwl"
     n = statements(cutover, out)
@@ -173,7 +173,7 @@ def proxy_run(name, cutover, upstream, events, work):
     listen = free_port()
     cg, rec = work / f"proxy-{name}-{events}.cg", work / f"proxy-{name}-{events}.cwl"
     p = subprocess.Popen(callgrind(cg, [cutover, "proxy", "--listen", f"127.0.0.1:{listen}", "--upstream",
-                                        f"127.0.0.1:{upstream}", "--record", str(rec), "--format", "json"]),
+                                        f"127.0.0.1:{upstream}", "--output", str(rec), "--format", "json"]),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -96,7 +96,7 @@ def essentials(r):
 
 def capture(cutover, pcap, port, out):
     t0 = time.monotonic()
-    res = sh([cutover, "capture", "--from", "pcap", "--input", pcap, "--port", str(port), "--out", out,
+    res = sh([cutover, "capture", "--from", "pcap", "--input", pcap, "--port", str(port), "--output", out,
               "--format", "json"], capture_output=True)
     return json.loads(res.stdout), time.monotonic() - t0
 
@@ -164,7 +164,7 @@ def main():
             if "listening on" in line:
                 break
         proxy = subprocess.Popen([cutover, "proxy", "--listen", f"127.0.0.1:{listen}", "--upstream",
-                                  f"127.0.0.1:{src}", "--record", str(proxied), "--format", "json"],
+                                  f"127.0.0.1:{src}", "--output", str(proxied), "--format", "json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while subprocess.run(["mariadb", "-h127.0.0.1", f"-P{listen}", "-uroot", "--skip-ssl", "-e", "SELECT 1"],

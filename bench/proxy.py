@@ -141,7 +141,7 @@ def main():
                     port = free_port()
                     record = sandbox / f"proxy-{rnd}.cwl"
                     p = subprocess.Popen([str(CUTOVER), "proxy", "--listen", f"127.0.0.1:{port}",
-                                          "--upstream", f"127.0.0.1:{src}", "--record", str(record),
+                                          "--upstream", f"127.0.0.1:{src}", "--output", str(record),
                                           "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                          text=True)
                     wait_port(port)

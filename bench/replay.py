@@ -90,7 +90,7 @@ def capture_run(src, sandbox, name, test, threads, seconds, rate=0):
         f"--time={seconds}", f"--rate={rate}", "--db-ps-mode=disable", "run"], stdout=subprocess.DEVNULL)
     mariadb(src, "SET GLOBAL slow_query_log = OFF; SET GLOBAL long_query_time = 10", db="mysql")
     work = sandbox / f"{name}.cwl"
-    sh([str(CUTOVER), "capture", "--from", "slow-log", "--input", str(log), "--out", str(work)],
+    sh([str(CUTOVER), "capture", "--from", "slow-log", "--input", str(log), "--output", str(work)],
        stdout=subprocess.DEVNULL)
     return log, work
 
@@ -191,8 +191,8 @@ def main():
                               capture_output=True).stdout)
         statements = stats["commands"].get("query", 0)
         result["workload"] = {"statements": statements, "sessions": stats["sessions"],
-                              "captured_qps": round(statements / max(stats["span_s"], 1e-9))}
-        print(f"workload: {statements} statements in {stats['sessions']} sessions over {stats['span_s']:.1f} s",
+                              "captured_qps": round(statements / max(stats["span_ms"] / 1000, 1e-9))}
+        print(f"workload: {statements} statements in {stats['sessions']} sessions over {stats['span_ms'] / 1000:.1f} s",
               flush=True)
 
         truth = [s for stmts in sessions_of(work).values() for s in stmts if touches(s, DIFFERING_IDS)]
@@ -268,16 +268,16 @@ def main():
         # servers of this machine can keep pace at all) replayed at its own speed, read-only
         # (its reads), then read-write (writes too; given at most 120 s).
         _, rw = capture_run(src, sandbox, "rw", "oltp_read_write", 4, args.seconds, rate=args.rw_rate)
-        for key, extra in (("speed_1", ["--read-only"]), ("speed_1_read_write", [])):
+        for key, extra in (("speed_1", ["--read-only"]), ("speed_1_read_write", ["--yes"])):
             try:
                 p = subprocess.run([str(CUTOVER), "replay", str(rw), "--target", dsn(tgt), "--baseline", dsn(src),
                                     "--speed", "1", "--format", "json", *extra], capture_output=True, text=True,
                                    timeout=120)
                 rep = json.loads(p.stdout)
-                result[key] = {"lag": rep["lag"], "elapsed_s": rep["elapsed_s"], "workload_s": rep["workload_s"],
+                result[key] = {"lag": rep["lag"], "elapsed_s": rep["elapsed_ms"] / 1000, "workload_s": rep["workload_ms"] / 1000,
                                "statements": rep["replayed"], "statements_with_diffs": rep["statements_with_diffs"],
                                "session_errors": len(rep["session_errors"])}
-                print(f"{key}: {rep['replayed']} statements, {rep['elapsed_s']:.1f} s for {rep['workload_s']:.1f} s,"
+                print(f"{key}: {rep['replayed']} statements, {rep['elapsed_ms'] / 1000:.1f} s for {rep['workload_ms'] / 1000:.1f} s,"
                       f" lag p50 {rep['lag']['p50_ms']:.1f} ms, p99 {rep['lag']['p99_ms']:.1f} ms", flush=True)
             except subprocess.TimeoutExpired:
                 result[key] = {"finished": False, "timeout_s": 120}

@@ -193,7 +193,7 @@ def main():
             "rows_checked_per_s": round(checked_s),
             "rows_verified_per_s": round(verified_s), "max_pending": max_pending,
             "drain_s": round(drain_s, 1), "max_source_lag_s": max_source_lag,
-            "lag_ms": summary.get("lag_ms"), "peak_rss_mib": round(rss / 1024, 1),
+            "lag_ms": summary.get("lag"), "peak_rss_mib": round(rss / 1024, 1),
             "confirmed_mismatches": len(summary["mismatches"]), "events": summary["events"],
             "kept_up": kept_up, "samples": samples,
         }
@@ -203,9 +203,9 @@ def main():
         print(f"rows checked/s:               {checked_s:10.0f}")
         print(f"rows verified/s (seen equal): {verified_s:10.0f}   ratio to rows to verify: {verified_s / max(to_verify_s, 1):.2f}")
         print(f"pending: max {max_pending:.0f} during the run, drained {drain_s:.1f}s after the replica caught up")
-        lag = summary.get("lag_ms") or {}
-        print(f"verification lag (read -> seen equal): p50 {lag.get('p50')} ms, p99 {lag.get('p99')} ms, "
-              f"max {lag.get('max')} ms over {lag.get('count')} rows")
+        lag = summary.get("lag") or {}
+        print(f"verification lag (read -> seen equal): p50 {lag.get('p50_ms')} ms, p99 {lag.get('p99_ms')} ms, "
+              f"max {lag.get('max_ms')} ms over {lag.get('count')} rows")
         print(f"source lag (commit -> read): max {max_source_lag:.0f} s (1 s resolution)")
         print(f"peak RSS of cutover verify: {rss / 1024:.1f} MiB")
         print(f"confirmed mismatches: {len(summary['mismatches'])} (expected 0)")

@@ -41,6 +41,22 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// The statement that limits each query of a session to `limit` on the server
+    /// (`max_statement_time` on MariaDB, `MAX_EXECUTION_TIME` on MySQL and TiDB).
+    pub fn query_timeout_sql(self, limit: Duration) -> String {
+        match self {
+            Flavor::MariaDb => format!(
+                "SET SESSION max_statement_time = {:.3}",
+                limit.as_secs_f64()
+            ),
+            Flavor::MySql | Flavor::TiDb => {
+                format!("SET SESSION MAX_EXECUTION_TIME = {}", limit.as_millis())
+            }
+        }
+    }
+}
+
+impl Flavor {
     pub fn from_version(version: &str) -> Flavor {
         let v = version.to_ascii_lowercase();
         if v.contains("tidb") {
@@ -234,15 +250,7 @@ impl Db {
             init.push("SET SESSION TRANSACTION READ ONLY".to_string());
         }
         if let Some(limit) = options.query_timeout {
-            init.push(match flavor {
-                Flavor::MariaDb => format!(
-                    "SET SESSION max_statement_time = {:.3}",
-                    limit.as_secs_f64()
-                ),
-                Flavor::MySql | Flavor::TiDb => {
-                    format!("SET SESSION MAX_EXECUTION_TIME = {}", limit.as_millis())
-                }
-            });
+            init.push(flavor.query_timeout_sql(limit));
         }
         let constraints = PoolConstraints::new(0, options.max_connections.max(1))
             .ok_or_else(|| connect_err("bad pool size".to_string()))?;

@@ -201,7 +201,7 @@ impl Diff<'_> {
             interrupted: false,
             snapshots: None,
             throttle: None,
-        groups: Vec::new(),
+            groups: Vec::new(),
         };
         let cancel = source.cancel_token().clone();
         for pair in pairs {

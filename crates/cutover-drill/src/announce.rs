@@ -71,6 +71,12 @@ impl Announcer {
                             let _ = writeln!(out, "{text}");
                             let _ = out.flush();
                         }
+                        Announce::Stderr => {
+                            use std::io::Write as _;
+                            let mut err = std::io::stderr().lock();
+                            let _ = writeln!(err, "{text}");
+                            let _ = err.flush();
+                        }
                         Announce::Webhook(url) => {
                             let attempts = if healthy { backoff.attempts.max(1) } else { 1 };
                             match post_with_retries(url, &text, attempts, backoff).await {

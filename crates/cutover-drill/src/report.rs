@@ -858,20 +858,3 @@ fn columns(rows: &[Vec<String>]) -> String {
     }
     o
 }
-
-/// Writes drill.md, drill.html and drill.json to `dir`; returns the paths.
-pub fn write_out_dir(dir: &Path, report: &Report) -> std::io::Result<Vec<std::path::PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let doc = report.document();
-    let mut written = Vec::new();
-    for (name, body) in [
-        ("drill.json", report.json()),
-        ("drill.md", doc.markdown()),
-        ("drill.html", doc.html()),
-    ] {
-        let p = dir.join(name);
-        std::fs::write(&p, body)?;
-        written.push(p);
-    }
-    Ok(written)
-}

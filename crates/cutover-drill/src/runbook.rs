@@ -51,6 +51,9 @@ pub struct RunbookError {
 pub enum Announce {
     /// One line per announcement on standard output.
     Stdout,
+    /// One line per announcement on standard error: where a run whose standard output is
+    /// JSON (`--format json`) sends what the runbook asked for on standard output.
+    Stderr,
     /// A Slack-compatible incoming webhook: `POST {"text": ...}`.
     Webhook(String),
 }
@@ -61,6 +64,7 @@ impl Announce {
     pub fn label(&self) -> String {
         match self {
             Announce::Stdout => "stdout".into(),
+            Announce::Stderr => "stderr".into(),
             Announce::Webhook(url) => {
                 let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
                 let host = rest.split(['/', '?', '#']).next().unwrap_or("");

@@ -2,9 +2,6 @@
 //! table, the JSON form, and the shared document (`--out DIR`: `probe.json`, `probe.md`,
 //! `probe.html`).
 
-use std::io::{self, Write as _};
-use std::path::{Path, PathBuf};
-
 use cutover_report::{Badge, Block, Cell, Document, Section, Table, Tone};
 use serde::Serialize;
 
@@ -267,34 +264,4 @@ fn render_columns(rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// Writes `probe.json`, `probe.md` and `probe.html` to `dir` (each replaced atomically).
-pub fn write_out_dir(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
-    let mut json = serde_json::to_string_pretty(r).map_err(io::Error::other)?;
-    json.push('\n');
-    let doc = r.document();
-    let mut written = Vec::new();
-    for (name, body) in [
-        ("probe.json", json),
-        ("probe.md", doc.markdown()),
-        ("probe.html", doc.html()),
-    ] {
-        let path = dir.join(name);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cutover-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        tmp.as_file_mut().write_all(body.as_bytes())?;
-        tmp.persist(&path).map_err(|e| {
-            io::Error::new(
-                e.error.kind(),
-                format!("writing {}: {}", path.display(), e.error),
-            )
-        })?;
-        written.push(path);
-    }
-    Ok(written)
 }

@@ -1615,9 +1615,7 @@ async fn reuse(
             }
             None => c.change_user(Default::default()).await.ok()?,
         }
-        if read_only {
-            guard(db, &mut c).await.ok()?;
-        }
+        guard(db, &mut c, read_only).await.ok()?;
         Some(())
     };
     match ready.await {
@@ -1648,15 +1646,24 @@ fn connect_reason(message: &str) -> Reason {
 /// The `READ ONLY` guard on a session (`--read-only`): a second line of defence after the
 /// classifier, applied at connect and again after every reset and change of user (both
 /// drop it).
-async fn guard(db: &Db, c: &mut mysql_async::Conn) -> Result<(), NotRun> {
-    c.query_drop("SET SESSION TRANSACTION READ ONLY")
-        .await
-        .map_err(|e| {
+async fn guard(db: &Db, c: &mut mysql_async::Conn, read_only: bool) -> Result<(), NotRun> {
+    let mut setup = Vec::new();
+    if read_only {
+        setup.push("SET SESSION TRANSACTION READ ONLY".to_string());
+    }
+    // `--query-timeout`: the Db's own session set-up is not on these connections.
+    if let Some(limit) = db.options().query_timeout {
+        setup.push(db.flavor().query_timeout_sql(limit));
+    }
+    for sql in setup {
+        c.query_drop(sql).await.map_err(|e| {
             NotRun::new(
                 Reason::DriverError,
                 format!("{} session set-up: {e}", db.role()),
             )
-        })
+        })?;
+    }
+    Ok(())
 }
 
 /// Opens a side's connection when the session first needs it.
@@ -1668,9 +1675,7 @@ async fn open(db: &Db, s: &mut Session, read_only: bool) -> Result<(), NotRun> {
         let m = e.to_string();
         NotRun::new(connect_reason(&m), m)
     })?;
-    if read_only {
-        guard(db, &mut c).await?;
-    }
+    guard(db, &mut c, read_only).await?;
     if let Some(d) = &s.db {
         // A database missing on one side is an answer to compare, not a set-up failure:
         // the statements that follow will say so.
@@ -1777,9 +1782,7 @@ async fn reset(ctx: &Ctx, db: &Db, s: &mut Session) -> Result<(), NotRun> {
         c.reset().await.map_err(|e| {
             NotRun::new(Reason::DriverError, format!("reset of the connection: {e}"))
         })?;
-        if ctx.read_only {
-            guard(db, c).await?;
-        }
+        guard(db, c, ctx.read_only).await?;
     }
     s.stmts.clear();
     s.ids.clear();

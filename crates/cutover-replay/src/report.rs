@@ -223,7 +223,9 @@ pub struct ClassReport {
     pub fingerprint: String,
     /// Statements of this class compared (answered by every side).
     pub count: u64,
-    /// Of them, answered differently (not counting nondeterministic ones).
+    /// Of them, answered differently (not counting nondeterministic ones). `differences` in
+    /// JSON: `diffs` is a list of rows everywhere else (diff).
+    #[serde(rename = "differences")]
     pub diffs: u64,
     /// Differences by kind (a statement can differ in several ways).
     pub kinds: BTreeMap<&'static str, u64>,

@@ -13,7 +13,10 @@
 
 mod html;
 mod markdown;
+pub mod provenance;
 mod text;
+
+pub use provenance::Provenance;
 
 /// How a verdict, a badge or a cell should strike the reader.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! report: the verdict, what was read and checked, the confirmed mismatches with both rows
 //! side by side, then what was not checked.
 
-use cutover_rows::DiffKind;
 use cutover_report::{Badge, Block, Cell, Compare, CompareRow, Document, Section, Table, Tone};
+use cutover_rows::DiffKind;
 use serde_json::Value as J;
 
 use crate::Summary;

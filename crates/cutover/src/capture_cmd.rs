@@ -33,7 +33,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             LogKind::Pcap => return pcap(args),
         };
     let header = Header::new(source, Some(args.input.display().to_string()));
-    let mut out = Writer::create(&args.out, &header)?;
+    let mut out = Writer::create(&args.output, &header)?;
     let mut stats = Stats::default();
     let mut errors = 0u64;
     let input_name = args.input.display().to_string();
@@ -47,9 +47,9 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             Err(e) => {
                 if args.strict {
                     // The unfinished file is removed by the writer; an older workload of
-                    // that name goes too, so --out never holds one this run did not make.
+                    // that name goes too, so --output never holds one this run did not make.
                     drop(out);
-                    let _ = std::fs::remove_file(&args.out);
+                    let _ = std::fs::remove_file(&args.output);
                     return Err(anyhow!("{input_name}:{}: {}", e.line, e.message));
                 }
                 errors += 1;
@@ -74,18 +74,19 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
     let s = stats.finish(0);
     let text = match args.format {
         Format::Json => {
-            serde_json::to_string_pretty(&json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "workload": args.out.display().to_string(),
-                "source": source,
-                "records": s.records,
-                "sessions": s.sessions,
-                "statements": s.commands.get("query").copied().unwrap_or(0),
-                "skipped_entries": errors,
-                "span_s": s.span_s(),
-            }))
-            .unwrap_or_default()
-                + "\n"
+            let _ = crate::out::json(
+                0,
+                json!({
+                    "workload": args.output.display().to_string(),
+                    "source": source,
+                    "records": s.records,
+                    "sessions": s.sessions,
+                    "statements": s.commands.get("query").copied().unwrap_or(0),
+                    "skipped_entries": errors,
+                    "span_s": s.span_s(),
+                }),
+            );
+            return Ok(0);
         }
         Format::Human => format!(
             "capture: {} records ({} statements) in {} sessions over {:.1} s written to {}; {} unreadable entries skipped\n",
@@ -93,7 +94,7 @@ pub fn run(args: CaptureArgs) -> Result<u8> {
             s.commands.get("query").copied().unwrap_or(0),
             s.sessions,
             s.span_s(),
-            args.out.display(),
+            args.output.display(),
             errors
         ),
     };
@@ -133,7 +134,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     let (input, shown) = open_input(&args)?;
     let input_name = args.input.display().to_string();
     let header = Header::new("pcap", Some(input_name.clone()));
-    let mut out = Writer::create(&args.out, &header)?;
+    let mut out = Writer::create(&args.output, &header)?;
     let mut stats = Stats::default();
     let opts = PcapOptions {
         ports: args.port.clone(),
@@ -149,7 +150,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
         Ok(s) => s,
         Err(e) => {
             drop(out);
-            let _ = std::fs::remove_file(&args.out);
+            let _ = std::fs::remove_file(&args.output);
             return Err(match e {
                 PcapFailure::Input(m) => anyhow!("{input_name}: {m}"),
                 PcapFailure::Sink(e) => e.into(),
@@ -159,7 +160,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     shown.finish();
     if args.strict && (summary.gaps > 0 || summary.file_problem.is_some()) {
         drop(out);
-        let _ = std::fs::remove_file(&args.out);
+        let _ = std::fs::remove_file(&args.output);
         return Err(anyhow!(
             "{input_name}: {} gaps ({} bytes lost){} (--strict)",
             summary.gaps,
@@ -215,8 +216,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
     let text = match args.format {
         Format::Json => {
             let mut v = json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "workload": args.out.display().to_string(),
+                "workload": args.output.display().to_string(),
                 "source": "pcap",
                 "records": s.records,
                 "sessions": s.sessions,
@@ -228,7 +228,8 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
             {
                 o.extend(p);
             }
-            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+            let _ = crate::out::json(0, v);
+            return Ok(0);
         }
         Format::Human => format!(
             "capture: {} records ({} statements) in {} sessions over {:.1} s written to {}\n\
@@ -239,7 +240,7 @@ fn pcap(args: CaptureArgs) -> Result<u8> {
             statements,
             s.sessions,
             s.span_s(),
-            args.out.display(),
+            args.output.display(),
             summary.packets,
             summary.connections,
             summary.servers,

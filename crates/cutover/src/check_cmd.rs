@@ -51,7 +51,8 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     }
     let mut accept = parse_accepts(&cfg.accept.check, "[accept] check").map_err(|e| anyhow!(e))?;
     accept.extend(parse_accepts(&args.accept, "--accept").map_err(|e| anyhow!(e))?);
-    let (tables, skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    let (tables, mut skip) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    skip.extend(crate::endpoints::patterns(&args.exclude, "--exclude")?);
     let databases: Vec<String> = args
         .databases
         .iter()
@@ -313,34 +314,30 @@ fn add_workload(
 
 fn output(args: &CheckArgs, mut report: Report, accept: &[Accept]) -> Result<u8> {
     report.accept(accept);
-    let text = match args.format {
-        Format::Human => human(&report),
-        Format::Json => {
-            let mut j = serde_json::to_string_pretty(&report).context("rendering the report")?;
-            j.push('\n');
-            j
-        }
-    };
+    let code = report.exit_code();
     // A closed pipe (`| head`) is the reader's choice, not an error of the check.
-    crate::out::text(&text).map_err(|e| anyhow!("writing the report: {e}"))?;
+    let printed = match args.format {
+        Format::Human => {
+            let text = crate::out::provenance(code).text() + &human(&report);
+            crate::out::text(&text)
+        }
+        Format::Json => crate::out::json(code, crate::out::body(&report)),
+    };
+    printed.map_err(|e| anyhow!("writing the report: {e}"))?;
     if let Some(dir) = &args.out {
         // A report that cannot be written is said, but the verdict stands.
-        match cutover_check::report_doc::write_out_dir(dir, &report) {
-            Ok(written) => errln!(
-                "reports written: {}",
-                written
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        crate::out::write_reports_or_warn(
+            dir,
+            &crate::out::report_files(
+                "check",
+                code,
+                crate::out::body(&report),
+                Some(cutover_check::report_doc::document(&report)),
+                false,
             ),
-            Err(e) => errln!(
-                "cutover: warning: the reports could not be written to {}: {e}",
-                dir.display()
-            ),
-        }
+        );
     }
-    Ok(report.exit_code())
+    Ok(code)
 }
 
 /// A connection refused in the protocol itself most likely reached something that is not a

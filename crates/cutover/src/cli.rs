@@ -102,9 +102,10 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: String,
     /// The workload file to write (finished on SIGINT/SIGTERM). Further parts, after a
-    /// rotation, are named `NAME.part2.EXT`, `NAME.part3.EXT`, …
-    #[arg(long, value_name = "WORKLOAD")]
-    pub record: PathBuf,
+    /// rotation, are named `NAME.part2.EXT`, `NAME.part3.EXT`, … (`--record` is an older
+    /// spelling.)
+    #[arg(long, alias = "record", value_name = "WORKLOAD")]
+    pub output: PathBuf,
     /// Begin a new workload part when the current one reaches this size on disk (MiB).
     #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub rotate_mib: u64,
@@ -173,9 +174,9 @@ pub struct CaptureArgs {
         default_value = "3306"
     )]
     pub port: Vec<u16>,
-    /// The workload file to write.
-    #[arg(long, value_name = "WORKLOAD")]
-    pub out: PathBuf,
+    /// The workload file to write. (`--out` is an older spelling.)
+    #[arg(long, alias = "out", value_name = "WORKLOAD")]
+    pub output: PathBuf,
     /// Stop at the first entry that cannot be read (default: report it with its line
     /// number and skip it); with `--from pcap`, fail on any bytes the capture lost.
     #[arg(long)]
@@ -231,6 +232,15 @@ pub struct ReplayArgs {
     /// first command to its end; sessions beyond the lanes wait for one.
     #[arg(long, value_name = "preserve|N", default_value = "preserve")]
     pub sessions: String,
+    /// Server-side time limit per statement (max_statement_time / MAX_EXECUTION_TIME) on the
+    /// target and the baseline, e.g. 30s. A statement stopped by it is a difference of its
+    /// own (the other side answered).
+    #[arg(long, value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+    /// Without --read-only: do not ask before writing to the target and the baseline (for
+    /// scripts).
+    #[arg(long)]
+    pub yes: bool,
     /// Output: a human summary, or the JSON report on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
@@ -257,20 +267,23 @@ pub enum WorkloadAction {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
-    /// The first records, one JSON object a line.
+    /// The first records, one JSON object a line (`--format json`: one document with a
+    /// `records` list).
     Head {
         #[arg(value_name = "WORKLOAD")]
         file: PathBuf,
         #[arg(short = 'n', long, default_value_t = 10, value_name = "N")]
         lines: usize,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
     },
     /// Write the records that match to a new workload file.
     Filter {
         #[arg(value_name = "WORKLOAD")]
         file: PathBuf,
-        /// The workload file to write.
-        #[arg(long, value_name = "WORKLOAD")]
-        out: PathBuf,
+        /// The workload file to write. (`--out` is an older spelling.)
+        #[arg(long, alias = "out", value_name = "WORKLOAD")]
+        output: PathBuf,
         /// Keep records from this long after the first record (e.g. 30s, 5m).
         #[arg(long, value_name = "DURATION")]
         from: Option<String>,
@@ -286,6 +299,8 @@ pub enum WorkloadAction {
         /// Keep statements of this class, as `stats` prints it (repeatable).
         #[arg(long, value_name = "FINGERPRINT")]
         fingerprint: Vec<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
     },
 }
 
@@ -330,9 +345,10 @@ pub struct DiffArgs {
     /// database except system and replication-bookkeeping schemas.
     #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
     pub tables: Vec<String>,
-    /// Tables to skip (reported as skipped): db.table or db.*.
-    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
-    pub skip: Vec<String>,
+    /// Tables to leave out (reported as skipped): db.table or db.* (repeatable, or
+    /// comma-separated; with cutover.toml's `[filter] exclude`). `--skip` is an older spelling.
+    #[arg(long, alias = "skip", value_delimiter = ',', value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// Concurrent chunks per table (each uses one connection per side).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -456,12 +472,6 @@ pub struct SandboxArgs {
         value_name = "DIR"
     )]
     pub dir: PathBuf,
-    /// InnoDB buffer pool of each server, in MiB.
-    #[arg(long, global = true, default_value_t = 256, value_name = "MIB")]
-    pub buffer_pool_mb: u64,
-    /// Serve TLS, with certificates from a CA made for this sandbox (DIR/tls/ca.pem).
-    #[arg(long, global = true)]
-    pub tls: bool,
     /// Output: human lines, or JSON.
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub format: Format,
@@ -470,11 +480,22 @@ pub struct SandboxArgs {
 #[derive(Subcommand, Debug, Clone, Copy)]
 pub enum SandboxAction {
     /// Start a source (server_id 1, ROW binlog, FULL row image) and a target (server_id 2).
-    Up,
+    Up(SandboxUpArgs),
     /// Stop both servers and remove the directory.
     Down,
     /// Show the servers and their DSNs.
     Status,
+}
+
+/// What only `sandbox up` takes: how the servers are set up.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct SandboxUpArgs {
+    /// InnoDB buffer pool of each server, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub buffer_pool_mb: u64,
+    /// Serve TLS, with certificates from a CA made for this sandbox (DIR/tls/ca.pem).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 #[derive(Args, Debug)]
@@ -485,6 +506,9 @@ pub struct DemoArgs {
     /// Where the reports (JSON, Markdown, HTML) and the fix SQL go; they outlive the sandbox.
     #[arg(long, default_value = "cutover-demo-report")]
     pub out: std::path::PathBuf,
+    /// Output: the story as it runs, or (the story on stderr) a JSON summary on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -500,6 +524,10 @@ pub struct CheckArgs {
     /// Tables to check: db.table or db.* patterns (repeatable, or comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
     pub tables: Vec<String>,
+    /// Tables to leave out: db.table or db.* (repeatable, or comma-separated; with
+    /// cutover.toml's `[filter] exclude`).
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// ID spaces that run out within this time are errors.
     #[arg(long, value_name = "DURATION", default_value = "90d")]
     pub horizon: String,
@@ -569,6 +597,10 @@ pub struct VerifyArgs {
     /// table outside the system schemas.
     #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
     pub tables: Vec<String>,
+    /// Tables to leave out: db.table or db.* (repeatable, or comma-separated; with
+    /// cutover.toml's `[filter] exclude`).
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub exclude: Vec<String>,
     /// Where to start reading the source's binlog: `now`, FILE:POS, or a MariaDB GTID
     /// position (`0-1-42`, as in @@gtid_binlog_pos). Default: now, or where the checkpoint
     /// left off.
@@ -658,6 +690,9 @@ pub struct DrillRunArgs {
     /// Serve Prometheus metrics (current step, elapsed, overrun) on ADDR, e.g. 127.0.0.1:9464.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+    /// Output at the end: a human line, or JSON (the outcome and the journal).
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -678,6 +713,9 @@ pub struct DrillAckArgs {
     /// report that it failed.
     #[arg(long)]
     pub reject: bool,
+    /// Output: a human line, or JSON.
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: Format,
 }
 
 #[derive(Args, Debug)]
@@ -692,13 +730,53 @@ pub struct DrillStatusArgs {
 
 #[derive(Args, Debug)]
 pub struct DrillReportArgs {
-    /// Journal directories of the drills, oldest first.
-    #[arg(value_name = "JOURNAL_DIR", required = true)]
+    /// The drills' journal directories, oldest first (repeat the flag for several).
+    #[arg(
+        long = "journal",
+        value_name = "DIR",
+        required_unless_present = "journal_dirs"
+    )]
     pub journals: Vec<PathBuf>,
+    /// Journal directories as arguments: an older spelling of --journal.
+    #[arg(value_name = "JOURNAL_DIR", hide = true)]
+    pub journal_dirs: Vec<PathBuf>,
     /// Output: a human report, or JSON on stdout.
     #[arg(long, value_enum, default_value = "human")]
     pub format: Format,
     /// Write drill.md, drill.html and drill.json to DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// Older spellings still accepted as hidden aliases, per command: (old, new). Each one used
+/// prints one deprecation line on stderr.
+fn deprecated_spellings(cli: &Cli) -> &'static [(&'static str, &'static str)] {
+    match &cli.command {
+        Command::Diff(_) => &[("--skip", "--exclude")],
+        Command::Capture(_) => &[("--out", "--output")],
+        Command::Workload(w) if matches!(w.action, WorkloadAction::Filter { .. }) => {
+            &[("--out", "--output")]
+        }
+        Command::Proxy(_) => &[("--record", "--output")],
+        _ => &[],
+    }
+}
+
+/// Says, once each, which older spellings the command line used.
+pub fn warn_deprecated(cli: &Cli) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for (old, new) in deprecated_spellings(cli) {
+        let eq = format!("{old}=");
+        if args.iter().any(|a| a == old || a.starts_with(&eq)) {
+            crate::out::deprecated(old, new);
+        }
+    }
+    if let Command::Drill(DrillArgs {
+        action: DrillAction::Report(r),
+    }) = &cli.command
+    {
+        if !r.journal_dirs.is_empty() {
+            crate::out::deprecated("JOURNAL_DIR arguments", "--journal DIR");
+        }
+    }
 }

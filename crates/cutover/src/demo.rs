@@ -133,7 +133,14 @@ const CHECK_FINDS: &[(&str, &str)] = &[
     ("id.worker_table", "shop.WORKER_NODE"),
 ];
 
+/// With `--format json` the story goes to stderr and stdout holds only the JSON summary.
+static STORY_ON_STDERR: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub async fn run(args: DemoArgs) -> Result<u8> {
+    STORY_ON_STDERR.store(
+        args.format == crate::cli::Format::Json,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     // The drift below names rows that exist from 200k rows on.
     let n = args.rows.max(200_000);
     // Found now, not after the whole demo.
@@ -195,7 +202,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     shown
         .groups
         .retain(|g| g.severity == cutover_check::Severity::Error);
-    out!("{}", crate::check_cmd::human(&shown));
+    show(&crate::check_cmd::human(&shown));
     say("  (warnings and info: run `cutover check` itself to see them all)");
     for (rule, object) in CHECK_FINDS {
         let found = checked.findings.iter().any(|f| {
@@ -256,7 +263,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     .run(&pairs)
     .await;
     bar.finish();
-    out!("{}", render::diff_human(&report));
+    show(&render::diff_human(&report));
     if report.interrupted {
         return Ok(130);
     }
@@ -264,7 +271,14 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         .with_context(|| format!("creating {}", args.out.display()))?;
     let fix_path = args.out.join("fix.sql");
     crate::fix_out::write_fix_sql(&sink, &fix_path, "shop", 1000)?;
-    let written = cutover_diff::report_doc::write_out_dir(&args.out, &report, None)
+    let files = crate::out::report_files(
+        "report",
+        report.exit_code() as u8,
+        crate::out::body(&report),
+        Some(cutover_diff::report_doc::document(&report)),
+        true,
+    );
+    let written = crate::out::write_out(&args.out, &files)
         .with_context(|| format!("writing the reports to {}", args.out.display()))?;
     say("\nreports for the go/no-go meeting, and the fix SQL:");
     for p in written.iter().chain([&fix_path]) {
@@ -313,7 +327,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     .run(&pairs)
     .await;
     bar.finish();
-    out!("{}", render::diff_human(&after));
+    show(&render::diff_human(&after));
     if after.interrupted {
         return Ok(130);
     }
@@ -334,7 +348,7 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
     }
     // Then replication runs until the real cutover, and verify watches it.
     let lost = verify_phase(&sb, &cancel).await?;
-    outln!();
+    show("\n");
     say(&format!(
         "cutover check found what would break first (a keyless table, worker IDs that run out \
          in about a day and a half on TiDB). cutover diff found exactly the {} injected \
@@ -354,6 +368,20 @@ pub async fn run(args: DemoArgs) -> Result<u8> {
         expected.len(),
         report.summary.rows_compared
     ));
+    if args.format == crate::cli::Format::Json {
+        let _ = crate::out::json(
+            0,
+            serde_json::json!({
+                "out": args.out,
+                "rows_compared": report.summary.rows_compared,
+                "differences_injected": expected.len(),
+                "differences_found": found.len(),
+                "differences_after_fix": left,
+                "replay_differences": replayed,
+                "verify_confirmed": lost,
+            }),
+        );
+    }
     Ok(0)
 }
 
@@ -591,8 +619,15 @@ async fn drill(sb: &Sandbox, out: &std::path::Path, cancel: CancellationToken) -
         }
     }
     let report = cutover_drill::report::load(&[journal.as_path()]).map_err(|e| anyhow!(e))?;
-    out!("\n{}", report.text());
-    let written = cutover_drill::report::write_out_dir(&dir, &report)
+    show(&format!("\n{}", report.text()));
+    let files = crate::out::report_files(
+        "drill",
+        0,
+        crate::out::body(&report),
+        Some(report.document()),
+        false,
+    );
+    let written = crate::out::write_out(&dir, &files)
         .with_context(|| format!("writing the drill report to {}", dir.display()))?;
     say("drill reports:");
     for p in written {
@@ -670,15 +705,20 @@ async fn replay_story(
     let reader = cutover_workload::Reader::open(&workload)?;
     let report =
         cutover_replay::run(reader, tgt.clone(), Some(src.clone()), opts, cancel.clone()).await?;
-    out!("{}", cutover_replay::human(&report));
+    show(&cutover_replay::human(&report));
     let doc = cutover_replay::report_doc::document(
         &report,
         &sb.target.dsn(None),
         Some(&sb.source.dsn(None)),
     );
-    for (name, text) in [("replay.md", doc.markdown()), ("replay.html", doc.html())] {
-        std::fs::write(out.join(name), text)?;
-    }
+    let files = crate::out::report_files(
+        "replay",
+        report.exit_code(),
+        crate::out::body(&report),
+        Some(doc),
+        true,
+    );
+    crate::out::write_out(out, &files)?;
     say(&format!("  {}", out.join("replay.html").display()));
     let mut found: Vec<String> = report
         .classes
@@ -746,7 +786,7 @@ async fn record_sessions(
     use mysql_async::prelude::Queryable;
     let upstream = format!("127.0.0.1:{}", sb.source.port);
     say(&format!(
-        "\n$ cutover proxy --listen 127.0.0.1:0 --upstream {upstream} --record {}",
+        "\n$ cutover proxy --listen 127.0.0.1:0 --upstream {upstream} --output {}",
         workload.display()
     ));
     let stop = cancel.child_token();
@@ -843,7 +883,16 @@ async fn record_sessions(
 }
 
 fn say(s: &str) {
-    outln!("{s}");
+    show(&format!("{s}\n"));
+}
+
+/// The story: on stdout, or on stderr when stdout is for JSON.
+fn show(s: &str) {
+    if STORY_ON_STDERR.load(std::sync::atomic::Ordering::Relaxed) {
+        err!("{s}");
+    } else {
+        out!("{s}");
+    }
 }
 
 async fn connect(

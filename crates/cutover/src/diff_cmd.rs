@@ -111,9 +111,9 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
     }
     let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
     let mut skip = args
-        .skip
+        .exclude
         .iter()
-        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--skip: {e}")))
+        .map(|p| Pattern::parse(p).map_err(|e| anyhow!("--exclude: {e}")))
         .collect::<Result<Vec<_>>>()?;
     skip.extend(exclude);
     let routes = Routes::new(&cfg.routes).map_err(|e| anyhow!("route: {e}"))?;
@@ -158,13 +158,12 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let now: Vec<String> = rx.borrow().iter().map(|e| e.to_string()).collect();
-                progress::suspend(|| {
-                    if now.is_empty() {
-                        errln!("resumed");
-                    } else {
-                        errln!("paused: {}", now.join("; "));
-                    }
-                });
+                // `errln!` lifts the progress bars out of the way itself.
+                if now.is_empty() {
+                    errln!("resumed");
+                } else {
+                    errln!("paused: {}", now.join("; "));
+                }
             }
         });
     }
@@ -244,36 +243,50 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         // Before anything is printed or written.
         cutover_diff::report_doc::redact(&mut report);
     }
+    let code = report.exit_code() as u8;
     match args.format {
-        Format::Human => out!("{}", render::diff_human(&report)),
+        Format::Human => out!(
+            "{}{}",
+            crate::out::provenance(code).text(),
+            render::diff_human(&report)
+        ),
         Format::Json => {
             err!("{}", render::diff_human(&report));
-            outln!(
-                "{}",
-                serde_json::to_string_pretty(&report).context("rendering the report")?
-            );
+            crate::out::json(code, crate::out::body(&report)).context("writing the report")?;
         }
     }
     if report.interrupted {
         errln!("cutover: interrupted; the report above covers the tables compared so far");
     }
     if let Some(dir) = &args.out {
-        let mut per_table = Vec::new();
+        // Row values are inside unless every one was replaced by a hash.
+        let mut files = crate::out::report_files(
+            "report",
+            code,
+            crate::out::body(&report),
+            Some(cutover_diff::report_doc::document(&report)),
+            !args.redact_values,
+        );
         if let (Some(sink), Some(path)) = (&sink, &args.fix_sql) {
             fix_out::write_fix_sql(sink, path, &report.target, args.fix_batch)?;
-            per_table = fix_out::write_fix_per_table(sink, dir, &report.target, args.fix_batch)?;
+            let body = std::fs::read(path)
+                .with_context(|| format!("reading the fix SQL file {}", path.display()))?;
+            files.push(crate::out::OutFile {
+                name: "fix.sql".into(),
+                body,
+                private: true,
+            });
+            let per_table =
+                fix_out::write_fix_per_table(sink, dir, &report.target, args.fix_batch)?;
+            if !per_table.is_empty() {
+                errln!(
+                    "fix SQL per table: {} files in {}",
+                    per_table.len(),
+                    dir.join("fix").display()
+                );
+            }
         }
-        let mut written =
-            cutover_diff::report_doc::write_out_dir(dir, &report, args.fix_sql.as_deref())?;
-        written.extend(per_table);
-        errln!(
-            "reports written: {}",
-            written
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        crate::out::write_reports(dir, &files)?;
     }
     if let Some(sink) = &sink {
         if let Some(path) = &args.fix_sql {
@@ -290,7 +303,7 @@ pub async fn run(config: Option<&Path>, args: DiffArgs) -> Result<u8> {
         }
     }
     tokio::join!(source.kill_running(), target.kill_running());
-    Ok(report.exit_code() as u8)
+    Ok(code)
 }
 
 /// What a `--checkpoint` run compares: a resume with any of it changed is refused, naming
@@ -309,7 +322,7 @@ fn checkpoint_fingerprint(
         endpoints: _,
         // Compared as the table pairs they select (with [filter] and routes), below.
         tables: _,
-        skip: _,
+        exclude: _,
         // In `opts`, with the config file's values.
         row_threshold: _,
         float_tolerance: _,
@@ -348,7 +361,7 @@ fn checkpoint_fingerprint(
     f.add("--source", serde_json::json!(source.endpoint().redacted()));
     f.add("--target", serde_json::json!(target.endpoint().redacted()));
     f.add(
-        "the tables (--tables, --skip, [filter])",
+        "the tables (--tables, --exclude, [filter])",
         serde_json::json!(pairs
             .iter()
             .map(|p| (p.source_label(), p.skipped))

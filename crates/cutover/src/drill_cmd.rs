@@ -25,7 +25,15 @@ pub async fn run(args: DrillArgs) -> Result<u8> {
 }
 
 async fn run_drill(a: DrillRunArgs) -> Result<u8> {
-    let rb = cutover_drill::runbook::load(&a.runbook).map_err(|e| anyhow!("{e}"))?;
+    let mut rb = cutover_drill::runbook::load(&a.runbook).map_err(|e| anyhow!("{e}"))?;
+    if a.format == Format::Json {
+        // Standard output is the JSON document's: announcements go to stderr.
+        for t in rb.announce.iter_mut() {
+            if *t == cutover_drill::runbook::Announce::Stdout {
+                *t = cutover_drill::runbook::Announce::Stderr;
+            }
+        }
+    }
     rb.check_commands(&parse_check)
         .map_err(|e| anyhow!("{e}"))?;
     if let Some(from) = &a.from {
@@ -69,11 +77,34 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
         metrics,
         on_warning: Arc::new(|m: &str| errln!("cutover: warning: {m}")),
     };
-    match executor::run(&rb, opts).await {
-        Ok(outcome) => Ok(outcome.exit_code()),
-        Err(DrillError::Refused(m)) => Err(anyhow!(m)),
-        Err(e) => Err(anyhow!(e)),
+    let outcome = match executor::run(&rb, opts).await {
+        Ok(outcome) => outcome,
+        Err(DrillError::Refused(m)) => return Err(anyhow!(m)),
+        Err(e) => return Err(anyhow!(e)),
+    };
+    let code = outcome.exit_code();
+    if a.format == Format::Json {
+        let (name, failed, rollback_failures) = match outcome {
+            executor::Outcome::Completed { failed } => ("completed", failed, 0),
+            executor::Outcome::Failed => ("failed", 0, 0),
+            executor::Outcome::RolledBack { rollback_failures } => {
+                ("rolled_back", 0, rollback_failures)
+            }
+            executor::Outcome::Interrupted => ("interrupted", 0, 0),
+        };
+        let _ = crate::out::json(
+            code,
+            serde_json::json!({
+                "runbook": a.runbook,
+                "journal": a.journal,
+                "dry_run": a.dry_run,
+                "outcome": name,
+                "failed_steps": failed,
+                "rollback_failures": rollback_failures,
+            }),
+        );
     }
+    Ok(code)
 }
 
 /// Parses a runbook's `check` line as this binary would its own arguments: an unknown
@@ -105,7 +136,25 @@ fn ack(a: DrillAckArgs) -> Result<u8> {
         AckKind::Done
     };
     let said = control::ack(&a.journal, &a.step, &a.by, kind).map_err(|e| anyhow!(e))?;
-    outln!("{said}");
+    match a.format {
+        Format::Human => outln!("{said}"),
+        Format::Json => {
+            let _ = crate::out::json(
+                0,
+                serde_json::json!({
+                    "journal": a.journal,
+                    "step": a.step,
+                    "by": a.by,
+                    "ack": match kind {
+                        AckKind::Approve => "approve",
+                        AckKind::Reject => "reject",
+                        AckKind::Done => "done",
+                    },
+                    "message": said.to_string(),
+                }),
+            );
+        }
+    }
     Ok(0)
 }
 
@@ -113,10 +162,8 @@ fn status(a: DrillStatusArgs) -> Result<u8> {
     let st = control::status(&a.journal).map_err(|e| anyhow!(e))?;
     match a.format {
         Format::Human => out!("{}", st.human()),
-        Format::Json => outln!(
-            "{}",
-            serde_json::to_string_pretty(&st).context("rendering")?
-        ),
+        Format::Json => crate::out::json(0, crate::out::body(&st))
+            .map_err(|e| anyhow!("writing the status: {e}"))?,
     }
     Ok(0)
 }

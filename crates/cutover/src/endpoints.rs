@@ -48,3 +48,11 @@ pub fn table_filter(
     };
     Ok((tables, parse(&cfg.filter.exclude, "[filter] exclude")?))
 }
+
+/// `db.table` / `db.*` patterns from a flag's values.
+pub fn patterns(values: &[String], flag: &str) -> Result<Vec<cutover_core::config::Pattern>> {
+    values
+        .iter()
+        .map(|p| cutover_core::config::Pattern::parse(p).map_err(|e| anyhow!("{flag}: {e}")))
+        .collect()
+}

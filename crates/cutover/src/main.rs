@@ -43,10 +43,17 @@ mod workload_cmd;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let command = cli::Cli::command();
+    let matches = command.clone().get_matches();
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.format(&mut cli::Cli::command()).exit(),
+    };
+    out::begin(&matches, &command);
+    cli::warn_deprecated(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -77,33 +77,25 @@ async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8
         }
         Err(e) => return Err(anyhow!(e)),
     };
-    let text = match args.format {
-        Format::Human => report.human(),
-        Format::Json => {
-            let mut j = serde_json::to_string_pretty(&report)
-                .map_err(|e| anyhow!("rendering the report: {e}"))?;
-            j.push('\n');
-            j
-        }
-    };
+    let code = report.exit_code();
     // A closed pipe (`| head`) is the reader's choice, not an error of the probe.
-    crate::out::text(&text).map_err(|e| anyhow!("writing the report: {e}"))?;
+    let printed = match args.format {
+        Format::Human => crate::out::text(&(crate::out::provenance(code).text() + &report.human())),
+        Format::Json => crate::out::json(code, crate::out::body(&report)),
+    };
+    printed.map_err(|e| anyhow!("writing the report: {e}"))?;
     if let Some(dir) = &args.out {
         // A report that cannot be written is said, but the verdict stands.
-        match cutover_probe::report::write_out_dir(dir, &report) {
-            Ok(written) => errln!(
-                "reports written: {}",
-                written
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        crate::out::write_reports_or_warn(
+            dir,
+            &crate::out::report_files(
+                "probe",
+                code,
+                crate::out::body(&report),
+                Some(report.document()),
+                false,
             ),
-            Err(e) => errln!(
-                "cutover: warning: the reports could not be written to {}: {e}",
-                dir.display()
-            ),
-        }
+        );
     }
-    Ok(report.exit_code())
+    Ok(code)
 }

@@ -302,7 +302,8 @@ impl Reporter {
 
     /// A line for stderr now (a warning, an event), above the bars on a terminal.
     pub fn println_err(&self, line: &str) {
-        suspend(|| errln!("{line}"));
+        // `errln!` lifts the bars itself (`out::stderr`); suspending twice would deadlock.
+        errln!("{line}");
     }
 
     /// Stops, leaving the final figures: the bar stays as the run's summary line on a

@@ -17,10 +17,10 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
     if !valid {
         return Err(anyhow!("--upstream: `{}` is not HOST:PORT", args.upstream));
     }
-    if let Some(dir) = args.record.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = args.output.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             return Err(anyhow!(
-                "--record: the directory {} does not exist",
+                "--output: the directory {} does not exist",
                 dir.display()
             ));
         }
@@ -59,7 +59,7 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
     let opts = ProxyOptions {
         listen: args.listen.clone(),
         upstream: args.upstream.clone(),
-        record: args.record.clone(),
+        record: args.output.clone(),
         queue: 100_000,
         tls,
         rotate_bytes: args.rotate_mib.saturating_mul(1024 * 1024),
@@ -77,11 +77,16 @@ pub async fn run(args: ProxyArgs) -> Result<u8> {
     )
     .await
     .context("proxy")?;
-    let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&summary).unwrap_or_default() + "\n",
-        Format::Human => human(&summary, &args.record),
-    };
-    let _ = crate::out::text(&text);
+    match args.format {
+        Format::Json => {
+            let mut v = crate::out::body(&summary);
+            v["output"] = args.output.display().to_string().into();
+            let _ = crate::out::json(0, v);
+        }
+        Format::Human => {
+            let _ = crate::out::text(&human(&summary, &args.output));
+        }
+    }
     Ok(0)
 }
 

@@ -1,14 +1,13 @@
 //! `cutover replay`: a workload against a target (and a baseline), every answer compared.
 //!
-//! Without `--read-only` the replay writes to the target and the baseline; it says so on
-//! stderr before it starts (they must be disposable copies). With it, only statements that
+//! Without `--read-only` the replay writes to the target and the baseline: it names both
+//! servers and asks before connecting (`--yes` for scripts; without a terminal and without
+//! `--yes` it refuses, exit 2), as `diff --apply` does. With it, only statements that
 //! cannot change data are sent, on `READ ONLY` sessions.
 //!
 //! Exit codes: 0 every statement compared and the same; 1 differences, or statements not
 //! compared (unless `--allow-skipped`; the writes `--read-only` leaves out never count);
 //! 2 nothing could be compared or the replay could not run; 130 interrupted.
-
-use std::io::Write;
 
 use anyhow::{anyhow, Context, Result};
 use cutover_core::{Db, Role, SessionOptions};
@@ -31,6 +30,12 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
                 ))
             }
         },
+    };
+    let query_timeout = match &args.query_timeout {
+        Some(s) => Some(
+            cutover_core::config::parse_duration(s).map_err(|e| anyhow!("--query-timeout: {e}"))?,
+        ),
+        None => None,
     };
     if let Some(n) = args.max_connections {
         if n < 2 {
@@ -64,21 +69,18 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         None => None,
     };
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output directory {}", dir.display()))?;
+        crate::out::writable_dir(dir, "--out")?;
     }
-    if !args.read_only {
-        errln!(
-            "cutover: replaying every statement, writes included, on the target{}: they must be disposable copies (--read-only sends only reads)",
-            if baseline_ep.is_some() { " and the baseline" } else { "" }
-        );
+    if !args.read_only && !confirm_writes(&args, &target_ep, baseline_ep.as_ref())? {
+        errln!("nothing replayed");
+        return Ok(2);
     }
 
     let cancel = CancellationToken::new();
     spawn_ctrl_c(cancel.clone());
     let session = SessionOptions {
         read_only: args.read_only,
-        query_timeout: None,
+        query_timeout,
         max_connections: 1,
     };
     let interrupted = || {
@@ -116,31 +118,58 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         .context("replay")?;
     shown.finish();
 
+    let code = report.exit_code();
     if let Some(dir) = &args.out {
         let doc = cutover_replay::report_doc::document(
             &report,
             &target_ep.redacted(),
             baseline_ep.as_ref().map(|b| b.redacted()).as_deref(),
         );
-        let json = serde_json::to_string_pretty(&report).unwrap_or_default() + "\n";
-        for (name, text) in [
-            ("replay.json", json),
-            ("replay.md", doc.markdown()),
-            ("replay.html", doc.html()),
-        ] {
-            let path = dir.join(name);
-            if std::fs::write(&path, text).is_err() {
-                errln!("cutover: warning: cannot write {}", path.display());
-            }
-        }
+        // Answers hold row values: the files are the owner's only.
+        crate::out::write_reports_or_warn(
+            dir,
+            &crate::out::report_files("replay", code, crate::out::body(&report), Some(doc), true),
+        );
     }
-    let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
-        Format::Human => cutover_replay::human(&report),
+    // A closed stdout (a pager quit early) is not an error of the replay.
+    let _ = match args.format {
+        Format::Json => crate::out::json(code, crate::out::body(&report)),
+        Format::Human => crate::out::text(
+            &(crate::out::provenance(code).text() + &cutover_replay::human(&report)),
+        ),
     };
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-    Ok(report.exit_code())
+    Ok(code)
+}
+
+/// Without `--read-only` the replay writes: it names the servers it will write to and asks,
+/// before connecting to either. `--yes` answers for scripts; without a terminal and without
+/// it, the replay is refused. `Ok(false)`: the user said no.
+fn confirm_writes(
+    args: &ReplayArgs,
+    target: &cutover_core::Endpoint,
+    baseline: Option<&cutover_core::Endpoint>,
+) -> Result<bool> {
+    use std::io::IsTerminal;
+    let mut servers = vec![format!("the target {}", target.address())];
+    if let Some(b) = baseline {
+        servers.push(format!("the baseline {}", b.address()));
+    }
+    let servers = servers.join(" and ");
+    if !args.yes && !std::io::stdin().is_terminal() {
+        return Err(anyhow!(
+            "without --read-only the replay writes to {servers}, and it asks first, but standard input is not a terminal: add --yes to write without asking, or --read-only to send only reads"
+        ));
+    }
+    errln!(
+        "cutover: without --read-only the replay runs every statement, writes included, on {servers}: they must be disposable copies"
+    );
+    if args.yes {
+        return Ok(true);
+    }
+    err!("write to {servers}? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 /// Reads the whole workload once before anything is sent, and refuses a damaged one (a file

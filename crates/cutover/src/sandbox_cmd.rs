@@ -7,38 +7,45 @@ use crate::cli::{Format, SandboxAction, SandboxArgs};
 
 pub fn run(args: SandboxArgs) -> Result<u8> {
     match args.action {
-        SandboxAction::Up => {
+        SandboxAction::Up(up) => {
             let settings = Settings {
-                buffer_pool_mb: args.buffer_pool_mb,
-                tls: args.tls,
+                buffer_pool_mb: up.buffer_pool_mb,
+                tls: up.tls,
                 ..Settings::default()
             };
             let sb = Sandbox::up(&args.dir, &settings)?;
-            print(&sb, args.format, true);
+            print(&sb, args.format, true, 0);
         }
         SandboxAction::Down => {
             Sandbox::down(&args.dir)?;
-            if args.format == Format::Human {
-                outln!("sandbox in {} stopped and removed", args.dir.display());
+            match args.format {
+                Format::Human => outln!("sandbox in {} stopped and removed", args.dir.display()),
+                Format::Json => {
+                    let _ =
+                        crate::out::json(0, serde_json::json!({"dir": args.dir, "removed": true}));
+                }
             }
         }
         SandboxAction::Status => {
             let sb = Sandbox::load(&args.dir)?;
-            print(&sb, args.format, false);
-            if !(sb.source.is_alive() && sb.target.is_alive()) {
-                return Ok(2);
-            }
+            let code = if sb.source.is_alive() && sb.target.is_alive() {
+                0
+            } else {
+                2
+            };
+            print(&sb, args.format, false, code);
+            return Ok(code);
         }
     }
     Ok(0)
 }
 
-fn print(sb: &Sandbox, format: Format, started: bool) {
+fn print(sb: &Sandbox, format: Format, started: bool, code: u8) {
     match format {
         Format::Json => {
             let v = serde_json::json!({
                 "dir": sb.dir,
-                "version": sb.version,
+                "server_version": sb.version,
                 "tls_ca": sb.tls_ca,
                 "source": {"dsn": sb.source.dsn(None), "port": sb.source.port,
                            "socket": sb.source.socket, "pid": sb.source.pid,
@@ -47,7 +54,7 @@ fn print(sb: &Sandbox, format: Format, started: bool) {
                            "socket": sb.target.socket, "pid": sb.target.pid,
                            "running": sb.target.is_alive()},
             });
-            outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            let _ = crate::out::json(code, v);
         }
         Format::Human => {
             if started {

@@ -82,7 +82,8 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             "--server-id: 0 is not a replica's server id; give 1 to 4294967295"
         ));
     }
-    let (tables, exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    let (tables, mut exclude) = crate::endpoints::table_filter(&args.tables, &cfg)?;
+    exclude.extend(crate::endpoints::patterns(&args.exclude, "--exclude")?);
     let routes = Routes::new(&cfg.routes).map_err(|e| anyhow!("route: {e}"))?;
     let query_timeout = match &args.endpoints.query_timeout {
         Some(s) => Some(parse_duration(s).map_err(|e| anyhow!("--query-timeout: {e}"))?),
@@ -93,11 +94,13 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the output directory {}", dir.display()))?;
             let path = dir.join("mismatches.jsonl");
-            let f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
+            // Row values: readable by the owner only.
+            let f = std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().create(true).append(true),
+                0o600,
+            )
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
             Some(f)
         }
         None => None,
@@ -172,7 +175,7 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     let mut on_confirmed = |m: &Mismatch| {
         // A failed write warns once; it never changes the verdict.
         if let Some(f) = jsonl.as_mut() {
-            let line = serde_json::to_string(m).unwrap_or_default();
+            let line = mismatch_line(m);
             if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() && !write_failed {
                 write_failed = true;
                 shown.warn("cannot append to mismatches.jsonl");
@@ -185,6 +188,7 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
         .context("verify")?;
     shown.finish();
 
+    let code = exit_code(&summary);
     let doc = summary_json(&summary);
     if let Some(dir) = &args.out {
         let report = cutover_verify::report_doc::document(
@@ -192,27 +196,20 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
             &source.endpoint().redacted(),
             &target.endpoint().redacted(),
         );
-        for (name, text) in [
-            (
-                "verify.json",
-                serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-            ),
-            ("verify.md", report.markdown()),
-            ("verify.html", report.html()),
-        ] {
-            let path = dir.join(name);
-            if std::fs::write(&path, text).is_err() {
-                errln!("cutover: warning: cannot write {}", path.display());
-            }
-        }
+        // Mismatches hold row keys: the files are the owner's only.
+        crate::out::write_reports_or_warn(
+            dir,
+            &crate::out::report_files("verify", code, doc.clone(), Some(report), true),
+        );
     }
-    let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n",
-        Format::Human => human(&summary),
-    };
     // A closed stdout (a pager quit early) is not an error of the verification.
-    let _ = crate::out::text(&text);
-    Ok(exit_code(&summary))
+    let _ = match args.format {
+        Format::Json => crate::out::json(code, doc),
+        Format::Human => {
+            crate::out::text(&(crate::out::provenance(code).text() + &human(&summary)))
+        }
+    };
+    Ok(code)
 }
 
 /// 1 when mismatches were confirmed; else 2 when some changed rows or tables could not be
@@ -256,10 +253,9 @@ async fn filter_selects_a_table(
     ))
 }
 
-/// The summary as the issue specifies it: keys and values encoded as in `cutover diff`.
+/// The summary: keys and values encoded as in `cutover diff`, a table as `{source, target}`.
 fn summary_json(s: &Summary) -> serde_json::Value {
     json!({
-        "version": env!("CARGO_PKG_VERSION"),
         "events": s.events,
         "changes": s.changes,
         "rows_checked": s.rows_checked,
@@ -273,16 +269,29 @@ fn summary_json(s: &Summary) -> serde_json::Value {
         "check_errors": s.check_errors,
         "reconnects": s.reconnects,
         "unchecked_tables": s.unchecked_tables,
-        "lag_ms": {"count": s.lag.count, "p50": s.lag.p50_ms, "p99": s.lag.p99_ms, "max": s.lag.max_ms},
+        "lag": {"count": s.lag.count, "p50_ms": s.lag.p50_ms, "p99_ms": s.lag.p99_ms, "max_ms": s.lag.max_ms},
         "resumed_from": s.resumed_from,
         "restarts": s.restarts,
         "mismatches": s.mismatches.iter().map(|m| json!({
-            "table": m.table,
-            "target_table": m.target_table,
+            "table": {"source": m.table, "target": m.target_table},
             "key": m.key,
             "kind": m.kind,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// One line of `mismatches.jsonl`: the mismatch with both rows, its table as
+/// `{source, target}` like everywhere else.
+fn mismatch_line(m: &Mismatch) -> String {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert(
+            "table".into(),
+            json!({"source": m.table, "target": m.target_table}),
+        );
+        o.remove("target_table");
+    }
+    serde_json::to_string(&v).unwrap_or_default()
 }
 
 fn human(s: &Summary) -> String {

@@ -9,7 +9,6 @@ use cutover_workload::{Filter, Header, Reader, Stats, Writer};
 use crate::cli::{Format, WorkloadAction, WorkloadArgs};
 
 pub fn run(args: WorkloadArgs) -> Result<u8> {
-    let mut o = std::io::stdout().lock();
     match args.action {
         WorkloadAction::Stats { file, top, format } => {
             let mut stats = Stats::default();
@@ -19,34 +18,62 @@ pub fn run(args: WorkloadArgs) -> Result<u8> {
                 stats.add(&r?);
             }
             let s = stats.finish(top);
-            let text = match format {
+            match format {
                 Format::Json => {
-                    let mut v = serde_json::to_value(&s).unwrap_or_default();
+                    let mut v = crate::out::body(&s);
+                    v["workload"] = file.display().to_string().into();
                     v["source"] = header.source.clone().into();
                     v["format_version"] = header.version.into();
                     v["span_s"] = s.span_s().into();
-                    serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+                    let _ = crate::out::json(0, v);
                 }
-                Format::Human => human_stats(&header, &s),
-            };
-            let _ = o.write_all(text.as_bytes());
+                Format::Human => {
+                    let _ = crate::out::text(&human_stats(&header, &s));
+                }
+            }
         }
-        WorkloadAction::Head { file, lines } => {
-            for r in Reader::open(&file)?.take(lines) {
-                let line = serde_json::to_string(&r?).unwrap_or_default();
-                if writeln!(o, "{line}").is_err() {
-                    break;
+        WorkloadAction::Head {
+            file,
+            lines,
+            format,
+        } => {
+            let reader = Reader::open(&file)?;
+            match format {
+                Format::Json => {
+                    let records = reader
+                        .take(lines)
+                        .map(|r| r.map(|r| crate::out::body(&r)))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let _ = crate::out::json(
+                        0,
+                        serde_json::json!({
+                            "workload": file.display().to_string(),
+                            "records": records,
+                        }),
+                    );
+                }
+                Format::Human => {
+                    let mut o = std::io::stdout().lock();
+                    for r in reader.take(lines) {
+                        let line = serde_json::to_string(&r?).unwrap_or_default();
+                        // A closed pipe (`| head`) ends the listing.
+                        if writeln!(o, "{line}").is_err() {
+                            break;
+                        }
+                    }
+                    let _ = o.flush();
                 }
             }
         }
         WorkloadAction::Filter {
             file,
-            out,
+            output,
             from,
             until,
             session,
             database,
             fingerprint,
+            format,
         } => {
             let from = from
                 .map(|s| parse_duration(&s).map_err(|e| anyhow!("--from: {e}")))
@@ -54,8 +81,10 @@ pub fn run(args: WorkloadArgs) -> Result<u8> {
             let until = until
                 .map(|s| parse_duration(&s).map_err(|e| anyhow!("--until: {e}")))
                 .transpose()?;
-            if file == out {
-                return Err(anyhow!("--out must be another file than the workload read"));
+            if file == output {
+                return Err(anyhow!(
+                    "--output must be another file than the workload read"
+                ));
             }
             // Times are relative to the first record, so read it first.
             let first_ts = match Reader::open(&file)?.next() {
@@ -75,7 +104,7 @@ pub fn run(args: WorkloadArgs) -> Result<u8> {
                 redacted: reader.header.redacted,
                 ..Header::new("filter", Some(file.display().to_string()))
             };
-            let mut w = Writer::create(&out, &header)?;
+            let mut w = Writer::create(&output, &header)?;
             let mut read = 0u64;
             for r in reader {
                 let r = r?;
@@ -85,14 +114,25 @@ pub fn run(args: WorkloadArgs) -> Result<u8> {
                 }
             }
             let kept = w.finish()?;
-            let _ = writeln!(
-                o,
-                "filter: kept {kept} of {read} records in {}",
-                out.display()
-            );
+            match format {
+                Format::Human => outln!(
+                    "filter: kept {kept} of {read} records in {}",
+                    output.display()
+                ),
+                Format::Json => {
+                    let _ = crate::out::json(
+                        0,
+                        serde_json::json!({
+                            "workload": file.display().to_string(),
+                            "output": output.display().to_string(),
+                            "read": read,
+                            "kept": kept,
+                        }),
+                    );
+                }
+            }
         }
     }
-    let _ = o.flush();
     Ok(0)
 }
 

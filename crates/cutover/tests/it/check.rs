@@ -421,7 +421,7 @@ async fn forecast_from_two_samples() {
     assert!((30_000.0 / 6.0..=10_000.0).contains(&rate), "{rate}");
     let headroom = (2_147_483_647u64 - 31_000) as f64;
     assert_eq!(f["headroom"].as_f64().unwrap(), headroom);
-    let eta = f["eta_seconds"].as_f64().unwrap();
+    let eta = f["eta_ms"].as_f64().unwrap() / 1000.0;
     assert!((eta - headroom / rate).abs() < 1e-6 * eta, "{eta}");
     // About 2.5 days: inside the 90-day horizon.
     assert!(
@@ -486,8 +486,8 @@ async fn forecast_from_the_history_file() {
     let growth = fc["growth_per_day"].as_f64().unwrap();
     assert!((growth - 2f64.ln()).abs() < 0.01, "{growth}");
     let (eta, eta_growth) = (
-        fc["eta_seconds"].as_f64().unwrap(),
-        fc["eta_growth_seconds"].as_f64().unwrap(),
+        fc["eta_ms"].as_f64().unwrap() / 1000.0,
+        fc["eta_growth_ms"].as_f64().unwrap() / 1000.0,
     );
     assert!(eta_growth < eta, "{eta_growth} {eta}");
     // Linear: (2^31 − 1 − 3,592,000) / 15 per second ≈ 1,654 days; with the rate doubling
@@ -809,7 +809,7 @@ fn workload_proxy(record: &std::path::Path) -> (std::process::Child, u16) {
     let child = cutover()
         .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
-        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .args(["--output", record.to_str().unwrap(), "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -1209,7 +1209,7 @@ async fn transactions_above_the_limits_are_reported_with_their_sizes_and_positio
                 f["severity"].as_str().unwrap().to_string(),
                 t["bytes"].as_u64().unwrap(),
                 t["largest_event"].as_u64().unwrap(),
-                t["duration_s"].as_u64().unwrap(),
+                t["duration_ms"].as_u64().unwrap() / 1000,
                 t["position"].as_str().unwrap().to_string(),
             )
         })
@@ -1385,14 +1385,14 @@ async fn a_general_log_capture_of_real_sessions_is_checked_too() {
     let r = run(cutover()
         .args(["capture", "--from", "general-log", "--input"])
         .arg(&log)
-        .arg("--out")
+        .arg("--output")
         .arg(&all));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let cut = dir.path().join("ckg.cwl");
     let r = run(cutover()
         .args(["workload", "filter"])
         .arg(&all)
-        .arg("--out")
+        .arg("--output")
         .arg(&cut)
         .args(["--database", "ckg"]));
     assert_eq!(r.code, 0, "{}", r.stderr);

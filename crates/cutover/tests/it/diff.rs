@@ -199,6 +199,20 @@ async fn exact_json_report() {
     let r = diff_json("exact.*", &[]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let mut v = r.json();
+    // The run's common fields (the output test checks them against the schema).
+    assert_eq!(v["command"], "diff");
+    assert_eq!(v["verdict"], "differences");
+    assert_eq!(v["exit_code"], 1);
+    for k in [
+        "command",
+        "started_at",
+        "finished_at",
+        "verdict",
+        "exit_code",
+        "argv",
+    ] {
+        assert!(v.as_object_mut().unwrap().remove(k).is_some(), "{k}");
+    }
     // What varies from run to run.
     assert!(v["version"].is_string());
     assert!(v["summary"]["elapsed_ms"].is_u64());
@@ -396,7 +410,7 @@ async fn missing_tables_and_skips_are_per_table() {
         "USE pertable; CREATE TABLE only_source (id INT PRIMARY KEY)",
     )
     .await;
-    let r = diff_json("pertable.*", &["--skip", "pertable.skipme"]);
+    let r = diff_json("pertable.*", &["--exclude", "pertable.skipme"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let v = r.json();
     let statuses = pairs(&v["tables"], "source", "status");
@@ -822,12 +836,12 @@ async fn a_resume_refuses_every_change_of_what_is_compared_and_names_it() {
         (
             "cpo.t",
             vec!["--config", &plain],
-            "the tables (--tables, --skip, [filter])",
+            "the tables (--tables, --exclude, [filter])",
         ),
         (
             "cpo.*",
-            vec!["--config", &plain, "--skip", "cpo.u"],
-            "the tables (--tables, --skip, [filter])",
+            vec!["--config", &plain, "--exclude", "cpo.u"],
+            "the tables (--tables, --exclude, [filter])",
         ),
     ];
     for (tables, extra, name) in cases {

@@ -287,7 +287,7 @@ run = "echo never >> {d}/log"
     assert!(!r.stderr.contains("secret") && !r.stdout.contains("secret"));
 
     // The report of this drill.
-    let rep = run(drill(&["report", "--format", "json"]).arg(&journal));
+    let rep = run(drill(&["report", "--format", "json", "--journal"]).arg(&journal));
     assert_eq!(rep.code, 0, "{}", rep.stderr);
     let v = rep.json();
     assert_eq!(v["runs"][0]["status"], "rolled_back");
@@ -295,8 +295,8 @@ run = "echo never >> {d}/log"
     assert_eq!(st[3], ("gate".into(), "failed".into()));
     assert_eq!(st[4], ("never".into(), "not_run".into()));
     assert_eq!(v["runs"][0]["steps"][0]["dri"], "alice");
-    assert_eq!(v["runs"][0]["steps"][0]["expected_s"], 5.0);
-    assert!(v["runs"][0]["steps"][0]["actual_s"].is_number());
+    assert_eq!(v["runs"][0]["steps"][0]["expected_ms"], 5000);
+    assert!(v["runs"][0]["steps"][0]["actual_ms"].is_number());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -469,7 +469,7 @@ run = "echo last >> {d}/count"
         "{}",
         r.stdout
     );
-    let rep = run(drill(&["report", "--format", "json"]).arg(&journal));
+    let rep = run(drill(&["report", "--format", "json", "--journal"]).arg(&journal));
     let v = rep.json();
     assert_eq!(v["runs"][0]["status"], "completed");
     assert_eq!(v["runs"][0]["resumed"], 1);
@@ -853,7 +853,7 @@ side_effects = false
         "{}",
         r.stdout
     );
-    let v = run(drill(&["report", "--format", "json"]).arg(&journal)).json();
+    let v = run(drill(&["report", "--format", "json", "--journal"]).arg(&journal)).json();
     assert_eq!(v["runs"][0]["dry_run"], true);
     assert_eq!(
         pairs(&v["runs"][0]["steps"], "id", "status"),
@@ -942,7 +942,9 @@ side_effects = false
     let out = dir.path().join("report");
     let rep = run(drill(&["report", "--format", "json", "--out"])
         .arg(&out)
+        .arg("--journal")
         .arg(&j1)
+        .arg("--journal")
         .arg(&j2));
     assert_eq!(rep.code, 0, "{}", rep.stderr);
     let v = rep.json();
@@ -952,7 +954,10 @@ side_effects = false
     for f in ["drill.json", "drill.md", "drill.html"] {
         assert!(out.join(f).exists(), "{f}");
     }
-    let human = run(drill(&["report"]).arg(&j1).arg(&j2));
+    let human = run(drill(&["report", "--journal"])
+        .arg(&j1)
+        .arg("--journal")
+        .arg(&j2));
     assert!(
         human.stdout.contains("2 drills of gated"),
         "{}",
@@ -1033,7 +1038,7 @@ fn a_malformed_runbook_is_refused_before_anything_runs() {
     let rb = runbook(dir.path(), &format!("{head}{}", step("a")));
     run(&mut drill_run(&rb, &journal, &["--from", "zzz"])).assert_clean_error("no step `zzz`");
     run(drill(&["status", "--journal"]).arg(dir.path())).assert_clean_error("no drill");
-    run(drill(&["report"]).arg(dir.path())).assert_clean_error("holds no drill");
+    run(drill(&["report", "--journal"]).arg(dir.path())).assert_clean_error("holds no drill");
 }
 
 /// GET /metrics from the drill's listener.
@@ -1211,7 +1216,7 @@ run = "echo after >> {d}/log"
         },
     )
     .await;
-    let v = run(drill(&["report", "--format", "json"]).arg(&journal)).json();
+    let v = run(drill(&["report", "--format", "json", "--journal"]).arg(&journal)).json();
     assert_eq!(v["runs"][0]["status"], "completed");
     assert_eq!(v["runs"][0]["steps"][1]["status"], "failed");
 
@@ -1223,7 +1228,7 @@ run = "echo after >> {d}/log"
         std::fs::read_to_string(dir.path().join("log")).unwrap(),
         "first\nafter\nafter\n"
     );
-    let v = run(drill(&["report", "--format", "json"]).arg(&journal)).json();
+    let v = run(drill(&["report", "--format", "json", "--journal"]).arg(&journal)).json();
     let st = pairs(&v["runs"][0]["steps"], "id", "status");
     assert_eq!(st[0], ("first".into(), "skipped".into()));
     assert_eq!(st[3], ("after".into(), "ok".into()));

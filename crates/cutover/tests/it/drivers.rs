@@ -821,7 +821,7 @@ fn replay_has_yes() -> bool {
 fn differing(v: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for c in v["classes"].as_array().into_iter().flatten() {
-        if c["diffs"].as_u64().unwrap_or(0) == 0 {
+        if c["differences"].as_u64().unwrap_or(0) == 0 {
             continue;
         }
         for s in c["samples"].as_array().into_iter().flatten() {
@@ -837,7 +837,7 @@ fn differing_samples(v: &Value) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|c| c["diffs"].as_u64().unwrap_or(0) > 0)
+        .filter(|c| c["differences"].as_u64().unwrap_or(0) > 0)
         .flat_map(|c| c["samples"].as_array().cloned().unwrap_or_default())
         .map(|s| {
             let t = s.to_string();
@@ -971,7 +971,7 @@ async fn driver_session(name: &str) {
     let proxy = cutover()
         .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
-        .arg("--record")
+        .arg("--output")
         .arg(&record)
         .args(["--format", "json"])
         .stdout(Stdio::piped())
@@ -1029,7 +1029,13 @@ async fn driver_session(name: &str) {
         let r = run(cutover()
             .args(["capture", "--from", "pcap", "--input"])
             .arg(dir.path().join("client.pcap"))
-            .args(["--port", &listen.to_string(), "--format", "json", "--out"])
+            .args([
+                "--port",
+                &listen.to_string(),
+                "--format",
+                "json",
+                "--output",
+            ])
             .arg(&from_pcap));
         if r.code != 0 {
             problems.push(format!(

@@ -86,7 +86,7 @@ fn workload(dir: &Path) -> std::path::PathBuf {
     let r = run(cutover()
         .args(["capture", "--from", "general-log", "--input"])
         .arg(&log)
-        .arg("--out")
+        .arg("--output")
         .arg(&w));
     assert_eq!(r.code, 0, "{}", r.stderr);
     w
@@ -176,7 +176,7 @@ async fn a_closed_stdout_is_the_readers_choice_never_a_panic() {
             "general-log",
             "--input",
             log,
-            "--out",
+            "--output",
             w2.to_str().unwrap(),
         ])),
         0,
@@ -252,7 +252,7 @@ manual = true
     );
     assert_no_panic(
         "drill report",
-        with_closed_stdout(c(&["drill", "report", &js])),
+        with_closed_stdout(c(&["drill", "report", "--journal", &js])),
         0,
     );
 }
@@ -422,7 +422,7 @@ async fn the_proxy_out_of_descriptors_pauses_logs_and_recovers() {
     let mut cmd = cutover();
     cmd.args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{up_port}")])
-        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .args(["--output", record.to_str().unwrap(), "--format", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     // SAFETY: setrlimit is async-signal-safe; it only lowers this child's descriptor limit.
@@ -508,7 +508,7 @@ fn workload_outputs_appear_only_complete() {
     let r = run(cutover()
         .args(["capture", "--from", "general-log", "--input"])
         .arg(d.join("general.log"))
-        .arg("--out")
+        .arg("--output")
         .arg(&w));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!d.join("w.jsonl.gz.partial").exists());
@@ -521,7 +521,7 @@ fn workload_outputs_appear_only_complete() {
     let r = run(cutover()
         .args(["workload", "filter"])
         .arg(&cut)
-        .arg("--out")
+        .arg("--output")
         .arg(&out));
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
@@ -534,7 +534,7 @@ fn workload_outputs_appear_only_complete() {
     let r = run(cutover()
         .args(["workload", "filter"])
         .arg(&cut)
-        .arg("--out")
+        .arg("--output")
         .arg(&fresh));
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(!fresh.exists(), "a failed filter leaves no output");
@@ -542,7 +542,7 @@ fn workload_outputs_appear_only_complete() {
     let r = run(cutover()
         .args(["workload", "filter"])
         .arg(&w)
-        .arg("--out")
+        .arg("--output")
         .arg(&fresh));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = run(cutover()
@@ -594,7 +594,7 @@ fn every_command_reads_its_config_and_refuses_a_broken_one() {
             "general-log",
             "--input",
             &log,
-            "--out",
+            "--output",
             &out,
         ],
         vec!["workload", "stats", &w],
@@ -604,7 +604,7 @@ fn every_command_reads_its_config_and_refuses_a_broken_one() {
             "127.0.0.1:0",
             "--upstream",
             "127.0.0.1:1",
-            "--record",
+            "--output",
             &out,
         ],
         vec!["drill", "status", "--journal", &j],
@@ -704,10 +704,18 @@ fn smaller_operator_errors_are_said_once_and_early() {
     // A cause is said once, not repeated by each error that wraps it.
     for args in [
         vec!["workload", "stats", m],
-        vec!["workload", "filter", m, "--out", o],
-        vec!["capture", "--from", "general-log", "--input", m, "--out", o],
+        vec!["workload", "filter", m, "--output", o],
         vec![
-            "capture", "--from", "pcap", "--input", m, "--out", o, "--port", "3306",
+            "capture",
+            "--from",
+            "general-log",
+            "--input",
+            m,
+            "--output",
+            o,
+        ],
+        vec![
+            "capture", "--from", "pcap", "--input", m, "--output", o, "--port", "3306",
         ],
         vec!["drill", "run", m, "--journal", o],
         vec!["drill", "status", "--journal", m],

@@ -11,6 +11,7 @@ mod drivers;
 mod hardening;
 mod harness;
 mod interrupt;
+mod output;
 mod pcap;
 mod probe;
 mod production;

@@ -290,7 +290,7 @@ fn capture(pcap: &Path, port: u16) -> (Value, Vec<Value>) {
     let r = run(cutover()
         .args(["capture", "--from", "pcap", "--input"])
         .arg(pcap)
-        .args(["--port", &port.to_string(), "--format", "json", "--out"])
+        .args(["--port", &port.to_string(), "--format", "json", "--output"])
         .arg(&out));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
@@ -502,7 +502,7 @@ async fn a_pcap_of_real_clients_decodes_and_damage_is_reported_not_fatal() {
     let r = run(cutover()
         .args(["capture", "--from", "pcap", "--input"])
         .arg(&path)
-        .args(["--port", &server.to_string(), "--out"])
+        .args(["--port", &server.to_string(), "--output"])
         .arg(dir.path().join("human.cwl")));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -524,7 +524,7 @@ async fn a_pcap_of_real_clients_decodes_and_damage_is_reported_not_fatal() {
     let r = run(cutover()
         .args(["capture", "--from", "pcap", "--strict", "--input"])
         .arg(&path)
-        .args(["--port", &server.to_string(), "--out"])
+        .args(["--port", &server.to_string(), "--output"])
         .arg(&strict_out));
     r.assert_clean_error(&format!("1 gaps ({lost_len} bytes lost)"));
     assert!(!strict_out.exists());
@@ -592,7 +592,7 @@ async fn a_pcap_of_the_proxys_upstream_gives_the_proxys_sessions_and_commands() 
     let child = cutover()
         .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{server}")])
-        .arg("--record")
+        .arg("--output")
         .arg(&record)
         .args(["--format", "json"])
         .stdout(Stdio::piped())
@@ -648,7 +648,7 @@ fn capture_pcap_bad_input_is_one_clear_error() {
         run(cutover()
             .args(["capture", "--from", "pcap", "--input"])
             .arg(input)
-            .args(["--port", port, "--out"])
+            .args(["--port", port, "--output"])
             .arg(&out))
     };
     capture(&text, "3306").assert_clean_error("not a pcap or pcapng file");

@@ -25,7 +25,7 @@ async fn the_proxy_relays_and_records_every_command_with_its_answer() {
     let child = cutover()
         .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
-        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .args(["--output", record.to_str().unwrap(), "--format", "json"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -115,7 +115,7 @@ fn proxy_bad_input_is_one_clear_error() {
             "--upstream",
             "db-without-port",
         ])
-        .args(["--record", record.to_str().unwrap()]));
+        .args(["--output", record.to_str().unwrap()]));
     r.assert_clean_error("--upstream");
     let r = run(cutover()
         .args([
@@ -125,7 +125,7 @@ fn proxy_bad_input_is_one_clear_error() {
             "--upstream",
             "127.0.0.1:3306",
         ])
-        .args(["--record", record.to_str().unwrap()]));
+        .args(["--output", record.to_str().unwrap()]));
     r.assert_clean_error("cannot listen");
     let r = run(cutover()
         .args([
@@ -135,8 +135,8 @@ fn proxy_bad_input_is_one_clear_error() {
             "--upstream",
             "127.0.0.1:3306",
         ])
-        .args(["--record", "/nonexistent-dir/w.cwl"]));
-    r.assert_clean_error("--record");
+        .args(["--output", "/nonexistent-dir/w.cwl"]));
+    r.assert_clean_error("--output");
 }
 
 /// Polls until something listens on `port` (generous deadline).
@@ -171,7 +171,7 @@ fn start_proxy(record: &std::path::Path, extra: &[&str]) -> (std::process::Child
     let child = cutover()
         .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
-        .args(["--record", record.to_str().unwrap(), "--format", "json"])
+        .args(["--output", record.to_str().unwrap(), "--format", "json"])
         .args(extra)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -367,7 +367,7 @@ fn proxy_tls_flags_are_checked_before_listening() {
             "--upstream",
             "127.0.0.1:3306",
         ])
-        .args(["--record", record.to_str().unwrap()])
+        .args(["--output", record.to_str().unwrap()])
         .args(["--tls-cert", missing.to_str().unwrap()])
         .args(["--tls-key", missing.to_str().unwrap()]));
     r.assert_clean_error("--tls-cert");
@@ -381,7 +381,7 @@ fn proxy_tls_flags_are_checked_before_listening() {
             "--upstream",
             "127.0.0.1:3306",
         ])
-        .args(["--record", record.to_str().unwrap()])
+        .args(["--output", record.to_str().unwrap()])
         .args(["--tls-cert", garbage.to_str().unwrap()])
         .args(["--tls-key", garbage.to_str().unwrap()]));
     r.assert_clean_error("--tls-cert");
@@ -394,7 +394,7 @@ fn proxy_tls_flags_are_checked_before_listening() {
             "127.0.0.1:3306",
         ])
         .args([
-            "--record",
+            "--output",
             record.to_str().unwrap(),
             "--metrics-addr",
             "nowhere",
@@ -810,7 +810,7 @@ async fn protocol_differences_are_reported_as_client_compatibility() {
                     .is_some_and(|f| f == "select id from t order by id")
             })
             .unwrap_or_else(|| panic!("{report:#}"));
-        assert_eq!(same["diffs"], 0, "{same:#}");
+        assert_eq!(same["differences"], 0, "{same:#}");
     }
 }
 

@@ -101,7 +101,7 @@ async fn replay<F: std::future::Future<Output = ()>>(
         .arg(w)
         .args(["--target", &sb.target.dsn(None)])
         .args(["--baseline", &sb.source.dsn(None)])
-        .args(["--speed", "1", "--format", "json", "--out"])
+        .args(["--speed", "1", "--yes", "--format", "json", "--out"])
         .arg(out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -271,7 +271,7 @@ async fn a_heartbeat_table_keeps_lagging_changes_pending_until_replication_passe
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         v["mismatches"],
-        serde_json::json!([{"table": "vh.t", "target_table": "vh.t", "key": {"id": 5},
+        serde_json::json!([{"table": {"source": "vh.t", "target": "vh.t"}, "key": {"id": 5},
             "kind": "mismatched"}]),
         "{v:#}"
     );
@@ -384,7 +384,7 @@ async fn a_dm_checkpoint_keeps_changes_pending_until_it_passes_them() {
     let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         v["mismatches"],
-        serde_json::json!([{"table": "vdm.t", "target_table": "vdm.t", "key": {"id": 7},
+        serde_json::json!([{"table": {"source": "vdm.t", "target": "vdm.t"}, "key": {"id": 7},
             "kind": "mismatched"}]),
         "{v:#}"
     );

@@ -303,7 +303,7 @@ async fn metrics_count_events_checks_pending_and_confirmations() {
     assert!(last.contains("# HELP cutover_verify_pending"), "{last}");
     let (code, v, stderr) = stop(child).await;
     assert_eq!(code, 1, "{stderr}");
-    assert!(v["lag_ms"]["count"].as_u64().unwrap_or(0) >= 3, "{v:#}");
+    assert!(v["lag"]["count"].as_u64().unwrap_or(0) >= 3, "{v:#}");
 
     // The shipped dashboard uses only metrics the exporter serves.
     let dash = std::fs::read_to_string(concat!(
