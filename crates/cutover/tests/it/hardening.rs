@@ -719,7 +719,7 @@ fn smaller_operator_errors_are_said_once_and_early() {
         ],
         vec!["drill", "run", m, "--journal", o],
         vec!["drill", "status", "--journal", m],
-        vec!["drill", "report", m],
+        vec!["drill", "report", "--journal", m],
         vec!["--config", m, "workload", "stats", m],
         vec!["replay", m, "--target", "mysql://root@127.0.0.1:1"],
         vec![
@@ -936,7 +936,7 @@ async fn a_damaged_workload_is_refused_before_anything_is_sent() {
     let r = run(cutover()
         .args(["capture", "--from", "general-log", "--input"])
         .arg(d.join("general.log"))
-        .arg("--out")
+        .arg("--output")
         .arg(&w));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let bytes = std::fs::read(&w).unwrap();
@@ -945,7 +945,7 @@ async fn a_damaged_workload_is_refused_before_anything_is_sent() {
     let r = run(cutover()
         .arg("replay")
         .arg(&cut)
-        .args(["--target", &dsn(Side::Target)]));
+        .args(["--target", &dsn(Side::Target), "--yes"]));
     r.assert_clean_error("nothing was sent");
     let mut t = conn(Side::Target).await;
     let n: Option<u64> =
@@ -958,6 +958,7 @@ async fn a_damaged_workload_is_refused_before_anything_is_sent() {
         "--target",
         &dsn(Side::Target),
         "--allow-skipped",
+        "--yes",
     ]));
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let n: Option<u64> =
@@ -1064,7 +1065,7 @@ fn output_paths_are_checked_before_any_connection() {
         "general-log",
         "--input",
         log,
-        "--out",
+        "--output",
         u,
     ]);
     cases.push(vec![
@@ -1073,7 +1074,7 @@ fn output_paths_are_checked_before_any_connection() {
         "127.0.0.1:0",
         "--upstream",
         "127.0.0.1:1",
-        "--record",
+        "--output",
         u,
     ]);
     for args in cases {

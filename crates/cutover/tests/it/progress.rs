@@ -284,7 +284,14 @@ fn capture_shows_bytes_read_and_records_written_as_it_reads() {
             .collect()
     };
     let mut child = cutover()
-        .args(["capture", "--from", "general-log", "--input", "-", "--out"])
+        .args([
+            "capture",
+            "--from",
+            "general-log",
+            "--input",
+            "-",
+            "--output",
+        ])
         .arg(&out)
         .args(["--progress-interval", "200ms"])
         .stdin(Stdio::piped())

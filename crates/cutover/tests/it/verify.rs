@@ -716,7 +716,7 @@ async fn a_reader_behind_a_ddl_reads_rows_by_name_or_counts_them() {
     assert_eq!(v["skipped_rows"], 0, "{v:#}");
     assert_eq!(
         v["mismatches"],
-        serde_json::json!([{"table": "vd.t", "target_table": "vd.t", "key": {"id": 6},
+        serde_json::json!([{"table": {"source": "vd.t", "target": "vd.t"}, "key": {"id": 6},
             "kind": "mismatched"}]),
         "{v:#}"
     );
