@@ -241,7 +241,19 @@ mod tests {
         let sink = Sink::default();
         let target = TableName::new("db", "t");
         let judge = Judge::new(&plan, &compare).with_fix(Some(&sink), &target);
-        let statements = || std::mem::take(&mut *sink.0.lock().unwrap());
+        // Each statement opens with its clear-text comment (`/* db.t: what, key */ `);
+        // what follows it is the SQL.
+        let statements = || -> Vec<String> {
+            std::mem::take(&mut *sink.0.lock().unwrap())
+                .into_iter()
+                .map(|s| {
+                    assert!(s.starts_with("/* db.t: "), "{s}");
+                    s.split_once("*/ ")
+                        .map(|(_, sql)| sql.to_string())
+                        .unwrap_or(s)
+                })
+                .collect()
+        };
 
         let (a, b) = (row(1, "ann", "a@x"), row(1, "ann", "a@x"));
         assert_eq!(judge.rows(Some(&a), Some(&b)), None);

@@ -347,46 +347,43 @@ impl Plan {
         format!("CONCAT_WS({separator}, {})", fields.join(", "))
     }
 
+    /// The character set each text field of this side's row string enters in: its own
+    /// where it enters as its bytes, utf8mb4 where it is converted.
+    fn text_charsets(&self, side: Side) -> Vec<(String, bool)> {
+        self.columns
+            .iter()
+            .filter(|p| {
+                matches!(
+                    side.column(p).kind,
+                    ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json
+                )
+            })
+            .map(|p| {
+                let converted = !text_view(p, side, String::new()).0.is_empty();
+                if converted {
+                    ("utf8mb4".to_string(), true)
+                } else {
+                    (text_charset(side.column(p)), false)
+                }
+            })
+            .collect()
+    }
+
     /// Whether this side's row string has text, all of it entering as its bytes in one
     /// single-byte character set (latin1, cp1250, ...), where characters are bytes.
     fn one_single_byte_text_charset(&self, side: Side) -> bool {
-        let mut sets = std::collections::BTreeSet::new();
-        for p in &self.columns {
-            let c = side.column(p);
-            if matches!(
-                c.kind,
-                ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json
-            ) {
-                let (view, _) = text_view(p, side, String::new());
-                let set = text_charset(c);
-                if !view.is_empty() || !is_single_byte(&set) {
-                    return false;
-                }
-                sets.insert(set);
-            }
-        }
-        sets.len() == 1
+        let sets = self.text_charsets(side);
+        !sets.is_empty()
+            && sets
+                .iter()
+                .all(|(set, converted)| !converted && is_single_byte(set) && *set == sets[0].0)
     }
 
     /// Whether every text field of this side's row string enters in the same character set
     /// (so that a text separator makes the server convert none of them).
     fn one_text_charset(&self, side: Side) -> bool {
-        let mut sets = std::collections::BTreeSet::new();
-        for p in &self.columns {
-            let c = side.column(p);
-            if matches!(
-                c.kind,
-                ColumnKind::Text { .. } | ColumnKind::Enum | ColumnKind::Set | ColumnKind::Json
-            ) {
-                let (view, _) = text_view(p, side, String::new());
-                sets.insert(if view.is_empty() {
-                    text_charset(c)
-                } else {
-                    "utf8mb4".to_string()
-                });
-            }
-        }
-        sets.len() <= 1
+        let sets = self.text_charsets(side);
+        sets.iter().all(|(set, _)| *set == sets[0].0)
     }
 
     /// Whether this side's checksum may keep the row string in a user variable.
