@@ -123,33 +123,6 @@ pub async fn run(config: Option<&Path>, args: VerifyArgs) -> Result<u8> {
     }
     let (source, target) = connect_pair(&cfg, &args.endpoints, session, cancel.clone()).await?;
 
-    if !tables.is_empty() {
-        // A filter that selects nothing would verify nothing and read as "no mismatches".
-        let selected = table_filter_excluding(tables.clone(), exclude.clone());
-        let names: Vec<(String, String)> = source
-            .conn()
-            .await?
-            .query(
-                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-                 WHERE TABLE_TYPE = 'BASE TABLE'",
-            )
-            .await
-            .context("listing source tables")?;
-        if !names
-            .iter()
-            .any(|(d, t)| selected(&cutover_core::TableName::new(d, t)))
-        {
-            return Err(anyhow!(
-                "--tables: no table on the source matches {}",
-                if args.tables.is_empty() {
-                    &cfg.filter.tables
-                } else {
-                    &args.tables
-                }
-                .join(", ")
-            ));
-        }
-    }
     let mut opts = VerifyOptions::new(start, table_filter_excluding(tables, exclude), routes);
     opts.checker.grace = grace;
     opts.run_for = run_for;
