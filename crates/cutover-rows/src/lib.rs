@@ -18,8 +18,10 @@ pub mod filter;
 pub mod fix;
 pub mod judge;
 pub mod key;
+pub mod pair;
 pub mod plan;
 pub mod row_diff;
+pub mod row_hash;
 pub mod tally;
 
 pub use fetch::{fetch_by_key, Fetched, RowsError};
