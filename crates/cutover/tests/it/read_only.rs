@@ -261,7 +261,7 @@ async fn diff_check_and_verify_send_only_reads_from_read_only_sessions() {
     assert!(r.code == 0 || r.code == 1, "check ran: {}", r.stderr);
     // verify, while rows change on the source (the target replicates nothing: the changes
     // stay different, which verify reads from both sides).
-    let mut child = cutover()
+    let child = cutover()
         .args([
             "verify",
             "--source",
