@@ -84,16 +84,23 @@ pub enum Speed {
     Factor(f64),
 }
 
+/// A `--speed` that is neither `max` nor a factor above 0 (at most a million).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{given:?} is not a speed: give `max` or a factor such as 1, 0.5 or 4")]
+pub struct SpeedError {
+    pub given: String,
+}
+
 impl Speed {
-    pub fn parse(s: &str) -> Result<Speed, String> {
+    pub fn parse(s: &str) -> Result<Speed, SpeedError> {
         if s.eq_ignore_ascii_case("max") {
             return Ok(Speed::Max);
         }
         match s.parse::<f64>() {
             Ok(f) if f.is_finite() && f > 0.0 && f <= 1e6 => Ok(Speed::Factor(f)),
-            _ => Err(format!(
-                "{s:?} is not a speed: give `max` or a factor such as 1, 0.5 or 4"
-            )),
+            _ => Err(SpeedError {
+                given: s.to_string(),
+            }),
         }
     }
 }
@@ -371,5 +378,18 @@ mod tests {
         // TiDB: 0 is no limit.
         assert_eq!(default_max_connections(0), 200);
         assert_eq!(default_max_connections(1), 2);
+    }
+
+    #[test]
+    fn a_speed_is_max_or_a_positive_factor() {
+        assert_eq!(Speed::parse("MAX"), Ok(Speed::Max));
+        assert_eq!(Speed::parse("0.5"), Ok(Speed::Factor(0.5)));
+        for bad in ["0", "-1", "fast", "NaN", "1e7"] {
+            let e = Speed::parse(bad).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("{bad:?} is not a speed: give `max` or a factor such as 1, 0.5 or 4")
+            );
+        }
     }
 }
