@@ -16,7 +16,7 @@
 //! server's answer to the same statement. (When they ran in lockstep, session A waiting for
 //! B's row lock on the baseline while B waited for A's on the target was a cycle neither
 //! server could see: it ended only at `innodb_lock_wait_timeout`.) The one exception is
-//! generated IDs: see [`job::Pair`]. Why this cannot deadlock and why memory stays bounded: see
+//! generated IDs: see `Pair`. Why this cannot deadlock and why memory stays bounded: see
 //! [`run`].
 //!
 //! Memory stays flat: the reader holds one record, channels are bounded, a whole-second
@@ -190,7 +190,7 @@ const GUARD_STATUS: u16 = 0x2000;
 /// Why the independent sides cannot deadlock. The waits are: (1) a lane waits for its
 /// next record; (2) a statement waits for row locks on its own server; (3) a target lane
 /// waits for the baseline lane of the same session to finish an earlier record (the ID
-/// wait of [`job::Pair`]); (4) the dispatcher waits for room in a lane's channel. Baseline lanes
+/// wait of `Pair`); (4) the dispatcher waits for room in a lane's channel. Baseline lanes
 /// wait only on (1) and (2), never on the target, so lock waits on the baseline are waits
 /// the baseline server sees (and breaks, if they form a cycle, as a deadlock error).
 /// (3) points from the target to the baseline only, and to a record that is with the
@@ -208,7 +208,7 @@ const GUARD_STATUS: u16 = 0x2000;
 /// short-lived `KILL QUERY` connection per statement in flight). A session holds a lane from its first
 /// record to its `quit` (or the end of the workload) and runs only on it, so it never holds
 /// one connection while waiting for another. A session that finds no lane free does not
-/// wait at all: the dispatcher keeps its records ([`dispatch::Lanes`]) and goes on reading, so the
+/// wait at all: the dispatcher keeps its records (`Lanes`) and goes on reading, so the
 /// sessions that hold lanes still get their records, reach their ends and free their lanes,
 /// and the waiting sessions get them in the order they started. The dispatcher never
 /// waits for a lane to become free, only for room in a lane's channel (4), which that lane
