@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, xxh3_128_with_seed};
 
-use crate::protocol::ColumnMeta;
+use crate::protocol::{ColumnBits, ColumnMeta};
 
 /// Rows kept per answer for the report's side-by-side samples.
 pub const SAMPLE_ROWS: usize = 10;
@@ -31,8 +31,8 @@ pub struct Answer {
     /// report's samples: [`Answer::render_columns`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
-    /// A hash of every column's name and type ([`Kind::Metadata`]); flags, decimals and
-    /// character sets are compared apart ([`crate::protocol::compare_columns`]).
+    /// A hash of every column's name and type (`Kind::Metadata`); flags,
+    /// decimals and character sets are compared apart (`compare::compare_columns`).
     #[serde(skip)]
     pub columns_hash: u64,
     /// The result sets' column definitions as the driver holds them (shared, not copied).
@@ -173,10 +173,10 @@ impl Answer {
         self.defs.iter().flat_map(|d| d.iter())
     }
 
-    /// What [`crate::protocol::compare_columns`] compares of each column.
-    pub fn column_bits(&self) -> Vec<crate::protocol::ColumnBits> {
+    /// What `compare::compare_columns` compares of each column.
+    pub fn column_bits(&self) -> Vec<ColumnBits> {
         self.columns_iter()
-            .map(|c| crate::protocol::ColumnBits {
+            .map(|c| ColumnBits {
                 flags: c.flags().bits(),
                 decimals: c.decimals(),
                 charset: c.character_set(),
@@ -341,172 +341,51 @@ impl Answer {
     }
 }
 
-/// How two answers differ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// One side failed, or both with different error codes.
-    Error,
-    /// Different rows (as a multiset, or as a sequence under ORDER BY).
-    Rows,
-    /// Column count, names or types.
-    Metadata,
-    AffectedRows,
-    LastInsertId,
-    Warnings,
-    /// Column flags (`NOT_NULL`, `UNSIGNED`, `BINARY`, keys, …).
-    ColumnFlags,
-    /// Column decimals (scale, fractional seconds).
-    Decimals,
-    /// Column character set / collation id.
-    Charset,
-    /// Status flags drivers act on (transaction state, autocommit, escaping).
-    StatusFlags,
-    /// Session-state changes (session tracking).
-    SessionState,
+/// An answer and its columns as far as a capture summary describes them (for
+/// `compat::details` without a baseline, and `compare::compare_captured`).
+pub fn from_captured(r: &cutover_workload::Response) -> (Answer, Vec<ColumnMeta>) {
+    let answer = Answer {
+        error: r.error.as_ref().map(|e| ServerErr {
+            code: e.code,
+            state: e.state.clone().unwrap_or_default(),
+            message: e.message.clone().unwrap_or_default(),
+        }),
+        status_flags: r.status_flags,
+        session_state: r.session_state.clone().unwrap_or_default(),
+        warnings: r.warnings.unwrap_or(0),
+        affected_rows: r.affected_rows.unwrap_or(0),
+        last_insert_id: r.last_insert_id.filter(|id| *id != 0),
+        rows: r.rows.unwrap_or(0),
+        ..Answer::default()
+    };
+    let columns = r
+        .columns
+        .iter()
+        .flatten()
+        .map(|c| ColumnMeta {
+            name: c.name.clone(),
+            type_name: c.type_name.clone(),
+            flags: c.flags.unwrap_or(0),
+            decimals: c.decimals.unwrap_or(0),
+            charset: c.charset.unwrap_or(0),
+        })
+        .collect();
+    (answer, columns)
 }
 
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Error => "error",
-            Kind::Rows => "rows",
-            Kind::Metadata => "metadata",
-            Kind::AffectedRows => "affected_rows",
-            Kind::LastInsertId => "last_insert_id",
-            Kind::Warnings => "warnings",
-            Kind::ColumnFlags => "column_flags",
-            Kind::Decimals => "decimals",
-            Kind::Charset => "charset",
-            Kind::StatusFlags => "status_flags",
-            Kind::SessionState => "session_state",
-        }
+/// A short form of what the capture saw, as [`Answer::brief`] is of an answer.
+pub(crate) fn captured_brief(r: &cutover_workload::Response) -> String {
+    if let Some(e) = &r.error {
+        return format!("ERROR {} (captured)", e.code);
     }
-}
-
-/// The ways `target` answers differently from `baseline`.
-pub fn compare(baseline: &Answer, target: &Answer, ordered: bool) -> Vec<Kind> {
-    let mut kinds = Vec::new();
-    match (&baseline.error, &target.error) {
-        (Some(a), Some(b)) => {
-            if a.code != b.code {
-                kinds.push(Kind::Error);
-            }
-            return kinds;
-        }
-        (None, None) => {}
-        _ => {
-            kinds.push(Kind::Error);
-            return kinds;
-        }
+    let mut parts = Vec::new();
+    if let Some(n) = r.rows {
+        parts.push(format!("{n} rows"));
     }
-    if baseline.columns_hash != target.columns_hash || baseline.columns != target.columns {
-        kinds.push(Kind::Metadata);
+    if let Some(n) = r.affected_rows {
+        parts.push(format!("{n} affected"));
     }
-    kinds.extend(crate::protocol::compare_columns(
-        &baseline.column_bits(),
-        &target.column_bits(),
-    ));
-    let rows_differ = baseline.rows != target.rows
-        || baseline.multiset != target.multiset
-        || (ordered && baseline.sequence != target.sequence);
-    if rows_differ {
-        kinds.push(Kind::Rows);
-    }
-    if baseline.affected_rows != target.affected_rows {
-        kinds.push(Kind::AffectedRows);
-    }
-    if baseline.last_insert_id != target.last_insert_id {
-        kinds.push(Kind::LastInsertId);
-    }
-    if baseline.warnings != target.warnings {
-        kinds.push(Kind::Warnings);
-    }
-    if let (Some(a), Some(b)) = (baseline.status_flags, target.status_flags) {
-        if a & crate::protocol::CLIENT_STATUS != b & crate::protocol::CLIENT_STATUS {
-            kinds.push(Kind::StatusFlags);
-        }
-    }
-    if baseline.session_state != target.session_state {
-        kinds.push(Kind::SessionState);
-    }
-    kinds
-}
-
-/// The ways `target` differs from what the capture saw (no baseline): only what the
-/// workload holds is compared. `status_mask`: status flags cutover's own session set-up
-/// causes (the `READ ONLY` guard), which the captured application never had: not compared.
-pub fn compare_captured(
-    captured: &cutover_workload::Response,
-    target: &Answer,
-    status_mask: u16,
-) -> Vec<Kind> {
-    let mut kinds = Vec::new();
-    if let Some(e) = &captured.error {
-        if target.error.as_ref().map(|t| t.code) != Some(e.code) {
-            kinds.push(Kind::Error);
-        }
-        return kinds;
-    }
-    if target.error.is_some() {
-        // The capture saw this statement succeed only when it recorded an outcome.
-        if captured.rows.is_some() || captured.affected_rows.is_some() {
-            kinds.push(Kind::Error);
-        }
-        return kinds;
-    }
-    if let Some(n) = captured.rows {
-        if n != target.rows {
-            kinds.push(Kind::Rows);
-        }
-    }
-    if let Some(n) = captured.affected_rows {
-        if n != target.affected_rows {
-            kinds.push(Kind::AffectedRows);
-        }
-    }
-    if let (Some(a), Some(b)) = (captured.last_insert_id, target.last_insert_id) {
-        if a != b {
-            kinds.push(Kind::LastInsertId);
-        }
-    }
-    // The protocol layer, where the capture saw it (proxy, pcap): column definitions with
-    // their flags, status flags, warnings.
-    if let Some(cols) = &captured.columns {
-        let target_cols = target.columns_iter().count();
-        if target_cols > 0 {
-            let types_differ = cols.len() != target_cols
-                || cols.iter().zip(target.columns_iter()).any(|(c, t)| {
-                    c.name.as_bytes() != t.name_ref()
-                        || c.type_name != format!("{:?}", t.column_type())
-                });
-            if types_differ {
-                kinds.push(Kind::Metadata);
-            }
-            if cols.len() == target_cols && cols.iter().all(|c| c.flags.is_some()) {
-                let (_, captured_cols) = crate::protocol::from_captured(captured);
-                let bits: Vec<_> = captured_cols.iter().map(|c| c.bits()).collect();
-                kinds.extend(crate::protocol::compare_columns(
-                    &bits,
-                    &target.column_bits(),
-                ));
-            }
-        }
-    }
-    if let (Some(a), Some(b)) = (captured.status_flags, target.status_flags) {
-        let compared = crate::protocol::CLIENT_STATUS & !status_mask;
-        if a & compared != b & compared {
-            kinds.push(Kind::StatusFlags);
-        }
-    }
-    if let Some(w) = captured.warnings {
-        if w != target.warnings {
-            kinds.push(Kind::Warnings);
-        }
-    }
-    // Session-state changes are not compared with a capture: the replayer's driver does not
-    // negotiate session tracking, so the target never reports any (see `protocol.rs`).
-    kinds
+    format!("{} (captured)", parts.join(", "))
 }
 
 /// Rewrites the generated IDs a statement uses (number tokens only, never digits inside
@@ -539,6 +418,7 @@ pub fn map_ids(sql: &str, map: &IdMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::{compare, Kind};
 
     fn rows(v: &[&[&str]]) -> Answer {
         let mut a = Answer::default();

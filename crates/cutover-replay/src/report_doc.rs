@@ -6,10 +6,8 @@ use cutover_report::{
     Badge, Bars, Block, Cell, Compare, CompareRow, Document, Section, Table, Tone,
 };
 
-use crate::answer::Answer;
-use crate::report::{
-    captured_brief, ms_text, ClassLatency, ClassReport, RankedClass, Report, Sample,
-};
+use crate::answer::{captured_brief, Answer};
+use crate::report::{ms_text, ClassLatency, ClassReport, RankedClass, Report, Sample};
 
 /// Classes drawn in the latency charts.
 const CHARTED: usize = 15;

@@ -83,15 +83,41 @@ pub enum WorkloadError {
         source: std::io::Error,
     },
     #[error("{path}: not a cutover workload file ({why})")]
-    NotWorkload { path: PathBuf, why: String },
+    NotWorkload { path: PathBuf, why: NotWorkload },
     #[error("{path}: workload version {version} is newer than this cutover reads ({VERSION})")]
     TooNew { path: PathBuf, version: u32 },
     #[error("{path}:{line}: bad record: {why}")]
     BadRecord {
         path: PathBuf,
         line: u64,
-        why: String,
+        why: BadRecord,
     },
+}
+
+/// Why a file is not a workload (its first line is not a workload header).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotWorkload {
+    #[error("cannot decompress: {0}")]
+    Compression(std::io::Error),
+    #[error("empty")]
+    Empty,
+    #[error("no workload header")]
+    NoHeader,
+    #[error("format is {0:?}")]
+    OtherFormat(String),
+}
+
+/// Why a line of a workload is not a record.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadRecord {
+    /// The line could not be read: a file cut short, or damaged compressed data.
+    #[error("cannot read (truncated file?): {0}")]
+    Unreadable(std::io::Error),
+    /// The line is not a record's JSON.
+    #[error("{0}")]
+    Json(serde_json::Error),
 }
 
 /// The first line of a workload file.
@@ -396,7 +422,7 @@ impl Reader {
             path: path.to_path_buf(),
             source,
         })?;
-        let not = |why: String| WorkloadError::NotWorkload {
+        let not = |why: NotWorkload| WorkloadError::NotWorkload {
             path: path.to_path_buf(),
             why,
         };
@@ -407,13 +433,13 @@ impl Reader {
         .lines();
         let first = match lines.next() {
             Some(Ok(l)) => l,
-            Some(Err(e)) => return Err(not(format!("cannot decompress: {e}"))),
-            None => return Err(not("empty".into())),
+            Some(Err(e)) => return Err(not(NotWorkload::Compression(e))),
+            None => return Err(not(NotWorkload::Empty)),
         };
         let header: Header =
-            serde_json::from_str(&first).map_err(|_| not("no workload header".into()))?;
+            serde_json::from_str(&first).map_err(|_| not(NotWorkload::NoHeader))?;
         if header.format != FORMAT {
-            return Err(not(format!("format is {:?}", header.format)));
+            return Err(not(NotWorkload::OtherFormat(header.format)));
         }
         if header.version > VERSION {
             return Err(WorkloadError::TooNew {
@@ -426,6 +452,35 @@ impl Reader {
             lines,
             line: 1,
             header,
+        })
+    }
+}
+
+/// What one pass over a whole workload shows: every record could be read, and how much of
+/// it a replay will answer (so a replay's progress has its total from the start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// Queries and executes: the statements a replay counts.
+    pub statements: u64,
+    /// Microseconds from the first record's time to the latest.
+    pub span_us: i64,
+}
+
+impl Reader {
+    /// Reads every record left; the first one that cannot be read is the error.
+    pub fn extent(self) -> Result<Extent, WorkloadError> {
+        let (mut statements, mut first, mut last) = (0u64, None, i64::MIN);
+        for r in self {
+            let r = r?;
+            if matches!(r.command, Command::Query { .. } | Command::Execute { .. }) {
+                statements += 1;
+            }
+            first.get_or_insert(r.ts_us);
+            last = last.max(r.ts_us);
+        }
+        Ok(Extent {
+            statements,
+            span_us: first.map(|f| (last - f).max(0)).unwrap_or(0),
         })
     }
 }
@@ -443,7 +498,7 @@ impl Iterator for Reader {
                     return Some(Err(WorkloadError::BadRecord {
                         path: self.path.clone(),
                         line: self.line,
-                        why: format!("cannot read (truncated file?): {e}"),
+                        why: BadRecord::Unreadable(e),
                     }))
                 }
             };
@@ -454,7 +509,7 @@ impl Iterator for Reader {
                 serde_json::from_str(&l).map_err(|e| WorkloadError::BadRecord {
                     path: self.path.clone(),
                     line: self.line,
-                    why: e.to_string(),
+                    why: BadRecord::Json(e),
                 }),
             );
         }
@@ -542,6 +597,26 @@ mod tests {
         assert_eq!(r.header.source, "general-log");
         let back: Vec<Record> = r.map(|x| x.unwrap()).collect();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn the_extent_counts_statements_and_the_recorded_span() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("w.cwl");
+        let mut w = Writer::create(&p, &Header::new("general-log", None)).unwrap();
+        for r in sample() {
+            w.write(&r).unwrap();
+        }
+        w.finish().unwrap();
+        let e = Reader::open(&p).unwrap().extent().unwrap();
+        // A query and an execute; from 10 µs to 40 µs.
+        assert_eq!(
+            e,
+            Extent {
+                statements: 2,
+                span_us: 30
+            }
+        );
     }
 
     #[test]

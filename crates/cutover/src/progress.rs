@@ -288,11 +288,6 @@ impl Reporter {
         }
     }
 
-    /// Whether anything is shown (not `--quiet`).
-    pub fn shown(&self) -> bool {
-        !matches!(self.shared.view, View::Off)
-    }
-
     /// A line for the human output (stdout) now, above the bars on a terminal: what a
     /// command reports as it happens (a confirmed mismatch), not progress, so `--quiet`
     /// does not hold it back.

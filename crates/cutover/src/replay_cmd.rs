@@ -52,7 +52,7 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
             args.workload.display()
         ));
     }
-    check_workload(&args.workload)?;
+    let extent = check_workload(&args.workload)?;
     let target_ep = crate::endpoints::resolve(
         Role::Target,
         Some(&args.target),
@@ -101,7 +101,7 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
         },
         None => None,
     };
-    let shown = crate::progress::replay::ReplayProgress::start(&args.workload, speed);
+    let shown = crate::progress::replay::ReplayProgress::start(extent, speed);
     let opts = ReplayOptions {
         read_only: args.read_only,
         speed,
@@ -177,10 +177,10 @@ fn confirm_writes(
 /// up to the damage and reporting the rest as not compared, leaves a replay half-run: the
 /// target holds part of the workload's writes, and the unread rest cannot even be counted.
 /// The cost is one more decompression pass, small beside the replay's round trips. (A file
-/// that changes while it is replayed still ends the replay with exit 2.)
-fn check_workload(path: &std::path::Path) -> Result<()> {
-    for record in cutover_workload::Reader::open(path)? {
-        record.map_err(|e| anyhow!("{e}: the workload is damaged; nothing was sent"))?;
-    }
-    Ok(())
+/// that changes while it is replayed still ends the replay with exit 2.) The same pass
+/// counts the statements, the total of the replay's progress.
+fn check_workload(path: &std::path::Path) -> Result<cutover_workload::Extent> {
+    cutover_workload::Reader::open(path)?
+        .extent()
+        .map_err(|e| anyhow!("{e}: the workload is damaged; nothing was sent"))
 }

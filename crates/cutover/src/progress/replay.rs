@@ -1,19 +1,17 @@
 //! `cutover replay`'s progress: statements answered of all, sessions open, how far behind the
 //! recorded timeline the replay runs, differences and statements not compared so far.
 //!
-//! The workload's size is not in its header: a thread reads the file once more beside the
-//! replay and counts its statements (and the recorded time span), so the total and the ETA
-//! appear once it is through; until then the count stands alone. At a speed factor the ETA
-//! is the recorded timeline's rest (scaled) plus the current lag; at `max` it comes from the
-//! measured rate.
+//! The workload's size is not in its header: the total (statements and the recorded time
+//! span) comes from the pass that checks the whole file before anything is sent. At a speed
+//! factor the ETA is the recorded timeline's rest (scaled) plus the current lag; at `max` it
+//! comes from the measured rate.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cutover_replay::{ProgressHandle, Speed, Tally};
-use cutover_workload::Command;
+use cutover_workload::Extent;
 
 use super::{lock, Eta, Meter, Reading, Reporter, Unit};
 
@@ -25,38 +23,25 @@ pub struct ReplayProgress {
 struct ReplayMeter {
     started: Instant,
     speed: Speed,
-    /// Statements in the workload and its recorded span (µs), once counted.
-    total: Mutex<Option<(u64, i64)>>,
+    /// Statements in the workload and its recorded span (µs).
+    total: Option<(u64, i64)>,
     tally: Mutex<Tally>,
     sessions: AtomicI64,
     behind_us: AtomicU64,
 }
 
 impl ReplayProgress {
-    /// Starts showing a replay of `workload` at `speed`.
-    pub fn start(workload: &Path, speed: Speed) -> ReplayProgress {
+    /// Starts showing a replay of a workload of `extent` at `speed`.
+    pub fn start(extent: Extent, speed: Speed) -> ReplayProgress {
         let meter = Arc::new(ReplayMeter {
             started: Instant::now(),
             speed,
-            total: Mutex::new(None),
+            total: Some((extent.statements, extent.span_us)),
             tally: Mutex::new(Tally::default()),
             sessions: AtomicI64::new(0),
             behind_us: AtomicU64::new(0),
         });
         let reporter = Reporter::start("replay", meter.clone());
-        if reporter.shown() {
-            let m = meter.clone();
-            let path = workload.to_path_buf();
-            // A file that cannot be read again leaves the count without a total; the
-            // replay itself reports the problem.
-            let _ = std::thread::Builder::new()
-                .name("replay-count".into())
-                .spawn(move || {
-                    if let Some(t) = count_statements(&path) {
-                        *lock(&m.total) = Some(t);
-                    }
-                });
-        }
         ReplayProgress { meter, reporter }
     }
 
@@ -69,22 +54,6 @@ impl ReplayProgress {
     pub fn finish(&self) {
         self.reporter.finish();
     }
-}
-
-/// The statements (queries and executes: what the report counts) of a workload file and
-/// the span of its recorded times.
-fn count_statements(path: &Path) -> Option<(u64, i64)> {
-    let reader = cutover_workload::Reader::open(path).ok()?;
-    let (mut n, mut first, mut last) = (0u64, None, i64::MIN);
-    for r in reader {
-        let r = r.ok()?;
-        if matches!(r.command, Command::Query { .. } | Command::Execute { .. }) {
-            n += 1;
-        }
-        first.get_or_insert(r.ts_us);
-        last = last.max(r.ts_us);
-    }
-    Some((n, first.map(|f| (last - f).max(0)).unwrap_or(0)))
 }
 
 impl cutover_replay::Progress for ReplayMeter {
@@ -106,7 +75,7 @@ impl cutover_replay::Progress for ReplayMeter {
 impl Meter for ReplayMeter {
     fn read(&self) -> Reading {
         let t = *lock(&self.tally);
-        let total = *lock(&self.total);
+        let total = self.total;
         let mut r = Reading::new(Unit::Count("statements"));
         r.done = t.statements;
         r.total = total.map(|(n, _)| n);

@@ -19,14 +19,18 @@
 //! statement per lane), a transaction is bounded per session ([`TXN_KEPT`]), and the report
 //! keeps a count and one example per side and code.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
-use cutover_workload::fingerprint::{tokenize, TokenKind};
 use serde::Serialize;
 
-use crate::classify::Txn;
-use crate::Job;
+use crate::excerpt::one_line;
+
+mod touch;
+mod window;
+
+pub use touch::{touch, Touch};
+pub(crate) use window::{context, Clock, Transaction, Window};
+pub use window::{TXN_KEPT, WINDOW};
 
 /// One concurrency error code: what it means and what usually fixes it.
 #[derive(Clone, Copy, Debug)]
@@ -150,101 +154,6 @@ pub fn code(c: u16) -> Option<&'static Code> {
     CODES.iter().find(|x| x.code == c)
 }
 
-/// Finished statements remembered per side.
-pub const WINDOW: usize = 1024;
-/// Statements of one session's transaction kept for its context (the latest ones).
-pub const TXN_KEPT: usize = 32;
-/// Other sessions' statements shown per conflict.
-const OTHERS_SHOWN: usize = 5;
-/// Characters of a statement's text kept in a context.
-const TEXT: usize = 500;
-
-/// A statement as the window remembers it: times in µs on the replay's clock.
-#[derive(Clone)]
-struct Entry {
-    job: Arc<Job>,
-    start_us: u64,
-    end_us: Option<u64>,
-    error: Option<u16>,
-}
-
-/// One side's recent statements.
-#[derive(Default)]
-pub(crate) struct Window {
-    running: HashMap<u64, Entry>,
-    recent: VecDeque<Entry>,
-    /// Sessions with an explicit transaction open: when it began.
-    open_txn: HashMap<u64, u64>,
-}
-
-impl Window {
-    /// A statement starts on this side.
-    pub fn start(&mut self, job: &Arc<Job>, now_us: u64) {
-        let class_txn = job.stmt.as_ref().map(|s| s.class.txn);
-        if class_txn == Some(Txn::Begin) {
-            self.open_txn.insert(job.session, now_us);
-        }
-        self.running.insert(
-            job.session,
-            Entry {
-                job: job.clone(),
-                start_us: now_us,
-                end_us: None,
-                error: None,
-            },
-        );
-    }
-
-    /// The statement of `session` ended (`error`: its error code).
-    pub fn end(&mut self, session: u64, now_us: u64, error: Option<u16>) {
-        let Some(mut e) = self.running.remove(&session) else {
-            return;
-        };
-        e.end_us = Some(now_us);
-        e.error = error;
-        let txn = e.job.stmt.as_ref().map(|s| s.class.txn);
-        // A deadlock rolls the whole transaction back; an end ends it.
-        if txn == Some(Txn::End) || error == Some(1213) {
-            self.open_txn.remove(&session);
-        }
-        if self.recent.len() >= WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(e);
-    }
-
-    /// The session is gone from this side (quit, reset, change of user).
-    pub fn forget(&mut self, session: u64) {
-        self.open_txn.remove(&session);
-        self.running.remove(&session);
-    }
-
-    /// Other sessions' statements that may explain an error of `session` whose statement
-    /// started at `failed_us` in a transaction that began at `since_us`.
-    fn candidates(&self, session: u64, since_us: u64, now_us: u64) -> Vec<(Entry, Relation)> {
-        let mut out = Vec::new();
-        for e in self.running.values().filter(|e| e.job.session != session) {
-            out.push((e.clone(), Relation::InFlight));
-        }
-        for e in self.recent.iter().rev() {
-            if e.job.session == session {
-                continue;
-            }
-            let end = e.end_us.unwrap_or(now_us);
-            let open = self
-                .open_txn
-                .get(&e.job.session)
-                .is_some_and(|b| *b <= e.start_us);
-            if open {
-                out.push((e.clone(), Relation::OpenTransaction));
-            } else if end >= since_us {
-                out.push((e.clone(), Relation::SameWindow));
-            }
-        }
-        out
-    }
-}
-
 /// How another session's statement relates to the error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -310,263 +219,6 @@ pub struct Conflict {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-/// A session's current transaction on one side, kept by its lane.
-#[derive(Default)]
-pub(crate) struct Transaction {
-    open: bool,
-    began_us: u64,
-    stmts: VecDeque<(Arc<Job>, u64, Option<u16>)>,
-    earlier: u64,
-}
-
-impl Transaction {
-    /// A statement starts: it joins the explicit transaction, or is one on its own.
-    pub fn start(&mut self, job: &Arc<Job>, now_us: u64) {
-        let txn = job.stmt.as_ref().map(|s| s.class.txn);
-        if txn == Some(Txn::Begin) || !self.open {
-            self.stmts.clear();
-            self.earlier = 0;
-            self.began_us = now_us;
-            self.open = txn == Some(Txn::Begin);
-        }
-        if self.stmts.len() >= TXN_KEPT {
-            self.stmts.pop_front();
-            self.earlier += 1;
-        }
-        self.stmts.push_back((job.clone(), now_us, None));
-    }
-
-    /// The statement ended with `error`.
-    pub fn end(&mut self, error: Option<u16>) {
-        if let Some(last) = self.stmts.back_mut() {
-            last.2 = error;
-            let txn = last.0.stmt.as_ref().map(|s| s.class.txn);
-            if txn == Some(Txn::End) || error == Some(1213) {
-                self.open = false;
-            }
-        }
-    }
-
-    pub fn clear(&mut self) {
-        *self = Transaction::default();
-    }
-}
-
-/// What the lanes share to describe a statement's times.
-pub(crate) struct Clock {
-    pub first_ts: i64,
-}
-
-impl Clock {
-    fn statement(
-        &self,
-        job: &Job,
-        start_us: u64,
-        end_us: Option<u64>,
-        error: Option<u16>,
-    ) -> ContextStatement {
-        ContextStatement {
-            session: job.session,
-            command: job.seq + 1,
-            sql: crate::report::one_line(job.sql(), TEXT),
-            started_ms: start_us as f64 / 1000.0,
-            ended_ms: end_us.map(|e| e as f64 / 1000.0),
-            captured_s: (job.at_us - self.first_ts).max(0) as f64 / 1e6,
-            error,
-        }
-    }
-}
-
-/// The context of a concurrency error, taken on its side right after it (the window still
-/// holds what ran beside it). `txn` already holds the failing statement.
-pub(crate) fn context(
-    clock: &Clock,
-    window: &Window,
-    txn: &Transaction,
-    side: &'static str,
-    code: u16,
-    message: &str,
-    now_us: u64,
-) -> Option<Conflict> {
-    let (job, start_us, _) = txn.stmts.back()?;
-    let session = job.session;
-    // What the failing transaction touched: its tables and keys hold its locks.
-    let mut tables = Vec::new();
-    let mut keys = Vec::new();
-    for (j, _, _) in &txn.stmts {
-        let t = touch(j.sql());
-        tables.extend(t.tables);
-        keys.extend(t.keys);
-    }
-    tables.sort();
-    tables.dedup();
-    let mut others: Vec<OtherStatement> = window
-        .candidates(session, txn.began_us, now_us)
-        .into_iter()
-        .filter_map(|(e, relation)| {
-            let t = touch(e.job.sql());
-            let shared: Vec<String> = t
-                .tables
-                .iter()
-                .filter(|x| tables.contains(x))
-                .cloned()
-                .collect();
-            if shared.is_empty() {
-                return None;
-            }
-            let same_key = t.keys.iter().any(|k| keys.contains(k));
-            Some(OtherStatement {
-                statement: clock.statement(&e.job, e.start_us, e.end_us, e.error),
-                relation,
-                tables: shared,
-                same_key,
-            })
-        })
-        .collect();
-    others.sort_by(|a, b| {
-        b.same_key
-            .cmp(&a.same_key)
-            .then(a.relation.cmp(&b.relation))
-            .then(
-                b.statement
-                    .started_ms
-                    .partial_cmp(&a.statement.started_ms)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-            )
-    });
-    others.truncate(OTHERS_SHOWN);
-    let last = txn.stmts.len().saturating_sub(1);
-    Some(Conflict {
-        side,
-        code,
-        message: crate::report::one_line(message, TEXT),
-        statement: clock.statement(job, *start_us, Some(now_us), Some(code)),
-        transaction: txn
-            .stmts
-            .iter()
-            .enumerate()
-            .map(|(i, (j, s, e))| {
-                let end = (i == last).then_some(now_us);
-                clock.statement(j, *s, end, if i == last { Some(code) } else { *e })
-            })
-            .collect(),
-        transaction_earlier: txn.earlier,
-        others,
-        other_side: String::new(),
-    })
-}
-
-/// What a statement's text shows it touches: table names (without their database,
-/// lowercased) and `column = literal` keys.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Touch {
-    pub tables: Vec<String>,
-    pub keys: Vec<(String, String)>,
-}
-
-/// Reads the tables after `FROM`, `JOIN`, `UPDATE`, `INTO`, `TABLE` and the keys written as
-/// `column = literal` or `column IN (literal, …)`. A reading of the text, not a parse: it
-/// never fails, and what it cannot read it leaves out (the context then shows fewer
-/// statements, never a wrong table).
-pub fn touch(sql: &str) -> Touch {
-    let toks = tokenize(sql);
-    let word = |i: usize| -> Option<&str> {
-        toks.get(i)
-            .filter(|t| t.kind == TokenKind::Word)
-            .map(|t| t.text(sql))
-    };
-    let ident = |i: usize| -> Option<String> {
-        let t = toks.get(i)?;
-        match t.kind {
-            TokenKind::Word => Some(t.text(sql).to_ascii_lowercase()),
-            TokenKind::QuotedIdent => {
-                let s = t.text(sql);
-                let inner = s.get(1..s.len().saturating_sub(1)).unwrap_or("");
-                Some(inner.replace("``", "`").to_lowercase())
-            }
-            _ => None,
-        }
-    };
-    let punct = |i: usize, p: &str| {
-        toks.get(i)
-            .is_some_and(|t| t.kind == TokenKind::Punct && t.text(sql) == p)
-    };
-    let mut out = Touch::default();
-    // Keys are read in conditions only (after WHERE or ON), not in `SET x = 1`.
-    let mut condition = false;
-    for i in 0..toks.len() {
-        let Some(w) = word(i) else {
-            if condition && punct(i, "=") {
-                // `column = literal`
-                let col = i.checked_sub(1).and_then(&ident);
-                if let (Some(col), Some(v)) = (col, toks.get(i + 1)) {
-                    if v.is_literal() && out.keys.len() < 64 {
-                        out.keys.push((col, v.text(sql).to_string()));
-                    }
-                }
-            }
-            continue;
-        };
-        let w = w.to_ascii_lowercase();
-        match w.as_str() {
-            "where" | "on" | "having" => condition = true,
-            "set" | "values" | "select" => condition = false,
-            _ => {}
-        }
-        match w.as_str() {
-            "from" | "join" | "update" | "into" | "table" => {
-                let mut j = i + 1;
-                // `DELETE FROM`, `INSERT IGNORE INTO`, `UPDATE LOW_PRIORITY IGNORE t`.
-                while word(j).is_some_and(|x| {
-                    matches!(
-                        x.to_ascii_lowercase().as_str(),
-                        "low_priority" | "ignore" | "only" | "if"
-                    )
-                }) {
-                    j += 1;
-                }
-                let Some(mut name) = ident(j) else { continue };
-                if punct(j + 1, ".") {
-                    if let Some(n) = ident(j + 2) {
-                        name = n;
-                    }
-                }
-                if !is_keyword(&name) && !out.tables.contains(&name) && out.tables.len() < 64 {
-                    out.tables.push(name);
-                }
-            }
-            "in" if condition && punct(i + 1, "(") => {
-                let Some(col) = i.checked_sub(1).and_then(&ident) else {
-                    continue;
-                };
-                let mut j = i + 2;
-                while let Some(t) = toks.get(j) {
-                    if t.is_literal() {
-                        if out.keys.len() < 64 {
-                            out.keys.push((col.clone(), t.text(sql).to_string()));
-                        }
-                    } else if !punct(j, ",") {
-                        break;
-                    }
-                    j += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-    for k in &mut out.keys {
-        // `t.id = 1` and `id = 1` name one key.
-        if let Some((_, c)) = k.0.rsplit_once('.') {
-            k.0 = c.to_string();
-        }
-    }
-    out
-}
-
-fn is_keyword(w: &str) -> bool {
-    matches!(w, "select" | "dual" | "(" | "set" | "values" | "where")
 }
 
 /// The concurrency errors of a replay: per side and code.
@@ -673,7 +325,7 @@ pub fn explain(c: &Conflict, indent: &str) -> String {
         s.session,
         s.command,
         s.started_ms,
-        crate::report::one_line(&s.sql, 160),
+        one_line(&s.sql, 160),
         if c.side == "target" {
             "the baseline"
         } else {
@@ -700,7 +352,7 @@ pub fn explain(c: &Conflict, indent: &str) -> String {
                 Some(e) => format!("{:.0}–{:.0} ms", st.started_ms, e),
                 None => format!("from {:.0} ms", st.started_ms),
             },
-            crate::report::one_line(&st.sql, 160)
+            one_line(&st.sql, 160)
         ));
     }
     if c.transaction.len() > 1 || c.transaction_earlier > 0 {
@@ -713,7 +365,7 @@ pub fn explain(c: &Conflict, indent: &str) -> String {
             out.push_str(&format!(
                 "{indent}    {:.0} ms: {}{}\n",
                 t.started_ms,
-                crate::report::one_line(&t.sql, 160),
+                one_line(&t.sql, 160),
                 t.error
                     .map(|e| format!("  → ERROR {e}"))
                     .unwrap_or_default()
@@ -726,32 +378,6 @@ pub fn explain(c: &Conflict, indent: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn key(c: &str, v: &str) -> (String, String) {
-        (c.to_string(), v.to_string())
-    }
-
-    #[test]
-    fn tables_and_keys_are_read_from_the_text() {
-        let t = touch("UPDATE `shop`.`Orders` SET v = v + 1 WHERE id = 7");
-        assert_eq!(t.tables, vec!["orders"]);
-        assert_eq!(t.keys, vec![key("id", "7")]);
-        let t = touch("DELETE FROM t WHERE t.k IN (1, 2,3) AND s = 'x'");
-        assert_eq!(t.tables, vec!["t"]);
-        assert_eq!(
-            t.keys,
-            vec![key("k", "1"), key("k", "2"), key("k", "3"), key("s", "'x'")]
-        );
-        let t = touch("INSERT IGNORE INTO a (id) SELECT id FROM b JOIN c ON b.x = c.x");
-        assert_eq!(t.tables, vec!["a", "b", "c"]);
-        assert!(t.keys.is_empty());
-        assert_eq!(touch("COMMIT"), Touch::default());
-        // A table name in a string or a comment is not read.
-        let t = touch("SELECT 'from x' /* from y */ FROM z");
-        assert_eq!(t.tables, vec!["z"]);
-    }
-
     #[test]
     fn every_code_is_explained_and_listed_once() {
         for c in CODES {
@@ -762,24 +388,5 @@ mod tests {
             assert!(code(c).is_some(), "{c}");
         }
         assert!(code(1146).is_none());
-    }
-
-    proptest! {
-        #[test]
-        fn touch_never_panics_and_stays_bounded(s in "\\PC{0,300}") {
-            let t = touch(&s);
-            prop_assert!(t.tables.len() <= 64 && t.keys.len() <= 64);
-            for name in &t.tables {
-                prop_assert!(name.len() <= s.len());
-            }
-        }
-
-        #[test]
-        fn touch_reads_generated_updates(table in "[a-z][a-z0-9_]{0,10}", col in "[a-z][a-z_]{0,8}", v in 0u64..1_000_000) {
-            prop_assume!(!is_keyword(&table) && !["low_priority", "ignore", "only", "if"].contains(&table.as_str()));
-            let t = touch(&format!("UPDATE {table} SET x = 1 WHERE {col} = {v}"));
-            prop_assert_eq!(t.tables, vec![table]);
-            prop_assert!(t.keys.contains(&(col, v.to_string())));
-        }
     }
 }
