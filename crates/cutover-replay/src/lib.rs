@@ -279,6 +279,9 @@ pub async fn run(
         handles,
         workload_end,
     } = dispatch::dispatch(&mut rec_rx, first, ctx.clone(), opts.rules, lane_limit).await;
+    // The reader thread may be blocked on a full channel (the dispatch stopped early: Ctrl-C,
+    // a read error): closing the receiving end lets it end before it is waited for.
+    drop(rec_rx);
     let _ = reader.await;
     let mut lag = report::hist();
     let mut session_errors = Vec::new();

@@ -196,7 +196,7 @@ async fn a_replay_writes_its_figures_every_interval() {
             assert!(l.contains(figure), "`{figure}` in {l}");
         }
     }
-    // The total is counted beside the replay; the ETA follows the recorded timeline.
+    // The total is counted by the pass that checks the whole file before anything is sent; the ETA follows the recorded timeline.
     assert!(
         during
             .iter()
