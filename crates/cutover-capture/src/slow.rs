@@ -19,12 +19,12 @@
 //! record's response summary: `Rows_sent`, `Rows_affected`, `Query_time`, and an error
 //! code from `Errno`/`Last_errno` when not 0.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::BufRead;
 
 use cutover_workload::{Command, ErrorInfo, Record, Response};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, Lines};
+use crate::{is_banner, is_banner_tail, session_id, LineError, LogInput, LogParser};
 
 #[derive(Default)]
 struct Entry {
@@ -42,35 +42,79 @@ struct Entry {
 
 /// Reads a slow log: an iterator of records, with the lines it could not read as errors.
 pub struct SlowLog<R> {
-    lines: Lines<R>,
+    input: LogInput<R>,
     pending: Option<Entry>,
-    out: VecDeque<Result<Record, LineError>>,
     /// The last `# Time:` (µs, and whether it had a fraction).
     time: Option<(i64, bool)>,
     /// The database of each open session (the slow log says `use db;` only when it changed).
     dbs: HashMap<u64, Option<String>>,
     epoch: u64,
-    done: bool,
 }
 
 impl<R: BufRead> SlowLog<R> {
     pub fn new(input: R) -> SlowLog<R> {
         SlowLog {
-            lines: Lines::new(input),
+            input: LogInput::new(input),
             pending: None,
-            out: VecDeque::new(),
             time: None,
             dbs: HashMap::new(),
             epoch: 0,
-            done: false,
         }
     }
 
     fn err(&mut self, line: u64, message: impl Into<String>) {
-        self.out.push_back(Err(LineError {
+        self.input.out.push_back(Err(LineError {
             line,
             message: message.into(),
         }));
+    }
+
+    /// `# administrator command: Quit;` and friends, written in place of a statement.
+    fn admin(&mut self, number: u64, cmd: &str) {
+        let Some(mut e) = self.pending.take() else {
+            self.err(number, "administrator command outside any entry");
+            return;
+        };
+        if e.broken {
+            return;
+        }
+        if cmd == "Quit" {
+            e.sql.clear();
+            let (session, ts) = self.place(&e);
+            let db = self.dbs.remove(&session).flatten();
+            self.input.out.push_back(Ok(Record {
+                session,
+                ts_us: ts,
+                db,
+                user: e.user,
+                command: Command::Quit,
+                response: None,
+            }));
+        }
+    }
+
+    /// The entry's session and start time.
+    fn place(&self, e: &Entry) -> (u64, i64) {
+        let session = session_id(self.epoch, e.session.unwrap_or(0));
+        let latency_us = e
+            .fields
+            .get("Query_time")
+            .and_then(|q| q.parse::<f64>().ok())
+            .map(|q| (q * 1e6) as i64)
+            .unwrap_or(0);
+        let ts = match (self.time, e.set_ts) {
+            (Some((t, true)), _) => t - latency_us,
+            (_, Some(t)) => t,
+            (Some((t, false)), None) => t,
+            (None, None) => 0,
+        };
+        (session, ts)
+    }
+}
+
+impl<R: BufRead> LogParser<R> for SlowLog<R> {
+    fn input(&mut self) -> &mut LogInput<R> {
+        &mut self.input
     }
 
     fn line(&mut self, number: u64, line: &str) {
@@ -165,48 +209,6 @@ impl<R: BufRead> SlowLog<R> {
         }
     }
 
-    /// `# administrator command: Quit;` and friends, written in place of a statement.
-    fn admin(&mut self, number: u64, cmd: &str) {
-        let Some(mut e) = self.pending.take() else {
-            self.err(number, "administrator command outside any entry");
-            return;
-        };
-        if e.broken {
-            return;
-        }
-        if cmd == "Quit" {
-            e.sql.clear();
-            let (session, ts) = self.place(&e);
-            let db = self.dbs.remove(&session).flatten();
-            self.out.push_back(Ok(Record {
-                session,
-                ts_us: ts,
-                db,
-                user: e.user,
-                command: Command::Quit,
-                response: None,
-            }));
-        }
-    }
-
-    /// The entry's session and start time.
-    fn place(&self, e: &Entry) -> (u64, i64) {
-        let session = session_id(self.epoch, e.session.unwrap_or(0));
-        let latency_us = e
-            .fields
-            .get("Query_time")
-            .and_then(|q| q.parse::<f64>().ok())
-            .map(|q| (q * 1e6) as i64)
-            .unwrap_or(0);
-        let ts = match (self.time, e.set_ts) {
-            (Some((t, true)), _) => t - latency_us,
-            (_, Some(t)) => t,
-            (Some((t, false)), None) => t,
-            (None, None) => 0,
-        };
-        (session, ts)
-    }
-
     fn flush(&mut self) {
         let Some(e) = self.pending.take() else {
             return;
@@ -250,7 +252,7 @@ impl<R: BufRead> SlowLog<R> {
             }),
             ..Response::default()
         };
-        self.out.push_back(Ok(Record {
+        self.input.out.push_back(Ok(Record {
             session,
             ts_us: ts,
             db,
@@ -309,30 +311,7 @@ impl<R: BufRead> Iterator for SlowLog<R> {
     type Item = Result<Record, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(x) = self.out.pop_front() {
-                return Some(x);
-            }
-            if self.done {
-                return None;
-            }
-            match self.lines.next_line() {
-                Some(Ok(l)) => {
-                    let n = self.lines.number;
-                    self.line(n, &l);
-                }
-                Some(Err(e)) => {
-                    self.flush();
-                    let line = self.lines.number + 1;
-                    self.err(line, format!("cannot read: {e}"));
-                    self.done = true;
-                }
-                None => {
-                    self.flush();
-                    self.done = true;
-                }
-            }
-        }
+        self.next_record()
     }
 }
 
@@ -342,15 +321,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn parse(s: &str) -> (Vec<Record>, Vec<LineError>) {
-        let mut ok = Vec::new();
-        let mut err = Vec::new();
-        for x in SlowLog::new(s.as_bytes()) {
-            match x {
-                Ok(r) => ok.push(r),
-                Err(e) => err.push(e),
-            }
-        }
-        (ok, err)
+        crate::split_results(SlowLog::new(s.as_bytes()))
     }
 
     const MARIADB: &str =
