@@ -70,7 +70,8 @@ pub enum Peer {
 }
 
 impl Peer {
-    fn name(self) -> &'static str {
+    /// `client` or `server`, as reports and metrics name the two ends.
+    pub fn name(self) -> &'static str {
         match self {
             Peer::Client => "client",
             Peer::Server => "server",
