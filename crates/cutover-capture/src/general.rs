@@ -18,7 +18,7 @@ use std::io::BufRead;
 
 use cutover_workload::{Command, Record};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, LogInput, LogParser};
+use crate::{is_banner, is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
 
 /// Commands whose entries are not replayed (they change nothing a replay compares).
 const IGNORED: [&str; 22] = [
@@ -98,7 +98,7 @@ impl<R: BufRead> GeneralLog<R> {
 
     /// `Ok(Some(..))` for a header line, `Ok(None)` for a continuation, `Err` for a line that
     /// has a header's time and id but a command no server writes.
-    fn header(&mut self, line: &str) -> Result<Option<(i64, u64, String, String)>, String> {
+    fn header(&mut self, line: &str) -> Result<Option<(i64, u64, String, String)>, LineProblem> {
         let Some((time, rest)) = line.split_once('\t') else {
             return Ok(None);
         };
@@ -138,12 +138,10 @@ impl<R: BufRead> GeneralLog<R> {
             if time.is_empty() || command.is_empty() {
                 return Ok(None);
             }
-            return Err(format!(
-                "unknown command {command:?} in a general-log entry"
-            ));
+            return Err(LineProblem::UnknownCommand(command.to_string()));
         }
         let Some(ts) = ts else {
-            return Err("entry without a time before any entry with one".into());
+            return Err(LineProblem::NoTimeYet);
         };
         if !time.is_empty() {
             self.last_ts = Some(ts);
@@ -185,7 +183,7 @@ impl<R: BufRead> LogParser<R> for GeneralLog<R> {
                 } else if !is_banner_tail(line) && !line.trim().is_empty() {
                     self.input.out.push_back(Err(LineError {
                         line: number,
-                        message: "not a general-log entry (no time, id and command)".into(),
+                        message: LineProblem::NotAGeneralLogEntry,
                     }));
                 }
             }
@@ -213,7 +211,7 @@ impl<R: BufRead> LogParser<R> for GeneralLog<R> {
                 if sql.is_empty() {
                     self.input.out.push_back(Err(LineError {
                         line: e.line,
-                        message: format!("{} without a statement", e.command),
+                        message: LineProblem::CommandWithoutStatement(e.command.clone()),
                     }));
                     return;
                 }
@@ -242,7 +240,7 @@ impl<R: BufRead> LogParser<R> for GeneralLog<R> {
                 if name.is_empty() {
                     self.input.out.push_back(Err(LineError {
                         line: e.line,
-                        message: "Init DB without a database".into(),
+                        message: LineProblem::InitDbWithoutDatabase,
                     }));
                     return;
                 }

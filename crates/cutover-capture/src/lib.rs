@@ -35,7 +35,38 @@ pub use time::{parse_iso, parse_yymmdd};
 #[error("line {line}: {message}")]
 pub struct LineError {
     pub line: u64,
-    pub message: String,
+    pub message: LineProblem,
+}
+
+/// What is wrong with a line of a log.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LineProblem {
+    #[error("cannot read: {0}")]
+    CannotRead(String),
+    #[error("not a general-log entry (no time, id and command)")]
+    NotAGeneralLogEntry,
+    #[error("unknown command {0:?} in a general-log entry")]
+    UnknownCommand(String),
+    #[error("entry without a time before any entry with one")]
+    NoTimeYet,
+    /// A `Query` or `Execute` with nothing after it.
+    #[error("{0} without a statement")]
+    CommandWithoutStatement(String),
+    #[error("Init DB without a database")]
+    InitDbWithoutDatabase,
+    #[error("unreadable time {0:?}")]
+    UnreadableTime(String),
+    #[error("unreadable Id in # User@Host")]
+    UnreadableUserHostId,
+    /// A `Key: value` of a slow-log header line whose value is not a number.
+    #[error("unreadable {0}")]
+    UnreadableField(String),
+    #[error("statement text outside any entry (no # User@Host before it)")]
+    StatementOutsideEntry,
+    #[error("administrator command outside any entry")]
+    AdminCommandOutsideEntry,
+    #[error("entry without a statement")]
+    EntryWithoutStatement,
 }
 
 /// Lines of a log as text, numbered from 1; bytes that are not UTF-8 are replaced, so a
@@ -126,7 +157,7 @@ pub(crate) trait LogParser<R: BufRead> {
                     let input = self.input();
                     input.out.push_back(Err(LineError {
                         line: input.lines.number + 1,
-                        message: format!("cannot read: {e}"),
+                        message: LineProblem::CannotRead(e.to_string()),
                     }));
                     input.done = true;
                 }

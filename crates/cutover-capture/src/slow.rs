@@ -24,7 +24,7 @@ use std::io::BufRead;
 
 use cutover_workload::{Command, ErrorInfo, Record, Response};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, LogInput, LogParser};
+use crate::{is_banner, is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
 
 #[derive(Default)]
 struct Entry {
@@ -62,17 +62,14 @@ impl<R: BufRead> SlowLog<R> {
         }
     }
 
-    fn err(&mut self, line: u64, message: impl Into<String>) {
-        self.input.out.push_back(Err(LineError {
-            line,
-            message: message.into(),
-        }));
+    fn err(&mut self, line: u64, message: LineProblem) {
+        self.input.out.push_back(Err(LineError { line, message }));
     }
 
     /// `# administrator command: Quit;` and friends, written in place of a statement.
     fn admin(&mut self, number: u64, cmd: &str) {
         let Some(mut e) = self.pending.take() else {
-            self.err(number, "administrator command outside any entry");
+            self.err(number, LineProblem::AdminCommandOutsideEntry);
             return;
         };
         if e.broken {
@@ -132,7 +129,7 @@ impl<R: BufRead> LogParser<R> for SlowLog<R> {
             let t = t.trim();
             match crate::parse_iso(t).or_else(|| crate::parse_yymmdd(t).map(|x| (x, false))) {
                 Some(x) => self.time = Some(x),
-                None => self.err(number, format!("unreadable time {t:?}")),
+                None => self.err(number, LineProblem::UnreadableTime(t.to_string())),
             }
             return;
         }
@@ -151,7 +148,7 @@ impl<R: BufRead> LogParser<R> for SlowLog<R> {
                 match id.split_whitespace().next().map(str::parse::<u64>) {
                     Some(Ok(id)) => e.session = Some(id),
                     _ => {
-                        self.err(number, "unreadable Id in # User@Host");
+                        self.err(number, LineProblem::UnreadableUserHostId);
                         e.broken = true;
                     }
                 }
@@ -200,10 +197,7 @@ impl<R: BufRead> LogParser<R> for SlowLog<R> {
             Some(e) => e.sql.push(line.to_string()),
             None => {
                 if !line.trim().is_empty() {
-                    self.err(
-                        number,
-                        "statement text outside any entry (no # User@Host before it)",
-                    );
+                    self.err(number, LineProblem::StatementOutsideEntry);
                 }
             }
         }
@@ -220,7 +214,7 @@ impl<R: BufRead> LogParser<R> for SlowLog<R> {
         let trimmed = text.trim_end().trim_end_matches(';').trim_end().len();
         text.truncate(trimmed);
         if text.trim().is_empty() {
-            self.err(e.line, "entry without a statement");
+            self.err(e.line, LineProblem::EntryWithoutStatement);
             return;
         }
         let (session, ts) = self.place(&e);
@@ -270,7 +264,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// `Key: value  Key: value` pairs of a header line into the entry.
-fn read_fields(rest: &str, e: &mut Entry) -> Result<(), String> {
+fn read_fields(rest: &str, e: &mut Entry) -> Result<(), LineProblem> {
     let words: Vec<&str> = rest.split_whitespace().collect();
     let mut i = 0;
     while i < words.len() {
@@ -281,18 +275,18 @@ fn read_fields(rest: &str, e: &mut Entry) -> Result<(), String> {
             match key {
                 "Thread_id" | "Id" => match value.map(str::parse::<u64>) {
                     Some(Ok(id)) => e.session = Some(id),
-                    _ => return Err(format!("unreadable {key}")),
+                    _ => return Err(LineProblem::UnreadableField(key.to_string())),
                 },
                 "Schema" => e.schema = value.filter(|v| !v.is_empty()).map(str::to_string),
                 "Query_time" | "Lock_time"
                     if value.and_then(|v| v.parse::<f64>().ok()).is_none() =>
                 {
-                    return Err(format!("unreadable {key}"));
+                    return Err(LineProblem::UnreadableField(key.to_string()));
                 }
                 "Rows_sent" | "Rows_examined" | "Rows_affected" | "Errno" | "Last_errno"
                     if value.and_then(|v| v.parse::<u64>().ok()).is_none() =>
                 {
-                    return Err(format!("unreadable {key}"));
+                    return Err(LineProblem::UnreadableField(key.to_string()));
                 }
                 _ => {}
             }

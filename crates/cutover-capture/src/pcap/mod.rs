@@ -146,9 +146,20 @@ pub struct PcapSummary {
 #[derive(Debug, thiserror::Error)]
 pub enum PcapFailure<E> {
     #[error("{0}")]
-    Input(String),
+    Input(InputError),
     #[error(transparent)]
     Sink(E),
+}
+
+/// Why the input is not a capture that can be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("the file is empty")]
+    Empty,
+    #[error("the file cannot be read")]
+    Unreadable,
+    #[error("not a pcap or pcapng file (no pcap header or pcapng section header)")]
+    NotACapture,
 }
 
 /// The largest packet record accepted (a larger one means a corrupt file).
@@ -166,15 +177,9 @@ where
 {
     let mut reader = match create_reader(1 << 20, input) {
         Ok(r) => r,
-        Err(PcapError::Eof) => return Err(PcapFailure::Input("the file is empty".into())),
-        Err(PcapError::ReadError) => {
-            return Err(PcapFailure::Input("the file cannot be read".into()))
-        }
-        Err(_) => {
-            return Err(PcapFailure::Input(
-                "not a pcap or pcapng file (no pcap header or pcapng section header)".into(),
-            ))
-        }
+        Err(PcapError::Eof) => return Err(PcapFailure::Input(InputError::Empty)),
+        Err(PcapError::ReadError) => return Err(PcapFailure::Input(InputError::Unreadable)),
+        Err(_) => return Err(PcapFailure::Input(InputError::NotACapture)),
     };
     let mut state = State::new(opts.clone(), sink);
     let mut legacy_link = Linktype::ETHERNET;
