@@ -18,7 +18,7 @@ use std::io::BufRead;
 
 use cutover_workload::{Command, Record};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
+use crate::{is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
 
 /// Commands whose entries are not replayed (they change nothing a replay compares).
 const IGNORED: [&str; 22] = [
@@ -76,8 +76,6 @@ pub struct GeneralLog<R> {
     input: LogInput<R>,
     pending: Option<Entry>,
     sessions: HashMap<u64, Session>,
-    /// Server starts seen (banners), so ids reused after a restart are new sessions.
-    epoch: u64,
     /// The time of the last header that had one (MariaDB omits repeats).
     last_ts: Option<i64>,
     /// Entries read but not replayed (`Prepare`, `Ping`, …).
@@ -90,7 +88,6 @@ impl<R: BufRead> GeneralLog<R> {
             input: LogInput::new(input),
             pending: None,
             sessions: HashMap::new(),
-            epoch: 0,
             last_ts: None,
             ignored: 0,
         }
@@ -155,23 +152,18 @@ impl<R: BufRead> LogParser<R> for GeneralLog<R> {
         &mut self.input
     }
 
+    fn forget_sessions(&mut self) {
+        self.sessions.clear();
+    }
+
     fn line(&mut self, number: u64, line: &str) {
-        if is_banner(line) {
-            self.flush();
-            // A restart: the server's ids start again, and open sessions are gone.
-            if number > 1 {
-                self.epoch += 1;
-            }
-            self.sessions.clear();
-            return;
-        }
         match self.header(line) {
             Ok(Some((ts, id, command, argument))) => {
                 self.flush();
                 self.pending = Some(Entry {
                     line: number,
                     ts_us: ts,
-                    session: session_id(self.epoch, id),
+                    session: session_id(self.input.epoch, id),
                     command,
                     argument,
                 });

@@ -112,6 +112,9 @@ pub(crate) struct LogInput<R> {
     lines: Lines<R>,
     pub out: VecDeque<Result<Record, LineError>>,
     done: bool,
+    /// Server starts seen (banners after the first line), so ids reused after a restart are
+    /// new sessions ([`session_id`]).
+    pub epoch: u64,
 }
 
 impl<R: BufRead> LogInput<R> {
@@ -120,6 +123,7 @@ impl<R: BufRead> LogInput<R> {
             lines: Lines::new(input),
             out: VecDeque::new(),
             done: false,
+            epoch: 0,
         }
     }
 }
@@ -131,8 +135,11 @@ impl<R: BufRead> LogInput<R> {
 pub(crate) trait LogParser<R: BufRead> {
     fn input(&mut self) -> &mut LogInput<R>;
 
-    /// One line, numbered from 1.
+    /// One line, numbered from 1 (not a server's banner).
     fn line(&mut self, number: u64, line: &str);
+
+    /// The server (re)started (its banner): the sessions open before are gone.
+    fn forget_sessions(&mut self);
 
     /// The entry being assembled is complete: it becomes a record (or an error).
     fn flush(&mut self);
@@ -150,7 +157,16 @@ pub(crate) trait LogParser<R: BufRead> {
             match input.lines.next_line() {
                 Some(Ok(l)) => {
                     let n = input.lines.number;
-                    self.line(n, &l);
+                    if is_banner(&l) {
+                        // A restart: the server's ids start again, and open sessions are gone.
+                        self.flush();
+                        if n > 1 {
+                            self.input().epoch += 1;
+                        }
+                        self.forget_sessions();
+                    } else {
+                        self.line(n, &l);
+                    }
                 }
                 Some(Err(e)) => {
                     self.flush();

@@ -24,7 +24,7 @@ use std::io::BufRead;
 
 use cutover_workload::{Command, ErrorInfo, Record, Response};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
+use crate::{is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
 
 #[derive(Default)]
 struct Entry {
@@ -48,7 +48,6 @@ pub struct SlowLog<R> {
     time: Option<(i64, bool)>,
     /// The database of each open session (the slow log says `use db;` only when it changed).
     dbs: HashMap<u64, Option<String>>,
-    epoch: u64,
 }
 
 impl<R: BufRead> SlowLog<R> {
@@ -58,7 +57,6 @@ impl<R: BufRead> SlowLog<R> {
             pending: None,
             time: None,
             dbs: HashMap::new(),
-            epoch: 0,
         }
     }
 
@@ -92,7 +90,7 @@ impl<R: BufRead> SlowLog<R> {
 
     /// The entry's session and start time.
     fn place(&self, e: &Entry) -> (u64, i64) {
-        let session = session_id(self.epoch, e.session.unwrap_or(0));
+        let session = session_id(self.input.epoch, e.session.unwrap_or(0));
         let latency_us = e
             .fields
             .get("Query_time")
@@ -114,15 +112,11 @@ impl<R: BufRead> LogParser<R> for SlowLog<R> {
         &mut self.input
     }
 
+    fn forget_sessions(&mut self) {
+        self.dbs.clear();
+    }
+
     fn line(&mut self, number: u64, line: &str) {
-        if is_banner(line) {
-            self.flush();
-            if number > 1 {
-                self.epoch += 1;
-            }
-            self.dbs.clear();
-            return;
-        }
         let in_statement = self.pending.as_ref().is_some_and(|p| !p.sql.is_empty());
         if let Some(t) = line.strip_prefix("# Time:") {
             self.flush();
