@@ -26,42 +26,20 @@ Usage: python3 bench/decode.py --binary NEW [--old OLD] [--threads 2] [--seconds
 """
 
 import argparse
-import collections
 import json
-import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from traffic import (clean_up, ensure_tools, free_port, records, sh, start_tcpdump, stop_tcpdump,
+                     write_results)
+
 TABLES, TABLE_SIZE = 2, 10_000
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, **kw)
-
-
-def ensure_tools():
-    apt = {"sysbench": "sysbench", "mariadbd": "mariadb-server", "mariadb": "mariadb-client",
-           "tcpdump": "tcpdump", "valgrind": "valgrind"}
-    missing = sorted({pkg for exe, pkg in apt.items() if not shutil.which(exe)})
-    if missing:
-        print(f"installing {' '.join(missing)}", flush=True)
-        sh(["apt-get", "update"])
-        sh(["apt-get", "install", "-y", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sysbench(port, *extra):
@@ -85,7 +63,10 @@ def instructions(out_file):
 
 # Where the instructions go, by function (inclusive): decoding and pairing (the recorder fed
 # with both directions' bytes) and writing records (JSON and gzip).
-PARTS = {"decode": ("cutover_protocol::record::Recorder::client", "cutover_protocol::record::Recorder::server"),
+# `Recorder::feed` takes either end's bytes; binaries before it had `client` and `server`
+# (each end's own function), which capture and the proxy no longer call.
+PARTS = {"decode": ("cutover_protocol::record::Recorder::client", "cutover_protocol::record::Recorder::server",
+                    "cutover_protocol::record::Recorder::feed"),
          "write": ("cutover_workload::Writer::write",)}
 
 
@@ -101,20 +82,6 @@ def breakdown(out_file):
         if m and m.group(2) not in seen:
             seen[m.group(2)] = int(m.group(1).replace(",", ""))
     return {part: sum(seen.get(n, 0) for n in names) for part, names in PARTS.items()}
-
-
-def records(cutover, workload):
-    """A workload's records by session, as `cutover workload head` prints them."""
-    out = sh([cutover, "workload", "head", "-n", "100000000", str(workload)], capture_output=True).stdout
-    by = collections.defaultdict(list)
-    for line in out.splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if "session" in r:
-            by[r["session"]].append(r)
-    return by
 
 
 def param_value(p):
@@ -220,7 +187,8 @@ def main():
     ap.add_argument("--no-proxy", action="store_true", help="skip the proxy measurement")
     ap.add_argument("--keep", action="store_true", help="keep the pcap, workloads and callgrind files (printed)")
     args = ap.parse_args()
-    ensure_tools()
+    ensure_tools({"sysbench": "sysbench", "mariadbd": "mariadb-server", "mariadb": "mariadb-client",
+                  "tcpdump": "tcpdump", "valgrind": "valgrind"})
     bins = {"new": str(Path(args.binary).resolve())}
     if args.old:
         bins["old"] = str(Path(args.old).resolve())
@@ -245,21 +213,10 @@ def main():
                 raise SystemExit("--pcap needs --port")
         else:
             pcap, port = work / "run.pcap", src
-            tcpdump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w",
-                                        str(pcap), f"tcp port {port}"], stderr=subprocess.PIPE, text=True)
-            for line in tcpdump.stderr:
-                if "listening on" in line:
-                    break
+            tcpdump = start_tcpdump(pcap, port)
             run = sysbench(src, "--db-ps-mode=auto", f"--threads={args.threads}", f"--time={args.seconds}", "run")
             result["sysbench_queries"] = int(re.search(r"total:\s+(\d+)", run).group(1))
-            last, stable = -1, 0
-            while stable < 10:  # tcpdump writes as packets come (-U): done when the file stops growing
-                size = pcap.stat().st_size
-                stable = stable + 1 if size == last else 0
-                last = size
-                time.sleep(0.1)
-            tcpdump.send_signal(signal.SIGINT)
-            tcpdump.wait(timeout=30)
+            stop_tcpdump(tcpdump, pcap)
         empty = work / "empty.pcap"
         empty.write_bytes(pcap.read_bytes()[:24])  # the pcap header alone: start-up and nothing else
         result["pcap_mb"] = round(pcap.stat().st_size / 1e6, 2)
@@ -292,17 +249,13 @@ def main():
                 result["ratio_proxy"] = round(px["new"]["per_statement"] / px["old"]["per_statement"], 4)
                 line += f", proxy {result['ratio_proxy']:.3f}"
             print(line)
-        out_dir = ROOT / "bench" / "out"
-        out_dir.mkdir(exist_ok=True)
-        dest = out_dir / f"decode-{datetime.now():%Y%m%d-%H%M%S}.json"
-        dest.write_text(json.dumps(result, indent=2))
-        print(f"results: {dest}")
+        write_results("decode", result)
     finally:
         if tcpdump and tcpdump.poll() is None:
             tcpdump.kill()
         if need_server:
-            subprocess.run([new, "sandbox", "down", "--dir", str(sandbox)], capture_output=True)
-        if args.keep:
+            clean_up(new, sandbox, work, args.keep)
+        elif args.keep:
             print(f"kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)

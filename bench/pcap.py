@@ -24,9 +24,7 @@ Usage: python3 bench/pcap.py [--time 10] [--threads 4] [--tables 2] [--table-siz
 import argparse
 import collections
 import json
-import os
 import random
-import shutil
 import signal
 import struct
 import subprocess
@@ -35,28 +33,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, **kw)
-
-
-def ensure_tools():
-    apt = {"sysbench": "sysbench", "mariadbd": "mariadb-server", "mariadb": "mariadb-client",
-           "tcpdump": "tcpdump"}
-    missing = sorted({pkg for exe, pkg in apt.items() if not shutil.which(exe)})
-    if missing:
-        print(f"installing {' '.join(missing)}", flush=True)
-        sh(["apt-get", "update"])
-        sh(["apt-get", "install", "-y", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from traffic import (ROOT, clean_up, ensure_tools, free_port, records, sh, start_tcpdump, stop_tcpdump,
+                     write_results)
 
 
 def read_pcap(path):
@@ -73,19 +51,6 @@ def read_pcap(path):
 
 def write_pcap(path, header, frames):
     Path(path).write_bytes(header + b"".join(frames))
-
-
-def records(cutover, workload):
-    out = sh([cutover, "workload", "head", "-n", "100000000", workload], capture_output=True).stdout
-    by = collections.defaultdict(list)
-    for line in out.splitlines():
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if "session" in r:
-            by[r["session"]].append(r)
-    return by
 
 
 def essentials(r):
@@ -138,7 +103,8 @@ def main():
     ap.add_argument("--binary", help="a cutover binary (default: build the release one)")
     ap.add_argument("--keep", action="store_true", help="keep the pcaps and workloads (printed)")
     args = ap.parse_args()
-    ensure_tools()
+    ensure_tools({"sysbench": "sysbench", "mariadbd": "mariadb-server", "mariadb": "mariadb-client",
+                  "tcpdump": "tcpdump"})
     if args.binary:
         cutover = str(Path(args.binary).resolve())
     else:
@@ -158,11 +124,7 @@ def main():
         sh(sb + [f"--mysql-port={src}", "prepare"], stdout=subprocess.DEVNULL)
         listen = free_port()
         pcap, proxied = work / "run.pcap", work / "proxy.cwl"
-        tcpdump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w", str(pcap),
-                                    f"tcp port {listen}"], stderr=subprocess.PIPE, text=True)
-        for line in tcpdump.stderr:
-            if "listening on" in line:
-                break
+        tcpdump = start_tcpdump(pcap, listen)
         proxy = subprocess.Popen([cutover, "proxy", "--listen", f"127.0.0.1:{listen}", "--upstream",
                                   f"127.0.0.1:{src}", "--output", str(proxied), "--format", "json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -175,15 +137,7 @@ def main():
         run = sh(sb + [f"--mysql-port={listen}", "--db-ps-mode=auto", f"--threads={args.threads}",
                        f"--time={args.time}", "run"], capture_output=True).stdout
         tps = next((l.split("(")[1].split()[0] for l in run.splitlines() if "transactions:" in l), "?")
-        # tcpdump writes each packet as it comes (-U): done when the file stops growing.
-        last, stable = -1, 0
-        while stable < 10:
-            size = pcap.stat().st_size
-            stable = stable + 1 if size == last else 0
-            last = size
-            time.sleep(0.1)
-        tcpdump.send_signal(signal.SIGINT)
-        tcpdump.wait(timeout=30)
+        stop_tcpdump(tcpdump, pcap)
         proxy.send_signal(signal.SIGTERM)
         proxy_summary = json.loads(proxy.communicate(timeout=60)[0])
         size_mb = pcap.stat().st_size / 1e6
@@ -239,20 +193,12 @@ def main():
                   f"{s['unknown_statement_executes']} executes of unknown statements, {s['gaps']} gaps "
                   f"({s['bytes_lost']} bytes lost), {s['damaged_sessions']} damaged sessions; against the clean "
                   f"capture: {cmp}")
-        out_dir = ROOT / "bench" / "out"
-        out_dir.mkdir(exist_ok=True)
-        dest = out_dir / f"pcap-{datetime.now():%Y%m%d-%H%M%S}.json"
-        dest.write_text(json.dumps(result, indent=2))
-        print(f"results: {dest}")
+        write_results("pcap", result)
     finally:
         for p in (proxy, tcpdump):
             if p and p.poll() is None:
                 p.kill()
-        subprocess.run([cutover, "sandbox", "down", "--dir", str(sandbox)], capture_output=True)
-        if args.keep:
-            print(f"kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        clean_up(cutover, sandbox, work, args.keep)
 
 
 if __name__ == "__main__":

@@ -34,27 +34,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from traffic import ROOT, ensure_tools, free_port, sh
+
 CUTOVER = ROOT / "target" / "release" / "cutover"
-
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, shell=isinstance(cmd, str), check=True, text=True, **kw)
-
-
-def ensure_tools():
-    apt = {"sysbench": "sysbench", "socat": "socat", "mariadbd": "mariadb-server",
-           "mariadb": "mariadb-client", "mariadb-dump": "mariadb-client"}
-    missing = sorted({pkg for exe, pkg in apt.items() if not shutil.which(exe)})
-    if missing:
-        sh(["apt-get", "update"])
-        sh(["apt-get", "install", "-y", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port, deadline=60):
@@ -103,7 +85,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
     args = ap.parse_args()
-    ensure_tools()
+    ensure_tools({"sysbench": "sysbench", "socat": "socat", "mariadbd": "mariadb-server",
+                  "mariadb": "mariadb-client", "mariadb-dump": "mariadb-client"})
     if not CUTOVER.exists():
         sh(["cargo", "build", "--release", "-p", "cutover"], cwd=ROOT)
     sandbox = Path(tempfile.mkdtemp(prefix="cutover-bench-proxy-"))

@@ -13,12 +13,12 @@
 //! parameters already in the text, but no statement ids; each `Execute` is therefore
 //! captured as the query it ran, and `Prepare`/`Close stmt` are not replayed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::BufRead;
 
 use cutover_workload::{Command, Record};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, Lines};
+use crate::{is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
 
 /// Commands whose entries are not replayed (they change nothing a replay compares).
 const IGNORED: [&str; 22] = [
@@ -73,78 +73,29 @@ struct Session {
 
 /// Reads a general log: an iterator of records, with the lines it could not read as errors.
 pub struct GeneralLog<R> {
-    lines: Lines<R>,
+    input: LogInput<R>,
     pending: Option<Entry>,
-    out: VecDeque<Result<Record, LineError>>,
     sessions: HashMap<u64, Session>,
-    /// Server starts seen (banners), so ids reused after a restart are new sessions.
-    epoch: u64,
     /// The time of the last header that had one (MariaDB omits repeats).
     last_ts: Option<i64>,
     /// Entries read but not replayed (`Prepare`, `Ping`, …).
     pub ignored: u64,
-    done: bool,
 }
 
 impl<R: BufRead> GeneralLog<R> {
     pub fn new(input: R) -> GeneralLog<R> {
         GeneralLog {
-            lines: Lines::new(input),
+            input: LogInput::new(input),
             pending: None,
-            out: VecDeque::new(),
             sessions: HashMap::new(),
-            epoch: 0,
             last_ts: None,
             ignored: 0,
-            done: false,
-        }
-    }
-
-    fn line(&mut self, number: u64, line: &str) {
-        if is_banner(line) {
-            self.flush();
-            // A restart: the server's ids start again, and open sessions are gone.
-            if number > 1 {
-                self.epoch += 1;
-            }
-            self.sessions.clear();
-            return;
-        }
-        match self.header(line) {
-            Ok(Some((ts, id, command, argument))) => {
-                self.flush();
-                self.pending = Some(Entry {
-                    line: number,
-                    ts_us: ts,
-                    session: session_id(self.epoch, id),
-                    command,
-                    argument,
-                });
-            }
-            Ok(None) => {
-                if let Some(p) = self.pending.as_mut() {
-                    p.argument.push('\n');
-                    p.argument.push_str(line);
-                } else if !is_banner_tail(line) && !line.trim().is_empty() {
-                    self.out.push_back(Err(LineError {
-                        line: number,
-                        message: "not a general-log entry (no time, id and command)".into(),
-                    }));
-                }
-            }
-            Err(message) => {
-                self.flush();
-                self.out.push_back(Err(LineError {
-                    line: number,
-                    message,
-                }));
-            }
         }
     }
 
     /// `Ok(Some(..))` for a header line, `Ok(None)` for a continuation, `Err` for a line that
     /// has a header's time and id but a command no server writes.
-    fn header(&mut self, line: &str) -> Result<Option<(i64, u64, String, String)>, String> {
+    fn header(&mut self, line: &str) -> Result<Option<(i64, u64, String, String)>, LineProblem> {
         let Some((time, rest)) = line.split_once('\t') else {
             return Ok(None);
         };
@@ -184,17 +135,58 @@ impl<R: BufRead> GeneralLog<R> {
             if time.is_empty() || command.is_empty() {
                 return Ok(None);
             }
-            return Err(format!(
-                "unknown command {command:?} in a general-log entry"
-            ));
+            return Err(LineProblem::UnknownCommand(command.to_string()));
         }
         let Some(ts) = ts else {
-            return Err("entry without a time before any entry with one".into());
+            return Err(LineProblem::NoTimeYet);
         };
         if !time.is_empty() {
             self.last_ts = Some(ts);
         }
         Ok(Some((ts, id, command.to_string(), argument.to_string())))
+    }
+}
+
+impl<R: BufRead> LogParser<R> for GeneralLog<R> {
+    fn input(&mut self) -> &mut LogInput<R> {
+        &mut self.input
+    }
+
+    fn forget_sessions(&mut self) {
+        self.sessions.clear();
+    }
+
+    fn line(&mut self, number: u64, line: &str) {
+        match self.header(line) {
+            Ok(Some((ts, id, command, argument))) => {
+                self.flush();
+                self.pending = Some(Entry {
+                    line: number,
+                    ts_us: ts,
+                    session: session_id(self.input.epoch, id),
+                    command,
+                    argument,
+                });
+            }
+            Ok(None) => {
+                if let Some(p) = self.pending.as_mut() {
+                    p.argument.push('\n');
+                    p.argument.push_str(line);
+                } else if !is_banner_tail(line) && !line.trim().is_empty() {
+                    self.input.out.push_back(Err(LineError {
+                        line: number,
+                        message: LineProblem::NotAGeneralLogEntry,
+                    }));
+                }
+            }
+            Err(message) => {
+                self.flush();
+                self.input.out.push_back(Err(LineError {
+                    line: number,
+                    message,
+                }));
+            }
+        }
     }
 
     /// Turns the pending entry into a record.
@@ -209,9 +201,9 @@ impl<R: BufRead> GeneralLog<R> {
             "Query" | "Execute" => {
                 let sql = e.argument.trim_end().to_string();
                 if sql.is_empty() {
-                    self.out.push_back(Err(LineError {
+                    self.input.out.push_back(Err(LineError {
                         line: e.line,
-                        message: format!("{} without a statement", e.command),
+                        message: LineProblem::CommandWithoutStatement(e.command.clone()),
                     }));
                     return;
                 }
@@ -238,9 +230,9 @@ impl<R: BufRead> GeneralLog<R> {
             "Init DB" => {
                 let name = e.argument.trim().to_string();
                 if name.is_empty() {
-                    self.out.push_back(Err(LineError {
+                    self.input.out.push_back(Err(LineError {
                         line: e.line,
-                        message: "Init DB without a database".into(),
+                        message: LineProblem::InitDbWithoutDatabase,
                     }));
                     return;
                 }
@@ -266,7 +258,7 @@ impl<R: BufRead> GeneralLog<R> {
                 }
             }
         }
-        self.out.push_back(Ok(Record {
+        self.input.out.push_back(Ok(Record {
             session: e.session,
             ts_us: e.ts_us,
             db,
@@ -310,32 +302,7 @@ impl<R: BufRead> Iterator for GeneralLog<R> {
     type Item = Result<Record, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(x) = self.out.pop_front() {
-                return Some(x);
-            }
-            if self.done {
-                return None;
-            }
-            match self.lines.next_line() {
-                Some(Ok(l)) => {
-                    let n = self.lines.number;
-                    self.line(n, &l);
-                }
-                Some(Err(e)) => {
-                    self.flush();
-                    self.out.push_back(Err(LineError {
-                        line: self.lines.number + 1,
-                        message: format!("cannot read: {e}"),
-                    }));
-                    self.done = true;
-                }
-                None => {
-                    self.flush();
-                    self.done = true;
-                }
-            }
-        }
+        self.next_record()
     }
 }
 
@@ -345,15 +312,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn parse(s: &str) -> (Vec<Record>, Vec<LineError>) {
-        let mut ok = Vec::new();
-        let mut err = Vec::new();
-        for x in GeneralLog::new(s.as_bytes()) {
-            match x {
-                Ok(r) => ok.push(r),
-                Err(e) => err.push(e),
-            }
-        }
-        (ok, err)
+        crate::split_results(GeneralLog::new(s.as_bytes()))
     }
 
     const MARIADB: &str =

@@ -19,12 +19,12 @@
 //! record's response summary: `Rows_sent`, `Rows_affected`, `Query_time`, and an error
 //! code from `Errno`/`Last_errno` when not 0.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::io::BufRead;
 
 use cutover_workload::{Command, ErrorInfo, Record, Response};
 
-use crate::{is_banner, is_banner_tail, session_id, LineError, Lines};
+use crate::{is_banner_tail, session_id, LineError, LineProblem, LogInput, LogParser};
 
 #[derive(Default)]
 struct Entry {
@@ -42,53 +42,88 @@ struct Entry {
 
 /// Reads a slow log: an iterator of records, with the lines it could not read as errors.
 pub struct SlowLog<R> {
-    lines: Lines<R>,
+    input: LogInput<R>,
     pending: Option<Entry>,
-    out: VecDeque<Result<Record, LineError>>,
     /// The last `# Time:` (µs, and whether it had a fraction).
     time: Option<(i64, bool)>,
     /// The database of each open session (the slow log says `use db;` only when it changed).
     dbs: HashMap<u64, Option<String>>,
-    epoch: u64,
-    done: bool,
 }
 
 impl<R: BufRead> SlowLog<R> {
     pub fn new(input: R) -> SlowLog<R> {
         SlowLog {
-            lines: Lines::new(input),
+            input: LogInput::new(input),
             pending: None,
-            out: VecDeque::new(),
             time: None,
             dbs: HashMap::new(),
-            epoch: 0,
-            done: false,
         }
     }
 
-    fn err(&mut self, line: u64, message: impl Into<String>) {
-        self.out.push_back(Err(LineError {
-            line,
-            message: message.into(),
-        }));
+    fn err(&mut self, line: u64, message: LineProblem) {
+        self.input.out.push_back(Err(LineError { line, message }));
+    }
+
+    /// `# administrator command: Quit;` and friends, written in place of a statement.
+    fn admin(&mut self, number: u64, cmd: &str) {
+        let Some(mut e) = self.pending.take() else {
+            self.err(number, LineProblem::AdminCommandOutsideEntry);
+            return;
+        };
+        if e.broken {
+            return;
+        }
+        if cmd == "Quit" {
+            e.sql.clear();
+            let (session, ts) = self.place(&e);
+            let db = self.dbs.remove(&session).flatten();
+            self.input.out.push_back(Ok(Record {
+                session,
+                ts_us: ts,
+                db,
+                user: e.user,
+                command: Command::Quit,
+                response: None,
+            }));
+        }
+    }
+
+    /// The entry's session and start time.
+    fn place(&self, e: &Entry) -> (u64, i64) {
+        let session = session_id(self.input.epoch, e.session.unwrap_or(0));
+        let latency_us = e
+            .fields
+            .get("Query_time")
+            .and_then(|q| q.parse::<f64>().ok())
+            .map(|q| (q * 1e6) as i64)
+            .unwrap_or(0);
+        let ts = match (self.time, e.set_ts) {
+            (Some((t, true)), _) => t - latency_us,
+            (_, Some(t)) => t,
+            (Some((t, false)), None) => t,
+            (None, None) => 0,
+        };
+        (session, ts)
+    }
+}
+
+impl<R: BufRead> LogParser<R> for SlowLog<R> {
+    fn input(&mut self) -> &mut LogInput<R> {
+        &mut self.input
+    }
+
+    fn forget_sessions(&mut self) {
+        self.dbs.clear();
     }
 
     fn line(&mut self, number: u64, line: &str) {
-        if is_banner(line) {
-            self.flush();
-            if number > 1 {
-                self.epoch += 1;
-            }
-            self.dbs.clear();
-            return;
-        }
         let in_statement = self.pending.as_ref().is_some_and(|p| !p.sql.is_empty());
         if let Some(t) = line.strip_prefix("# Time:") {
             self.flush();
             let t = t.trim();
             match crate::parse_iso(t).or_else(|| crate::parse_yymmdd(t).map(|x| (x, false))) {
                 Some(x) => self.time = Some(x),
-                None => self.err(number, format!("unreadable time {t:?}")),
+                None => self.err(number, LineProblem::UnreadableTime(t.to_string())),
             }
             return;
         }
@@ -107,7 +142,7 @@ impl<R: BufRead> SlowLog<R> {
                 match id.split_whitespace().next().map(str::parse::<u64>) {
                     Some(Ok(id)) => e.session = Some(id),
                     _ => {
-                        self.err(number, "unreadable Id in # User@Host");
+                        self.err(number, LineProblem::UnreadableUserHostId);
                         e.broken = true;
                     }
                 }
@@ -156,55 +191,10 @@ impl<R: BufRead> SlowLog<R> {
             Some(e) => e.sql.push(line.to_string()),
             None => {
                 if !line.trim().is_empty() {
-                    self.err(
-                        number,
-                        "statement text outside any entry (no # User@Host before it)",
-                    );
+                    self.err(number, LineProblem::StatementOutsideEntry);
                 }
             }
         }
-    }
-
-    /// `# administrator command: Quit;` and friends, written in place of a statement.
-    fn admin(&mut self, number: u64, cmd: &str) {
-        let Some(mut e) = self.pending.take() else {
-            self.err(number, "administrator command outside any entry");
-            return;
-        };
-        if e.broken {
-            return;
-        }
-        if cmd == "Quit" {
-            e.sql.clear();
-            let (session, ts) = self.place(&e);
-            let db = self.dbs.remove(&session).flatten();
-            self.out.push_back(Ok(Record {
-                session,
-                ts_us: ts,
-                db,
-                user: e.user,
-                command: Command::Quit,
-                response: None,
-            }));
-        }
-    }
-
-    /// The entry's session and start time.
-    fn place(&self, e: &Entry) -> (u64, i64) {
-        let session = session_id(self.epoch, e.session.unwrap_or(0));
-        let latency_us = e
-            .fields
-            .get("Query_time")
-            .and_then(|q| q.parse::<f64>().ok())
-            .map(|q| (q * 1e6) as i64)
-            .unwrap_or(0);
-        let ts = match (self.time, e.set_ts) {
-            (Some((t, true)), _) => t - latency_us,
-            (_, Some(t)) => t,
-            (Some((t, false)), None) => t,
-            (None, None) => 0,
-        };
-        (session, ts)
     }
 
     fn flush(&mut self) {
@@ -218,7 +208,7 @@ impl<R: BufRead> SlowLog<R> {
         let trimmed = text.trim_end().trim_end_matches(';').trim_end().len();
         text.truncate(trimmed);
         if text.trim().is_empty() {
-            self.err(e.line, "entry without a statement");
+            self.err(e.line, LineProblem::EntryWithoutStatement);
             return;
         }
         let (session, ts) = self.place(&e);
@@ -250,7 +240,7 @@ impl<R: BufRead> SlowLog<R> {
             }),
             ..Response::default()
         };
-        self.out.push_back(Ok(Record {
+        self.input.out.push_back(Ok(Record {
             session,
             ts_us: ts,
             db,
@@ -268,7 +258,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 }
 
 /// `Key: value  Key: value` pairs of a header line into the entry.
-fn read_fields(rest: &str, e: &mut Entry) -> Result<(), String> {
+fn read_fields(rest: &str, e: &mut Entry) -> Result<(), LineProblem> {
     let words: Vec<&str> = rest.split_whitespace().collect();
     let mut i = 0;
     while i < words.len() {
@@ -279,18 +269,18 @@ fn read_fields(rest: &str, e: &mut Entry) -> Result<(), String> {
             match key {
                 "Thread_id" | "Id" => match value.map(str::parse::<u64>) {
                     Some(Ok(id)) => e.session = Some(id),
-                    _ => return Err(format!("unreadable {key}")),
+                    _ => return Err(LineProblem::UnreadableField(key.to_string())),
                 },
                 "Schema" => e.schema = value.filter(|v| !v.is_empty()).map(str::to_string),
                 "Query_time" | "Lock_time"
                     if value.and_then(|v| v.parse::<f64>().ok()).is_none() =>
                 {
-                    return Err(format!("unreadable {key}"));
+                    return Err(LineProblem::UnreadableField(key.to_string()));
                 }
                 "Rows_sent" | "Rows_examined" | "Rows_affected" | "Errno" | "Last_errno"
                     if value.and_then(|v| v.parse::<u64>().ok()).is_none() =>
                 {
-                    return Err(format!("unreadable {key}"));
+                    return Err(LineProblem::UnreadableField(key.to_string()));
                 }
                 _ => {}
             }
@@ -309,30 +299,7 @@ impl<R: BufRead> Iterator for SlowLog<R> {
     type Item = Result<Record, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(x) = self.out.pop_front() {
-                return Some(x);
-            }
-            if self.done {
-                return None;
-            }
-            match self.lines.next_line() {
-                Some(Ok(l)) => {
-                    let n = self.lines.number;
-                    self.line(n, &l);
-                }
-                Some(Err(e)) => {
-                    self.flush();
-                    let line = self.lines.number + 1;
-                    self.err(line, format!("cannot read: {e}"));
-                    self.done = true;
-                }
-                None => {
-                    self.flush();
-                    self.done = true;
-                }
-            }
-        }
+        self.next_record()
     }
 }
 
@@ -342,15 +309,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn parse(s: &str) -> (Vec<Record>, Vec<LineError>) {
-        let mut ok = Vec::new();
-        let mut err = Vec::new();
-        for x in SlowLog::new(s.as_bytes()) {
-            match x {
-                Ok(r) => ok.push(r),
-                Err(e) => err.push(e),
-            }
-        }
-        (ok, err)
+        crate::split_results(SlowLog::new(s.as_bytes()))
     }
 
     const MARIADB: &str =

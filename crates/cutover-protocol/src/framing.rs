@@ -15,12 +15,12 @@ const MAX_PAYLOAD: usize = 0xFF_FFFF;
 /// A logical packet larger than this is refused (a corrupt length, not a real packet).
 pub const MAX_LOGICAL: usize = 1 << 30;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("a packet of {0} bytes is larger than the protocol allows (corrupt stream?)")]
     TooLarge(usize),
     #[error("a compressed frame does not inflate: {0}")]
-    Inflate(String),
+    Inflate(#[source] std::io::Error),
     #[error("a compressed frame inflates to {got} bytes, its header says {want}")]
     InflatedLength { got: usize, want: usize },
 }
@@ -137,7 +137,7 @@ impl CompressedReader {
             flate2::read::ZlibDecoder::new(&frame[..])
                 .take(MAX_PAYLOAD as u64 + 1)
                 .read_to_end(&mut inflated)
-                .map_err(|e| FrameError::Inflate(e.to_string()))?;
+                .map_err(FrameError::Inflate)?;
             if inflated.len() != ulen {
                 return Err(FrameError::InflatedLength {
                     got: inflated.len(),

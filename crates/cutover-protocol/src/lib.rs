@@ -4,7 +4,8 @@
 //!
 //! - [`framing`]: packets out of a byte stream (16 MiB continuations, the compressed
 //!   protocol).
-//! - [`session`]: one connection's conversation: the handshake (server greeting, client
+//! - [`session`] (command decoding in `session/command.rs`, response state in
+//!   `session/response.rs`): one connection's conversation: the handshake (server greeting, client
 //!   response, the auth exchange whatever the plugin, a switch to TLS), then every command
 //!   (`COM_QUERY`, `COM_INIT_DB`,
 //!   `COM_STMT_PREPARE/EXECUTE/CLOSE/RESET/SEND_LONG_DATA/FETCH`, `COM_CHANGE_USER`,
@@ -26,7 +27,7 @@ pub mod session;
 pub use cutover_workload::{Param, ParamValue};
 pub use framing::{encode_packet, FrameError, Packet, PacketReader};
 pub use record::Recorder;
-pub use session::{ColumnDef, Command, Event, Response, Session};
+pub use session::{ColumnDef, Command, Event, Peer, Response, Session};
 
 #[cfg(test)]
 mod conversation_tests;

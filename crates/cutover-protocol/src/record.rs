@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use cutover_workload::{ColumnDef, Command, ErrorInfo, ParamValue, Record, Response};
 
-use crate::session::{type_name, Command as WireCommand, Event, Response as Wire, Session};
+use crate::session::{type_name, Command as WireCommand, Event, Peer, Response as Wire, Session};
 
 /// `SERVER_STATUS_CURSOR_EXISTS`: the execute opened a cursor.
 const CURSOR_EXISTS: u16 = 0x40;
@@ -91,13 +91,17 @@ impl Recorder {
 
     /// Bytes from the client, seen at `ts_us`.
     pub fn client(&mut self, bytes: &[u8], ts_us: i64) {
-        let events = self.session.client(bytes);
-        self.events(events, ts_us);
+        self.feed(Peer::Client, bytes, ts_us);
     }
 
     /// Bytes from the server, seen at `ts_us`.
     pub fn server(&mut self, bytes: &[u8], ts_us: i64) {
-        let events = self.session.server(bytes);
+        self.feed(Peer::Server, bytes, ts_us);
+    }
+
+    /// Bytes from one end of the connection, seen at `ts_us`.
+    pub fn feed(&mut self, from: Peer, bytes: &[u8], ts_us: i64) {
+        let events = self.session.feed(from, bytes);
         self.events(events, ts_us);
     }
 

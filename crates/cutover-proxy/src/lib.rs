@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cutover_protocol::Recorder;
+use cutover_protocol::{Peer, Recorder};
 use cutover_workload::{Header, Record};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -101,6 +101,16 @@ struct Counters {
     accept_errors: AtomicU64,
     last_tls_failure: Mutex<Option<String>>,
     last_undecodable: Mutex<Option<String>>,
+}
+
+impl Counters {
+    /// Bytes relayed from one end.
+    fn bytes_from(&self, from: Peer) -> &AtomicU64 {
+        match from {
+            Peer::Client => &self.client_bytes,
+            Peer::Server => &self.server_bytes,
+        }
+    }
 }
 
 /// The first pause after a failed `accept`, and the longest.
@@ -269,7 +279,7 @@ async fn relay(
         let greeting = read_packet(&mut server).await?;
         client.write_all(&greeting).await?;
         if let Ok(mut s) = state.lock() {
-            s.server(&greeting);
+            s.feed(Peer::Server, &greeting);
         }
         let first = read_packet(&mut client).await?;
         server.write_all(&first).await?;
@@ -284,7 +294,7 @@ async fn relay(
     };
     if !tls::is_ssl_request(first.get(4..).unwrap_or_default()) {
         if let Ok(mut s) = state.lock() {
-            s.client(&first);
+            s.feed(Peer::Client, &first);
         }
         pump(client, server, state, counters, cancel).await;
         return;
@@ -337,61 +347,10 @@ async fn pump<C, S>(
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     metrics::gauge!("cutover_proxy_connections_active").increment(1.0);
-    let (mut cr, mut cw) = tokio::io::split(client);
-    let (mut sr, mut sw) = tokio::io::split(server);
-    let up = {
-        let state = state.clone();
-        let counters = counters.clone();
-        async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match cr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                // Recorded before it is relayed (commands are small): the server cannot
-                // answer bytes the decoder has not seen, so no answer reaches it before its
-                // command.
-                if let Ok(mut s) = state.lock() {
-                    s.client(&buf[..n]);
-                }
-                if sw.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-                counters.client_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                metrics::counter!("cutover_proxy_bytes_total", "from" => "client")
-                    .increment(n as u64);
-            }
-            let _ = sw.shutdown().await;
-        }
-    };
-    let down = {
-        let state = state.clone();
-        let counters = counters.clone();
-        async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = match sr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                // Relayed first: answers (large result sets) are not delayed by decoding. A
-                // client's reply may then reach the decoder before this packet; the decoder
-                // does not depend on that order (a next command is pipelining; auth data and
-                // a file continue their sequence ids).
-                if cw.write_all(&buf[..n]).await.is_err() {
-                    break;
-                }
-                counters.server_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                metrics::counter!("cutover_proxy_bytes_total", "from" => "server")
-                    .increment(n as u64);
-                if let Ok(mut s) = state.lock() {
-                    s.server(&buf[..n]);
-                }
-            }
-            let _ = cw.shutdown().await;
-        }
-    };
+    let (cr, cw) = tokio::io::split(client);
+    let (sr, sw) = tokio::io::split(server);
+    let up = relay_one_way(cr, sw, Peer::Client, state.clone(), counters.clone());
+    let down = relay_one_way(sr, cw, Peer::Server, state.clone(), counters);
     // Stopped (SIGTERM): the connection closes; either way its session is recorded as ended.
     tokio::select! {
         _ = cancel.cancelled() => {}
@@ -401,6 +360,52 @@ async fn pump<C, S>(
         s.close();
     }
     metrics::gauge!("cutover_proxy_connections_active").decrement(1.0);
+}
+
+/// One direction of a connection: what `from`'s end sends is relayed to the other end and a
+/// copy fed to the recorder, until either end closes; the other end is then shut for writing.
+async fn relay_one_way<R, W>(
+    mut reader: R,
+    mut writer: W,
+    from: Peer,
+    state: Arc<Mutex<Recording>>,
+    counters: Arc<Counters>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // The client's bytes are recorded before they are relayed (commands are small): the
+    // server cannot answer bytes the decoder has not seen, so no answer reaches it before its
+    // command. The server's are relayed first: answers (large result sets) are not delayed by
+    // decoding. A client's reply may then reach the decoder before the server packet it
+    // answers; the decoder does not depend on that order (a next command is pipelining; auth
+    // data and a file continue their sequence ids).
+    let record_first = from == Peer::Client;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if record_first {
+            if let Ok(mut s) = state.lock() {
+                s.feed(from, &buf[..n]);
+            }
+        }
+        if writer.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        counters
+            .bytes_from(from)
+            .fetch_add(n as u64, Ordering::Relaxed);
+        metrics::counter!("cutover_proxy_bytes_total", "from" => from.name()).increment(n as u64);
+        if !record_first {
+            if let Ok(mut s) = state.lock() {
+                s.feed(from, &buf[..n]);
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
 }
 
 /// One connection's recorder and where its records go.
@@ -428,13 +433,8 @@ impl Recording {
         }
     }
 
-    fn client(&mut self, bytes: &[u8]) {
-        self.recorder.client(bytes, now_us());
-        self.flush();
-    }
-
-    fn server(&mut self, bytes: &[u8]) {
-        self.recorder.server(bytes, now_us());
+    fn feed(&mut self, from: Peer, bytes: &[u8]) {
+        self.recorder.feed(from, bytes, now_us());
         self.flush();
     }
 

@@ -34,20 +34,37 @@ impl std::fmt::Debug for Tls {
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{path}: {message}")]
-    File { path: String, message: String },
+    /// A PEM file that cannot be read or parsed.
+    #[error("{path}: {source}")]
+    Pem {
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path}: no certificate in the file")]
+    NoCertificate { path: String },
+    /// A CA certificate rustls refuses.
+    #[error("{path}: {source}")]
+    Certificate { path: String, source: rustls::Error },
+    /// The crypto provider offers no safe protocol version.
     #[error("TLS: {0}")]
-    Config(String),
+    Protocols(rustls::Error),
+    #[error("TLS: certificate and key: {0}")]
+    CertificateAndKey(rustls::Error),
+    #[error("TLS: upstream host `{host}`: {source}")]
+    UpstreamHost {
+        host: String,
+        source: rustls::pki_types::InvalidDnsNameError,
+    },
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn file_error(path: &Path, e: impl std::fmt::Display) -> TlsError {
-    TlsError::File {
+fn pem_error(path: &Path) -> impl FnOnce(rustls::pki_types::pem::Error) -> TlsError + '_ {
+    move |source| TlsError::Pem {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source,
     }
 }
 
@@ -62,32 +79,39 @@ impl Tls {
         upstream_host: &str,
     ) -> Result<Tls, TlsError> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| file_error(cert, e))?
+            .map_err(pem_error(cert))?
             .collect::<Result<_, _>>()
-            .map_err(|e| file_error(cert, e))?;
+            .map_err(pem_error(cert))?;
         if chain.is_empty() {
-            return Err(file_error(cert, "no certificate in the file"));
+            return Err(TlsError::NoCertificate {
+                path: cert.display().to_string(),
+            });
         }
-        let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| file_error(key, e))?;
+        let key_der = PrivateKeyDer::from_pem_file(key).map_err(pem_error(key))?;
         let server = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
+            .map_err(TlsError::Protocols)?
             .with_no_client_auth()
             .with_single_cert(chain, key_der)
-            .map_err(|e| TlsError::Config(format!("certificate and key: {e}")))?;
+            .map_err(TlsError::CertificateAndKey)?;
         let builder = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(TlsError::Protocols)?;
         let client = match upstream_ca {
             Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca).map_err(|e| file_error(ca, e))? {
-                    roots
-                        .add(c.map_err(|e| file_error(ca, e))?)
-                        .map_err(|e| file_error(ca, e))?;
+                for c in CertificateDer::pem_file_iter(ca).map_err(pem_error(ca))? {
+                    roots.add(c.map_err(pem_error(ca))?).map_err(|source| {
+                        TlsError::Certificate {
+                            path: ca.display().to_string(),
+                            source,
+                        }
+                    })?;
                 }
                 if roots.is_empty() {
-                    return Err(file_error(ca, "no certificate in the file"));
+                    return Err(TlsError::NoCertificate {
+                        path: ca.display().to_string(),
+                    });
                 }
                 builder.with_root_certificates(roots).with_no_client_auth()
             }
@@ -96,8 +120,12 @@ impl Tls {
                 .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider())))
                 .with_no_client_auth(),
         };
-        let server_name = ServerName::try_from(upstream_host.to_string())
-            .map_err(|e| TlsError::Config(format!("upstream host `{upstream_host}`: {e}")))?;
+        let server_name = ServerName::try_from(upstream_host.to_string()).map_err(|source| {
+            TlsError::UpstreamHost {
+                host: upstream_host.to_string(),
+                source,
+            }
+        })?;
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),

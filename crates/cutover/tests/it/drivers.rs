@@ -21,15 +21,14 @@
 //! in CI, where `scripts/test` installs every one and a missing runtime fails the test).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::harness::{cutover, dsn, exec, fresh_db, port, run, sigterm_and_wait, wait_for, Side};
+use crate::harness::{cutover, dsn, exec, fresh_db, port, run, sigterm_and_wait, Side};
+use crate::tcpdump::Tcpdump;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -215,87 +214,6 @@ async fn fresh_copies(db: &str) {
     fresh_db(db).await;
     load(Side::Source, db).await;
     load(Side::Target, db).await;
-}
-
-/// A running `tcpdump -i lo` of one port, or `None` (with the reason printed) when it cannot
-/// run here.
-struct Tcpdump {
-    child: Child,
-    path: PathBuf,
-}
-
-impl Tcpdump {
-    fn start(port: u16, path: &Path) -> Option<Tcpdump> {
-        let spawned = Command::new("tcpdump")
-            // A large kernel buffer (-B, KiB): the 2 MiB blob comes in one burst.
-            .args([
-                "-i", "lo", "-U", "-n", "-s", "0", "-B", "65536", "-Z", "root", "-w",
-            ])
-            .arg(path)
-            .arg(format!("tcp port {port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("SKIPPED the pcap comparison: tcpdump cannot be started ({e}); scripts/test installs it");
-                return None;
-            }
-        };
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take()?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // tcpdump says "listening on lo" once the capture is active.
-        let until = Instant::now() + Duration::from_secs(30);
-        let mut said = Vec::new();
-        while Instant::now() < until {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.contains("listening on") => {
-                    return Some(Tcpdump {
-                        child,
-                        path: path.to_path_buf(),
-                    })
-                }
-                Ok(line) => said.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        eprintln!(
-            "SKIPPED the pcap comparison: tcpdump cannot capture here: {}",
-            said.join(" / ")
-        );
-        None
-    }
-
-    /// Waits until the capture holds the end of `connections` connections to `port`, then
-    /// stops tcpdump.
-    async fn stop_when_closed(mut self, port: u16, connections: usize) {
-        let path = self.path.clone();
-        wait_for("tcpdump to write every connection's end", DEADLINE, || {
-            let ended = ended_connections(&path, port);
-            async move { ended >= connections }
-        })
-        .await;
-        // SAFETY: kill(2) on a child this test spawned and still owns.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
 }
 
 /// Connections to `port` whose end a little-endian pcap holds: both FINs, or a RST (records
@@ -967,7 +885,13 @@ async fn driver_session(name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let record = dir.path().join("proxy.cwl");
     let listen = crate::verify_checkpoint::free_port();
-    let tcpdump = Tcpdump::start(listen, &dir.path().join("client.pcap"));
+    // A large kernel buffer (-B, KiB): the 2 MiB blob comes in one burst.
+    let tcpdump = Tcpdump::start(
+        listen,
+        &dir.path().join("client.pcap"),
+        &["-B", "65536"],
+        "SKIPPED the pcap comparison",
+    );
     let proxy = cutover()
         .args(["proxy", "--listen", &format!("127.0.0.1:{listen}")])
         .args(["--upstream", &format!("127.0.0.1:{}", port(Side::Source))])
@@ -1024,7 +948,12 @@ async fn driver_session(name: &str) {
     // The client leg as tcpdump saw it gives the same workload.
     if let Some(t) = tcpdump {
         let connections = summary["connections"].as_u64().unwrap_or(0) as usize;
-        t.stop_when_closed(listen, connections).await;
+        t.stop_when(
+            "tcpdump to write every connection's end",
+            DEADLINE,
+            |path| ended_connections(path, listen) >= connections,
+        )
+        .await;
         let from_pcap = dir.path().join("pcap.cwl");
         let r = run(cutover()
             .args(["capture", "--from", "pcap", "--input"])

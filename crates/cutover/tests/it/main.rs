@@ -24,6 +24,7 @@ mod replay_conflicts;
 mod replay_read_only;
 mod reports;
 mod sandbox;
+mod tcpdump;
 mod verify;
 mod verify_bad;
 mod verify_checkpoint;

@@ -9,88 +9,28 @@
 //! its own port (`PROCESSLIST.HOST`) and the capture is cut down to those connections.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::harness::{cutover, exec, fresh_db, port, run, wait_for, Side};
+use crate::tcpdump::Tcpdump;
 use mysql_async::prelude::*;
 use serde_json::Value;
 
 const BIG: usize = 200_000;
 
-/// A running `tcpdump -i lo -U -w FILE tcp port PORT`.
-struct Tcpdump {
-    child: Child,
-    path: PathBuf,
-}
-
-impl Tcpdump {
-    /// Started and listening, or `None` (with the reason printed) when tcpdump cannot run
-    /// here.
-    fn start(port: u16, path: &Path) -> Option<Tcpdump> {
-        let spawned = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-n", "-s", "0", "-Z", "root", "-w"])
-            .arg(path)
-            .arg(format!("tcp port {port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("skipped: tcpdump cannot be started ({e}); scripts/test installs it");
-                return None;
-            }
-        };
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take()?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // tcpdump says "listening on lo" once the capture is active.
-        let until = Instant::now() + Duration::from_secs(30);
-        let mut said = Vec::new();
-        while Instant::now() < until {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.contains("listening on") => {
-                    return Some(Tcpdump {
-                        child,
-                        path: path.to_path_buf(),
-                    })
-                }
-                Ok(line) => said.push(line),
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        eprintln!("skipped: tcpdump cannot capture here: {}", said.join(" / "));
-        None
-    }
-
-    /// Waits until the capture file holds both FINs of each of `ports`' connections (tcpdump
-    /// writes every packet as it comes, `-U`), then stops tcpdump.
-    async fn stop_when_closed(mut self, ports: &[u16]) -> Vec<Frame> {
-        let path = self.path.clone();
-        let ports = ports.to_vec();
-        wait_for(
+/// Waits until the capture file holds both FINs of each of `ports`' connections, then stops
+/// tcpdump; the frames captured.
+async fn stop_when_closed(tcpdump: Tcpdump, ports: &[u16]) -> Vec<Frame> {
+    let path = tcpdump.path().to_path_buf();
+    tcpdump
+        .stop_when(
             "tcpdump to write the connections' ends",
             Duration::from_secs(60),
-            || {
-                let frames = read_pcap(&path).1;
-                let done = ports.iter().all(|p| {
+            |path| {
+                let frames = read_pcap(path).1;
+                ports.iter().all(|p| {
                     let fin = |from_client: bool| {
                         frames.iter().any(|f| {
                             f.tcp().is_some_and(|t| {
@@ -99,18 +39,11 @@ impl Tcpdump {
                         })
                     };
                     fin(true) && fin(false)
-                });
-                async move { done }
+                })
             },
         )
         .await;
-        // SAFETY: kill(2) on a child this test spawned and still owns.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-        read_pcap(&self.path).1
-    }
+    read_pcap(&path).1
 }
 
 /// One packet record of a pcap file.
@@ -385,11 +318,11 @@ async fn a_pcap_of_real_clients_decodes_and_damage_is_reported_not_fatal() {
     let server = port(Side::Source);
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw.pcap");
-    let Some(tcpdump) = Tcpdump::start(server, &raw) else {
+    let Some(tcpdump) = Tcpdump::start(server, &raw, &[], "skipped") else {
         return;
     };
     let ports = clients(server, "pc8").await;
-    let frames = tcpdump.stop_when_closed(&ports).await;
+    let frames = stop_when_closed(tcpdump, &ports).await;
     let header = read_pcap(&raw).0;
     let ours: Vec<Frame> = frames.into_iter().filter(|f| f.port_is(&ports)).collect();
 
@@ -580,7 +513,7 @@ async fn a_pcap_of_the_proxys_upstream_gives_the_proxys_sessions_and_commands() 
     let server = port(Side::Source);
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("upstream.pcap");
-    let Some(tcpdump) = Tcpdump::start(server, &raw) else {
+    let Some(tcpdump) = Tcpdump::start(server, &raw, &[], "skipped") else {
         return;
     };
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
@@ -607,7 +540,7 @@ async fn a_pcap_of_the_proxys_upstream_gives_the_proxys_sessions_and_commands() 
     .await;
     // The ports the server sees are the proxy's upstream connections.
     let ports = clients(listen, "pc8p").await;
-    let frames = tcpdump.stop_when_closed(&ports).await;
+    let frames = stop_when_closed(tcpdump, &ports).await;
     let output = crate::harness::sigterm_and_wait(child).await;
     assert_eq!(
         output.status.code(),
