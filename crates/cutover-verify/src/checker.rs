@@ -26,12 +26,12 @@ use cutover_core::schema::{describe, TableName};
 use cutover_core::value::{CompareOptions, Value};
 use cutover_core::{Db, DbError};
 use cutover_rows::fetch::{count_images, fetch_by_key, image_filterable};
-use cutover_rows::{encode, ColumnFilter, DiffKind, Judge, Mode, Plan, Side};
+use cutover_rows::{encode, ColumnFilter, DiffKind, Judge, Mode, Plan, RowsError, Side};
 use serde_json::{Map, Value as Json};
 
-use crate::pending::{Expected, PendingSet};
+use crate::change::RowChange;
+use crate::pending::{Expected, PendingSet, SavedPending};
 use crate::position::BinlogPos;
-use crate::reader::RowChange;
 
 /// How the checker paces itself.
 #[derive(Clone, Debug)]
@@ -170,6 +170,21 @@ struct TablePlan {
     keyless: bool,
 }
 
+impl TablePlan {
+    /// What `read` finds on the target table; nothing (the empty answer) while the target
+    /// table does not exist, without asking the target.
+    async fn on_target<T: Default, F>(&self, read: impl FnOnce() -> F) -> Result<T, RowsError>
+    where
+        F: std::future::Future<Output = Result<T, RowsError>>,
+    {
+        if self.target_missing {
+            Ok(T::default())
+        } else {
+            read().await
+        }
+    }
+}
+
 pub struct Checker {
     source: Db,
     target: Db,
@@ -207,16 +222,8 @@ impl Checker {
     }
 
     /// Takes in a key saved in a checkpoint.
-    pub fn restore(
-        &mut self,
-        table: TableName,
-        key: Vec<Value>,
-        position: BinlogPos,
-        changes: u32,
-        now: Instant,
-    ) {
-        self.pending
-            .restore(table, key, position, changes, now, self.opts.first_delay);
+    pub fn restore(&mut self, saved: SavedPending, now: Instant) {
+        self.pending.restore(saved, now, self.opts.first_delay);
     }
 
     /// Verification lag so far.
@@ -402,19 +409,18 @@ impl Checker {
                 }
                 if !by_image.is_empty() {
                     let wanted: Vec<&Vec<Value>> = by_image.iter().map(|(k, _)| k).collect();
-                    let t = if plan.target_missing {
-                        HashMap::new()
-                    } else {
-                        fetch_by_key(
-                            &self.target,
-                            &plan.plan,
-                            Side::Target,
-                            std::slice::from_ref(&plan.target),
-                            &wanted,
-                        )
+                    let t = plan
+                        .on_target(|| {
+                            fetch_by_key(
+                                &self.target,
+                                &plan.plan,
+                                Side::Target,
+                                std::slice::from_ref(&plan.target),
+                                &wanted,
+                            )
+                        })
                         .await?
-                        .rows
-                    };
+                        .rows;
                     let now = Instant::now();
                     for (key, expected) in &by_image {
                         self.stats.rows_checked += 1;
@@ -478,20 +484,13 @@ impl Checker {
                         std::slice::from_ref(&table),
                         &keys
                     ),
-                    async {
-                        if plan.target_missing {
-                            Ok(Default::default())
-                        } else {
-                            fetch_by_key(
-                                &self.target,
-                                &plan.plan,
-                                Side::Target,
-                                std::slice::from_ref(&plan.target),
-                                &keys,
-                            )
-                            .await
-                        }
-                    }
+                    plan.on_target(|| fetch_by_key(
+                        &self.target,
+                        &plan.plan,
+                        Side::Target,
+                        std::slice::from_ref(&plan.target),
+                        &keys,
+                    ))
                 );
                 let (s, t) = (s?.rows, t?.rows);
                 let now = Instant::now();
@@ -625,20 +624,13 @@ impl Checker {
         let images: Vec<&[Value]> = rows.iter().map(|(_, r)| r.as_slice()).collect();
         let (s, t) = tokio::join!(
             count_images(&self.source, &plan.plan, Side::Source, table, &images),
-            async {
-                if plan.target_missing {
-                    Ok(HashMap::new())
-                } else {
-                    count_images(
-                        &self.target,
-                        &plan.plan,
-                        Side::Target,
-                        &plan.target,
-                        &images,
-                    )
-                    .await
-                }
-            }
+            plan.on_target(|| count_images(
+                &self.target,
+                &plan.plan,
+                Side::Target,
+                &plan.target,
+                &images
+            ))
         );
         let (s, t) = (s?, t?);
         let now = Instant::now();
