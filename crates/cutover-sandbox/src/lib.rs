@@ -52,8 +52,8 @@ pub enum SandboxError {
     Init { role: &'static str, log: String },
     #[error("the {role} server did not start: {log}")]
     Start { role: &'static str, log: String },
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("no sandbox in {0} (run `cutover sandbox up` first)")]
     Missing(PathBuf),
     #[error("a sandbox is already running in {0}; run `cutover sandbox down` first")]
@@ -61,7 +61,44 @@ pub enum SandboxError {
     #[error("SQL on the {role} failed: {message}")]
     Sql { role: String, message: String },
     #[error("replication: {0}")]
-    Replication(String),
+    Replication(#[from] ReplicationError),
+}
+
+/// What went wrong with the sandbox's replication.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicationError {
+    #[error("the {role} has no binary log")]
+    NoBinlog { role: String },
+    #[error("unexpected SHOW MASTER STATUS on the {role}: {row:?}")]
+    UnexpectedStatus {
+        role: String,
+        row: HashMap<String, String>,
+    },
+    #[error("the replica did not start: {errors}")]
+    DidNotStart { errors: String },
+    #[error(
+        "the replica threads did not start within a minute \
+         (IO thread: {io_thread}, SQL thread: {sql_thread}) {errors}"
+    )]
+    ThreadsDidNotStart {
+        io_thread: String,
+        sql_thread: String,
+        errors: String,
+    },
+    #[error("the replica is not running: {errors}")]
+    NotRunning { errors: String },
+    #[error(
+        "the replica did not catch up within {deadline:?}: the source is at {source_at}, \
+         the replica executed up to {executed}"
+    )]
+    NotCaughtUp {
+        deadline: Duration,
+        source_at: String,
+        executed: String,
+    },
+    #[error("the target is not a replica (call start_replication first)")]
+    NotAReplica,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -97,6 +134,24 @@ pub mod tls {
 
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
+    /// Why the certificates could not be made.
+    #[derive(Debug, thiserror::Error)]
+    #[non_exhaustive]
+    pub enum TlsError {
+        #[error("generating TLS certificates: {0}")]
+        Generate(#[from] rcgen::Error),
+        #[error("creating {}: {source}", path.display())]
+        CreateDir {
+            path: PathBuf,
+            source: std::io::Error,
+        },
+        #[error("writing {}: {source}", path.display())]
+        Write {
+            path: PathBuf,
+            source: std::io::Error,
+        },
+    }
+
     /// Paths of the PEM files written by [`generate`].
     #[derive(Clone, Debug)]
     pub struct Files {
@@ -107,9 +162,12 @@ pub mod tls {
 
     /// Writes `ca.pem`, `server.pem` and `server-key.pem` into `dir`. The server
     /// certificate names `localhost` and `127.0.0.1`.
-    pub fn generate(dir: &Path, ca_name: &str) -> Result<Files, String> {
-        let err = |e: rcgen::Error| format!("generating TLS certificates: {e}");
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    pub fn generate(dir: &Path, ca_name: &str) -> Result<Files, TlsError> {
+        let err = TlsError::Generate;
+        std::fs::create_dir_all(dir).map_err(|source| TlsError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let ca_key = KeyPair::generate().map_err(err)?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -136,7 +194,10 @@ pub mod tls {
             (&files.cert, cert.pem()),
             (&files.key, key.serialize_pem()),
         ] {
-            std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+            std::fs::write(path, text).map_err(|source| TlsError::Write {
+                path: path.clone(),
+                source,
+            })?;
         }
         Ok(files)
     }
@@ -255,13 +316,15 @@ impl Server {
     /// `SHOW MASTER STATUS`: the binlog file and position of the next event.
     fn binlog_position(&self) -> Result<BinlogPos, SandboxError> {
         let row = self.row_map("SHOW MASTER STATUS")?.ok_or_else(|| {
-            SandboxError::Replication(format!("the {} has no binary log", self.role))
+            SandboxError::Replication(ReplicationError::NoBinlog {
+                role: self.role.clone(),
+            })
         })?;
         BinlogPos::from_row(&row, "File", "Position").ok_or_else(|| {
-            SandboxError::Replication(format!(
-                "unexpected SHOW MASTER STATUS on the {}: {row:?}",
-                self.role
-            ))
+            SandboxError::Replication(ReplicationError::UnexpectedStatus {
+                role: self.role.clone(),
+                row: row.clone(),
+            })
         })
     }
 }
@@ -395,19 +458,18 @@ impl Sandbox {
                 return Ok(());
             }
             if io_thread == Some("No") || sql_thread == Some("No") {
-                return Err(SandboxError::Replication(format!(
-                    "the replica did not start: {}",
-                    replica_errors(&status)
-                )));
+                return Err(SandboxError::Replication(ReplicationError::DidNotStart {
+                    errors: replica_errors(&status),
+                }));
             }
             if Instant::now() > deadline {
-                return Err(SandboxError::Replication(format!(
-                    "the replica threads did not start within a minute \
-                     (IO thread: {}, SQL thread: {}) {}",
-                    io_thread.unwrap_or("?"),
-                    sql_thread.unwrap_or("?"),
-                    replica_errors(&status)
-                )));
+                return Err(SandboxError::Replication(
+                    ReplicationError::ThreadsDidNotStart {
+                        io_thread: io_thread.unwrap_or("?").to_string(),
+                        sql_thread: sql_thread.unwrap_or("?").to_string(),
+                        errors: replica_errors(&status),
+                    },
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -424,10 +486,9 @@ impl Sandbox {
             if status.get("Slave_SQL_Running").map(String::as_str) != Some("Yes")
                 || status.get("Slave_IO_Running").map(String::as_str) == Some("No")
             {
-                return Err(SandboxError::Replication(format!(
-                    "the replica is not running: {}",
-                    replica_errors(&status)
-                )));
+                return Err(SandboxError::Replication(ReplicationError::NotRunning {
+                    errors: replica_errors(&status),
+                }));
             }
             let executed =
                 BinlogPos::from_row(&status, "Relay_Master_Log_File", "Exec_Master_Log_Pos");
@@ -435,15 +496,13 @@ impl Sandbox {
                 return Ok(());
             }
             if Instant::now() > until {
-                return Err(SandboxError::Replication(format!(
-                    "the replica did not catch up within {deadline:?}: the source is at \
-                     {}:{}, the replica executed up to {}",
-                    goal.file,
-                    goal.pos,
-                    executed
+                return Err(SandboxError::Replication(ReplicationError::NotCaughtUp {
+                    deadline,
+                    source_at: format!("{}:{}", goal.file, goal.pos),
+                    executed: executed
                         .map(|e| format!("{}:{}", e.file, e.pos))
-                        .unwrap_or_else(|| "?".to_string())
-                )));
+                        .unwrap_or_else(|| "?".to_string()),
+                }));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -457,11 +516,9 @@ impl Sandbox {
 
     /// `SHOW SLAVE STATUS` of the target; an error when it is no replica.
     fn replica_status(&self) -> Result<HashMap<String, String>, SandboxError> {
-        self.target.row_map("SHOW SLAVE STATUS")?.ok_or_else(|| {
-            SandboxError::Replication(
-                "the target is not a replica (call start_replication first)".to_string(),
-            )
-        })
+        self.target
+            .row_map("SHOW SLAVE STATUS")?
+            .ok_or_else(|| SandboxError::Replication(ReplicationError::NotAReplica))
     }
 
     /// Stops both servers (SIGTERM, then SIGKILL after a grace period) and removes the
@@ -536,8 +593,7 @@ fn start(dir: &Path, settings: &Settings, owner: Option<u32>) -> Result<Sandbox,
     let mut settings = settings.clone();
     let mut tls_ca = None;
     if settings.tls {
-        let files =
-            tls::generate(&dir.join("tls"), "cutover sandbox CA").map_err(SandboxError::Tls)?;
+        let files = tls::generate(&dir.join("tls"), "cutover sandbox CA")?;
         settings.extra_args.extend([
             format!("--ssl-ca={}", files.ca.display()),
             format!("--ssl-cert={}", files.cert.display()),
