@@ -518,7 +518,7 @@ impl Sandbox {
     fn replica_status(&self) -> Result<HashMap<String, String>, SandboxError> {
         self.target
             .row_map("SHOW SLAVE STATUS")?
-            .ok_or_else(|| SandboxError::Replication(ReplicationError::NotAReplica))
+            .ok_or(SandboxError::Replication(ReplicationError::NotAReplica))
     }
 
     /// Stops both servers (SIGTERM, then SIGKILL after a grace period) and removes the
