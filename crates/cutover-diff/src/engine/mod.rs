@@ -391,8 +391,8 @@ async fn diff_table_inner(
         t.0.wait(0).await?;
     }
     let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
-    let mut s = s?.ok_or_else(|| TableError::SourceMissing)?;
-    let t = t?.ok_or_else(|| TableError::TargetMissing)?;
+    let mut s = s?.ok_or(TableError::SourceMissing)?;
+    let t = t?.ok_or(TableError::TargetMissing)?;
     // Merged shards are read as one table: each must have the first one's columns.
     for other in shards.iter().skip(1) {
         let o = describe(source, other)
