@@ -470,22 +470,12 @@ mod tests {
         };
         assert!(cp.load(&id).expect("loads").is_none());
         let saved = Saved {
-            format: FORMAT,
-            version: "x".into(),
             source: id.clone(),
-            position: BinlogPos::new("binlog.000002", 1234),
             totals: Totals {
                 events: 5,
                 ..Totals::default()
             },
-            pending: vec![SavedKey {
-                schema: "db".into(),
-                table: "t".into(),
-                key: vec![Part::Int(3), Part::Bytes("00ff".into())],
-                position: BinlogPos::new("binlog.000002", 1200),
-                changes: 2,
-            }],
-            mismatches: Vec::new(),
+            ..whole_checkpoint()
         };
         cp.save(&saved).expect("saves");
         let back = cp.load(&id).expect("loads").expect("saved");
