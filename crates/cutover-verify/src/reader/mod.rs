@@ -52,9 +52,47 @@ use stream::{check_source, open_gtid_set_stream, open_gtid_stream, open_stream, 
 pub enum ReaderError {
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The source cannot be read as a replica would (binlog off, not ROW, privileges).
-    #[error("{0}")]
-    Source(String),
+    /// The source writes no binlog.
+    #[error(
+        "the source does not write a binlog (log_bin is OFF): restart it with \
+         --log-bin and --binlog-format=ROW (log_bin cannot be turned on while it runs) \
+         so that verify can follow its changes"
+    )]
+    BinlogOff,
+    /// The source's binlog does not carry rows.
+    #[error(
+        "the source's binlog_format is {format}, not ROW: set binlog_format=ROW \
+         (SET GLOBAL binlog_format='ROW' and in the server's configuration) so that its \
+         binlog carries the changed rows"
+    )]
+    NotRowFormat { format: String },
+    /// The user may not read the binlog's position.
+    #[error(
+        "{role}: {message} (the user needs REPLICATION SLAVE, and REPLICATION CLIENT \
+         or BINLOG MONITOR, to follow the binlog: GRANT REPLICATION SLAVE, \
+         REPLICATION CLIENT ON *.* TO …)"
+    )]
+    Privileges {
+        role: cutover_core::Role,
+        message: String,
+    },
+    #[error(
+        "SHOW MASTER STATUS returned nothing: the source does not write a binlog, \
+         or the user lacks the REPLICATION CLIENT (BINLOG MONITOR) privilege"
+    )]
+    NoPosition,
+    #[error("SHOW MASTER STATUS returned an unexpected row")]
+    UnexpectedPosition,
+    /// `--start` names another flavor's GTID than the source's.
+    #[error("`{gtid}` is a MariaDB GTID but the source is {flavor}; give FILE:POS")]
+    MariaDbGtidOnMySql { gtid: String, flavor: String },
+    #[error(
+        "`{set}` is a MySQL GTID set but the source is MariaDB: give its GTID position \
+         (@@gtid_binlog_pos, like 0-1-42) or FILE:POS"
+    )]
+    MySqlGtidOnMariaDb { set: String },
+    #[error("GTID set `{set}`: {message}")]
+    GtidSet { set: String, message: String },
     #[error("binlog stream from the source failed at {position}: {message}")]
     Stream {
         position: BinlogPos,

@@ -18,23 +18,15 @@ pub(super) async fn check_source(source: &Db) -> Result<bool, ReaderError> {
         .await?;
     let (log_bin, format, checksum) = rows.into_iter().next().unwrap_or((None, None, None));
     if !matches!(log_bin.as_deref(), Some("1") | Some("ON")) {
-        return Err(ReaderError::Source(
-            "the source does not write a binlog (log_bin is OFF): restart it with \
-             --log-bin and --binlog-format=ROW (log_bin cannot be turned on while it runs) \
-             so that verify can follow its changes"
-                .into(),
-        ));
+        return Err(ReaderError::BinlogOff);
     }
     if !format
         .as_deref()
         .is_some_and(|f| f.eq_ignore_ascii_case("ROW"))
     {
-        return Err(ReaderError::Source(format!(
-            "the source's binlog_format is {}, not ROW: set binlog_format=ROW \
-             (SET GLOBAL binlog_format='ROW' and in the server's configuration) so that its \
-             binlog carries the changed rows",
-            format.as_deref().unwrap_or("unknown")
-        )));
+        return Err(ReaderError::NotRowFormat {
+            format: format.unwrap_or_else(|| "unknown".to_string()),
+        });
     }
     Ok(!checksum
         .as_deref()
@@ -53,28 +45,16 @@ pub async fn current_position(source: &Db) -> Result<BinlogPos, ReaderError> {
         Err(DbError::Query { role, message })
             if message.starts_with("ERROR 1227 ") || message.starts_with("ERROR 1142 ") =>
         {
-            return Err(ReaderError::Source(format!(
-                "{role}: {message} (the user needs REPLICATION SLAVE, and REPLICATION CLIENT \
-                 or BINLOG MONITOR, to follow the binlog: GRANT REPLICATION SLAVE, \
-                 REPLICATION CLIENT ON *.* TO …)"
-            )))
+            return Err(ReaderError::Privileges { role, message })
         }
         Err(e) => return Err(e.into()),
     };
-    let row = rows.into_iter().next().ok_or_else(|| {
-        ReaderError::Source(
-            "SHOW MASTER STATUS returned nothing: the source does not write a binlog, \
-             or the user lacks the REPLICATION CLIENT (BINLOG MONITOR) privilege"
-                .into(),
-        )
-    })?;
+    let row = rows.into_iter().next().ok_or(ReaderError::NoPosition)?;
     let file = row.get_opt::<String, _>(0).and_then(Result::ok);
     let pos = row.get_opt::<u64, _>(1).and_then(Result::ok);
     match (file, pos) {
         (Some(file), Some(pos)) => Ok(BinlogPos::new(file, pos)),
-        _ => Err(ReaderError::Source(
-            "SHOW MASTER STATUS returned an unexpected row".into(),
-        )),
+        _ => Err(ReaderError::UnexpectedPosition),
     }
 }
 
@@ -101,10 +81,10 @@ pub(super) async fn open_gtid_stream(
 ) -> Result<BinlogStream, ReaderError> {
     use mysql_async::prelude::Queryable;
     if source.flavor() != cutover_core::Flavor::MariaDb {
-        return Err(ReaderError::Source(format!(
-            "`{gtid}` is a MariaDB GTID but the source is {}; give FILE:POS",
-            source.flavor().name()
-        )));
+        return Err(ReaderError::MariaDbGtidOnMySql {
+            gtid: gtid.to_string(),
+            flavor: source.flavor().name().to_string(),
+        });
     }
     let position = BinlogPos::new("", 4);
     let mut conn = source.standalone().await?;
@@ -127,16 +107,18 @@ pub(super) async fn open_gtid_set_stream(
     set: &str,
 ) -> Result<BinlogStream, ReaderError> {
     if source.flavor() == cutover_core::Flavor::MariaDb {
-        return Err(ReaderError::Source(format!(
-            "`{set}` is a MySQL GTID set but the source is MariaDB: give its GTID position \
-             (@@gtid_binlog_pos, like 0-1-42) or FILE:POS"
-        )));
+        return Err(ReaderError::MySqlGtidOnMariaDb {
+            set: set.to_string(),
+        });
     }
     let sids: Vec<mysql_async::Sid<'static>> = set
         .split(',')
         .map(|s| s.parse())
         .collect::<Result<_, _>>()
-        .map_err(|e: std::io::Error| ReaderError::Source(format!("GTID set `{set}`: {e}")))?;
+        .map_err(|e: std::io::Error| ReaderError::GtidSet {
+            set: set.to_string(),
+            message: e.to_string(),
+        })?;
     let position = BinlogPos::new("", 4);
     let conn = source.standalone().await?;
     conn.get_binlog_stream(
