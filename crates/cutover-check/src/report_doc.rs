@@ -1,8 +1,5 @@
-//! The check report as a shared document (Markdown for `--out DIR`), and the files of
-//! `--out DIR`.
-
-use std::io::{self, Write as _};
-use std::path::{Path, PathBuf};
+//! The check report as a shared document (Markdown and HTML for `--out DIR`; the binary
+//! writes the files).
 
 use cutover_report::{Badge, Block, Cell, Document, Section, Table, Tone};
 
@@ -247,34 +244,4 @@ fn groups_table(groups: &[crate::finding::Group]) -> Table {
         ]);
     }
     t
-}
-
-/// Writes `check.json`, `check.md` and `check.html` into `dir` (created when missing).
-pub fn write_out_dir(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", dir.display())))?;
-    let mut json = serde_json::to_string_pretty(r).map_err(io::Error::other)?;
-    json.push('\n');
-    let mut written = Vec::new();
-    let doc = document(r);
-    for (name, body) in [
-        ("check.json", json),
-        ("check.md", doc.markdown()),
-        ("check.html", doc.html()),
-    ] {
-        let path = dir.join(name);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cutover-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        tmp.as_file_mut().write_all(body.as_bytes())?;
-        tmp.persist(&path).map_err(|e| {
-            io::Error::new(
-                e.error.kind(),
-                format!("writing {}: {}", path.display(), e.error),
-            )
-        })?;
-        written.push(path);
-    }
-    Ok(written)
 }

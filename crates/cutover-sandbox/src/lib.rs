@@ -52,8 +52,8 @@ pub enum SandboxError {
     Init { role: &'static str, log: String },
     #[error("the {role} server did not start: {log}")]
     Start { role: &'static str, log: String },
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("no sandbox in {0} (run `cutover sandbox up` first)")]
     Missing(PathBuf),
     #[error("a sandbox is already running in {0}; run `cutover sandbox down` first")]
@@ -61,7 +61,7 @@ pub enum SandboxError {
     #[error("SQL on the {role} failed: {message}")]
     Sql { role: String, message: String },
     #[error("replication: {0}")]
-    Replication(String),
+    Replication(#[from] ReplicationError),
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SandboxError {
@@ -92,55 +92,10 @@ impl Default for Settings {
 }
 
 /// Certificates for a TLS sandbox: a CA, and a server certificate it signed.
-pub mod tls {
-    use std::path::{Path, PathBuf};
+pub mod tls;
 
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-
-    /// Paths of the PEM files written by [`generate`].
-    #[derive(Clone, Debug)]
-    pub struct Files {
-        pub ca: PathBuf,
-        pub cert: PathBuf,
-        pub key: PathBuf,
-    }
-
-    /// Writes `ca.pem`, `server.pem` and `server-key.pem` into `dir`. The server
-    /// certificate names `localhost` and `127.0.0.1`.
-    pub fn generate(dir: &Path, ca_name: &str) -> Result<Files, String> {
-        let err = |e: rcgen::Error| format!("generating TLS certificates: {e}");
-        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let ca_key = KeyPair::generate().map_err(err)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, ca_name);
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-        let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let key = KeyPair::generate().map_err(err)?;
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .map_err(err)?;
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "localhost");
-        let cert = params.signed_by(&key, &issuer).map_err(err)?;
-        let files = Files {
-            ca: dir.join("ca.pem"),
-            cert: dir.join("server.pem"),
-            key: dir.join("server-key.pem"),
-        };
-        for (path, text) in [
-            (&files.ca, ca_cert.pem()),
-            (&files.cert, cert.pem()),
-            (&files.key, key.serialize_pem()),
-        ] {
-            std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
-        }
-        Ok(files)
-    }
-}
+mod replication;
+pub use replication::ReplicationError;
 
 /// One running server.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -251,19 +206,6 @@ impl Server {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-
-    /// `SHOW MASTER STATUS`: the binlog file and position of the next event.
-    fn binlog_position(&self) -> Result<BinlogPos, SandboxError> {
-        let row = self.row_map("SHOW MASTER STATUS")?.ok_or_else(|| {
-            SandboxError::Replication(format!("the {} has no binary log", self.role))
-        })?;
-        BinlogPos::from_row(&row, "File", "Position").ok_or_else(|| {
-            SandboxError::Replication(format!(
-                "unexpected SHOW MASTER STATUS on the {}: {row:?}",
-                self.role
-            ))
-        })
-    }
 }
 
 /// Splits one line of the client's batch output into cells, undoing its escapes.
@@ -288,32 +230,6 @@ fn unescape_batch(cell: &str) -> String {
         }
     }
     out
-}
-
-/// A position in a source's binlog: the file name and the offset in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct BinlogPos {
-    file: String,
-    pos: u64,
-}
-
-impl BinlogPos {
-    fn from_row(row: &HashMap<String, String>, file: &str, pos: &str) -> Option<BinlogPos> {
-        Some(BinlogPos {
-            file: row.get(file)?.clone(),
-            pos: row.get(pos)?.trim().parse().ok()?,
-        })
-    }
-
-    /// Whether `self` is at or after `other` (binlog files are numbered `name.000001`, …).
-    fn reached(&self, other: &BinlogPos) -> bool {
-        let seq = |f: &str| {
-            f.rsplit_once('.')
-                .and_then(|(_, n)| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        (seq(&self.file), self.pos) >= (seq(&other.file), other.pos)
-    }
 }
 
 /// A source and a target.
@@ -367,101 +283,6 @@ impl Sandbox {
         let f = self.dir.join("sandbox.json");
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
         std::fs::write(&f, text).map_err(io(format!("writing {}", f.display())))
-    }
-
-    /// Makes the target a replica of the source, starting at the source's binlog position
-    /// now (earlier changes are not replayed), and waits until both replica threads run.
-    /// Any earlier replication set-up of the target is discarded first, so this may be
-    /// called again after [`Sandbox::stop_replication`].
-    pub fn start_replication(&self) -> Result<(), SandboxError> {
-        let at = self.source.binlog_position()?;
-        self.target.sql(&format!(
-            "STOP SLAVE; RESET SLAVE ALL; \
-             CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={port}, \
-             MASTER_USER='root', MASTER_PASSWORD='', \
-             MASTER_LOG_FILE='{file}', MASTER_LOG_POS={pos}, \
-             MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=1; \
-             START SLAVE",
-            port = self.source.port,
-            file = at.file.replace('\'', "''"),
-            pos = at.pos,
-        ))?;
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = self.replica_status()?;
-            let io_thread = status.get("Slave_IO_Running").map(String::as_str);
-            let sql_thread = status.get("Slave_SQL_Running").map(String::as_str);
-            if io_thread == Some("Yes") && sql_thread == Some("Yes") {
-                return Ok(());
-            }
-            if io_thread == Some("No") || sql_thread == Some("No") {
-                return Err(SandboxError::Replication(format!(
-                    "the replica did not start: {}",
-                    replica_errors(&status)
-                )));
-            }
-            if Instant::now() > deadline {
-                return Err(SandboxError::Replication(format!(
-                    "the replica threads did not start within a minute \
-                     (IO thread: {}, SQL thread: {}) {}",
-                    io_thread.unwrap_or("?"),
-                    sql_thread.unwrap_or("?"),
-                    replica_errors(&status)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Waits until the target has applied everything the source had logged when this was
-    /// called. Fails at once when the replica's SQL thread has stopped (with its error), and
-    /// after `deadline` otherwise.
-    pub fn wait_replica_caught_up(&self, deadline: Duration) -> Result<(), SandboxError> {
-        let goal = self.source.binlog_position()?;
-        let until = Instant::now() + deadline;
-        loop {
-            let status = self.replica_status()?;
-            if status.get("Slave_SQL_Running").map(String::as_str) != Some("Yes")
-                || status.get("Slave_IO_Running").map(String::as_str) == Some("No")
-            {
-                return Err(SandboxError::Replication(format!(
-                    "the replica is not running: {}",
-                    replica_errors(&status)
-                )));
-            }
-            let executed =
-                BinlogPos::from_row(&status, "Relay_Master_Log_File", "Exec_Master_Log_Pos");
-            if executed.as_ref().is_some_and(|e| e.reached(&goal)) {
-                return Ok(());
-            }
-            if Instant::now() > until {
-                return Err(SandboxError::Replication(format!(
-                    "the replica did not catch up within {deadline:?}: the source is at \
-                     {}:{}, the replica executed up to {}",
-                    goal.file,
-                    goal.pos,
-                    executed
-                        .map(|e| format!("{}:{}", e.file, e.pos))
-                        .unwrap_or_else(|| "?".to_string())
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the replica threads on the target. The replication set-up stays, so the target
-    /// still reports itself a (stopped) replica.
-    pub fn stop_replication(&self) -> Result<(), SandboxError> {
-        self.target.sql("STOP SLAVE").map(|_| ())
-    }
-
-    /// `SHOW SLAVE STATUS` of the target; an error when it is no replica.
-    fn replica_status(&self) -> Result<HashMap<String, String>, SandboxError> {
-        self.target.row_map("SHOW SLAVE STATUS")?.ok_or_else(|| {
-            SandboxError::Replication(
-                "the target is not a replica (call start_replication first)".to_string(),
-            )
-        })
     }
 
     /// Stops both servers (SIGTERM, then SIGKILL after a grace period) and removes the
@@ -536,8 +357,7 @@ fn start(dir: &Path, settings: &Settings, owner: Option<u32>) -> Result<Sandbox,
     let mut settings = settings.clone();
     let mut tls_ca = None;
     if settings.tls {
-        let files =
-            tls::generate(&dir.join("tls"), "cutover sandbox CA").map_err(SandboxError::Tls)?;
+        let files = tls::generate(&dir.join("tls"), "cutover sandbox CA")?;
         settings.extra_args.extend([
             format!("--ssl-ca={}", files.ca.display()),
             format!("--ssl-cert={}", files.cert.display()),
@@ -779,21 +599,6 @@ fn stop_pid(pid: u32, grace: Duration) {
     }
 }
 
-/// The replica's last errors, for messages.
-fn replica_errors(status: &HashMap<String, String>) -> String {
-    let mut parts = Vec::new();
-    for key in ["Last_IO_Error", "Last_SQL_Error"] {
-        if let Some(v) = status.get(key).filter(|v| !v.is_empty()) {
-            parts.push(format!("{key}: {v}"));
-        }
-    }
-    if parts.is_empty() {
-        "no error reported".to_string()
-    } else {
-        parts.join("; ")
-    }
-}
-
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -810,17 +615,5 @@ mod tests {
             vec!["a\tb", "c\\d", "e\nf", "\0"]
         );
         assert_eq!(split_batch_line("trailing\\"), vec!["trailing\\"]);
-    }
-
-    #[test]
-    fn binlog_positions_order_by_file_number_then_offset() {
-        let p = |f: &str, pos| BinlogPos {
-            file: f.to_string(),
-            pos,
-        };
-        assert!(p("binlog.000002", 4).reached(&p("binlog.000001", 900)));
-        assert!(p("binlog.000001", 900).reached(&p("binlog.000001", 900)));
-        assert!(!p("binlog.000001", 899).reached(&p("binlog.000001", 900)));
-        assert!(!p("binlog.000009", 4).reached(&p("binlog.000010", 4)));
     }
 }

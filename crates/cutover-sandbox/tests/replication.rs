@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cutover_sandbox::{Sandbox, SandboxError, Settings};
+use cutover_sandbox::{ReplicationError, Sandbox, SandboxError, Settings};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -27,7 +27,7 @@ fn replication_carries_logged_changes_only() {
 
     // Not a replica yet.
     match sb.wait_replica_caught_up(Duration::from_secs(1)) {
-        Err(SandboxError::Replication(m)) => assert!(m.contains("not a replica"), "{m}"),
+        Err(SandboxError::Replication(ReplicationError::NotAReplica)) => {}
         other => panic!("expected a replication error, got {other:?}"),
     }
 
@@ -90,7 +90,9 @@ fn replication_carries_logged_changes_only() {
         .expect("status after stop");
     assert_eq!(lag.len(), 1);
     match sb.wait_replica_caught_up(Duration::from_secs(1)) {
-        Err(SandboxError::Replication(m)) => assert!(m.contains("not running"), "{m}"),
+        Err(SandboxError::Replication(e @ ReplicationError::NotRunning { .. })) => {
+            assert!(e.to_string().contains("not running"), "{e}")
+        }
         other => panic!("expected a replication error, got {other:?}"),
     }
 

@@ -199,19 +199,30 @@ pub struct Saved {
     pub mismatches: Vec<Mismatch>,
 }
 
+/// A saved key whose values cannot be read back.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a damaged key of {schema}.{table}")]
+pub struct DamagedKey {
+    pub schema: String,
+    pub table: String,
+}
+
 /// A saved key taken back: its table, its typed values, and the saved entry.
 pub type Restored<'a> = (TableName, Vec<Value>, &'a SavedKey);
 
 impl Saved {
     /// The pending keys as tables and typed values; an error for a damaged entry.
-    pub fn keys(&self) -> Result<Vec<Restored<'_>>, String> {
+    pub fn keys(&self) -> Result<Vec<Restored<'_>>, DamagedKey> {
         self.pending
             .iter()
             .map(|k| {
                 let values: Option<Vec<Value>> = k.key.iter().map(Part::to_value).collect();
                 match values {
                     Some(v) => Ok((TableName::new(&k.schema, &k.table), v, k)),
-                    None => Err(format!("a damaged key of {}.{}", k.schema, k.table)),
+                    None => Err(DamagedKey {
+                        schema: k.schema.clone(),
+                        table: k.table.clone(),
+                    }),
                 }
             })
             .collect()
@@ -264,8 +275,11 @@ impl Checkpoint {
                 message: format!("format {} (this version writes {FORMAT})", saved.format),
             });
         }
-        if let Err(message) = saved.keys() {
-            return Err(CheckpointError::Format { path, message });
+        if let Err(e) = saved.keys() {
+            return Err(CheckpointError::Format {
+                path,
+                message: e.to_string(),
+            });
         }
         if saved.source != *source {
             return Err(CheckpointError::OtherSource {
@@ -372,15 +386,78 @@ mod tests {
             prop_assert_eq!(cutover_rows::encode(&values), cutover_rows::encode(&key));
         }
 
-        /// A damaged file is an error, never a panic.
+        /// A damaged file is an error that names the file, never a panic, and never a
+        /// fresh start: the file is left as it was, and loading it again fails again.
         #[test]
-        fn damaged_files_are_errors(text in ".{0,200}") {
+        fn damaged_files_are_errors(text in damaged_file()) {
             let dir = tempfile::tempdir().expect("tempdir");
             let cp = Checkpoint::new(dir.path()).expect("dir");
-            std::fs::write(cp.path(), text).expect("write");
-            let id = SourceId { server_id: 1, hostname: "h".into() };
-            let _ = cp.load(&id);
+            std::fs::write(cp.path(), &text).expect("write");
+            let id = whole_checkpoint().source;
+            let err = match cp.load(&id) {
+                Err(e) => e,
+                Ok(loaded) => {
+                    return Err(TestCaseError::fail(format!(
+                        "a damaged file loaded as {loaded:?}"
+                    )))
+                }
+            };
+            prop_assert!(
+                matches!(err, CheckpointError::Format { .. }),
+                "not a format error: {err:?}"
+            );
+            let shown = err.to_string();
+            let file = cp.path().display().to_string();
+            prop_assert!(shown.contains(&file), "{shown} does not name {file}");
+            prop_assert_eq!(std::fs::read_to_string(cp.path()).expect("still there"), text);
+            prop_assert!(cp.load(&id).is_err(), "a second load succeeded");
         }
+    }
+
+    /// A checkpoint as `save` writes it, with one pending key.
+    fn whole_checkpoint() -> Saved {
+        Saved {
+            format: FORMAT,
+            version: "x".into(),
+            source: SourceId {
+                server_id: 1,
+                hostname: "h".into(),
+            },
+            position: BinlogPos::new("binlog.000002", 1234),
+            totals: Totals::default(),
+            pending: vec![SavedKey {
+                schema: "db".into(),
+                table: "t".into(),
+                key: vec![Part::Int(3), Part::Bytes("00ff".into())],
+                position: BinlogPos::new("binlog.000002", 1200),
+                changes: 2,
+            }],
+            mismatches: Vec::new(),
+        }
+    }
+
+    /// Damaged checkpoint files: any text, a whole file cut short, a file of another
+    /// format, and a file whose pending key cannot be read back.
+    fn damaged_file() -> impl Strategy<Value = String> {
+        let whole = serde_json::to_string(&whole_checkpoint()).expect("serializes");
+        let cut = whole.clone();
+        let other_format = whole.replacen(
+            &format!("\"format\":{FORMAT}"),
+            &format!("\"format\":{}", FORMAT + 1),
+            1,
+        );
+        let bad_key = whole.replacen("\"00ff\"", "\"0g\"", 1);
+        assert_ne!(
+            other_format, whole,
+            "the format field is where the test looks"
+        );
+        assert_ne!(bad_key, whole, "the key is where the test looks");
+        prop_oneof![
+            ".{0,200}",
+            any::<prop::sample::Index>().prop_map(move |i| cut[..i.index(cut.len())].to_string()),
+            Just(other_format),
+            Just(bad_key),
+        ]
     }
 
     #[test]
@@ -393,22 +470,12 @@ mod tests {
         };
         assert!(cp.load(&id).expect("loads").is_none());
         let saved = Saved {
-            format: FORMAT,
-            version: "x".into(),
             source: id.clone(),
-            position: BinlogPos::new("binlog.000002", 1234),
             totals: Totals {
                 events: 5,
                 ..Totals::default()
             },
-            pending: vec![SavedKey {
-                schema: "db".into(),
-                table: "t".into(),
-                key: vec![Part::Int(3), Part::Bytes("00ff".into())],
-                position: BinlogPos::new("binlog.000002", 1200),
-                changes: 2,
-            }],
-            mismatches: Vec::new(),
+            ..whole_checkpoint()
         };
         cp.save(&saved).expect("saves");
         let back = cp.load(&id).expect("loads").expect("saved");

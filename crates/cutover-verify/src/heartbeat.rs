@@ -15,7 +15,19 @@ use cutover_core::schema::TableName;
 use cutover_core::{Db, DbError};
 use tokio_util::sync::CancellationToken;
 
-use crate::reader::current_position;
+use crate::reader::{current_position, ReaderError};
+
+/// Why one heartbeat was not written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeartbeatError {
+    /// The source's position could not be read.
+    #[error(transparent)]
+    Position(#[from] ReaderError),
+    /// The row could not be written.
+    #[error(transparent)]
+    Write(#[from] DbError),
+}
 
 /// Creates the heartbeat table on the source when it does not exist.
 pub async fn create(writer: &Db, table: &TableName) -> Result<(), DbError> {
@@ -33,8 +45,8 @@ pub async fn create(writer: &Db, table: &TableName) -> Result<(), DbError> {
 }
 
 /// One heartbeat: the source's position, then the row that carries it.
-pub async fn beat_once(writer: &Db, table: &TableName) -> Result<(), String> {
-    let at = current_position(writer).await.map_err(|e| e.to_string())?;
+pub async fn beat_once(writer: &Db, table: &TableName) -> Result<(), HeartbeatError> {
+    let at = current_position(writer).await?;
     let file = at.file.replace('\\', "\\\\").replace('\'', "''");
     writer
         .execute(&format!(
@@ -45,8 +57,8 @@ pub async fn beat_once(writer: &Db, table: &TableName) -> Result<(), String> {
             t = table.quoted(),
             pos = at.pos
         ))
-        .await
-        .map_err(|e| e.to_string())
+        .await?;
+    Ok(())
 }
 
 /// Beats every second until cancelled. A failing beat is retried on the next one (the

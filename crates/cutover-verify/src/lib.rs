@@ -8,6 +8,7 @@
 //! sink the moment they are confirmed; the run ends on cancellation or after `run_for`, and
 //! returns a [`Summary`].
 
+pub mod change;
 pub mod checker;
 pub mod checkpoint;
 pub mod heartbeat;
@@ -25,10 +26,11 @@ use cutover_core::{Db, DbError};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use change::{ChangeKind, RowChange};
 pub use checker::{CheckStats, Checker, CheckerOptions, Lag, Mismatch, Progress};
 pub use checkpoint::{Checkpoint, CheckpointError, SourceId};
 pub use position::{BinlogPos, Start};
-pub use reader::{BinlogReader, ChangeKind, ReaderError, RowChange, TableFilter};
+pub use reader::{BinlogReader, ReaderError, TableFilter};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -84,6 +86,20 @@ pub trait Observer: Send + Sync {
     fn warning(&self, _message: &str) {}
 }
 
+/// Why a `--shard` text is not a shard.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    #[error("`{0}` is not a shard (expected I/N, e.g. 0/4)")]
+    NotAShard(String),
+    #[error("`{0}` is not a shard number (expected I/N, e.g. 0/4)")]
+    Number(String),
+    #[error("`{0}` is not a shard count (expected I/N, e.g. 0/4)")]
+    Count(String),
+    #[error("`{spec}`: the shard number must be below the count (0/{count} … {last}/{count})", last = count.saturating_sub(1))]
+    OutOfRange { spec: String, count: u32 },
+}
+
 /// One of `N` disjoint parts of the keys, by a stable hash of table and key, so `N`
 /// processes (on `N` machines) share one stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,23 +110,23 @@ pub struct Shard {
 
 impl Shard {
     /// `I/N` with `0 <= I < N`.
-    pub fn parse(s: &str) -> Result<Shard, String> {
+    pub fn parse(s: &str) -> Result<Shard, ShardError> {
         let (i, n) = s
             .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not a shard (expected I/N, e.g. 0/4)"))?;
+            .ok_or_else(|| ShardError::NotAShard(s.to_string()))?;
         let index: u32 = i
             .trim()
             .parse()
-            .map_err(|_| format!("`{i}` is not a shard number (expected I/N, e.g. 0/4)"))?;
+            .map_err(|_| ShardError::Number(i.to_string()))?;
         let count: u32 = n
             .trim()
             .parse()
-            .map_err(|_| format!("`{n}` is not a shard count (expected I/N, e.g. 0/4)"))?;
+            .map_err(|_| ShardError::Count(n.to_string()))?;
         if count == 0 || index >= count {
-            return Err(format!(
-                "`{s}`: the shard number must be below the count (0/{count} … {}/{count})",
-                count.saturating_sub(1)
-            ));
+            return Err(ShardError::OutOfRange {
+                spec: s.to_string(),
+                count,
+            });
         }
         Ok(Shard { index, count })
     }
@@ -229,7 +245,13 @@ pub async fn run(
             if let Some(saved) = cp.load(&id)? {
                 let now = Instant::now();
                 for (table, key, k) in saved.keys().unwrap_or_default() {
-                    checker.restore(table, key, k.position.clone(), k.changes, now);
+                    let saved = pending::SavedPending {
+                        table,
+                        key,
+                        position: k.position.clone(),
+                        changes: k.changes,
+                    };
+                    checker.restore(saved, now);
                 }
                 base = saved.totals.clone();
                 base.restarts += 1;

@@ -14,13 +14,9 @@ use std::time::{Duration, Instant};
 use cutover_core::schema::TableName;
 use cutover_core::value::Value;
 
+pub use crate::change::key_id;
+use crate::change::{ChangeKind, RowChange};
 use crate::position::BinlogPos;
-use crate::reader::RowChange;
-
-/// The identity of a key: its canonical encoding (the one `cutover diff` matches rows by).
-pub fn key_id(key: &[Value]) -> Vec<u8> {
-    cutover_rows::encode(key)
-}
 
 /// One pending key.
 #[derive(Clone, Debug)]
@@ -53,6 +49,17 @@ pub enum Expected {
     Absent,
 }
 
+/// A pending key as a checkpoint keeps it: enough to check it again after a restart.
+#[derive(Clone, Debug)]
+pub struct SavedPending {
+    pub table: TableName,
+    pub key: Vec<Value>,
+    /// The position just after the key's latest change.
+    pub position: BinlogPos,
+    /// Changes merged into the key's entry.
+    pub changes: u32,
+}
+
 /// Pending keys beyond which images are not kept (memory): such keys are read from both sides.
 const MAX_IMAGES: usize = 100_000;
 
@@ -61,7 +68,7 @@ fn expected_of(change: &RowChange, keep: bool) -> Option<Expected> {
         return None;
     }
     match change.kind {
-        crate::reader::ChangeKind::Delete => Some(Expected::Absent),
+        ChangeKind::Delete => Some(Expected::Absent),
         _ => change.image.clone().map(Expected::Row),
     }
 }
@@ -122,15 +129,13 @@ impl PendingSet {
     }
 
     /// A key saved in a checkpoint, taken in again on restart (its grace starts over).
-    pub fn restore(
-        &mut self,
-        table: TableName,
-        key: Vec<Value>,
-        position: BinlogPos,
-        changes: u32,
-        now: Instant,
-        delay: Duration,
-    ) {
+    pub fn restore(&mut self, saved: SavedPending, now: Instant, delay: Duration) {
+        let SavedPending {
+            table,
+            key,
+            position,
+            changes,
+        } = saved;
         let id = key_id(&key);
         let keys = self.tables.entry(table).or_default();
         if keys.contains_key(&id) {
@@ -208,7 +213,6 @@ impl PendingSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reader::ChangeKind;
 
     fn change(id: i64, pos: u64) -> RowChange {
         RowChange {

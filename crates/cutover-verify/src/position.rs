@@ -3,6 +3,21 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+/// Why a `--start` or `FILE:POS` text is not a position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PositionError {
+    #[error("`{0}` is not a binlog position (expected FILE:POS)")]
+    NotAPosition(String),
+    #[error("`{0}` has no binlog file name (expected FILE:POS)")]
+    NoFile(String),
+    #[error("`{0}` is not a binlog offset (expected FILE:POS)")]
+    Offset(String),
+    /// The set looks like a MySQL GTID set but one of its parts is not (the reason).
+    #[error("MySQL GTID set: {0}")]
+    MySqlGtidSet(String),
+}
+
 /// A position in a source's binlog: the file and the offset of the next event in it.
 ///
 /// Positions order by file, then offset. Binlog files are named `base.000001`, `base.000002`,
@@ -22,16 +37,16 @@ impl BinlogPos {
     }
 
     /// `FILE:POS` (the file name may itself hold `:`; the offset is after the last one).
-    pub fn parse(s: &str) -> Result<BinlogPos, String> {
+    pub fn parse(s: &str) -> Result<BinlogPos, PositionError> {
         let (file, pos) = s
             .rsplit_once(':')
-            .ok_or_else(|| format!("`{s}` is not a binlog position (expected FILE:POS)"))?;
+            .ok_or_else(|| PositionError::NotAPosition(s.to_string()))?;
         if file.is_empty() {
-            return Err(format!("`{s}` has no binlog file name (expected FILE:POS)"));
+            return Err(PositionError::NoFile(s.to_string()));
         }
         let pos = pos
             .parse::<u64>()
-            .map_err(|_| format!("`{pos}` is not a binlog offset (expected FILE:POS)"))?;
+            .map_err(|_| PositionError::Offset(pos.to_string()))?;
         Ok(BinlogPos::new(file, pos))
     }
 
@@ -112,7 +127,7 @@ fn mysql_gtid_sid(s: &str) -> Result<(), String> {
 }
 
 impl Start {
-    pub fn parse(s: &str) -> Result<Start, String> {
+    pub fn parse(s: &str) -> Result<Start, PositionError> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("now") {
             return Ok(Start::Now);
@@ -136,7 +151,7 @@ impl Start {
                 .filter(|g| !g.is_empty())
                 .collect();
             for sid in &sids {
-                mysql_gtid_sid(sid).map_err(|e| format!("MySQL GTID set: {e}"))?;
+                mysql_gtid_sid(sid).map_err(PositionError::MySqlGtidSet)?;
             }
             return Ok(Start::MySqlGtidSet(sids.join(",")));
         }
@@ -195,7 +210,10 @@ mod tests {
             "3e11fa47-71ca-11e1-9e33-c80aa9429562:18446744073709551615",
             "3e11fa47-71ca-11e1-9e33-c80aa9429562:",
         ] {
-            assert!(Start::parse(bad).unwrap_err().contains("GTID"), "{bad}");
+            assert!(
+                Start::parse(bad).unwrap_err().to_string().contains("GTID"),
+                "{bad}"
+            );
         }
         assert!(Start::parse("binlog.000003").is_err());
         assert!(Start::parse(":4").is_err());

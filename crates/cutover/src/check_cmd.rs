@@ -122,6 +122,16 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
         query_timeout,
         max_connections: 4,
     };
+    // The workload's findings, added to a report; false when interrupted.
+    let with_workload = |report: &mut Report, profile: &cutover_check::Profile| {
+        add_workload(
+            report,
+            args.workload.as_deref(),
+            profile,
+            &workload_opts,
+            &cancel,
+        )
+    };
     // A workload alone needs no server: the target is the flavor's current release unless
     // a target is named.
     let has_source = args.endpoints.source.is_some() || cfg.source.is_some();
@@ -143,10 +153,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
                 let t = Db::connect(&e, Role::Target, session.clone(), cancel.clone())
                     .await
                     .map_err(not_mysql_hint)?;
-                let answers = cutover_check::gather::server_answers(&t)
-                    .await
-                    .context("reading the target's version")?;
-                cutover_check::Profile::from_answers(&answers)
+                target_profile(&t).await?
             }
         };
         let mut report = Report {
@@ -157,13 +164,7 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
             },
             ..Default::default()
         };
-        if !add_workload(
-            &mut report,
-            args.workload.as_deref(),
-            &profile,
-            &workload_opts,
-            &cancel,
-        )? {
+        if !with_workload(&mut report, &profile)? {
             return Ok(130);
         }
         return output(&args, report, &accept);
@@ -220,20 +221,10 @@ pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
     };
     if args.workload.is_some() {
         let profile = match &target {
-            Some(t) => cutover_check::Profile::from_answers(
-                &cutover_check::gather::server_answers(t)
-                    .await
-                    .context("reading the target's version")?,
-            ),
+            Some(t) => target_profile(t).await?,
             None => cutover_check::Profile::assumed(target_flavor),
         };
-        if !add_workload(
-            &mut report,
-            args.workload.as_deref(),
-            &profile,
-            &workload_opts,
-            &cancel,
-        )? {
+        if !with_workload(&mut report, &profile)? {
             return Ok(130);
         }
     }
@@ -282,6 +273,14 @@ fn parse_size(s: &str) -> Result<u64> {
         return Err(anyhow!("`{s}` is not a size (e.g. 100MiB)"));
     }
     Ok(v as u64)
+}
+
+/// The target's profile (flavor, version, settings), from its answers.
+async fn target_profile(target: &Db) -> Result<cutover_check::Profile> {
+    let answers = cutover_check::gather::server_answers(target)
+        .await
+        .context("reading the target's version")?;
+    Ok(cutover_check::Profile::from_answers(&answers))
 }
 
 /// The workload's findings and summary, added to the report.

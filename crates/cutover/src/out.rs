@@ -577,6 +577,79 @@ mod tests {
     }
 
     #[test]
+    fn out_dir_holds_every_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("run").join("out");
+        let file = |name: &str, body: &str, private| OutFile {
+            name: name.into(),
+            body: body.as_bytes().to_vec(),
+            private,
+        };
+        // Twice: the second run replaces the files of the first.
+        for round in ["first", "second"] {
+            let files = [
+                file(
+                    "report.json",
+                    &format!("{{\"round\": \"{round}\"}}\n"),
+                    true,
+                ),
+                file("report.md", &format!("# {round}\n"), true),
+                file("report.html", "<p>public</p>\n", false),
+                file(
+                    "fix.sql",
+                    "DELETE FROM `shop`.`orders` WHERE `id` = 7003;\n",
+                    true,
+                ),
+            ];
+            let written = write_out(&dir, &files).expect("written");
+            let names: Vec<String> = written
+                .iter()
+                .map(|p| {
+                    p.file_name()
+                        .expect("a name")
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            assert_eq!(
+                names,
+                ["report.json", "report.md", "report.html", "fix.sql"]
+            );
+            assert!(written.iter().all(|p| p.parent() == Some(dir.as_path())));
+            for (f, path) in files.iter().zip(&written) {
+                assert_eq!(std::fs::read(path).expect("readable"), f.body);
+            }
+        }
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).expect("readable");
+        assert_eq!(read("report.md"), "# second\n");
+        // Files with row values are the owner's alone.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |n: &str| {
+            std::fs::metadata(dir.join(n))
+                .expect("there")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!((mode("report.json"), mode("report.html")), (0o600, 0o644));
+        // No temporary file is left behind.
+        let mut entries: Vec<String> = std::fs::read_dir(&dir)
+            .expect("listable")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        entries.sort();
+        assert_eq!(
+            entries,
+            ["fix.sql", "report.html", "report.json", "report.md"]
+        );
+        // A directory that cannot be made is an error naming it.
+        let blocked = tmp.path().join("a-file");
+        std::fs::write(&blocked, "").expect("write");
+        let err = write_out(&blocked.join("out"), &[]).expect_err("not a directory");
+        assert!(err.to_string().contains("a-file"), "{err}");
+    }
+
+    #[test]
     fn every_duration_in_milliseconds() {
         let mut v = json!({
             "elapsed_s": 1.5, "span_seconds": 2, "ttl_secs": null,

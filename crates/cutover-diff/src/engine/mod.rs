@@ -172,8 +172,36 @@ enum TableError {
     Db(#[from] DbError),
     #[error(transparent)]
     Rows(RowsError),
-    #[error("{0}")]
-    Other(String),
+    #[error("table not found on the source")]
+    SourceMissing,
+    #[error("table missing on the target")]
+    TargetMissing,
+    #[error("shard {0} not found on the source")]
+    ShardMissing(TableName),
+    #[error(
+        "shard {shard} does not have the columns of {source_name} (names, types and \
+         order must match to merge shards)"
+    )]
+    ShardColumns {
+        shard: TableName,
+        source_name: TableName,
+    },
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error("writing the checkpoint: {0}")]
+    Checkpoint(std::io::Error),
+    #[error("checksum query returned no row")]
+    NoChecksumRow,
+    #[error("unexpected key value `{0}` from the server")]
+    KeyValue(String),
+    #[error("unexpected checksum `{0}` from the server")]
+    ChecksumValue(String),
+    #[error("part checksum out of range")]
+    PartOutOfRange,
+    #[error("a part checksum is missing")]
+    PartMissing,
+    #[error("not a text key")]
+    NotTextKey,
 }
 
 impl From<RowsError> for TableError {
@@ -363,13 +391,13 @@ async fn diff_table_inner(
         t.0.wait(0).await?;
     }
     let (s, t) = tokio::join!(describe(source, source_name), describe(target, target_name));
-    let mut s = s?.ok_or_else(|| TableError::Other("table not found on the source".into()))?;
-    let t = t?.ok_or_else(|| TableError::Other("table missing on the target".into()))?;
+    let mut s = s?.ok_or(TableError::SourceMissing)?;
+    let t = t?.ok_or(TableError::TargetMissing)?;
     // Merged shards are read as one table: each must have the first one's columns.
     for other in shards.iter().skip(1) {
         let o = describe(source, other)
             .await?
-            .ok_or_else(|| TableError::Other(format!("shard {other} not found on the source")))?;
+            .ok_or_else(|| TableError::ShardMissing(other.clone()))?;
         let cols = |d: &cutover_core::schema::Table| {
             d.columns
                 .iter()
@@ -383,10 +411,10 @@ async fn diff_table_inner(
                 .collect::<Vec<_>>()
         };
         if cols(&o) != cols(&s) {
-            return Err(TableError::Other(format!(
-                "shard {other} does not have the columns of {source_name} (names, types and \
-                 order must match to merge shards)"
-            )));
+            return Err(TableError::ShardColumns {
+                shard: other.clone(),
+                source_name: source_name.clone(),
+            });
         }
         s.estimated_rows += o.estimated_rows;
     }
@@ -404,7 +432,7 @@ async fn diff_table_inner(
         return Ok(report);
     }
     let estimated = s.estimated_rows.max(t.estimated_rows);
-    let mut plan = Plan::new(s, t, &opts.columns).map_err(|e| TableError::Other(e.to_string()))?;
+    let mut plan = Plan::new(s, t, &opts.columns)?;
     plan.hash = opts
         .row_hash
         .unwrap_or_else(|| RowHash::for_servers(source.version(), target.version()));
@@ -551,7 +579,7 @@ async fn diff_table_inner(
                                 rows_fetched: 0,
                             },
                         )
-                        .map_err(|e| TableError::Other(format!("writing the checkpoint: {e}")))?;
+                        .map_err(TableError::Checkpoint)?;
                     }
                     Ok(rows)
                 });
@@ -723,7 +751,7 @@ impl Ctx<'_> {
             })
             .await?;
         if rows.len() != sql.tables.len() {
-            return Err(TableError::Other("checksum query returned no row".into()));
+            return Err(TableError::NoChecksumRow);
         }
         let mut sum = Checksum::default();
         for (count, s1, s2) in rows {
@@ -800,7 +828,7 @@ fn max_opt(a: Option<i128>, b: Option<i128>) -> Option<i128> {
 fn parse_i128(s: &str) -> Result<i128, TableError> {
     s.trim()
         .parse()
-        .map_err(|_| TableError::Other(format!("unexpected key value `{s}` from the server")))
+        .map_err(|_| TableError::KeyValue(s.to_string()))
 }
 
 fn parse_u128(s: &str) -> Result<u128, TableError> {
@@ -808,5 +836,5 @@ fn parse_u128(s: &str) -> Result<u128, TableError> {
     let s = s.trim();
     let int = s.split('.').next().unwrap_or(s);
     int.parse()
-        .map_err(|_| TableError::Other(format!("unexpected checksum `{s}` from the server")))
+        .map_err(|_| TableError::ChecksumValue(s.to_string()))
 }

@@ -207,9 +207,7 @@ impl Ctx<'_> {
         let rows: Vec<Row> = self.per_table(side, text).await?;
         let mut out: Vec<Option<Checksum>> = vec![None; ranges.len()];
         for (i, count, s1, s2, min, max) in rows {
-            let slot = out
-                .get_mut(i)
-                .ok_or_else(|| TableError::Other("part checksum out of range".into()))?;
+            let slot = out.get_mut(i).ok_or(TableError::PartOutOfRange)?;
             slot.get_or_insert_with(Checksum::default).add(&Checksum {
                 count,
                 sum1: parse_u128(&s1)?,
@@ -219,7 +217,7 @@ impl Ctx<'_> {
             });
         }
         out.into_iter()
-            .map(|c| c.ok_or_else(|| TableError::Other("a part checksum is missing".into())))
+            .map(|c| c.ok_or(TableError::PartMissing))
             .collect()
     }
 

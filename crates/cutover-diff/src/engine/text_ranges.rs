@@ -70,7 +70,7 @@ impl Ctx<'_> {
         source_name: &TableName,
     ) -> Result<(), TableError> {
         if self.text_key_charset().is_none() {
-            return Err(TableError::Other("not a text key".into()));
+            return Err(TableError::NotTextKey);
         }
         let step = self.opts.first_chunk_rows.max(1);
         let threads = self.opts.threads.max(1);

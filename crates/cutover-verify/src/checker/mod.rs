@@ -22,16 +22,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cutover_core::config::Routes;
-use cutover_core::schema::{describe, TableName};
+use cutover_core::schema::TableName;
 use cutover_core::value::{CompareOptions, Value};
 use cutover_core::{Db, DbError};
-use cutover_rows::fetch::{count_images, fetch_by_key, image_filterable};
-use cutover_rows::{encode, ColumnFilter, DiffKind, Judge, Mode, Plan, Side};
+use cutover_rows::fetch::fetch_by_key;
+use cutover_rows::{encode, DiffKind, Judge, Plan, Side};
 use serde_json::{Map, Value as Json};
 
-use crate::pending::{Expected, PendingSet};
-use crate::position::BinlogPos;
-use crate::reader::RowChange;
+use crate::change::RowChange;
+use crate::pending::{Expected, PendingSet, SavedPending};
+
+mod images;
+mod plan;
+mod progress;
+
+use plan::TablePlan;
+pub use progress::{dm_binlog_name, Progress, Replicated};
 
 /// How the checker paces itself.
 #[derive(Clone, Debug)]
@@ -122,54 +128,6 @@ pub struct Lag {
     pub max_ms: u64,
 }
 
-/// How far the replicator has got, as far as the target can tell.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Replicated {
-    /// The target is a replica that has executed the source's binlog up to here.
-    UpTo(BinlogPos),
-    /// Nothing on the target tells: grace counts from when a change was read.
-    Unknown,
-    /// The progress marker the user named cannot be read (yet): nothing is past it.
-    Behind,
-}
-
-/// Where the replicator's progress is read from.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Progress {
-    /// The target's replica status when it replicates this source, else nothing.
-    #[default]
-    Auto,
-    /// `--heartbeat DB.TABLE`: a row verify writes on the source every second with the
-    /// source's binlog position before the write; read back on the target, it says the
-    /// replicator has applied everything before that position (replication applies in order).
-    Heartbeat(TableName),
-    /// `--dm-checkpoint DB.TABLE`: DM's syncer checkpoint table on the target
-    /// (`dm_meta.<task>_syncer_checkpoint`), its global row's `binlog_name`/`binlog_pos`.
-    DmCheckpoint(TableName),
-}
-
-/// DM names relay files `mysql-bin|000001.000003` (relay directory suffix, then the
-/// upstream file number): the upstream file is `mysql-bin.000003`.
-pub fn dm_binlog_name(name: &str) -> String {
-    match (name.split_once('|'), name.rsplit_once('.')) {
-        (Some((base, _)), Some((_, n))) => format!("{base}.{n}"),
-        _ => name.to_string(),
-    }
-}
-
-/// A table's comparison plan; `target_missing` when the target table does not exist (yet):
-/// every row is then absent there.
-struct TablePlan {
-    plan: Plan,
-    target: TableName,
-    target_missing: bool,
-    /// For each compared column, its place in the binlog's whole-row image (the source
-    /// table's columns in order); `None` when some column is not in it.
-    image: Option<Vec<usize>>,
-    /// Checked by whole-row image (no key).
-    keyless: bool,
-}
-
 pub struct Checker {
     source: Db,
     target: Db,
@@ -207,16 +165,8 @@ impl Checker {
     }
 
     /// Takes in a key saved in a checkpoint.
-    pub fn restore(
-        &mut self,
-        table: TableName,
-        key: Vec<Value>,
-        position: BinlogPos,
-        changes: u32,
-        now: Instant,
-    ) {
-        self.pending
-            .restore(table, key, position, changes, now, self.opts.first_delay);
+    pub fn restore(&mut self, saved: SavedPending, now: Instant) {
+        self.pending.restore(saved, now, self.opts.first_delay);
     }
 
     /// Verification lag so far.
@@ -271,95 +221,6 @@ impl Checker {
             .count() as u64
     }
 
-    /// The replicator's progress as the target tells it: from the heartbeat table or the
-    /// DM checkpoint when given, else from the target's replica status when it replicates
-    /// this source.
-    pub async fn replicated(&mut self) -> Replicated {
-        match self.opts.progress.clone() {
-            Progress::Heartbeat(t) => {
-                let sql = format!(
-                    "SELECT source_file, source_pos FROM {} WHERE server_id = {}",
-                    t.quoted(),
-                    self.source_server_id().await.unwrap_or(0)
-                );
-                // Not there yet (the table or its row still in flight): nothing is past.
-                match self.target.query::<(String, u64)>(&sql).await {
-                    Ok(rows) => rows
-                        .into_iter()
-                        .next()
-                        .map_or(Replicated::Behind, |(f, p)| {
-                            Replicated::UpTo(BinlogPos::new(f, p))
-                        }),
-                    Err(_) => Replicated::Behind,
-                }
-            }
-            Progress::DmCheckpoint(t) => {
-                let sql = format!(
-                    "SELECT binlog_name, binlog_pos FROM {} WHERE is_global = 1 LIMIT 1",
-                    t.quoted()
-                );
-                match self.target.query::<(String, u64)>(&sql).await {
-                    Ok(rows) => rows
-                        .into_iter()
-                        .next()
-                        .map_or(Replicated::Behind, |(f, p)| {
-                            Replicated::UpTo(BinlogPos::new(dm_binlog_name(&f), p))
-                        }),
-                    Err(_) => Replicated::Behind,
-                }
-            }
-            Progress::Auto => self.replica_status().await,
-        }
-    }
-
-    /// The source's `@@server_id`, read once.
-    async fn source_server_id(&mut self) -> Option<u64> {
-        if self.source_id.is_none() {
-            let rows: Vec<u64> = self.source.query("SELECT @@server_id").await.ok()?;
-            self.source_id = rows.into_iter().next();
-        }
-        self.source_id
-    }
-
-    /// `SHOW SLAVE STATUS` on the target, when it replicates this source (its
-    /// `Master_Server_Id` is the source's `@@server_id`).
-    async fn replica_status(&mut self) -> Replicated {
-        if self.replica == Some(false) {
-            return Replicated::Unknown;
-        }
-        let rows: Vec<mysql_async::Row> = match self.target.query("SHOW SLAVE STATUS").await {
-            Ok(r) => r,
-            Err(_) => {
-                // No privilege, or a server without replicas (TiDB): nothing tells.
-                self.replica = Some(false);
-                return Replicated::Unknown;
-            }
-        };
-        let source_id = self.source_server_id().await;
-        // A replica of several sources (multi-source) has a row per source: this one's.
-        let col = |row: &mysql_async::Row, name: &str| {
-            row.columns_ref()
-                .iter()
-                .position(|c| c.name_str() == name)
-                .and_then(|i| row.get_opt::<String, _>(i))
-                .and_then(Result::ok)
-        };
-        let Some(row) = rows.into_iter().find(|r| {
-            col(r, "Master_Server_Id").and_then(|v| v.parse::<u64>().ok()) == source_id
-                && source_id.is_some()
-        }) else {
-            self.replica = Some(false);
-            return Replicated::Unknown;
-        };
-        self.replica = Some(true);
-        let file = col(&row, "Relay_Master_Log_File");
-        let pos = col(&row, "Exec_Master_Log_Pos").and_then(|p| p.parse::<u64>().ok());
-        match (file, pos) {
-            (Some(f), Some(p)) if !f.is_empty() => Replicated::UpTo(BinlogPos::new(f, p)),
-            _ => Replicated::Unknown,
-        }
-    }
-
     /// Checks the keys that are due. Returns the mismatches confirmed in this round.
     pub async fn check_due(&mut self, now: Instant) -> Result<Vec<Mismatch>, DbError> {
         let due = self.pending.due(now, self.opts.per_round);
@@ -402,19 +263,18 @@ impl Checker {
                 }
                 if !by_image.is_empty() {
                     let wanted: Vec<&Vec<Value>> = by_image.iter().map(|(k, _)| k).collect();
-                    let t = if plan.target_missing {
-                        HashMap::new()
-                    } else {
-                        fetch_by_key(
-                            &self.target,
-                            &plan.plan,
-                            Side::Target,
-                            std::slice::from_ref(&plan.target),
-                            &wanted,
-                        )
+                    let t = plan
+                        .on_target(|| {
+                            fetch_by_key(
+                                &self.target,
+                                &plan.plan,
+                                Side::Target,
+                                std::slice::from_ref(&plan.target),
+                                &wanted,
+                            )
+                        })
                         .await?
-                        .rows
-                    };
+                        .rows;
                     let now = Instant::now();
                     for (key, expected) in &by_image {
                         self.stats.rows_checked += 1;
@@ -478,20 +338,13 @@ impl Checker {
                         std::slice::from_ref(&table),
                         &keys
                     ),
-                    async {
-                        if plan.target_missing {
-                            Ok(Default::default())
-                        } else {
-                            fetch_by_key(
-                                &self.target,
-                                &plan.plan,
-                                Side::Target,
-                                std::slice::from_ref(&plan.target),
-                                &keys,
-                            )
-                            .await
-                        }
-                    }
+                    plan.on_target(|| fetch_by_key(
+                        &self.target,
+                        &plan.plan,
+                        Side::Target,
+                        std::slice::from_ref(&plan.target),
+                        &keys,
+                    ))
                 );
                 let (s, t) = (s?.rows, t?.rows);
                 let now = Instant::now();
@@ -592,192 +445,6 @@ impl Checker {
         e.next_check = next;
         None
     }
-
-    /// Checks whole-row images of a keyless table. Each side is read once for the batch:
-    /// the rows that match any image on the columns that can be matched exactly (a
-    /// predicate that depends only on the canonical value, so equal rows match on both
-    /// sides alike), grouped by their canonical encoding. An image is equal when its row
-    /// occurs as often on the target as on the source (absent on both counts as equal).
-    async fn check_images(
-        &mut self,
-        table: &TableName,
-        plan: &Arc<TablePlan>,
-        ids: &[Vec<u8>],
-        replicated: &Replicated,
-        confirmed: &mut Vec<Mismatch>,
-    ) -> Result<(), DbError> {
-        let Some(image) = plan.image.as_ref() else {
-            return Ok(());
-        };
-        // The images, in the plan's column order.
-        let rows: Vec<(Vec<u8>, Vec<Value>)> = ids
-            .iter()
-            .filter_map(|id| {
-                let e = self.pending.get_mut(table, id)?;
-                let row: Option<Vec<Value>> =
-                    image.iter().map(|&i| e.key.get(i).cloned()).collect();
-                Some((id.clone(), row?))
-            })
-            .collect();
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let images: Vec<&[Value]> = rows.iter().map(|(_, r)| r.as_slice()).collect();
-        let (s, t) = tokio::join!(
-            count_images(&self.source, &plan.plan, Side::Source, table, &images),
-            async {
-                if plan.target_missing {
-                    Ok(HashMap::new())
-                } else {
-                    count_images(
-                        &self.target,
-                        &plan.plan,
-                        Side::Target,
-                        &plan.target,
-                        &images,
-                    )
-                    .await
-                }
-            }
-        );
-        let (s, t) = (s?, t?);
-        let now = Instant::now();
-        for (id, row) in &rows {
-            self.stats.rows_checked += 1;
-            let group = encode(row);
-            let (a, b) = (
-                s.get(&group).map_or(0, |g| g.0),
-                t.get(&group).map_or(0, |g| g.0),
-            );
-            let verdict = match a.cmp(&b) {
-                std::cmp::Ordering::Equal => None,
-                std::cmp::Ordering::Greater => Some(DiffKind::MissingInTarget),
-                std::cmp::Ordering::Less => Some(DiffKind::ExtraInTarget),
-            };
-            let found = s.get(&group).or_else(|| t.get(&group)).map(|g| &g.1);
-            let shown = || {
-                let r = found.unwrap_or(row);
-                Shown {
-                    key: match row_json(&plan.plan, Some(r)) {
-                        Json::Object(m) => m,
-                        _ => Map::new(),
-                    },
-                    source: if a > 0 {
-                        row_json(&plan.plan, Some(r))
-                    } else {
-                        Json::Null
-                    },
-                    target: if b > 0 {
-                        row_json(&plan.plan, Some(r))
-                    } else {
-                        Json::Null
-                    },
-                    counts: Some(Counts {
-                        source: a,
-                        target: b,
-                    }),
-                }
-            };
-            if let Some(m) = self.judge(table, plan, id, verdict, shown, replicated, now, true) {
-                confirmed.push(m);
-            }
-        }
-        Ok(())
-    }
-
-    async fn plan(&mut self, table: &TableName) -> Result<Option<Arc<TablePlan>>, DbError> {
-        if let Some(p) = self.plans.get(table) {
-            return Ok(p.clone());
-        }
-        let target = self.routes.target_of(table);
-        let (s, t) = tokio::join!(
-            describe(&self.source, table),
-            describe(&self.target, &target)
-        );
-        let (s, t) = (s?, t?);
-        let plan = match s {
-            None => None,
-            Some(s) => {
-                let target_missing = t.is_none();
-                if target_missing {
-                    self.confirm_missing(&target).await?;
-                }
-                let t = t.unwrap_or_else(|| s.clone());
-                // A table that cannot be compared is left out with the reason (reported in
-                // the summary), never a reason to stop verifying the others.
-                match Plan::new(s, t, &ColumnFilter::default()) {
-                    Err(e) => {
-                        self.unchecked.insert(table.to_string(), e.to_string());
-                        None
-                    }
-                    Ok(plan) if plan.mode == Mode::Multiset => {
-                        let image = image_map(&plan);
-                        let usable = plan
-                            .columns
-                            .iter()
-                            .any(|c| image_filterable(&c.source.kind));
-                        match image {
-                            Some(image) if usable => Some(Arc::new(TablePlan {
-                                plan,
-                                target,
-                                target_missing,
-                                image: Some(image),
-                                keyless: true,
-                            })),
-                            _ => {
-                                self.unchecked.insert(
-                                    table.to_string(),
-                                    "a keyless table whose columns are all FLOAT, DOUBLE, \
-                                     JSON or BIT: its rows cannot be looked up by image"
-                                        .into(),
-                                );
-                                None
-                            }
-                        }
-                    }
-                    Ok(plan) => {
-                        let image = image_map(&plan);
-                        Some(Arc::new(TablePlan {
-                            plan,
-                            target,
-                            target_missing,
-                            image,
-                            keyless: false,
-                        }))
-                    }
-                }
-            }
-        };
-        // A target table that does not exist yet (its CREATE still in flight) is looked up
-        // again next time.
-        if !plan.as_ref().is_some_and(|p| p.target_missing) {
-            self.plans.insert(table.clone(), plan.clone());
-        }
-        Ok(plan)
-    }
-}
-
-impl Checker {
-    /// `information_schema` hides tables a user may not read, so "not described" is not
-    /// "missing": only the server's own "doesn't exist" (1146) is. Anything else (no
-    /// privilege, 1142) is an error, so the rows are never reported missing for it.
-    async fn confirm_missing(&self, target: &TableName) -> Result<(), DbError> {
-        match self
-            .target
-            .execute(&format!("SELECT 1 FROM {} LIMIT 0", target.quoted()))
-            .await
-        {
-            Err(DbError::Query { message, .. }) if message.starts_with("ERROR 1146 ") => Ok(()),
-            Err(e) => Err(e),
-            Ok(()) => Err(DbError::Query {
-                role: cutover_core::Role::Target,
-                message: format!(
-                    "{target} exists but information_schema does not show its columns to \
-                     this user; grant it SELECT on the table"
-                ),
-            }),
-        }
-    }
 }
 
 /// For [`Checker::judge`] calls that never confirm, so never show.
@@ -790,20 +457,6 @@ fn unreachable_shown() -> Shown {
     }
 }
 
-/// Each compared column's place in the binlog's whole-row image (the source table's
-/// columns in order), `None` when one is missing.
-fn image_map(plan: &Plan) -> Option<Vec<usize>> {
-    plan.columns
-        .iter()
-        .map(|c| {
-            plan.source
-                .columns
-                .iter()
-                .position(|s| s.name.eq_ignore_ascii_case(c.name()))
-        })
-        .collect()
-}
-
 fn row_json(plan: &Plan, row: Option<&Vec<Value>>) -> Json {
     match row {
         None => Json::Null,
@@ -814,20 +467,5 @@ fn row_json(plan: &Plan, row: Option<&Vec<Value>>) -> Json {
                 .map(|(c, v)| (c.name().to_string(), v.to_json()))
                 .collect(),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dm_relay_file_names_map_to_upstream_files() {
-        assert_eq!(
-            dm_binlog_name("mysql-bin|000001.000003"),
-            "mysql-bin.000003"
-        );
-        assert_eq!(dm_binlog_name("mysql-bin.000003"), "mysql-bin.000003");
-        assert_eq!(dm_binlog_name(""), "");
     }
 }
