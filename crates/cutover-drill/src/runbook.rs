@@ -541,9 +541,25 @@ fn valid_var_name(n: &str) -> bool {
         && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A `${NAME}` that neither `[vars]` nor the environment defines.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`${{{0}}}` is defined neither in [vars] nor in the environment")]
+pub struct UndefinedVar(pub String);
+
+/// Why a command line could not be split into words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadWords {
+    #[error("a ' quote is not closed")]
+    UnclosedSingleQuote,
+    #[error("a \" quote is not closed")]
+    UnclosedDoubleQuote,
+    #[error("a backslash ends the command")]
+    TrailingBackslash,
+}
+
 /// Replaces `${NAME}` by `lookup(NAME)`; a name nobody defines is an error. Anything else,
 /// including `$NAME` and `${NAME:-default}`, is left as written.
-pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, UndefinedVar> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("${") {
@@ -552,9 +568,7 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
         match after.find('}') {
             Some(j) if valid_var_name(&after[..j]) => {
                 let name = &after[..j];
-                let v = lookup(name).ok_or_else(|| {
-                    format!("`${{{name}}}` is defined neither in [vars] nor in the environment")
-                })?;
+                let v = lookup(name).ok_or_else(|| UndefinedVar(name.to_string()))?;
                 out.push_str(&v);
                 rest = &after[j + 1..];
             }
@@ -571,7 +585,7 @@ pub fn expand(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String
 /// Splits a command line into words like a shell would for simple cases: whitespace
 /// separates, '…' keeps everything, "…" keeps everything but `\"` and `\\`, a backslash
 /// outside quotes escapes the next character. No expansion of any kind.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+pub fn split_words(s: &str) -> Result<Vec<String>, BadWords> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -584,7 +598,7 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(x) => cur.push(x),
-                        None => return Err("a ' quote is not closed".into()),
+                        None => return Err(BadWords::UnclosedSingleQuote),
                     }
                 }
             }
@@ -599,10 +613,10 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
                                 cur.push('\\');
                                 cur.push(x);
                             }
-                            None => return Err("a \" quote is not closed".into()),
+                            None => return Err(BadWords::UnclosedDoubleQuote),
                         },
                         Some(x) => cur.push(x),
-                        None => return Err("a \" quote is not closed".into()),
+                        None => return Err(BadWords::UnclosedDoubleQuote),
                     }
                 }
             }
@@ -610,7 +624,7 @@ pub fn split_words(s: &str) -> Result<Vec<String>, String> {
                 in_word = true;
                 match chars.next() {
                     Some(x) => cur.push(x),
-                    None => return Err("a backslash ends the command".into()),
+                    None => return Err(BadWords::TrailingBackslash),
                 }
             }
             c if c.is_whitespace() => {
