@@ -83,6 +83,23 @@ struct Open {
     tables: BTreeSet<String>,
 }
 
+impl Open {
+    /// A transaction that starts at `position` (with its GTID, when the binlog has one) at
+    /// event time `ts`.
+    fn at(position: String, gtid: Option<String>, ts: u32) -> Open {
+        Open {
+            line: TxnLine {
+                position,
+                gtid,
+                ..TxnLine::default()
+            },
+            first_ts: ts,
+            last_ts: ts,
+            tables: BTreeSet::new(),
+        }
+    }
+}
+
 // Event type codes (MySQL's binlog_event.h; MariaDB's log_event.h for 162).
 const QUERY_EVENT: u8 = 2;
 const ROTATE_EVENT: u8 = 4;
@@ -255,16 +272,7 @@ pub async fn scan(
                     let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or([0; 4]));
                     format!("{domain}-{}-{seq}", h.server_id())
                 });
-                open = Some(Open {
-                    line: TxnLine {
-                        position: here.to_string(),
-                        gtid,
-                        ..TxnLine::default()
-                    },
-                    first_ts: ts,
-                    last_ts: ts,
-                    tables: BTreeSet::new(),
-                });
+                open = Some(Open::at(here.to_string(), gtid, ts));
             }
             QUERY_EVENT => {
                 if let Ok(Some(EventData::QueryEvent(q))) = event.read_data() {
@@ -272,15 +280,7 @@ pub async fn scan(
                     let t = text.trim();
                     if t.eq_ignore_ascii_case("BEGIN") {
                         if open.is_none() {
-                            open = Some(Open {
-                                line: TxnLine {
-                                    position: here.to_string(),
-                                    ..TxnLine::default()
-                                },
-                                first_ts: ts,
-                                last_ts: ts,
-                                tables: BTreeSet::new(),
-                            });
+                            open = Some(Open::at(here.to_string(), None, ts));
                         }
                     } else if t.eq_ignore_ascii_case("COMMIT") {
                         finish(&mut open, &mut summary);
@@ -289,15 +289,7 @@ pub async fn scan(
             }
             XID_EVENT => finish(&mut open, &mut summary),
             k if is_rows_event(k) => {
-                let o = open.get_or_insert_with(|| Open {
-                    line: TxnLine {
-                        position: here.to_string(),
-                        ..TxnLine::default()
-                    },
-                    first_ts: ts,
-                    last_ts: ts,
-                    tables: BTreeSet::new(),
-                });
+                let o = open.get_or_insert_with(|| Open::at(here.to_string(), None, ts));
                 if o.line.rows == 0 && o.line.bytes == 0 {
                     o.first_ts = ts;
                     o.last_ts = ts;
