@@ -221,8 +221,8 @@ pub struct Recorded {
 
 impl Recorded {
     /// Reads a recording; the `SHOW GRANTS` lines go through the same parser as live ones.
-    pub fn parse(text: &str) -> Result<Recorded, String> {
-        let mut r: Recorded = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(text: &str) -> Result<Recorded, serde_json::Error> {
+        let mut r: Recorded = serde_json::from_str(text)?;
         if let Some(lines) = &r.show_grants {
             r.server.grants = Some(parse_grants(lines));
         }

@@ -45,7 +45,7 @@ pub struct Finding {
     pub fix: Option<Fix>,
     /// The source transaction a `transactions.*` finding is about.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub transaction: Option<crate::txn_limits::TxnLine>,
+    pub transaction: Option<TxnLine>,
 }
 
 /// The statements behind a workload finding.
@@ -264,7 +264,39 @@ pub struct Summary {
     pub workload: Option<WorkloadSummary>,
     /// `--transactions` / `--binlog-from`: what was read of the binlog.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub transactions: Option<crate::txn_limits::TxnSummary>,
+    pub transactions: Option<TxnSummary>,
+}
+
+/// One transaction of the source, as `cutover check --transactions` read it from the binlog.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TxnLine {
+    /// Where it starts in the binlog (`FILE:POS`).
+    pub position: String,
+    /// Its GTID (`domain-server-sequence` on MariaDB), when the binlog has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
+    /// Bytes of its row events (the rows' images).
+    pub bytes: u64,
+    pub rows: u64,
+    /// The largest row event: an upper bound of its largest row (one key-value entry).
+    pub largest_event: u64,
+    /// From its first row change to its last, in whole seconds (the binlog's resolution).
+    pub duration_s: u64,
+    /// Its commit time, seconds since the epoch.
+    pub committed_at: u32,
+    pub tables: Vec<String>,
+}
+
+/// What the binlog scan of `--transactions` read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct TxnSummary {
+    pub from: String,
+    pub to: String,
+    pub events: u64,
+    pub bytes: u64,
+    pub transactions: u64,
+    /// The largest transactions by bytes (at most 10).
+    pub largest: Vec<TxnLine>,
 }
 
 /// What `--workload` read.

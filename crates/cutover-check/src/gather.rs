@@ -337,13 +337,18 @@ pub async fn schema_answers(db: &Db, sel: &Selection) -> Result<SchemaAnswers, D
 /// (and sizes) for up to a day by default; the session reads them fresh. Other servers do
 /// not know the variable, which is fine.
 async fn rows(db: &Db, sql: &str) -> Result<Vec<Row>, DbError> {
+    fresh_conn(db).await?.query(sql).await
+}
+
+/// A connection whose `information_schema` reads are not served from MySQL 8's cache.
+async fn fresh_conn(db: &Db) -> Result<cutover_core::Conn, DbError> {
     let mut c = db.conn().await?;
     if db.flavor() == Flavor::MySql {
         let _ = c
             .execute("SET SESSION information_schema_stats_expiry = 0")
             .await;
     }
-    c.query(sql).await
+    Ok(c)
 }
 
 async fn maybe_rows(db: &Db, run: bool, sql: &str) -> Result<Vec<Row>, DbError> {
@@ -392,13 +397,8 @@ pub async fn counters(
     db: &Db,
     sel: &Selection,
 ) -> Result<std::collections::BTreeMap<String, u64>, DbError> {
-    let mut c = db.conn().await?;
-    if db.flavor() == Flavor::MySql {
-        let _ = c
-            .execute("SET SESSION information_schema_stats_expiry = 0")
-            .await;
-    }
-    let rows: Vec<Row> = c
+    let rows: Vec<Row> = fresh_conn(db)
+        .await?
         .query(&format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES \
              WHERE AUTO_INCREMENT IS NOT NULL AND {}",

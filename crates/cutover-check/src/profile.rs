@@ -20,16 +20,46 @@ pub enum TargetFlavor {
     MariaDb,
 }
 
+/// `--target-flavor` named none of the flavors.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown target flavor `{0}` (expected tidb, mysql or mariadb)")]
+pub struct UnknownTargetFlavor(pub String);
+
+/// A duration that is not in Go's notation (`tidb_gc_life_time` as TiDB prints it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration like 10m0s")]
+pub struct NotAGoDuration(pub String);
+
+/// Why the target cannot create a collation or a partitioning method: the reason a
+/// `schema.collation` or `schema.partitioning` finding gives.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unsupported {
+    #[error("TiDB supports it from v7.4")]
+    TidbFromV74,
+    #[error("TiDB does not support this collation")]
+    TidbCollation,
+    #[error("a MariaDB-only collation")]
+    MariadbOnlyCollation,
+    #[error("MySQL 8's 0900 collations exist in MariaDB only from 11.4 (as aliases)")]
+    Mysql0900Collation,
+    #[error("SYSTEM_TIME partitioning (system-versioned tables) is MariaDB-only")]
+    SystemTimePartitioning,
+    #[error("TiDB does not support subpartitions")]
+    TidbSubpartitions,
+    /// The method, upper case.
+    #[error("TiDB does not support {0} partitioning")]
+    TidbPartitioning(String),
+}
+
 impl TargetFlavor {
     /// `--target-flavor`.
-    pub fn parse(s: &str) -> Result<TargetFlavor, String> {
+    pub fn parse(s: &str) -> Result<TargetFlavor, UnknownTargetFlavor> {
         match s.trim().to_ascii_lowercase().as_str() {
             "tidb" => Ok(TargetFlavor::TiDb),
             "mysql" => Ok(TargetFlavor::MySql),
             "mariadb" => Ok(TargetFlavor::MariaDb),
-            other => Err(format!(
-                "unknown target flavor `{other}` (expected tidb, mysql or mariadb)"
-            )),
+            other => Err(UnknownTargetFlavor(other.to_string())),
         }
     }
     pub fn name(self) -> &'static str {
@@ -206,7 +236,7 @@ impl Profile {
     }
 
     /// `Err(reason)` when the target cannot create a column of this collation.
-    pub fn supports_collation(&self, coll: &str) -> Result<(), String> {
+    pub fn supports_collation(&self, coll: &str) -> Result<(), Unsupported> {
         let c = coll.to_ascii_lowercase();
         match self.flavor {
             TargetFlavor::TiDb => {
@@ -235,25 +265,22 @@ impl Profile {
                     if self.at_least((7, 4)) {
                         Ok(())
                     } else {
-                        Err("TiDB supports it from v7.4".into())
+                        Err(Unsupported::TidbFromV74)
                     }
                 } else {
-                    Err("TiDB does not support this collation".into())
+                    Err(Unsupported::TidbCollation)
                 }
             }
             TargetFlavor::MySql => {
                 if c.contains("uca1400") || c.contains("_nopad_") || c.ends_with("_nopad_bin") {
-                    Err("a MariaDB-only collation".into())
+                    Err(Unsupported::MariadbOnlyCollation)
                 } else {
                     Ok(())
                 }
             }
             TargetFlavor::MariaDb => {
                 if c.contains("_0900_") && !self.at_least((11, 4)) {
-                    Err(
-                        "MySQL 8's 0900 collations exist in MariaDB only from 11.4 (as aliases)"
-                            .into(),
-                    )
+                    Err(Unsupported::Mysql0900Collation)
                 } else {
                     Ok(())
                 }
@@ -267,16 +294,18 @@ impl Profile {
     }
 
     /// `Err(reason)` when a partitioning method cannot be created.
-    pub fn supports_partitioning(&self, method: &str, sub: Option<&str>) -> Result<(), String> {
+    pub fn supports_partitioning(
+        &self,
+        method: &str,
+        sub: Option<&str>,
+    ) -> Result<(), Unsupported> {
         let m = method.to_ascii_uppercase();
         if m.contains("SYSTEM_TIME") && self.flavor != TargetFlavor::MariaDb {
-            return Err(
-                "SYSTEM_TIME partitioning (system-versioned tables) is MariaDB-only".into(),
-            );
+            return Err(Unsupported::SystemTimePartitioning);
         }
         if self.is_tidb() {
             if sub.is_some() {
-                return Err("TiDB does not support subpartitions".into());
+                return Err(Unsupported::TidbSubpartitions);
             }
             let ok = [
                 "RANGE",
@@ -289,7 +318,7 @@ impl Profile {
                 "LINEAR KEY",
             ];
             if !ok.contains(&m.as_str()) {
-                return Err(format!("TiDB does not support {m} partitioning"));
+                return Err(Unsupported::TidbPartitioning(m));
             }
         }
         Ok(())
@@ -341,8 +370,8 @@ impl Profile {
 
 /// A Go duration as TiDB prints `tidb_gc_life_time` (`10m0s`, `24h0m0s`, `1h30m`, `500ms`),
 /// in seconds.
-pub fn parse_go_duration(s: &str) -> Result<f64, String> {
-    let bad = || format!("`{s}` is not a duration like 10m0s");
+pub fn parse_go_duration(s: &str) -> Result<f64, NotAGoDuration> {
+    let bad = || NotAGoDuration(s.to_string());
     let t = s.trim();
     if t.is_empty() {
         return Err(bad());
@@ -409,6 +438,7 @@ mod tests {
         assert_eq!(TargetFlavor::parse("TiDB").unwrap(), TargetFlavor::TiDb);
         assert!(TargetFlavor::parse("oracle")
             .unwrap_err()
+            .to_string()
             .contains("oracle"));
     }
 

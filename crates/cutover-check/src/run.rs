@@ -41,8 +41,11 @@ pub enum CheckError {
     Db(#[from] DbError),
     #[error(transparent)]
     History(#[from] HistoryError),
-    #[error("{0}")]
-    NotVisible(String),
+    /// `--databases` named databases the source does not show to the user.
+    #[error("database {databases} does not exist on the source or {user} may not see it (grant SELECT on it)")]
+    MissingDatabases { databases: String, user: String },
+    #[error("no table of the selection is visible to {user} on the source: information_schema shows only the tables a user has privileges on; grant SELECT on the databases to check")]
+    NoTableVisible { user: String },
 }
 
 /// Seconds since the Unix epoch, as a float.
@@ -105,15 +108,17 @@ pub async fn check(
         .filter(|d| !schema.schemata.iter().any(|s| &s.name == *d))
         .collect();
     if !missing.is_empty() {
-        return Err(CheckError::NotVisible(format!(
-            "database {} does not exist on the source or {user} may not see it (grant SELECT on it)",
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-        )));
+        return Err(CheckError::MissingDatabases {
+            databases: missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            user,
+        });
     }
     if schema.tables.is_empty() {
-        return Err(CheckError::NotVisible(format!(
-            "no table of the selection is visible to {user} on the source: information_schema shows only the tables a user has privileges on; grant SELECT on the databases to check"
-        )));
+        return Err(CheckError::NoTableVisible { user });
     }
 
     // Readings of every counter: now, and `--sample` later.

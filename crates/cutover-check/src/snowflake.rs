@@ -54,6 +54,36 @@ fn mask(bits: u32) -> u64 {
     }
 }
 
+/// Why a `--snowflake` layout was not read; each message names the item to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayoutError {
+    #[error("item {item} `{part}` is not key=value (expected epoch=…,time_bits=…,worker_bits=…,seq_bits=…[,unit=ms])")]
+    NotKeyValue { item: usize, part: String },
+    #[error("{key}=`{value}` is not a bit count from 0 to 63")]
+    Bits { key: String, value: String },
+    #[error("epoch=`{0}` is too large")]
+    EpochTooLarge(String),
+    /// The epoch is not a date or instant (the reason is the instant parser's).
+    #[error("epoch: {0}")]
+    Epoch(String),
+    #[error("unit=`{0}`: expected ms, 10ms, s or another number of ms like 5ms")]
+    Unit(String),
+    #[error("order=`{0}`: expected time-worker-seq or time-seq-worker")]
+    Order(String),
+    #[error("unknown item `{0}` (expected epoch, time_bits, worker_bits, seq_bits, unit, order or name)")]
+    UnknownItem(String),
+    #[error("`{0}` is missing")]
+    Missing(&'static str),
+    #[error("time_bits must be at least 1")]
+    NoTimeBits,
+    #[error("time_bits + worker_bits + seq_bits = {0}; at most 63 fit beside the sign bit")]
+    TooWide(u32),
+    /// The time field must end before year 9999, or dates cannot be printed.
+    #[error("the time field of this layout outlasts year 9999")]
+    OutlastsYear9999,
+}
+
 impl Layout {
     /// Twitter's original: 41 bits of ms since 2010-11-04T01:42:54.657Z, 10 bits of worker
     /// (datacenter + worker), 12 bits of sequence.
@@ -108,7 +138,7 @@ impl Layout {
 
     /// Reads `--snowflake`: `epoch=DATE|MS,time_bits=N,worker_bits=N,seq_bits=N[,unit=ms|10ms|s|Nms]
     /// [,order=time-worker-seq|time-seq-worker][,name=NAME]`, or the name of a known layout.
-    pub fn parse(spec: &str) -> Result<Layout, String> {
+    pub fn parse(spec: &str) -> Result<Layout, LayoutError> {
         let spec = spec.trim();
         if let Some(l) = Layout::known().into_iter().find(|l| l.name == spec) {
             return Ok(l);
@@ -119,23 +149,29 @@ impl Layout {
         let mut name = "custom".to_string();
         for (i, part) in spec.split(',').enumerate() {
             let part = part.trim();
-            let (k, v) = part.split_once('=').ok_or_else(|| {
-                format!("item {} `{part}` is not key=value (expected epoch=…,time_bits=…,worker_bits=…,seq_bits=…[,unit=ms])", i + 1)
-            })?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| LayoutError::NotKeyValue {
+                    item: i + 1,
+                    part: part.to_string(),
+                })?;
             let (k, v) = (k.trim(), v.trim());
-            let bits = |v: &str| -> Result<u32, String> {
+            let bits = |v: &str| -> Result<u32, LayoutError> {
                 v.parse::<u32>()
                     .ok()
                     .filter(|b| *b <= 63)
-                    .ok_or_else(|| format!("{k}=`{v}` is not a bit count from 0 to 63"))
+                    .ok_or_else(|| LayoutError::Bits {
+                        key: k.to_string(),
+                        value: v.to_string(),
+                    })
             };
             match k {
                 "epoch" => {
                     epoch = Some(if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
                         v.parse::<i64>()
-                            .map_err(|_| format!("epoch=`{v}` is too large"))?
+                            .map_err(|_| LayoutError::EpochTooLarge(v.to_string()))?
                     } else {
-                        time::parse_instant_ms(v).map_err(|e| format!("epoch: {e}"))?
+                        time::parse_instant_ms(v).map_err(LayoutError::Epoch)?
                     })
                 }
                 "time_bits" => tb = Some(bits(v)?),
@@ -146,18 +182,14 @@ impl Layout {
                     order = match v {
                         "time-worker-seq" => Order::TimeWorkerSeq,
                         "time-seq-worker" => Order::TimeSeqWorker,
-                        _ => {
-                            return Err(format!(
-                                "order=`{v}`: expected time-worker-seq or time-seq-worker"
-                            ))
-                        }
+                        _ => return Err(LayoutError::Order(v.to_string())),
                     }
                 }
                 "name" if !v.is_empty() => name = v.to_string(),
-                _ => return Err(format!("unknown item `{k}` (expected epoch, time_bits, worker_bits, seq_bits, unit, order or name)")),
+                _ => return Err(LayoutError::UnknownItem(k.to_string())),
             }
         }
-        let missing = |what: &str| format!("`{what}` is missing");
+        let missing = LayoutError::Missing;
         let layout = Layout {
             name,
             epoch_ms: epoch.ok_or_else(|| missing("epoch"))?,
@@ -168,17 +200,15 @@ impl Layout {
             order,
         };
         if layout.time_bits == 0 {
-            return Err("time_bits must be at least 1".into());
+            return Err(LayoutError::NoTimeBits);
         }
         let total = layout.time_bits + layout.worker_bits + layout.seq_bits;
         if total > 63 {
-            return Err(format!(
-                "time_bits + worker_bits + seq_bits = {total}; at most 63 fit beside the sign bit"
-            ));
+            return Err(LayoutError::TooWide(total));
         }
         // The time field must end before year 9999, or dates cannot be printed.
         if layout.exhausted_at_ms().is_none() {
-            return Err("the time field of this layout outlasts year 9999".into());
+            return Err(LayoutError::OutlastsYear9999);
         }
         Ok(layout)
     }
@@ -282,8 +312,8 @@ impl Layout {
     }
 }
 
-fn parse_unit(v: &str) -> Result<u64, String> {
-    let bad = || format!("unit=`{v}`: expected ms, 10ms, s or another number of ms like 5ms");
+fn parse_unit(v: &str) -> Result<u64, LayoutError> {
+    let bad = || LayoutError::Unit(v.to_string());
     match v {
         "ms" => Ok(1),
         "s" => Ok(1000),

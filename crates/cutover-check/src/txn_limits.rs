@@ -20,9 +20,9 @@ use cutover_verify::position::BinlogPos;
 use futures_util::StreamExt;
 use mysql_async::binlog::events::EventData;
 use mysql_async::BinlogStreamRequest;
-use serde::Serialize;
 
 use crate::finding::{Finding, Severity};
+pub use crate::finding::{TxnLine, TxnSummary};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -55,38 +55,6 @@ pub enum ScanFrom {
     Since(std::time::Duration),
 }
 
-/// One transaction of the source.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct TxnLine {
-    /// Where it starts in the binlog (`FILE:POS`).
-    pub position: String,
-    /// Its GTID (`domain-server-sequence` on MariaDB), when the binlog has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub gtid: Option<String>,
-    /// Bytes of its row events (the rows' images).
-    pub bytes: u64,
-    pub rows: u64,
-    /// The largest row event: an upper bound of its largest row (one key-value entry).
-    pub largest_event: u64,
-    /// From its first row change to its last, in whole seconds (the binlog's resolution).
-    pub duration_s: u64,
-    /// Its commit time, seconds since the epoch.
-    pub committed_at: u32,
-    pub tables: Vec<String>,
-}
-
-/// What the scan read.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct TxnSummary {
-    pub from: String,
-    pub to: String,
-    pub events: u64,
-    pub bytes: u64,
-    pub transactions: u64,
-    /// The largest transactions by bytes (at most 10).
-    pub largest: Vec<TxnLine>,
-}
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TxnScanError {
@@ -94,8 +62,11 @@ pub enum TxnScanError {
     Db(#[from] cutover_core::DbError),
     #[error("reading the source's binlog at {position}: {message}")]
     Stream { position: String, message: String },
-    #[error("{0}")]
-    Source(String),
+    /// `SHOW BINARY LOGS` failed: the binlog is off or the user lacks the privilege.
+    #[error("listing the source's binlogs (needs the binlog on and REPLICATION CLIENT / BINLOG MONITOR): {0}")]
+    ListBinlogs(cutover_core::DbError),
+    #[error("the source keeps no binlog files")]
+    NoBinlogFiles,
 }
 
 /// Transactions kept by size for the summary.
@@ -110,6 +81,23 @@ struct Open {
     first_ts: u32,
     last_ts: u32,
     tables: BTreeSet<String>,
+}
+
+impl Open {
+    /// A transaction that starts at `position` (with its GTID, when the binlog has one) at
+    /// event time `ts`.
+    fn at(position: String, gtid: Option<String>, ts: u32) -> Open {
+        Open {
+            line: TxnLine {
+                position,
+                gtid,
+                ..TxnLine::default()
+            },
+            first_ts: ts,
+            last_ts: ts,
+            tables: BTreeSet::new(),
+        }
+    }
 }
 
 // Event type codes (MySQL's binlog_event.h; MariaDB's log_event.h for 162).
@@ -139,11 +127,9 @@ pub async fn scan(
             let files: Vec<(String, u64)> = source
                 .query("SHOW BINARY LOGS")
                 .await
-                .map_err(|e| TxnScanError::Source(format!("listing the source's binlogs (needs the binlog on and REPLICATION CLIENT / BINLOG MONITOR): {e}")))?;
+                .map_err(TxnScanError::ListBinlogs)?;
             let Some((first, _)) = files.into_iter().next() else {
-                return Err(TxnScanError::Source(
-                    "the source keeps no binlog files".into(),
-                ));
+                return Err(TxnScanError::NoBinlogFiles);
             };
             let now: Vec<u64> = source.query("SELECT UNIX_TIMESTAMP()").await?;
             let now = now.into_iter().next().unwrap_or(0);
@@ -286,16 +272,7 @@ pub async fn scan(
                     let domain = u32::from_le_bytes(d[8..12].try_into().unwrap_or([0; 4]));
                     format!("{domain}-{}-{seq}", h.server_id())
                 });
-                open = Some(Open {
-                    line: TxnLine {
-                        position: here.to_string(),
-                        gtid,
-                        ..TxnLine::default()
-                    },
-                    first_ts: ts,
-                    last_ts: ts,
-                    tables: BTreeSet::new(),
-                });
+                open = Some(Open::at(here.to_string(), gtid, ts));
             }
             QUERY_EVENT => {
                 if let Ok(Some(EventData::QueryEvent(q))) = event.read_data() {
@@ -303,15 +280,7 @@ pub async fn scan(
                     let t = text.trim();
                     if t.eq_ignore_ascii_case("BEGIN") {
                         if open.is_none() {
-                            open = Some(Open {
-                                line: TxnLine {
-                                    position: here.to_string(),
-                                    ..TxnLine::default()
-                                },
-                                first_ts: ts,
-                                last_ts: ts,
-                                tables: BTreeSet::new(),
-                            });
+                            open = Some(Open::at(here.to_string(), None, ts));
                         }
                     } else if t.eq_ignore_ascii_case("COMMIT") {
                         finish(&mut open, &mut summary);
@@ -320,15 +289,7 @@ pub async fn scan(
             }
             XID_EVENT => finish(&mut open, &mut summary),
             k if is_rows_event(k) => {
-                let o = open.get_or_insert_with(|| Open {
-                    line: TxnLine {
-                        position: here.to_string(),
-                        ..TxnLine::default()
-                    },
-                    first_ts: ts,
-                    last_ts: ts,
-                    tables: BTreeSet::new(),
-                });
+                let o = open.get_or_insert_with(|| Open::at(here.to_string(), None, ts));
                 if o.line.rows == 0 && o.line.bytes == 0 {
                     o.first_ts = ts;
                     o.last_ts = ts;

@@ -4,10 +4,11 @@
 
 use std::path::Path;
 
-use cutover_workload::{Command, Reader, WorkloadError};
+use cutover_workload::{Reader, WorkloadError};
 
 use crate::finding::{Finding, WorkloadSummary};
 use crate::profile::Profile;
+pub use crate::transactions::{execute_param, execute_params_text};
 use crate::transactions::{Analyzer, WorkloadOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,44 +44,4 @@ pub fn check_workload(
     summary.path = path.display().to_string();
     summary.source = header.source;
     Ok((findings, summary))
-}
-
-// The parameters of an execute are read only here, so a change of how a workload file
-// encodes them is a change of these two functions.
-
-/// Parameter `index` of an execute as text (a string without quotes, a number as written);
-/// `None` for NULL, a redacted value, a missing parameter or another command. A DOUBLE that
-/// holds an integer (some drivers bind every JavaScript number as DOUBLE) reads as that
-/// integer, so the same key is the same text whichever way a session bound it.
-pub fn execute_param(c: &Command, index: usize) -> Option<String> {
-    use cutover_workload::ParamValue;
-    match c {
-        Command::Execute { params, .. } => {
-            let p = params.get(index)?;
-            match &p.value {
-                ParamValue::Null | ParamValue::Redacted => None,
-                ParamValue::Double(bits) => {
-                    let f = f64::from_bits(*bits);
-                    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                        Some(format!("{}", f as i64))
-                    } else {
-                        Some(p.display())
-                    }
-                }
-                _ => Some(p.display()),
-            }
-        }
-        _ => None,
-    }
-}
-
-/// An execute's parameters for an example, as JSON.
-pub fn execute_params_text(c: &Command) -> String {
-    match c {
-        Command::Execute { params, .. } => {
-            let shown: Vec<String> = params.iter().map(|p| p.display()).collect();
-            serde_json::to_string(&shown).unwrap_or_else(|_| "[]".into())
-        }
-        _ => String::new(),
-    }
 }

@@ -1,6 +1,6 @@
 //! The `workload.*` rules: what a statement or transaction of the application will meet on
 //! the target, how bad it is there, what to change, and the documentation page each fact
-//! comes from. The analysis that finds them is in [`crate::transactions`]; this module holds
+//! comes from. The analysis that finds them is the `transactions` module; this module holds
 //! the catalogue and turns what was counted into [`Finding`]s.
 
 use std::collections::{HashMap, HashSet};

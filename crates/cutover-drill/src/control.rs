@@ -22,52 +22,89 @@ pub enum AckKind {
     Reject,
 }
 
+/// Why an ack or a status was not given.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("--by: give your name")]
+    NoName,
+    #[error("there is no drill in {}", .0.display())]
+    NoDrill(std::path::PathBuf),
+    #[error("run {run_id} already ended ({status})")]
+    Ended {
+        run_id: String,
+        status: &'static str,
+    },
+    #[error("no drill is running on {} (it stopped; resume it with `cutover drill run RUNBOOK --journal {} --resume`)", .0.display(), .0.display())]
+    NotRunning(std::path::PathBuf),
+    #[error("run {run_id} has no step `{step}`")]
+    NoSuchStep { run_id: String, step: String },
+    #[error("step {step} is not waiting for anyone (it is {state})")]
+    NotWaiting { step: String, state: String },
+    #[error("step {step} is manual: its DRI {dri} acks it (without --approve) when it is done")]
+    ManualNotApproved { step: String, dri: String },
+    #[error("step {step} is acked by its DRI, {dri}, not by {by}")]
+    NotTheDri {
+        step: String,
+        dri: String,
+        by: String,
+    },
+    #[error("step {step} waits for approvals: give --approve or --reject")]
+    WaitsForApprovals { step: String },
+    #[error("{by} is the DRI of step {step} and cannot approve their own step")]
+    OwnStep { step: String, by: String },
+    #[error("{by} is not an approver of step {step} (approvers: {approvers})")]
+    NotAnApprover {
+        step: String,
+        by: String,
+        approvers: String,
+    },
+}
+
 /// Records an ack, approval or rejection for `step`, after checking it is one the running
 /// drill waits for and `by` may give. Returns what was recorded, for the user.
-pub fn ack(dir: &Path, step: &str, by: &str, kind: AckKind) -> Result<String, String> {
+pub fn ack(dir: &Path, step: &str, by: &str, kind: AckKind) -> Result<String, ControlError> {
     let by = by.trim();
     if by.is_empty() {
-        return Err("--by: give your name".into());
+        return Err(ControlError::NoName);
     }
-    let records = journal::read(dir).map_err(|e| e.to_string())?;
-    let run = Run::from_records(&records)
-        .ok_or_else(|| format!("there is no drill in {}", dir.display()))?;
+    let records = journal::read(dir)?;
+    let run = Run::from_records(&records).ok_or_else(|| ControlError::NoDrill(dir.into()))?;
     if run.status != RunStatus::Incomplete {
-        return Err(format!(
-            "run {} already ended ({})",
-            run.run_id,
-            run.status.as_str()
-        ));
+        return Err(ControlError::Ended {
+            run_id: run.run_id,
+            status: run.status.as_str(),
+        });
     }
     if !journal::is_running(dir) {
-        return Err(format!(
-            "no drill is running on {} (it stopped; resume it with `cutover drill run RUNBOOK --journal {} --resume`)",
-            dir.display(),
-            dir.display()
-        ));
+        return Err(ControlError::NotRunning(dir.into()));
     }
-    let s = run
-        .step(step)
-        .ok_or_else(|| format!("run {} has no step `{step}`", run.run_id))?;
+    let s = run.step(step).ok_or_else(|| ControlError::NoSuchStep {
+        run_id: run.run_id.clone(),
+        step: step.into(),
+    })?;
     let Some((waiting, _, _)) = s.waiting.filter(|_| s.state == StepState::Waiting) else {
-        return Err(format!(
-            "step {step} is not waiting for anyone (it is {})",
-            s.state.as_str().replace('_', " ")
-        ));
+        return Err(ControlError::NotWaiting {
+            step: step.into(),
+            state: s.state.as_str().replace('_', " "),
+        });
     };
     let os_user = journal::os_user();
     let event = match (waiting, kind) {
         (Waiting::Ack, AckKind::Approve) => {
-            return Err(format!(
-                "step {step} is manual: its DRI {} acks it (without --approve) when it is done",
-                s.info.dri
-            ))
+            return Err(ControlError::ManualNotApproved {
+                step: step.into(),
+                dri: s.info.dri.clone(),
+            })
         }
         (Waiting::Ack, _) if by != s.info.dri => {
-            return Err(format!(
-                "step {step} is acked by its DRI, {}, not by {by}",
-                s.info.dri
-            ))
+            return Err(ControlError::NotTheDri {
+                step: step.into(),
+                dri: s.info.dri.clone(),
+                by: by.into(),
+            })
         }
         (Waiting::Ack, AckKind::Done) => Event::Ack {
             step: step.into(),
@@ -81,20 +118,20 @@ pub fn ack(dir: &Path, step: &str, by: &str, kind: AckKind) -> Result<String, St
             os_user,
         },
         (Waiting::Approval, AckKind::Done) => {
-            return Err(format!(
-                "step {step} waits for approvals: give --approve or --reject"
-            ))
+            return Err(ControlError::WaitsForApprovals { step: step.into() })
         }
         (Waiting::Approval, _) if by == s.info.dri => {
-            return Err(format!(
-                "{by} is the DRI of step {step} and cannot approve their own step"
-            ))
+            return Err(ControlError::OwnStep {
+                step: step.into(),
+                by: by.into(),
+            })
         }
         (Waiting::Approval, _) if !s.info.approvers.contains(&by.to_string()) => {
-            return Err(format!(
-                "{by} is not an approver of step {step} (approvers: {})",
-                s.info.approvers.join(", ")
-            ))
+            return Err(ControlError::NotAnApprover {
+                step: step.into(),
+                by: by.into(),
+                approvers: s.info.approvers.join(", "),
+            })
         }
         (Waiting::Approval, k) => Event::Approval {
             step: step.into(),
@@ -108,7 +145,7 @@ pub fn ack(dir: &Path, step: &str, by: &str, kind: AckKind) -> Result<String, St
         Event::Approval { approve: true, .. } => format!("{step}: approved by {by}"),
         _ => format!("{step}: rejected by {by}"),
     };
-    journal::append(dir, event).map_err(|e| e.to_string())?;
+    journal::append(dir, event)?;
     Ok(what)
 }
 
@@ -154,10 +191,9 @@ pub struct CurrentStep {
     pub command_running: bool,
 }
 
-pub fn status(dir: &Path) -> Result<Status, String> {
-    let records = journal::read(dir).map_err(|e| e.to_string())?;
-    let run = Run::from_records(&records)
-        .ok_or_else(|| format!("there is no drill in {}", dir.display()))?;
+pub fn status(dir: &Path) -> Result<Status, ControlError> {
+    let records = journal::read(dir)?;
+    let run = Run::from_records(&records).ok_or_else(|| ControlError::NoDrill(dir.into()))?;
     let running = journal::is_running(dir);
     let now = journal::now_ms();
     let status = match (run.status, running) {

@@ -416,31 +416,175 @@ mod tests {
 
         #[test]
         fn any_sequence_of_events_folds(kinds in proptest::collection::vec(0u8..8, 0..40)) {
-            let step = |i: usize| format!("s{}", i % 3);
-            let mut records = vec![Record { at: rfc3339(0), ms: 0, event: Event::RunStarted {
-                run_id: "r".into(), runbook: "b".into(), path: "p".into(), hash: "h".into(),
-                dry_run: false, os_user: "u".into(), pid: 1, window: Some(("s0".into(), "s2".into())),
-                steps: (0..3).map(|i| StepInfo { id: step(i), title: "t".into(), dri: "a".into(),
-                    reviewer: "b".into(), expected_s: 1.0, kind: "shell".into(), gate: false,
-                    approvers: vec![], min_approvals: 0, has_rollback: true, side_effects: true }).collect(),
-            }}];
-            for (i, k) in kinds.iter().enumerate() {
-                let s = step(i);
-                let event = match k {
-                    0 => Event::StepStarted { step: s },
-                    1 => Event::StepFinished { step: s, status: StepStatus::Ok, elapsed_s: 1.0, exit_code: None, error: None },
-                    2 => Event::StepFinished { step: s, status: StepStatus::Failed, elapsed_s: 1.0, exit_code: Some(1), error: None },
-                    3 => Event::Resumed { pid: 2, os_user: "u".into(), at_step: s },
-                    4 => Event::RollbackStepStarted { step: s },
-                    5 => Event::RollbackStepFinished { step: s, ok: true, elapsed_s: 1.0, error: None },
-                    6 => Event::StepWaiting { step: s, waiting_for: Waiting::Ack, who: vec![], min: 1, timeout_s: 1.0 },
-                    _ => Event::RunFinished { status: FinalStatus::Completed },
-                };
-                records.push(Record { at: rfc3339(i as u64), ms: i as u64, event });
-            }
-            let run = crate::state::Run::from_records(&records).unwrap();
-            let _ = (run.window_s(), run.total_s(), run.first_not_done());
+            let run = crate::state::Run::from_records(&events_of(&kinds)).unwrap();
+            let (window, total, first) = folded_by_hand(&kinds);
+            proptest::prop_assert_eq!(run.window_s(), window);
+            proptest::prop_assert_eq!(run.total_s(), total);
+            proptest::prop_assert_eq!(run.first_not_done(), first);
         }
+    }
+
+    /// A journal of three steps `s0`..`s2` (the window from `s0` to `s2`, one expected second
+    /// each) and then event `kinds[i]` on step `s{i % 3}` at millisecond `i`.
+    fn events_of(kinds: &[u8]) -> Vec<Record> {
+        let step = |i: usize| format!("s{}", i % 3);
+        let mut records = vec![Record {
+            at: rfc3339(0),
+            ms: 0,
+            event: Event::RunStarted {
+                run_id: "r".into(),
+                runbook: "b".into(),
+                path: "p".into(),
+                hash: "h".into(),
+                dry_run: false,
+                os_user: "u".into(),
+                pid: 1,
+                window: Some(("s0".into(), "s2".into())),
+                steps: (0..3)
+                    .map(|i| StepInfo {
+                        id: step(i),
+                        title: "t".into(),
+                        dri: "a".into(),
+                        reviewer: "b".into(),
+                        expected_s: 1.0,
+                        kind: "shell".into(),
+                        gate: false,
+                        approvers: vec![],
+                        min_approvals: 0,
+                        has_rollback: true,
+                        side_effects: true,
+                    })
+                    .collect(),
+            },
+        }];
+        for (i, k) in kinds.iter().enumerate() {
+            let s = step(i);
+            let event = match k {
+                0 => Event::StepStarted { step: s },
+                1 => Event::StepFinished {
+                    step: s,
+                    status: StepStatus::Ok,
+                    elapsed_s: 1.0,
+                    exit_code: None,
+                    error: None,
+                },
+                2 => Event::StepFinished {
+                    step: s,
+                    status: StepStatus::Failed,
+                    elapsed_s: 1.0,
+                    exit_code: Some(1),
+                    error: None,
+                },
+                3 => Event::Resumed {
+                    pid: 2,
+                    os_user: "u".into(),
+                    at_step: s,
+                },
+                4 => Event::RollbackStepStarted { step: s },
+                5 => Event::RollbackStepFinished {
+                    step: s,
+                    ok: true,
+                    elapsed_s: 1.0,
+                    error: None,
+                },
+                6 => Event::StepWaiting {
+                    step: s,
+                    waiting_for: Waiting::Ack,
+                    who: vec![],
+                    min: 1,
+                    timeout_s: 1.0,
+                },
+                _ => Event::RunFinished {
+                    status: FinalStatus::Completed,
+                },
+            };
+            records.push(Record {
+                at: rfc3339(i as u64),
+                ms: i as u64,
+                event,
+            });
+        }
+        records
+    }
+
+    /// A window's actual and expected seconds, as `Run::window_s` gives them.
+    type Window = (Option<f64>, f64);
+
+    /// What `window_s`, `total_s` and `first_not_done` of [`events_of`]`(kinds)` are, worked
+    /// out step by step the way an operator reads the journal: a step is running from its
+    /// `step_started`, done at its `step_finished` (ok or failed), and a resume puts a step
+    /// that was running or waiting back to not run; the run ends at its last `run_finished`
+    /// unless a resume follows it.
+    fn folded_by_hand(kinds: &[u8]) -> (Option<Window>, f64, Option<usize>) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum S {
+            NotRun,
+            Running,
+            Waiting,
+            Ok,
+            Failed,
+        }
+        let mut state = [S::NotRun; 3];
+        let mut started: [Option<u64>; 3] = [None; 3];
+        let mut finished: [Option<u64>; 3] = [None; 3];
+        let mut run_finished: Option<u64> = None;
+        for (i, k) in kinds.iter().enumerate() {
+            let (s, ms) = (i % 3, i as u64);
+            match k {
+                0 => {
+                    state[s] = S::Running;
+                    started[s] = Some(ms);
+                    finished[s] = None;
+                }
+                1 => {
+                    state[s] = S::Ok;
+                    finished[s] = Some(ms);
+                }
+                2 => {
+                    state[s] = S::Failed;
+                    finished[s] = Some(ms);
+                }
+                3 => {
+                    run_finished = None;
+                    for st in &mut state {
+                        if matches!(*st, S::Running | S::Waiting) {
+                            *st = S::NotRun;
+                        }
+                    }
+                }
+                6 => state[s] = S::Waiting,
+                4 | 5 => {}
+                _ => run_finished = Some(ms),
+            }
+        }
+        let last = kinds.len().saturating_sub(1) as u64;
+        let total = run_finished.unwrap_or(last) as f64 / 1000.0;
+        let actual = match (started[0], finished[2], state[2]) {
+            (Some(a), Some(b), S::Ok) if b >= a => Some((b - a) as f64 / 1000.0),
+            _ => None,
+        };
+        let first = state.iter().position(|s| *s != S::Ok);
+        (Some((actual, 3.0)), total, first)
+    }
+
+    #[test]
+    fn a_window_and_a_run_are_timed_from_their_events() {
+        // s0, s1, s2 start at 0, 1, 2 ms and finish ok at 3, 4, 5 ms.
+        let run = crate::state::Run::from_records(&events_of(&[0, 0, 0, 1, 1, 1])).unwrap();
+        assert_eq!(run.window_s(), Some((Some(0.005), 3.0)));
+        assert_eq!(run.total_s(), 0.005);
+        assert_eq!(run.first_not_done(), None);
+        // s1 fails at 4 ms; the run finishes at 6 ms: the window is still timed (its last
+        // step is ok), the first step not done is s1.
+        let run = crate::state::Run::from_records(&events_of(&[0, 0, 0, 1, 2, 1, 7])).unwrap();
+        assert_eq!(run.window_s(), Some((Some(0.005), 3.0)));
+        assert_eq!(run.total_s(), 0.006);
+        assert_eq!(run.first_not_done(), Some(1));
+        // s2 still running: no actual window; a resume at 3 ms puts it back to not run.
+        let run = crate::state::Run::from_records(&events_of(&[0, 1, 0, 3])).unwrap();
+        assert_eq!(run.window_s(), Some((None, 3.0)));
+        assert_eq!(run.total_s(), 0.003);
+        assert_eq!(run.first_not_done(), Some(0));
     }
 
     #[test]

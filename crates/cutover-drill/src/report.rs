@@ -98,17 +98,22 @@ pub struct StepTrend {
     pub trend: String,
 }
 
+/// Why a drill report could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error("{} holds no drill (no journal.jsonl with a run)", .0.display())]
+    NoDrill(std::path::PathBuf),
+}
+
 /// Reads each journal directory (oldest drill first) into a report.
-pub fn load(dirs: &[&Path]) -> Result<Report, String> {
+pub fn load(dirs: &[&Path]) -> Result<Report, LoadError> {
     let mut runs = Vec::new();
     for d in dirs {
-        let records = journal::read(d).map_err(|e| e.to_string())?;
-        let run = Run::from_records(&records).ok_or_else(|| {
-            format!(
-                "{} holds no drill (no journal.jsonl with a run)",
-                d.display()
-            )
-        })?;
+        let records = journal::read(d)?;
+        let run = Run::from_records(&records).ok_or_else(|| LoadError::NoDrill(d.to_path_buf()))?;
         runs.push(run_report(&run, &records));
     }
     Ok(build(runs))

@@ -261,7 +261,7 @@ fn one_drill() {
 fn a_directory_without_a_drill_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let e = cutover_drill::report::load(&[dir.path()]).unwrap_err();
-    assert!(e.contains("holds no drill"), "{e}");
+    assert!(e.to_string().contains("holds no drill"), "{e}");
     let _ = Path::new("");
 }
 

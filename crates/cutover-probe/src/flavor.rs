@@ -5,16 +5,8 @@
 //! page it comes from, so a reader can check it and it can be kept current. Notes are added
 //! only to tests whose outcome differs, so a report stays short.
 
-use serde::Serialize;
-
+pub use crate::report::Note;
 use crate::report::SideInfo;
-
-/// One documented fact, with where it is documented.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub text: String,
-    pub source: &'static str,
-}
 
 const ISOLATION: &str = "https://docs.pingcap.com/tidb/stable/transaction-isolation-levels";
 const PESSIMISTIC: &str =

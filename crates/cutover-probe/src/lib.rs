@@ -51,10 +51,18 @@ pub enum ProbeError {
         message: String,
     },
     #[error("--scratch-db: {0}")]
-    Name(String),
+    Name(#[from] scratch::BadName),
+    /// `only` named a test the suite does not have.
+    #[error("--scratch-db: no test `{0}` in the suite")]
+    UnknownTest(String),
     #[error("interrupted")]
     Interrupted,
 }
+
+/// An isolation level none of the four (as `--isolation` or a server named it).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown isolation level `{}` (expected READ-UNCOMMITTED, READ-COMMITTED, REPEATABLE-READ or SERIALIZABLE)", .0.escape_debug())]
+pub struct UnknownIsolation(pub String);
 
 /// A transaction isolation level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +75,7 @@ pub enum Isolation {
 
 impl Isolation {
     /// `READ-COMMITTED`, `read committed`, `rc`, … (as servers and people write them).
-    pub fn parse(s: &str) -> Result<Isolation, String> {
+    pub fn parse(s: &str) -> Result<Isolation, UnknownIsolation> {
         let norm: String = s
             .trim()
             .chars()
@@ -84,10 +92,7 @@ impl Isolation {
             "read committed" | "rc" => Ok(Isolation::ReadCommitted),
             "repeatable read" | "rr" => Ok(Isolation::RepeatableRead),
             "serializable" => Ok(Isolation::Serializable),
-            _ => Err(format!(
-                "unknown isolation level `{}` (expected READ-UNCOMMITTED, READ-COMMITTED, REPEATABLE-READ or SERIALIZABLE)",
-                s.escape_debug()
-            )),
+            _ => Err(UnknownIsolation(s.to_string())),
         }
     }
     /// The words of `SET TRANSACTION ISOLATION LEVEL`.
@@ -143,7 +148,7 @@ pub async fn probe(
     scratch::check_name(&opts.scratch_db).map_err(ProbeError::Name)?;
     for id in &opts.only {
         if anomaly::find(id).is_none() {
-            return Err(ProbeError::Name(format!("no test `{id}` in the suite")));
+            return Err(ProbeError::UnknownTest(id.clone()));
         }
     }
     let name = opts.scratch_db.as_str();

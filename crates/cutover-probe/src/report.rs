@@ -6,7 +6,6 @@ use cutover_report::{Badge, Block, Cell, Document, Section, Table, Tone};
 use serde::Serialize;
 
 use crate::anomaly::{Behaviour, Kind, StepRecord};
-use crate::flavor::Note;
 use crate::runner::Detection;
 
 /// Who a side is and how its sessions ran.
@@ -32,6 +31,14 @@ impl SideInfo {
     pub fn is_tidb(&self) -> bool {
         self.server.to_ascii_lowercase().contains("tidb")
     }
+}
+
+/// One documented fact about a test's outcome on the target (see `flavor`), with where it
+/// is documented.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub text: String,
+    pub source: &'static str,
 }
 
 /// Both sides' evidence, in words.

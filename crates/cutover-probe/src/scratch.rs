@@ -18,32 +18,40 @@ pub const MARKER_TABLE: &str = "cutover_probe_marker";
 /// What the marker row says.
 pub const MARK: &str = "made by cutover probe isolation; dropped when it ends";
 
+/// Why a scratch database name was refused (see [`check_name`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadName {
+    #[error("`{}` must be 1 to 64 characters", .0.escape_debug())]
+    Length(String),
+    #[error("`{}` may hold only letters, digits, `_` and `$`", .0.escape_debug())]
+    Characters(String),
+    #[error("`{0}` must not be all digits")]
+    AllDigits(String),
+    #[error("`{0}` is a system schema")]
+    SystemSchema(String),
+}
+
 /// Checks a scratch database name: a plain identifier (letters, digits, `_`, `$`), at most
 /// 64 characters, not a system schema. Plain, so it needs no quoting anywhere it is shown.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), BadName> {
     if name.is_empty() || name.len() > 64 {
-        return Err(format!(
-            "`{}` must be 1 to 64 characters",
-            name.escape_debug()
-        ));
+        return Err(BadName::Length(name.to_string()));
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
     {
-        return Err(format!(
-            "`{}` may hold only letters, digits, `_` and `$`",
-            name.escape_debug()
-        ));
+        return Err(BadName::Characters(name.to_string()));
     }
     if name.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("`{name}` must not be all digits"));
+        return Err(BadName::AllDigits(name.to_string()));
     }
     if cutover_core::SYSTEM_SCHEMAS
         .iter()
         .any(|s| s.eq_ignore_ascii_case(name))
     {
-        return Err(format!("`{name}` is a system schema"));
+        return Err(BadName::SystemSchema(name.to_string()));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use cutover_drill::announce::Backoff;
 use cutover_drill::control::{self, AckKind};
-use cutover_drill::executor::{self, DrillError, Options};
+use cutover_drill::executor::{self, Options};
 use cutover_drill::metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -79,7 +79,6 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
     };
     let outcome = match executor::run(&rb, opts).await {
         Ok(outcome) => outcome,
-        Err(DrillError::Refused(m)) => return Err(anyhow!(m)),
         Err(e) => return Err(anyhow!(e)),
     };
     let code = outcome.exit_code();
