@@ -4,6 +4,7 @@
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use cutover_core::file::{write_atomic, Readers};
 use cutover_report::{Badge, Block, Cell, Document, Section, Table, Tone};
 
 use crate::finding::{Report, Severity};
@@ -263,17 +264,9 @@ pub fn write_out_dir(dir: &Path, r: &Report) -> io::Result<Vec<PathBuf>> {
         ("check.html", doc.html()),
     ] {
         let path = dir.join(name);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cutover-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        tmp.as_file_mut().write_all(body.as_bytes())?;
-        tmp.persist(&path).map_err(|e| {
-            io::Error::new(
-                e.error.kind(),
-                format!("writing {}: {}", path.display(), e.error),
-            )
-        })?;
+        // Owner-only: a check report names the schema's objects and its findings.
+        write_atomic(&path, Readers::Owner, |f| f.write_all(body.as_bytes()))
+            .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))?;
         written.push(path);
     }
     Ok(written)

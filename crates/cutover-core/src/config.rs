@@ -169,6 +169,7 @@ fn one_line(s: &str) -> String {
 
 mod opt_duration {
     use super::*;
+    use crate::duration::parse_duration;
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
@@ -176,12 +177,6 @@ mod opt_duration {
         s.map(|s| parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
     }
-}
-
-/// `250ms`, `2s`, `1m30s`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration like 100ms, 2s or 5m ({e})"))
 }
 
 /// A `db.table` pattern where `*` matches any run of characters in that part.

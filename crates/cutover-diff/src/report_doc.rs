@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
+use cutover_core::file::{self, Readers};
+use cutover_core::json::{canonical_json, Numbers};
 use cutover_report::{Badge, Block, Cell, Compare, CompareRow, Document, Section, Table, Tone};
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
@@ -643,9 +645,8 @@ fn hash_with(v: &J, key: Option<&[u8]>) -> String {
             h.update(k);
         }
     }
-    let mut canon = String::new();
-    canonical(v, &mut canon);
-    h.update(canon.as_bytes());
+    // Numbers as written: the hashes are pinned across versions.
+    h.update(canonical_json(v, Numbers::AsWritten).as_bytes());
     let digest = h.finalize();
     let mut out = String::with_capacity(HASH_PREFIX.len() + 16);
     out.push_str(HASH_PREFIX);
@@ -653,38 +654,6 @@ fn hash_with(v: &J, key: Option<&[u8]>) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
-}
-
-fn canonical(v: &J, out: &mut String) {
-    match v {
-        J::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&J::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(x) = m.get(k) {
-                    canonical(x, out);
-                }
-            }
-            out.push('}');
-        }
-        J::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 fn is_hash(s: &str) -> bool {
@@ -841,24 +810,8 @@ pub fn write_out_dir(
 }
 
 fn write_atomic(path: &Path, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let result = (|| {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".cutover-")
-            .suffix(".tmp")
-            .tempfile_in(dir)?;
-        fill(tmp.as_file_mut())?;
-        tmp.as_file_mut().flush()?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
-    })();
-    result.map_err(|e| with_path(e, "writing", path))
+    // Owner-only: the reports and the fix SQL may hold row values.
+    file::write_atomic(path, Readers::Owner, fill).map_err(|e| with_path(e, "writing", path))
 }
 
 fn with_path(e: io::Error, doing: &str, path: &Path) -> io::Error {
