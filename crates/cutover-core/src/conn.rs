@@ -161,15 +161,18 @@ pub enum Consistency {
     Locked,
 }
 
+/// A `--consistency` that is not one of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown consistency `{0}` (expected none, snapshot or locked)")]
+pub struct UnknownConsistency(pub String);
+
 impl Consistency {
-    pub fn parse(s: &str) -> Result<Consistency, String> {
+    pub fn parse(s: &str) -> Result<Consistency, UnknownConsistency> {
         match s.to_ascii_lowercase().as_str() {
             "none" => Ok(Consistency::None),
             "snapshot" => Ok(Consistency::Snapshot),
             "locked" => Ok(Consistency::Locked),
-            other => Err(format!(
-                "unknown consistency `{other}` (expected none, snapshot or locked)"
-            )),
+            other => Err(UnknownConsistency(other.into())),
         }
     }
 }
