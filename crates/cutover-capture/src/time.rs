@@ -1,15 +1,6 @@
 //! The two timestamp forms of the logs, to microseconds since the Unix epoch.
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
+use cutover_core::civil::days_from_civil;
 
 fn num(s: &str) -> Option<i64> {
     if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -22,7 +13,8 @@ fn civil_us(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64, us: i64) -> Option
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
+    // Both in range (checked above), so the casts are exact.
+    let days = days_from_civil(y, mo as u32, d as u32);
     Some(((days * 86400 + h * 3600 + mi * 60 + s) * 1_000_000) + us)
 }
 

@@ -1,7 +1,9 @@
 //! Civil dates in UTC, without a calendar crate: what the ID forecasts need is to print an
 //! instant as `2024-11-20` / `2024-11-20T07:41:52Z` and to read an epoch written as a date.
-//! Days from the civil date use the well-known proleptic Gregorian algorithm
-//! (Howard Hinnant's `days_from_civil`).
+//! The day arithmetic is [`cutover_core::civil`]'s.
+
+use cutover_core::civil::{civil_from_days, days_from_civil};
+use cutover_core::duration::{self, DurationError, Setting};
 
 /// Seconds since the Unix epoch → `YYYY-MM-DDTHH:MM:SSZ`. Instants outside years 0..=9999
 /// are printed as a number of seconds instead, so nothing here can panic.
@@ -27,17 +29,8 @@ fn civil(secs: i64) -> Option<(i64, u32, u32, u32, u32, u32)> {
     if !(-62_167_219_200..=253_402_300_799).contains(&secs) {
         return None;
     }
-    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
     Some((
         y,
         m,
@@ -48,21 +41,15 @@ fn civil(secs: i64) -> Option<(i64, u32, u32, u32, u32, u32)> {
     ))
 }
 
-/// Days since 1970-01-01 of a civil date (no range check on the day of month beyond 1..=31).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// A text that [`parse_instant_ms`] cannot read as a date.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a date like 2016-05-20 or 2016-05-20T00:00:00Z")]
+pub struct NotADate(pub String);
 
 /// Reads `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` (or a space instead of `T`) as
 /// milliseconds since the Unix epoch, in UTC.
-pub fn parse_instant_ms(s: &str) -> Result<i64, String> {
-    let bad = || format!("`{s}` is not a date like 2016-05-20 or 2016-05-20T00:00:00Z");
+pub fn parse_instant_ms(s: &str) -> Result<i64, NotADate> {
+    let bad = || NotADate(s.to_string());
     let s2 = s.trim().trim_end_matches('Z');
     let (date, time) = match s2.split_once(['T', ' ']) {
         Some((d, t)) => (d, Some(t)),
@@ -72,7 +59,7 @@ pub fn parse_instant_ms(s: &str) -> Result<i64, String> {
     if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
         return Err(bad());
     }
-    let num = |p: &str| -> Result<u32, String> {
+    let num = |p: &str| -> Result<u32, NotADate> {
         if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
@@ -157,20 +144,20 @@ mod tests {
     }
 }
 
+/// What `--horizon` / `--sample` accept: more than zero, at most a hundred years.
+pub const SPAN: Setting = Setting {
+    examples: "90d, 36h or 10s",
+    zero: Some("give a duration like 90d, 36h or 10s"),
+    max: Some((
+        std::time::Duration::from_secs(100 * 366 * 86_400),
+        "more than a hundred years",
+    )),
+};
+
 /// Reads `--horizon` / `--sample`: a duration like `90d`, `36h`, `10s` or `1w 2d`, more than
 /// zero and at most a hundred years.
-pub fn parse_span(s: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration like 90d, 36h or 10s ({e})"))?;
-    if d.is_zero() {
-        return Err(format!(
-            "`{s}` is zero; give a duration like 90d, 36h or 10s"
-        ));
-    }
-    if d > std::time::Duration::from_secs(100 * 366 * 86_400) {
-        return Err(format!("`{s}` is more than a hundred years"));
-    }
-    Ok(d)
+pub fn parse_span(s: &str) -> Result<std::time::Duration, DurationError> {
+    duration::parse(s, &SPAN)
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ fn one_line(s: &str) -> String {
 
 mod opt_duration {
     use super::*;
+    use crate::duration::parse_duration;
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
@@ -178,11 +179,10 @@ mod opt_duration {
     }
 }
 
-/// `250ms`, `2s`, `1m30s`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim())
-        .map_err(|e| format!("`{s}` is not a duration like 100ms, 2s or 5m ({e})"))
-}
+/// A text that is not a `db.table` pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not db.table or db.*")]
+pub struct NotAPattern(pub String);
 
 /// A `db.table` pattern where `*` matches any run of characters in that part.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,12 +192,10 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    pub fn parse(s: &str) -> Result<Pattern, String> {
-        let (schema, table) = s
-            .split_once('.')
-            .ok_or_else(|| format!("`{s}` is not db.table or db.*"))?;
+    pub fn parse(s: &str) -> Result<Pattern, NotAPattern> {
+        let (schema, table) = s.split_once('.').ok_or_else(|| NotAPattern(s.into()))?;
         if schema.is_empty() || table.is_empty() || table.contains('.') {
-            return Err(format!("`{s}` is not db.table or db.*"));
+            return Err(NotAPattern(s.into()));
         }
         Ok(Pattern {
             schema: schema.to_string(),
@@ -258,8 +256,26 @@ pub struct Accept {
     pub text: String,
 }
 
+/// Why a text is not an `[accept]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AcceptError {
+    #[error("`{0}` is not RULE[:PATTERN] (e.g. schema.collation_change:utf8mb4_general_ci->utf8mb4_bin or schema.foreign_key:shop.*)")]
+    NotRulePattern(String),
+    #[error("`{0}`: the pattern after `:` is empty")]
+    EmptyPattern(String),
+}
+
+/// An `[accept]` entry that is not valid, with where it was given (`--accept`,
+/// `[accept] check`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {error}")]
+pub struct AcceptEntryError {
+    pub what: String,
+    pub error: AcceptError,
+}
+
 impl Accept {
-    pub fn parse(s: &str) -> Result<Accept, String> {
+    pub fn parse(s: &str) -> Result<Accept, AcceptError> {
         let text = s.trim();
         let (rule, pattern) = match text.split_once(':') {
             Some((r, p)) => (r.trim(), Some(p.trim())),
@@ -270,12 +286,10 @@ impl Accept {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '*'))
         {
-            return Err(format!(
-                "`{s}` is not RULE[:PATTERN] (e.g. schema.collation_change:utf8mb4_general_ci->utf8mb4_bin or schema.foreign_key:shop.*)"
-            ));
+            return Err(AcceptError::NotRulePattern(s.into()));
         }
         if pattern == Some("") {
-            return Err(format!("`{s}`: the pattern after `:` is empty"));
+            return Err(AcceptError::EmptyPattern(s.into()));
         }
         Ok(Accept {
             rule: rule.to_ascii_lowercase(),
@@ -309,10 +323,15 @@ fn cause_form(s: &str) -> String {
 pub fn parse_accepts<'a>(
     entries: impl IntoIterator<Item = &'a String>,
     what: &str,
-) -> Result<Vec<Accept>, String> {
+) -> Result<Vec<Accept>, AcceptEntryError> {
     entries
         .into_iter()
-        .map(|e| Accept::parse(e).map_err(|m| format!("{what}: {m}")))
+        .map(|e| {
+            Accept::parse(e).map_err(|error| AcceptEntryError {
+                what: what.into(),
+                error,
+            })
+        })
         .collect()
 }
 
@@ -323,7 +342,7 @@ pub struct Routes {
 }
 
 impl Routes {
-    pub fn new(cfg: &[RouteConfig]) -> Result<Routes, String> {
+    pub fn new(cfg: &[RouteConfig]) -> Result<Routes, NotAPattern> {
         let mut rules = Vec::new();
         for r in cfg {
             rules.push((Pattern::parse(&r.source)?, Pattern::parse(&r.target)?));

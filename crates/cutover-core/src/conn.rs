@@ -161,15 +161,18 @@ pub enum Consistency {
     Locked,
 }
 
+/// A `--consistency` that is not one of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown consistency `{0}` (expected none, snapshot or locked)")]
+pub struct UnknownConsistency(pub String);
+
 impl Consistency {
-    pub fn parse(s: &str) -> Result<Consistency, String> {
+    pub fn parse(s: &str) -> Result<Consistency, UnknownConsistency> {
         match s.to_ascii_lowercase().as_str() {
             "none" => Ok(Consistency::None),
             "snapshot" => Ok(Consistency::Snapshot),
             "locked" => Ok(Consistency::Locked),
-            other => Err(format!(
-                "unknown consistency `{other}` (expected none, snapshot or locked)"
-            )),
+            other => Err(UnknownConsistency(other.into())),
         }
     }
 }
@@ -614,40 +617,35 @@ impl Conn {
         &mut self,
         sql: &str,
     ) -> Result<Vec<T>, DbError> {
-        let cancel = self.db.inner.cancel.clone();
         let db = self.db.clone();
-        let conn = self.raw();
-        let fut = conn.query(sql);
-        tokio::pin!(fut);
-        tokio::select! {
-            r = &mut fut => r.map_err(|e| db.map_err(e)),
-            _ = cancel.cancelled() => {
-                // The watcher sends KILL QUERY for this connection; give the server a moment
-                // to stop the query, so nothing keeps running after we are gone.
-                let _ = tokio::time::timeout(KILL_GRACE, &mut fut).await;
-                Err(DbError::Interrupted)
-            }
-        }
+        until_cancelled(&db, self.raw().query(sql)).await
     }
 
     pub async fn execute(&mut self, sql: &str) -> Result<(), DbError> {
-        let cancel = self.db.inner.cancel.clone();
         let db = self.db.clone();
-        let conn = self.raw();
-        let fut = conn.query_drop(sql);
-        tokio::pin!(fut);
-        tokio::select! {
-            r = &mut fut => r.map_err(|e| db.map_err(e)),
-            _ = cancel.cancelled() => {
-                let _ = tokio::time::timeout(KILL_GRACE, &mut fut).await;
-                Err(DbError::Interrupted)
-            }
-        }
+        until_cancelled(&db, self.raw().query_drop(sql)).await
     }
 
     /// Maps a driver error of a query run on this connection.
     pub fn map_err(&self, e: mysql_async::Error) -> DbError {
         self.db.map_err(e)
+    }
+}
+
+/// Runs one statement on a connection of `db`, stopping at the pool's cancellation.
+async fn until_cancelled<T>(
+    db: &Db,
+    fut: impl std::future::Future<Output = Result<T, mysql_async::Error>>,
+) -> Result<T, DbError> {
+    tokio::pin!(fut);
+    tokio::select! {
+        r = &mut fut => r.map_err(|e| db.map_err(e)),
+        _ = db.inner.cancel.cancelled() => {
+            // The watcher sends KILL QUERY for this connection; give the server a moment
+            // to stop the query, so nothing keeps running after we are gone.
+            let _ = tokio::time::timeout(KILL_GRACE, &mut fut).await;
+            Err(DbError::Interrupted)
+        }
     }
 }
 

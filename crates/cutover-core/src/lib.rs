@@ -7,9 +7,13 @@
 //! SQL text safely ([`sql`]), and how long-running commands go easy on production servers
 //! ([`throttle`]).
 
+pub mod civil;
 pub mod config;
 pub mod conn;
+pub mod duration;
 pub mod endpoint;
+pub mod file;
+pub mod json;
 pub mod schema;
 pub mod sql;
 pub mod throttle;

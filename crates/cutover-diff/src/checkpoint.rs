@@ -17,6 +17,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use cutover_core::file::{write_atomic, Readers};
 use serde::{Deserialize, Serialize};
 
 use crate::report::{RowDiff, TableReport};
@@ -167,11 +168,14 @@ impl Checkpoint {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     parts: fingerprint.parts.clone(),
                 };
-                let tmp = dir.join("checkpoint.json.tmp");
                 let text = serde_json::to_string_pretty(&h)
-                    .map_err(|e| CheckpointError::Corrupt(tmp.clone(), e.to_string()))?;
-                std::fs::write(&tmp, text).map_err(io)?;
-                std::fs::rename(&tmp, &header_path).map_err(io)?;
+                    .map_err(|e| CheckpointError::Corrupt(header_path.clone(), e.to_string()))?;
+                // Readable by everyone, like the journal beside it: the header holds the
+                // fingerprint of the run's options, no row values.
+                write_atomic(&header_path, Readers::Everyone, |f| {
+                    f.write_all(text.as_bytes())
+                })
+                .map_err(io)?;
             }
             Err(e) => return Err(io(e)),
         }

@@ -1,10 +1,9 @@
 //! The shared reports (`--out DIR`) of a hand-made diff report, checked against reviewed
 //! snapshots. No database needed.
 //!
-//! After an intended change, rewrite the snapshots with
-//! `UPDATE_SNAPSHOTS=1 cargo test -p cutover-diff --test report_snapshots` and review the diff.
-
-use std::path::PathBuf;
+//! After an intended change, review and accept the new snapshots with `cargo insta review`
+//! (or `INSTA_UPDATE=always cargo test -p cutover-diff --test report_snapshots`, then read
+//! the diff).
 
 use cutover_diff::plan::RowHash;
 use cutover_diff::report::{
@@ -112,38 +111,6 @@ fn sample() -> Report {
     r
 }
 
-fn snapshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name)
-}
-
-/// Compares with the snapshot, or rewrites it under `UPDATE_SNAPSHOTS=1`.
-fn check_snapshot(name: &str, actual: &str) {
-    let path = snapshot_path(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{name} differs from {} at line {}:\n--- expected\n{}\n--- actual\n{}\n(rerun with UPDATE_SNAPSHOTS=1 to accept)",
-            path.display(),
-            line + 1,
-            expected.lines().nth(line).unwrap_or("<end>"),
-            actual.lines().nth(line).unwrap_or("<end>"),
-        );
-    }
-}
-
 fn json(r: &Report) -> String {
     let mut s = serde_json::to_string_pretty(r).unwrap();
     s.push('\n');
@@ -152,12 +119,12 @@ fn json(r: &Report) -> String {
 
 #[test]
 fn markdown_snapshot() {
-    check_snapshot("report.md", &report_doc::markdown(&sample()));
+    insta::assert_snapshot!("report.md", report_doc::markdown(&sample()));
 }
 
 #[test]
 fn json_snapshot() {
-    check_snapshot("report.json", &json(&sample()));
+    insta::assert_snapshot!("report.json", json(&sample()));
 }
 
 #[test]

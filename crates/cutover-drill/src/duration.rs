@@ -2,31 +2,22 @@
 
 use std::time::Duration;
 
+use cutover_core::duration::{self, DurationError, Setting};
+
 /// The longest duration a runbook may give: a step, a timeout or an approval window of more
 /// than a week is a typo, not a plan.
 pub const MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// What a runbook's `expect`, `timeout` and approval windows accept.
+pub const STEP: Setting = Setting {
+    examples: "90s, 5m or 1h30m",
+    zero: Some("a step takes some time"),
+    max: Some((MAX, "longer than a week")),
+};
+
 /// Parses `250ms`, `90s`, `5m`, `1h30m`, `2h 15m`. Zero and more than a week are refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    if t.is_empty() {
-        return Err("an empty duration; write e.g. 90s, 5m or 1h30m".into());
-    }
-    // A bare number is ambiguous (seconds? minutes?): ask for the unit.
-    if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!(
-            "`{t}` has no unit; write e.g. {t}s or {t}m (s, m, h, d)"
-        ));
-    }
-    let d = humantime::parse_duration(t)
-        .map_err(|e| format!("`{t}` is not a duration like 90s, 5m or 1h30m ({e})"))?;
-    if d.is_zero() {
-        return Err(format!("`{t}` is zero; a step takes some time"));
-    }
-    if d > MAX {
-        return Err(format!("`{t}` is longer than a week"));
-    }
-    Ok(d)
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    duration::parse(s, &STEP)
 }
 
 /// Seconds as a short human duration: `850ms`, `42s`, `4m05s`, `1h02m`.
@@ -60,10 +51,19 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration(" 1h30m "), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("0s").unwrap_err().contains("zero"));
+        assert!(parse_duration("5")
+            .unwrap_err()
+            .to_string()
+            .contains("no unit"));
+        assert!(parse_duration("0s")
+            .unwrap_err()
+            .to_string()
+            .contains("zero"));
         assert!(parse_duration("5 minutes please").is_err());
-        assert!(parse_duration("9999d").unwrap_err().contains("week"));
+        assert!(parse_duration("9999d")
+            .unwrap_err()
+            .to_string()
+            .contains("week"));
         assert!(parse_duration("").is_err());
         assert_eq!(human(0.25), "250ms");
         assert_eq!(human(42.0), "42s");

@@ -14,6 +14,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cutover_core::file::{write_atomic, Readers};
 use cutover_core::schema::TableName;
 use cutover_core::value::{DateTime, Decimal, Time, Value};
 use serde::{Deserialize, Serialize};
@@ -296,18 +297,13 @@ impl Checkpoint {
     /// Replaces the checkpoint atomically: a crash leaves the old one or the new one.
     pub fn save(&self, saved: &Saved) -> Result<(), CheckpointError> {
         let path = self.path();
-        let tmp = self.dir.join(format!("{FILE_NAME}.tmp"));
         let io = |e: std::io::Error| CheckpointError::Io {
             path: path.clone(),
             message: e.to_string(),
         };
         let text = serde_json::to_vec(saved).map_err(|e| io(std::io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&text).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        // Owner-only: the pending keys and row images are the tables' data.
+        write_atomic(&path, Readers::Owner, |f| f.write_all(&text)).map_err(io)
     }
 }
 

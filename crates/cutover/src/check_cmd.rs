@@ -6,7 +6,8 @@ use anyhow::{anyhow, Context, Result};
 use cutover_check::{
     CheckError, CheckOptions, Event, Layout, Report, RuleOptions, Selection, Severity, TargetFlavor,
 };
-use cutover_core::config::{parse_accepts, parse_duration, Accept, Pattern};
+use cutover_core::config::{parse_accepts, Accept, Pattern};
+use cutover_core::duration::parse_duration;
 use cutover_core::{Db, DbError, Role, SessionOptions};
 use tokio_util::sync::CancellationToken;
 

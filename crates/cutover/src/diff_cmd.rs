@@ -4,7 +4,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use cutover_core::config::{parse_accepts, parse_duration, Config, Pattern, Routes};
+use cutover_core::config::{parse_accepts, Config, Pattern, Routes};
+use cutover_core::duration::parse_duration;
 use cutover_core::throttle::{parse_max_load, Throttle};
 use cutover_core::{CompareOptions, Consistency, Db, Role, SessionOptions};
 use cutover_diff::checkpoint::{Checkpoint, Fingerprint};

@@ -471,27 +471,19 @@ pub fn write_out(
     dir: &std::path::Path,
     files: &[OutFile],
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    use std::os::unix::fs::PermissionsExt as _;
+    use cutover_core::file::{write_atomic, Readers};
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("--out {}: cannot create it: {e}", dir.display()))?;
     let mut written = Vec::with_capacity(files.len());
     for f in files {
         let path = dir.join(&f.name);
-        let result = (|| -> std::io::Result<()> {
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".cutover-")
-                .suffix(".tmp")
-                .tempfile_in(dir)?;
-            let mode = if f.private { 0o600 } else { 0o644 };
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))?;
-            tmp.as_file_mut().write_all(&f.body)?;
-            tmp.as_file_mut().flush()?;
-            tmp.as_file().sync_all()?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        })();
-        result.map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        let readers = if f.private {
+            Readers::Owner
+        } else {
+            Readers::Everyone
+        };
+        write_atomic(&path, readers, |out| out.write_all(&f.body))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         written.push(path);
     }
     Ok(written)

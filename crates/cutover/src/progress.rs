@@ -52,7 +52,7 @@ static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
 /// Takes the global flags once, before any command runs; a bad interval is exit 2.
 pub fn configure(quiet: bool, interval: &str) -> Result<()> {
-    let interval = cutover_core::config::parse_duration(interval)
+    let interval = cutover_core::duration::parse_duration(interval)
         .map_err(|e| anyhow!("--progress-interval: {e}"))?;
     if interval < Duration::from_millis(100) {
         return Err(anyhow!(

@@ -33,7 +33,8 @@ pub async fn run(args: ReplayArgs) -> Result<u8> {
     };
     let query_timeout = match &args.query_timeout {
         Some(s) => Some(
-            cutover_core::config::parse_duration(s).map_err(|e| anyhow!("--query-timeout: {e}"))?,
+            cutover_core::duration::parse_duration(s)
+                .map_err(|e| anyhow!("--query-timeout: {e}"))?,
         ),
         None => None,
     };

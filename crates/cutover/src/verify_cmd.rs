@@ -8,7 +8,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use cutover_core::config::{parse_duration, Routes};
+use cutover_core::config::Routes;
+use cutover_core::duration::parse_duration;
 use cutover_core::SessionOptions;
 use cutover_verify::{
     table_filter_excluding, Checkpoint, Mismatch, Shard, Start, Summary, VerifyOptions,

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::{anyhow, Result};
-use cutover_core::config::parse_duration;
+use cutover_core::duration::parse_duration;
 use cutover_workload::{Filter, Header, Reader, Stats, Writer};
 
 use crate::cli::{Format, WorkloadAction, WorkloadArgs};

@@ -415,34 +415,6 @@ fn the_json_shape_of_a_finding() {
     assert_eq!(keys, ["rule", "severity", "object", "message", "advice"]);
 }
 
-/// Compares with the reviewed snapshot in `tests/snapshots/`, or rewrites it under
-/// `UPDATE_SNAPSHOTS=1` (then review the diff).
-fn check_snapshot(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    if expected != actual {
-        let line = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{name} differs at line {}:\n--- expected\n{}\n--- actual\n{}\n(rerun with UPDATE_SNAPSHOTS=1 to accept)",
-            line + 1,
-            expected.lines().nth(line).unwrap_or("<end>"),
-            actual.lines().nth(line).unwrap_or("<end>"),
-        );
-    }
-}
-
 #[test]
 fn the_reports_of_a_recorded_check() {
     use cutover_check::finding::{Report, Summary};
@@ -487,10 +459,10 @@ fn the_reports_of_a_recorded_check() {
     assert_eq!(report.exit_code(), 1);
     let mut json = serde_json::to_string_pretty(&report).unwrap();
     json.push('\n');
-    check_snapshot("check.json", &json);
-    check_snapshot(
+    insta::assert_snapshot!("check.json", json);
+    insta::assert_snapshot!(
         "check.md",
-        &cutover_check::report_doc::document(&report).markdown(),
+        cutover_check::report_doc::document(&report).markdown()
     );
 }
 

@@ -1,6 +1,7 @@
 //! `--redact-values`: row values replaced by hashes, and the quotes of values in error
 //! messages by `(redacted)`.
 
+use cutover_core::json::{canonical_json, Numbers};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
@@ -84,9 +85,8 @@ fn hash_with(v: &J, key: Option<&[u8]>) -> String {
             h.update(k);
         }
     }
-    let mut canon = String::new();
-    canonical(v, &mut canon);
-    h.update(canon.as_bytes());
+    // Numbers as written: the hashes are pinned across versions.
+    h.update(canonical_json(v, Numbers::AsWritten).as_bytes());
     let digest = h.finalize();
     let mut out = String::with_capacity(HASH_PREFIX.len() + 16);
     out.push_str(HASH_PREFIX);
@@ -94,38 +94,6 @@ fn hash_with(v: &J, key: Option<&[u8]>) -> String {
         let _ = write!(out, "{b:02x}");
     }
     out
-}
-
-fn canonical(v: &J, out: &mut String) {
-    match v {
-        J::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&J::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(x) = m.get(k) {
-                    canonical(x, out);
-                }
-            }
-            out.push('}');
-        }
-        J::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                canonical(x, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 pub(super) fn is_hash(s: &str) -> bool {
