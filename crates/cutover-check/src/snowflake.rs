@@ -171,7 +171,7 @@ impl Layout {
                         v.parse::<i64>()
                             .map_err(|_| LayoutError::EpochTooLarge(v.to_string()))?
                     } else {
-                        time::parse_instant_ms(v).map_err(LayoutError::Epoch)?
+                        time::parse_instant_ms(v).map_err(|e| LayoutError::Epoch(e.to_string()))?
                     })
                 }
                 "time_bits" => tb = Some(bits(v)?),
