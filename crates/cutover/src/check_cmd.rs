@@ -11,7 +11,7 @@ use cutover_core::duration::parse_duration;
 use cutover_core::{Db, DbError, Role, SessionOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{CheckArgs, Format};
+use crate::cli::CheckArgs;
 use crate::diff_cmd::{load_config, spawn_ctrl_c};
 
 pub async fn run(config: Option<&Path>, args: CheckArgs) -> Result<u8> {
@@ -315,28 +315,15 @@ fn add_workload(
 fn output(args: &CheckArgs, mut report: Report, accept: &[Accept]) -> Result<u8> {
     report.accept(accept);
     let code = report.exit_code();
-    // A closed pipe (`| head`) is the reader's choice, not an error of the check.
-    let printed = match args.format {
-        Format::Human => {
-            let text = crate::out::provenance(code).text() + &human(&report);
-            crate::out::text(&text)
-        }
-        Format::Json => crate::out::json(code, crate::out::body(&report)),
-    };
-    printed.map_err(|e| anyhow!("writing the report: {e}"))?;
-    if let Some(dir) = &args.out {
-        // A report that cannot be written is said, but the verdict stands.
-        crate::out::write_reports_or_warn(
-            dir,
-            &crate::out::report_files(
-                "check",
-                code,
-                crate::out::body(&report),
-                Some(cutover_check::report_doc::document(&report)),
-                false,
-            ),
-        );
-    }
+    crate::out::print_and_write(
+        "check",
+        args.format,
+        args.out.as_deref(),
+        code,
+        &report,
+        || human(&report),
+        || cutover_check::report_doc::document(&report),
+    )?;
     Ok(code)
 }
 

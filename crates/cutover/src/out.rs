@@ -506,6 +506,33 @@ pub fn write_reports(
     Ok(written)
 }
 
+/// Prints a finished command's report (its human text after the provenance, or the JSON
+/// envelope) and writes `--out DIR` (`STEM.json`, `STEM.md`, `STEM.html`). A closed pipe is
+/// the reader's choice, not an error; a report that cannot be written to DIR is said, but the
+/// verdict stands.
+pub fn print_and_write<T: serde::Serialize + ?Sized>(
+    stem: &str,
+    format: crate::cli::Format,
+    out: Option<&std::path::Path>,
+    exit_code: u8,
+    report: &T,
+    human: impl FnOnce() -> String,
+    document: impl FnOnce() -> cutover_report::Document,
+) -> anyhow::Result<()> {
+    let printed = match format {
+        crate::cli::Format::Human => text(&(provenance(exit_code).text() + &human())),
+        crate::cli::Format::Json => json(exit_code, body(report)),
+    };
+    printed.map_err(|e| anyhow::anyhow!("writing the report: {e}"))?;
+    if let Some(dir) = out {
+        write_reports_or_warn(
+            dir,
+            &report_files(stem, exit_code, body(report), Some(document()), false),
+        );
+    }
+    Ok(())
+}
+
 /// Like [`write_reports`], for commands whose verdict stands when a report cannot be
 /// written: the failure is one warning line.
 pub fn write_reports_or_warn(dir: &std::path::Path, files: &[OutFile]) {

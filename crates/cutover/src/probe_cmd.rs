@@ -8,7 +8,7 @@ use cutover_core::SessionOptions;
 use cutover_probe::{Isolation, Options, ProbeError, SideOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{Format, ProbeAction, ProbeArgs, ProbeIsolationArgs};
+use crate::cli::{ProbeAction, ProbeArgs, ProbeIsolationArgs};
 use crate::diff_cmd::{connect_pair, load_config, spawn_ctrl_c};
 
 pub async fn run(config: Option<&Path>, args: ProbeArgs) -> Result<u8> {
@@ -78,24 +78,14 @@ async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8
         Err(e) => return Err(anyhow!(e)),
     };
     let code = report.exit_code();
-    // A closed pipe (`| head`) is the reader's choice, not an error of the probe.
-    let printed = match args.format {
-        Format::Human => crate::out::text(&(crate::out::provenance(code).text() + &report.human())),
-        Format::Json => crate::out::json(code, crate::out::body(&report)),
-    };
-    printed.map_err(|e| anyhow!("writing the report: {e}"))?;
-    if let Some(dir) = &args.out {
-        // A report that cannot be written is said, but the verdict stands.
-        crate::out::write_reports_or_warn(
-            dir,
-            &crate::out::report_files(
-                "probe",
-                code,
-                crate::out::body(&report),
-                Some(report.document()),
-                false,
-            ),
-        );
-    }
+    crate::out::print_and_write(
+        "probe",
+        args.format,
+        args.out.as_deref(),
+        code,
+        &report,
+        || report.human(),
+        || report.document(),
+    )?;
     Ok(code)
 }
