@@ -141,15 +141,15 @@ impl Runbook {
     /// later step is found before the first step runs.
     pub fn check_commands(
         &self,
-        parse_command: &dyn Fn(&[String]) -> Result<(), String>,
+        parse_command: &dyn Fn(&[String]) -> Result<(), RefusedCheck>,
     ) -> Result<(), RunbookError> {
         for s in &self.steps {
             if let Action::Check(words) = &s.action {
-                parse_command(words).map_err(|message| RunbookError {
+                parse_command(words).map_err(|refused| RunbookError {
                     path: self.path.clone(),
                     line: Some(s.line),
                     step: Some(s.id.clone()),
-                    message: format!("check: {message}"),
+                    message: format!("check: {refused}"),
                 })?;
             }
         }
@@ -160,6 +160,12 @@ impl Runbook {
         self.steps.iter().find(|s| s.id == id)
     }
 }
+
+/// A `check` line the command-line parser refused (the binary parses it as its own
+/// arguments), with its reason: the command, flag or value it does not know.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RefusedCheck(pub String);
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

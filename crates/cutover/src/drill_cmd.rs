@@ -108,7 +108,9 @@ async fn run_drill(a: DrillRunArgs) -> Result<u8> {
 
 /// Parses a runbook's `check` line as this binary would its own arguments: an unknown
 /// command, flag or value is found before the drill starts.
-pub fn parse_check(words: &[String]) -> std::result::Result<(), String> {
+pub fn parse_check(
+    words: &[String],
+) -> std::result::Result<(), cutover_drill::runbook::RefusedCheck> {
     use clap::Parser as _;
     let argv = std::iter::once("cutover").chain(words.iter().map(String::as_str));
     match crate::cli::Cli::try_parse_from(argv) {
@@ -121,7 +123,10 @@ pub fn parse_check(words: &[String]) -> std::result::Result<(), String> {
                 .unwrap_or("not a cutover command")
                 .trim_start_matches("error: ")
                 .to_string();
-            Err(format!("`{}`: {first}", words.join(" ")))
+            Err(cutover_drill::runbook::RefusedCheck(format!(
+                "`{}`: {first}",
+                words.join(" ")
+            )))
         }
     }
 }
