@@ -321,7 +321,7 @@ def main():
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running")
     ap.add_argument("--sandbox", type=Path,
                     help="reuse a sandbox kept by an earlier run with the same --rows and --tools (data ready)")
-    ap.add_argument("--buffer-pool-mb", type=int, default=1024,
+    ap.add_argument("--buffer-pool-mb", type=int, default=4096,
                     help="InnoDB buffer pool of each server (the 10M-row run: 6144, so the data stays in memory)")
     ap.add_argument("--tools", default=DEFAULT_TOOLS, help=f"any of {','.join(TOOLS)}")
     ap.add_argument("--binary", type=Path, help="cutover binary (default: build the release one)")
