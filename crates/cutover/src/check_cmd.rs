@@ -317,7 +317,7 @@ fn output(args: &CheckArgs, mut report: Report, accept: &[Accept]) -> Result<u8>
     let code = report.exit_code();
     crate::out::print_and_write(
         "check",
-        args.format,
+        matches!(args.format, crate::cli::Format::Json),
         args.out.as_deref(),
         code,
         &report,

@@ -506,22 +506,23 @@ pub fn write_reports(
     Ok(written)
 }
 
-/// Prints a finished command's report (its human text after the provenance, or the JSON
-/// envelope) and writes `--out DIR` (`STEM.json`, `STEM.md`, `STEM.html`). A closed pipe is
+/// Prints a finished command's report (its human text after the provenance, or with
+/// `as_json` the JSON envelope) and writes `--out DIR` (`STEM.json`, `STEM.md`, `STEM.html`). A closed pipe is
 /// the reader's choice, not an error; a report that cannot be written to DIR is said, but the
 /// verdict stands.
 pub fn print_and_write<T: serde::Serialize + ?Sized>(
     stem: &str,
-    format: crate::cli::Format,
+    as_json: bool,
     out: Option<&std::path::Path>,
     exit_code: u8,
     report: &T,
     human: impl FnOnce() -> String,
     document: impl FnOnce() -> cutover_report::Document,
 ) -> anyhow::Result<()> {
-    let printed = match format {
-        crate::cli::Format::Human => text(&(provenance(exit_code).text() + &human())),
-        crate::cli::Format::Json => json(exit_code, body(report)),
+    let printed = if as_json {
+        json(exit_code, body(report))
+    } else {
+        text(&(provenance(exit_code).text() + &human()))
     };
     printed.map_err(|e| anyhow::anyhow!("writing the report: {e}"))?;
     if let Some(dir) = out {

@@ -80,7 +80,7 @@ async fn isolation(config: Option<&Path>, args: ProbeIsolationArgs) -> Result<u8
     let code = report.exit_code();
     crate::out::print_and_write(
         "probe",
-        args.format,
+        matches!(args.format, crate::cli::Format::Json),
         args.out.as_deref(),
         code,
         &report,
