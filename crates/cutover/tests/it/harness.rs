@@ -36,12 +36,34 @@ pub fn dsn(side: Side) -> String {
 }
 
 pub async fn conn(side: Side) -> mysql_async::Conn {
+    conn_at(port(side)).await
+}
+
+/// A root connection to a server of any pair (tests that start a pair of their own).
+pub async fn conn_at(port: u16) -> mysql_async::Conn {
     let opts = mysql_async::OptsBuilder::default()
         .ip_or_hostname("127.0.0.1")
-        .tcp_port(port(side))
+        .tcp_port(port)
         .user(Some("root"))
         .prefer_socket(false);
     mysql_async::Conn::new(opts).await.expect("test connection")
+}
+
+/// `(thread, command, argument)` of every `mysql.general_log` entry of one user's
+/// connections, in order (servers started with `log_output = 'TABLE'`).
+pub async fn general_log(port: u16, user: &str) -> Vec<(u64, String, String)> {
+    let mut c = conn_at(port).await;
+    let rows: Vec<(u64, String, Vec<u8>)> = c
+        .query(format!(
+            "SELECT thread_id, command_type, argument FROM mysql.general_log \
+             WHERE user_host LIKE '{user}[{user}]%' ORDER BY event_time, thread_id"
+        ))
+        .await
+        .unwrap();
+    let _ = c.disconnect().await;
+    rows.into_iter()
+        .map(|(t, c, a)| (t, c, String::from_utf8_lossy(&a).into_owned()))
+        .collect()
 }
 
 /// Runs `;`-separated statements (no `;` inside literals) on one side.

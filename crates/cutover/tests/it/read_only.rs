@@ -13,7 +13,7 @@ use std::time::Duration;
 use cutover_sandbox::{Sandbox, Settings};
 use mysql_async::prelude::Queryable;
 
-use crate::harness::{cutover, run};
+use crate::harness::{conn_at, cutover, general_log, run};
 
 /// The commands' login on both servers: their statements are told apart in the general
 /// logs by this user, which holds every privilege (so only the commands themselves keep the
@@ -40,17 +40,8 @@ fn dsn(port: u16) -> String {
     format!("mysql://{READER}@127.0.0.1:{port}")
 }
 
-async fn conn(port: u16) -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some("root"))
-        .prefer_socket(false);
-    mysql_async::Conn::new(opts).await.expect("test connection")
-}
-
 async fn sql(port: u16, text: &str) {
-    let mut c = conn(port).await;
+    let mut c = conn_at(port).await;
     c.query_drop(text)
         .await
         .unwrap_or_else(|e| panic!("{port}: {e}\n{text}"));
@@ -59,7 +50,7 @@ async fn sql(port: u16, text: &str) {
 
 /// Every table's checksum and the list of the test's tables: what must not change.
 async fn state(port: u16) -> Vec<String> {
-    let mut c = conn(port).await;
+    let mut c = conn_at(port).await;
     let tables: Vec<(String, String)> = c
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
@@ -81,23 +72,7 @@ async fn state(port: u16) -> Vec<String> {
 
 /// `(thread, command, argument)` of every general-log entry of the commands' connections.
 async fn sent(port: u16) -> Vec<(u64, String, String)> {
-    sent_by(port, READER).await
-}
-
-/// `(thread, command, argument)` of every general-log entry of one user's connections.
-async fn sent_by(port: u16, user: &str) -> Vec<(u64, String, String)> {
-    let mut c = conn(port).await;
-    let rows: Vec<(u64, String, Vec<u8>)> = c
-        .query(format!(
-            "SELECT thread_id, command_type, argument FROM mysql.general_log \
-             WHERE user_host LIKE '{user}[{user}]%' ORDER BY event_time, thread_id"
-        ))
-        .await
-        .unwrap();
-    let _ = c.disconnect().await;
-    rows.into_iter()
-        .map(|(t, c, a)| (t, c, String::from_utf8_lossy(&a).into_owned()))
-        .collect()
+    general_log(port, READER).await
 }
 
 /// Whether a statement text is a read or a setting of the session that sent it. An
@@ -352,7 +327,7 @@ async fn check_sends_as_many_queries_for_sixty_tables_as_for_three() {
         let tables = v["tables_checked"]
             .as_u64()
             .or_else(|| v["summary"]["tables"].as_u64());
-        let statements = sent_by(s, user)
+        let statements = general_log(s, user)
             .await
             .into_iter()
             .filter(|(_, c, _)| c == "Query" || c == "Execute")

@@ -13,7 +13,7 @@ use cutover_sandbox::{Sandbox, Settings};
 use cutover_workload::{Command, Header, Record, Writer};
 use mysql_async::prelude::Queryable;
 
-use crate::harness::{cutover, run};
+use crate::harness::{conn_at, cutover, general_log, run};
 
 /// The replay's login on both servers: its statements are told apart in the general logs
 /// by this user.
@@ -36,18 +36,9 @@ fn sandbox() -> &'static Sandbox {
     })
 }
 
-async fn conn(port: u16) -> mysql_async::Conn {
-    let opts = mysql_async::OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some("root"))
-        .prefer_socket(false);
-    mysql_async::Conn::new(opts).await.expect("test connection")
-}
-
 /// What must not change: the rows, the function's audit rows, the sequence, the user lock.
 async fn state(port: u16) -> Vec<String> {
-    let mut c = conn(port).await;
+    let mut c = conn_at(port).await;
     let rows: Vec<(i64, i64, i64)> = c
         .query("SELECT COUNT(*), COALESCE(SUM(v), 0), COALESCE(SUM(id * v), 0) FROM ro.t")
         .await
@@ -65,22 +56,6 @@ async fn state(port: u16) -> Vec<String> {
         format!("sequence {seq:?}"),
         format!("user lock held by {lock:?}"),
     ]
-}
-
-/// `(thread, command, argument)` of every general-log entry of the replay's connections.
-async fn sent(port: u16) -> Vec<(u64, String, String)> {
-    let mut c = conn(port).await;
-    let rows: Vec<(u64, String, Vec<u8>)> = c
-        .query(format!(
-            "SELECT thread_id, command_type, argument FROM mysql.general_log \
-             WHERE user_host LIKE '%{REPLAYER}%' ORDER BY event_time, thread_id"
-        ))
-        .await
-        .unwrap();
-    let _ = c.disconnect().await;
-    rows.into_iter()
-        .map(|(t, c, a)| (t, c, String::from_utf8_lossy(&a).into_owned()))
-        .collect()
 }
 
 fn record(session: u64, ts: &mut i64, command: Command) -> Record {
@@ -241,7 +216,7 @@ async fn read_only_sends_no_write_and_takes_no_lock() {
         .map(|i| sb.dir.join(format!("ro-out-{i}.txt")))
         .collect();
     for port in ports {
-        let mut c = conn(port).await;
+        let mut c = conn_at(port).await;
         for sql in [
             "DROP DATABASE IF EXISTS ro",
             "CREATE DATABASE ro",
@@ -291,7 +266,7 @@ async fn read_only_sends_no_write_and_takes_no_lock() {
         }
     }
     for (side, port) in [("baseline", ports[0]), ("target", ports[1])] {
-        let log = sent(port).await;
+        let log = general_log(port, REPLAYER).await;
         if std::env::var_os("CUTOVER_TEST_SHOW_LOG").is_some() {
             eprintln!("{side}: {log:#?}");
         }
